@@ -1,0 +1,1 @@
+//! tmipd's typed configuration, filled from `tmipd.rc` or UCI.

@@ -1,0 +1,1 @@
+//! OpenWrt UCI files (`/etc/config/tmip`), parsed exactly as uci/file.c does.

@@ -1,0 +1,32 @@
+//! Process plumbing shared by tmipd and mlrd: detaching into the background
+//! and pid files.
+
+use std::io;
+
+/// Detach as TMip did in daemon mode: fork, setsid, stdio to /dev/null.
+/// Call before opening sockets so no descriptor is shared with the parent.
+pub fn daemonize() -> io::Result<()> {
+    use nix::unistd::{fork, setsid, ForkResult};
+    // SAFETY: called while the process is single-threaded, before any
+    // thread or event loop exists.
+    match unsafe { fork() }.map_err(io::Error::from)? {
+        ForkResult::Parent { .. } => std::process::exit(0),
+        ForkResult::Child => {}
+    }
+    setsid().map_err(io::Error::from)?;
+    let devnull = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    use std::os::fd::AsRawFd;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors.
+        unsafe { libc::dup2(devnull.as_raw_fd(), fd) };
+    }
+    Ok(())
+}
+
+/// Write our pid to `path` (replacing what is there).
+pub fn write_pidfile(path: &str) -> io::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+}
