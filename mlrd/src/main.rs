@@ -1,4 +1,6 @@
 //! mlrd, the TMip Mobile Location Register.
+#![allow(dead_code)]
+mod register;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
