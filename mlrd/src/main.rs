@@ -1,5 +1,7 @@
 //! mlrd, the TMip Mobile Location Register.
 #![allow(dead_code)]
+mod config;
+mod journal;
 mod register;
 
 fn main() {
