@@ -3,6 +3,7 @@
 mod config;
 mod journal;
 mod register;
+mod status;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -121,6 +121,14 @@ impl Pool {
         }
     }
 
+    fn is_set(&self, cell: u32) -> bool {
+        if !self.contains_cell(cell) {
+            return false;
+        }
+        let i = (cell >> 2) - self.base;
+        self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+
     /// Take a free cell, if any.
     fn take(&mut self) -> Option<u32> {
         if self.used >= self.count {
@@ -208,9 +216,18 @@ impl BindingRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
     /// To the parent: route `cell` to CN `to` (local delivery if `to` is the parent).
-    Redirect { cn: CnIdx, cell: Cell30, to: CnIdx },
+    Redirect {
+        cn: CnIdx,
+        mac: MacAddr,
+        cell: Cell30,
+        to: CnIdx,
+    },
     /// To a CN that no longer serves `cell`: drop its state.
-    Withdraw { cn: CnIdx, cell: Cell30 },
+    Withdraw {
+        cn: CnIdx,
+        mac: MacAddr,
+        cell: Cell30,
+    },
 }
 
 /// Something the journal must record.
@@ -656,6 +673,19 @@ impl Register {
         mac: MacAddr,
         now: u32,
     ) -> Result<(BindingRecord, bool), RegisterError> {
+        self.allocate_requested(from, mac, None, now)
+    }
+
+    /// As [`Register::allocate`], but a new station gets the /30 holding
+    /// `requested` when that cell is free and lies in a pool of a CN that
+    /// is up (a DHCP REQUEST for a remembered address, a static client).
+    pub fn allocate_requested(
+        &mut self,
+        from: CnIdx,
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+        now: u32,
+    ) -> Result<(BindingRecord, bool), RegisterError> {
         if !self.is_up(from) {
             return Err(RegisterError::NotBound);
         }
@@ -670,6 +700,32 @@ impl Register {
             self.changes.push(Change::Binding(mac.0));
             self.counters.renewals += 1;
             return Ok((rec, false));
+        }
+        if let Some(want) = requested {
+            let cell = u32::from(want) & !3;
+            if !self.by_cell.contains_key(&cell) {
+                let owner = self.cns.iter_mut().enumerate().find_map(|(i, c)| {
+                    let p = c.pools.iter_mut().find(|p| p.contains_cell(cell))?;
+                    c.up.then_some((i, p))
+                });
+                if let Some((i, p)) = owner {
+                    if !p.is_set(cell) {
+                        p.set(cell, true);
+                        let rec = BindingRecord {
+                            mac: mac.0,
+                            parent: i as CnIdx,
+                            at: from,
+                            previous: NO_CN,
+                            cell,
+                            expires,
+                        };
+                        self.insert(rec);
+                        self.changes.push(Change::Binding(mac.0));
+                        self.counters.allocations += 1;
+                        return Ok((rec, true));
+                    }
+                }
+            }
         }
         let order = std::iter::once(from as usize)
             .chain((0..self.cns.len()).filter(|&i| i != from as usize));
@@ -821,7 +877,11 @@ impl Register {
             r.previous = old_at;
             r.at = to;
             if old_at != r.parent && old_at != NO_CN {
-                pushes.push(Push::Withdraw { cn: old_at, cell });
+                pushes.push(Push::Withdraw {
+                    cn: old_at,
+                    mac,
+                    cell,
+                });
             }
         }
         r.expires = now.saturating_add(lease);
@@ -829,6 +889,7 @@ impl Register {
             0,
             Push::Redirect {
                 cn: r.parent,
+                mac,
                 cell,
                 to,
             },
@@ -898,13 +959,19 @@ impl Register {
 
 fn withdrawals(rec: &BindingRecord, by: CnIdx) -> Vec<Push> {
     let cell = rec.cell30();
+    let mac = rec.mac();
     let mut v = Vec::new();
     if rec.at != by && rec.at != NO_CN {
-        v.push(Push::Withdraw { cn: rec.at, cell });
+        v.push(Push::Withdraw {
+            cn: rec.at,
+            mac,
+            cell,
+        });
     }
     if rec.parent != by && rec.parent != rec.at && rec.parent != NO_CN {
         v.push(Push::Withdraw {
             cn: rec.parent,
+            mac,
             cell,
         });
     }
@@ -1064,6 +1131,34 @@ mod tests {
     }
 
     #[test]
+    fn a_requested_free_address_is_honoured_else_any_cell() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.255")]);
+        let (rec, _) = r
+            .allocate_requested(b, mac(1), Some(ip("10.1.0.41")), 0)
+            .unwrap();
+        assert_eq!(rec.cell30(), cell_of("10.1.0.40"));
+        assert_eq!((rec.parent, rec.at), (a, b));
+        // Taken: a different MAC asking for it gets another cell.
+        let (rec2, _) = r
+            .allocate_requested(b, mac(2), Some(ip("10.1.0.42")), 0)
+            .unwrap();
+        assert_ne!(rec2.cell, rec.cell);
+        assert_eq!(rec2.parent, b);
+        // Outside every pool: any cell.
+        let (rec3, _) = r
+            .allocate_requested(b, mac(3), Some(ip("192.168.1.5")), 0)
+            .unwrap();
+        assert_eq!(rec3.parent, b);
+        // The pool bit is set: plain allocation never hands it out again.
+        for i in 10..73 {
+            let (x, _) = r.allocate(a, mac(i), 0).unwrap();
+            assert_ne!(x.cell, rec.cell);
+        }
+    }
+
+    #[test]
     fn allocate_refuses_unbound_cns_and_bad_macs() {
         let mut r = reg();
         let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
@@ -1108,7 +1203,15 @@ mod tests {
         // a -> b: redirect to the parent (a), nothing to withdraw (a is the parent).
         let (m, p) = r.move_to(mac(1), cell, b, 10).unwrap();
         assert_eq!((m.parent, m.at, m.previous), (a, b, a));
-        assert_eq!(p, vec![Push::Redirect { cn: a, cell, to: b }]);
+        assert_eq!(
+            p,
+            vec![Push::Redirect {
+                cn: a,
+                mac: mac(1),
+                cell,
+                to: b
+            }]
+        );
         assert_eq!(m.expires, 10 + 3600);
         // b -> c: redirect at a, withdraw at b.
         let (m, p) = r.move_to(mac(1), cell, c, 20).unwrap();
@@ -1116,8 +1219,17 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                Push::Redirect { cn: a, cell, to: c },
-                Push::Withdraw { cn: b, cell }
+                Push::Redirect {
+                    cn: a,
+                    mac: mac(1),
+                    cell,
+                    to: c
+                },
+                Push::Withdraw {
+                    cn: b,
+                    mac: mac(1),
+                    cell
+                }
             ]
         );
         // c -> a (home): redirect to local delivery, withdraw at c.
@@ -1126,14 +1238,31 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                Push::Redirect { cn: a, cell, to: a },
-                Push::Withdraw { cn: c, cell }
+                Push::Redirect {
+                    cn: a,
+                    mac: mac(1),
+                    cell,
+                    to: a
+                },
+                Push::Withdraw {
+                    cn: c,
+                    mac: mac(1),
+                    cell
+                }
             ]
         );
         // Repeated move to the same CN: previous kept, parent reminded.
         let (m, p) = r.move_to(mac(1), cell, a, 40).unwrap();
         assert_eq!(m.previous, c);
-        assert_eq!(p, vec![Push::Redirect { cn: a, cell, to: a }]);
+        assert_eq!(
+            p,
+            vec![Push::Redirect {
+                cn: a,
+                mac: mac(1),
+                cell,
+                to: a
+            }]
+        );
         // Wrong cell, unknown station, unknown CN.
         assert_eq!(
             r.move_to(mac(1), cell_of("10.7.0.0"), b, 0).unwrap_err(),
@@ -1165,6 +1294,7 @@ mod tests {
             p,
             vec![Push::Withdraw {
                 cn: a,
+                mac: mac(1),
                 cell: rec.cell30()
             }]
         );
