@@ -406,6 +406,10 @@ impl Register {
         self.lease_time = secs.max(1);
     }
 
+    pub fn set_dead_after(&mut self, secs: u32) {
+        self.dead_after = secs.max(1);
+    }
+
     pub fn cns(&self) -> &[Cn] {
         &self.cns
     }
