@@ -9,6 +9,7 @@ use tmip::config::rc::{self, RcLine};
 use tmip::config::ConfigError;
 
 /// Every key mlrd accepts, for error messages and the shipped mlrd.rc test.
+#[cfg_attr(not(test), allow(dead_code))]
 pub const KEYS: &[&str] = &[
     "network_name",
     "port",

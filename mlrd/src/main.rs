@@ -40,8 +40,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
             return Err(format!("unexpected argument '{arg}'"));
         };
-        let mut chars = flags.char_indices();
-        while let Some((i, c)) = chars.next() {
+        for (i, c) in flags.char_indices() {
             match c {
                 'F' => a.foreground = true,
                 'h' => a.help = true,
@@ -70,7 +69,6 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                 _ => return Err(format!("unknown option -{c}")),
             }
         }
-        let _ = chars;
     }
     Ok(a)
 }
@@ -97,7 +95,10 @@ fn raise_nofile() -> u64 {
             }
         }
     }
-    r.rlim_cur as u64
+    // rlim_t is 32 bits on some router targets.
+    #[allow(clippy::unnecessary_cast)]
+    let n = r.rlim_cur as u64;
+    n
 }
 
 fn main() -> ExitCode {
@@ -141,8 +142,8 @@ fn start(args: Args) -> Result<ExitCode, String> {
     // directory or a busy port is reported on the terminal.
     let mut reg = register::Register::new(&cfg.network_name, cfg.lease_time, cfg.cn_timeout);
     let load_t = Instant::now();
-    let (journal, report) = journal::Journal::open(&cfg.state_dir, &mut reg)
-        .map_err(|e| format!("state_dir: {e}"))?;
+    let (journal, report) =
+        journal::Journal::open(&cfg.state_dir, &mut reg).map_err(|e| format!("state_dir: {e}"))?;
     let load_ms = load_t.elapsed().as_millis();
     let listener = server::listen(cfg.port).map_err(|e| format!("port {}: {e}", cfg.port))?;
 
@@ -203,7 +204,10 @@ fn start(args: Args) -> Result<ExitCode, String> {
         report.journal_records,
         load_ms
     );
-    info!("[CNList]: Done. ({} CNs known, all down until they bind)", reg.cns().len());
+    info!(
+        "[CNList]: Done. ({} CNs known, all down until they bind)",
+        reg.cns().len()
+    );
     let mut srv = server::Server::new(server::Setup {
         cfg,
         cfg_path: path,

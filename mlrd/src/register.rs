@@ -396,9 +396,6 @@ impl Register {
     pub fn network(&self) -> &str {
         &self.network
     }
-    pub fn set_network(&mut self, name: &str) {
-        self.network = name.to_string();
-    }
     pub fn lease_time(&self) -> u32 {
         self.lease_time
     }
@@ -671,6 +668,7 @@ impl Register {
     /// its /30 back with the lease renewed). The requester's own pools
     /// come first, then the pools of every other CN that is up, in order.
     /// Returns the binding and whether it is new.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn allocate(
         &mut self,
         from: CnIdx,

@@ -24,7 +24,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 use tmip::event_loop::{Poller, Readiness, Signals, Timers, Token};
 use tmip::mlrp::{
-    self, Binding, BindReply, CnEntry, CnList, CnRef, ErrorCode, Incoming, Locate, Message,
+    self, BindReply, Binding, CnEntry, CnList, CnRef, ErrorCode, Incoming, Locate, Message,
     MlrpError, NetworkKey, Pool, Role, Session, StatusReply,
 };
 
@@ -648,7 +648,9 @@ impl Server {
                 }
             };
             let slot = self.cn_conn.get(cn as usize).copied().flatten();
-            let Some(conn) = slot.and_then(|s| self.conns.get_mut(s)).and_then(Option::as_mut)
+            let Some(conn) = slot
+                .and_then(|s| self.conns.get_mut(s))
+                .and_then(Option::as_mut)
             else {
                 debug!(target: "handover", "CN {} has no session: {msg} not delivered (it resyncs when it binds)", self.cn_label(cn));
                 continue;
@@ -916,7 +918,10 @@ impl Server {
         }
         if c.lease_time != old.lease_time {
             self.reg.set_lease_time(c.lease_time);
-            info!("+   lease_time now {} s (for renewals from now on)", c.lease_time);
+            info!(
+                "+   lease_time now {} s (for renewals from now on)",
+                c.lease_time
+            );
         }
         if c.secret != old.secret {
             self.key = key_for(c);
