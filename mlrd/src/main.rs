@@ -197,12 +197,15 @@ fn start(args: Args) -> Result<ExitCode, String> {
         );
     }
     info!(
-        "[MLRCache]: Done. ({} bindings restored from {}: snapshot {} + {} journal records, {} ms)",
+        "[MLRCache]: Done. ({} bindings restored from {}: snapshot {} + {} journal records, {} ms: read {}, apply {}, pools {})",
         reg.binding_count(),
         cfg.state_dir,
         report.snapshot_bindings,
         report.journal_records,
-        load_ms
+        load_ms,
+        report.read_ms,
+        report.apply_ms,
+        report.rebuild_ms
     );
     info!(
         "[CNList]: Done. ({} CNs known, all down until they bind)",
