@@ -198,11 +198,21 @@ impl Package {
     /// `package` header): a blank line before each section, names only for
     /// named sections, values single-quoted with `'` written as `'\''`.
     pub fn export(&self) -> String {
+        self.export_inner(false)
+    }
+
+    /// `uci -n export`: the same, naming anonymous sections too (what
+    /// `config_load` in /lib/functions.sh evaluates).
+    pub fn export_named(&self) -> String {
+        self.export_inner(true)
+    }
+
+    fn export_inner(&self, all_names: bool) -> String {
         let mut out = String::new();
         for s in &self.sections {
             out.push_str("\nconfig ");
             out.push_str(&escape(&s.ty));
-            if !s.anonymous {
+            if !s.anonymous || all_names {
                 out.push_str(" '");
                 out.push_str(&escape(&s.name));
                 out.push('\'');
