@@ -652,7 +652,10 @@ fn main() {
     let t_restart2 = m.start();
     println!("restart after TERM (pure snapshot): {t_restart2:?}");
     let log = std::fs::read_to_string(dir.join("mlrd.log")).unwrap_or_default();
-    for l in log.lines().filter(|l| l.contains("[MLRCache]")) {
+    for l in log
+        .lines()
+        .filter(|l| l.contains("[MLRCache]") || l.contains("compacted"))
+    {
         println!("  mlrd: {l}");
     }
     let _ = rss_max;
