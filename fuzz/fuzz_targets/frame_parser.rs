@@ -21,7 +21,10 @@ fn established(auth: bool) -> Session {
     a.handshake(&mut out);
     b.feed(&out);
     out.clear();
-    assert!(matches!(b.poll(&mut out), Some(Ok(Incoming::Established { .. }))));
+    assert!(matches!(
+        b.poll(&mut out),
+        Some(Ok(Incoming::Established { .. }))
+    ));
     b
 }
 
@@ -46,7 +49,10 @@ fn feed_session(mut s: Session, chunk: usize, data: &[u8]) {
                 }
             }
         }
-        assert!(s.buffered() < MAX_FRAME_LEN + step, "receive buffer grew unbounded");
+        assert!(
+            s.buffered() < MAX_FRAME_LEN + step,
+            "receive buffer grew unbounded"
+        );
         out.clear();
     }
 }
