@@ -9,8 +9,6 @@
 //! Needs root, hostapd and wpa_supplicant (scripts/setup installs them);
 //! fails without them.
 
-// The harness reaps by try_wait() before swap_remove; clippy cannot see it.
-#[allow(clippy::zombie_processes)]
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
