@@ -749,3 +749,40 @@ fn garbage_from_ubusd_drops_the_connection_not_the_process() {
     assert_eq!(ev, Some(UbusEvent::Disconnected));
     assert!(c.fd().is_none());
 }
+
+#[test]
+fn requests_ubusd_never_completes_time_out() {
+    let dir = TempDir::new();
+    let sock = dir.0.join("mute.sock");
+    let l = UnixListener::bind(&sock).expect("bind");
+    let mut c = UbusClient::new(&sock);
+    c.add_object(ObjectSpec::tmip());
+    c.tick(Instant::now());
+    let (mut s, _) = l.accept().expect("accept");
+    // HELLO only; then silence (a hung ubusd).
+    s.write_all(
+        &MsgBuilder::new(MsgType::Hello, 0, 42)
+            .finish()
+            .expect("hello"),
+    )
+    .expect("write");
+    pump(&mut [&mut c], Duration::from_secs(2), |_, ev, _| {
+        matches!(ev, UbusEvent::Connected { client_id: 42 }).then_some(())
+    })
+    .expect("hello");
+    let req = c.invoke(7, "get_clients", &Value::table()).expect("invoke");
+    c.tick(Instant::now() + tmip::ubus::client::REQUEST_TIMEOUT + Duration::from_secs(1));
+    let mut got = Vec::new();
+    while let Some(ev) = c.poll_event() {
+        got.push(ev);
+    }
+    assert!(got.contains(&UbusEvent::Reply {
+        req,
+        status: status::TIMEOUT,
+        data: vec![]
+    }));
+    assert!(got.contains(&UbusEvent::ObjectFailed {
+        path: "tmip".into(),
+        status: status::TIMEOUT
+    }));
+}

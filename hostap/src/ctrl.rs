@@ -177,15 +177,17 @@ impl HostapdCtrl {
             LinkState::Attached if !self.ping_outstanding => {
                 if self.send_cmd("PING") {
                     self.ping_outstanding = true;
+                    return self.state;
                 }
+                // The send failed: hostapd's socket is gone; re-attach below.
             }
             LinkState::Attached => {
                 log::warn!(target: "hostap", "hostapd at {} stopped answering; re-attaching", self.server.display());
                 self.state = LinkState::Down;
-                self.start_attach();
             }
-            LinkState::Attaching | LinkState::Down => self.start_attach(),
+            LinkState::Attaching | LinkState::Down => {}
         }
+        self.start_attach();
         self.state
     }
 

@@ -40,6 +40,10 @@ const MAX_TX: usize = 4 * 1024 * 1024;
 /// Reconnect back-off bounds.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// A request ubusd has not completed by then is given up (libubus's
+/// synchronous calls use similar timeouts); its reply, if it ever comes, is
+/// ignored.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub enum UbusError {
@@ -150,13 +154,9 @@ pub enum UbusEvent {
     /// A method call on one of our objects.
     Call(IncomingCall),
     /// A hostapd notification on a subscription, as a station event.
+    /// Notifications that are not station moves (`probe`, `auth`, ...) are
+    /// answered and dropped: hostapd sends one per probe request.
     Station { path: String, event: StationEvent },
-    /// Any other notification on a subscription (method, data).
-    Notification {
-        path: String,
-        method: String,
-        data: Value,
-    },
     /// The reply to [`UbusClient::invoke`]: every DATA, then the status.
     Reply {
         req: RequestId,
@@ -210,6 +210,7 @@ struct Outstanding {
     seq: u16,
     peer: u32,
     what: Pending,
+    sent: Instant,
 }
 
 /// The ubus connection. See the module docs for how to drive it.
@@ -342,9 +343,49 @@ impl UbusClient {
             return;
         }
         if self.is_connected() {
+            self.expire(now);
             for i in 0..self.subs.len() {
                 if self.subs[i].phase == SubPhase::Idle {
                     self.advance_sub(i);
+                }
+            }
+        }
+    }
+
+    /// Give up requests ubusd has not completed within [`REQUEST_TIMEOUT`].
+    fn expire(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.outstanding.len() {
+            if now.saturating_duration_since(self.outstanding[i].sent) < REQUEST_TIMEOUT {
+                i += 1;
+                continue;
+            }
+            let o = self.outstanding.swap_remove(i);
+            log::warn!(target: "ubus", "request seq {} timed out", o.seq);
+            match o.what {
+                Pending::Invoke(req, data) => self.events.push_back(UbusEvent::Reply {
+                    req,
+                    status: status::TIMEOUT,
+                    data,
+                }),
+                Pending::Lookup(req, objects) => self.events.push_back(UbusEvent::Lookup {
+                    req,
+                    status: status::TIMEOUT,
+                    objects,
+                }),
+                Pending::AddObject(k) => {
+                    if let Some(p) = self.objects.get(k) {
+                        let path = p.spec.path.clone();
+                        self.events.push_back(UbusEvent::ObjectFailed {
+                            path,
+                            status: status::TIMEOUT,
+                        });
+                    }
+                }
+                Pending::AddAnon(k) | Pending::LookupTarget(k) | Pending::Subscribe(k) => {
+                    if let Some(s) = self.subs.get_mut(k) {
+                        s.phase = SubPhase::Idle;
+                    }
                 }
             }
         }
@@ -420,6 +461,7 @@ impl UbusClient {
             seq,
             peer: objid,
             what: Pending::Invoke(req, Vec::new()),
+            sent: Instant::now(),
         });
         self.send(frame);
         Ok(req)
@@ -440,6 +482,7 @@ impl UbusClient {
             seq,
             peer: 0,
             what: Pending::Lookup(req, Vec::new()),
+            sent: Instant::now(),
         });
         self.send(frame);
         Ok(req)
@@ -782,11 +825,7 @@ impl UbusClient {
                     log::debug!(target: "ubus", "{path}: {event}");
                     self.events.push_back(UbusEvent::Station { path, event });
                 }
-                Ok(None) => self.events.push_back(UbusEvent::Notification {
-                    path,
-                    method: method.to_string(),
-                    data: args,
-                }),
+                Ok(None) => log::trace!(target: "ubus", "{path}: {method} ignored"),
                 Err(e) => log::warn!(target: "ubus", "{path}: {e}"),
             }
             if !no_reply {
@@ -812,6 +851,7 @@ impl UbusClient {
                     seq,
                     peer: 0,
                     what: Pending::AddObject(i),
+                    sent: Instant::now(),
                 });
                 self.send(f);
             }
@@ -852,7 +892,12 @@ impl UbusClient {
                         s.target = None;
                     }
                 }
-                self.outstanding.push(Outstanding { seq, peer: 0, what });
+                self.outstanding.push(Outstanding {
+                    seq,
+                    peer: 0,
+                    what,
+                    sent: Instant::now(),
+                });
                 self.send(f);
             }
             Err(e) => log::error!(target: "ubus", "subscribe {}: {e}", s.path),
