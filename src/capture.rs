@@ -408,7 +408,11 @@ mod tests {
     fn non_station_sources_and_junk_ignored() {
         let bcast = eth(MacAddr::BROADCAST, 0x0800, &ipv4([10, 0, 0, 1], 6, 1, 2));
         assert_eq!(parse_frame(&bcast), None);
-        let mcast = eth(MacAddr([1, 0, 0x5e, 0, 0, 1]), 0x0800, &ipv4([10, 0, 0, 1], 6, 1, 2));
+        let mcast = eth(
+            MacAddr([1, 0, 0x5e, 0, 0, 1]),
+            0x0800,
+            &ipv4([10, 0, 0, 1], 6, 1, 2),
+        );
         assert_eq!(parse_frame(&mcast), None);
         assert_eq!(parse_frame(&eth(STA, 0x86dd, &[0; 40])), None);
         let mut bad_ihl = ipv4([10, 0, 0, 1], 6, 1, 2);
@@ -448,7 +452,10 @@ mod tests {
         assert!(r.allow(STA, t0 + Duration::from_millis(1001)));
         for i in 0..(RATE_TABLE as u32 + 10) {
             let b = i.to_be_bytes();
-            r.allow(MacAddr([2, 1, b[0], b[1], b[2], b[3]]), t0 + Duration::from_secs(2));
+            r.allow(
+                MacAddr([2, 1, b[0], b[1], b[2], b[3]]),
+                t0 + Duration::from_secs(2),
+            );
         }
         assert!(r.seen.len() <= RATE_TABLE);
     }
