@@ -19,7 +19,7 @@
 //! Drain promptly: hostapd drops a monitor after repeated send failures
 //! (hostapd/ctrl_iface.c), which `tick` would then notice and repair.
 
-use crate::event::{parse_event_bytes, StationEvent};
+use crate::event::{format_mac, parse_event_bytes, parse_mac, StationEvent};
 use core::fmt;
 use std::collections::VecDeque;
 use std::io;
@@ -100,6 +100,8 @@ pub struct HostapdCtrl {
     ping_outstanding: bool,
     /// Datagrams read by a blocking `request` that belong to `drain`.
     pending: VecDeque<Vec<u8>>,
+    /// A STA-FIRST/STA-NEXT walk is in progress (see [`HostapdCtrl::resync`]).
+    listing: bool,
 }
 
 impl HostapdCtrl {
@@ -137,6 +139,7 @@ impl HostapdCtrl {
             state: LinkState::Down,
             ping_outstanding: false,
             pending: VecDeque::new(),
+            listing: false,
         };
         ctrl.sock
             .set_nonblocking(true)
@@ -194,6 +197,7 @@ impl HostapdCtrl {
     /// (Re)connect to hostapd's path and send ATTACH; the OK arrives in `drain`.
     fn start_attach(&mut self) {
         self.ping_outstanding = false;
+        self.listing = false;
         // Re-resolve the path every time: a restarted hostapd has a new socket.
         match self.sock.connect(&self.server) {
             Ok(()) => {
@@ -269,15 +273,59 @@ impl HostapdCtrl {
             (b"OK\n", LinkState::Attaching) => {
                 log::info!(target: "hostap", "attached to hostapd at {}", self.server.display());
                 self.state = LinkState::Attached;
+                // Events sent while we were not attached are lost: ask for
+                // the stations hostapd already has.
+                self.resync();
             }
             (b"PONG\n", _) => self.ping_outstanding = false,
             (b"FAIL\n", LinkState::Attaching) => {
                 log::warn!(target: "hostap", "hostapd at {} refused ATTACH", self.server.display());
                 self.state = LinkState::Down;
             }
+            _ if self.listing => self.handle_sta_entry(msg, on_event),
             _ => {
                 log::trace!(target: "hostap", "unexpected reply {:?}", String::from_utf8_lossy(msg))
             }
+        }
+    }
+
+    /// Walk hostapd's station table (STA-FIRST, then STA-NEXT <mac>, without
+    /// blocking): every authorized station is reported through `drain` as
+    /// `Connected`, so the CN catches up on what it missed while it was not
+    /// attached. Done automatically after each attach made by `tick`; call it
+    /// after [`attach_blocking`](HostapdCtrl::attach_blocking) if wanted.
+    /// Do not mix with [`request`](HostapdCtrl::request) while it runs.
+    pub fn resync(&mut self) {
+        if self.send_cmd("STA-FIRST") {
+            self.listing = true;
+        }
+    }
+
+    /// One STA-FIRST/STA-NEXT reply: `<mac>\nflags=[..]\nkey=value...`;
+    /// an empty reply or FAIL ends the walk.
+    fn handle_sta_entry(&mut self, msg: &[u8], on_event: &mut impl FnMut(StationEvent)) {
+        let text = String::from_utf8_lossy(msg);
+        let mut lines = text.lines();
+        let Some(mac) = lines.next().and_then(parse_mac) else {
+            self.listing = false;
+            return;
+        };
+        let mut authorized = false;
+        let mut vlan = None;
+        for l in lines {
+            if let Some(f) = l.strip_prefix("flags=") {
+                authorized = f.contains("[AUTHORIZED]");
+            } else if let Some(v) = l.strip_prefix("vlan_id=") {
+                vlan = v.parse::<u16>().ok().filter(|&n| n > 0 && n <= 4094);
+            }
+        }
+        if authorized {
+            let ev = StationEvent::Connected { mac, vlan };
+            log::debug!(target: "hostap", "resync: {ev}");
+            on_event(ev);
+        }
+        if !self.send_cmd(&format!("STA-NEXT {}", format_mac(&mac))) {
+            self.listing = false;
         }
     }
 
@@ -427,6 +475,32 @@ mod tests {
         let mut evs = Vec::new();
         c.drain(|e| evs.push(e));
         assert_eq!(c.state(), LinkState::Attached);
+        // Resync walk: one authorized station (vlan 5), one not, then the end.
+        fake_reply(
+            &server,
+            b"STA-FIRST",
+            b"02:00:00:00:00:0a\nflags=[AUTH][ASSOC][AUTHORIZED]\naid=1\nvlan_id=5\n",
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        c.drain(|e| evs.push(e));
+        fake_reply(
+            &server,
+            b"STA-NEXT 02:00:00:00:00:0a",
+            b"02:00:00:00:00:0b\nflags=[AUTH]\n",
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        c.drain(|e| evs.push(e));
+        fake_reply(&server, b"STA-NEXT 02:00:00:00:00:0b", b"");
+        std::thread::sleep(Duration::from_millis(20));
+        c.drain(|e| evs.push(e));
+        assert_eq!(
+            evs,
+            vec![StationEvent::Connected {
+                mac: [2, 0, 0, 0, 0, 0x0a],
+                vlan: Some(5)
+            }]
+        );
+        evs.clear();
 
         let client = c.local_path().to_path_buf();
         server
@@ -470,6 +544,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         c.drain(|_| {});
         assert_eq!(c.state(), LinkState::Attached);
+        fake_reply(&server, b"STA-FIRST", b"FAIL\n");
+        std::thread::sleep(Duration::from_millis(20));
+        c.drain(|_| {});
 
         // The fd never changed and nothing blocks when nothing is waiting.
         let fd = c.fd();

@@ -71,11 +71,66 @@ fn start_hostapd(ns: &mut Netns, conf: &Path, sock: &Path) -> u32 {
     pid
 }
 
-fn start_supplicant(ns: &mut Netns, conf: &Path) -> u32 {
+/// Start wpa_supplicant and, once it is "associated" (its EAPOL machine
+/// runs), send an EAPOL-Start from its MAC ourselves: wpa_supplicant waits a
+/// hard-coded 2 s before its own first EAPOL-Start (eapol_supp_sm.c, state
+/// CONNECTING), which would make this test slow for nothing. hostapd then
+/// sends EAP-Request/Identity at once and wpa_supplicant answers it.
+fn start_supplicant(ns: &mut Netns, conf: &Path, dir: &Path, mac: Mac) -> u32 {
     let mut c = ns.command("wpa_supplicant");
     c.args(["-D", "wired", "-i", "sta0", "-c"]).arg(conf);
     c.stdout(Stdio::null());
-    ns.spawn(c)
+    let pid = ns.spawn(c);
+    let cli = format!("wpa_cli -p {} -i sta0 status", dir.join("wctrl").display());
+    let ready = common::wait_for(Duration::from_secs(5), || {
+        let out = ns.sh_out(&cli);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("wpa_state=ASSOCIATED")
+            .then_some(())
+    });
+    assert!(ready.is_some(), "wpa_supplicant did not start");
+    send_eapol_start(ns, "sta0", mac);
+    pid
+}
+
+/// One EAPOL-Start (802.1X-2004: version 2, type 1, body length 0) to the
+/// PAE group address, from a packet socket opened inside `ns`.
+fn send_eapol_start(ns: &Netns, dev: &str, mac: Mac) {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{}", ns.name);
+    let dev = std::ffi::CString::new(dev).expect("dev");
+    let mut frame = vec![0x01, 0x80, 0xc2, 0x00, 0x00, 0x03];
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&[0x88, 0x8e, 0x02, 0x01, 0x00, 0x00]);
+    frame.resize(60, 0);
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("open netns");
+        // SAFETY: setns/socket/bind/send/close with checked results on
+        // descriptors this thread owns; setns affects this thread only.
+        unsafe {
+            assert_eq!(libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET), 0);
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = libc::if_nametoindex(dev.as_ptr()) as i32;
+            let r = libc::bind(
+                fd,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+            let n = libc::send(fd, frame.as_ptr().cast(), frame.len(), 0);
+            assert_eq!(n, frame.len() as isize);
+            libc::close(fd);
+        }
+    })
+    .join()
+    .expect("eapol thread");
 }
 
 /// Drive the client as the daemon would (poll its fd, drain, tick every
@@ -148,8 +203,9 @@ fn real_hostapd_reports_connect_disconnect_and_survives_restart() {
         "PONG\n"
     );
 
-    let sup = start_supplicant(&mut sta, &wpas_conf);
-    let (ev, t) = wait_event(&mut c, Duration::from_secs(10), |e| {
+    let t0 = Instant::now();
+    let sup = start_supplicant(&mut sta, &wpas_conf, &dir.0, sta_mac);
+    let (ev, _) = wait_event(&mut c, Duration::from_secs(10), |e| {
         matches!(e, StationEvent::Connected { .. })
     })
     .expect("AP-STA-CONNECTED from hostapd");
@@ -161,8 +217,9 @@ fn real_hostapd_reports_connect_disconnect_and_survives_restart() {
         }
     );
     println!(
-        "AP-STA-CONNECTED {} after {t:?} (EAP-MD5 over wired)",
-        format_mac(&sta_mac)
+        "AP-STA-CONNECTED {} {:?} after starting wpa_supplicant (EAP-MD5 over wired)",
+        format_mac(&sta_mac),
+        t0.elapsed()
     );
 
     wpa_cli(&sta, &dir.0, "logoff");
@@ -187,15 +244,43 @@ fn real_hostapd_reports_connect_disconnect_and_survives_restart() {
         "client did not notice hostapd leaving"
     );
     println!("hostapd loss noticed after {:?}", gone.elapsed());
+    // The station authenticates while we are NOT attached (its
+    // AP-STA-CONNECTED is lost to us); re-attaching walks hostapd's station
+    // table (STA-FIRST/STA-NEXT) and reports it anyway.
     start_hostapd(&mut ap, &hapd_conf, &sock);
-    start_supplicant(&mut sta, &wpas_conf);
-    let (ev, t) = wait_event(&mut c, Duration::from_secs(10), |e| {
+    start_supplicant(&mut sta, &wpas_conf, &dir.0, sta_mac);
+    let status = format!(
+        "wpa_cli -p {} -i sta0 status",
+        dir.0.join("wctrl").display()
+    );
+    common::wait_for(Duration::from_secs(10), || {
+        let out = sta.sh_out(&status);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("suppPortStatus=Authorized")
+            .then_some(())
+    })
+    .expect("station authorized by the restarted hostapd");
+    assert_eq!(c.state(), LinkState::Down);
+    let (ev, t) = wait_event(&mut c, Duration::from_secs(5), |e| {
         matches!(e, StationEvent::Connected { .. })
     })
-    .expect("AP-STA-CONNECTED after hostapd restart");
+    .expect("station reported by the resync after re-attaching");
     assert_eq!(c.state(), LinkState::Attached);
+    assert_eq!(
+        ev,
+        StationEvent::Connected {
+            mac: sta_mac,
+            vlan: None
+        }
+    );
+    println!("re-attached and station resynced after {t:?}");
+    // And live events flow again.
+    wpa_cli(&sta, &dir.0, "logoff");
+    let (ev, _) = wait_event(&mut c, Duration::from_secs(5), |e| {
+        matches!(e, StationEvent::Disconnected { .. })
+    })
+    .expect("AP-STA-DISCONNECTED after re-attach");
     assert_eq!(ev.mac(), sta_mac);
-    println!("re-attached and AP-STA-CONNECTED again after {t:?}");
 
     let local = c.local_path().to_path_buf();
     drop(c);
