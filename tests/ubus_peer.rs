@@ -499,6 +499,28 @@ impl FakeHostapd {
         }
     }
 
+    /// Answer the next INVOKE (expected: `get_clients`) with DATA + STATUS,
+    /// echoing seq and peer as libubus does.
+    fn serve_get_clients(&mut self, reply: &Value) {
+        let f = self.recv();
+        let m = Message::parse(&f).expect("invoke");
+        assert_eq!(m.hdr.msg_type(), Some(MsgType::Invoke));
+        assert_eq!(m.attrs.method, Some("get_clients"));
+        assert_eq!(m.attrs.objid, Some(self.obj));
+        let d = MsgBuilder::new(MsgType::Data, m.hdr.seq, m.hdr.peer)
+            .u32(attr::OBJID, self.obj)
+            .fields(attr::DATA, reply)
+            .finish()
+            .expect("data");
+        let st = MsgBuilder::new(MsgType::Status, m.hdr.seq, m.hdr.peer)
+            .i32(attr::STATUS, 0)
+            .u32(attr::OBJID, self.obj)
+            .finish()
+            .expect("status");
+        self.s.write_all(&d).expect("send");
+        self.s.write_all(&st).expect("send");
+    }
+
     fn notify(&mut self, method: &str, data: &Value, no_reply: bool) -> u16 {
         self.seq += 1;
         let mut b = MsgBuilder::new(MsgType::Notify, self.seq, 0)
@@ -556,6 +578,44 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
     let m = Message::parse(&n).expect("notify");
     assert_eq!(m.hdr.msg_type(), Some(MsgType::Notify));
     assert_eq!(m.attrs.active, Some(1));
+
+    // Right after subscribing, the client asks hostapd for the stations it
+    // already has (get_clients): the authorized one is reported.
+    let clients = Value::table().with("freq", Value::Int32(2412)).with(
+        "clients",
+        Value::table()
+            .with(
+                "02:aa:00:00:00:01",
+                Value::table()
+                    .with("auth", Value::Bool(true))
+                    .with("assoc", Value::Bool(true))
+                    .with("authorized", Value::Bool(true))
+                    .with("aid", Value::Int32(1)),
+            )
+            .with(
+                "02:aa:00:00:00:02",
+                Value::table()
+                    .with("auth", Value::Bool(true))
+                    .with("authorized", Value::Bool(false)),
+            ),
+    );
+    hapd.serve_get_clients(&clients);
+    let ev = pump(
+        &mut [&mut tmipd],
+        Duration::from_secs(3),
+        |_, ev, _| match ev {
+            UbusEvent::Station { event, .. } => Some(event),
+            _ => None,
+        },
+    )
+    .expect("resync station event");
+    assert_eq!(
+        ev,
+        StationEvent::Connected {
+            mac: [2, 0xaa, 0, 0, 0, 1],
+            vlan: None
+        }
+    );
 
     // hostapd notifies sta-authorized: a Connected station event with its VLAN.
     let data = Value::table()

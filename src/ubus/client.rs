@@ -203,6 +203,8 @@ enum Pending {
     Subscribe(usize),
     Invoke(RequestId, Vec<Value>),
     Lookup(RequestId, Vec<(String, u32)>),
+    /// `get_clients` on a freshly subscribed hostapd (subscription index).
+    Resync(usize, Vec<Value>),
 }
 
 #[derive(Debug)]
@@ -211,6 +213,38 @@ struct Outstanding {
     peer: u32,
     what: Pending,
     sent: Instant,
+}
+
+/// Authorized stations in hostapd's `get_clients` reply
+/// (`{"freq":..,"clients":{"<mac>":{"authorized":true,"vlanid":N,..}}}`),
+/// as `Connected` events. Entries that do not parse are skipped.
+pub fn clients_from_get_clients(replies: &[Value]) -> Vec<StationEvent> {
+    let mut out = Vec::new();
+    for r in replies {
+        let Some(Value::Table(clients)) = r.get("clients") else {
+            continue;
+        };
+        for (mac, info) in clients {
+            if info.get("authorized").and_then(Value::as_bool) != Some(true) {
+                continue;
+            }
+            let vlan = info
+                .get("vlanid")
+                .or_else(|| info.get("vlan"))
+                .and_then(Value::as_i64)
+                .map(|v| v.to_string());
+            let mut fields = vec![("address", mac.as_str())];
+            if let Some(v) = vlan.as_deref() {
+                fields.push(("vlan", v));
+            }
+            match hostap::from_ubus_notification("sta-authorized", fields) {
+                Ok(Some(ev)) => out.push(ev),
+                Ok(None) => {}
+                Err(e) => log::warn!(target: "ubus", "get_clients: {e}"),
+            }
+        }
+    }
+    out
 }
 
 /// The ubus connection. See the module docs for how to drive it.
@@ -387,6 +421,7 @@ impl UbusClient {
                         s.phase = SubPhase::Idle;
                     }
                 }
+                Pending::Resync(..) => {}
             }
         }
     }
@@ -688,11 +723,13 @@ impl UbusClient {
                         }
                     }
                 }
-                Pending::Invoke(_, data) => match m.attrs.data.map(Value::decode_fields) {
-                    Some(Ok(v)) => data.push(v),
-                    Some(Err(e)) => log::warn!(target: "ubus", "reply data: {e}"),
-                    None => {}
-                },
+                Pending::Invoke(_, data) | Pending::Resync(_, data) => {
+                    match m.attrs.data.map(Value::decode_fields) {
+                        Some(Ok(v)) => data.push(v),
+                        Some(Err(e)) => log::warn!(target: "ubus", "reply data: {e}"),
+                        None => {}
+                    }
+                }
                 Pending::Lookup(_, objs) => {
                     if let (Some(p), Some(id)) = (m.attrs.objpath, m.attrs.objid) {
                         objs.push((p.to_string(), id));
@@ -750,6 +787,7 @@ impl UbusClient {
                     let path = s.path.clone();
                     self.events
                         .push_back(UbusEvent::Subscribed { path, target });
+                    self.send_resync(k, target);
                 } else {
                     self.advance_sub(k);
                 }
@@ -764,6 +802,45 @@ impl UbusClient {
                 status: code,
                 objects,
             }),
+            Pending::Resync(k, data) => {
+                let Some(path) = self.subs.get(k).map(|s| s.path.clone()) else {
+                    return;
+                };
+                if code != status::OK {
+                    log::debug!(target: "ubus", "{path} get_clients: status {code}");
+                    return;
+                }
+                for event in clients_from_get_clients(&data) {
+                    log::debug!(target: "ubus", "{path}: resync: {event}");
+                    self.events.push_back(UbusEvent::Station {
+                        path: path.clone(),
+                        event,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Ask a freshly subscribed hostapd for the stations it already has
+    /// (notifications sent before we subscribed are lost).
+    fn send_resync(&mut self, k: usize, target: u32) {
+        let seq = self.next_seq();
+        match MsgBuilder::new(MsgType::Invoke, seq, target)
+            .u32(attr::OBJID, target)
+            .string(attr::METHOD, "get_clients")
+            .fields(attr::DATA, &Value::table())
+            .finish()
+        {
+            Ok(f) => {
+                self.outstanding.push(Outstanding {
+                    seq,
+                    peer: target,
+                    what: Pending::Resync(k, Vec::new()),
+                    sent: Instant::now(),
+                });
+                self.send(f);
+            }
+            Err(e) => log::error!(target: "ubus", "get_clients: {e}"),
         }
     }
 
@@ -902,5 +979,48 @@ impl UbusClient {
             }
             Err(e) => log::error!(target: "ubus", "subscribe {}: {e}", s.path),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_clients_reply_maps_authorized_stations_with_vlan() {
+        let reply = Value::table().with(
+            "clients",
+            Value::table()
+                .with(
+                    "02:00:00:00:00:01",
+                    Value::table()
+                        .with("authorized", Value::Int8(1))
+                        .with("vlanid", Value::Int32(12)),
+                )
+                .with(
+                    "02:00:00:00:00:02",
+                    Value::table().with("authorized", Value::Int8(0)),
+                )
+                .with("junk", Value::table().with("authorized", Value::Int8(1)))
+                .with("02:00:00:00:00:03", Value::String("not a table".into())),
+        );
+        assert_eq!(
+            clients_from_get_clients(&[reply, Value::table()]),
+            vec![StationEvent::Connected {
+                mac: [2, 0, 0, 0, 0, 1],
+                vlan: Some(12)
+            }]
+        );
+    }
+
+    #[test]
+    fn tmip_signature_is_one_table_per_method() {
+        let sig = ObjectSpec::tmip().signature();
+        assert_eq!(sig.get("status"), Some(&Value::table()));
+        assert_eq!(
+            sig.get("clients"),
+            Some(&Value::table().with("mac", Value::Int32(3)))
+        );
+        assert!(sig.get("cns").is_some());
     }
 }
