@@ -3,6 +3,8 @@
 //! address (N+1 = 10.77.0.1/30, gateway N+2 = 10.77.0.2), per the seed's
 //! static-client setup. Needs root and the `capture` feature (default).
 
+#![cfg(feature = "capture")]
+
 mod common;
 
 use common::{veth, Netns};
