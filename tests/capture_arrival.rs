@@ -11,7 +11,7 @@ use common::{veth, Netns};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tmip::addr::MacAddr;
-use tmip::capture::{Arrival, ArrivalCapture, ArrivalKind};
+use tmip::capture::{Arrival, ArrivalCapture, ArrivalKind, Read};
 
 /// Open the capture from a thread that entered the CN namespace: the pcap
 /// socket stays bound to that namespace afterwards, wherever it is used.
@@ -90,7 +90,7 @@ fn static_station_is_detected_by_arp_and_ip_and_own_traffic_is_not() {
 
     let mut cap = open_in(&cn, "mob0", own);
     // Nothing waiting: reads return at once with nothing, the fd is quiet.
-    assert!(cap.next_raw().expect("read").is_none());
+    assert_eq!(cap.read().expect("read"), Read::Empty);
     assert_eq!(
         cap.drain(Instant::now(), |_| false, |_| {}).expect("drain"),
         0
