@@ -20,6 +20,12 @@
 //!   cheaply), and reports each other MAC at most once per `interval`
 //!   ([`RateLimit`], a small bounded table).
 //!
+//! Wiring (sketch): `let mut cap = ArrivalCapture::open(mobile_if, own_mac,
+//! Duration::from_secs(1))?; poller.register(cap.fd(), TOKEN_CAPTURE, false);`
+//! and when readable: `cap.drain(now, |m| cn.serves(m), |a| cn.arrival(a, now))?`.
+//! `ArrivalKind::Dhcp` arrivals are also seen by the DHCP server's own
+//! socket; the CN may ignore them here.
+//!
 //! Frames are parsed with the checked views of `crate::wire`. Captured IPv4
 //! packets are usually cut by the snaplen, so the IPv4 header is read only
 //! after checking the header itself is complete (the `ipv4::Packet` checked
