@@ -152,9 +152,7 @@ fn binding_msg(reg: &Register, r: &BindingRecord, now: u32) -> Message {
 }
 
 fn key_for(cfg: &MlrdConfig) -> Option<NetworkKey> {
-    cfg.secret
-        .as_ref()
-        .map(|s| NetworkKey::derive(s.as_bytes(), &cfg.network_name))
+    NetworkKey::from_secret(cfg.secret.as_deref(), &cfg.network_name)
 }
 
 impl Server {
