@@ -320,11 +320,14 @@ impl Journal {
             .open(&jpath)
             .map_err(io_err(jpath.display()))?;
         let bytes = match good_len {
-            Some(n) => {
+            // At least the header survived: append after the last whole record.
+            Some(n) if n >= 16 => {
                 file.set_len(n).map_err(io_err(jpath.display()))?;
                 n
             }
-            None => {
+            // New, or torn inside its header (nothing in it was acknowledged).
+            _ => {
+                file.set_len(0).map_err(io_err(jpath.display()))?;
                 file.write_all(JNL_MAGIC).map_err(io_err(jpath.display()))?;
                 file.write_all(&gen.to_le_bytes())
                     .map_err(io_err(jpath.display()))?;
@@ -718,6 +721,24 @@ mod tests {
         let (_, rep) = Journal::open(d.s(), &mut r4).unwrap();
         assert!(rep.torn.is_some());
         assert_eq!(r4.binding_count(), 10, "the damaged removal is not applied");
+    }
+
+    #[test]
+    fn a_journal_torn_inside_its_header_is_started_again() {
+        let d = TempDir::new("tornhdr");
+        fs::create_dir_all(&d.0).unwrap();
+        fs::write(d.0.join("journal.0"), &JNL_MAGIC[..5]).unwrap();
+        let mut r = reg();
+        let (mut j, rep) = Journal::open(d.s(), &mut r).unwrap();
+        assert!(rep.torn.is_some());
+        let a = setup(&mut r);
+        r.allocate(a, mac(1), 0).unwrap();
+        flush(&mut j, &mut r);
+        drop(j);
+        let mut r2 = reg();
+        let (_, rep) = Journal::open(d.s(), &mut r2).unwrap();
+        assert_eq!(rep.torn, None);
+        assert_eq!(r2.binding_count(), 1);
     }
 
     #[test]

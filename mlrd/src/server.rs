@@ -673,6 +673,21 @@ impl Server {
                         self.dirty.push(s);
                     }
                 }
+                Err(MlrpError::TooManyOutstanding) => {
+                    // A CN that leaves thousands of pushes unanswered is
+                    // stuck: drop its session so it reconnects and resyncs.
+                    if !conn.closing {
+                        warn!(
+                            "! CN {} does not answer pushes ({} outstanding); closing its session",
+                            conn.peer,
+                            conn.session.outstanding()
+                        );
+                        conn.closing = true;
+                        if let Some(s) = slot {
+                            self.to_close.push((s, "not answering pushes".into()));
+                        }
+                    }
+                }
                 Err(e) => warn!("! push to {}: {e}", conn.peer),
             }
         }
