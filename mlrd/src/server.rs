@@ -718,9 +718,9 @@ impl Server {
                 }
             } else if self.journal.should_compact() {
                 let t = Instant::now();
-                match self.journal.compact(&self.reg) {
+                match self.journal.compact_in_background(&self.reg) {
                     Ok(()) => info!(
-                        "+ Journal compacted into snapshot {} ({} bindings, {} ms)",
+                        "+ Compacting the journal: snapshot {} of {} bindings written in the background (loop paused {} ms)",
                         self.journal.generation(),
                         self.reg.binding_count(),
                         t.elapsed().as_millis()
@@ -810,6 +810,15 @@ impl Server {
     // ---- timers and signals ---------------------------------------------
 
     fn on_tick(&mut self, now: Instant) {
+        match self.journal.poll_background() {
+            Some(Ok(took)) => info!(
+                "+ Journal compacted into snapshot {} ({} ms)",
+                self.journal.generation(),
+                took.as_millis()
+            ),
+            Some(Err(e)) => error!("! background compaction failed: {e}; the journals are kept"),
+            None => {}
+        }
         let secs = now_secs();
         let (gone, pushes) = self.reg.expire(secs, SWEEP_BUDGET);
         for r in &gone {
