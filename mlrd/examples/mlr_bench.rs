@@ -654,7 +654,7 @@ fn main() {
     let log = std::fs::read_to_string(dir.join("mlrd.log")).unwrap_or_default();
     for l in log
         .lines()
-        .filter(|l| l.contains("[MLRCache]") || l.contains("compacted"))
+        .filter(|l| l.contains("[MLRCache]") || l.contains("ompact"))
     {
         println!("  mlrd: {l}");
     }

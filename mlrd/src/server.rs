@@ -18,6 +18,7 @@ use crate::register::{BindError, BindingRecord, CnIdx, PoolSpec, Push, Register,
 use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -43,6 +44,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const SWEEP_BUDGET: usize = 65_536;
 /// Accepts per loop iteration.
 const ACCEPT_BUDGET: usize = 512;
+/// Pushes queued for one CN beyond the session's unanswered limit; a CN
+/// that falls this far behind is stuck and its session is closed.
+const MAX_QUEUED_PUSHES: usize = 65_536;
 
 /// Open the MLRP listener on all addresses (non-blocking, deep backlog).
 pub fn listen(port: u16) -> io::Result<TcpListener> {
@@ -79,6 +83,9 @@ struct Conn {
     closing: bool,
     /// Output length before this iteration's replies (for a failed commit).
     committed_len: usize,
+    /// Pushes waiting for the CN to acknowledge earlier ones (the session
+    /// allows MAX_OUTSTANDING unanswered requests).
+    push_queue: VecDeque<Message>,
 }
 
 impl Conn {
@@ -296,6 +303,7 @@ impl Server {
             want_write: false,
             closing: false,
             committed_len: 0,
+            push_queue: VecDeque::new(),
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -415,6 +423,19 @@ impl Server {
                         break;
                     }
                     warn!("! {}: {e}", conn.peer);
+                }
+            }
+        }
+        // Acknowledgements make room for queued pushes.
+        while conn.session.outstanding() < mlrp::session::MAX_OUTSTANDING && !conn.closing {
+            let Some(msg) = conn.push_queue.pop_front() else {
+                break;
+            };
+            match conn.session.request(&msg, &mut conn.out) {
+                Ok(_) => self.stats.pushes_sent += 1,
+                Err(e) => {
+                    warn!("! push to {}: {e}", conn.peer);
+                    break;
                 }
             }
         }
@@ -665,6 +686,10 @@ impl Server {
                 debug!(target: "handover", "CN {} has no session: {msg} not delivered (it resyncs when it binds)", self.cn_label(cn));
                 continue;
             };
+            if !conn.push_queue.is_empty() {
+                Self::queue_push(conn, msg, slot, &mut self.to_close);
+                continue;
+            }
             match conn.session.request(&msg, &mut conn.out) {
                 Ok(id) => {
                     debug!(target: "handover", "push {id} to {}: {msg}", conn.peer);
@@ -674,23 +699,40 @@ impl Server {
                     }
                 }
                 Err(MlrpError::TooManyOutstanding) => {
-                    // A CN that leaves thousands of pushes unanswered is
-                    // stuck: drop its session so it reconnects and resyncs.
-                    if !conn.closing {
-                        warn!(
-                            "! CN {} does not answer pushes ({} outstanding); closing its session",
-                            conn.peer,
-                            conn.session.outstanding()
-                        );
-                        conn.closing = true;
-                        if let Some(s) = slot {
-                            self.to_close.push((s, "not answering pushes".into()));
-                        }
-                    }
+                    Self::queue_push(conn, msg, slot, &mut self.to_close);
                 }
                 Err(e) => warn!("! push to {}: {e}", conn.peer),
             }
         }
+    }
+
+    /// Hold a push until the CN acknowledges earlier ones; close the session
+    /// of a CN that falls [`MAX_QUEUED_PUSHES`] behind (it resyncs when it
+    /// binds again).
+    fn queue_push(
+        conn: &mut Conn,
+        msg: Message,
+        slot: Option<usize>,
+        to_close: &mut Vec<(usize, String)>,
+    ) {
+        if conn.closing {
+            return;
+        }
+        if conn.push_queue.len() >= MAX_QUEUED_PUSHES {
+            warn!(
+                "! CN {} does not answer pushes ({} unanswered, {} queued); closing its session",
+                conn.peer,
+                conn.session.outstanding(),
+                conn.push_queue.len()
+            );
+            conn.closing = true;
+            conn.push_queue.clear();
+            if let Some(s) = slot {
+                to_close.push((s, "not answering pushes".into()));
+            }
+            return;
+        }
+        conn.push_queue.push_back(msg);
     }
 
     /// Journal, then write: replies leave only once their changes are durable.

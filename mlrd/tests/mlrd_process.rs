@@ -880,3 +880,51 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
     );
     assert!(dup.is_empty(), "cells handed out twice: {dup:?}");
 }
+
+#[test]
+fn pushes_beyond_the_unanswered_limit_are_queued_not_lost() {
+    let m = Mlr::start("pushq", "");
+    let (got, n) = m.run(|| {
+        // A owns the pool; B serves the stations and moves each to itself,
+        // so every move pushes a Redirect to A, which does not read yet.
+        let mut a = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.127.255")]);
+        let mut b = bind_cn("10.9.0.2", vec![]);
+        let to_b = CnRef::new("10.9.0.2".parse().unwrap(), 5554);
+        let n = tmip::mlrp::session::MAX_OUTSTANDING as u32 + 200;
+        for i in 0..n {
+            let cell = cell_of(
+                &b.call(&Message::Allocate(Allocate {
+                    mac: mac(i),
+                    requested: None,
+                }))
+                .unwrap(),
+            );
+            let r = b
+                .call(&Message::Move(Move {
+                    mac: mac(i),
+                    cell,
+                    to: to_b,
+                }))
+                .unwrap();
+            assert!(matches!(r, Message::Binding(_)), "{r:?}");
+        }
+        let mut got = HashSet::new();
+        while got.len() < n as usize {
+            let (id, msg) = a.next_request(true).unwrap().expect("a push");
+            match msg {
+                Message::Redirect(rd) => {
+                    assert_eq!(rd.to, to_b);
+                    got.insert(rd.mac);
+                }
+                o => panic!("{o:?}"),
+            }
+            a.reply(id, &Message::Ack).unwrap();
+        }
+        (got.len(), n as usize)
+    });
+    assert_eq!(
+        got, n,
+        "every redirect delivered once acknowledged room allowed"
+    );
+    assert!(!m.log().contains("does not answer pushes"), "{}", m.log());
+}
