@@ -62,8 +62,8 @@ fn parse_args() -> Result<Args, String> {
 fn print_stats(ctl: &TunnelController) {
     if let Some(s) = ctl.userspace_stats() {
         println!(
-            "stats tx_packets={} tx_bytes={} tx_dropped={} rx_packets={} rx_bytes={} rx_unknown_peer={} rx_malformed={} rx_dropped={}",
-            s.tx_packets, s.tx_bytes, s.tx_dropped, s.rx_packets, s.rx_bytes,
+            "stats tx_packets={} tx_bytes={} tx_dropped={} tx_not_ipv4={} rx_packets={} rx_bytes={} rx_unknown_peer={} rx_malformed={} rx_dropped={}",
+            s.tx_packets, s.tx_bytes, s.tx_dropped, s.tx_not_ipv4, s.rx_packets, s.rx_bytes,
             s.rx_unknown_peer, s.rx_malformed, s.rx_dropped
         );
     }

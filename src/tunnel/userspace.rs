@@ -35,6 +35,9 @@ pub struct UserspaceStats {
     pub tx_bytes: u64,
     /// sendmmsg refused (buffer full, EMSGSIZE, no route).
     pub tx_dropped: u64,
+    /// Non-IPv4 packets the kernel put into a TUN (IPv6 neighbour discovery,
+    /// MLD): an ipip device never carries them, so neither do we.
+    pub tx_not_ipv4: u64,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     /// Protocol-4 packets from a source that is not a known peer.
@@ -224,6 +227,10 @@ impl UserspaceIpip {
                 let slot = &mut self.txbuf[n * SLOT..(n + 1) * SLOT];
                 match tun::read_packet(tunfd, &mut slot[OUTER_HEADER_LEN..]) {
                     Ok(Some(len)) if len > 0 => {
+                        if slot[OUTER_HEADER_LEN] >> 4 != 4 {
+                            self.stats.tx_not_ipv4 += 1;
+                            continue;
+                        }
                         let mut hdr = [0u8; OUTER_HEADER_LEN];
                         encap.write_header(&mut hdr, len, self.ip_id);
                         self.ip_id = self.ip_id.wrapping_add(1);
