@@ -12,7 +12,7 @@ mod common;
 use common::{sh, wait_for, Netns};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
 fn relay_bin() -> PathBuf {
