@@ -5,7 +5,7 @@
 //! SIGUSR1 (and exit) prints the userspace counters on stdout.
 //!
 //! ipip_relay --prefix tmb --local 192.168.0.1 --peer 192.168.0.2 \
-//!            --route 10.2.0.0/24 [--route ...] [--debug N]
+//!            --route 10.2.0.0/24 [--route ...] [--debug N] [--no-offload]
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -19,6 +19,7 @@ struct Args {
     peer: Ipv4Addr,
     routes: Vec<(Ipv4Addr, u8)>,
     debug: u8,
+    offload: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -27,6 +28,7 @@ fn parse_args() -> Result<Args, String> {
     let mut peer = None;
     let mut routes = Vec::new();
     let mut debug = 2;
+    let mut offload = true;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
@@ -46,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
                 }
                 routes.push((ip, len));
             }
+            "--no-offload" => offload = false,
             "--debug" => debug = val()?.parse().map_err(|e| format!("--debug: {e}"))?,
             _ => return Err(format!("unknown argument {a}")),
         }
@@ -56,15 +59,16 @@ fn parse_args() -> Result<Args, String> {
         peer: peer.ok_or("--peer missing")?,
         routes,
         debug,
+        offload,
     })
 }
 
 fn print_stats(ctl: &TunnelController) {
     if let Some(s) = ctl.userspace_stats() {
         println!(
-            "stats tx_packets={} tx_bytes={} tx_dropped={} tx_not_ipv4={} rx_packets={} rx_bytes={} rx_unknown_peer={} rx_malformed={} rx_dropped={}",
-            s.tx_packets, s.tx_bytes, s.tx_dropped, s.tx_not_ipv4, s.rx_packets, s.rx_bytes,
-            s.rx_unknown_peer, s.rx_malformed, s.rx_dropped
+            "stats tx_packets={} tx_bytes={} tx_dropped={} tx_not_ipv4={} tx_malformed={} rx_packets={} rx_bytes={} rx_unknown_peer={} rx_malformed={} rx_dropped={} tun_reads={} tun_writes={}",
+            s.tx_packets, s.tx_bytes, s.tx_dropped, s.tx_not_ipv4, s.tx_malformed, s.rx_packets, s.rx_bytes,
+            s.rx_unknown_peer, s.rx_malformed, s.rx_dropped, s.tun_reads, s.tun_writes
         );
     }
 }
@@ -73,8 +77,9 @@ fn run(a: Args) -> Result<(), String> {
     let _ = tmip::logging::init(tmip::logging::Sink::Stderr, a.debug);
     let mut signals = Signals::daemon_set().map_err(|e| format!("signals: {e}"))?;
     let mut nl = Netlink::open().map_err(|e| e.to_string())?;
-    let mut ctl = TunnelController::start(&mut nl, TunnelConfig::new(&a.prefix, a.local))
-        .map_err(|e| e.to_string())?;
+    let mut cfg = TunnelConfig::new(&a.prefix, a.local);
+    cfg.userspace_offload = a.offload;
+    let mut ctl = TunnelController::start(&mut nl, cfg).map_err(|e| e.to_string())?;
     ctl.log_supported();
     ctl.purge_stale(&mut nl, &[], &[])
         .map_err(|e| e.to_string())?;

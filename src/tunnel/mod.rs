@@ -18,6 +18,7 @@
 pub mod ipip;
 pub mod kernel;
 pub mod local;
+pub mod offload;
 pub mod tun;
 pub mod userspace;
 
@@ -88,6 +89,10 @@ pub struct TunnelConfig {
     pub max_tunnels: usize,
     /// Skip the kernel backend even where it exists (tests, benchmarks).
     pub disable_kernel: bool,
+    /// Userspace backend: TUN offloads (TSO reads segmented here, GRO-like
+    /// coalesced writes). Fewer system calls per packet; see
+    /// docs/benchmarks/dataplane.md.
+    pub userspace_offload: bool,
 }
 
 impl TunnelConfig {
@@ -98,6 +103,7 @@ impl TunnelConfig {
             ttl: ipip::DEFAULT_TTL,
             max_tunnels: 50,
             disable_kernel: false,
+            userspace_offload: true,
         }
     }
 }
@@ -154,7 +160,7 @@ impl TunnelController {
         } else {
             kernel::probe(nl, &cfg.tunnel_prefix, cfg.local)
         };
-        let userspace = UserspaceIpip::open(cfg.local, cfg.ttl)
+        let userspace = UserspaceIpip::open(cfg.local, cfg.ttl, cfg.userspace_offload)
             .map_err(|e| format!("raw IPIP socket on {}: {e}", cfg.local))
             .and_then(|u| {
                 std::fs::metadata("/dev/net/tun")

@@ -8,10 +8,15 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 const IFF_TUN: u16 = 0x0001;
 const IFF_NO_PI: u16 = 0x1000;
+const IFF_VNET_HDR: u16 = 0x4000;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
 const IFNAMSIZ: usize = 16;
 
-/// Opens (creating) the TUN device `name`; returns its descriptor.
-pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
+/// Opens (creating) the TUN device `name`; returns its descriptor. With
+/// `offload`, every packet carries a virtio_net_hdr and the kernel may hand
+/// us TCPv4 super-packets and partial checksums (see `offload`).
+pub fn open_tun(name: &str, offload: bool) -> io::Result<OwnedFd> {
     if name.is_empty() || name.len() >= IFNAMSIZ {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -33,12 +38,27 @@ pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
     // struct ifreq: char ifr_name[16]; union { short ifr_flags; ... } (40 bytes on LP64)
     let mut ifr = [0u8; 40];
     ifr[..name.len()].copy_from_slice(name.as_bytes());
-    ifr[IFNAMSIZ..IFNAMSIZ + 2].copy_from_slice(&(IFF_TUN | IFF_NO_PI).to_ne_bytes());
+    let flags = IFF_TUN | IFF_NO_PI | if offload { IFF_VNET_HDR } else { 0 };
+    ifr[IFNAMSIZ..IFNAMSIZ + 2].copy_from_slice(&flags.to_ne_bytes());
     let req = nix::request_code_write!(b'T', 202, std::mem::size_of::<libc::c_int>()); // TUNSETIFF
                                                                                        // SAFETY: TUNSETIFF reads/writes an ifreq; ifr is large enough.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, ifr.as_mut_ptr()) };
     if r < 0 {
         return Err(io::Error::last_os_error());
+    }
+    if offload {
+        let req = nix::request_code_write!(b'T', 208, std::mem::size_of::<libc::c_uint>()); // TUNSETOFFLOAD
+                                                                                            // SAFETY: TUNSETOFFLOAD takes its flags by value.
+        let r = unsafe {
+            libc::ioctl(
+                fd.as_raw_fd(),
+                req as _,
+                (TUN_F_CSUM | TUN_F_TSO4) as libc::c_ulong,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(fd)
 }
@@ -62,6 +82,27 @@ pub fn read_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
 pub fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
     // SAFETY: pkt is valid for reads of its length.
     let n = unsafe { libc::write(fd, pkt.as_ptr() as *const libc::c_void, pkt.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// writev(2) of a header and a packet as one TUN packet.
+pub fn write_parts(fd: RawFd, hdr: &[u8], pkt: &[u8]) -> io::Result<()> {
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: pkt.as_ptr() as *mut libc::c_void,
+            iov_len: pkt.len(),
+        },
+    ];
+    // SAFETY: both iovecs point at live buffers of their lengths.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

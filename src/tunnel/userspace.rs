@@ -12,6 +12,11 @@
 //! [`UserspaceIpip::on_readable`]; nothing here blocks or spawns threads.
 
 use super::ipip::{decapsulate, Encap, OUTER_HEADER_LEN};
+use super::offload::{
+    complete_checksum, segment_count, write_segment, Coalescer, Tcp4, VnetHdr, MAX_SUPER,
+    VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_NONE,
+    VIRTIO_NET_HDR_GSO_TCPV4, VNET_HDR_LEN,
+};
 use super::tun;
 use log::{debug, warn};
 use std::io;
@@ -46,6 +51,12 @@ pub struct UserspaceStats {
     pub rx_malformed: u64,
     /// The peer's TUN refused the write (queue full).
     pub rx_dropped: u64,
+    /// read(2)/write(2) calls on TUN devices (offload makes these fewer
+    /// than packets).
+    pub tun_reads: u64,
+    pub tun_writes: u64,
+    /// A TUN handed us something we cannot segment or checksum.
+    pub tx_malformed: u64,
 }
 
 struct Peer {
@@ -64,6 +75,11 @@ pub struct UserspaceIpip {
     rxbuf: Vec<u8>,
     txbuf: Vec<u8>,
     stats: UserspaceStats,
+    /// TUNs with virtio headers, TSO4 reads and coalesced writes.
+    offload: bool,
+    /// One TUN read (virtio header + up to a 64 KB super-packet).
+    rdbuf: Vec<u8>,
+    coalescer: Coalescer,
 }
 
 fn setsockopt_int(
@@ -98,8 +114,10 @@ fn sockaddr(ip: Ipv4Addr) -> libc::sockaddr_in {
 }
 
 impl UserspaceIpip {
-    /// Opens the raw IPIP socket bound to our CN address `local`.
-    pub fn open(local: Ipv4Addr, ttl: u8) -> io::Result<UserspaceIpip> {
+    /// Opens the raw IPIP socket bound to our CN address `local`. With
+    /// `offload`, TUNs use virtio headers: TSO super-packets are read and
+    /// segmented here, received segments are coalesced before writing.
+    pub fn open(local: Ipv4Addr, ttl: u8, offload: bool) -> io::Result<UserspaceIpip> {
         // SAFETY: plain socket(2).
         let fd = unsafe {
             libc::socket(
@@ -144,6 +162,17 @@ impl UserspaceIpip {
             rxbuf: vec![0; BATCH * SLOT],
             txbuf: vec![0; BATCH * SLOT],
             stats: UserspaceStats::default(),
+            offload,
+            rdbuf: if offload {
+                vec![0; VNET_HDR_LEN + MAX_SUPER]
+            } else {
+                Vec::new()
+            },
+            coalescer: if offload {
+                Coalescer::default()
+            } else {
+                Coalescer::empty()
+            },
         })
     }
 
@@ -175,7 +204,7 @@ impl UserspaceIpip {
                 format!("a userspace tunnel to {remote} exists"),
             ));
         }
-        let tun = tun::open_tun(name)?;
+        let tun = tun::open_tun(name, self.offload)?;
         let fd = tun.as_raw_fd();
         self.peers.push(Peer {
             remote,
@@ -206,7 +235,11 @@ impl UserspaceIpip {
             self.on_raw_readable();
             true
         } else if let Some(i) = self.peers.iter().position(|p| p.tun.as_raw_fd() == fd) {
-            self.on_tun_readable(i);
+            if self.offload {
+                self.on_tun_readable_offload(i);
+            } else {
+                self.on_tun_readable(i);
+            }
             true
         } else {
             false
@@ -227,6 +260,7 @@ impl UserspaceIpip {
                 let slot = &mut self.txbuf[n * SLOT..(n + 1) * SLOT];
                 match tun::read_packet(tunfd, &mut slot[OUTER_HEADER_LEN..]) {
                     Ok(Some(len)) if len > 0 => {
+                        self.stats.tun_reads += 1;
                         if slot[OUTER_HEADER_LEN] >> 4 != 4 {
                             self.stats.tx_not_ipv4 += 1;
                             continue;
@@ -253,6 +287,98 @@ impl UserspaceIpip {
                 return;
             }
         }
+    }
+
+    /// Outbound with offloads: one read may be a TSO super-packet, cut
+    /// here into wire-sized segments with full checksums.
+    fn on_tun_readable_offload(&mut self, peer: usize) {
+        let Some(p) = self.peers.get(peer) else {
+            return;
+        };
+        let (tunfd, encap) = (p.tun.as_raw_fd(), p.encap);
+        let dst = sockaddr(encap.remote);
+        let mut rd = std::mem::take(&mut self.rdbuf);
+        let mut lens = [0usize; BATCH];
+        let mut n = 0;
+        for _ in 0..BUDGET * 8 {
+            let len = match tun::read_packet(tunfd, &mut rd) {
+                Ok(Some(len)) => len,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(target: "tunnel", "read from tunnel to {}: {e}", encap.remote);
+                    break;
+                }
+            };
+            self.stats.tun_reads += 1;
+            let Some(vh) = VnetHdr::parse(&rd[..len]) else {
+                self.stats.tx_malformed += 1;
+                continue;
+            };
+            let pkt = &mut rd[VNET_HDR_LEN..len];
+            if pkt.first().map(|b| b >> 4) != Some(4) {
+                self.stats.tx_not_ipv4 += 1;
+                continue;
+            }
+            let gso = vh.gso_type & !VIRTIO_NET_HDR_GSO_ECN;
+            if gso == VIRTIO_NET_HDR_GSO_TCPV4 {
+                let (Some(t), mss) = (Tcp4::parse(pkt), vh.gso_size as usize) else {
+                    self.stats.tx_malformed += 1;
+                    continue;
+                };
+                if mss == 0 || t.hdr_len() + mss + OUTER_HEADER_LEN > SLOT {
+                    self.stats.tx_malformed += 1;
+                    continue;
+                }
+                for i in 0..segment_count(&t, mss) {
+                    if n == BATCH {
+                        self.send_batch(&lens, &dst);
+                        n = 0;
+                    }
+                    let slot = &mut self.txbuf[n * SLOT..(n + 1) * SLOT];
+                    let Ok(l) = write_segment(pkt, &t, mss, i, &mut slot[OUTER_HEADER_LEN..])
+                    else {
+                        self.stats.tx_malformed += 1;
+                        break;
+                    };
+                    let mut hdr = [0u8; OUTER_HEADER_LEN];
+                    encap.write_header(&mut hdr, l, self.ip_id);
+                    self.ip_id = self.ip_id.wrapping_add(1);
+                    slot[..OUTER_HEADER_LEN].copy_from_slice(&hdr);
+                    lens[n] = OUTER_HEADER_LEN + l;
+                    n += 1;
+                }
+            } else if gso == VIRTIO_NET_HDR_GSO_NONE {
+                if vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0
+                    && complete_checksum(pkt, vh.csum_start as usize, vh.csum_offset as usize)
+                        .is_err()
+                {
+                    self.stats.tx_malformed += 1;
+                    continue;
+                }
+                if pkt.len() + OUTER_HEADER_LEN > SLOT {
+                    self.stats.tx_malformed += 1;
+                    continue;
+                }
+                if n == BATCH {
+                    self.send_batch(&lens, &dst);
+                    n = 0;
+                }
+                let slot = &mut self.txbuf[n * SLOT..(n + 1) * SLOT];
+                slot[OUTER_HEADER_LEN..OUTER_HEADER_LEN + pkt.len()].copy_from_slice(pkt);
+                let mut hdr = [0u8; OUTER_HEADER_LEN];
+                encap.write_header(&mut hdr, pkt.len(), self.ip_id);
+                self.ip_id = self.ip_id.wrapping_add(1);
+                slot[..OUTER_HEADER_LEN].copy_from_slice(&hdr);
+                lens[n] = OUTER_HEADER_LEN + pkt.len();
+                n += 1;
+            } else {
+                self.stats.tx_malformed += 1;
+            }
+        }
+        if n > 0 {
+            self.send_batch(&lens[..n], &dst);
+        }
+        self.rdbuf = rd;
     }
 
     fn send_batch(&mut self, lens: &[usize], dst: &libc::sockaddr_in) {
@@ -351,17 +477,54 @@ impl UserspaceIpip {
                     continue;
                 };
                 let inner = &pkt[d.inner_start..d.inner_end];
-                match tun::write_packet(p.tun.as_raw_fd(), inner) {
-                    Ok(()) => {
-                        self.stats.rx_packets += 1;
-                        self.stats.rx_bytes += inner.len() as u64;
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += inner.len() as u64;
+                if !self.offload {
+                    self.stats.tun_writes += 1;
+                    if tun::write_packet(p.tun.as_raw_fd(), inner).is_err() {
+                        self.stats.rx_dropped += 1;
                     }
-                    Err(_) => self.stats.rx_dropped += 1,
+                    continue;
+                }
+                let owner = p.tun.as_raw_fd() as usize;
+                if !self.coalescer.try_append(owner, inner) {
+                    flush(&mut self.coalescer, &mut self.stats);
+                    if !self.coalescer.start(owner, inner) {
+                        self.stats.tun_writes += 1;
+                        let plain = VnetHdr::default().emit();
+                        if tun::write_parts(owner as RawFd, &plain, inner).is_err() {
+                            self.stats.rx_dropped += 1;
+                        }
+                    }
+                }
+                if self.coalescer.closed() {
+                    flush(&mut self.coalescer, &mut self.stats);
                 }
             }
+            flush(&mut self.coalescer, &mut self.stats);
             if n < BATCH {
                 return;
             }
         }
+    }
+}
+
+/// Writes the coalescer's pending packet into its TUN (`owner` is the fd).
+/// A refused write drops every segment in it.
+fn flush(c: &mut Coalescer, stats: &mut UserspaceStats) {
+    let fd = c.owner as RawFd;
+    let segs = c.segments() as u64;
+    if let Some(buf) = c.take() {
+        stats.tun_writes += 1;
+        if tun::write_packet(fd, buf).is_err() {
+            stats.rx_dropped += segs;
+        }
+    }
+}
+
+impl UserspaceIpip {
+    /// Whether TUNs use virtio headers (TSO reads, coalesced writes).
+    pub fn offload(&self) -> bool {
+        self.offload
     }
 }
