@@ -2,6 +2,7 @@
 //! every station its /30 from the MLR.
 
 pub mod server;
+pub mod socket;
 pub mod wire;
 
 pub use server::{Action, DhcpConfig, DhcpServer, Lease, LookupError, LookupKind, Reply};
