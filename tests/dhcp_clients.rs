@@ -17,7 +17,7 @@ use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const POOL: &str = "10.50.0.0-10.50.0.255";
 const STATION: &str = "10.50.0.1/30";
@@ -173,13 +173,13 @@ const SERVER_OPTIONS: [&str; 6] = [
 fn udhcpc_script(events: &Path) -> String {
     format!(
         r#"#!/bin/sh
-echo "$1 ip=$ip mask=$mask router=$router dns=$dns domain=$domain routes=$staticroutes" >> {ev}
 case "$1" in
   bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/$mask" dev "$interface"
+    ip addr replace "$ip/$mask" dev "$interface"
     ip route replace default via "${{router%% *}}" dev "$interface" ;;
 esac
+# Recorded last: the test reads an event as "configured".
+echo "$1 ip=$ip mask=$mask router=$router dns=$dns domain=$domain routes=$staticroutes" >> {ev}
 "#,
         ev = events.display()
     )
@@ -217,8 +217,10 @@ fn start_udhcpc(bed: &mut Bed, events: &str) -> u32 {
 #[test]
 fn udhcpc_obtains_installs_and_renews() {
     let mut bed = Bed::new(&SERVER_OPTIONS);
+    let t0 = Instant::now();
     let pid = start_udhcpc(&mut bed, "udhcpc.events");
     bed.wait_event("udhcpc.events", "bound", "udhcpc", Duration::from_secs(10));
+    let lease_ms = t0.elapsed().as_millis();
     bed.assert_installed();
     let ev = read(&bed.dir.path("udhcpc.events"));
     assert!(ev.contains("router=10.50.0.2"), "{ev}");
@@ -231,12 +233,17 @@ fn udhcpc_obtains_installs_and_renews() {
         ev.contains("routes=172.16.0.0/12 10.50.0.2 0.0.0.0/0 10.50.0.2"),
         "option 121 with the default route: {ev}"
     );
+    let t1 = Instant::now();
     bed.cli.signal(pid, nix::sys::signal::Signal::SIGUSR1);
     bed.wait_event(
         "udhcpc.events",
         "renew",
         "udhcpc renewal",
         Duration::from_secs(10),
+    );
+    println!(
+        "udhcpc: lease installed {lease_ms} ms after start, renewal {} ms after SIGUSR1",
+        t1.elapsed().as_millis()
     );
     bed.assert_renewed_by_unicast();
     bed.assert_installed();
@@ -255,12 +262,12 @@ fn dhclient_obtains_installs_and_renews() {
         &script,
         &format!(
             r#"#!/bin/sh
-echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=$new_domain_name_servers routes=$new_rfc3442_classless_static_routes lease=$new_dhcp_lease_time" >> {ev}
 case "$reason" in
   BOUND|RENEW|REBIND|REBOOT)
     ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
     ip route replace default via "${{new_routers%% *}}" dev "$interface" ;;
 esac
+echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=$new_domain_name_servers routes=$new_rfc3442_classless_static_routes lease=$new_dhcp_lease_time" >> {ev}
 "#,
             ev = events.display()
         ),
@@ -344,6 +351,7 @@ echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=
         .arg(&bed.ifname)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    let t0 = Instant::now();
     let pid = bed.cli.spawn(cmd);
     let ifname = bed.ifname.clone();
     // dhcpcd keeps per-interface files in fixed places; the interface name
@@ -365,6 +373,7 @@ echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=
     // manager; SIGTERM stops them all. Runs first, also when a check fails.
     let _stop = StopGently(pid);
     bed.wait_event("dhcpcd.events", "BOUND", "dhcpcd", Duration::from_secs(15));
+    let lease_ms = t0.elapsed().as_millis();
     bed.assert_installed();
     let ev = read(&events);
     assert!(
@@ -381,12 +390,17 @@ echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=
         "dhcpcd installs 121: {route}"
     );
     // SIGUSR1: dhcpcd renews all leases.
+    let t1 = Instant::now();
     bed.cli.signal(pid, nix::sys::signal::Signal::SIGUSR1);
     bed.wait_event(
         "dhcpcd.events",
         "RENEW",
         "dhcpcd renewal",
         Duration::from_secs(10),
+    );
+    println!(
+        "dhcpcd: lease installed {lease_ms} ms after start, renewal {} ms after SIGUSR1",
+        t1.elapsed().as_millis()
     );
     bed.assert_renewed_by_unicast();
     bed.assert_installed();
