@@ -531,6 +531,12 @@ fn malformed_frames_are_logged_and_survived() {
     ] {
         assert!(out.contains(reason), "no DROP for {reason:?}:\n{out}");
     }
+    // The library itself logs each drop on target `dhcp` (debug level 4).
+    let log = bed.server_log();
+    assert!(
+        log.matches("frame dropped: bad").count() >= 10,
+        "drops not logged:\n{log}"
+    );
     bed.assert_server_alive();
     // And a real client still gets its lease.
     let pid = start_udhcpc(&mut bed, "after.events");
