@@ -71,7 +71,7 @@ impl Bed {
         let dir = TempDir::new();
         let out = fs::File::create(dir.path("server.out")).unwrap();
         let err = fs::File::create(dir.path("server.err")).unwrap();
-        let mut cmd = srv.command(bin("examples/dhcpd_standalone"));
+        let mut cmd = srv.command(example("dhcpd_standalone"));
         cmd.args(["--iface", "e0", "--pool", POOL, "--debug", "4"])
             .args(server_args)
             .stdout(Stdio::from(out))
@@ -549,4 +549,22 @@ fn malformed_frames_are_logged_and_survived() {
     bed.assert_installed();
     bed.assert_server_alive();
     bed.cli.kill(pid);
+}
+
+/// A test-driver example binary; `cargo test` builds examples, a lone
+/// `cargo test --test NAME` may not.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let p = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --examples` (or plain `cargo test`) first",
+        p.display()
+    );
+    p
 }
