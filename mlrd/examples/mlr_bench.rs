@@ -209,6 +209,27 @@ fn sh(cmd: &str) {
     assert!(st.success(), "{cmd}");
 }
 
+/// What to clean up if the bench dies: release builds abort on panic, so
+/// `Drop` never runs; a panic hook does it instead.
+static CLEANUP: std::sync::Mutex<Option<(String, PathBuf, u32)>> = std::sync::Mutex::new(None);
+
+fn cleanup_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut g) = CLEANUP.try_lock() {
+            if let Some((ns, dir, pid)) = g.take() {
+                if pid != 0 {
+                    // SAFETY: kill(2) on the mlrd this bench spawned.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+                let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        default(info);
+    }));
+}
+
 struct Mlrd {
     ns: String,
     bin: PathBuf,
@@ -235,6 +256,9 @@ impl Mlrd {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
+        if let Ok(mut g) = CLEANUP.lock() {
+            *g = Some((self.ns.clone(), self.dir.clone(), child.id()));
+        }
         self.child = Some(child);
         // Ready = a handshake completes and a locate is answered.
         let ns = self.ns.clone();
@@ -440,6 +464,7 @@ fn main() {
         "{} missing: cargo build --release -p mlrd --bins --examples",
         bin.display()
     );
+    cleanup_on_panic();
     let ns = format!("mlrbench{}", std::process::id() % 100000);
     sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
     let dir = std::env::temp_dir().join(format!("mlr_bench.{}", std::process::id()));
