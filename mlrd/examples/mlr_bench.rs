@@ -18,7 +18,8 @@
 //!   answered / wall time over all threads.
 //! - Locate latency is measured separately, one request at a time on one
 //!   connection (no pipelining), while the other clients load mlrd with
-//!   pipelined locates; and also unloaded. p50/p99 over all samples.
+//!   pipelined locates; and also unloaded. p50/p99 over all samples, after
+//!   100 uncounted warm-up requests per connection.
 //! - Moves: each client moves the stations of its neighbour's pool to
 //!   itself, so every move also pushes a Redirect to the parent CN, which
 //!   the parent client acknowledges.
@@ -404,6 +405,10 @@ fn sync_latencies(ns: &str, stations: usize, n: usize) -> Vec<Duration> {
         let mut p = Pipe::connect();
         let mut v = Vec::with_capacity(n);
         let mut x: u64 = 0x9e37_79b9;
+        // Warm-up (connection, caches), not counted.
+        for k in 0..100 {
+            p.call(Message::Locate(Locate::ByMac(mac(0, k % stations))));
+        }
         for _ in 0..n {
             x = x
                 .wrapping_mul(6364136223846793005)
@@ -537,6 +542,9 @@ fn main() {
     let per = Arc::new(move |c: usize, p: &mut Pipe| {
         let mut x: u64 = 0xabcdef + c as u64;
         let mut v = Vec::with_capacity(nsamp);
+        for k in 0..100 {
+            p.call(Message::Locate(Locate::ByMac(mac(c, k % per_client_100k))));
+        }
         for _ in 0..nsamp {
             x = x
                 .wrapping_mul(6364136223846793005)
