@@ -34,7 +34,12 @@ const SIGNALS: Token = 1;
 const FIRST_CONN: Token = 2;
 /// Bytes read from one peer per loop iteration, so none can starve others.
 pub const READ_BUDGET: usize = 256 << 10;
-/// A peer with this much unsent output is not reading: it is cut off.
+/// Past this much unsent output to a peer, mlrd stops reading and handling
+/// that peer's requests until the output drains (back-pressure): one peer
+/// asking for much cannot make the loop encode megabytes for it at once.
+pub const OUTPUT_HIGH_WATER: usize = 256 << 10;
+/// A peer with this much unsent output (pushes can still add to a paused
+/// peer's backlog) is not reading: it is cut off.
 pub const MAX_OUTPUT: usize = 4 << 20;
 /// A connection must complete the MLRP handshake within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,6 +84,13 @@ struct Conn {
     last_rx: Instant,
     /// POLLOUT registered.
     want_write: bool,
+    /// POLLIN registered (off while the output is over the high-water mark).
+    want_read: bool,
+    /// Whole frames may be waiting in the session: handling stopped at the
+    /// high-water mark, not for lack of bytes.
+    frames_waiting: bool,
+    /// Last time the peer accepted bytes, or had nothing pending.
+    write_progress: Instant,
     /// Send what is queued, then close.
     closing: bool,
     /// Output length before this iteration's replies (for a failed commit).
@@ -133,6 +145,8 @@ pub struct Server {
     started: Instant,
     /// Slots with output queued this iteration.
     dirty: Vec<usize>,
+    /// Slots whose reading resumed with frames still buffered in the session.
+    resume: Vec<usize>,
     pushes: Vec<Push>,
     to_close: Vec<(usize, String)>,
     refused_since_log: u64,
@@ -191,6 +205,7 @@ impl Server {
             stats: ServerStats::default(),
             started: Instant::now(),
             dirty: Vec::new(),
+            resume: Vec::new(),
             pushes: Vec::new(),
             to_close: Vec::new(),
             refused_since_log: 0,
@@ -203,11 +218,18 @@ impl Server {
     pub fn run(&mut self) -> Result<(), String> {
         let mut ready: Vec<(Token, Readiness)> = Vec::with_capacity(1024);
         while !self.stop {
-            let timeout = self.timers.timeout(Instant::now());
+            let timeout = if self.resume.is_empty() {
+                self.timers.timeout(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
             ready.clear();
             self.poller
                 .wait(timeout, &mut ready)
                 .map_err(|e| format!("poll: {e}"))?;
+            for slot in std::mem::take(&mut self.resume) {
+                self.resume_conn(slot);
+            }
             for &(tok, r) in &ready {
                 match tok {
                     LISTENER => self.accept(),
@@ -301,6 +323,9 @@ impl Server {
             opened: now,
             last_rx: now,
             want_write: false,
+            want_read: true,
+            frames_waiting: false,
+            write_progress: now,
             closing: false,
             committed_len: 0,
             push_queue: VecDeque::new(),
@@ -331,7 +356,14 @@ impl Server {
             return;
         };
         if r.readable || r.error {
-            self.read_conn(slot, &mut conn);
+            if conn.want_read {
+                self.read_conn(slot, &mut conn);
+            } else if r.error && !conn.closing {
+                // Paused (not reading) and the peer hung up: nothing more
+                // will come, and poll would report the hang-up forever.
+                conn.closing = true;
+                self.to_close.push((slot, "hang-up".into()));
+            }
         }
         if r.writable {
             self.dirty.push(slot);
@@ -343,7 +375,7 @@ impl Server {
     fn read_conn(&mut self, slot: usize, conn: &mut Conn) {
         let mut buf = [0u8; 64 << 10];
         let mut total = 0;
-        while total < READ_BUDGET && !conn.closing {
+        while total < READ_BUDGET && !conn.closing && conn.pending() < OUTPUT_HIGH_WATER {
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
                     self.to_close.push((slot, "peer closed".into()));
@@ -370,10 +402,30 @@ impl Server {
         }
     }
 
+    /// Handle the frames a paused peer sent before its output drained.
+    fn resume_conn(&mut self, slot: usize) {
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        if !conn.closing {
+            self.process_frames(slot, &mut conn);
+        }
+        self.conns[slot] = Some(conn);
+        self.deliver_pushes();
+    }
+
     fn process_frames(&mut self, slot: usize, conn: &mut Conn) {
         let before = conn.out.len();
         let now = now_secs();
-        while let Some(ev) = conn.session.poll(&mut conn.out) {
+        conn.frames_waiting = false;
+        loop {
+            if conn.pending() >= OUTPUT_HIGH_WATER {
+                conn.frames_waiting = true;
+                break;
+            }
+            let Some(ev) = conn.session.poll(&mut conn.out) else {
+                break;
+            };
             match ev {
                 Ok(Incoming::Established { peer }) => {
                     debug!(target: "mlrp", "{}: established ({:?}, {})", conn.peer, peer.role, peer.software);
@@ -507,7 +559,7 @@ impl Server {
                             pools.len()
                         );
                         for p in &pools {
-                            info!("+   pool {p}");
+                            debug!(target: "cn", "+   pool {p}");
                         }
                         Message::BindReply(BindReply::Accepted {
                             lease_time_secs: self.reg.lease_time(),
@@ -790,7 +842,10 @@ impl Server {
         while c.sent < c.out.len() {
             match c.stream.write(&c.out[c.sent..]) {
                 Ok(0) => break,
-                Ok(n) => c.sent += n,
+                Ok(n) => {
+                    c.sent += n;
+                    c.write_progress = Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -810,11 +865,22 @@ impl Server {
             c.sent = 0;
         }
         c.committed_len = c.out.len();
-        let want = c.pending() > 0;
-        if want != c.want_write {
-            c.want_write = want;
-            self.poller
-                .register(c.stream.as_raw_fd(), FIRST_CONN + slot, want);
+        let want_write = c.pending() > 0;
+        let want_read = c.pending() < OUTPUT_HIGH_WATER;
+        if want_read && c.frames_waiting && !c.closing {
+            // Frames read before the high-water mark are waiting in the
+            // session; no new bytes may ever arrive to wake us for them.
+            self.resume.push(slot);
+        }
+        if want_write != c.want_write || want_read != c.want_read {
+            c.want_write = want_write;
+            c.want_read = want_read;
+            self.poller.register_interest(
+                c.stream.as_raw_fd(),
+                FIRST_CONN + slot,
+                want_read,
+                want_write,
+            );
         }
         if c.closing && c.pending() == 0 {
             self.to_close.push((slot, String::new()));
@@ -892,8 +958,23 @@ impl Server {
             );
         }
         self.refused_since_log = 0;
-        for (i, c) in self.conns.iter().enumerate() {
+        let stall = Duration::from_secs(self.cfg.cn_timeout as u64);
+        for (i, c) in self.conns.iter_mut().enumerate() {
             let Some(c) = c else { continue };
+            if c.pending() == 0 {
+                c.write_progress = now;
+            } else if now.duration_since(c.write_progress) > stall && !c.closing {
+                warn!(
+                    "! {}: accepted no byte of {} pending for {} s: peer is not reading; closing",
+                    c.peer,
+                    c.pending(),
+                    stall.as_secs()
+                );
+                c.closing = true;
+                c.out.truncate(c.sent);
+                self.to_close.push((i, "not reading".into()));
+                continue;
+            }
             if !c.session.is_established() && now.duration_since(c.opened) > HANDSHAKE_TIMEOUT {
                 self.to_close.push((i, "no handshake in time".into()));
             } else if c.cn.is_none()

@@ -928,3 +928,95 @@ fn pushes_beyond_the_unanswered_limit_are_queued_not_lost() {
     );
     assert!(!m.log().contains("does not answer pushes"), "{}", m.log());
 }
+
+/// A TCP connection to the MLR with a tiny receive buffer, so what mlrd
+/// sends piles up on its side when we do not read.
+fn connect_small_rcvbuf() -> TcpStream {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::RcvBuf, &4096).unwrap();
+    connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 6554),
+    )
+    .unwrap();
+    // SAFETY: a connected stream socket we own, handed over whole.
+    unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) }
+}
+
+#[test]
+fn a_peer_that_never_reads_is_cut_off_and_others_are_served() {
+    // cn_timeout also bounds how long a peer may accept no byte of output.
+    let m = Mlr::start("slowpeer", "").with_extra("cn_timeout 3\n");
+    let worst = m.run(|| {
+        // 90 CNs with 64 pools each make every CnList reply ~48 KB.
+        let mut c = connect();
+        for k in 0..90u8 {
+            let pools = (0..64u8)
+                .map(|p| Pool {
+                    first: Ipv4Addr::new(10, k, p * 4, 0),
+                    last: Ipv4Addr::new(10, k, p * 4 + 3, 255),
+                })
+                .collect();
+            let r = c
+                .call(&Message::CnBind(CnBind {
+                    network_name: NET.into(),
+                    cn_name: format!("cn{k}"),
+                    cn_addr: Ipv4Addr::new(10, 200, 0, k + 1),
+                    cn_port: 5554,
+                    pools,
+                }))
+                .unwrap();
+            assert!(
+                matches!(r, Message::BindReply(BindReply::Accepted { .. })),
+                "{r:?}"
+            );
+        }
+        let mut good = bind_cn("10.9.0.1", vec![pool("10.250.0.0", "10.250.0.255")]);
+        // The slow peer: asks for 300 lists (~14 MB) and never reads.
+        let mut s = connect_small_rcvbuf();
+        let mut sess =
+            tmip::mlrp::Session::new(Role::Cn, Some(&key()), tmip::mlrp::random_nonce().unwrap());
+        let mut out = Vec::new();
+        sess.handshake(&mut out);
+        s.write_all(&out).unwrap();
+        out.clear();
+        let mut buf = [0u8; 4096];
+        while !sess.is_established() {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            sess.feed(&buf[..n]);
+            while let Some(ev) = sess.poll(&mut out) {
+                assert!(ev.is_ok(), "{ev:?}");
+            }
+        }
+        for _ in 0..300 {
+            sess.request(&Message::ListCns, &mut out).unwrap();
+        }
+        s.write_all(&out).unwrap();
+        // Meanwhile a well-behaved CN is answered promptly.
+        let mut worst = Duration::ZERO;
+        for _ in 0..100 {
+            let t = Instant::now();
+            let r = good.call(&Message::Ping { nonce: 7 }).unwrap();
+            assert_eq!(r, Message::Pong { nonce: 7 });
+            worst = worst.max(t.elapsed());
+        }
+        // The slow socket stays open (and unread) until mlrd cuts it off.
+        (worst, s)
+    });
+    let (worst, slow) = worst;
+    m.wait_log_for("peer is not reading; closing", Duration::from_secs(10));
+    drop(slow);
+    eprintln!("well-behaved CN's worst ping while a peer hogged output: {worst:?}");
+    assert!(worst < Duration::from_millis(500), "{worst:?}");
+}
