@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p mlrd --bins --examples
-//! sudo target/release/examples/mlr_bench [--clients 4] [--window 64] [--max 1000000] [--secs 3] [--keep]
+//! sudo target/release/examples/mlr_bench [--clients 4] [--window 64] [--max 1000000] [--secs 3] [--keep] [--no-compact]
 //! ```
 //!
 //! It needs root: mlrd runs in a network namespace the bench makes (and
@@ -50,6 +50,8 @@ struct Opts {
     secs: f64,
     /// Leave the state directory behind (to time restarts by hand).
     keep: bool,
+    /// Never compact: every binding stays in the journal (worst restart).
+    no_compact: bool,
 }
 
 fn opts() -> Opts {
@@ -59,13 +61,18 @@ fn opts() -> Opts {
         max: 1_000_000,
         secs: 3.0,
         keep: false,
+        no_compact: false,
     };
     let a: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < a.len() {
         let v = a.get(i + 1).cloned().unwrap_or_default();
-        if a[i] == "--keep" {
-            o.keep = true;
+        if a[i] == "--keep" || a[i] == "--no-compact" {
+            if a[i] == "--keep" {
+                o.keep = true;
+            } else {
+                o.no_compact = true;
+            }
             i += 1;
             continue;
         }
@@ -237,6 +244,7 @@ struct Mlrd {
     dir: PathBuf,
     child: Option<Child>,
     keep: bool,
+    no_compact: bool,
 }
 
 impl Mlrd {
@@ -247,7 +255,11 @@ impl Mlrd {
             .append(true)
             .open(self.dir.join("mlrd.log"))
             .unwrap();
-        let child = Command::new("ip")
+        let mut cmd = Command::new("ip");
+        if self.no_compact {
+            cmd.env("MLRD_COMPACT_MIN_BYTES", "1000000000000");
+        }
+        let child = cmd
             .args(["netns", "exec", &self.ns])
             .arg(&self.bin)
             .arg("-f")
@@ -490,6 +502,7 @@ fn main() {
         dir: dir.clone(),
         child: None,
         keep: o.keep,
+        no_compact: o.no_compact,
     };
     let t_start = m.start();
     let rss0 = m.rss_kib();
