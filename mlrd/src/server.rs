@@ -34,6 +34,10 @@ const SIGNALS: Token = 1;
 const FIRST_CONN: Token = 2;
 /// Bytes read from one peer per loop iteration, so none can starve others.
 pub const READ_BUDGET: usize = 256 << 10;
+/// Requests handled for one peer per turn; the rest wait for the next
+/// iteration, after every other ready peer had its turn (round robin), so
+/// a CN asking one question is not queued behind another's pipeline.
+pub const FRAMES_PER_TURN: usize = 64;
 /// Past this much unsent output to a peer, mlrd stops reading and handling
 /// that peer's requests until the output drains (back-pressure): one peer
 /// asking for much cannot make the loop encode megabytes for it at once.
@@ -227,7 +231,10 @@ impl Server {
             self.poller
                 .wait(timeout, &mut ready)
                 .map_err(|e| format!("poll: {e}"))?;
-            for slot in std::mem::take(&mut self.resume) {
+            let mut resume = std::mem::take(&mut self.resume);
+            resume.sort_unstable();
+            resume.dedup();
+            for slot in resume {
                 self.resume_conn(slot);
             }
             for &(tok, r) in &ready {
@@ -375,7 +382,11 @@ impl Server {
     fn read_conn(&mut self, slot: usize, conn: &mut Conn) {
         let mut buf = [0u8; 64 << 10];
         let mut total = 0;
-        while total < READ_BUDGET && !conn.closing && conn.pending() < OUTPUT_HIGH_WATER {
+        while total < READ_BUDGET
+            && !conn.closing
+            && !conn.frames_waiting
+            && conn.pending() < OUTPUT_HIGH_WATER
+        {
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
                     self.to_close.push((slot, "peer closed".into()));
@@ -418,11 +429,22 @@ impl Server {
         let before = conn.out.len();
         let now = now_secs();
         conn.frames_waiting = false;
+        let mut handled = 0;
         loop {
             if conn.pending() >= OUTPUT_HIGH_WATER {
+                // Resumed from `flush` once the output drains.
                 conn.frames_waiting = true;
                 break;
             }
+            if handled >= FRAMES_PER_TURN {
+                if conn.session.buffered() > 0 {
+                    // Another turn next iteration (which will not wait in poll).
+                    conn.frames_waiting = true;
+                    self.resume.push(slot);
+                }
+                break;
+            }
+            handled += 1;
             let Some(ev) = conn.session.poll(&mut conn.out) else {
                 break;
             };
