@@ -1020,3 +1020,69 @@ fn a_peer_that_never_reads_is_cut_off_and_others_are_served() {
     eprintln!("well-behaved CN's worst ping while a peer hogged output: {worst:?}");
     assert!(worst < Duration::from_millis(500), "{worst:?}");
 }
+
+#[test]
+fn a_deep_pipeline_is_answered_in_full_and_in_order() {
+    let m = Mlr::start("pipeline", "");
+    m.run(|| {
+        use tmip::mlrp::{random_nonce, Incoming, Session};
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
+        let cell = cell_of(
+            &c.call(&Message::Allocate(Allocate {
+                mac: mac(1),
+                requested: None,
+            }))
+            .unwrap(),
+        );
+        // 3000 requests in ONE write: mlrd reads them at once, handles 64
+        // per turn, and must come back for the rest without new bytes
+        // arriving to wake it.
+        let mut s = TcpStream::connect(MLR).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut sess = Session::new(Role::Cn, Some(&key()), random_nonce().unwrap());
+        let mut out = Vec::new();
+        sess.handshake(&mut out);
+        s.write_all(&out).unwrap();
+        out.clear();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut replies = Vec::new();
+        let mut pump = |s: &mut TcpStream, sess: &mut Session, replies: &mut Vec<_>| {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "mlrd closed the connection");
+            sess.feed(&buf[..n]);
+            let mut o = Vec::new();
+            while let Some(ev) = sess.poll(&mut o) {
+                match ev.unwrap() {
+                    Incoming::Reply { id, msg } => replies.push((id, msg)),
+                    Incoming::Established { .. } => {}
+                    r => panic!("{r:?}"),
+                }
+            }
+        };
+        while !sess.is_established() {
+            pump(&mut s, &mut sess, &mut replies);
+        }
+        let mut asked = Vec::new();
+        for i in 0..3000u32 {
+            let msg = if i % 2 == 0 {
+                Message::Locate(Locate::ByMac(mac(1)))
+            } else {
+                Message::Ping { nonce: i as u64 }
+            };
+            let id = sess.request(&msg, &mut out).unwrap();
+            asked.push((id, msg));
+        }
+        s.write_all(&out).unwrap();
+        while replies.len() < asked.len() {
+            pump(&mut s, &mut sess, &mut replies);
+        }
+        for ((qid, q), (rid, r)) in asked.iter().zip(&replies) {
+            assert_eq!(qid, rid, "replies in request order");
+            match (q, r) {
+                (Message::Locate(_), Message::Binding(b)) => assert_eq!(b.cell, cell),
+                (Message::Ping { nonce }, Message::Pong { nonce: n }) => assert_eq!(nonce, n),
+                (q, a) => panic!("{q:?} answered by {a:?}"),
+            }
+        }
+    });
+}
