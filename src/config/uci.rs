@@ -42,7 +42,11 @@ pub struct UciError {
 
 impl fmt::Display for UciError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
     }
 }
 
@@ -253,6 +257,23 @@ fn strtol_whole(s: &str) -> Option<i64> {
     }
     let v: i64 = digits.parse().ok()?;
     Some(if neg { -v } else { v })
+}
+
+/// The default location of the daemons' configuration.
+pub const DEFAULT_PATH: &str = "/etc/config/tmip";
+
+/// Read and parse a UCI file (e.g. [`DEFAULT_PATH`]); errors carry the path
+/// (line 0 for I/O and encoding errors).
+pub fn read(path: &std::path::Path) -> Result<Package, UciError> {
+    let label = path.display().to_string();
+    let io = |message: String| UciError {
+        file: label.clone(),
+        line: 0,
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| io(format!("cannot read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| io("not valid UTF-8".into()))?;
+    parse(&label, &text)
 }
 
 /// Parse the text of a UCI file. `file` labels errors (`/etc/config/tmip`).

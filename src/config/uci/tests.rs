@@ -377,3 +377,71 @@ fn whitespace_and_crlf() {
     assert!(p("").sections.is_empty());
     assert!(p("\n\n# only comments\n").sections.is_empty());
 }
+
+#[test]
+fn read_reports_io_errors_with_the_path() {
+    let e = read(std::path::Path::new("/nonexistent/tmip")).expect_err("missing file");
+    assert_eq!(e.line, 0);
+    assert!(
+        e.to_string().starts_with("/nonexistent/tmip: cannot read"),
+        "{e}"
+    );
+    let dir = std::env::temp_dir().join(format!("uci-read-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let f = dir.join("tmip");
+    std::fs::write(&f, EXPORTED).expect("write");
+    let pkg = read(&f).expect("parses");
+    assert_eq!(pkg.file, f.display().to_string());
+    assert_eq!(pkg.sections.len(), 3);
+    std::fs::write(&f, b"config t\n\xff\n").expect("write");
+    assert_eq!(read(&f).expect_err("bad utf-8").message, "not valid UTF-8");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn the_shipped_default_config_parses() {
+    let text = include_str!("../../../openwrt/tmipd/files/tmip.config");
+    let pkg = p(text);
+    let main = pkg.section("@tmipd[0]").expect("a tmipd section");
+    assert_eq!(main.name, "main");
+    assert!(
+        !main.enabled(),
+        "shipped disabled: opkg starts services on install"
+    );
+    let keys: Vec<_> = main.rc_lines().iter().map(|l| l.key).collect();
+    for k in [
+        "mlr",
+        "cn_name",
+        "tunnel_prefix",
+        "cn_if",
+        "mobile_if",
+        "network_name",
+        "addr_pool",
+        "log",
+        "debug_level",
+        "status_file",
+        "dhcp",
+        "dns",
+        "domain",
+        "lease_time",
+        "reverse_tunnel",
+    ] {
+        assert!(keys.contains(&k), "main lacks {k}");
+    }
+    assert!(!keys.contains(&"enabled"));
+    let mlr = pkg.section("@mlrd[-1]").expect("an mlrd section");
+    assert_eq!(mlr.name, "mlr");
+    assert!(!mlr.enabled());
+    let keys: Vec<_> = mlr.rc_lines().iter().map(|l| l.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "network_name",
+            "port",
+            "state_dir",
+            "lease_time",
+            "status_file",
+            "debug_level"
+        ]
+    );
+}
