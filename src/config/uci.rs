@@ -17,9 +17,12 @@
 //! reopened with the same type continues it, with another type is an error.
 //! Anonymous sections are named `cfgNNHHHH`: NN the ordinal of the section in
 //! the file (every section counts), HHHH the DJB hash of its type (options
-//! are not yet known when the name is made). That is what a router shows,
-//! e.g. `firewall.cfg01e63d` (defaults) or `network.cfg030f15` (the first
-//! `device` after two named sections).
+//! are not yet known when the name is made). That is what a current router
+//! shows, e.g. `system.cfg01e48a`, `firewall.cfg01e63d` (defaults) or
+//! `network.cfg030f15` (the first `device` after two named sections). Older
+//! libuci releases differed (counting anonymous sections twice: LuCI pages
+//! of that era show `system.cfg02e48a`; before that, hashing the options
+//! too); scripts should use `@type[N]`, which is stable across all of them.
 //!
 //! Deviations, on purpose: a NUL byte is an error (C would silently cut the
 //! line there), and error line numbers count the last line even when the

@@ -445,3 +445,47 @@ fn the_shipped_default_config_parses() {
         ]
     );
 }
+
+/// libuci's own test vectors (openwrt/uci tests/shunit2/references):
+/// import_with_comments.data parsed, then written in export format.
+#[test]
+fn libuci_reference_import_with_comments() {
+    let data = "# before package 'import-test' line 1\n# before package 'import-test' line 2\npackage 'import-test' # after package 'import-test'\n\n# before config type 'section'\n\nconfig type 'section'                # after config type 'section'\n\t# before option 'opt'\n\toption 'opt' 'val' # after option 'opt'\n# before list 'list_opt' 'val0' line 1\n\n\t# before list 'list_opt' 'val0' line 2\n\tlist 'list_opt' 'val0' # after list 'list_opt' 'val0'\n\tlist 'list_opt' 'val1'\n\toption mul_line_opt_sq \\''line 1\nline 2 \\\nline 3'\\' # comment after mul_line_opt_sq\n\toption mul_line_opt_dq \"\\\"Hello, \\\nWorld.\\'\n\" # comment after mul_line_opt_dq\n";
+    let pkg = p(data);
+    let s = pkg.section("section").expect("section");
+    assert_eq!(
+        s.get("mul_line_opt_sq"),
+        Some("'line 1\nline 2 \\\nline 3'")
+    );
+    assert_eq!(s.get("mul_line_opt_dq"), Some("\"Hello, World.'\n"));
+    // the comment-free export uci writes for it
+    assert_eq!(
+        pkg.export(),
+        "\nconfig type 'section'\n\toption opt 'val'\n\tlist list_opt 'val0'\n\tlist list_opt 'val1'\n\toption mul_line_opt_sq ''\\''line 1\nline 2 \\\nline 3'\\'''\n\toption mul_line_opt_dq '\"Hello, World.'\\''\n'\n\n"
+    );
+}
+
+/// libuci's show_parsing_multiline.data and the `uci show` result it
+/// expects (show_parsing_multiline_package.result), except the anonymous
+/// name: that reference, from an older libuci, says `cfg01ca82`, a hash over
+/// the type *and* the options (the name was made once the section's options
+/// were read). Current libuci names the section when `config` is read, from
+/// the type alone, as every router shows (`system.cfg01e48a`,
+/// `firewall.cfg01e63d`, `network.cfg030f15`), so it is `cfg017f6a` here.
+#[test]
+fn libuci_reference_show_parsing_multiline() {
+    let data = "config main\n        option version  1.4.1\n\n# sockd configuration for vpn and wan\nconfig sockd 'instance0'\n        option enabled  1\n\t# sockd for vpn\n        list internal_network   vpn\n\t# ... and for wan\n        list external_network   wan\n\n\t# a long multi-line option\n        option extra_config '\n\t\tuser.unprivileged: nobody\n\t\tclient pass {\n\t\t\tfrom: 0.0.0.0/0 to: 0.0.0.0/0\n\t\t\tsession.max: 64\n\t\t\tlog: error\n\t\t}\n\n\t\tsocks pass {\n\t\t\tfrom: 0.0.0.0/0 to: 0.0.0.0/0\n\t\t\tlog: connect\n\t\t} ' # the long multi-line option ends here\n";
+    let pkg = p(data);
+    let mut show = String::new();
+    for s in &pkg.sections {
+        show.push_str(&format!("sockd.{}={}\n", s.name, s.ty));
+        for o in &s.options {
+            let v: Vec<String> = o.values().map(|v| format!("'{}'", escape(v))).collect();
+            show.push_str(&format!("sockd.{}.{}={}\n", s.name, o.name, v.join(" ")));
+        }
+    }
+    assert_eq!(
+        show,
+        "sockd.cfg017f6a=main\nsockd.cfg017f6a.version='1.4.1'\nsockd.instance0=sockd\nsockd.instance0.enabled='1'\nsockd.instance0.internal_network='vpn'\nsockd.instance0.external_network='wan'\nsockd.instance0.extra_config='\n\t\tuser.unprivileged: nobody\n\t\tclient pass {\n\t\t\tfrom: 0.0.0.0/0 to: 0.0.0.0/0\n\t\t\tsession.max: 64\n\t\t\tlog: error\n\t\t}\n\n\t\tsocks pass {\n\t\t\tfrom: 0.0.0.0/0 to: 0.0.0.0/0\n\t\t\tlog: connect\n\t\t} '\n"
+    );
+}
