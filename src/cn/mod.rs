@@ -1,3 +1,7 @@
-//! The correspondent node's sans-IO core: station table, MLR session and
-//! handover state machine. The tmipd event loop feeds it events and carries
-//! out the actions it returns.
+//! The correspondent node: the sans-IO core (station and peer tables, the
+//! reaction to DHCP lookups, MLR answers, redirects and withdrawals), the
+//! data-plane interface it drives, and the daemon shell around them.
+
+pub mod core;
+pub mod dataplane;
+pub mod stations;
