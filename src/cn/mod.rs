@@ -4,4 +4,6 @@
 
 pub mod core;
 pub mod dataplane;
+pub mod iface;
 pub mod stations;
+pub mod status;
