@@ -37,34 +37,19 @@ pub enum LookupKind {
 /// A call the core wants made to the MLR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MlrCall {
-    Allocate {
-        mac: MacAddr,
-    },
-    LocateMac {
-        mac: MacAddr,
-    },
-    LocateIp {
-        ip: Ipv4Addr,
-    },
-    Move {
-        mac: MacAddr,
-        cell: Cell30,
-    },
-    Release {
-        mac: MacAddr,
-        cell: Cell30,
-    },
+    Allocate { mac: MacAddr },
+    LocateMac { mac: MacAddr },
+    LocateIp { ip: Ipv4Addr },
+    Move { mac: MacAddr, cell: Cell30 },
+    Release { mac: MacAddr, cell: Cell30 },
     Ping,
     ListCns,
-    /// Ask which stations the MLR has at this CN (re-establish after restart).
-    StationsHere,
 }
 
 /// The MLR's answer to an [`MlrCall`], as the core needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MlrAnswer {
     Binding(Binding),
-    Bindings(Vec<Binding>),
     NotFound,
     CnList(Vec<(CnAddr, String)>),
     Ack,
@@ -136,6 +121,8 @@ pub struct CnCore {
     out: VecDeque<Output>,
     pending: HashMap<u64, Purpose>,
     next_tag: u64,
+    /// Re-establish lookups still unanswered, and stations taken back so far.
+    reestablish: Option<(usize, usize)>,
     mlr_up: bool,
     pub counters: Counters,
 }
@@ -149,6 +136,7 @@ impl CnCore {
             out: VecDeque::new(),
             pending: HashMap::new(),
             next_tag: 1,
+            reestablish: None,
             mlr_up: false,
             counters: Counters::default(),
         }
@@ -186,12 +174,41 @@ impl CnCore {
         self.out.push_back(Output::Data(a));
     }
 
-    /// The MLR session is bound: refresh the CN list and take back the
-    /// stations the MLR says are here.
-    pub fn mlr_bound(&mut self) {
+    /// The MLR session is bound: refresh the CN list and ask the MLR about
+    /// every station address in `candidates` (what an earlier run left in
+    /// the kernel, and what the table holds after a reconnect); those the
+    /// MLR places here (or parents here) are taken back.
+    pub fn mlr_bound(&mut self, candidates: &[Ipv4Addr]) {
         self.mlr_up = true;
         self.call(MlrCall::ListCns, Purpose::ListCns);
-        self.call(MlrCall::StationsHere, Purpose::Reestablish);
+        let mut ips: Vec<Ipv4Addr> = candidates.to_vec();
+        ips.extend(self.stations.iter().map(|s| s.cell.station()));
+        ips.sort();
+        ips.dedup();
+        if ips.is_empty() {
+            log::info!(target: "cn", "+ Attempting network re-establish - Querying MLR: None listed");
+            return;
+        }
+        self.reestablish = Some((ips.len(), 0));
+        for ip in ips {
+            self.call(MlrCall::LocateIp { ip }, Purpose::Reestablish);
+        }
+    }
+
+    fn reestablish_done(&mut self, taken: bool) {
+        if let Some((left, n)) = self.reestablish.as_mut() {
+            *left = left.saturating_sub(1);
+            *n += usize::from(taken);
+            if *left == 0 {
+                let n = *n;
+                self.reestablish = None;
+                if n == 0 {
+                    log::info!(target: "cn", "+ Attempting network re-establish - Querying MLR: None listed");
+                } else {
+                    log::info!(target: "cn", "+ Attempting network re-establish - Querying MLR: {n} station(s) re-established");
+                }
+            }
+        }
     }
 
     /// The MLR link is gone: calls in flight will not be answered. Lookups
@@ -334,26 +351,21 @@ impl CnCore {
                 }
             }
             (Purpose::Locate, _) => {}
-            (Purpose::Reestablish, MlrAnswer::Bindings(list)) => {
-                let mut taken = 0;
-                for b in list {
-                    let here = b.at == Some(self.cfg.me) || b.parent == self.cfg.me;
-                    if here {
-                        match self.reestablish(&b, now) {
-                            Ok(()) => taken += 1,
-                            Err(e) => log::warn!(target: "cn", "{e}"),
-                        }
+            (Purpose::Reestablish, MlrAnswer::Binding(b)) => {
+                let here = b.at == Some(self.cfg.me) || b.parent == self.cfg.me;
+                let mut taken = false;
+                if here {
+                    match self.reestablish(&b, now) {
+                        Ok(()) => taken = true,
+                        Err(e) => log::warn!(target: "cn", "{e}"),
                     }
+                } else if let Some(s) = self.stations.get(&b.mac).cloned() {
+                    // Moved on while the MLR was away from us.
+                    self.forget(&s);
                 }
-                if taken == 0 {
-                    log::info!(target: "cn", "+ Attempting network re-establish - Querying MLR: None listed");
-                } else {
-                    log::info!(target: "cn", "+ Attempting network re-establish - Querying MLR: {taken} station(s) re-established");
-                }
+                self.reestablish_done(taken);
             }
-            (Purpose::Reestablish, other) => {
-                log::warn!(target: "cn", "+ Attempting network re-establish - Querying MLR: failed ({other:?})");
-            }
+            (Purpose::Reestablish, _) => self.reestablish_done(false),
             (Purpose::ListCns, MlrAnswer::CnList(list)) => {
                 let others: Vec<(CnAddr, String)> = list
                     .into_iter()
@@ -634,7 +646,7 @@ mod tests {
             max_peers: 4,
             fallback_lease_secs: 600,
         });
-        c.mlr_bound();
+        c.mlr_bound(&[]);
         drain(&mut c);
         c
     }
@@ -774,16 +786,10 @@ mod tests {
             &drain(&mut c)[0],
             Output::Dhcp { result: Err(_), .. }
         ));
-        // Back: resynchronise.
-        c.mlr_bound();
+        // Back: resynchronise what the table holds.
+        c.mlr_bound(&[]);
         let out = drain(&mut c);
-        assert!(out.iter().any(|o| matches!(
-            o,
-            Output::Mlr {
-                call: MlrCall::StationsHere,
-                ..
-            }
-        )));
+        assert!(out.iter().any(|o| matches!(o, Output::Mlr { call: MlrCall::LocateIp { ip }, .. } if *ip == cell(1).station())));
     }
 
     #[test]
@@ -828,27 +834,29 @@ mod tests {
             max_peers: 4,
             fallback_lease_secs: 600,
         });
-        c.mlr_bound();
+        let left_behind: Vec<Ipv4Addr> = (1..=4).map(|n| cell(n).station()).collect();
+        c.mlr_bound(&left_behind);
         let out = drain(&mut c);
-        let t = out
+        let tags: Vec<(u64, Ipv4Addr)> = out
             .iter()
-            .find_map(|o| match o {
+            .filter_map(|o| match o {
                 Output::Mlr {
                     tag,
-                    call: MlrCall::StationsHere,
-                } => Some(*tag),
+                    call: MlrCall::LocateIp { ip },
+                } => Some((*tag, *ip)),
                 _ => None,
             })
-            .unwrap();
-        c.mlr_answer(
-            t,
-            MlrAnswer::Bindings(vec![
-                binding(1, cn(1), Some(cn(1))),
-                binding(2, cn(1), Some(cn(2))),
-                binding(3, cn(2), Some(cn(1))),
-            ]),
-            now,
-        );
+            .collect();
+        assert_eq!(tags.len(), 4);
+        let answers = [
+            MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))),
+            MlrAnswer::Binding(binding(2, cn(1), Some(cn(2)))),
+            MlrAnswer::Binding(binding(3, cn(2), Some(cn(1)))),
+            MlrAnswer::Binding(binding(4, cn(2), Some(cn(3)))),
+        ];
+        for ((t, _), a) in tags.iter().zip(answers) {
+            c.mlr_answer(*t, a, now);
+        }
         let out = drain(&mut c);
         assert!(out.contains(&Output::Data(DataAction::AdoptLocal {
             mac: mac(1),

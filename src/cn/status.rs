@@ -198,7 +198,7 @@ mod tests {
             max_peers: 4,
             fallback_lease_secs: 600,
         });
-        c.mlr_bound();
+        c.mlr_bound(&[]);
         while c.poll_output().is_some() {}
         let now = Instant::now();
         let mac = MacAddr([2, 0, 0, 0, 0, 9]);
