@@ -152,6 +152,8 @@ impl Netns {
     }
 
     /// Wait for a process this guard started to exit, up to `timeout`.
+    // try_wait() has reaped the child before it is dropped from the list.
+    #[allow(clippy::zombie_processes)]
     pub fn wait(&mut self, pid: u32, timeout: Duration) -> Option<std::process::ExitStatus> {
         let i = self.children.iter().position(|c| c.id() == pid)?;
         let deadline = Instant::now() + timeout;
