@@ -4,6 +4,7 @@
 
 pub mod core;
 pub mod dataplane;
+pub mod dataplane_netlink;
 pub mod iface;
 pub mod stations;
 pub mod status;
