@@ -253,3 +253,140 @@ fn remaining(deadline: Instant) -> Result<Duration, ClientError> {
     // A zero timeout means "block forever" to std: never pass one.
     Ok((deadline - now).max(Duration::from_millis(1)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::{Cell30, MacAddr};
+    use crate::mlrp::CnRef;
+    use crate::mlrp::{ErrorCode, Locate, Redirect};
+    use std::net::{Ipv4Addr, TcpListener};
+    use std::thread;
+
+    /// A one-connection MLR stand-in on an ephemeral loopback port: answers
+    /// Ping with Pong, anything else with NotFound, and pushes one Redirect
+    /// to the client after the first Ping, expecting an Ack.
+    fn serve(key: Option<NetworkKey>) -> (SocketAddr, thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = thread::spawn(move || {
+            let mut log = Vec::new();
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut sess = Session::new(Role::Mlr, key.as_ref(), random_nonce().unwrap());
+            let mut out = Vec::new();
+            sess.handshake(&mut out);
+            let mut buf = [0u8; 4096];
+            let mut pushed = false;
+            loop {
+                s.write_all(&out).unwrap();
+                out.clear();
+                let n = match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return log,
+                    Ok(n) => n,
+                };
+                sess.feed(&buf[..n]);
+                while let Some(ev) = sess.poll(&mut out) {
+                    match ev {
+                        Ok(Incoming::Request {
+                            id,
+                            msg: Message::Ping { nonce },
+                        }) => {
+                            sess.reply(id, &Message::Pong { nonce }, &mut out).unwrap();
+                            if !pushed {
+                                pushed = true;
+                                sess.request(&redirect(), &mut out).unwrap();
+                            }
+                        }
+                        Ok(Incoming::Request { id, .. }) => {
+                            let e = Message::error(ErrorCode::NotFound, "no such station");
+                            sess.reply(id, &e, &mut out).unwrap();
+                        }
+                        Ok(other) => log.push(other.to_string()),
+                        Err(e) => {
+                            log.push(e.to_string());
+                            if e.is_fatal() {
+                                let _ = s.write_all(&out);
+                                return log;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        (addr, h)
+    }
+
+    fn redirect() -> Message {
+        Message::Redirect(Redirect {
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            cell: Cell30::containing(Ipv4Addr::new(10, 1, 0, 4)),
+            to: CnRef::new(Ipv4Addr::new(10, 0, 0, 2), 5554),
+        })
+    }
+
+    #[test]
+    fn client_calls_and_answers_pushed_requests_over_loopback() {
+        let key = NetworkKey::derive(b"s", "net");
+        let (addr, server) = serve(Some(key.clone()));
+        let mut c = Client::connect(addr, Role::Cn, Some(&key), Duration::from_secs(5)).unwrap();
+        assert_eq!(c.peer().role, Role::Mlr);
+        assert!(c.session().auth_enabled());
+        assert_eq!(
+            c.call(&Message::Ping { nonce: 77 }).unwrap(),
+            Message::Pong { nonce: 77 }
+        );
+        let (id, msg) = c.next_request(true).unwrap().unwrap();
+        assert_eq!(msg, redirect());
+        c.reply(id, &Message::Ack).unwrap();
+        match c
+            .call(&Message::Locate(Locate::ByIp(Ipv4Addr::new(10, 9, 9, 9))))
+            .unwrap()
+        {
+            Message::Error(e) => assert_eq!(e.code, ErrorCode::NotFound),
+            other => panic!("{other}"),
+        }
+        // Pipelined requests come back matched to their ids.
+        let ids: Vec<_> = (0..10)
+            .map(|n| c.send(&Message::Ping { nonce: n }).unwrap())
+            .collect();
+        for (n, id) in ids.iter().enumerate().rev() {
+            assert_eq!(
+                c.wait_reply(*id).unwrap(),
+                Message::Pong { nonce: n as u64 }
+            );
+        }
+        drop(c);
+        let log = server.join().unwrap();
+        assert!(log.iter().any(|l| l.contains("Ack")), "{log:?}");
+    }
+
+    #[test]
+    fn wrong_secret_is_reported_not_hung() {
+        let (addr, server) = serve(Some(NetworkKey::derive(b"right", "net")));
+        let bad = NetworkKey::derive(b"wrong", "net");
+        match Client::connect(addr, Role::Tool, Some(&bad), Duration::from_secs(5)) {
+            Err(ClientError::Protocol(e)) => assert!(
+                matches!(&e, MlrpError::BadMac)
+                    || matches!(&e, MlrpError::PeerClosed(r) if r.code == ErrorCode::Unauthorized),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let log = server.join().unwrap();
+        assert!(log.iter().any(|l| l.contains("HMAC")), "{log:?}");
+    }
+
+    #[test]
+    fn silent_peer_times_out() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t0 = Instant::now();
+        match Client::connect(addr, Role::Tool, None, Duration::from_millis(200)) {
+            Err(ClientError::Timeout) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(3));
+        drop(l);
+    }
+}

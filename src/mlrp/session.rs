@@ -338,6 +338,9 @@ impl Session {
             self.rx_pos += len;
             let r = self.process(&rx[start..start + len], out);
             self.rx = rx;
+            if self.state == State::Closed {
+                self.release_buffer();
+            }
             if let Some(r) = r {
                 return Some(r);
             }
@@ -448,7 +451,14 @@ impl Session {
             self.notice(e.code(), &text, out);
         }
         self.state = State::Closed;
+        self.release_buffer();
         e
+    }
+
+    /// A closed session keeps no input.
+    fn release_buffer(&mut self) {
+        self.rx = Vec::new();
+        self.rx_pos = 0;
     }
 
     fn process(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Option<Result<Incoming, MlrpError>> {
@@ -668,3 +678,7 @@ fn precheck(avail: &[u8]) -> Result<(), WireError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
