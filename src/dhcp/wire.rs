@@ -802,4 +802,4 @@ impl OptionWriter<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
