@@ -37,11 +37,24 @@ pub enum LookupKind {
 /// A call the core wants made to the MLR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MlrCall {
-    Allocate { mac: MacAddr },
-    LocateMac { mac: MacAddr },
-    LocateIp { ip: Ipv4Addr },
-    Move { mac: MacAddr, cell: Cell30 },
-    Release { mac: MacAddr, cell: Cell30 },
+    Allocate {
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+    },
+    LocateMac {
+        mac: MacAddr,
+    },
+    LocateIp {
+        ip: Ipv4Addr,
+    },
+    Move {
+        mac: MacAddr,
+        cell: Cell30,
+    },
+    Release {
+        mac: MacAddr,
+        cell: Cell30,
+    },
     Ping,
     ListCns,
 }
@@ -75,8 +88,17 @@ pub enum Output {
     /// Answer the DHCP server's lookup for `mac`.
     Dhcp {
         mac: MacAddr,
-        result: Result<Lease, String>,
+        result: Result<Lease, LookupFailure>,
     },
+}
+
+/// Why a DHCP lookup has no lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupFailure {
+    /// The MLR has no binding for the MAC (a REQUEST gets a NAK).
+    NotFound,
+    /// No answer now (MLR unreachable, table full, pool empty): stay silent.
+    Unavailable(String),
 }
 
 /// Why a call was made, so its answer can be acted on.
@@ -239,13 +261,21 @@ impl CnCore {
                     lease_secs: left.clamp(60, self.cfg.fallback_lease_secs.max(60)),
                 })
             }
-            _ => Err(format!("{why}; {mac} not known here")),
+            _ => Err(LookupFailure::Unavailable(format!(
+                "{why}; {mac} not known here"
+            ))),
         };
         self.out.push_back(Output::Dhcp { mac, result });
     }
 
     /// The DHCP server needs a /30 for `mac`.
-    pub fn dhcp_lookup(&mut self, mac: MacAddr, kind: LookupKind, now: Instant) {
+    pub fn dhcp_lookup(
+        &mut self,
+        mac: MacAddr,
+        kind: LookupKind,
+        requested: Option<Ipv4Addr>,
+        now: Instant,
+    ) {
         self.counters.lookups += 1;
         if !self.mlr_up {
             self.answer_from_table(mac, now, "MLR unreachable");
@@ -257,7 +287,7 @@ impl CnCore {
             return;
         }
         let call = match kind {
-            LookupKind::Allocate => MlrCall::Allocate { mac },
+            LookupKind::Allocate => MlrCall::Allocate { mac, requested },
             LookupKind::Locate => MlrCall::LocateMac { mac },
         };
         self.call(call, Purpose::Dhcp { mac });
@@ -272,7 +302,7 @@ impl CnCore {
         log::warn!(target: "cn", "{msg}");
         self.out.push_back(Output::Dhcp {
             mac,
-            result: Err(msg),
+            result: Err(LookupFailure::Unavailable(msg)),
         });
     }
 
@@ -313,7 +343,9 @@ impl CnCore {
                     log::warn!(target: "mlrp", "MLR answered for {} when asked for {mac}", b.mac);
                     self.out.push_back(Output::Dhcp {
                         mac,
-                        result: Err("MLR answered for another station".into()),
+                        result: Err(LookupFailure::Unavailable(
+                            "MLR answered for another station".into(),
+                        )),
                     });
                     return;
                 }
@@ -327,14 +359,14 @@ impl CnCore {
                     }),
                     Err(msg) => self.out.push_back(Output::Dhcp {
                         mac,
-                        result: Err(msg),
+                        result: Err(LookupFailure::Unavailable(msg)),
                     }),
                 }
             }
             (Purpose::Dhcp { mac }, MlrAnswer::NotFound) => {
                 self.out.push_back(Output::Dhcp {
                     mac,
-                    result: Err("not known to the MLR".into()),
+                    result: Err(LookupFailure::NotFound),
                 });
             }
             (Purpose::Dhcp { mac }, other) => {
@@ -342,7 +374,7 @@ impl CnCore {
                 log::warn!(target: "dhcp", "no address for {mac}: MLR said {other:?}");
                 self.out.push_back(Output::Dhcp {
                     mac,
-                    result: Err(format!("MLR: {other:?}")),
+                    result: Err(LookupFailure::Unavailable(format!("MLR: {other:?}"))),
                 });
             }
             (Purpose::Locate, MlrAnswer::Binding(b)) => {
@@ -682,10 +714,10 @@ mod tests {
     fn dhcp_for_a_new_station_allocates_adopts_moves_and_answers() {
         let now = Instant::now();
         let mut c = core(8);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
         let out = drain(&mut c);
         assert!(
-            matches!(&out[0], Output::Mlr { call: MlrCall::Allocate { mac: m }, .. } if *m == mac(1))
+            matches!(&out[0], Output::Mlr { call: MlrCall::Allocate { mac: m, .. }, .. } if *m == mac(1))
         );
         c.mlr_answer(
             tag_of(&out),
@@ -721,7 +753,7 @@ mod tests {
     fn a_visitor_gets_a_tunnel_and_a_reverse_tunnel_to_its_parent() {
         let now = Instant::now();
         let mut c = core(8);
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
         let out = drain(&mut c);
@@ -731,7 +763,7 @@ mod tests {
             parent: cn(2)
         })));
         // A renewal changes nothing in the data plane.
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(1)))), now);
         let out = drain(&mut c);
@@ -748,18 +780,18 @@ mod tests {
     fn a_full_table_refuses_the_newcomer_and_keeps_serving_others() {
         let now = Instant::now();
         let mut c = core(1);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
         let out = drain(&mut c);
         assert!(
-            matches!(&out[0], Output::Dhcp { mac: m, result: Err(e) } if *m == mac(2) && e.contains("full"))
+            matches!(&out[0], Output::Dhcp { mac: m, result: Err(LookupFailure::Unavailable(e)) } if *m == mac(2) && e.contains("full"))
         );
         assert_eq!(c.counters.refused_full, 1);
         // The known station still renews.
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         assert!(drain(&mut c)
@@ -771,17 +803,17 @@ mod tests {
     fn without_the_mlr_known_stations_are_served_from_the_table() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
         // A lookup in flight when the link drops is answered from the table.
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
         drain(&mut c);
         c.mlr_lost(now);
         let out = drain(&mut c);
         assert!(matches!(&out[0], Output::Dhcp { result: Ok(l), .. } if l.cell == cell(1)));
-        c.dhcp_lookup(mac(3), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(3), LookupKind::Allocate, None, now);
         assert!(matches!(
             &drain(&mut c)[0],
             Output::Dhcp { result: Err(_), .. }
@@ -796,7 +828,7 @@ mod tests {
     fn the_parent_routes_a_redirected_cell_into_the_tunnel_and_back() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
@@ -885,7 +917,7 @@ mod tests {
     fn expired_bindings_are_dropped() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, now);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
         let t = tag_of(&drain(&mut c));
         let mut b = binding(1, cn(1), None);
         b.lease_secs = 10;

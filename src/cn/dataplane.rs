@@ -86,6 +86,12 @@ pub trait DataPlane {
     /// Remove state tagged as this instance's that an earlier run left
     /// behind; returns a line per thing removed.
     fn purge_stale(&mut self) -> Result<Vec<String>, DataPlaneError>;
+    /// Station addresses (N+1) of cells an earlier run left adopted here;
+    /// read before [`DataPlane::purge_stale`] so a restarted CN can ask the
+    /// MLR about them.
+    fn leftover_stations(&mut self) -> Vec<std::net::Ipv4Addr> {
+        Vec::new()
+    }
     fn apply(&mut self, action: &DataAction) -> Result<(), DataPlaneError>;
     /// Remove everything this instance installed (TERM).
     fn remove_all(&mut self) -> Result<(), DataPlaneError>;

@@ -104,9 +104,7 @@ impl NetlinkDataPlane {
         (self.tunnel_prefix.clone(), self.mobile_if.clone())
     }
 
-    /// Station addresses (N+1) of the cells an earlier run left adopted on
-    /// mobile_if, read before the purge so a restart can ask the MLR about them.
-    pub fn leftover_stations(&mut self) -> Vec<Ipv4Addr> {
+    fn leftovers(&mut self) -> Vec<Ipv4Addr> {
         let (prefix, ifname) = self.scope();
         let ifs = [ifname.as_str()];
         let scope = Scope {
@@ -221,6 +219,10 @@ impl DataPlane for NetlinkDataPlane {
             "Local delivery (station at its parent, no tunnel)".into(),
             "IPv4 in IPv4 tunnels: not wired into tmipd yet (logged only)".into(),
         ]
+    }
+
+    fn leftover_stations(&mut self) -> Vec<Ipv4Addr> {
+        self.leftovers()
     }
 
     fn purge_stale(&mut self) -> Result<Vec<String>, DataPlaneError> {

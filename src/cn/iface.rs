@@ -89,9 +89,11 @@ pub fn query(name: &str) -> io::Result<IfaceInfo> {
     ioctl(fd, libc::SIOCGIFNETMASK, &mut r).map_err(|e| ctx("netmask", e))?;
     let mask = sockaddr_ip(&r);
     let mut r = ifreq(name)?;
+    let computed = Ipv4Addr::from(u32::from(ip) | !u32::from(mask));
+    // An address added without `brd` reports 0.0.0.0; show the subnet's.
     let broadcast = match ioctl(fd, libc::SIOCGIFBRDADDR, &mut r) {
-        Ok(()) => sockaddr_ip(&r),
-        Err(_) => Ipv4Addr::from(u32::from(ip) | !u32::from(mask)),
+        Ok(()) if !sockaddr_ip(&r).is_unspecified() => sockaddr_ip(&r),
+        _ => computed,
     };
     let mut r = ifreq(name)?;
     ioctl(fd, libc::SIOCGIFHWADDR, &mut r).map_err(|e| ctx("hardware address", e))?;

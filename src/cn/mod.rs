@@ -2,9 +2,14 @@
 //! reaction to DHCP lookups, MLR answers, redirects and withdrawals), the
 //! data-plane interface it drives, and the daemon shell around them.
 
+pub mod conn;
 pub mod core;
+pub mod daemon;
 pub mod dataplane;
 pub mod dataplane_netlink;
+pub mod dhcp_io;
+pub mod evaluate;
 pub mod iface;
 pub mod stations;
 pub mod status;
+pub mod translate;

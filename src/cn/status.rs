@@ -202,7 +202,7 @@ mod tests {
         while c.poll_output().is_some() {}
         let now = Instant::now();
         let mac = MacAddr([2, 0, 0, 0, 0, 9]);
-        c.dhcp_lookup(mac, LookupKind::Allocate, now);
+        c.dhcp_lookup(mac, LookupKind::Allocate, None, now);
         let Some(Output::Mlr { tag, .. }) = c.poll_output() else {
             panic!()
         };
