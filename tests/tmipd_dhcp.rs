@@ -112,7 +112,7 @@ fn a_client_moved_to_another_cn_gets_the_same_address() {
     assert!(a2.contains(&format!("{gw}/32")), "{a2}");
     c.ns.sh(&format!("ping -c1 -W2 {gw}"));
     assert!(
-        bed.cns[0].wait_log(&format!("is now at CN 10.13.0.2"), 0, 5),
+        bed.cns[0].wait_log("is now at CN 10.13.0.2", 0, 5),
         "CN 1 (the parent) was not told:\n{}",
         bed.cns[0].log_text()
     );

@@ -439,10 +439,21 @@ impl Client {
         pid
     }
 
+    /// TERM and wait (dhcpcd takes its privilege-separation helpers down
+    /// with it only on TERM; SIGKILL would leave them running).
     pub fn stop(&mut self) {
         if let Some(pid) = self.pid.take() {
-            self.ns.kill(pid);
+            self.ns.signal(pid, nix::sys::signal::Signal::SIGTERM);
+            if self.ns.wait(pid, Duration::from_secs(5)).is_none() {
+                self.ns.kill(pid);
+            }
         }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
