@@ -832,7 +832,7 @@ impl Daemon {
                     log::debug!(target: "mlrp", "CN-to-CN session with {who} ({}, {})", peer.role, peer.software);
                 }
                 Ok(Incoming::Reply { .. }) => {}
-                Err(e) => log::warn!(target: "mlrp", "from {who}: {e}"),
+                Err(e) => log::warn!(target: "mlrp", "MLRP input from {who} refused: {e}"),
             }
         }
         if let Some(Some(c)) = self.peers.get_mut(i) {
