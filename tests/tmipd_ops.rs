@@ -377,3 +377,47 @@ fn signals_and_console_work_in_the_foreground() {
     let addrs = bed.cns[0].ns.sh("ip -4 addr show dev mob");
     assert!(!addrs.contains("/32"), "{addrs}");
 }
+
+#[test]
+fn starts_from_a_uci_section_and_evaluates_with_it() {
+    let mut bed = Bed::new(1, None);
+    bed.start_mlrd();
+    let uci = bed.dir.path("tmip");
+    std::fs::write(
+        &uci,
+        format!(
+            "config mlrd 'mlr'\n\toption network_name 'x'\n\n\
+             config tmipd 'cell'\n\toption enabled '1'\n\toption mlr '{MLR_IP}'\n\
+             \toption cn_name 'UCI CN'\n\toption tunnel_prefix 'ttu'\n\toption cn_if 'core'\n\
+             \toption mobile_if 'mob'\n\toption network_name '{NETWORK}'\n\
+             \tlist addr_pool 'mob * *'\n\tlist dns '10.13.0.250'\n\toption log '1'\n\
+             \toption status_file '{}'\n",
+            bed.dir.path("uci.status").display()
+        ),
+    )
+    .unwrap();
+    let uci_s = uci.display().to_string();
+    bed.cns[0].start(&["-u", "@tmipd[0]", "-c", &uci_s]);
+    assert!(bed.cns[0]
+        .log_text()
+        .contains("(UCI CN) is now up and running"));
+    let out = bed.cns[0]
+        .ns
+        .command(bin("tmipd"))
+        .args(["-E", "-u", "cell", "-c", &uci_s])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("+ Using {uci_s} section 'cell'")),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ CN @ 10.13.0.1 [UCI CN]: Passed."),
+        "{text}"
+    );
+    let mut c = bed.client(0);
+    assert!(lease(&mut c, &bed, 0).starts_with("10.13.101."));
+    bed.cns[0].stop();
+}
