@@ -346,6 +346,8 @@ pub struct Link {
     pub kind: String,
     pub flags: u32,
     pub mtu: u32,
+    /// For kind "ipip": the tunnel's remote end (IFLA_IPTUN_REMOTE).
+    pub ipip_remote: Option<Ipv4Addr>,
 }
 
 impl Link {
@@ -361,6 +363,7 @@ impl Link {
             name: String::new(),
             kind: String::new(),
             mtu: 0,
+            ipip_remote: None,
         };
         for a in attrs {
             let (ty, v) = a?;
@@ -372,6 +375,13 @@ impl Link {
                         let (nt, nv) = n?;
                         if nt == IFLA_INFO_KIND {
                             l.kind = attr_str(nv);
+                        } else if nt == IFLA_INFO_DATA {
+                            for d in self::attrs(nv) {
+                                let (dt, dv) = d?;
+                                if dt == IFLA_IPTUN_REMOTE {
+                                    l.ipip_remote = attr_ip(dv);
+                                }
+                            }
                         }
                     }
                 }

@@ -161,6 +161,24 @@ fn neighbour_request_matches_hand_written_bytes() {
     ]);
 }
 
+#[test]
+fn reads_the_remote_of_an_ipip_link() {
+    let req = build_new_ipip(
+        &IpipParams {
+            name: "tmip01".into(),
+            local: ip(10, 0, 0, 1),
+            remote: ip(10, 0, 0, 9),
+            ttl: 64,
+            pmtudisc: true,
+        },
+        1,
+    );
+    let m = messages(&req).next().unwrap().unwrap();
+    let l = Link::parse(&m).unwrap();
+    assert_eq!((l.name.as_str(), l.kind.as_str()), ("tmip01", "ipip"));
+    assert_eq!(l.ipip_remote, Some(ip(10, 0, 0, 9)));
+}
+
 #[cfg(target_endian = "little")]
 #[rustfmt::skip]
 fn kernel_link_reply() -> Vec<u8> {
@@ -189,7 +207,8 @@ fn parses_a_kernel_link_reply() {
             name: "tmip3".into(),
             kind: "veth".into(),
             flags: 0x11043,
-            mtu: 1500
+            mtu: 1500,
+            ipip_remote: None,
         }
     );
     assert!(l.is_up());
