@@ -421,3 +421,51 @@ fn starts_from_a_uci_section_and_evaluates_with_it() {
     assert!(lease(&mut c, &bed, 0).starts_with("10.13.101."));
     bed.cns[0].stop();
 }
+
+#[test]
+fn a_wrong_network_name_or_secret_is_refused_at_start() {
+    let mut bed = Bed::new(1, Some("right"));
+    bed.start_mlrd();
+    let run = |bed: &Bed| {
+        // `timeout`: a CN that wrongly keeps running must not hang the test.
+        let out = bed.cns[0]
+            .ns
+            .command("timeout")
+            .arg("20")
+            .arg(bin("tmipd"))
+            .arg("-F")
+            .arg("-f")
+            .arg(&bed.cns[0].rc)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Another network's name.
+    let text = read(&bed.cns[0].rc).replace(NETWORK, "other-net");
+    std::fs::write(&bed.cns[0].rc, text).unwrap();
+    let (code, err) = run(&bed);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("+ Binding CN to the mobile network [other-net]: Bind refused ("),
+        "{err}"
+    );
+    // The right name with the wrong secret.
+    let text = read(&bed.cns[0].rc)
+        .replace("other-net", NETWORK)
+        .replace("secret right", "secret wrong");
+    std::fs::write(&bed.cns[0].rc, text).unwrap();
+    let (code, err) = run(&bed);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("Bind refused ("), "{err}");
+    println!(
+        "{}",
+        err.lines()
+            .filter(|l| l.contains("refused"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

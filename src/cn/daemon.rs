@@ -96,6 +96,9 @@ struct MlrLink {
     pend: HashMap<RequestId, Pend>,
     /// Outcome of the latest bind attempt (for start-up).
     bind_result: Option<Result<(), String>>,
+    /// The MLR turned us away (wrong network name or secret, bad pools):
+    /// a configuration error, fatal at start-up.
+    refused: Option<String>,
 }
 
 pub struct Daemon {
@@ -299,6 +302,7 @@ impl Daemon {
                 ping_every: Duration::from_secs(10),
                 pend: HashMap::new(),
                 bind_result: None,
+                refused: None,
             },
             dhcp: None,
             console: cfg.foreground && stdin_is_interactive(),
@@ -352,14 +356,14 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(5);
         self.drive_until(deadline, |d| d.mlr.bind_result.is_some());
         let name = self.cfg.network_name.clone();
+        if let Some(why) = self.mlr.refused.clone() {
+            log::error!(target: "cn", "+ Binding CN to the mobile network [{name}]: Bind refused ({why}).");
+            eprintln!("tmipd: the MLR refused the bind: {why}");
+            return Some(1);
+        }
         match self.mlr.bind_result.clone() {
             Some(Ok(())) => {
                 log::info!(target: "cn", "+ Binding CN to the mobile network [{name}]: Bind accepted.")
-            }
-            Some(Err(e)) if self.mlr.phase == Phase::Down && e.starts_with("refused") => {
-                log::error!(target: "cn", "+ Binding CN to the mobile network [{name}]: Bind {e}.");
-                eprintln!("tmipd: bind to the MLR {e}");
-                return Some(1);
             }
             Some(Err(e)) => {
                 log::warn!(target: "cn", "+ Binding CN to the mobile network [{name}]: Failed ({e}); retrying in the background.")
@@ -695,6 +699,9 @@ impl Daemon {
                 log::warn!(target: "mlrp", "MLR session error: {e}");
                 let s = e.to_string();
                 if self.mlr.phase != Phase::Bound {
+                    if matches!(e.code(), ErrorCode::Unauthorized | ErrorCode::WrongNetwork) {
+                        self.mlr.refused = Some(s.clone());
+                    }
                     self.mlr.bind_result = Some(Err(s));
                 }
             }
@@ -721,10 +728,11 @@ impl Daemon {
                 }
             }
             Message::BindReply(BindReply::Refused { code, text }) => {
-                let why = format!("refused ({code}: {text})");
-                log::error!(target: "cn", "MLR {why}");
+                let why = format!("{code}: {text}");
+                log::error!(target: "cn", "the MLR refused the bind: {why}");
+                self.mlr.refused = Some(why.clone());
                 self.mlr.bind_result = Some(Err(why.clone()));
-                self.mlr_down(&why);
+                self.mlr_down(&format!("bind refused ({why})"));
             }
             other => {
                 let why = format!("unexpected bind answer {other}");
