@@ -20,6 +20,8 @@ pub struct MlrpConn {
     pub peer: SocketAddr,
     /// A non-blocking connect is still in progress.
     connecting: bool,
+    /// When bytes last arrived (or the connection was made).
+    pub last_active: std::time::Instant,
 }
 
 /// What reading a connection produced.
@@ -88,6 +90,7 @@ impl MlrpConn {
             out,
             peer: SocketAddr::V4(to),
             connecting,
+            last_active: std::time::Instant::now(),
         })
     }
 
@@ -108,6 +111,7 @@ impl MlrpConn {
             out,
             peer,
             connecting: false,
+            last_active: std::time::Instant::now(),
         })
     }
 
@@ -169,7 +173,10 @@ impl MlrpConn {
                     closed = Some("connection closed by peer".to_string());
                     break;
                 }
-                Ok(n) => self.session.feed(&buf[..n]),
+                Ok(n) => {
+                    self.last_active = std::time::Instant::now();
+                    self.session.feed(&buf[..n]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

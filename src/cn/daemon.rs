@@ -32,6 +32,10 @@ const T_PEER0: Token = 100;
 
 /// Most CN-to-CN connections served at once; more are refused.
 const MAX_PEER_CONNS: usize = 64;
+/// A CN-to-CN connection that has not completed its handshake in this
+/// time, or has been silent this long, is closed (slots are few).
+const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -820,6 +824,25 @@ impl Daemon {
         }
     }
 
+    /// Close CN-to-CN connections that never finished their handshake or
+    /// went silent, so idle or half-open sockets cannot hold every slot.
+    fn sweep_peers(&mut self, now: Instant) {
+        for slot in self.peers.iter_mut() {
+            let Some(c) = slot else { continue };
+            let idle = now.saturating_duration_since(c.last_active);
+            let limit = if c.session.is_established() {
+                PEER_IDLE_TIMEOUT
+            } else {
+                PEER_HANDSHAKE_TIMEOUT
+            };
+            if idle > limit {
+                log::info!(target: "mlrp", "closing CN connection {} (idle {}s)", c.peer, idle.as_secs());
+                c.close(ErrorCode::Unavailable, "idle");
+                *slot = None;
+            }
+        }
+    }
+
     fn on_peer(&mut self, i: usize, r: Readiness) {
         let Some(Some(c)) = self.peers.get_mut(i) else {
             return;
@@ -885,6 +908,7 @@ impl Daemon {
     fn on_timer(&mut self, t: Timer, now: Instant) {
         match t {
             Timer::Tick => {
+                self.sweep_peers(now);
                 self.core.tick(now);
                 if let Some(d) = self.dhcp.as_mut() {
                     d.tick(now);
