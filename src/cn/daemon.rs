@@ -69,7 +69,9 @@ impl Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
     MlrRetry,
-    MlrPing,
+    /// Ping the MLR; the number is the bind it belongs to (a ping chain of
+    /// an earlier, lost link stops).
+    MlrPing(u64),
     Tick,
 }
 
@@ -100,6 +102,8 @@ struct MlrLink {
     pend: HashMap<RequestId, Pend>,
     /// Outcome of the latest bind attempt (for start-up).
     bind_result: Option<Result<(), String>>,
+    /// Counts accepted binds.
+    generation: u64,
     /// The MLR turned us away (wrong network name or secret, bad pools):
     /// a configuration error, fatal at start-up.
     refused: Option<String>,
@@ -307,6 +311,7 @@ impl Daemon {
                 pend: HashMap::new(),
                 bind_result: None,
                 refused: None,
+                generation: 0,
             },
             dhcp: None,
             console: cfg.foreground && stdin_is_interactive(),
@@ -723,8 +728,12 @@ impl Daemon {
                 self.mlr.bind_result = Some(Ok(()));
                 let every = u64::from(ping_interval_secs).clamp(1, 60);
                 self.mlr.ping_every = Duration::from_secs(every);
-                self.timers
-                    .schedule_in(Instant::now(), self.mlr.ping_every, Timer::MlrPing);
+                self.mlr.generation += 1;
+                self.timers.schedule_in(
+                    Instant::now(),
+                    self.mlr.ping_every,
+                    Timer::MlrPing(self.mlr.generation),
+                );
                 if self.startup_done {
                     log::info!(target: "cn", "+ Binding CN to the mobile network [{}]: Bind accepted (re-established link).", self.cfg.network_name);
                     let left = std::mem::take(&mut self.leftovers);
@@ -921,8 +930,8 @@ impl Daemon {
                     self.mlr_connect();
                 }
             }
-            Timer::MlrPing => {
-                if self.mlr.phase != Phase::Bound {
+            Timer::MlrPing(generation) => {
+                if self.mlr.phase != Phase::Bound || generation != self.mlr.generation {
                     return;
                 }
                 if now.duration_since(self.mlr.last_heard) > self.mlr.ping_every * 3 {
@@ -938,7 +947,7 @@ impl Daemon {
                     }
                 }
                 self.timers
-                    .schedule_in(now, self.mlr.ping_every, Timer::MlrPing);
+                    .schedule_in(now, self.mlr.ping_every, Timer::MlrPing(generation));
             }
         }
     }

@@ -198,6 +198,8 @@ const KEYS: &[&str] = &[
     "mobile_if",
     "network_name",
     "addr_pool",
+    // The seed README's name for addr_pool in its quick-start text.
+    "addr_alloc",
     "log_file",
     "log",
     "foreground",
@@ -218,7 +220,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// Keys that may appear more than once (each line adds one entry).
-const REPEATABLE: &[&str] = &["addr_pool", "dns", "static_route"];
+const REPEATABLE: &[&str] = &["addr_pool", "addr_alloc", "dns", "static_route"];
 
 fn iface_name(l: &RcLine, file: &str) -> Result<String, ConfigError> {
     let v = l.single(file)?;
@@ -442,7 +444,7 @@ impl TmipdConfig {
                     }
                     network_name = Some(l.rest.to_string());
                 }
-                "addr_pool" => c.addr_pools.push(parse_pool(l, file)?),
+                "addr_pool" | "addr_alloc" => c.addr_pools.push(parse_pool(l, file)?),
                 "log_file" => c.log_file = l.single(file)?.to_string(),
                 "log" => c.log = l.boolean(file)?,
                 "foreground" => c.foreground = l.boolean(file)?,
@@ -530,7 +532,14 @@ impl TmipdConfig {
         check("mobile_if", self.mobile_if != new.mobile_if);
         check("tunnel_prefix", self.tunnel_prefix != new.tunnel_prefix);
         check("network_name", self.network_name != new.network_name);
-        check("addr_pool", self.addr_pools != new.addr_pools);
+        // Compare what the pools are, not which line they were on.
+        let pools = |c: &TmipdConfig| -> Vec<(String, PoolBound, PoolBound)> {
+            c.addr_pools
+                .iter()
+                .map(|p| (p.iface.clone(), p.first, p.last))
+                .collect()
+        };
+        check("addr_pool", pools(self) != pools(new));
         check("secret", self.secret != new.secret);
         check("cn_port", self.cn_port != new.cn_port);
         check("listen_addr", self.listen_addr != new.listen_addr);
@@ -670,6 +679,13 @@ reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n"
     }
 
     #[test]
+    fn addr_alloc_is_the_seed_readmes_name_for_addr_pool() {
+        let t = SEED.replace("addr_pool rl0 * *", "addr_alloc rl0 * *");
+        let c = TmipdConfig::parse("t.rc", &t).unwrap();
+        assert_eq!(c.addr_pools.len(), 1);
+    }
+
+    #[test]
     fn no_pool_is_valid() {
         let t = SEED.replace("addr_pool rl0 * *\n", "");
         assert!(TmipdConfig::parse("t.rc", &t)
@@ -704,8 +720,11 @@ reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n"
     #[test]
     fn hup_reports_what_needs_a_restart() {
         let a = TmipdConfig::parse("t.rc", SEED).unwrap();
-        let b =
-            TmipdConfig::parse("t.rc", &format!("{SEED}debug_level 5\ncn_port 6000\n")).unwrap();
+        let b = TmipdConfig::parse(
+            "t.rc",
+            &format!("# moved down a line\n{SEED}debug_level 5\ncn_port 6000\n"),
+        )
+        .unwrap();
         assert_eq!(a.restart_needed(&b), vec!["cn_port"]);
     }
 }
