@@ -595,9 +595,12 @@ impl CnCore {
         now: Instant,
     ) -> Result<(), String> {
         self.counters.redirects += 1;
-        let mac = mac
+        let Some(mac) = mac
             .or_else(|| self.stations.by_cell(cell).map(|s| s.mac))
-            .unwrap_or(MacAddr::ZERO);
+            .filter(|m| m.is_station())
+        else {
+            return Err(format!("redirect of {cell}: station unknown here"));
+        };
         if to == self.cfg.me {
             // Back home: local delivery. The station's own adoption here
             // installs the host route; drop any route to a peer.
@@ -928,6 +931,20 @@ mod tests {
         c.tick(now + Duration::from_secs(11));
         assert!(c.stations().is_empty());
         assert!(drain(&mut c).contains(&Output::Data(DataAction::Withdraw { cell: cell(1) })));
+    }
+
+    #[test]
+    fn a_redirect_needs_a_station_mac() {
+        let mut c = core(4);
+        assert!(c.redirect(cell(5), None, cn(2), Instant::now()).is_err());
+        assert!(c
+            .redirect(cell(5), Some(MacAddr::ZERO), cn(2), Instant::now())
+            .is_err());
+        assert!(c.stations().is_empty());
+        // With the MAC (as MLRP's Redirect carries it) the parent routes it.
+        c.redirect(cell(5), Some(mac(5)), cn(2), Instant::now())
+            .unwrap();
+        assert_eq!(c.stations().len(), 1);
     }
 
     #[test]

@@ -140,6 +140,16 @@ fn fail(msg: impl std::fmt::Display) -> i32 {
     1
 }
 
+/// The error reply for a redirect the core could not carry out.
+fn refusal(e: String) -> Message {
+    let code = if e.contains("full") {
+        ErrorCode::TableFull
+    } else {
+        ErrorCode::NotFound
+    };
+    Message::error(code, e)
+}
+
 /// Resolve `host:port` to the first IPv4 address.
 pub fn resolve(host: &str, port: u16) -> Result<SocketAddrV4, String> {
     let addrs = (host, port)
@@ -767,7 +777,7 @@ impl Daemon {
                     .redirect(r.cell, Some(r.mac), translate::cn_addr(r.to), now)
                 {
                     Ok(()) => Message::Ack,
-                    Err(e) => Message::error(ErrorCode::TableFull, e),
+                    Err(e) => refusal(e),
                 }
             }
             Message::Withdraw(w) => {
@@ -787,7 +797,7 @@ impl Daemon {
                 if parent_here {
                     match self.core.redirect(m.cell, Some(m.mac), to, now) {
                         Ok(()) => Message::Ack,
-                        Err(e) => Message::error(ErrorCode::TableFull, e),
+                        Err(e) => refusal(e),
                     }
                 } else {
                     self.core.withdraw(m.cell);
