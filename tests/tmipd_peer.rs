@@ -39,33 +39,27 @@ fn the_cn_listener_serves_ping_redirect_and_move_with_authentication() {
     let replies = bed.mlr.run_in(|| {
         let mut k = Client::connect(cn, Role::Cn, Some(&key), Duration::from_secs(3))
             .expect("connect with the right secret");
-        let mut r = Vec::new();
-        r.push(k.call(&Message::Ping { nonce: 42 }).unwrap());
-        r.push(
+        vec![
+            k.call(&Message::Ping { nonce: 42 }).unwrap(),
             k.call(&Message::Redirect(Redirect {
                 mac,
                 cell,
                 to: other,
             }))
-            .unwrap(),
-        );
-        r.push(
+            .unwrap(),,
             k.call(&Message::Move(tmip::mlrp::Move {
                 mac,
                 cell,
                 to: home,
             }))
-            .unwrap(),
-        );
-        r.push(
+            .unwrap(),,
             k.call(&Message::Withdraw(Withdraw {
                 mac: MacAddr([2, 9, 9, 9, 9, 9]),
                 cell: Cell30::containing(Ipv4Addr::new(10, 99, 0, 4)),
             }))
-            .unwrap(),
-        );
-        r.push(k.call(&Message::Status).unwrap());
-        r
+            .unwrap(),,
+            k.call(&Message::Status).unwrap(),
+        ]
     });
     assert_eq!(replies[0], Message::Pong { nonce: 42 });
     assert_eq!(replies[1], Message::Ack, "redirect");
