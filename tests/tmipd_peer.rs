@@ -46,18 +46,18 @@ fn the_cn_listener_serves_ping_redirect_and_move_with_authentication() {
                 cell,
                 to: other,
             }))
-            .unwrap(),,
+            .unwrap(),
             k.call(&Message::Move(tmip::mlrp::Move {
                 mac,
                 cell,
                 to: home,
             }))
-            .unwrap(),,
+            .unwrap(),
             k.call(&Message::Withdraw(Withdraw {
                 mac: MacAddr([2, 9, 9, 9, 9, 9]),
                 cell: Cell30::containing(Ipv4Addr::new(10, 99, 0, 4)),
             }))
-            .unwrap(),,
+            .unwrap(),
             k.call(&Message::Status).unwrap(),
         ]
     });
