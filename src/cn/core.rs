@@ -104,14 +104,24 @@ pub enum LookupFailure {
 /// Why a call was made, so its answer can be acted on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Purpose {
-    Dhcp { mac: MacAddr },
+    Dhcp {
+        mac: MacAddr,
+    },
     Move,
     Release,
     Ping,
     ListCns,
     Reestablish,
     Locate,
+    /// A station's binding ran out here: is it still valid at the MLR?
+    Revalidate {
+        mac: MacAddr,
+    },
 }
+
+/// How long an expired station is kept while the MLR is asked about it,
+/// or while the MLR is unreachable.
+const REVALIDATE_GRACE: Duration = Duration::from_secs(30);
 
 /// Settings the core needs.
 #[derive(Debug, Clone)]
@@ -383,6 +393,7 @@ impl CnCore {
                 }
             }
             (Purpose::Locate, _) => {}
+            (Purpose::Revalidate { mac }, a) => self.revalidated(mac, a, now),
             (Purpose::Reestablish, MlrAnswer::Binding(b)) => {
                 let here = b.at == Some(self.cfg.me) || b.parent == self.cfg.me;
                 let mut taken = false;
@@ -557,6 +568,9 @@ impl CnCore {
         let old = self.stations.get(&mac).cloned();
         if let Some(o) = &old {
             if o.at == Whereabouts::AtPeer(to) && o.cell == cell {
+                if let Some(s) = self.stations.get_mut(&mac) {
+                    s.expires = now + Duration::from_secs(u64::from(lease_secs.max(60)));
+                }
                 return Ok(());
             }
         } else if self.stations.len() >= self.stations.limit() {
@@ -638,12 +652,41 @@ impl CnCore {
     }
 
     /// Timers: expire bindings whose lease ended.
+    ///
+    /// The local expiry is only a hint: renewals at another CN refresh the
+    /// binding at the MLR without this CN hearing of it (a parent whose
+    /// station is elsewhere). So an expired station is first checked with
+    /// the MLR and dropped only when the MLR no longer binds it here; while
+    /// the MLR is unreachable it is kept.
     pub fn tick(&mut self, now: Instant) {
         for mac in self.stations.expired(now) {
-            if let Some(s) = self.stations.get(&mac).cloned() {
+            if let Some(s) = self.stations.get_mut(&mac) {
+                s.expires = now + REVALIDATE_GRACE;
+            }
+            if self.mlr_up {
+                self.call(MlrCall::LocateMac { mac }, Purpose::Revalidate { mac });
+            }
+        }
+    }
+
+    fn revalidated(&mut self, mac: MacAddr, answer: MlrAnswer, now: Instant) {
+        let Some(s) = self.stations.get(&mac).cloned() else {
+            return;
+        };
+        match answer {
+            MlrAnswer::Binding(b)
+                if b.mac == mac && (b.at == Some(self.cfg.me) || b.parent == self.cfg.me) =>
+            {
+                if let Err(e) = self.reestablish(&b, now) {
+                    log::warn!(target: "cn", "{e}");
+                }
+            }
+            MlrAnswer::Binding(_) | MlrAnswer::NotFound => {
                 log::info!(target: "cn", "binding of {mac} ({}) expired", s.cell);
                 self.forget(&s);
             }
+            // No verdict (MLR error): keep it and ask again after the grace.
+            _ => {}
         }
     }
 
@@ -917,7 +960,48 @@ mod tests {
     }
 
     #[test]
-    fn expired_bindings_are_dropped() {
+    fn expired_bindings_are_checked_with_the_mlr_before_they_go() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        let mut b = binding(1, cn(1), None);
+        b.lease_secs = 10;
+        c.mlr_answer(t, MlrAnswer::Binding(b.clone()), now);
+        drain(&mut c);
+        c.tick(now + Duration::from_secs(5));
+        assert!(drain(&mut c).is_empty());
+        // Expired: asked about, still valid at the MLR (renewed elsewhere
+        // or here): kept, with the MLR's new expiry.
+        let later = now + Duration::from_secs(11);
+        c.tick(later);
+        let out = drain(&mut c);
+        assert!(
+            matches!(
+                &out[..],
+                [Output::Mlr {
+                    call: MlrCall::LocateMac { .. },
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        b.at = Some(cn(1));
+        b.lease_secs = 100;
+        c.mlr_answer(tag_of(&out), MlrAnswer::Binding(b), later);
+        assert!(!drain(&mut c).iter().any(|o| matches!(o, Output::Data(_))));
+        assert_eq!(c.stations().len(), 1);
+        // Expired again and gone at the MLR: dropped.
+        let much_later = later + Duration::from_secs(101);
+        c.tick(much_later);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::NotFound, much_later);
+        assert!(c.stations().is_empty());
+        assert!(drain(&mut c).contains(&Output::Data(DataAction::Withdraw { cell: cell(1) })));
+    }
+
+    #[test]
+    fn without_the_mlr_expired_stations_are_kept() {
         let now = Instant::now();
         let mut c = core(4);
         c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
@@ -926,11 +1010,11 @@ mod tests {
         b.lease_secs = 10;
         c.mlr_answer(t, MlrAnswer::Binding(b), now);
         drain(&mut c);
-        c.tick(now + Duration::from_secs(5));
-        assert_eq!(c.stations().len(), 1);
+        c.mlr_lost(now);
         c.tick(now + Duration::from_secs(11));
-        assert!(c.stations().is_empty());
-        assert!(drain(&mut c).contains(&Output::Data(DataAction::Withdraw { cell: cell(1) })));
+        c.tick(now + Duration::from_secs(60));
+        assert_eq!(c.stations().len(), 1);
+        assert!(drain(&mut c).is_empty());
     }
 
     #[test]
