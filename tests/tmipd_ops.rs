@@ -469,3 +469,44 @@ fn a_wrong_network_name_or_secret_is_refused_at_start() {
             .join("\n")
     );
 }
+
+#[test]
+fn pool_conflicts_are_reported_and_an_overlapping_pool_is_refused() {
+    let mut bed = Bed::new(2, None);
+    // CN 1's pool holds its own mobile address 10.13.101.1: a warning.
+    bed.set_rc(0, &["addr_pool mob 10.13.101.0 10.13.101.60"]);
+    let rc = read(&bed.cns[0].rc).replace("addr_pool mob * *\n", "");
+    std::fs::write(&bed.cns[0].rc, rc).unwrap();
+    bed.start_mlrd();
+    bed.cns[0].start(&[]);
+    let log = bed.cns[0].log_text();
+    assert!(
+        log.contains(
+            "+ Conflict: pool [10.13.101.0 --> 10.13.101.60] holds this CN's own address 10.13.101.1"
+        ),
+        "{log}"
+    );
+    // CN 2 offers part of CN 1's pool: the MLR refuses the bind, tmipd exits 1.
+    bed.set_rc(1, &["addr_pool mob 10.13.101.32 10.13.101.100"]);
+    let out = bed.cns[1]
+        .ns
+        .command("timeout")
+        .arg("20")
+        .arg(bin("tmipd"))
+        .args(["-F", "-f"])
+        .arg(&bed.cns[1].rc)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Bind refused ("), "{err}");
+    println!(
+        "{}",
+        err.lines()
+            .filter(|l| l.contains("refused"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    bed.cns[0].stop();
+}
