@@ -399,6 +399,10 @@ impl Daemon {
         for l in self.mobile_info.report() {
             log::info!(target: "cn", "{l}");
         }
+        // Stations reach the network only through this CN's forwarding.
+        if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0") {
+            log::warn!(target: "cn", "+ IPv4 forwarding is off (net.ipv4.ip_forward = 0): stations will reach only this CN");
+        }
         self.check_conflicts();
         log::info!(target: "cn", "+ Launching final migration detection services...");
         if self.cfg.dhcp {
