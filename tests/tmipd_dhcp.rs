@@ -122,3 +122,30 @@ fn a_client_moved_to_another_cn_gets_the_same_address() {
     let a1 = bed.cns[0].ns.sh("ip -4 addr show dev mob");
     assert!(!a1.contains("/32"), "{a1}");
 }
+
+#[test]
+fn a_released_lease_is_withdrawn_from_the_cn() {
+    let mut bed = Bed::new(1, None);
+    bed.start_all();
+    let mut c = bed.client(0);
+    // -R: send RELEASE when udhcpc is told to stop.
+    c.udhcpc(&bed.dir, &["-R"]);
+    let ip = c.wait_event(&["bound"], 0, 20).expect("lease");
+    let gw = {
+        let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
+        o[3] += 1;
+        format!("{}.{}.{}.{}/32", o[0], o[1], o[2], o[3])
+    };
+    assert!(bed.cns[0].ns.sh("ip -4 addr show dev mob").contains(&gw));
+    c.stop();
+    assert!(
+        bed.cns[0].wait_log("released", 0, 5),
+        "{}",
+        bed.cns[0].log_text()
+    );
+    let gone = common::wait_for(std::time::Duration::from_secs(5), || {
+        (!bed.cns[0].ns.sh("ip -4 addr show dev mob").contains(&gw)).then_some(())
+    });
+    assert!(gone.is_some(), "{gw} still on mob after RELEASE");
+    bed.cns[0].stop();
+}
