@@ -510,3 +510,79 @@ fn pool_conflicts_are_reported_and_an_overlapping_pool_is_refused() {
     );
     bed.cns[0].stop();
 }
+
+/// Kills (by the pid it wrote) a daemon that detached from the test.
+struct PidFileGuard(std::path::PathBuf);
+
+impl PidFileGuard {
+    fn pid(&self) -> Option<i32> {
+        read(&self.0).trim().parse().ok()
+    }
+}
+
+impl Drop for PidFileGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+#[test]
+fn daemon_mode_detaches_logs_to_its_file_and_exits_on_term() {
+    let mut bed = Bed::new(1, None);
+    bed.start_mlrd();
+    let file_log = bed.dir.path("daemon.log");
+    let pid_file = bed.dir.path("tmipd.pid");
+    let guard = PidFileGuard(pid_file.clone());
+    bed.set_rc(
+        0,
+        &[
+            &format!("log_file {}", file_log.display()),
+            &format!("pid_file {}", pid_file.display()),
+        ],
+    );
+    let out = bed.cns[0]
+        .ns
+        .command("timeout")
+        .arg("20")
+        .arg(bin("tmipd"))
+        .arg("-f")
+        .arg(&bed.cns[0].rc)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "+ Switching into daemon mode (Logging to {})",
+            file_log.display()
+        )),
+        "{stdout}"
+    );
+    wait_for(Duration::from_secs(15), || {
+        read(&file_log)
+            .contains("is now up and running")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", read(&file_log)));
+    let pid = wait_for(Duration::from_secs(5), || guard.pid()).expect("pid file");
+    // The log file has timestamps; the daemon serves.
+    let (code, out) = bed.evaluate(0);
+    assert_eq!(code, 0, "{out}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let gone = wait_for(Duration::from_secs(10), || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(gone.is_some(), "daemon still running after TERM");
+    assert!(read(&file_log).contains("stopped."), "{}", read(&file_log));
+    assert!(!pid_file.exists(), "pid file left behind");
+}
