@@ -586,3 +586,28 @@ fn daemon_mode_detaches_logs_to_its_file_and_exits_on_term() {
     assert!(read(&file_log).contains("stopped."), "{}", read(&file_log));
     assert!(!pid_file.exists(), "pid file left behind");
 }
+
+#[test]
+fn a_cn_started_before_its_mlr_comes_up_and_binds_later() {
+    let mut bed = Bed::new(1, None);
+    bed.cns[0].start(&[]);
+    let log = bed.cns[0].log_text();
+    assert!(
+        log.contains("+ Binding CN to the mobile network [tmip-test]: Failed ("),
+        "{log}"
+    );
+    assert!(
+        log.contains("Querying MLR: deferred until the MLR is reachable"),
+        "{log}"
+    );
+    bed.start_mlrd();
+    assert!(
+        bed.cns[0].wait_log("Bind accepted (re-established link)", 0, 20),
+        "{}",
+        bed.cns[0].log_text()
+    );
+    let mut c = bed.client(0);
+    let ip = lease(&mut c, &bed, 0);
+    assert!(ip.starts_with("10.13.101."), "{ip}");
+    bed.cns[0].stop();
+}

@@ -72,6 +72,9 @@ enum Timer {
     /// Ping the MLR; the number is the bind it belongs to (a ping chain of
     /// an earlier, lost link stops).
     MlrPing(u64),
+    /// Give up on connection attempt N if it has not bound by now (a
+    /// silent MLR host would otherwise hold a SYN for minutes).
+    MlrDeadline(u64),
     Tick,
 }
 
@@ -104,6 +107,8 @@ struct MlrLink {
     bind_result: Option<Result<(), String>>,
     /// Counts accepted binds.
     generation: u64,
+    /// Counts connection attempts.
+    attempt: u64,
     /// The MLR turned us away (wrong network name or secret, bad pools):
     /// a configuration error, fatal at start-up.
     refused: Option<String>,
@@ -322,6 +327,7 @@ impl Daemon {
                 bind_result: None,
                 refused: None,
                 generation: 0,
+                attempt: 0,
             },
             dhcp: None,
             console: cfg.foreground && stdin_is_interactive(),
@@ -607,6 +613,12 @@ impl Daemon {
                 self.mlr.conn = Some(c);
                 self.mlr.phase = Phase::Handshake;
                 self.mlr.last_heard = Instant::now();
+                self.mlr.attempt += 1;
+                self.timers.schedule_in(
+                    Instant::now(),
+                    Duration::from_secs(10),
+                    Timer::MlrDeadline(self.mlr.attempt),
+                );
             }
             Err(e) => {
                 self.mlr.bind_result = Some(Err(format!("connect: {e}")));
@@ -938,6 +950,14 @@ impl Daemon {
                 }
                 self.timers
                     .schedule_in(now, Duration::from_secs(1), Timer::Tick);
+            }
+            Timer::MlrDeadline(attempt) => {
+                if attempt == self.mlr.attempt
+                    && self.mlr.conn.is_some()
+                    && self.mlr.phase != Phase::Bound
+                {
+                    self.mlr_down("no answer within 10 s");
+                }
             }
             Timer::MlrRetry => {
                 if self.mlr.conn.is_none() {
