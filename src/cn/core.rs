@@ -417,7 +417,16 @@ impl CnCore {
                 self.peers.replace_listing(&others);
             }
             (Purpose::Move, MlrAnswer::Binding(b)) => {
-                if let Some(s) = self.stations.get_mut(&b.mac) {
+                let here =
+                    matches!(self.stations.get(&b.mac), Some(s) if s.at == Whereabouts::Here);
+                if b.at == Some(self.cfg.me) && !here {
+                    // The MLR has the station here, but a stale withdraw or
+                    // redirect from an earlier move (sent before this reply)
+                    // took it off: take it back.
+                    if let Err(e) = self.adopt(&b, now) {
+                        log::warn!(target: "handover", "{e}");
+                    }
+                } else if let Some(s) = self.stations.get_mut(&b.mac) {
                     s.expires = now + Duration::from_secs(u64::from(b.lease_secs));
                 }
             }
@@ -616,16 +625,32 @@ impl CnCore {
             return Err(format!("redirect of {cell}: station unknown here"));
         };
         if to == self.cfg.me {
-            // Back home: local delivery. The station's own adoption here
-            // installs the host route; drop any route to a peer.
-            if let Some(s) = self.stations.get(&mac).cloned() {
-                if let Whereabouts::AtPeer(p) = s.at {
-                    self.stations.remove(&mac);
-                    self.data(DataAction::RouteLocal { cell });
-                    self.tunnel_release(p);
-                }
+            // Back home. The MLR says so only because this CN claimed the
+            // station (its Move), so make sure it is served here even if a
+            // stale redirect from an earlier move took it away meanwhile
+            // (a station flapping between cells).
+            let here = matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here && s.cell == cell);
+            if !here {
+                let lease = self
+                    .stations
+                    .get(&mac)
+                    .map(|s| s.expires.saturating_duration_since(now).as_secs() as u32)
+                    .unwrap_or(self.cfg.fallback_lease_secs)
+                    .max(60);
+                let me = self.cfg.me;
+                self.adopt(
+                    &Binding {
+                        mac,
+                        cell,
+                        parent: me,
+                        at: Some(me),
+                        previous: None,
+                        lease_secs: lease,
+                    },
+                    now,
+                )?;
             }
-            log::debug!(target: "handover", "{cell} is back at its parent (here)");
+            log::debug!(target: "handover", "{mac} ({cell}) is back at its parent (here)");
             return Ok(());
         }
         // If the station was attached here, it has left.
@@ -898,8 +923,15 @@ mod tests {
             vec![
                 Output::Data(DataAction::RouteLocal { cell: cell(1) }),
                 Output::Data(DataAction::TunnelDown { peer: cn(3) }),
+                Output::Data(DataAction::AdoptLocal {
+                    mac: mac(1),
+                    cell: cell(1)
+                }),
             ]
         );
+        // Already served here: a repeated redirect changes nothing.
+        c.redirect(cell(1), None, cn(1), now).unwrap();
+        assert!(drain(&mut c).is_empty());
     }
 
     #[test]
@@ -1015,6 +1047,80 @@ mod tests {
         c.tick(now + Duration::from_secs(60));
         assert_eq!(c.stations().len(), 1);
         assert!(drain(&mut c).is_empty());
+    }
+
+    /// A station flapping A -> B -> A at parent A: the MLR's stale
+    /// Redirect{to B} reaches A after A took the station back; the MLR's
+    /// Redirect{to A} that follows must leave it served at A.
+    #[test]
+    fn flapping_at_the_parent_ends_with_the_station_served_here() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
+        drain(&mut c);
+        // (station went to B and came back; A re-adopted it already)
+        c.redirect(cell(1), Some(mac(1)), cn(2), now).unwrap(); // stale
+        c.redirect(cell(1), Some(mac(1)), cn(1), now).unwrap(); // current
+        let s = c.stations().get(&mac(1)).unwrap();
+        assert_eq!(s.at, Whereabouts::Here);
+        let out = drain(&mut c);
+        assert_eq!(
+            out.last(),
+            Some(&Output::Data(DataAction::AdoptLocal {
+                mac: mac(1),
+                cell: cell(1)
+            }))
+        );
+        assert_eq!(c.peers().get(cn(2)).map(|p| p.users), Some(0));
+    }
+
+    /// A station flapping B -> A -> B at visitor B: the MLR's stale
+    /// Withdraw (from the move to A) reaches B before the reply to B's own
+    /// Move; that reply says the station is at B, so B takes it back.
+    #[test]
+    fn flapping_at_a_visitor_ends_with_the_station_served_here() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
+        let out = drain(&mut c);
+        let move_tag = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Mlr {
+                    tag,
+                    call: MlrCall::Move { .. },
+                } => Some(*tag),
+                _ => None,
+            })
+            .unwrap();
+        c.withdraw(cell(2)); // stale
+        assert!(c.stations().is_empty());
+        drain(&mut c);
+        c.mlr_answer(
+            move_tag,
+            MlrAnswer::Binding(binding(2, cn(2), Some(cn(1)))),
+            now,
+        );
+        let out = drain(&mut c);
+        assert!(
+            out.contains(&Output::Data(DataAction::AdoptLocal {
+                mac: mac(2),
+                cell: cell(2)
+            })),
+            "{out:?}"
+        );
+        assert!(
+            out.contains(&Output::Data(DataAction::TunnelUp { peer: cn(2) })),
+            "{out:?}"
+        );
+        assert_eq!(
+            c.stations().get(&mac(2)).map(|s| s.at),
+            Some(Whereabouts::Here)
+        );
     }
 
     #[test]
