@@ -303,13 +303,22 @@ impl CnCore {
         self.call(call, Purpose::Dhcp { mac });
     }
 
+    /// Log a refusal, but not every one of a flood: the first ten, then
+    /// the 16th, 32nd, 64th, ...
+    fn log_refusal(&self, msg: &str) {
+        let n = self.counters.refused_full;
+        if n <= 10 || n.is_power_of_two() {
+            log::warn!(target: "cn", "{msg} ({n} refused so far)");
+        }
+    }
+
     fn refuse_full(&mut self, mac: MacAddr) {
         self.counters.refused_full += 1;
         let msg = format!(
             "station table full ({} stations): refusing {mac}",
             self.stations.limit()
         );
-        log::warn!(target: "cn", "{msg}");
+        self.log_refusal(&msg);
         self.out.push_back(Output::Dhcp {
             mac,
             result: Err(LookupFailure::Unavailable(msg)),
@@ -470,7 +479,7 @@ impl CnCore {
                 self.stations.limit(),
                 b.mac
             );
-            log::warn!(target: "cn", "{msg}");
+            self.log_refusal(&msg);
             return Err(msg);
         }
         if let Some(p) = parent {
