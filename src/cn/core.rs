@@ -1146,6 +1146,19 @@ mod tests {
         assert_eq!(c.stations().len(), 1);
     }
 
+    /// Not an assertion about speed: prints the fixed footprint of the
+    /// bounded tables (`cargo test --lib footprint -- --nocapture`).
+    #[test]
+    fn footprint_of_the_bounded_tables() {
+        let n = std::mem::size_of::<CnCore>();
+        println!(
+            "CnCore: {n} bytes ({} stations x {} bytes + peers)",
+            crate::config::tmipd::STATION_CAPACITY,
+            std::mem::size_of::<Station>()
+        );
+        assert!(n < 256 * 1024, "{n}");
+    }
+
     #[test]
     fn unknown_answers_are_ignored() {
         let mut c = core(4);
