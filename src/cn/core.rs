@@ -157,7 +157,15 @@ pub struct CnCore {
     reestablish: Option<(usize, usize)>,
     mlr_up: bool,
     pub counters: Counters,
+    /// Stations that sent a DHCP RELEASE lately, and when.
+    released: heapless::Vec<(MacAddr, Instant), 16>,
+    /// The latest time the core was given (events without one use it).
+    now: Instant,
 }
+
+/// After a RELEASE, frames from the station are not taken as an arrival
+/// for this long (they may have been sent before the release).
+const RELEASE_HOLDOFF: Duration = Duration::from_secs(5);
 
 impl CnCore {
     pub fn new(cfg: CoreConfig) -> Self {
@@ -171,6 +179,8 @@ impl CnCore {
             reestablish: None,
             mlr_up: false,
             counters: Counters::default(),
+            released: heapless::Vec::new(),
+            now: Instant::now(),
         }
     }
 
@@ -286,6 +296,7 @@ impl CnCore {
         requested: Option<Ipv4Addr>,
         now: Instant,
     ) {
+        self.now = self.now.max(now);
         self.counters.lookups += 1;
         if !self.mlr_up {
             self.answer_from_table(mac, now, "MLR unreachable");
@@ -327,6 +338,10 @@ impl CnCore {
 
     /// A station was seen here without DHCP (capture, hostapd): find it.
     pub fn station_seen(&mut self, mac: Option<MacAddr>, ip: Option<Ipv4Addr>) {
+        if mac.is_some_and(|m| self.recently_released(m)) {
+            // Frames it sent before giving its address up, still arriving.
+            return;
+        }
         if !self.mlr_up {
             return;
         }
@@ -342,6 +357,10 @@ impl CnCore {
 
     /// The station released its address (DHCP RELEASE).
     pub fn station_released(&mut self, mac: MacAddr) {
+        if self.released.is_full() {
+            self.released.remove(0);
+        }
+        let _ = self.released.push((mac, self.now));
         if let Some(s) = self.stations.get(&mac).cloned() {
             self.forget(&s);
             if self.mlr_up {
@@ -350,8 +369,15 @@ impl CnCore {
         }
     }
 
+    fn recently_released(&self, mac: MacAddr) -> bool {
+        self.released
+            .iter()
+            .any(|(m, at)| *m == mac && self.now.saturating_duration_since(*at) < RELEASE_HOLDOFF)
+    }
+
     /// Answer to call `tag`.
     pub fn mlr_answer(&mut self, tag: u64, answer: MlrAnswer, now: Instant) {
+        self.now = self.now.max(now);
         let Some(why) = self.pending.remove(&tag) else {
             log::warn!(target: "mlrp", "answer to unknown request {tag} ignored");
             return;
@@ -693,6 +719,9 @@ impl CnCore {
     /// the MLR and dropped only when the MLR no longer binds it here; while
     /// the MLR is unreachable it is kept.
     pub fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.released
+            .retain(|(_, at)| now.saturating_duration_since(*at) < RELEASE_HOLDOFF);
         for mac in self.stations.expired(now) {
             if let Some(s) = self.stations.get_mut(&mac) {
                 s.expires = now + REVALIDATE_GRACE;
@@ -1130,6 +1159,27 @@ mod tests {
             c.stations().get(&mac(2)).map(|s| s.at),
             Some(Whereabouts::Here)
         );
+    }
+
+    #[test]
+    fn frames_sent_before_a_release_are_not_an_arrival() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
+        drain(&mut c);
+        c.station_released(mac(1));
+        assert!(c.stations().is_empty());
+        drain(&mut c);
+        c.station_seen(Some(mac(1)), Some(cell(1).station()));
+        assert!(
+            drain(&mut c).is_empty(),
+            "taken as an arrival right after RELEASE"
+        );
+        c.tick(now + Duration::from_secs(6));
+        c.station_seen(Some(mac(1)), Some(cell(1).station()));
+        assert_eq!(drain(&mut c).len(), 1, "seen again later: looked up");
     }
 
     #[test]
