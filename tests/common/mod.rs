@@ -99,6 +99,25 @@ impl Netns {
         ))
     }
 
+    /// Run `f` on a fresh thread that has entered this namespace (setns), so
+    /// sockets it opens (netlink, raw, TUN) live there. The caller's own
+    /// thread stays where it was.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open(&path).expect("open netns");
+                // SAFETY: setns on a valid namespace fd; affects this thread only.
+                let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("namespace thread panicked")
+        })
+    }
+
     /// A Command that runs `program` inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
@@ -133,12 +152,15 @@ impl Netns {
     }
 
     /// Wait for a process this guard started to exit, up to `timeout`.
+    // try_wait() has reaped the child before it is dropped from the list.
+    #[allow(clippy::zombie_processes)]
     pub fn wait(&mut self, pid: u32, timeout: Duration) -> Option<std::process::ExitStatus> {
         let i = self.children.iter().position(|c| c.id() == pid)?;
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(st)) = self.children[i].try_wait() {
-                self.children.swap_remove(i);
+                // Already reaped by try_wait; wait() returns at once.
+                let _ = self.children.swap_remove(i).wait();
                 return Some(st);
             }
             if Instant::now() > deadline {
