@@ -537,6 +537,11 @@ impl TestBed {
         self.wait_log("mlrd", &[&out, &log], "MLR up and listening", timeout)
     }
 
+    /// Is mlrd (started by us) still running?
+    fn mlrd_alive(&mut self) -> bool {
+        self.mlrd.as_mut().map(|p| p.alive()) == Some(true)
+    }
+
     /// The `.rc` text for CN `k` (0 = central CN).
     pub fn tmipd_rc(&self, k: usize) -> String {
         let cn = self.cn(k);
@@ -656,6 +661,9 @@ impl TestBed {
                 .collect();
             if text.contains(needle) {
                 return Ok(());
+            }
+            if !self.mlrd_alive() {
+                return Err(format!("{what} exited before saying {needle:?}:\n{text}"));
             }
             if Instant::now() > deadline {
                 return Err(format!(
