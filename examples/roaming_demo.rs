@@ -362,6 +362,19 @@ fn bench(
 ) -> Result<bool, String> {
     let window = Duration::from_millis(args.window.unwrap_or(400));
     nap(Duration::from_millis(500))?;
+    // The floor of the measurement: the same windows with no move at all
+    // (scheduling jitter of this machine).
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        check_stop()?;
+        idle.push(probes.window(Instant::now(), window).gap());
+    }
+    let (i50, _, _, imax) = traffic::percentiles(&idle);
+    let tag0 = if args.standin { "[stand-in] " } else { "" };
+    println!(
+        "{tag0}baseline without moves (10 windows of {} ms): p50 {i50:.1} ms, max {imax:.1} ms",
+        window.as_millis()
+    );
     let mut gaps = Vec::with_capacity(n);
     let mut lost = 0u64;
     let tag = if args.standin { "[stand-in] " } else { "" };
