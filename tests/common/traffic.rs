@@ -606,7 +606,19 @@ fn dir_window(d: &ProbeDir, at: Instant, window: Duration) -> (Duration, u64) {
     (gap, got.iter().filter(|g| !**g).count() as u64)
 }
 
+/// Best effort: run the calling probe thread SCHED_FIFO so that the
+/// measuring tool is not what a busy machine delays (the daemons under
+/// test keep their normal priority). Ignored where not permitted.
+fn realtime_thread() {
+    let p = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sets the calling thread's policy; p is valid for the call.
+    unsafe {
+        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &p);
+    }
+}
+
 fn probe_sender(s: UdpSocket, period: Duration, stop: Arc<AtomicBool>, d: Arc<ProbeDir>) {
+    realtime_thread();
     let mut seq = 0u64;
     let mut next = Instant::now();
     let mut buf = [0u8; 64];
@@ -631,6 +643,7 @@ fn probe_sender(s: UdpSocket, period: Duration, stop: Arc<AtomicBool>, d: Arc<Pr
 }
 
 fn probe_receiver(s: UdpSocket, stop: Arc<AtomicBool>, d: Arc<ProbeDir>) {
+    realtime_thread();
     let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
     let mut buf = [0u8; 128];
     while !stop.load(Ordering::SeqCst) {
