@@ -1,2 +1,55 @@
 //! MLRP, the Mobile Location Register Protocol: length-prefixed, versioned,
-//! HMAC-authenticated binary frames over TCP. Spec: `docs/MLRP.md`.
+//! HMAC-authenticated binary frames over TCP. The normative spec is
+//! `docs/MLRP.md`; this module is its reference implementation.
+//!
+//! What lives where:
+//!
+//! | file | owns |
+//! |---|---|
+//! | `frame.rs` | the 24-byte frame header as a checked view ([`Frame`]), flags, limits |
+//! | `message.rs` | every message body: one typed repr per message with `parse` / `emit` / `buffer_len`, the [`Message`] enum, `Display` for logs |
+//! | `auth.rs` | key derivation ([`NetworkKey`], per-direction session keys), HMAC-SHA256 tags, nonces from `getrandom(2)` |
+//! | `session.rs` | the sans-IO per-connection codec ([`Session`]): handshake, sequence and replay checks, request/reply matching |
+//! | `client.rs` | a small blocking client over `std::net::TcpStream` ([`Client`]) for `tmipd -E`, tests and benchmarks |
+//!
+//! # Using a session (sans-IO)
+//!
+//! ```no_run
+//! use tmip::mlrp::{Session, Role, Incoming, Message, random_nonce};
+//! # fn io() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut s = Session::new(Role::Mlr, None, random_nonce()?);
+//! let mut out = Vec::new();
+//! s.handshake(&mut out);               // send `out` to the peer first
+//! # let bytes_from_socket: &[u8] = &[];
+//! s.feed(bytes_from_socket);            // whatever read(2) returned, any split
+//! while let Some(ev) = s.poll(&mut out) {  // `poll` may append bytes to send
+//!     match ev {
+//!         Ok(Incoming::Established { peer }) => { /* handshake done */ }
+//!         Ok(Incoming::Request { id, msg }) => { s.reply(id, &Message::Ack, &mut out)?; }
+//!         Ok(Incoming::Reply { id, msg }) => { /* match `id` to what we asked */ }
+//!         Err(e) if e.is_fatal() => { /* send `out`, then close the socket */ break; }
+//!         Err(e) => { /* logged, connection stays up */ }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The session never blocks, never allocates per frame beyond growing the
+//! caller's output buffer (and the `String`/`Vec` fields of the few messages
+//! that carry names), and never panics on input.
+
+pub mod auth;
+pub mod client;
+pub mod frame;
+pub mod message;
+pub mod session;
+
+pub use auth::{random_nonce, NetworkKey, Nonce, NONCE_LEN};
+pub use client::{Client, ClientError};
+pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION};
+pub use message::{
+    Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, ErrorCode, ErrorReply, Hello,
+    Kind, Locate, Message, MessageType, Move, Pool, Redirect, Release, Role, StatusReply,
+    WireError, Withdraw,
+};
+pub use session::{Incoming, MlrpError, RequestId, Session};
