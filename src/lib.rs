@@ -12,6 +12,7 @@ pub mod event_loop;
 pub mod logging;
 pub mod mlrp;
 pub mod netlink;
+pub mod packet_socket;
 pub mod tunnel;
 pub mod ubus;
 pub mod wire;

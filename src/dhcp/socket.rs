@@ -1,0 +1,137 @@
+//! The DHCP server's I/O on a mobile interface: a [`PacketSocket`] that
+//! receives only IPv4/UDP frames to port 67 (a classic BPF filter attached
+//! before bind) and sends reply frames, plus a UDP "sink" socket bound to
+//! port 67 on the same interface.
+//!
+//! Why the sink: unicast renewals to N+2 are also delivered to the host's IP
+//! stack; with no UDP socket on port 67 the kernel would answer them with
+//! ICMP port unreachable, which some clients take as a failed renewal. The
+//! sink is never read; its tiny receive buffer just fills and drops.
+//!
+//! The same packet socket sends ARP frames (see `wire::arp::frame`).
+
+use crate::addr::MacAddr;
+use crate::packet_socket::{bpf, BpfInsn, PacketSocket, ETH_P_IP};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// `tcpdump -dd 'ip and udp dst port 67'`: IPv4, UDP, not a non-first
+/// fragment, destination port 67.
+pub const FILTER_UDP_DST_67: [BpfInsn; 11] = [
+    bpf(0x28, 0, 0, 0x0000_000c),
+    bpf(0x15, 0, 8, 0x0000_0800),
+    bpf(0x30, 0, 0, 0x0000_0017),
+    bpf(0x15, 0, 6, 0x0000_0011),
+    bpf(0x28, 0, 0, 0x0000_0014),
+    bpf(0x45, 4, 0, 0x0000_1fff),
+    bpf(0xb1, 0, 0, 0x0000_000e),
+    bpf(0x48, 0, 0, 0x0000_0010),
+    bpf(0x15, 0, 1, 0x0000_0043),
+    bpf(0x06, 0, 0, 0x0004_0000),
+    bpf(0x06, 0, 0, 0x0000_0000),
+];
+
+/// Largest frame we accept (Ethernet MTU plus header and a VLAN tag).
+pub const FRAME_BUF: usize = 1522;
+
+/// The DHCP server's sockets on one interface.
+#[derive(Debug)]
+pub struct DhcpSocket {
+    packet: PacketSocket,
+    _sink: OwnedFd,
+}
+
+fn sink_socket(ifname: &str) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket call.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just created and is owned by nobody else.
+    let s = unsafe { OwnedFd::from_raw_fd(fd) };
+    let setopt = |level, name, val: &[u8]| -> io::Result<()> {
+        // SAFETY: valid fd, option buffer valid for its length.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                level,
+                name,
+                val.as_ptr() as *const libc::c_void,
+                val.len() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    let one = 1i32.to_ne_bytes();
+    setopt(libc::SOL_SOCKET, libc::SO_REUSEADDR, &one)?;
+    setopt(libc::SOL_SOCKET, libc::SO_BINDTODEVICE, ifname.as_bytes())
+        .map_err(|e| io::Error::new(e.kind(), format!("{ifname}: SO_BINDTODEVICE: {e}")))?;
+    setopt(libc::SOL_SOCKET, libc::SO_RCVBUF, &1i32.to_ne_bytes())?;
+    // SAFETY: sockaddr_in is plain old data.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_port = 67u16.to_be();
+    // SAFETY: `sin` is a valid sockaddr_in.
+    let r = unsafe {
+        libc::bind(
+            s.as_raw_fd(),
+            &sin as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("{ifname}: bind UDP port 67: {e}"),
+        ));
+    }
+    Ok(s)
+}
+
+impl DhcpSocket {
+    /// Open the server's sockets on `ifname`.
+    pub fn open(ifname: &str) -> io::Result<DhcpSocket> {
+        let packet = PacketSocket::open(ifname, ETH_P_IP, Some(&FILTER_UDP_DST_67))?;
+        let sink = sink_socket(ifname)?;
+        Ok(DhcpSocket {
+            packet,
+            _sink: sink,
+        })
+    }
+
+    /// The interface's MAC: the source of every reply.
+    pub fn mac(&self) -> MacAddr {
+        self.packet.mac()
+    }
+
+    /// Receive one frame (`None` when none is waiting).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.packet.recv(buf)
+    }
+
+    /// Send a reply or ARP frame.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        self.packet.send(frame)
+    }
+
+    pub fn packet_socket(&self) -> &PacketSocket {
+        &self.packet
+    }
+}
+
+impl AsRawFd for DhcpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.packet.as_raw_fd()
+    }
+}
