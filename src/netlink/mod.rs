@@ -1,0 +1,416 @@
+//! rtnetlink: links, addresses, routes, rules and neighbours, set by the
+//! daemon itself (never by running `ip`). Everything a CN installs is
+//! tagged so that a restarted daemon can find it again:
+//! - routes carry `rtm_protocol = TMIP_RTPROT`,
+//! - addresses carry `IFA_PROTO = TMIP_RTPROT` (Linux >= 6.1),
+//! - rules carry `FRA_PROTOCOL = TMIP_RTPROT` and live in TMip's tables,
+//! - tunnel devices are named `<tunnel_prefix><n>`.
+//!
+//! [`Netlink::tagged_state`] lists what an earlier run left behind (for
+//! adoption) and [`Netlink::purge`] removes it.
+
+pub mod message;
+pub mod socket;
+
+use message::*;
+pub use message::{Address, IpipParams, Link, Route, Rule};
+use socket::RtSocket;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
+
+/// The routing protocol number (and address/rule protocol) marking what TMip
+/// installed. `ip route show proto 84` lists it; unassigned in rt_protos.
+pub const TMIP_RTPROT: u8 = 0x54;
+
+/// Errors from rtnetlink requests.
+#[derive(Debug)]
+pub enum NetlinkError {
+    Io(&'static str, std::io::Error),
+    /// The kernel refused the request: positive errno.
+    Kernel(i32),
+    Timeout,
+    Parse(ParseError),
+    NoSuchLink(String),
+}
+
+impl NetlinkError {
+    /// The errno the kernel answered, if this is a kernel refusal.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            NetlinkError::Kernel(e) => Some(*e),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for NetlinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetlinkError::Io(what, e) => write!(f, "netlink {what}: {e}"),
+            NetlinkError::Kernel(errno) => write!(
+                f,
+                "kernel refused: {}",
+                std::io::Error::from_raw_os_error(*errno)
+            ),
+            NetlinkError::Timeout => write!(f, "netlink: no answer from the kernel"),
+            NetlinkError::Parse(e) => write!(f, "{e}"),
+            NetlinkError::NoSuchLink(n) => write!(f, "interface {n} does not exist"),
+        }
+    }
+}
+
+impl std::error::Error for NetlinkError {}
+
+impl From<ParseError> for NetlinkError {
+    fn from(e: ParseError) -> Self {
+        NetlinkError::Parse(e)
+    }
+}
+
+/// What identifies one TMip instance's state on a node.
+#[derive(Debug, Clone)]
+pub struct Scope<'a> {
+    /// Tunnel devices named `<tunnel_prefix>*` are this instance's.
+    pub tunnel_prefix: &'a str,
+    /// Interfaces whose TMip-tagged addresses and routes are this instance's
+    /// (its mobile_if); routes via its tunnels are always included.
+    pub interfaces: &'a [&'a str],
+    /// Rule tables this instance uses (rules tagged TMIP_RTPROT pointing at them).
+    pub tables: &'a [u32],
+}
+
+/// State an earlier run left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaggedState {
+    pub links: Vec<Link>,
+    pub addresses: Vec<Address>,
+    pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
+}
+
+/// Counts of what [`Netlink::purge`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub links: usize,
+    pub addresses: usize,
+    pub routes: usize,
+    pub rules: usize,
+}
+
+/// An rtnetlink handle in the caller's network namespace.
+pub struct Netlink {
+    sock: RtSocket,
+}
+
+impl AsRawFd for Netlink {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl Netlink {
+    pub fn open() -> Result<Netlink, NetlinkError> {
+        Ok(Netlink {
+            sock: RtSocket::open()?,
+        })
+    }
+
+    fn ack(&mut self, build: impl FnOnce(u32) -> Vec<u8>) -> Result<(), NetlinkError> {
+        let seq = self.sock.next_seq();
+        let req = build(seq);
+        self.sock.request_ack(&req, seq)
+    }
+
+    // ---- links ----
+
+    /// The link named `name`, or `NoSuchLink`.
+    pub fn link_by_name(&mut self, name: &str) -> Result<Link, NetlinkError> {
+        let seq = self.sock.next_seq();
+        let req = build_get_link_by_name(name, seq);
+        let mut found = None;
+        let r = self.sock.request_dump(&req, seq, |m| {
+            if m.msg_type == RTM_NEWLINK {
+                found = Some(Link::parse(m)?);
+            }
+            Ok(())
+        });
+        match r {
+            Err(NetlinkError::Kernel(libc::ENODEV)) => {
+                return Err(NetlinkError::NoSuchLink(name.into()))
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        found.ok_or_else(|| NetlinkError::NoSuchLink(name.into()))
+    }
+
+    pub fn link_index(&mut self, name: &str) -> Result<u32, NetlinkError> {
+        Ok(self.link_by_name(name)?.index)
+    }
+
+    pub fn links(&mut self) -> Result<Vec<Link>, NetlinkError> {
+        let seq = self.sock.next_seq();
+        let req = build_dump(RTM_GETLINK, &ifinfomsg(0, 0, 0), seq);
+        let mut out = Vec::new();
+        self.sock.request_dump(&req, seq, |m| {
+            if m.msg_type == RTM_NEWLINK {
+                out.push(Link::parse(m)?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    pub fn set_link_up(&mut self, index: u32, up: bool) -> Result<(), NetlinkError> {
+        self.ack(|seq| build_set_link_up(index, up, seq))
+    }
+
+    pub fn set_link_mtu(&mut self, index: u32, mtu: u32) -> Result<(), NetlinkError> {
+        self.ack(|seq| build_set_link_mtu(index, mtu, seq))
+    }
+
+    pub fn delete_link(&mut self, index: u32) -> Result<(), NetlinkError> {
+        self.ack(|seq| build_del_link(index, seq))
+    }
+
+    /// Creates a kernel ipip device. Without the ipip module the kernel
+    /// answers EOPNOTSUPP (no such link kind) — the caller falls back.
+    pub fn create_ipip(&mut self, p: &IpipParams) -> Result<u32, NetlinkError> {
+        self.ack(|seq| build_new_ipip(p, seq))?;
+        self.link_index(&p.name)
+    }
+
+    // ---- addresses ----
+
+    pub fn add_address(
+        &mut self,
+        index: u32,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        self.ack(|seq| {
+            build_addr(
+                RTM_NEWADDR,
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                index,
+                addr,
+                prefix_len,
+                TMIP_RTPROT,
+                seq,
+            )
+        })
+    }
+
+    pub fn delete_address(
+        &mut self,
+        index: u32,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
+        self.ack(|seq| {
+            build_addr(
+                RTM_DELADDR,
+                NLM_F_REQUEST | NLM_F_ACK,
+                index,
+                addr,
+                prefix_len,
+                0,
+                seq,
+            )
+        })
+    }
+
+    /// IPv4 addresses, of one interface or (index `None`) of all.
+    pub fn addresses(&mut self, index: Option<u32>) -> Result<Vec<Address>, NetlinkError> {
+        let seq = self.sock.next_seq();
+        let req = build_dump(RTM_GETADDR, &ifaddrmsg(0, 0, 0), seq);
+        let mut out = Vec::new();
+        self.sock.request_dump(&req, seq, |m| {
+            if m.msg_type == RTM_NEWADDR {
+                if let Some(a) = Address::parse(m)? {
+                    if index.is_none_or(|i| i == a.index) {
+                        out.push(a);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    // ---- routes ----
+
+    /// Adds a route; fails with EEXIST if one with the same key exists.
+    pub fn add_route(&mut self, r: &Route) -> Result<(), NetlinkError> {
+        self.ack(|seq| {
+            r.build(
+                RTM_NEWROUTE,
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                seq,
+            )
+        })
+    }
+
+    /// Adds or replaces the route with the same destination/table/metric.
+    pub fn replace_route(&mut self, r: &Route) -> Result<(), NetlinkError> {
+        self.ack(|seq| {
+            r.build(
+                RTM_NEWROUTE,
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                seq,
+            )
+        })
+    }
+
+    pub fn delete_route(&mut self, r: &Route) -> Result<(), NetlinkError> {
+        self.ack(|seq| r.build(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq))
+    }
+
+    /// All IPv4 routes of `table` (any table if `None`).
+    pub fn routes(&mut self, table: Option<u32>) -> Result<Vec<Route>, NetlinkError> {
+        let seq = self.sock.next_seq();
+        let req = build_dump(RTM_GETROUTE, &rtmsg(0, 0, 0, 0, 0), seq);
+        let mut out = Vec::new();
+        self.sock.request_dump(&req, seq, |m| {
+            if m.msg_type == RTM_NEWROUTE {
+                if let Some(r) = Route::parse(m)? {
+                    if table.is_none_or(|t| t == r.table) {
+                        out.push(r);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    // ---- rules ----
+
+    pub fn add_rule(&mut self, r: &Rule) -> Result<(), NetlinkError> {
+        self.ack(|seq| {
+            r.build(
+                RTM_NEWRULE,
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                seq,
+            )
+        })
+    }
+
+    pub fn delete_rule(&mut self, r: &Rule) -> Result<(), NetlinkError> {
+        self.ack(|seq| r.build(RTM_DELRULE, NLM_F_REQUEST | NLM_F_ACK, seq))
+    }
+
+    pub fn rules(&mut self) -> Result<Vec<Rule>, NetlinkError> {
+        let seq = self.sock.next_seq();
+        let req = build_dump(RTM_GETRULE, &fib_rule_hdr(0, 0, 0, 0), seq);
+        let mut out = Vec::new();
+        self.sock.request_dump(&req, seq, |m| {
+            if m.msg_type == RTM_NEWRULE {
+                if let Some(r) = Rule::parse(m)? {
+                    out.push(r);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    // ---- neighbours ----
+
+    /// A permanent ARP entry (replaces an existing one).
+    pub fn add_neighbour(
+        &mut self,
+        index: u32,
+        ip: Ipv4Addr,
+        mac: [u8; 6],
+    ) -> Result<(), NetlinkError> {
+        self.ack(|seq| build_neigh_add(index, ip, mac, seq))
+    }
+
+    // ---- stale state ----
+
+    /// Everything in `scope` carrying TMip's tag.
+    pub fn tagged_state(&mut self, scope: &Scope<'_>) -> Result<TaggedState, NetlinkError> {
+        let all = self.links()?;
+        let links: Vec<Link> = all
+            .iter()
+            .filter(|l| !scope.tunnel_prefix.is_empty() && l.name.starts_with(scope.tunnel_prefix))
+            .cloned()
+            .collect();
+        let mut ours: Vec<u32> = links.iter().map(|l| l.index).collect();
+        ours.extend(
+            all.iter()
+                .filter(|l| scope.interfaces.contains(&l.name.as_str()))
+                .map(|l| l.index),
+        );
+        let addresses = self
+            .addresses(None)?
+            .into_iter()
+            .filter(|a| a.protocol == TMIP_RTPROT && ours.contains(&a.index))
+            .collect();
+        let routes = self
+            .routes(None)?
+            .into_iter()
+            .filter(|r| {
+                r.protocol == TMIP_RTPROT
+                    && (r.oif.is_some_and(|o| ours.contains(&o)) || scope.tables.contains(&r.table))
+            })
+            .collect();
+        let rules = self
+            .rules()?
+            .into_iter()
+            .filter(|r| r.protocol == TMIP_RTPROT && scope.tables.contains(&r.table))
+            .collect();
+        Ok(TaggedState {
+            links,
+            addresses,
+            routes,
+            rules,
+        })
+    }
+
+    /// Removes everything [`Netlink::tagged_state`] finds. Items that vanish
+    /// meanwhile (ENOENT/ESRCH/ENODEV/EADDRNOTAVAIL) are not errors.
+    pub fn purge(&mut self, scope: &Scope<'_>) -> Result<PurgeReport, NetlinkError> {
+        let st = self.tagged_state(scope)?;
+        let mut rep = PurgeReport::default();
+        let gone = |e: &NetlinkError| {
+            matches!(
+                e.errno(),
+                Some(libc::ENOENT | libc::ESRCH | libc::ENODEV | libc::EADDRNOTAVAIL)
+            )
+        };
+        for r in &st.rules {
+            match self.delete_rule(r) {
+                Ok(()) => rep.rules += 1,
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for r in &st.routes {
+            match self.delete_route(r) {
+                Ok(()) => rep.routes += 1,
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for a in &st.addresses {
+            match self.delete_address(a.index, a.address, a.prefix_len) {
+                Ok(()) => rep.addresses += 1,
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for l in &st.links {
+            match self.delete_link(l.index) {
+                Ok(()) => rep.links += 1,
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(rep)
+    }
+}
+
+#[cfg(test)]
+mod tests;

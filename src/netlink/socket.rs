@@ -1,0 +1,208 @@
+//! The NETLINK_ROUTE socket: send one request, collect its reply (ACK,
+//! error or dump) with a receive timeout. Blocking is acceptable here: the
+//! kernel answers rtnetlink requests synchronously, in microseconds.
+
+use super::message::{messages, NlMsg, NLMSG_DONE, NLMSG_ERROR, NLM_F_MULTI};
+use super::NetlinkError;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+const RECV_BUF: usize = 64 * 1024;
+
+pub struct RtSocket {
+    fd: OwnedFd,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl RtSocket {
+    /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
+    pub fn open() -> Result<RtSocket, NetlinkError> {
+        // SAFETY: plain socket(2) call; the fd is owned immediately.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(NetlinkError::Io(
+                "socket(NETLINK_ROUTE)",
+                io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: zeroed sockaddr_nl is valid; family set below.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: sa is a valid sockaddr_nl of the given size.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sa as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(NetlinkError::Io(
+                "bind(netlink)",
+                io::Error::last_os_error(),
+            ));
+        }
+        let s = RtSocket {
+            fd,
+            seq: std::process::id().wrapping_mul(7919),
+            buf: vec![0; RECV_BUF],
+        };
+        s.set_timeout(Duration::from_secs(2))?;
+        Ok(s)
+    }
+
+    pub fn set_timeout(&self, t: Duration) -> Result<(), NetlinkError> {
+        let tv = libc::timeval {
+            tv_sec: t.as_secs() as libc::time_t,
+            tv_usec: t.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: tv is a valid timeval for SO_RCVTIMEO.
+        let r = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(NetlinkError::Io("SO_RCVTIMEO", io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// The next sequence number for a request.
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn send(&self, req: &[u8]) -> Result<(), NetlinkError> {
+        // SAFETY: zeroed sockaddr_nl addresses the kernel (pid 0).
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: req is a valid buffer; sa a valid address.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                req.as_ptr() as *const libc::c_void,
+                req.len(),
+                0,
+                &sa as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            return Err(NetlinkError::Io(
+                "send(netlink)",
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self) -> Result<usize, NetlinkError> {
+        loop {
+            // SAFETY: buf is a valid writable buffer of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr() as *mut libc::c_void,
+                    self.buf.len(),
+                    0,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return Err(NetlinkError::Timeout),
+                _ => return Err(NetlinkError::Io("recv(netlink)", e)),
+            }
+        }
+    }
+
+    /// Sends `req` (built with sequence `seq`) and waits for its ACK.
+    /// A kernel error comes back as [`NetlinkError::Kernel`] with the errno.
+    pub fn request_ack(&mut self, req: &[u8], seq: u32) -> Result<(), NetlinkError> {
+        self.send(req)?;
+        loop {
+            let n = self.recv()?;
+            for m in messages(&self.buf[..n]) {
+                let m = m?;
+                if m.seq != seq {
+                    continue; // a late reply to an earlier timed-out request
+                }
+                if m.msg_type == NLMSG_ERROR {
+                    let code = m.error_code()?;
+                    return if code == 0 {
+                        Ok(())
+                    } else {
+                        Err(NetlinkError::Kernel(-code))
+                    };
+                }
+            }
+        }
+    }
+
+    /// Sends a request that answers with messages (a dump, or a GET of one
+    /// object) and hands each reply message to `each`.
+    pub fn request_dump(
+        &mut self,
+        req: &[u8],
+        seq: u32,
+        mut each: impl FnMut(&NlMsg<'_>) -> Result<(), NetlinkError>,
+    ) -> Result<(), NetlinkError> {
+        self.send(req)?;
+        loop {
+            let n = self.recv()?;
+            let mut done = false;
+            // Copy out so `each` may borrow freely; dumps are small.
+            let buf = self.buf[..n].to_vec();
+            for m in messages(&buf) {
+                let m = m?;
+                if m.seq != seq {
+                    continue;
+                }
+                match m.msg_type {
+                    NLMSG_DONE => done = true,
+                    NLMSG_ERROR => {
+                        let code = m.error_code()?;
+                        if code != 0 {
+                            return Err(NetlinkError::Kernel(-code));
+                        }
+                        done = true;
+                    }
+                    _ => {
+                        each(&m)?;
+                        if m.flags & NLM_F_MULTI == 0 {
+                            done = true; // a single (non-dump) answer
+                        }
+                    }
+                }
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl AsRawFd for RtSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
