@@ -350,13 +350,27 @@ impl CnCore {
                     return;
                 }
                 match self.adopt(&b, now) {
-                    Ok(()) => self.out.push_back(Output::Dhcp {
-                        mac,
-                        result: Ok(Lease {
-                            cell: b.cell,
-                            lease_secs: b.lease_secs,
-                        }),
-                    }),
+                    Ok(()) => {
+                        // A /30 from another CN's pool (central pool): the
+                        // MLR has us as `at` already, but only a Move makes
+                        // it push the Redirect the parent needs.
+                        if b.parent != self.cfg.me && b.at == Some(self.cfg.me) {
+                            self.call(
+                                MlrCall::Move {
+                                    mac: b.mac,
+                                    cell: b.cell,
+                                },
+                                Purpose::Move,
+                            );
+                        }
+                        self.out.push_back(Output::Dhcp {
+                            mac,
+                            result: Ok(Lease {
+                                cell: b.cell,
+                                lease_secs: b.lease_secs,
+                            }),
+                        })
+                    }
                     Err(msg) => self.out.push_back(Output::Dhcp {
                         mac,
                         result: Err(LookupFailure::Unavailable(msg)),

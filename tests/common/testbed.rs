@@ -277,7 +277,7 @@ impl TestBed {
                 "{tool} missing: run scripts/setup"
             );
         }
-        let dir = std::env::temp_dir().join(unique("tmipbed"));
+        let dir = std::env::temp_dir().join(format!("tmipbed-{}", unique("d")));
         fs::create_dir_all(&dir).expect("run dir");
         let air = Netns::new("air");
         let mlr = Netns::new("mlr");
@@ -339,7 +339,8 @@ impl TestBed {
             sysctl_router(&ns);
             ns.sh(&format!(
                 "ip addr add {CENTRAL_CORE_IP}/24 dev {CORE_IF} && \
-                 ip link add {CENTRAL_POOL_IF} type dummy && ip link set {CENTRAL_POOL_IF} up && \
+                 ip link add {CENTRAL_POOL_IF} type veth peer name {CENTRAL_POOL_IF}p && \
+                 ip link set {CENTRAL_POOL_IF}p up && ip link set {CENTRAL_POOL_IF} up && \
                  ip addr add 10.9.0.1/24 dev {CENTRAL_POOL_IF}"
             ));
             bed.srv
