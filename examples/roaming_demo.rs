@@ -20,6 +20,7 @@
 //!   --window MS      how long to watch after each move (default 1500, bench 400)
 //!   --keep           keep the run directory (rc files, daemon logs)
 //!   --debug N        daemon debug level (default 3)
+//!   -v, --verbose    bench: print every move's gap per direction
 //!   --record FILE    append the namespace names to FILE (scripts/demo uses it
 //!                    to clean up even if this process is killed)
 #[path = "../tests/common/mod.rs"]
@@ -85,6 +86,7 @@ struct Args {
     keep: bool,
     debug: u8,
     record: Option<String>,
+    verbose: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -96,6 +98,7 @@ fn parse_args() -> Result<Args, String> {
         keep: false,
         debug: 3,
         record: None,
+        verbose: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -103,6 +106,7 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--standin" => a.standin = true,
             "--keep" => a.keep = true,
+            "-v" | "--verbose" => a.verbose = true,
             "--moves" => {
                 a.moves = val("--moves")?
                     .split(',')
@@ -380,9 +384,20 @@ fn bench(
     let tag = if args.standin { "[stand-in] " } else { "" };
     for k in 0..n {
         check_stop()?;
-        let cell = bed.clients[ms_i].cell % 3 + 1;
+        let from = bed.clients[ms_i].cell;
+        let cell = from % 3 + 1;
         let at = bed.move_client(ms_i, cell);
         let p = probes.window(at, window);
+        if args.verbose {
+            println!(
+                "{tag}move {:3} CN{from}->CN{cell}: MS->srv gap {:6.1} ms ({} lost), srv->MS gap {:6.1} ms ({} lost)",
+                k + 1,
+                ms(p.up_gap),
+                p.up_lost,
+                ms(p.down_gap),
+                p.down_lost
+            );
+        }
         gaps.push(p.gap());
         lost += p.lost();
         if (k + 1) % 20 == 0 {
