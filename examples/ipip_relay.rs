@@ -64,6 +64,17 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn print_stats(ctl: &TunnelController) {
+    // SAFETY: getrusage fills a zeroed rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+    println!(
+        "cpu user_ms={} sys_ms={} voluntary_switches={} involuntary_switches={}",
+        ms(ru.ru_utime),
+        ms(ru.ru_stime),
+        ru.ru_nvcsw,
+        ru.ru_nivcsw
+    );
     if let Some(s) = ctl.userspace_stats() {
         println!(
             "stats tx_packets={} tx_bytes={} tx_dropped={} tx_not_ipv4={} tx_malformed={} rx_packets={} rx_bytes={} rx_unknown_peer={} rx_malformed={} rx_dropped={} tun_reads={} tun_writes={}",

@@ -1,10 +1,13 @@
 //! tmipd, the TMip correspondent node. Options as in TMip 0.14a
-//! (`-f FILE`, `-F`, `-D N`, `-E`, `-h`, `-V`, bundled like `-Ef tmipd.rc`).
+//! (`-f FILE`, `-F`, `-D N`, `-E`, `-h`, `-V`, bundled like `-Ef tmipd.rc`),
+//! plus `-u SECTION [-c UCI_FILE]` for OpenWrt's UCI.
 
 use tmip::cn::daemon::{self, Options};
 
-const USAGE: &str = "usage: tmipd [-f FILE] [-F] [-D N] [-E] [-h] [-V]
+const USAGE: &str = "usage: tmipd [-f FILE | -u SECTION [-c UCI_FILE]] [-F] [-D N] [-E] [-h] [-V]
   -f FILE  configuration file (default ./tmipd.rc)
+  -u SECTION  read the `config tmipd` SECTION (name or @tmipd[N]) of a UCI file instead
+  -c UCI_FILE the UCI file for -u (default /etc/config/tmip)
   -F       stay in the foreground (console: debug N, status, clients, cns, help; Ctrl+D quits)
   -D N     debug level 0..7 (default 2; 3 shows handovers, 5 every MLRP frame)
   -E       network connectivity evaluation: MLRP ping of the MLR and every CN, then exit
@@ -64,7 +67,7 @@ fn parse(args: &[String]) -> Result<(Mode, Options), String> {
                             o.debug = Some(n);
                         }
                         'u' => o.uci_section = Some(v),
-                        _ => o.config = v,
+                        _ => o.uci_file = Some(v),
                     }
                     break;
                 }
@@ -90,4 +93,32 @@ fn main() {
         Mode::Run => daemon::run(opts),
     };
     std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn options_bundle_like_the_seed() {
+        let (m, o) = parse(&args("-Ef my.rc")).unwrap();
+        assert!(matches!(m, Mode::Evaluate));
+        assert_eq!(o.config, "my.rc");
+        let (m, o) = parse(&args("-F -D5")).unwrap();
+        assert!(matches!(m, Mode::Run));
+        assert!(o.foreground);
+        assert_eq!(o.debug, Some(5));
+        assert_eq!(o.config, "tmipd.rc");
+        let (_, o) = parse(&args("-F -u main -c /tmp/tmip")).unwrap();
+        assert_eq!(o.uci_section.as_deref(), Some("main"));
+        assert_eq!(o.source().to_string(), "/tmp/tmip section 'main'");
+        assert!(parse(&args("-D 8")).is_err());
+        assert!(parse(&args("-f")).is_err());
+        assert!(parse(&args("-x")).is_err());
+        assert!(parse(&args("stray")).is_err());
+    }
 }

@@ -37,12 +37,22 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(ns: &Netns, prefix: &str, local: &str, peer: &str, route: &str) -> Relay {
-        let mut child = ns
-            .command(relay_bin())
-            .args([
-                "--prefix", prefix, "--local", local, "--peer", peer, "--route", route,
-            ])
+    fn start(
+        ns: &Netns,
+        prefix: &str,
+        local: &str,
+        peer: &str,
+        route: &str,
+        offload: bool,
+    ) -> Relay {
+        let mut cmd = ns.command(relay_bin());
+        cmd.args([
+            "--prefix", prefix, "--local", local, "--peer", peer, "--route", route,
+        ]);
+        if !offload {
+            cmd.arg("--no-offload");
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -106,7 +116,16 @@ fn pcap_packets(path: &str) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn userspace_ipip_carries_ping_and_tcp_with_kernel_compatible_outer_header() {
+fn userspace_ipip_with_tun_offloads_carries_ping_and_tcp_with_kernel_compatible_outer_header() {
+    ping_tcp_capture(true);
+}
+
+#[test]
+fn userspace_ipip_without_offloads_carries_ping_and_tcp_with_kernel_compatible_outer_header() {
+    ping_tcp_capture(false);
+}
+
+fn ping_tcp_capture(offload: bool) {
     let a = Netns::new("ta");
     let ra = Netns::new("tra");
     let rb = Netns::new("trb");
@@ -121,8 +140,22 @@ fn userspace_ipip_carries_ping_and_tcp_with_kernel_compatible_outer_header() {
     // No route between the host subnets except through the tunnel.
     assert!(!a.sh_out("ping -c1 -W1 10.2.0.2").status.success());
 
-    let relay_a = Relay::start(&ra, "tmu", "192.168.0.1", "192.168.0.2", "10.2.0.0/24");
-    let relay_b = Relay::start(&rb, "tmv", "192.168.0.2", "192.168.0.1", "10.1.0.0/24");
+    let relay_a = Relay::start(
+        &ra,
+        "tmu",
+        "192.168.0.1",
+        "192.168.0.2",
+        "10.2.0.0/24",
+        offload,
+    );
+    let relay_b = Relay::start(
+        &rb,
+        "tmv",
+        "192.168.0.2",
+        "192.168.0.1",
+        "10.1.0.0/24",
+        offload,
+    );
     let route = ra.sh("ip route show 10.2.0.0/24 proto 84");
     assert!(route.contains("dev tmu0"), "{route}");
     let link = ra.sh("ip -d link show tmu0");
@@ -240,6 +273,15 @@ s.sendto(inner, ("192.168.0.1", 0))
     assert_eq!(stat(&stats_a, "rx_unknown_peer"), 1, "{stats_a}");
     assert!(stat(&stats_a, "tx_packets") >= 1000, "{stats_a}");
     assert!(stat(&stats_b, "rx_packets") >= 1000, "{stats_b}");
+    let (reads, sent) = (stat(&stats_a, "tun_reads"), stat(&stats_a, "tx_packets"));
+    if offload {
+        assert!(reads * 4 < sent, "TSO super-packets expected: {stats_a}");
+    } else {
+        assert!(
+            reads >= sent,
+            "one read per packet without offloads: {stats_a}"
+        );
+    }
     for s in [&stats_a, &stats_b] {
         assert_eq!(stat(s, "rx_dropped"), 0, "{s}");
         assert_eq!(stat(s, "tx_dropped"), 0, "{s}");

@@ -6,7 +6,30 @@
 //! and line. The same lines can come from UCI (`Section::rc_lines()`).
 
 use tmip::config::rc::{self, RcLine};
-use tmip::config::ConfigError;
+use tmip::config::{uci, ConfigError};
+
+/// Default UCI file for `-u`.
+pub const UCI_FILE: &str = "/etc/config/tmip";
+/// The UCI section type mlrd reads.
+pub const UCI_TYPE: &str = "mlrd";
+
+/// Where the configuration comes from (kept for SIGHUP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An `mlrd.rc` file.
+    Rc(String),
+    /// A `config mlrd` section of a UCI file (name or `@mlrd[N]`).
+    Uci { file: String, section: String },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Rc(p) => f.write_str(p),
+            Source::Uci { file, section } => write!(f, "{file} section '{section}'"),
+        }
+    }
+}
 
 /// Every key mlrd accepts, for error messages and the shipped mlrd.rc test.
 #[cfg_attr(not(test), allow(dead_code))]
@@ -75,6 +98,37 @@ impl MlrdConfig {
             .map_err(|e| ConfigError::new(path, 0, format!("cannot read: {e}")))?;
         let lines = rc::parse(path, &text)?;
         Self::from_lines(path, &lines)
+    }
+
+    /// Read and validate from either source.
+    pub fn load_source(src: &Source) -> Result<MlrdConfig, ConfigError> {
+        match src {
+            Source::Rc(p) => Self::load(p),
+            Source::Uci { file, section } => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| ConfigError::new(file, 0, format!("cannot read: {e}")))?;
+                Self::from_uci(file, &text, section)
+            }
+        }
+    }
+
+    /// The options of UCI section `section` (type `mlrd`) of `text`.
+    pub fn from_uci(file: &str, text: &str, section: &str) -> Result<MlrdConfig, ConfigError> {
+        let pkg = uci::parse(file, text)?;
+        let sec = pkg
+            .section(section)
+            .ok_or_else(|| ConfigError::new(file, 0, format!("no section '{section}'")))?;
+        if sec.ty != UCI_TYPE {
+            return Err(ConfigError::new(
+                file,
+                sec.line,
+                format!(
+                    "section '{section}' is of type '{}', not '{UCI_TYPE}'",
+                    sec.ty
+                ),
+            ));
+        }
+        Self::from_lines(file, &sec.rc_lines())
     }
 
     /// Build from already split lines (rc file or UCI section).
@@ -214,6 +268,43 @@ mod tests {
             parse("port 1\n").unwrap_err().to_string(),
             "mlrd.rc: network_name is not set"
         );
+    }
+
+    #[test]
+    fn reads_a_uci_section_with_errors_at_the_option_line() {
+        let text = "config tmipd 'main'\n\toption cn_if 'br-lan'\n\nconfig mlrd 'mlr'\n\toption enabled '0'\n\toption network_name 'my-tmip-mobility'\n\toption port '6554'\n\toption log '1'\n\toption state_dir '/etc/tmip/mlrd'\n";
+        let c = MlrdConfig::from_uci("/etc/config/tmip", text, "mlr").unwrap();
+        assert_eq!(c.network_name, "my-tmip-mobility");
+        assert_eq!(c.state_dir, "/etc/tmip/mlrd");
+        assert!(c.log);
+        let c2 = MlrdConfig::from_uci("/etc/config/tmip", text, "@mlrd[0]").unwrap();
+        assert_eq!(c, c2);
+        assert_eq!(
+            MlrdConfig::from_uci("/etc/config/tmip", text, "main")
+                .unwrap_err()
+                .to_string(),
+            "/etc/config/tmip:1: section 'main' is of type 'tmipd', not 'mlrd'"
+        );
+        assert_eq!(
+            MlrdConfig::from_uci("/etc/config/tmip", text, "nope")
+                .unwrap_err()
+                .to_string(),
+            "/etc/config/tmip: no section 'nope'"
+        );
+        let bad = format!("{text}\toption frob 'x'\n");
+        assert_eq!(
+            MlrdConfig::from_uci("/etc/config/tmip", &bad, "mlr")
+                .unwrap_err()
+                .to_string(),
+            "/etc/config/tmip:10: unknown key 'frob'"
+        );
+    }
+
+    #[test]
+    fn the_openwrt_default_mlrd_section_is_valid() {
+        let text = include_str!("../../openwrt/tmipd/files/tmip.config");
+        let c = MlrdConfig::from_uci("/etc/config/tmip", text, "@mlrd[0]").unwrap();
+        assert_eq!(c.port, 6554);
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub struct LoadReport {
     pub journal_records: u64,
     /// Bytes of a torn last record cut off the journal, with its offset.
     pub torn: Option<(u64, u64)>,
+    /// Milliseconds spent reading files, applying records, rebuilding pools.
+    pub read_ms: u64,
+    pub apply_ms: u64,
+    pub rebuild_ms: u64,
 }
 
 /// CRC-32 (IEEE), table driven: no crate for 20 lines.
@@ -251,10 +255,15 @@ impl Journal {
         let mut report = LoadReport::default();
         let snap_path = dirp.join("snapshot");
         let mut snapshot_bytes = 0;
+        let t = std::time::Instant::now();
+        let ms = |t: std::time::Instant| t.elapsed().as_millis() as u64;
         match fs::read(&snap_path) {
             Ok(data) => {
+                report.read_ms += ms(t);
+                let t = std::time::Instant::now();
                 snapshot_bytes = data.len() as u64;
                 load_snapshot(&snap_path, &data, reg, &mut report)?;
+                report.apply_ms += ms(t);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(JournalError::Io(snap_path.display().to_string(), e)),
@@ -262,18 +271,24 @@ impl Journal {
         let gen = report.generation;
         let jpath = dirp.join(format!("journal.{gen}"));
         let mut good_len = None;
+        let t = std::time::Instant::now();
         match fs::read(&jpath) {
             Ok(data) => {
+                report.read_ms += ms(t);
+                let t = std::time::Instant::now();
                 let (end, torn) = replay_journal(&jpath, &data, reg, &mut report)?;
                 if torn {
                     report.torn = Some((end as u64, (data.len() - end) as u64));
                 }
                 good_len = Some(end as u64);
+                report.apply_ms += ms(t);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(JournalError::Io(jpath.display().to_string(), e)),
         }
+        let t = std::time::Instant::now();
         reg.rebuild_pools();
+        report.rebuild_ms = ms(t);
         // Journals of other generations are leftovers of a compaction that
         // crashed after its snapshot was in place: their changes are in it.
         remove_stale_journals(&dirp, gen);
@@ -438,8 +453,11 @@ pub fn encode_snapshot(reg: &Register, gen: u64) -> Vec<u8> {
     buf
 }
 
-fn apply(reg: &mut Register, kind: u8, p: &[u8]) -> Result<(), String> {
+fn apply(reg: &mut Register, kind: u8, p: &[u8], snapshot: bool) -> Result<(), String> {
     match kind {
+        KIND_BINDING if snapshot => {
+            reg.restore_unique(parse_binding(p).ok_or("bad binding record")?)
+        }
         KIND_CN => {
             let c = parse_cn(p).ok_or("bad CN record")?;
             reg.restore_cn(c.idx, &c.name, c.addr, c.port, &c.pools);
@@ -474,7 +492,7 @@ fn load_snapshot(
             ended = true;
             return false;
         }
-        if let Err(e) = apply(reg, kind, p) {
+        if let Err(e) = apply(reg, kind, p, true) {
             err = Some(e);
             return false;
         }
@@ -513,7 +531,7 @@ fn replay_journal(
     }
     let mut n = 0;
     let mut err = None;
-    let (end, damaged) = walk(data, 16, |kind, p| match apply(reg, kind, p) {
+    let (end, damaged) = walk(data, 16, |kind, p| match apply(reg, kind, p, false) {
         Ok(()) => {
             n += 1;
             true

@@ -13,8 +13,10 @@ use log::{info, warn};
 use std::process::ExitCode;
 use std::time::Instant;
 
-const USAGE: &str = "usage: mlrd [-f FILE] [-F] [-D N] [-h] [-V]
-  -f FILE  configuration file (default ./mlrd.rc)
+const USAGE: &str = "usage: mlrd [-f FILE | -u SECTION [-c UCI_FILE]] [-F] [-D N] [-h] [-V]
+  -f FILE     configuration file (default ./mlrd.rc)
+  -u SECTION  read the UCI section SECTION (type mlrd; a name or @mlrd[N])
+  -c UCI_FILE the UCI file for -u (default /etc/config/tmip)
   -F       stay in the foreground, log to the terminal
   -D N     debug level 0..7 (overrides debug_level)
   -h       this help
@@ -26,6 +28,8 @@ status_file, USR2 steps the debug level, TERM/INT save state and exit.";
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Args {
     file: Option<String>,
+    uci_section: Option<String>,
+    uci_file: Option<String>,
     foreground: bool,
     debug: Option<u8>,
     help: bool,
@@ -45,7 +49,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                 'F' => a.foreground = true,
                 'h' => a.help = true,
                 'V' => a.version = true,
-                'f' | 'D' => {
+                'f' | 'D' | 'u' | 'c' => {
                     let rest = &flags[i + 1..];
                     let v = if rest.is_empty() {
                         it.next()
@@ -56,6 +60,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                     };
                     if c == 'f' {
                         a.file = Some(v);
+                    } else if c == 'u' {
+                        a.uci_section = Some(v);
+                    } else if c == 'c' {
+                        a.uci_file = Some(v);
                     } else {
                         let n: u8 = v
                             .parse()
@@ -69,6 +77,12 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                 _ => return Err(format!("unknown option -{c}")),
             }
         }
+    }
+    if a.file.is_some() && a.uci_section.is_some() {
+        return Err("-f and -u exclude each other".into());
+    }
+    if a.uci_file.is_some() && a.uci_section.is_none() {
+        return Err("-c needs -u SECTION".into());
     }
     Ok(a)
 }
@@ -131,9 +145,18 @@ fn start(args: Args) -> Result<ExitCode, String> {
     let t0 = Instant::now();
     println!("+ Starting MLR Server [{}]", tmip::VERSION);
     println!("+ Loading settings from configuration file...");
-    let path = args.file.clone().unwrap_or_else(|| "mlrd.rc".to_string());
-    println!("+ Using {path}");
-    let cfg = MlrdConfig::load(&path).map_err(|e| e.to_string())?;
+    let source = match &args.uci_section {
+        Some(section) => config::Source::Uci {
+            file: args
+                .uci_file
+                .clone()
+                .unwrap_or_else(|| config::UCI_FILE.to_string()),
+            section: section.clone(),
+        },
+        None => config::Source::Rc(args.file.clone().unwrap_or_else(|| "mlrd.rc".to_string())),
+    };
+    println!("+ Using {source}");
+    let cfg = MlrdConfig::load_source(&source).map_err(|e| e.to_string())?;
     let foreground = args.foreground || cfg.foreground;
     let level = args.debug.unwrap_or(cfg.debug_level);
     let nofile = raise_nofile();
@@ -176,7 +199,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
     );
     info!("+ Serving network [{}].", cfg.network_name);
     if cfg.secret.is_none() {
-        warn!("! No 'secret' set: MLRP frames are NOT authenticated. Set one in {path}.");
+        warn!("! No 'secret' set: MLRP frames are NOT authenticated. Set one in {source}.");
     }
     if let Some(b) = &cfg.backup_mlr {
         warn!("! backup_mlr {b}: replication to a backup MLR is not implemented in this version");
@@ -197,12 +220,15 @@ fn start(args: Args) -> Result<ExitCode, String> {
         );
     }
     info!(
-        "[MLRCache]: Done. ({} bindings restored from {}: snapshot {} + {} journal records, {} ms)",
+        "[MLRCache]: Done. ({} bindings restored from {}: snapshot {} + {} journal records, {} ms: read {}, apply {}, pools {})",
         reg.binding_count(),
         cfg.state_dir,
         report.snapshot_bindings,
         report.journal_records,
-        load_ms
+        load_ms,
+        report.read_ms,
+        report.apply_ms,
+        report.rebuild_ms
     );
     info!(
         "[CNList]: Done. ({} CNs known, all down until they bind)",
@@ -210,7 +236,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
     );
     let mut srv = server::Server::new(server::Setup {
         cfg,
-        cfg_path: path,
+        source,
         debug_override: args.debug,
         reg,
         journal,
@@ -254,5 +280,10 @@ mod tests {
         assert!(p(&["-f"]).is_err());
         assert!(p(&["stray"]).is_err());
         assert!(p(&["-V"]).unwrap().version);
+        let u = p(&["-F", "-u", "mlr", "-c", "/tmp/tmip"]).unwrap();
+        assert_eq!(u.uci_section.as_deref(), Some("mlr"));
+        assert_eq!(u.uci_file.as_deref(), Some("/tmp/tmip"));
+        assert!(p(&["-u", "mlr", "-f", "x"]).is_err());
+        assert!(p(&["-c", "/tmp/tmip"]).is_err());
     }
 }

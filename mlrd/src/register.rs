@@ -819,6 +819,14 @@ impl Register {
         self.insert(rec);
     }
 
+    /// Restore a binding from a snapshot, whose MACs and cells are unique
+    /// (it was written from a register and is checksummed): no lookups.
+    pub fn restore_unique(&mut self, rec: BindingRecord) {
+        if !rec.is_free() {
+            self.insert(rec);
+        }
+    }
+
     /// Remove a binding while replaying the journal.
     pub fn restore_removal(&mut self, mac: [u8; 6]) {
         if let Some(s) = self.slot_of_mac(&mac) {

@@ -12,7 +12,7 @@
 //! read is cut off when its output passes [`MAX_OUTPUT`], and one peer gets
 //! at most [`READ_BUDGET`] bytes per iteration.
 
-use crate::config::MlrdConfig;
+use crate::config::{MlrdConfig, Source};
 use crate::journal::Journal;
 use crate::register::{BindError, BindingRecord, CnIdx, PoolSpec, Push, Register, NO_CN};
 use crate::status::{self, ServerStats};
@@ -90,7 +90,7 @@ impl Conn {
 /// What start-up hands the loop.
 pub struct Setup {
     pub cfg: MlrdConfig,
-    pub cfg_path: String,
+    pub source: Source,
     pub debug_override: Option<u8>,
     pub reg: Register,
     pub journal: Journal,
@@ -105,7 +105,7 @@ enum Tick {
 
 pub struct Server {
     cfg: MlrdConfig,
-    cfg_path: String,
+    source: Source,
     debug_override: Option<u8>,
     reg: Register,
     journal: Journal,
@@ -168,7 +168,7 @@ impl Server {
         Ok(Server {
             key,
             cfg: s.cfg,
-            cfg_path: s.cfg_path,
+            source: s.source,
             debug_override: s.debug_override,
             reg: s.reg,
             journal: s.journal,
@@ -874,8 +874,8 @@ impl Server {
     }
 
     fn reload(&mut self) {
-        info!("+ SIGHUP: re-reading {}", self.cfg_path);
-        let new = match MlrdConfig::load(&self.cfg_path) {
+        info!("+ SIGHUP: re-reading {}", self.source);
+        let new = match MlrdConfig::load_source(&self.source) {
             Ok(c) => c,
             Err(e) => {
                 error!("! {e}; keeping the running configuration");

@@ -51,6 +51,8 @@ struct Mlr {
     dir: Scratch,
     pid: u32,
     starts: usize,
+    /// Command line; default `-f <dir>/mlrd.rc`.
+    args: Vec<String>,
 }
 
 fn base_config(dir: &Scratch, extra: &str) -> String {
@@ -66,11 +68,13 @@ impl Mlr {
         let ns = Netns::new("ml");
         let dir = Scratch::new(tag);
         std::fs::write(dir.path("mlrd.rc"), base_config(&dir, extra)).unwrap();
+        let args = vec!["-f".into(), dir.path("mlrd.rc").display().to_string()];
         let mut m = Mlr {
             ns,
             dir,
             pid: 0,
             starts: 0,
+            args,
         };
         m.spawn();
         m
@@ -85,8 +89,7 @@ impl Mlr {
         self.starts += 1;
         let log = std::fs::File::create(self.log_path()).unwrap();
         let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_mlrd"));
-        cmd.arg("-f")
-            .arg(self.dir.path("mlrd.rc"))
+        cmd.args(&self.args)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
         self.pid = self.ns.spawn(cmd);
@@ -589,4 +592,126 @@ fn config_errors_name_file_and_line_and_exit_non_zero() {
     let out = run_mlrd(&["-D", "9"]);
     assert_eq!(out.status.code(), Some(2));
     let _ = Path::new("");
+}
+
+#[test]
+fn uci_section_with_u_and_c_starts_and_hup_rereads_it() {
+    let mut m = Mlr::start("uci", "");
+    m.signal(Signal::SIGTERM);
+    m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    let uci = m.dir.path("tmip");
+    let state = m.dir.path("state");
+    let write = |lease: u32| {
+        std::fs::write(
+            &uci,
+            format!(
+                "config tmipd 'main'\n\toption cn_if 'br-lan'\n\nconfig mlrd 'mlr'\n\toption enabled '1'\n\toption network_name '{NET}'\n\toption secret '{SECRET}'\n\toption log '1'\n\toption state_dir '{}'\n\toption lease_time '{lease}'\n",
+                state.display()
+            ),
+        )
+        .unwrap()
+    };
+    write(3600);
+    m.args = vec![
+        "-F".into(),
+        "-u".into(),
+        "mlr".into(),
+        "-c".into(),
+        uci.display().to_string(),
+    ];
+    m.spawn();
+    assert!(
+        m.log()
+            .contains(&format!("+ Using {} section 'mlr'", uci.display())),
+        "{}",
+        m.log()
+    );
+    m.run(|| {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let r = c
+            .call(&Message::Allocate(Allocate {
+                mac: mac(1),
+                requested: None,
+            }))
+            .unwrap();
+        assert!(matches!(r, Message::Binding(b) if b.lease_remaining_secs > 3500));
+    });
+    write(7200);
+    m.signal(Signal::SIGHUP);
+    m.wait_log("lease_time now 7200");
+}
+
+#[test]
+fn daemon_mode_detaches_and_logs_to_log_file() {
+    let ns = Netns::new("md");
+    // If an assertion fails, the detached daemon must not outlive the test:
+    // kill whatever runs in this test's own namespace, by pid.
+    struct Reap(String);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let out = sh_out(&format!("ip netns pids {}", self.0));
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(p) = pid.parse::<i32>() {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+                }
+            }
+        }
+    }
+    let _reap = Reap(ns.name.clone());
+    let dir = Scratch::new("daemon");
+    let log = dir.path("mlrd.log");
+    let rc = dir.path("mlrd.rc");
+    std::fs::write(
+        &rc,
+        base_config(&dir, &format!("log_file {}\n", log.display()))
+            .replace("foreground true", "foreground false"),
+    )
+    .unwrap();
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_mlrd"))
+        .arg("-f")
+        .arg(&rc)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "+ Switching into daemon mode (Logging to {})",
+            log.display()
+        )),
+        "{stdout}"
+    );
+    let text = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("MLR up and listening"))
+    })
+    .expect("the daemon logs to log_file");
+    assert!(
+        text.contains("+ Logging started for Mobile Location Register [v"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[Session Dispatcher (port 6554)]: Done."),
+        "{text}"
+    );
+    // The detached daemon is the only process in the namespace: end it by
+    // that pid (not by name) and check it saved its state.
+    let pids = sh(&format!("ip netns pids {}", ns.name));
+    let pid: i32 = pids.trim().parse().expect("one daemon pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    let ok = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("MLR stopped"))
+    });
+    assert!(ok.is_some(), "daemon did not stop cleanly");
+    wait_for(Duration::from_secs(5), || {
+        sh(&format!("ip netns pids {}", ns.name))
+            .trim()
+            .is_empty()
+            .then_some(())
+    })
+    .expect("daemon gone");
 }

@@ -12,7 +12,7 @@ use super::dhcp_io::DhcpIo;
 use super::iface::{self, IfaceInfo};
 use super::status;
 use super::translate;
-use crate::config::tmipd::{Pool, TmipdConfig};
+use crate::config::tmipd::{Pool, Source, TmipdConfig};
 use crate::event_loop::{Poller, Readiness, Signals, Timers, Token};
 use crate::logging;
 use crate::mlrp::{self, BindReply, CnEntry, ErrorCode, Incoming, Message, NetworkKey, RequestId};
@@ -46,6 +46,23 @@ pub struct Options {
     pub debug: Option<u8>,
     /// Read the config from this UCI section instead of an rc file.
     pub uci_section: Option<String>,
+    /// The UCI file for `uci_section` (default /etc/config/tmip).
+    pub uci_file: Option<String>,
+}
+
+impl Options {
+    pub fn source(&self) -> Source {
+        match &self.uci_section {
+            Some(section) => Source::Uci {
+                file: self
+                    .uci_file
+                    .clone()
+                    .unwrap_or_else(|| crate::config::tmipd::UCI_FILE.to_string()),
+                section: section.clone(),
+            },
+            None => Source::Rc(self.config.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,10 +149,7 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddrV4, String> {
 }
 
 pub fn load_config(opts: &Options) -> Result<TmipdConfig, String> {
-    match &opts.uci_section {
-        Some(_) => Err("UCI configuration (-u) is not available in this build yet".into()),
-        None => TmipdConfig::load(&opts.config).map_err(|e| e.to_string()),
-    }
+    TmipdConfig::load_source(&opts.source()).map_err(|e| e.to_string())
 }
 
 /// The console reads stdin when it is a terminal or a pipe; not when it is
@@ -161,10 +175,7 @@ fn short_mask() -> Ipv4Addr {
 pub fn run(opts: Options) -> i32 {
     println!("+ Starting TMip Correspondent Node [{}]", crate::VERSION);
     println!("+ Loading settings from configuration file...");
-    println!(
-        "+ Using {}",
-        opts.uci_section.as_deref().unwrap_or(&opts.config)
-    );
+    println!("+ Using {}", opts.source());
     let mut cfg = match load_config(&opts) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -874,7 +885,7 @@ impl Daemon {
                     log::debug!(target: "mlrp", "CN-to-CN session with {who} ({}, {})", peer.role, peer.software);
                 }
                 Ok(Incoming::Reply { .. }) => {}
-                Err(e) => log::warn!(target: "mlrp", "from {who}: {e}"),
+                Err(e) => log::warn!(target: "mlrp", "MLRP input from {who} refused: {e}"),
             }
         }
         if let Some(Some(c)) = self.peers.get_mut(i) {
@@ -995,8 +1006,9 @@ impl Daemon {
     }
 
     fn reload(&mut self) {
-        let path = self.cfg.source.clone();
-        let new = match TmipdConfig::load(&path) {
+        let origin = self.cfg.origin.clone();
+        let path = origin.to_string();
+        let new = match TmipdConfig::load_source(&origin) {
             Ok(c) => c,
             Err(e) => {
                 log::error!(target: "cn", "+ Re-reading {path} failed, keeping the running configuration: {e}");

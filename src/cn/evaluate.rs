@@ -111,10 +111,7 @@ fn ping(to: SocketAddrV4, key: Option<&NetworkKey>) -> Result<(), String> {
 pub fn run(opts: &Options) -> i32 {
     println!("+ Starting TMip Correspondent Node [{}]", crate::VERSION);
     println!("+ Loading settings from configuration file...");
-    println!(
-        "+ Using {}",
-        opts.uci_section.as_deref().unwrap_or(&opts.config)
-    );
+    println!("+ Using {}", opts.source());
     let cfg = match load_config(opts) {
         Ok(c) => c,
         Err(e) => {

@@ -8,9 +8,32 @@
 //! resolved by the daemon at start ([`PoolSpec::resolve`]).
 
 use super::rc::RcLine;
-use super::ConfigError;
+use super::{uci, ConfigError};
 use crate::addr::{prefix_to_mask, Cell30};
 use std::net::Ipv4Addr;
+
+/// Default UCI file for `-u`.
+pub const UCI_FILE: &str = "/etc/config/tmip";
+/// The UCI section type tmipd reads.
+pub const UCI_TYPE: &str = "tmipd";
+
+/// Where the configuration comes from (kept for SIGHUP re-reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A TMip `.rc` file.
+    Rc(String),
+    /// A `config tmipd` section of a UCI file (name or `@tmipd[N]`).
+    Uci { file: String, section: String },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Rc(p) => f.write_str(p),
+            Source::Uci { file, section } => write!(f, "{file} section '{section}'"),
+        }
+    }
+}
 
 /// Build-time ceiling of the station table; `max_stations` may lower it.
 pub const STATION_CAPACITY: usize = 1024;
@@ -133,8 +156,10 @@ pub struct StaticRoute {
 /// The whole of tmipd's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TmipdConfig {
-    /// The file the settings came from (for messages and HUP re-reads).
+    /// The file the settings came from (for messages).
     pub source: String,
+    /// Where to re-read them from on SIGHUP.
+    pub origin: Source,
     pub mlr: MlrLocation,
     pub cn_name: String,
     pub tunnel_prefix: String,
@@ -294,6 +319,42 @@ impl TmipdConfig {
         Self::parse(path, &text)
     }
 
+    /// Read and validate from either source.
+    pub fn load_source(src: &Source) -> Result<TmipdConfig, ConfigError> {
+        match src {
+            Source::Rc(p) => Self::load(p),
+            Source::Uci { file, section } => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| ConfigError::new(file, 0, format!("cannot read: {e}")))?;
+                Self::from_uci(file, &text, section)
+            }
+        }
+    }
+
+    /// The options of UCI section `section` (type `tmipd`) of `text`.
+    pub fn from_uci(file: &str, text: &str, section: &str) -> Result<TmipdConfig, ConfigError> {
+        let pkg = uci::parse(file, text)?;
+        let sec = pkg
+            .section(section)
+            .ok_or_else(|| ConfigError::new(file, 0, format!("no section '{section}'")))?;
+        if sec.ty != UCI_TYPE {
+            return Err(ConfigError::new(
+                file,
+                sec.line,
+                format!(
+                    "section '{section}' is of type '{}', not '{UCI_TYPE}'",
+                    sec.ty
+                ),
+            ));
+        }
+        let mut c = Self::from_lines(file, &sec.rc_lines())?;
+        c.origin = Source::Uci {
+            file: file.to_string(),
+            section: section.to_string(),
+        };
+        Ok(c)
+    }
+
     /// Parse rc text (`file` names it in errors).
     pub fn parse(file: &str, text: &str) -> Result<TmipdConfig, ConfigError> {
         let lines = super::rc::parse(file, text)?;
@@ -311,6 +372,7 @@ impl TmipdConfig {
         let mut network_name = None;
         let mut c = TmipdConfig {
             source: file.to_string(),
+            origin: Source::Rc(file.to_string()),
             mlr: MlrLocation {
                 host: String::new(),
                 port: crate::MLR_PORT,
@@ -411,8 +473,9 @@ impl TmipdConfig {
                 "static_route" => c.static_routes.push(parse_route(l, file)?),
                 "lease_time" => {
                     let n: u32 = l.parse(file)?;
-                    if n < 60 {
-                        return Err(l.error(file, "at least 60 seconds"));
+                    // Short leases are for test beds; routers use hours.
+                    if n < 10 {
+                        return Err(l.error(file, "at least 10 seconds"));
                     }
                     c.lease_time = n;
                 }
@@ -578,6 +641,32 @@ reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n"
             TmipdConfig::parse("t.rc", &t).unwrap_err().to_string(),
             "t.rc: missing mandatory key 'mobile_if'"
         );
+    }
+
+    #[test]
+    fn reads_the_shipped_uci_defaults_and_names_uci_lines() {
+        let text = include_str!("../../openwrt/tmipd/files/tmip.config");
+        let c = TmipdConfig::from_uci("/etc/config/tmip", text, "main").unwrap();
+        assert_eq!(c.cn_if, "br-lan");
+        assert_eq!(c.addr_pools[0].iface, "wlan0");
+        assert_eq!(c.dns, vec![Ipv4Addr::new(192, 168, 1, 1)]);
+        assert_eq!(c.debug_level, 1);
+        assert_eq!(
+            c.origin,
+            Source::Uci {
+                file: "/etc/config/tmip".into(),
+                section: "main".into()
+            }
+        );
+        let c2 = TmipdConfig::from_uci("/etc/config/tmip", text, "@tmipd[0]").unwrap();
+        assert_eq!(c2.cn_name, c.cn_name);
+        let e = TmipdConfig::from_uci("/etc/config/tmip", text, "mlr").unwrap_err();
+        assert!(e.to_string().contains("not 'tmipd'"), "{e}");
+        let bad = "config tmipd 'x'\n\toption mlr 'm'\n\toption lease_time 'soon'\n";
+        assert!(TmipdConfig::from_uci("/etc/config/tmip", bad, "x")
+            .unwrap_err()
+            .to_string()
+            .starts_with("/etc/config/tmip:3: lease_time: bad value 'soon'"));
     }
 
     #[test]

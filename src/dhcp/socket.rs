@@ -6,7 +6,9 @@
 //! Why the sink: unicast renewals to N+2 are also delivered to the host's IP
 //! stack; with no UDP socket on port 67 the kernel would answer them with
 //! ICMP port unreachable, which some clients take as a failed renewal. The
-//! sink is never read; its tiny receive buffer just fills and drops.
+//! sink is never read; its tiny receive buffer just fills and drops. Several
+//! servers (one per interface) can hold one each (SO_BINDTODEVICE); when the
+//! port is taken otherwise, the sink is skipped with a warning.
 //!
 //! The same packet socket sends ARP frames (see `wire::arp::frame`).
 
@@ -38,7 +40,7 @@ pub const FRAME_BUF: usize = 1522;
 #[derive(Debug)]
 pub struct DhcpSocket {
     packet: PacketSocket,
-    _sink: OwnedFd,
+    _sink: Option<OwnedFd>,
 }
 
 fn sink_socket(ifname: &str) -> io::Result<OwnedFd> {
@@ -103,7 +105,16 @@ impl DhcpSocket {
     /// Open the server's sockets on `ifname`.
     pub fn open(ifname: &str) -> io::Result<DhcpSocket> {
         let packet = PacketSocket::open(ifname, ETH_P_IP, Some(&FILTER_UDP_DST_67))?;
-        let sink = sink_socket(ifname)?;
+        // Best effort: another DHCP server holding port 67 on every
+        // interface (without SO_REUSEADDR) also keeps the kernel from
+        // sending port unreachable, so serving works without the sink.
+        let sink = match sink_socket(ifname) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!(target: "dhcp", "no UDP port 67 socket on {ifname} ({e}); unicast renewals may draw ICMP port unreachable");
+                None
+            }
+        };
         Ok(DhcpSocket {
             packet,
             _sink: sink,

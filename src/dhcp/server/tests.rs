@@ -1,6 +1,7 @@
 use super::*;
 use crate::dhcp::wire::tests::capture;
 use crate::dhcp::wire::MessageType as Mt;
+use crate::wire::UdpChecksum;
 
 const CN_MAC: MacAddr = MacAddr([0x02, 0xc0, 0, 0, 0, 0x01]);
 const MS: MacAddr = MacAddr([0x02, 0x5a, 0, 0, 0, 0x07]);
@@ -668,4 +669,78 @@ fn fuzz_frames_never_panic() {
         lookups > 100,
         "some mutated frames are still valid ({lookups})"
     );
+}
+
+/// Real client frames captured on the server's veth (tcpdump -xx): the
+/// server must take each for what it is.
+#[test]
+fn real_dhclient_and_dhcpcd_frames() {
+    let ms = MacAddr([0x02, 0x5a, 0, 0, 0, 0x07]);
+    let n1 = Ipv4Addr::new(10, 50, 0, 1);
+    let cell = Cell30::containing(n1);
+    let t = Instant::now();
+    for client in ["dhclient", "dhcpcd"] {
+        let file = |name: &str| {
+            let text = match (client, name) {
+                ("dhclient", "discover") => include_str!("../testdata/dhclient_discover.hex"),
+                ("dhclient", "request") => include_str!("../testdata/dhclient_request.hex"),
+                ("dhclient", "renew") => include_str!("../testdata/dhclient_renew.hex"),
+                ("dhcpcd", "discover") => include_str!("../testdata/dhcpcd_discover.hex"),
+                ("dhcpcd", "request") => include_str!("../testdata/dhcpcd_request.hex"),
+                _ => include_str!("../testdata/dhcpcd_renew.hex"),
+            };
+            capture(text)
+        };
+        let mut s = server();
+        let a = s.handle_frame(&file("discover"), t).unwrap();
+        assert!(
+            matches!(a, Some(Action::Lookup { mac, kind: LookupKind::Allocate, .. }) if mac == ms),
+            "{client} discover: {a:?}"
+        );
+        let lease = Ok(Lease {
+            cell,
+            lease_secs: 6,
+        });
+        let offer = sent(s.binding_ready(ms, lease.clone(), t).unwrap());
+        assert_eq!(offer.msg.your_ip, n1);
+
+        let a = s.handle_frame(&file("request"), t).unwrap();
+        assert!(
+            matches!(a, Some(Action::Lookup { kind: LookupKind::Locate, requested_ip: Some(ip), .. }) if ip == n1),
+            "{client} request: {a:?}"
+        );
+        let ack = sent(s.binding_ready(ms, lease.clone(), t).unwrap());
+        assert_eq!(ack.msg.message_type, Mt::Ack, "{client}");
+
+        // The renewal is unicast from N+1 to N+2 by the client's kernel.
+        let renew = file("renew");
+        let f = UdpFrame::parse_with(&renew, UdpChecksum::Skip).unwrap();
+        assert_eq!((f.src_ip, f.dst_ip), (n1, cell.gateway()), "{client}");
+        let a = s.handle_frame(&renew, t).unwrap();
+        assert!(
+            matches!(a, Some(Action::Lookup { kind: LookupKind::Locate, requested_ip: Some(ip), .. }) if ip == n1),
+            "{client} renew: {a:?}"
+        );
+        let ack = sent(s.binding_ready(ms, lease, t).unwrap());
+        assert_eq!(ack.msg.message_type, Mt::Ack);
+        assert_eq!(
+            (ack.dst_mac, ack.dst_ip),
+            (ms, n1),
+            "{client}: renewal ACK is unicast"
+        );
+    }
+}
+
+/// A veth renewal from a local UDP socket carries only the pseudo-header
+/// sum in its UDP checksum: strict verification would drop every renewal.
+#[test]
+fn renewal_with_offloaded_checksum_is_accepted() {
+    let renew = capture(include_str!("../testdata/dhclient_renew.hex"));
+    assert_eq!(
+        UdpFrame::parse(&renew).unwrap_err(),
+        crate::wire::Error::Checksum,
+        "the captured renewal has a partial checksum"
+    );
+    let mut s = server();
+    assert!(s.handle_frame(&renew, Instant::now()).unwrap().is_some());
 }
