@@ -20,6 +20,12 @@
 //!   cheaply), and reports each other MAC at most once per `interval`
 //!   ([`RateLimit`], a small bounded table).
 //!
+//! Wiring (sketch): `let mut cap = ArrivalCapture::open(mobile_if, own_mac,
+//! Duration::from_secs(1))?; poller.register(cap.fd(), TOKEN_CAPTURE, false);`
+//! and when readable: `cap.drain(now, |m| cn.serves(m), |a| cn.arrival(a, now))?`.
+//! `ArrivalKind::Dhcp` arrivals are also seen by the DHCP server's own
+//! socket; the CN may ignore them here.
+//!
 //! Frames are parsed with the checked views of `crate::wire`. Captured IPv4
 //! packets are usually cut by the snaplen, so the IPv4 header is read only
 //! after checking the header itself is complete (the `ipv4::Packet` checked
@@ -181,6 +187,16 @@ impl RateLimit {
     }
 }
 
+/// The outcome of reading one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Nothing waiting (the non-blocking read would block).
+    Empty,
+    /// A frame that reveals no station (see [`parse_frame`]).
+    Ignored,
+    Arrival(Arrival),
+}
+
 /// Errors opening or reading the capture.
 #[derive(Debug)]
 pub enum CaptureError {
@@ -282,15 +298,15 @@ impl ArrivalCapture {
         &mut self.limit
     }
 
-    /// The next frame's arrival without filtering by `is_known` or rate,
-    /// `Ok(None)` when nothing is waiting (never blocks).
-    pub fn next_raw(&mut self) -> Result<Option<Option<Arrival>>, CaptureError> {
+    /// Read one frame without `is_known` or rate filtering (never blocks).
+    pub fn read(&mut self) -> Result<Read, CaptureError> {
         match self.cap.next_packet() {
             Ok(p) => {
                 self.frames += 1;
-                Ok(Some(parse_frame(p.data)))
+                Ok(parse_frame(p.data).map_or(Read::Ignored, Read::Arrival))
             }
-            Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => Ok(None),
+            // Non-blocking mode: pcap_next_ex returned 0, nothing waiting.
+            Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => Ok(Read::Empty),
             Err(err) => Err(CaptureError::Pcap {
                 ifname: self.ifname.clone(),
                 what: "read",
@@ -310,9 +326,15 @@ impl ArrivalCapture {
     ) -> Result<usize, CaptureError> {
         let mut n = 0;
         while n < MAX_PER_DRAIN {
-            let Some(a) = self.next_raw()? else { break };
+            let a = match self.read()? {
+                Read::Empty => break,
+                Read::Ignored => {
+                    n += 1;
+                    continue;
+                }
+                Read::Arrival(a) => a,
+            };
             n += 1;
-            let Some(a) = a else { continue };
             if is_known(&a.mac) || !self.limit.allow(a.mac, now) {
                 continue;
             }

@@ -3,13 +3,15 @@
 //! address (N+1 = 10.77.0.1/30, gateway N+2 = 10.77.0.2), per the seed's
 //! static-client setup. Needs root and the `capture` feature (default).
 
+#![cfg(feature = "capture")]
+
 mod common;
 
 use common::{veth, Netns};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tmip::addr::MacAddr;
-use tmip::capture::{Arrival, ArrivalCapture, ArrivalKind};
+use tmip::capture::{Arrival, ArrivalCapture, ArrivalKind, Read};
 
 /// Open the capture from a thread that entered the CN namespace: the pcap
 /// socket stays bound to that namespace afterwards, wherever it is used.
@@ -88,7 +90,7 @@ fn static_station_is_detected_by_arp_and_ip_and_own_traffic_is_not() {
 
     let mut cap = open_in(&cn, "mob0", own);
     // Nothing waiting: reads return at once with nothing, the fd is quiet.
-    assert!(cap.next_raw().expect("read").is_none());
+    assert_eq!(cap.read().expect("read"), Read::Empty);
     assert_eq!(
         cap.drain(Instant::now(), |_| false, |_| {}).expect("drain"),
         0

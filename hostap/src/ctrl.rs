@@ -289,7 +289,7 @@ impl HostapdCtrl {
         }
     }
 
-    /// Walk hostapd's station table (STA-FIRST, then STA-NEXT <mac>, without
+    /// Walk hostapd's station table (STA-FIRST, then `STA-NEXT <mac>`, without
     /// blocking): every authorized station is reported through `drain` as
     /// `Connected`, so the CN catches up on what it missed while it was not
     /// attached. Done automatically after each attach made by `tick`; call it

@@ -10,6 +10,18 @@
 //! - [`ctrl`]: the non-blocking control-interface client (`ATTACH`, `PING`,
 //!   re-attach after a hostapd restart) for the daemon's poll loop.
 //!
+//! Wiring into tmipd's poll loop (sketch):
+//!
+//! ```text
+//! let mut hapd = HostapdCtrl::new(format!("/var/run/hostapd/{mobile_if}"), "/tmp")?;
+//! poller.register(hapd.fd(), TOKEN_HOSTAPD, false);   // the fd never changes
+//! timer every 2 s:  hapd.tick();   // attach / PING / re-attach + resync
+//! fd readable:      hapd.drain(|ev| cn.station_event(ev, now));
+//! ```
+//!
+//! `StationEvent::Connected` may repeat for a station (resync after every
+//! attach, `assoc` then `sta-authorized` on ubus): treat it idempotently.
+//!
 //! This crate must not depend on the `tmip` core crate: the core depends on it.
 
 pub mod ctrl;

@@ -98,6 +98,14 @@ impl ObjectSpec {
         }
     }
 
+    /// The ADD_OBJECT request publishing this object (`peer` 0).
+    pub fn add_object_frame(&self, seq: u16) -> Result<Vec<u8>, MsgError> {
+        MsgBuilder::new(MsgType::AddObject, seq, 0)
+            .string(attr::OBJPATH, &self.path)
+            .fields(attr::SIGNATURE, &self.signature())
+            .finish()
+    }
+
     /// The SIGNATURE payload: one blobmsg TABLE per method, named after it,
     /// holding INT32 `argname -> type` entries (libubus ubus_push_method_data).
     pub fn signature(&self) -> Value {
@@ -213,6 +221,14 @@ struct Outstanding {
     peer: u32,
     what: Pending,
     sent: Instant,
+}
+
+/// SUBSCRIBE {OBJID: our anonymous object, TARGET: the publisher} (`peer` 0).
+pub fn subscribe_frame(seq: u16, anon: u32, target: u32) -> Result<Vec<u8>, MsgError> {
+    MsgBuilder::new(MsgType::Subscribe, seq, 0)
+        .u32(attr::OBJID, anon)
+        .u32(attr::TARGET, target)
+        .finish()
 }
 
 /// Authorized stations in hostapd's `get_clients` reply
@@ -918,10 +934,7 @@ impl UbusClient {
     fn send_add_object(&mut self, i: usize) {
         let seq = self.next_seq();
         let Some(p) = self.objects.get(i) else { return };
-        let frame = MsgBuilder::new(MsgType::AddObject, seq, 0)
-            .string(attr::OBJPATH, &p.spec.path)
-            .fields(attr::SIGNATURE, &p.spec.signature())
-            .finish();
+        let frame = p.spec.add_object_frame(seq);
         match frame {
             Ok(f) => {
                 self.outstanding.push(Outstanding {
@@ -951,13 +964,9 @@ impl UbusClient {
                     .finish(),
                 Pending::LookupTarget(i),
             ),
-            (Some(anon), Some(target)) => (
-                MsgBuilder::new(MsgType::Subscribe, seq, 0)
-                    .u32(attr::OBJID, anon)
-                    .u32(attr::TARGET, target)
-                    .finish(),
-                Pending::Subscribe(i),
-            ),
+            (Some(anon), Some(target)) => {
+                (subscribe_frame(seq, anon, target), Pending::Subscribe(i))
+            }
         };
         match frame {
             Ok(f) => {
@@ -1010,6 +1019,43 @@ mod tests {
                 mac: [2, 0, 0, 0, 0, 1],
                 vlan: Some(12)
             }]
+        );
+    }
+
+    /// ADD_OBJECT "tmip" with one argument-less method "status", by hand:
+    /// hdr `00 06 | 00 01 | 00 00 00 00`;
+    /// OBJPATH (2) "tmip\0" = 5 bytes -> len 9 `02 00 00 09`, padded to 12;
+    /// SIGNATURE (6) holds one blobmsg TABLE (0x80 | 2) named "status": name
+    /// header `00 06 s t a t u s 00` = 9 bytes padded to 12, no children ->
+    /// len 16 `82 00 00 10`; so SIGNATURE len = 4 + 16 = 20 `06 00 00 14`;
+    /// container = 4 + 12 + 20 = 36 `00 00 00 24`.
+    #[test]
+    fn add_object_frame_matches_hand_derivation() {
+        let want: [u8; 44] = [
+            0, 6, 0, 1, 0, 0, 0, 0, // hdr
+            0, 0, 0, 0x24, // container
+            2, 0, 0, 9, b't', b'm', b'i', b'p', 0, 0, 0, 0, // OBJPATH
+            6, 0, 0, 0x14, // SIGNATURE
+            0x82, 0, 0, 0x10, 0, 6, b's', b't', b'a', b't', b'u', b's', 0, 0, 0, 0,
+        ];
+        let spec = ObjectSpec {
+            path: "tmip".into(),
+            methods: vec![("status".into(), vec![])],
+        };
+        assert_eq!(spec.add_object_frame(1).expect("frame"), want);
+    }
+
+    /// SUBSCRIBE seq 5: OBJID (3) and TARGET (8), u32 each (8 bytes with
+    /// header); container 4 + 16 = 20 `00 00 00 14`.
+    #[test]
+    fn subscribe_frame_matches_hand_derivation() {
+        let want: [u8; 28] = [
+            0, 8, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x14, 3, 0, 0, 8, 0x11, 0x22, 0x33, 0x44, 8, 0, 0, 8,
+            0xaa, 0xbb, 0xcc, 0xdd,
+        ];
+        assert_eq!(
+            subscribe_frame(5, 0x1122_3344, 0xaabb_ccdd).expect("frame"),
+            want
         );
     }
 
