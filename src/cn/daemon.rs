@@ -28,6 +28,7 @@ const T_STDIN: Token = 1;
 const T_LISTENER: Token = 2;
 const T_MLR: Token = 3;
 const T_DHCP: Token = 4;
+#[cfg(feature = "capture")]
 const T_CAPTURE: Token = 5;
 /// Data-plane descriptors (userspace tunnels): T_DATA0 + i.
 const T_DATA0: Token = 50;
@@ -117,6 +118,7 @@ pub struct Daemon {
     mlr: MlrLink,
     dhcp: Option<DhcpIo>,
     /// Arrival detection on mobile_if (ARP/IP from stations not served here).
+    #[cfg(feature = "capture")]
     capture: Option<crate::capture::ArrivalCapture>,
     console: bool,
     stdin_buf: Vec<u8>,
@@ -313,6 +315,7 @@ impl Daemon {
                 bind_result: None,
             },
             dhcp: None,
+            #[cfg(feature = "capture")]
             capture: None,
             console: cfg.foreground && stdin_is_interactive(),
             stdin_buf: Vec::new(),
@@ -404,6 +407,7 @@ impl Daemon {
         }
         // Each unknown MAC at most every 100 ms: a station flapping between
         // cells several times a second is still seen on each return.
+        #[cfg(feature = "capture")]
         match crate::capture::ArrivalCapture::open(
             &self.cfg.mobile_if,
             self.mobile_info.mac,
@@ -529,6 +533,7 @@ impl Daemon {
                 poller.register(c.fd(), T_PEER0 + i, c.wants_write());
             }
         }
+        #[cfg(feature = "capture")]
         if let Some(c) = &self.capture {
             poller.register(c.fd(), T_CAPTURE, false);
         }
@@ -555,6 +560,7 @@ impl Daemon {
                 T_LISTENER => self.on_accept(),
                 T_MLR => self.on_mlr(r),
                 T_DHCP => self.on_dhcp(),
+                #[cfg(feature = "capture")]
                 T_CAPTURE => self.on_capture(),
                 t if (T_DATA0..T_PEER0).contains(&t) => {
                     if let Some(fd) = data_fds.get(t - T_DATA0) {
@@ -918,6 +924,7 @@ impl Daemon {
 
     /// Frames from stations this CN does not serve: a station arrived here
     /// without DHCP (it roamed with its lease, or is configured statically).
+    #[cfg(feature = "capture")]
     fn on_capture(&mut self) {
         let now = Instant::now();
         let Some(c) = self.capture.as_mut() else {

@@ -442,7 +442,12 @@ impl TestBed {
         );
         self.clients[i].dhcp = Some(p);
         let ns = self.clients[i].ns.name.clone();
-        let got = wait_for(timeout, || client_addr(&ns));
+        // The script adds the address, then the default route: wait for both.
+        let got = wait_for(timeout, || {
+            let c = client_addr(&ns)?;
+            let r = sh_out(&format!("ip -n {ns} -4 route show default"));
+            (!r.stdout.is_empty()).then_some(c)
+        });
         match got {
             Some(c) => {
                 self.clients[i].addr = Some(c);
@@ -727,9 +732,20 @@ impl TestBed {
         v
     }
 
-    /// `ip addr`, `ip route` and `ip rule` of every CN (for diagnostics).
+    /// `ip addr`, `ip route` and `ip rule` of every CN and the neighbour
+    /// tables of the clients (for diagnostics).
     pub fn cn_state(&self) -> String {
         let mut s = String::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let out = c.ns.sh_out("ip -4 -br addr; ip -4 route; ip neigh");
+            s.push_str(&format!(
+                "== client {i} ({}, {}, cell {})\n{}",
+                c.ns.name,
+                c.mac,
+                c.cell,
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
         for cn in self.cns.iter().chain(self.central.iter()) {
             s.push_str(&format!(
                 "== {} ({})\n{}",
@@ -737,7 +753,7 @@ impl TestBed {
                 cn.ns.name,
                 cn.ns
                     .sh_out(
-                        "ip -4 -br addr; ip -4 route show table all | grep -v ^local; ip rule; ip -br link"
+                        "ip -4 -br addr; ip -4 route show table all | grep -v ^local; ip rule; ip -br link; ip neigh; ip -s -br link show type tun 2>/dev/null"
                     )
                     .stdout
                     .iter()
