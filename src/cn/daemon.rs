@@ -426,6 +426,9 @@ impl Daemon {
         if self.mlr.phase == Phase::Bound {
             let left = std::mem::take(&mut self.leftovers);
             self.core.mlr_bound(&left);
+            // Send the lookups now: with them still queued in the core, the
+            // wait below would see nothing pending and end at once.
+            self.execute_outputs();
             let deadline = Instant::now() + Duration::from_secs(3);
             self.drive_until(deadline, |d| {
                 !d.mlr.pend.values().any(|p| matches!(p, Pend::Core(_)))
