@@ -49,6 +49,7 @@ pub struct TunnelDataPlane {
     tunnels: TunnelController,
     tunnel_prefix: String,
     mobile_if: String,
+    mobile_index: u32,
     max_tunnels: usize,
     /// Cells routed into a tunnel (we are their parent): cell -> ifindex.
     routed: Vec<(Cell30, u32)>,
@@ -79,12 +80,16 @@ impl TunnelDataPlane {
         let cfg = TunnelConfig::new(tunnel_prefix, cn_ip);
         let max_tunnels = cfg.max_tunnels;
         let tunnels = TunnelController::start(&mut nl, cfg).map_err(|e| err("tunnels", e))?;
+        let mobile_index = nl
+            .link_index(mobile_if)
+            .map_err(|e| err(&format!("interface {mobile_if}"), e))?;
         Ok(TunnelDataPlane {
             inner,
             nl,
             tunnels,
             tunnel_prefix: tunnel_prefix.to_string(),
             mobile_if: mobile_if.to_string(),
+            mobile_index,
             max_tunnels,
             routed: Vec::new(),
             reverse: Vec::new(),
@@ -272,7 +277,16 @@ impl DataPlane for TunnelDataPlane {
 
     fn apply(&mut self, action: &DataAction) -> Result<(), DataPlaneError> {
         match *action {
-            DataAction::AdoptLocal { .. } => self.inner.apply(action),
+            DataAction::AdoptLocal { mac, cell } => {
+                self.inner.apply(action)?;
+                // We know the station's MAC: a neighbour entry now spares the
+                // first packets an ARP resolution, and replaces an entry that
+                // failed while the station was away (the kernel would hold
+                // or drop traffic to it for hundreds of ms).
+                self.nl
+                    .set_neighbour_reachable(self.mobile_index, cell.station(), mac.0)
+                    .map_err(|e| err(&format!("neighbour {} {mac}", cell.station()), e))
+            }
             DataAction::Withdraw { cell } => {
                 let r = self.remove_reverse(cell);
                 self.inner.apply(action)?;
