@@ -27,6 +27,11 @@ use crate::tunnel::{BackendKind, Delivery, TunnelConfig, TunnelController};
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
+/// How long a tunnel no station uses any more is kept: a station that
+/// bounces between the same CNs finds its tunnels (and the peer's TUN that
+/// accepts its packets) already there.
+pub const TUNNEL_LINGER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Priority of the reverse-tunnel rules: after `local` (0), before `main`
 /// (32766).
 pub const REVERSE_RULE_PRIORITY: u32 = 1000;
@@ -55,6 +60,8 @@ pub struct TunnelDataPlane {
     routed: Vec<(Cell30, u32)>,
     /// Reverse-tunnel rules installed: cell -> table.
     reverse: Vec<(Cell30, u32)>,
+    /// Tunnels the core no longer needs, kept until [`TUNNEL_LINGER`].
+    idle: Vec<(CnAddr, std::time::Instant)>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DataPlaneError {
@@ -93,6 +100,7 @@ impl TunnelDataPlane {
             max_tunnels,
             routed: Vec::new(),
             reverse: Vec::new(),
+            idle: Vec::new(),
         })
     }
 
@@ -126,6 +134,14 @@ impl TunnelDataPlane {
     }
 
     fn tunnel_up(&mut self, peer: CnAddr) -> Result<(), DataPlaneError> {
+        if let Some(i) = self.idle.iter().position(|(p, _)| *p == peer) {
+            // Still there from a recent use: take it back as it is.
+            self.idle.swap_remove(i);
+            if self.tunnels.tunnel(peer.ip).is_some() {
+                log::debug!(target: "tunnel", "tunnel to CN {peer} reused");
+                return Ok(());
+            }
+        }
         match self
             .tunnels
             .acquire(&mut self.nl, peer.ip)
@@ -145,6 +161,30 @@ impl TunnelDataPlane {
                 }
                 log::debug!(target: "tunnel", "tunnel {name} to CN {peer} up");
                 Ok(())
+            }
+        }
+    }
+
+    /// The core's last station via `peer` is gone: keep the tunnel a while.
+    fn tunnel_idle(&mut self, peer: CnAddr) {
+        if !self.idle.iter().any(|(p, _)| *p == peer) {
+            self.idle.push((peer, std::time::Instant::now()));
+        }
+    }
+
+    /// Release tunnels idle for longer than [`TUNNEL_LINGER`].
+    fn reap_idle(&mut self) {
+        let now = std::time::Instant::now();
+        let old: Vec<CnAddr> = self
+            .idle
+            .iter()
+            .filter(|(_, since)| now.duration_since(*since) >= TUNNEL_LINGER)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in old {
+            self.idle.retain(|(q, _)| *q != p);
+            if let Err(e) = self.tunnel_down(p) {
+                log::warn!(target: "tunnel", "{e}");
             }
         }
     }
@@ -276,6 +316,7 @@ impl DataPlane for TunnelDataPlane {
     }
 
     fn apply(&mut self, action: &DataAction) -> Result<(), DataPlaneError> {
+        self.reap_idle();
         match *action {
             DataAction::AdoptLocal { mac, cell } => {
                 self.inner.apply(action)?;
@@ -293,7 +334,10 @@ impl DataPlane for TunnelDataPlane {
                 r
             }
             DataAction::TunnelUp { peer } => self.tunnel_up(peer),
-            DataAction::TunnelDown { peer } => self.tunnel_down(peer),
+            DataAction::TunnelDown { peer } => {
+                self.tunnel_idle(peer);
+                Ok(())
+            }
             DataAction::RouteToPeer { cell, peer } => self.route_to_peer(cell, peer),
             DataAction::RouteLocal { cell } => self.route_local(cell),
             DataAction::ReverseTunnel { cell, parent } => self.reverse_tunnel(cell, parent),
@@ -309,6 +353,7 @@ impl DataPlane for TunnelDataPlane {
         }
         self.tunnels.shutdown(&mut self.nl);
         self.routed.clear();
+        self.idle.clear();
         let r = self.inner.remove_all();
         let tables = self.tables();
         let ifs = [self.mobile_if.as_str()];
