@@ -77,9 +77,9 @@ fn print_stats(ctl: &TunnelController) {
     );
     if let Some(s) = ctl.userspace_stats() {
         println!(
-            "stats tx_packets={} tx_bytes={} tx_dropped={} tx_not_ipv4={} tx_malformed={} rx_packets={} rx_bytes={} rx_unknown_peer={} rx_malformed={} rx_dropped={} tun_reads={} tun_writes={}",
+            "stats tx_packets={} tx_bytes={} tx_dropped={} tx_not_ipv4={} tx_malformed={} rx_packets={} rx_bytes={} rx_unknown_peer={} rx_malformed={} rx_dropped={} rx_oversize={} tun_reads={} tun_writes={}",
             s.tx_packets, s.tx_bytes, s.tx_dropped, s.tx_not_ipv4, s.tx_malformed, s.rx_packets, s.rx_bytes,
-            s.rx_unknown_peer, s.rx_malformed, s.rx_dropped, s.tun_reads, s.tun_writes
+            s.rx_unknown_peer, s.rx_malformed, s.rx_dropped, s.rx_oversize, s.tun_reads, s.tun_writes
         );
     }
 }

@@ -1,2 +1,492 @@
 //! Arrival detection by capture on the mobile interface (libpcap, BPF
 //! filter, non-blocking, polled by the event loop).
+//!
+//! A station that moved here with a static address (N+1, gateway N+2) or
+//! with a lease from another CN never asks this CN's DHCP server; the first
+//! thing we see of it is an ARP for its gateway or an IP packet sent to the
+//! gateway MAC it still has cached (a frame addressed to another CN's MAC:
+//! hence promiscuous mode). The capture reports the source of such frames
+//! as an [`Arrival`]; the CN decides what to do (Locate at the MLR, adopt).
+//!
+//! - Filter: `(arp or ip) and not ether src <own mac>`, so the kernel drops
+//!   everything else, including what the CN itself sends.
+//! - Immediate mode (no buffering delay), snaplen 96 (Ethernet + the
+//!   longest IPv4 header + UDP ports), a 256 KiB ring, non-blocking.
+//! - [`ArrivalCapture::fd`] goes into the poll loop; [`ArrivalCapture::drain`]
+//!   reads at most [`MAX_PER_DRAIN`] frames per call so a flood cannot
+//!   starve the loop (the fd stays readable and the loop comes back).
+//! - Which sources are unknown is the CN's call: `drain` takes an
+//!   `is_known(mac)` hook (stations this CN already serves are skipped
+//!   cheaply), and reports each other MAC at most once per `interval`
+//!   ([`RateLimit`], a small bounded table).
+//!
+//! Wiring (sketch): `let mut cap = ArrivalCapture::open(mobile_if, own_mac,
+//! Duration::from_secs(1))?; poller.register(cap.fd(), TOKEN_CAPTURE, false);`
+//! and when readable: `cap.drain(now, |m| cn.serves(m), |a| cn.arrival(a, now))?`.
+//! `ArrivalKind::Dhcp` arrivals are also seen by the DHCP server's own
+//! socket; the CN may ignore them here.
+//!
+//! Frames are parsed with the checked views of `crate::wire`. Captured IPv4
+//! packets are usually cut by the snaplen, so the IPv4 header is read only
+//! after checking the header itself is complete (the `ipv4::Packet` checked
+//! constructor would reject the truncated payload).
+
+use crate::addr::MacAddr;
+use crate::wire::{arp, ethernet, ipv4};
+use core::fmt;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Bytes kept per frame: Ethernet 14 + IPv4 header up to 60 + UDP ports 4,
+/// rounded up; ARP needs 42.
+pub const SNAPLEN: i32 = 96;
+/// Kernel ring size: small, arrivals are few and we drain promptly.
+pub const BUFFER_SIZE: i32 = 256 * 1024;
+/// Frames handled per `drain` call at most.
+pub const MAX_PER_DRAIN: usize = 64;
+/// Distinct MACs the rate limiter remembers (oldest forgotten first).
+pub const RATE_TABLE: usize = 256;
+
+const DHCP_SERVER_PORT: u16 = 67;
+const DHCP_CLIENT_PORT: u16 = 68;
+
+/// What kind of frame revealed the station.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArrivalKind {
+    /// An ARP request or reply (sender address).
+    Arp,
+    /// Any other IPv4 packet (source address).
+    Ip,
+    /// A DHCP client message (UDP 68 -> 67), usually from 0.0.0.0.
+    Dhcp,
+}
+
+/// A station seen on the mobile interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    pub mac: MacAddr,
+    /// Its IPv4 address, when the frame carried a usable one (not 0.0.0.0,
+    /// broadcast or multicast).
+    pub ip: Option<Ipv4Addr>,
+    pub kind: ArrivalKind,
+}
+
+impl fmt::Display for Arrival {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            Some(ip) => write!(f, "{} ({ip}) by {:?}", self.mac, self.kind),
+            None => write!(f, "{} by {:?}", self.mac, self.kind),
+        }
+    }
+}
+
+fn usable(ip: Ipv4Addr) -> Option<Ipv4Addr> {
+    (!ip.is_unspecified() && !ip.is_broadcast() && !ip.is_multicast()).then_some(ip)
+}
+
+/// Parse one captured Ethernet frame into an arrival; `None` for frames
+/// that do not reveal a station (non-unicast source, ARP whose sender
+/// hardware address differs from the Ethernet source, truncated headers,
+/// other protocols). Never panics.
+pub fn parse_frame(frame: &[u8]) -> Option<Arrival> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let src = eth.src_addr();
+    if !src.is_station() {
+        return None;
+    }
+    match eth.ethertype() {
+        ethernet::EtherType::Arp => {
+            let p = arp::Packet::new_checked(eth.payload()).ok()?;
+            let r = arp::Repr::parse(&p).ok()?;
+            // A proxied or forged ARP does not place the sender here.
+            if r.source_hardware_addr != src {
+                return None;
+            }
+            Some(Arrival {
+                mac: src,
+                ip: usable(r.source_protocol_addr),
+                kind: ArrivalKind::Arp,
+            })
+        }
+        ethernet::EtherType::Ipv4 => {
+            let b = eth.payload();
+            // The header itself must be whole; the payload may be cut by the snaplen.
+            if b.len() < ipv4::HEADER_LEN {
+                return None;
+            }
+            let p = ipv4::Packet::new_unchecked(b);
+            let hl = usize::from(p.header_len());
+            if p.version() != 4 || hl < ipv4::HEADER_LEN || hl > b.len() {
+                return None;
+            }
+            let ip = p.src_addr();
+            let mut kind = ArrivalKind::Ip;
+            if p.protocol() == ipv4::Protocol::Udp && !p.is_fragment() {
+                if let Some(ports) = b.get(hl..hl + 4) {
+                    let sport = u16::from_be_bytes([ports[0], ports[1]]);
+                    let dport = u16::from_be_bytes([ports[2], ports[3]]);
+                    if sport == DHCP_CLIENT_PORT && dport == DHCP_SERVER_PORT {
+                        kind = ArrivalKind::Dhcp;
+                    }
+                }
+            }
+            Some(Arrival {
+                mac: src,
+                ip: usable(ip),
+                kind,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Reports each MAC at most once per `interval`; remembers the last
+/// [`RATE_TABLE`] MACs (a full table forgets the one seen longest ago).
+#[derive(Debug)]
+pub struct RateLimit {
+    interval: Duration,
+    seen: Vec<(MacAddr, Instant)>,
+}
+
+impl RateLimit {
+    pub fn new(interval: Duration) -> RateLimit {
+        RateLimit {
+            interval,
+            seen: Vec::new(),
+        }
+    }
+
+    /// True if `mac` should be reported now (and records that it was).
+    pub fn allow(&mut self, mac: MacAddr, now: Instant) -> bool {
+        if let Some(e) = self.seen.iter_mut().find(|(m, _)| *m == mac) {
+            if now.saturating_duration_since(e.1) < self.interval {
+                return false;
+            }
+            e.1 = now;
+            return true;
+        }
+        if self.seen.len() >= RATE_TABLE {
+            if let Some(i) = self
+                .seen
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(i, _)| i)
+            {
+                self.seen.swap_remove(i);
+            }
+        }
+        self.seen.push((mac, now));
+        true
+    }
+
+    /// Forget `mac` (e.g. the CN just lost the station): its next frame is reported.
+    pub fn forget(&mut self, mac: MacAddr) {
+        self.seen.retain(|(m, _)| *m != mac);
+    }
+}
+
+/// The outcome of reading one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Nothing waiting (the non-blocking read would block).
+    Empty,
+    /// A frame that reveals no station (see [`parse_frame`]).
+    Ignored,
+    Arrival(Arrival),
+}
+
+/// Errors opening or reading the capture.
+#[derive(Debug)]
+pub enum CaptureError {
+    /// libpcap refused `what` on `ifname`.
+    Pcap {
+        ifname: String,
+        what: &'static str,
+        err: pcap::Error,
+    },
+    /// The interface is not Ethernet.
+    NotEthernet(String, i32),
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::Pcap { ifname, what, err } => {
+                write!(f, "capture on {ifname}: {what}: {err}")
+            }
+            CaptureError::NotEthernet(i, dlt) => {
+                write!(f, "capture on {i}: link type {dlt} is not Ethernet")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// The live capture on `mobile_if`.
+pub struct ArrivalCapture {
+    cap: pcap::Capture<pcap::Active>,
+    ifname: String,
+    limit: RateLimit,
+    frames: u64,
+}
+
+/// The BPF filter for an interface whose own MAC is `own`.
+pub fn filter_for(own: MacAddr) -> String {
+    format!("(arp or ip) and not ether src {own}")
+}
+
+impl ArrivalCapture {
+    /// Open `ifname` (in the caller's network namespace), excluding frames
+    /// from `own_mac`, reporting each MAC at most once per `interval`.
+    pub fn open(
+        ifname: &str,
+        own_mac: MacAddr,
+        interval: Duration,
+    ) -> Result<ArrivalCapture, CaptureError> {
+        let err = |what: &'static str| {
+            let ifname = ifname.to_string();
+            move |err| CaptureError::Pcap { ifname, what, err }
+        };
+        let cap = pcap::Capture::from_device(ifname)
+            .map_err(err("device"))?
+            .immediate_mode(true)
+            .snaplen(SNAPLEN)
+            .buffer_size(BUFFER_SIZE)
+            // A moved station still sends to its old gateway's MAC.
+            .promisc(true)
+            .open()
+            .map_err(err("open"))?;
+        let dlt = cap.get_datalink();
+        if dlt != pcap::Linktype::ETHERNET {
+            return Err(CaptureError::NotEthernet(ifname.to_string(), dlt.0));
+        }
+        let mut cap = cap.setnonblock().map_err(err("non-blocking"))?;
+        cap.filter(&filter_for(own_mac), true)
+            .map_err(err("filter"))?;
+        // Belt and braces with the filter; not every platform supports it.
+        if let Err(e) = cap.direction(pcap::Direction::In) {
+            log::debug!(target: "capture", "{ifname}: inbound-only capture unsupported: {e}");
+        }
+        log::info!(target: "capture", "capturing arrivals on {ifname} ({})", filter_for(own_mac));
+        Ok(ArrivalCapture {
+            cap,
+            ifname: ifname.to_string(),
+            limit: RateLimit::new(interval),
+            frames: 0,
+        })
+    }
+
+    /// The descriptor to poll for reading.
+    pub fn fd(&self) -> RawFd {
+        self.cap.as_raw_fd()
+    }
+
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// Frames read since opening (for status output).
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The rate limiter, e.g. to `forget` a station that left.
+    pub fn rate_limit(&mut self) -> &mut RateLimit {
+        &mut self.limit
+    }
+
+    /// Read one frame without `is_known` or rate filtering (never blocks).
+    pub fn read(&mut self) -> Result<Read, CaptureError> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                self.frames += 1;
+                Ok(parse_frame(p.data).map_or(Read::Ignored, Read::Arrival))
+            }
+            // Non-blocking mode: pcap_next_ex returned 0, nothing waiting.
+            Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => Ok(Read::Empty),
+            Err(err) => Err(CaptureError::Pcap {
+                ifname: self.ifname.clone(),
+                what: "read",
+                err,
+            }),
+        }
+    }
+
+    /// Handle what is waiting (at most [`MAX_PER_DRAIN`] frames): each
+    /// arrival from a MAC that `is_known` rejects and the rate limit allows
+    /// goes to `on_arrival`. Returns the number of frames read.
+    pub fn drain(
+        &mut self,
+        now: Instant,
+        is_known: impl Fn(&MacAddr) -> bool,
+        mut on_arrival: impl FnMut(Arrival),
+    ) -> Result<usize, CaptureError> {
+        let mut n = 0;
+        while n < MAX_PER_DRAIN {
+            let a = match self.read()? {
+                Read::Empty => break,
+                Read::Ignored => {
+                    n += 1;
+                    continue;
+                }
+                Read::Arrival(a) => a,
+            };
+            n += 1;
+            if is_known(&a.mac) || !self.limit.allow(a.mac, now) {
+                continue;
+            }
+            log::debug!(target: "capture", "{}: arrival of {a}", self.ifname);
+            on_arrival(a);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STA: MacAddr = MacAddr([0x02, 0x5a, 0, 0, 0, 1]);
+
+    fn eth(src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// ARP request who-has 10.0.0.2 tell 10.0.0.1 from STA.
+    fn arp_request(sha: MacAddr, spa: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0, 1, 8, 0, 6, 4, 0, 1];
+        p.extend_from_slice(&sha.0);
+        p.extend_from_slice(&spa);
+        p.extend_from_slice(&[0; 6]);
+        p.extend_from_slice(&[10, 0, 0, 2]);
+        p
+    }
+
+    /// IPv4 header (20 bytes) + 4 bytes of L4, total_len claiming 1500
+    /// (as a snaplen-cut capture looks).
+    fn ipv4(src: [u8; 4], proto: u8, sport: u16, dport: u16) -> Vec<u8> {
+        let mut h = vec![0x45, 0, 0x05, 0xdc, 0, 0, 0x40, 0, 64, proto, 0, 0];
+        h.extend_from_slice(&src);
+        h.extend_from_slice(&[10, 0, 0, 2]);
+        h.extend_from_slice(&sport.to_be_bytes());
+        h.extend_from_slice(&dport.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn arp_sender_is_reported() {
+        let f = eth(STA, 0x0806, &arp_request(STA, [10, 0, 0, 1]));
+        assert_eq!(
+            parse_frame(&f),
+            Some(Arrival {
+                mac: STA,
+                ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                kind: ArrivalKind::Arp
+            })
+        );
+        // ARP probe (sender 0.0.0.0): the MAC, no address.
+        let f = eth(STA, 0x0806, &arp_request(STA, [0, 0, 0, 0]));
+        assert_eq!(parse_frame(&f).map(|a| a.ip), Some(None));
+        // Sender hardware address differs from the Ethernet source: ignored.
+        let other = MacAddr([2, 0, 0, 0, 0, 9]);
+        assert_eq!(
+            parse_frame(&eth(STA, 0x0806, &arp_request(other, [10, 0, 0, 1]))),
+            None
+        );
+    }
+
+    #[test]
+    fn truncated_ip_capture_gives_source_and_dhcp_is_recognised() {
+        let f = eth(STA, 0x0800, &ipv4([10, 0, 0, 1], 6, 40000, 80));
+        assert_eq!(
+            parse_frame(&f),
+            Some(Arrival {
+                mac: STA,
+                ip: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                kind: ArrivalKind::Ip
+            })
+        );
+        let f = eth(STA, 0x0800, &ipv4([0, 0, 0, 0], 17, 68, 67));
+        assert_eq!(
+            parse_frame(&f),
+            Some(Arrival {
+                mac: STA,
+                ip: None,
+                kind: ArrivalKind::Dhcp
+            })
+        );
+        let f = eth(STA, 0x0800, &ipv4([10, 0, 0, 1], 17, 68, 67));
+        assert_eq!(parse_frame(&f).map(|a| a.kind), Some(ArrivalKind::Dhcp));
+    }
+
+    #[test]
+    fn non_station_sources_and_junk_ignored() {
+        let bcast = eth(MacAddr::BROADCAST, 0x0800, &ipv4([10, 0, 0, 1], 6, 1, 2));
+        assert_eq!(parse_frame(&bcast), None);
+        let mcast = eth(
+            MacAddr([1, 0, 0x5e, 0, 0, 1]),
+            0x0800,
+            &ipv4([10, 0, 0, 1], 6, 1, 2),
+        );
+        assert_eq!(parse_frame(&mcast), None);
+        assert_eq!(parse_frame(&eth(STA, 0x86dd, &[0; 40])), None);
+        let mut bad_ihl = ipv4([10, 0, 0, 1], 6, 1, 2);
+        bad_ihl[0] = 0x4f; // 60-byte header, only 24 captured
+        assert_eq!(parse_frame(&eth(STA, 0x0800, &bad_ihl)), None);
+        let mut v6 = ipv4([10, 0, 0, 1], 6, 1, 2);
+        v6[0] = 0x65;
+        assert_eq!(parse_frame(&eth(STA, 0x0800, &v6)), None);
+        // Every truncation and byte value at every offset is survived.
+        for base in [
+            eth(STA, 0x0806, &arp_request(STA, [10, 0, 0, 1])),
+            eth(STA, 0x0800, &ipv4([10, 0, 0, 1], 17, 68, 67)),
+        ] {
+            for n in 0..base.len() {
+                let _ = parse_frame(&base[..n]);
+            }
+            for i in 0..base.len() {
+                for x in [0u8, 0x0f, 0x45, 0xff] {
+                    let mut c = base.clone();
+                    c[i] = x;
+                    let _ = parse_frame(&c);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rate_limit_per_mac_and_bounded() {
+        let t0 = Instant::now();
+        let mut r = RateLimit::new(Duration::from_secs(1));
+        assert!(r.allow(STA, t0));
+        assert!(!r.allow(STA, t0 + Duration::from_millis(500)));
+        let other = MacAddr([2, 0, 0, 0, 0, 2]);
+        assert!(r.allow(other, t0 + Duration::from_millis(500)));
+        assert!(r.allow(STA, t0 + Duration::from_millis(1000)));
+        r.forget(STA);
+        assert!(r.allow(STA, t0 + Duration::from_millis(1001)));
+        for i in 0..(RATE_TABLE as u32 + 10) {
+            let b = i.to_be_bytes();
+            r.allow(
+                MacAddr([2, 1, b[0], b[1], b[2], b[3]]),
+                t0 + Duration::from_secs(2),
+            );
+        }
+        assert!(r.seen.len() <= RATE_TABLE);
+    }
+
+    #[test]
+    fn filter_names_own_mac() {
+        assert_eq!(
+            filter_for(STA),
+            format!("(arp or ip) and not ether src {STA}")
+        );
+    }
+}

@@ -74,7 +74,7 @@ fn bed() -> Bed {
 fn send_from_b(b: &Bed, args: &str) {
     let out = b.cn_b.sh(&format!(
         "{} --iface e0 --ip {N2} {args}",
-        bin("examples/arp_announce").display()
+        example("arp_announce").display()
     ));
     assert!(out.contains("SENT"), "{out}");
 }
@@ -127,4 +127,22 @@ fn plain_reply_is_held_off_by_locktime_on_a_fresh_entry() {
         neigh.contains(&b.mac_a),
         "a plain reply overrode the fresh entry: {neigh}"
     );
+}
+
+/// A test-driver example binary; `cargo test` builds examples, a lone
+/// `cargo test --test NAME` may not.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let p = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --examples` (or plain `cargo test`) first",
+        p.display()
+    );
+    p
 }

@@ -17,7 +17,7 @@ use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const POOL: &str = "10.50.0.0-10.50.0.255";
 const STATION: &str = "10.50.0.1/30";
@@ -71,7 +71,7 @@ impl Bed {
         let dir = TempDir::new();
         let out = fs::File::create(dir.path("server.out")).unwrap();
         let err = fs::File::create(dir.path("server.err")).unwrap();
-        let mut cmd = srv.command(bin("examples/dhcpd_standalone"));
+        let mut cmd = srv.command(example("dhcpd_standalone"));
         cmd.args(["--iface", "e0", "--pool", POOL, "--debug", "4"])
             .args(server_args)
             .stdout(Stdio::from(out))
@@ -145,7 +145,8 @@ impl Bed {
             "renewal did not arrive unicast (RENEWING):\n{log}"
         );
         self.wait_server("ACK", 2, Duration::from_secs(5));
-        assert!(!self.server_out().contains("NAK"), "{}", self.server_out());
+        let out = self.server_out();
+        assert!(!out.contains("NAK") && !out.contains("DROP"), "{out}");
     }
 
     fn assert_server_alive(&mut self) {
@@ -173,13 +174,13 @@ const SERVER_OPTIONS: [&str; 6] = [
 fn udhcpc_script(events: &Path) -> String {
     format!(
         r#"#!/bin/sh
-echo "$1 ip=$ip mask=$mask router=$router dns=$dns domain=$domain routes=$staticroutes" >> {ev}
 case "$1" in
   bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/$mask" dev "$interface"
+    ip addr replace "$ip/$mask" dev "$interface"
     ip route replace default via "${{router%% *}}" dev "$interface" ;;
 esac
+# Recorded last: the test reads an event as "configured".
+echo "$1 ip=$ip mask=$mask router=$router dns=$dns domain=$domain routes=$staticroutes" >> {ev}
 "#,
         ev = events.display()
     )
@@ -217,8 +218,10 @@ fn start_udhcpc(bed: &mut Bed, events: &str) -> u32 {
 #[test]
 fn udhcpc_obtains_installs_and_renews() {
     let mut bed = Bed::new(&SERVER_OPTIONS);
+    let t0 = Instant::now();
     let pid = start_udhcpc(&mut bed, "udhcpc.events");
     bed.wait_event("udhcpc.events", "bound", "udhcpc", Duration::from_secs(10));
+    let lease_ms = t0.elapsed().as_millis();
     bed.assert_installed();
     let ev = read(&bed.dir.path("udhcpc.events"));
     assert!(ev.contains("router=10.50.0.2"), "{ev}");
@@ -231,12 +234,17 @@ fn udhcpc_obtains_installs_and_renews() {
         ev.contains("routes=172.16.0.0/12 10.50.0.2 0.0.0.0/0 10.50.0.2"),
         "option 121 with the default route: {ev}"
     );
+    let t1 = Instant::now();
     bed.cli.signal(pid, nix::sys::signal::Signal::SIGUSR1);
     bed.wait_event(
         "udhcpc.events",
         "renew",
         "udhcpc renewal",
         Duration::from_secs(10),
+    );
+    println!(
+        "udhcpc: lease installed {lease_ms} ms after start, renewal {} ms after SIGUSR1",
+        t1.elapsed().as_millis()
     );
     bed.assert_renewed_by_unicast();
     bed.assert_installed();
@@ -255,12 +263,12 @@ fn dhclient_obtains_installs_and_renews() {
         &script,
         &format!(
             r#"#!/bin/sh
-echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=$new_domain_name_servers routes=$new_rfc3442_classless_static_routes lease=$new_dhcp_lease_time" >> {ev}
 case "$reason" in
   BOUND|RENEW|REBIND|REBOOT)
     ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
     ip route replace default via "${{new_routers%% *}}" dev "$interface" ;;
 esac
+echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=$new_domain_name_servers routes=$new_rfc3442_classless_static_routes lease=$new_dhcp_lease_time" >> {ev}
 "#,
             ev = events.display()
         ),
@@ -284,6 +292,7 @@ esac
         .arg(&bed.ifname)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    let t0 = Instant::now();
     let pid = bed.cli.spawn(cmd);
     bed.wait_event(
         "dhclient.events",
@@ -291,6 +300,7 @@ esac
         "dhclient",
         Duration::from_secs(15),
     );
+    let lease_ms = t0.elapsed().as_millis();
     bed.assert_installed();
     let ev = read(&events);
     assert!(
@@ -302,11 +312,16 @@ esac
         "{ev}"
     );
     assert!(ev.contains("lease=6"), "{ev}");
+    let t1 = Instant::now();
     bed.wait_event(
         "dhclient.events",
         "RENEW",
         "dhclient renewal",
         Duration::from_secs(10),
+    );
+    println!(
+        "dhclient: lease installed {lease_ms} ms after start, renewal {} ms later (at T1 of a 6 s lease)",
+        t1.elapsed().as_millis()
     );
     bed.assert_renewed_by_unicast();
     bed.assert_installed();
@@ -344,6 +359,7 @@ echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=
         .arg(&bed.ifname)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    let t0 = Instant::now();
     let pid = bed.cli.spawn(cmd);
     let ifname = bed.ifname.clone();
     // dhcpcd keeps per-interface files in fixed places; the interface name
@@ -365,6 +381,7 @@ echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=
     // manager; SIGTERM stops them all. Runs first, also when a check fails.
     let _stop = StopGently(pid);
     bed.wait_event("dhcpcd.events", "BOUND", "dhcpcd", Duration::from_secs(15));
+    let lease_ms = t0.elapsed().as_millis();
     bed.assert_installed();
     let ev = read(&events);
     assert!(
@@ -381,12 +398,17 @@ echo "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=
         "dhcpcd installs 121: {route}"
     );
     // SIGUSR1: dhcpcd renews all leases.
+    let t1 = Instant::now();
     bed.cli.signal(pid, nix::sys::signal::Signal::SIGUSR1);
     bed.wait_event(
         "dhcpcd.events",
         "RENEW",
         "dhcpcd renewal",
         Duration::from_secs(10),
+    );
+    println!(
+        "dhcpcd: lease installed {lease_ms} ms after start, renewal {} ms after SIGUSR1",
+        t1.elapsed().as_millis()
     );
     bed.assert_renewed_by_unicast();
     bed.assert_installed();
@@ -509,6 +531,12 @@ fn malformed_frames_are_logged_and_survived() {
     ] {
         assert!(out.contains(reason), "no DROP for {reason:?}:\n{out}");
     }
+    // The library itself logs each drop on target `dhcp` (debug level 4).
+    let log = bed.server_log();
+    assert!(
+        log.matches("frame dropped: bad").count() >= 10,
+        "drops not logged:\n{log}"
+    );
     bed.assert_server_alive();
     // And a real client still gets its lease.
     let pid = start_udhcpc(&mut bed, "after.events");
@@ -521,4 +549,22 @@ fn malformed_frames_are_logged_and_survived() {
     bed.assert_installed();
     bed.assert_server_alive();
     bed.cli.kill(pid);
+}
+
+/// A test-driver example binary; `cargo test` builds examples, a lone
+/// `cargo test --test NAME` may not.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let p = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --examples` (or plain `cargo test`) first",
+        p.display()
+    );
+    p
 }

@@ -286,6 +286,7 @@ s.sendto(inner, ("192.168.0.1", 0))
         assert_eq!(stat(s, "rx_dropped"), 0, "{s}");
         assert_eq!(stat(s, "tx_dropped"), 0, "{s}");
         assert_eq!(stat(s, "rx_malformed"), 0, "{s}");
+        assert_eq!(stat(s, "rx_oversize"), 0, "{s}");
     }
     // Clean exit: the TUN device and the routes into it are gone.
     assert!(!sh(&format!("ip -n {} link", ra.name)).contains("tmu0"));

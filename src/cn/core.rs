@@ -117,6 +117,16 @@ enum Purpose {
     Revalidate {
         mac: MacAddr,
     },
+    /// Locate by MAC of a station seen with source `ip` (capture): if the
+    /// MLR does not know it, it may be a statically configured client.
+    LocateSeen {
+        mac: MacAddr,
+        ip: Ipv4Addr,
+    },
+    /// Allocate the /30 a static client already uses (N+1 = `ip`).
+    StaticAllocate {
+        ip: Ipv4Addr,
+    },
 }
 
 /// How long an expired station is kept while the MLR is asked about it,
@@ -349,7 +359,12 @@ impl CnCore {
             if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
                 return;
             }
-            self.call(MlrCall::LocateMac { mac }, Purpose::Locate);
+            // Only a station address (N+1) can be a static client's.
+            let purpose = match ip {
+                Some(ip) if u32::from(ip) & 3 == 1 => Purpose::LocateSeen { mac, ip },
+                _ => Purpose::Locate,
+            };
+            self.call(MlrCall::LocateMac { mac }, purpose);
         } else if let Some(ip) = ip {
             self.call(MlrCall::LocateIp { ip }, Purpose::Locate);
         }
@@ -395,13 +410,16 @@ impl CnCore {
                     return;
                 }
                 match self.adopt(&b, now) {
-                    Ok(()) => self.out.push_back(Output::Dhcp {
-                        mac,
-                        result: Ok(Lease {
-                            cell: b.cell,
-                            lease_secs: b.lease_secs,
-                        }),
-                    }),
+                    Ok(()) => {
+                        self.move_if_parent_elsewhere(&b);
+                        self.out.push_back(Output::Dhcp {
+                            mac,
+                            result: Ok(Lease {
+                                cell: b.cell,
+                                lease_secs: b.lease_secs,
+                            }),
+                        })
+                    }
                     Err(msg) => self.out.push_back(Output::Dhcp {
                         mac,
                         result: Err(LookupFailure::Unavailable(msg)),
@@ -429,6 +447,47 @@ impl CnCore {
             }
             (Purpose::Locate, _) => {}
             (Purpose::Revalidate { mac }, a) => self.revalidated(mac, a, now),
+            (Purpose::LocateSeen { .. }, MlrAnswer::Binding(b)) => {
+                if let Err(e) = self.adopt(&b, now) {
+                    log::warn!(target: "handover", "{e}");
+                }
+            }
+            (Purpose::LocateSeen { mac, ip }, MlrAnswer::NotFound) => {
+                // Unknown MAC using N+1 of some /30: a static client. Ask
+                // for exactly that /30 (the MLR checks it lies in a pool and
+                // is free).
+                log::debug!(target: "handover", "{mac} unknown at the MLR, uses {ip}: static client?");
+                self.call(
+                    MlrCall::Allocate {
+                        mac,
+                        requested: Some(ip),
+                    },
+                    Purpose::StaticAllocate { ip },
+                );
+            }
+            (Purpose::LocateSeen { .. }, _) => {}
+            (Purpose::StaticAllocate { ip }, MlrAnswer::Binding(b)) => {
+                if !b.cell.contains(ip) {
+                    // Not the /30 the client uses (taken, or outside every
+                    // pool): give it back and leave the client alone.
+                    log::warn!(target: "handover", "static client {} ({ip}): MLR offered {} instead; released", b.mac, b.cell);
+                    self.call(
+                        MlrCall::Release {
+                            mac: b.mac,
+                            cell: b.cell,
+                        },
+                        Purpose::Release,
+                    );
+                } else {
+                    match self.adopt(&b, now) {
+                        Ok(()) => self.move_if_parent_elsewhere(&b),
+                        Err(e) => log::warn!(target: "handover", "{e}"),
+                    }
+                }
+            }
+            (Purpose::StaticAllocate { ip }, other) => {
+                log::warn!(target: "handover", "static client {ip}: MLR said {other:?}");
+            }
             (Purpose::Reestablish, MlrAnswer::Binding(b)) => {
                 let here = b.at == Some(self.cfg.me) || b.parent == self.cfg.me;
                 let mut taken = false;
@@ -555,6 +614,21 @@ impl CnCore {
             );
         }
         Ok(())
+    }
+
+    /// A new binding from another CN's pool (central pool, static client):
+    /// the MLR has us as `at` already, but only a Move makes it push the
+    /// Redirect the parent needs.
+    fn move_if_parent_elsewhere(&mut self, b: &Binding) {
+        if b.parent != self.cfg.me && b.at == Some(self.cfg.me) {
+            self.call(
+                MlrCall::Move {
+                    mac: b.mac,
+                    cell: b.cell,
+                },
+                Purpose::Move,
+            );
+        }
     }
 
     fn peers_limit(&self) -> usize {

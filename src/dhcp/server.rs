@@ -277,9 +277,7 @@ impl DhcpServer {
     pub fn handle_frame(&mut self, frame: &[u8], now: Instant) -> Result<Option<Action>, Error> {
         let result = self.handle_frame_inner(frame, now);
         match &result {
-            Err(Error::TableFull(_)) => {
-                log::warn!(target: "dhcp", "{}", result.as_ref().unwrap_err())
-            }
+            Err(e @ Error::TableFull(_)) => log::warn!(target: "dhcp", "{e}"),
             Err(e) => log::debug!(target: "dhcp", "frame dropped: {e}"),
             Ok(_) => {}
         }

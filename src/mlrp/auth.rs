@@ -103,6 +103,16 @@ impl NetworkKey {
         }
     }
 
+    /// The key for a daemon's `secret` setting: `None` (no authentication)
+    /// when the secret is absent or empty, so that `secret ""` cannot
+    /// silently mean "authenticated with an empty key".
+    pub fn from_secret(secret: Option<&str>, network_name: &str) -> Option<NetworkKey> {
+        match secret {
+            Some(s) if !s.is_empty() => Some(NetworkKey::derive(s.as_bytes(), network_name)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn hello(&self) -> &Tagger {
         &self.hello
     }
@@ -171,6 +181,18 @@ mod tests {
         );
         assert!(a.session(&n1, &n2).verify(b"frame", &t(&a, &n1, &n2)));
         assert!(!a.session(&n1, &n2).verify(b"framE", &t(&a, &n1, &n2)));
+    }
+
+    #[test]
+    fn empty_or_absent_secret_means_no_key() {
+        assert!(NetworkKey::from_secret(None, "n").is_none());
+        assert!(NetworkKey::from_secret(Some(""), "n").is_none());
+        let k = NetworkKey::from_secret(Some("s"), "n").unwrap();
+        let n = [0u8; 16];
+        assert_eq!(
+            k.session(&n, &n).tag(b"x"),
+            NetworkKey::derive(b"s", "n").session(&n, &n).tag(b"x")
+        );
     }
 
     #[test]

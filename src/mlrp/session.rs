@@ -23,6 +23,10 @@
 //! connection usable; for a bad request `poll` has already appended the
 //! `Error` reply.
 //!
+//! Time: the session has no clock. The daemon closes connections whose
+//! handshake does not complete, or that stay silent, within its own timeouts
+//! (and pings bound peers); the session only sees bytes.
+//!
 //! Memory: the receive buffer holds at most one partial frame (a `length`
 //! over [`MAX_FRAME_LEN`] is refused as soon as its 8 bytes arrive) plus what
 //! the caller fed since its last `poll`; call `poll` until `None` after each
@@ -187,6 +191,17 @@ impl fmt::Display for MlrpError {
 
 impl std::error::Error for MlrpError {}
 
+/// Which key tags an outgoing frame.
+#[derive(Debug, Clone, Copy)]
+enum Tag {
+    /// Closing notices: never tagged.
+    None,
+    /// Our Hello: `K_hello` when the network has a secret.
+    Hello,
+    /// Everything else: our direction's session key, once established.
+    Session,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitHello,
@@ -293,9 +308,8 @@ impl Session {
             nonce: self.nonce,
             software: format!("tmip-rs {}", crate::VERSION),
         });
-        let tagger = self.key.as_ref().map(|k| k.hello().clone());
         // Cannot fail: the Hello is small and its strings are bounded.
-        let _ = self.encode(0, 0, &hello, tagger.as_ref(), out);
+        let _ = self.encode(0, 0, &hello, Tag::Hello, out);
     }
 
     /// Add bytes read from the socket.
@@ -357,8 +371,7 @@ impl Session {
             return Err(MlrpError::TooManyOutstanding);
         }
         let id = self.next_id;
-        let tagger = self.tx_key.clone();
-        self.encode(0, id, msg, tagger.as_ref(), out)?;
+        self.encode(0, id, msg, Tag::Session, out)?;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         self.outstanding.push_back(id);
         Ok(id)
@@ -375,8 +388,7 @@ impl Session {
         if msg.kind() != Kind::Reply {
             return Err(MlrpError::WrongKind(msg.msg_type()));
         }
-        let tagger = self.tx_key.clone();
-        self.encode(flags::REPLY, id, msg, tagger.as_ref(), out)
+        self.encode(flags::REPLY, id, msg, Tag::Session, out)
     }
 
     /// Tell the peer why we close (a connection-level `Error` notice) and
@@ -401,9 +413,14 @@ impl Session {
         flag_bits: u8,
         id: RequestId,
         msg: &Message,
-        tagger: Option<&Tagger>,
+        tag: Tag,
         out: &mut Vec<u8>,
     ) -> Result<(), MlrpError> {
+        let tagger = match tag {
+            Tag::None => None,
+            Tag::Hello => self.key.as_ref().map(NetworkKey::hello),
+            Tag::Session => self.tx_key.as_ref(),
+        };
         msg.validate().map_err(MlrpError::Encode)?;
         let body_len = msg.buffer_len();
         let mac_len = if tagger.is_some() { MAC_LEN } else { 0 };
@@ -440,7 +457,7 @@ impl Session {
     /// (the peer may not share our keys), advisory only.
     fn notice(&mut self, code: ErrorCode, text: &str, out: &mut Vec<u8>) {
         let msg = Message::Error(ErrorReply::new(code, text));
-        let _ = self.encode(flags::REPLY, 0, &msg, None, out);
+        let _ = self.encode(flags::REPLY, 0, &msg, Tag::None, out);
     }
 
     /// Close on a fatal error, telling the peer why.

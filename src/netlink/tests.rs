@@ -3,6 +3,7 @@
 //! parsers against hand-written kernel replies and truncations.
 
 use super::message::*;
+#[cfg_attr(target_endian = "big", allow(unused_imports))]
 use super::TMIP_RTPROT;
 use std::net::Ipv4Addr;
 

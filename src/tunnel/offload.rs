@@ -347,6 +347,26 @@ impl Coalescer {
         true
     }
 
+    /// Takes a TCP super-packet that arrived already merged (a NIC's GRO
+    /// joins IPIP segments before the raw socket sees them): it goes out
+    /// as one GSO write, cut by the kernel at `mss`. False if not TCPv4.
+    pub fn start_super(&mut self, owner: usize, pkt: &[u8], mss: usize) -> bool {
+        let Some(t) = Tcp4::parse(pkt) else {
+            return false;
+        };
+        if mss == 0 {
+            return false;
+        }
+        self.buf[VNET_HDR_LEN..VNET_HDR_LEN + t.total].copy_from_slice(&pkt[..t.total]);
+        self.len = VNET_HDR_LEN + t.total;
+        self.owner = owner;
+        self.mss = mss;
+        self.segments = segment_count(&t, mss);
+        self.hdr = t;
+        self.closed = true;
+        true
+    }
+
     /// Whether nothing more can join (flush now).
     pub fn closed(&self) -> bool {
         self.closed
@@ -522,6 +542,30 @@ mod tests {
             let n = write_segment(sup, &t, 1400, i, &mut o).unwrap();
             assert_eq!(&o[..n], &want[..], "segment {i}");
         }
+    }
+
+    #[test]
+    fn an_already_merged_super_packet_is_written_for_kernel_segmentation() {
+        let data = payload(5000);
+        let sup = tcp_packet(42, &data, 3, TCP_PSH);
+        let mut c = Coalescer::default();
+        assert!(c.start_super(5, &sup, 1428));
+        assert!(c.closed());
+        assert_eq!(c.segments(), 4);
+        let out = c.take().unwrap().to_vec();
+        let vh = VnetHdr::parse(&out).unwrap();
+        assert_eq!(
+            (vh.gso_type, vh.gso_size, vh.hdr_len),
+            (VIRTIO_NET_HDR_GSO_TCPV4, 1428, 52)
+        );
+        let s2 = &out[VNET_HDR_LEN..];
+        assert_eq!(&s2[40..], &sup[40..], "payload untouched");
+        let t = Tcp4::parse(s2).unwrap();
+        let mut o = [0u8; 2048];
+        let n = write_segment(s2, &t, 1428, 3, &mut o).unwrap();
+        assert!(valid_checksums(&o[..n]));
+        assert_eq!(&o[52..n], &data[3 * 1428..]);
+        assert!(!c.start_super(5, &sup[..30], 1428));
     }
 
     #[test]

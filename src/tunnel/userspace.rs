@@ -11,7 +11,7 @@
 //! Everything is non-blocking and driven by the daemon's poll loop through
 //! [`UserspaceIpip::on_readable`]; nothing here blocks or spawns threads.
 
-use super::ipip::{decapsulate, Encap, OUTER_HEADER_LEN};
+use super::ipip::{decapsulate, Encap, OUTER_HEADER_LEN, TUNNEL_MTU};
 use super::offload::{
     complete_checksum, segment_count, write_segment, Coalescer, Tcp4, VnetHdr, MAX_SUPER,
     VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_NONE,
@@ -30,6 +30,11 @@ const BUDGET: usize = 8;
 /// Bytes per packet slot: an outer header plus a 1500-byte-MTU packet fits,
 /// with room for TUN MTUs up to SLOT - 20.
 const SLOT: usize = 2048;
+/// With offloads, receive slots hold a whole IPv4 packet: a NIC doing GRO
+/// hands the raw socket merged IPIP packets of up to 64 KB, which we pass
+/// on to the TUN as one GSO write. Fewer, larger slots bound the memory.
+const BIG_SLOT: usize = 65536;
+const BIG_BATCH: usize = 8;
 /// Socket buffer size asked for (SO_*BUFFORCE as root, else capped by sysctl).
 const SOCK_BUF: libc::c_int = 8 << 20;
 
@@ -51,6 +56,9 @@ pub struct UserspaceStats {
     pub rx_malformed: u64,
     /// The peer's TUN refused the write (queue full).
     pub rx_dropped: u64,
+    /// Inner packets larger than the TUN MTU that could not be passed on
+    /// (not TCP, or offloads off).
+    pub rx_oversize: u64,
     /// read(2)/write(2) calls on TUN devices (offload makes these fewer
     /// than packets).
     pub tun_reads: u64,
@@ -73,6 +81,8 @@ pub struct UserspaceIpip {
     peers: Vec<Peer>,
     ip_id: u16,
     rxbuf: Vec<u8>,
+    rx_slot: usize,
+    rx_batch: usize,
     txbuf: Vec<u8>,
     stats: UserspaceStats,
     /// TUNs with virtio headers, TSO4 reads and coalesced writes.
@@ -159,7 +169,13 @@ impl UserspaceIpip {
             ttl,
             peers: Vec::new(),
             ip_id: 1,
-            rxbuf: vec![0; BATCH * SLOT],
+            rxbuf: if offload {
+                vec![0; BIG_BATCH * BIG_SLOT]
+            } else {
+                vec![0; BATCH * SLOT]
+            },
+            rx_slot: if offload { BIG_SLOT } else { SLOT },
+            rx_batch: if offload { BIG_BATCH } else { BATCH },
             txbuf: vec![0; BATCH * SLOT],
             stats: UserspaceStats::default(),
             offload,
@@ -429,40 +445,42 @@ impl UserspaceIpip {
 
     /// Inbound: raw socket -> decapsulate -> the source peer's TUN.
     fn on_raw_readable(&mut self) {
-        for _ in 0..BUDGET {
+        let (slot, batch) = (self.rx_slot, self.rx_batch);
+        // The same packet budget per wakeup whatever the batch size.
+        for _ in 0..BUDGET * BATCH / batch {
             let mut iov: [libc::iovec; BATCH] = [libc::iovec {
                 iov_base: std::ptr::null_mut(),
                 iov_len: 0,
             }; BATCH];
             // SAFETY: all-zero mmsghdr is valid.
             let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-            for i in 0..BATCH {
-                iov[i].iov_base = self.rxbuf[i * SLOT..].as_mut_ptr() as *mut libc::c_void;
-                iov[i].iov_len = SLOT;
+            for i in 0..batch {
+                iov[i].iov_base = self.rxbuf[i * slot..].as_mut_ptr() as *mut libc::c_void;
+                iov[i].iov_len = slot;
                 msgs[i].msg_hdr.msg_iov = &mut iov[i];
                 msgs[i].msg_hdr.msg_iovlen = 1;
             }
-            // SAFETY: msgs point into rxbuf slots of SLOT bytes each.
+            // SAFETY: the first `batch` msgs point into rxbuf slots of `slot` bytes.
             let r = unsafe {
                 libc::recvmmsg(
                     self.raw.as_raw_fd(),
                     msgs.as_mut_ptr(),
-                    BATCH as libc::c_uint,
+                    batch as libc::c_uint,
                     libc::MSG_DONTWAIT,
                     std::ptr::null_mut(),
                 )
             };
             if r <= 0 {
-                return; // EAGAIN (or an error the next wakeup will show again)
+                break; // EAGAIN (or an error the next wakeup will show again)
             }
             let n = r as usize;
             for (i, m) in msgs.iter().enumerate().take(n) {
                 let len = m.msg_len as usize;
-                if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > SLOT {
-                    self.stats.rx_malformed += 1;
+                if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > slot {
+                    self.stats.rx_oversize += 1;
                     continue;
                 }
-                let pkt = &self.rxbuf[i * SLOT..i * SLOT + len];
+                let pkt = &self.rxbuf[i * slot..i * slot + len];
                 let d = match decapsulate(pkt) {
                     Ok(d) => d,
                     Err(e) => {
@@ -481,12 +499,26 @@ impl UserspaceIpip {
                 self.stats.rx_bytes += inner.len() as u64;
                 if !self.offload {
                     self.stats.tun_writes += 1;
-                    if tun::write_packet(p.tun.as_raw_fd(), inner).is_err() {
+                    if inner.len() > SLOT - OUTER_HEADER_LEN {
+                        self.stats.rx_oversize += 1;
+                    } else if tun::write_packet(p.tun.as_raw_fd(), inner).is_err() {
                         self.stats.rx_dropped += 1;
                     }
                     continue;
                 }
                 let owner = p.tun.as_raw_fd() as usize;
+                if inner.len() > TUNNEL_MTU as usize {
+                    // Merged by GRO before it reached us: one GSO write.
+                    flush(&mut self.coalescer, &mut self.stats);
+                    let hl = Tcp4::parse(inner).map_or(0, |t| t.hdr_len());
+                    let mss = (TUNNEL_MTU as usize).saturating_sub(hl);
+                    if self.coalescer.start_super(owner, inner, mss) {
+                        flush(&mut self.coalescer, &mut self.stats);
+                    } else {
+                        self.stats.rx_oversize += 1;
+                    }
+                    continue;
+                }
                 if !self.coalescer.try_append(owner, inner) {
                     flush(&mut self.coalescer, &mut self.stats);
                     if !self.coalescer.start(owner, inner) {
@@ -501,11 +533,12 @@ impl UserspaceIpip {
                     flush(&mut self.coalescer, &mut self.stats);
                 }
             }
-            flush(&mut self.coalescer, &mut self.stats);
-            if n < BATCH {
-                return;
+            if n < batch {
+                break;
             }
         }
+        // Nothing stays pending across wakeups: peers may go meanwhile.
+        flush(&mut self.coalescer, &mut self.stats);
     }
 }
 
