@@ -18,7 +18,7 @@ use crate::logging;
 use crate::mlrp::{self, BindReply, CnEntry, ErrorCode, Incoming, Message, NetworkKey, RequestId};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -1150,7 +1150,16 @@ impl Daemon {
 
     fn on_stdin(&mut self) {
         let mut buf = [0u8; 1024];
-        match io::stdin().lock().read(&mut buf) {
+        // Straight from fd 0: std's buffered stdin could keep lines that
+        // poll(2) then never reports.
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+        let r = if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        };
+        match r {
             Ok(0) => {
                 println!("+ End of input: shutting down");
                 self.quit = Some(0);
