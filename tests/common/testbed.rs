@@ -55,6 +55,9 @@ pub struct Options {
     pub debug_level: u8,
     /// Keep the run directory (rc files, logs) after drop.
     pub keep_dir: bool,
+    /// Put mlrd's `state_dir` (its fsynced journal) on tmpfs (/dev/shm)
+    /// instead of the run directory's disk.
+    pub mlr_state_tmpfs: bool,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             central_pool: false,
             debug_level: 3,
             keep_dir: false,
+            mlr_state_tmpfs: false,
         }
     }
 }
@@ -241,6 +245,12 @@ impl Drop for TestBed {
         }
         if let Some(p) = self.mlrd.as_mut() {
             p.kill();
+        }
+        if self.opts.mlr_state_tmpfs {
+            let _ = fs::remove_dir_all(PathBuf::from("/dev/shm").join(format!(
+                "tmip-mlr-{}",
+                self.dir.file_name().unwrap_or_default().to_string_lossy()
+            )));
         }
         if !self.opts.keep_dir {
             let _ = fs::remove_dir_all(&self.dir);
@@ -514,7 +524,14 @@ impl TestBed {
 
     pub fn start_mlrd(&mut self, timeout: Duration) -> Result<(), String> {
         let rc = self.dir.join("mlrd.rc");
-        let state = self.dir.join("mlr-state");
+        let state = if self.opts.mlr_state_tmpfs {
+            PathBuf::from("/dev/shm").join(format!(
+                "tmip-mlr-{}",
+                self.dir.file_name().unwrap_or_default().to_string_lossy()
+            ))
+        } else {
+            self.dir.join("mlr-state")
+        };
         fs::create_dir_all(&state).expect("state dir");
         let text = format!(
             "# mlrd.rc written by the mobility test bed\n\
