@@ -749,6 +749,37 @@ impl TestBed {
         v
     }
 
+    /// The CN (index; 0 = central) whose pool `c` comes from: the parent.
+    pub fn parent_of(&self, c: Cell30) -> usize {
+        match c.network().octets()[1] {
+            9 if self.central.is_some() => 0,
+            k => k as usize,
+        }
+    }
+
+    /// Tunnel device name prefix of CN `k`'s tmipd (see [`TestBed::tmipd_rc`]).
+    pub fn tunnel_prefix(k: usize) -> String {
+        format!("tmip{k}x")
+    }
+
+    /// The device CN `k` routes the /30 `c` out of (a route for exactly
+    /// N/30 in any table), if it has one: a parent whose station is away
+    /// sends it into its tunnel to the CN the station is at.
+    pub fn cell_route_dev(&self, k: usize, c: Cell30) -> Option<String> {
+        let out = self.cn(k).ns.sh(&format!(
+            "ip -4 -o route show table all {}/30 2>/dev/null || true",
+            c.network()
+        ));
+        let line = out.lines().find(|l| !l.trim().is_empty())?;
+        let mut w = line.split_whitespace();
+        while let Some(x) = w.next() {
+            if x == "dev" {
+                return w.next().map(str::to_string);
+            }
+        }
+        None
+    }
+
     /// `ip addr`, `ip route` and `ip rule` of every CN and the neighbour
     /// tables of the clients (for diagnostics).
     pub fn cn_state(&self) -> String {
