@@ -21,6 +21,8 @@
 //!   --keep           keep the run directory (rc files, daemon logs)
 //!   --debug N        daemon debug level (default 3)
 //!   -v, --verbose    bench: print every move's gap per direction
+//!   --mlr-state-tmpfs  mlrd's fsynced journal on /dev/shm instead of the
+//!                    run directory's disk (isolates disk-flush latency)
 //!   --record FILE    append the namespace names to FILE (scripts/demo uses it
 //!                    to clean up even if this process is killed)
 #[path = "../tests/common/mod.rs"]
@@ -87,6 +89,7 @@ struct Args {
     debug: u8,
     record: Option<String>,
     verbose: bool,
+    mlr_tmpfs: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -99,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
         debug: 3,
         record: None,
         verbose: false,
+        mlr_tmpfs: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -107,6 +111,7 @@ fn parse_args() -> Result<Args, String> {
             "--standin" => a.standin = true,
             "--keep" => a.keep = true,
             "-v" | "--verbose" => a.verbose = true,
+            "--mlr-state-tmpfs" => a.mlr_tmpfs = true,
             "--moves" => {
                 a.moves = val("--moves")?
                     .split(',')
@@ -188,6 +193,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut bed = TestBed::new(Options {
         routing,
         keep_dir: args.keep,
+        mlr_state_tmpfs: args.mlr_tmpfs,
         debug_level: args.debug,
         ..Options::default()
     });

@@ -66,6 +66,30 @@ fn assert_one_claimant(bed: &TestBed, c: Cell30, cell: usize, what: &str) {
     }
 }
 
+/// The parent delivers `c` locally when the client is in its own cell, and
+/// otherwise routes N/30 into its tunnel (waits a little for the Redirect).
+fn assert_parent_routes(bed: &TestBed, c: Cell30, cell: usize, what: &str) {
+    let parent = bed.parent_of(c);
+    let ok = common::wait_for(Duration::from_secs(3), || {
+        let dev = bed.cell_route_dev(parent, c);
+        let good = if parent == cell {
+            dev.is_none()
+        } else {
+            dev.is_some_and(|d| d.starts_with(&TestBed::tunnel_prefix(parent)))
+        };
+        good.then_some(())
+    });
+    if ok.is_none() {
+        panic!(
+            "{what}: parent CN{parent} routes {}/30 via {:?} with the client at CN{cell}\n{}\n{}",
+            c.network(),
+            bed.cell_route_dev(parent, c),
+            bed.cn_state(),
+            bed.logs()
+        );
+    }
+}
+
 /// Move client `i` through `cells`, checking after each move that the TCP
 /// session lost nothing, is the same connection and flows both ways, and
 /// that exactly one CN claims the client. Returns the probe gaps.
@@ -108,6 +132,7 @@ fn roam(
             );
         }
         assert_one_claimant(bed, c, cell, &format!("{label} move {}", n + 1));
+        assert_parent_routes(bed, c, cell, &format!("{label} move {}", n + 1));
         if let Some(p) = p {
             gaps.push(p.gap());
         }
@@ -373,6 +398,15 @@ fn client_flapping_between_two_cells_ends_consistent() {
         bed.logs()
     );
     assert_one_claimant(&bed, c, last, "after flapping");
+    // The parent (CN1) sends the /30 into a tunnel, not to its own cell.
+    let dev = bed.cell_route_dev(1, c);
+    println!("[flap] parent CN1 routes {}/30 via {dev:?}", c.network());
+    assert!(
+        dev.as_deref().is_some_and(|d| d.starts_with("tmip1x")),
+        "parent must route {}/30 into a tunnel after flapping, has {dev:?}\n{}",
+        c.network(),
+        bed.cn_state()
+    );
     // And it still roams normally, including back to the parent.
     roam(
         &mut bed,

@@ -122,10 +122,12 @@ enum Purpose {
     LocateSeen {
         mac: MacAddr,
         ip: Ipv4Addr,
+        seen: Instant,
     },
     /// Allocate the /30 a static client already uses (N+1 = `ip`).
     StaticAllocate {
         ip: Ipv4Addr,
+        seen: Instant,
     },
 }
 
@@ -347,7 +349,10 @@ impl CnCore {
     }
 
     /// A station was seen here without DHCP (capture, hostapd): find it.
-    pub fn station_seen(&mut self, mac: Option<MacAddr>, ip: Option<Ipv4Addr>) {
+    /// `now` is when its frame was seen: the handover log line reports the
+    /// time from there to the adoption.
+    pub fn station_seen(&mut self, mac: Option<MacAddr>, ip: Option<Ipv4Addr>, now: Instant) {
+        self.now = self.now.max(now);
         if mac.is_some_and(|m| self.recently_released(m)) {
             // Frames it sent before giving its address up, still arriving.
             return;
@@ -361,7 +366,7 @@ impl CnCore {
             }
             // Only a station address (N+1) can be a static client's.
             let purpose = match ip {
-                Some(ip) if u32::from(ip) & 3 == 1 => Purpose::LocateSeen { mac, ip },
+                Some(ip) if u32::from(ip) & 3 == 1 => Purpose::LocateSeen { mac, ip, seen: now },
                 _ => Purpose::Locate,
             };
             self.call(MlrCall::LocateMac { mac }, purpose);
@@ -447,12 +452,13 @@ impl CnCore {
             }
             (Purpose::Locate, _) => {}
             (Purpose::Revalidate { mac }, a) => self.revalidated(mac, a, now),
-            (Purpose::LocateSeen { .. }, MlrAnswer::Binding(b)) => {
-                if let Err(e) = self.adopt(&b, now) {
-                    log::warn!(target: "handover", "{e}");
+            (Purpose::LocateSeen { seen, .. }, MlrAnswer::Binding(b)) => {
+                match self.adopt(&b, now) {
+                    Ok(()) => self.log_handover(&b, seen, now),
+                    Err(e) => log::warn!(target: "handover", "{e}"),
                 }
             }
-            (Purpose::LocateSeen { mac, ip }, MlrAnswer::NotFound) => {
+            (Purpose::LocateSeen { mac, ip, seen }, MlrAnswer::NotFound) => {
                 // Unknown MAC using N+1 of some /30: a static client. Ask
                 // for exactly that /30 (the MLR checks it lies in a pool and
                 // is free).
@@ -462,11 +468,11 @@ impl CnCore {
                         mac,
                         requested: Some(ip),
                     },
-                    Purpose::StaticAllocate { ip },
+                    Purpose::StaticAllocate { ip, seen },
                 );
             }
             (Purpose::LocateSeen { .. }, _) => {}
-            (Purpose::StaticAllocate { ip }, MlrAnswer::Binding(b)) => {
+            (Purpose::StaticAllocate { ip, seen }, MlrAnswer::Binding(b)) => {
                 if !b.cell.contains(ip) {
                     // Not the /30 the client uses (taken, or outside every
                     // pool): give it back and leave the client alone.
@@ -480,12 +486,15 @@ impl CnCore {
                     );
                 } else {
                     match self.adopt(&b, now) {
-                        Ok(()) => self.move_if_parent_elsewhere(&b),
+                        Ok(()) => {
+                            self.move_if_parent_elsewhere(&b);
+                            self.log_handover(&b, seen, now);
+                        }
                         Err(e) => log::warn!(target: "handover", "{e}"),
                     }
                 }
             }
-            (Purpose::StaticAllocate { ip }, other) => {
+            (Purpose::StaticAllocate { ip, .. }, other) => {
                 log::warn!(target: "handover", "static client {ip}: MLR said {other:?}");
             }
             (Purpose::Reestablish, MlrAnswer::Binding(b)) => {
@@ -614,6 +623,29 @@ impl CnCore {
             );
         }
         Ok(())
+    }
+
+    /// The one line per handover (debug level 3): who, from where, and the
+    /// time from its first frame seen here to its adoption (the data-plane
+    /// changes are carried out right after).
+    fn log_handover(&self, b: &Binding, seen: Instant, now: Instant) {
+        let from = match b.at {
+            Some(a) if a != self.cfg.me => format!("CN {a}"),
+            Some(_) => "here".to_string(),
+            None => "nowhere (new)".to_string(),
+        };
+        let parent = if b.parent == self.cfg.me {
+            "this CN".to_string()
+        } else {
+            format!("CN {}", b.parent)
+        };
+        log::debug!(
+            target: "handover",
+            "handover {} ({}) from {from} to here, parent {parent}: {:.1} ms from first frame to adoption",
+            b.mac,
+            b.cell,
+            now.saturating_duration_since(seen).as_secs_f64() * 1000.0
+        );
     }
 
     /// A new binding from another CN's pool (central pool, static client):
@@ -1246,13 +1278,17 @@ mod tests {
         c.station_released(mac(1));
         assert!(c.stations().is_empty());
         drain(&mut c);
-        c.station_seen(Some(mac(1)), Some(cell(1).station()));
+        c.station_seen(Some(mac(1)), Some(cell(1).station()), now);
         assert!(
             drain(&mut c).is_empty(),
             "taken as an arrival right after RELEASE"
         );
         c.tick(now + Duration::from_secs(6));
-        c.station_seen(Some(mac(1)), Some(cell(1).station()));
+        c.station_seen(
+            Some(mac(1)),
+            Some(cell(1).station()),
+            now + Duration::from_secs(6),
+        );
         assert_eq!(drain(&mut c).len(), 1, "seen again later: looked up");
     }
 

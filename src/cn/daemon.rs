@@ -1018,7 +1018,7 @@ impl Daemon {
         }
         for a in seen {
             log::debug!(target: "handover", "arrival of {a} on {}", self.cfg.mobile_if);
-            self.core.station_seen(Some(a.mac), a.ip);
+            self.core.station_seen(Some(a.mac), a.ip, now);
         }
     }
 

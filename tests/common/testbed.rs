@@ -55,6 +55,9 @@ pub struct Options {
     pub debug_level: u8,
     /// Keep the run directory (rc files, logs) after drop.
     pub keep_dir: bool,
+    /// Put mlrd's `state_dir` (its fsynced journal) on tmpfs (/dev/shm)
+    /// instead of the run directory's disk.
+    pub mlr_state_tmpfs: bool,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             central_pool: false,
             debug_level: 3,
             keep_dir: false,
+            mlr_state_tmpfs: false,
         }
     }
 }
@@ -241,6 +245,12 @@ impl Drop for TestBed {
         }
         if let Some(p) = self.mlrd.as_mut() {
             p.kill();
+        }
+        if self.opts.mlr_state_tmpfs {
+            let _ = fs::remove_dir_all(PathBuf::from("/dev/shm").join(format!(
+                "tmip-mlr-{}",
+                self.dir.file_name().unwrap_or_default().to_string_lossy()
+            )));
         }
         if !self.opts.keep_dir {
             let _ = fs::remove_dir_all(&self.dir);
@@ -514,7 +524,14 @@ impl TestBed {
 
     pub fn start_mlrd(&mut self, timeout: Duration) -> Result<(), String> {
         let rc = self.dir.join("mlrd.rc");
-        let state = self.dir.join("mlr-state");
+        let state = if self.opts.mlr_state_tmpfs {
+            PathBuf::from("/dev/shm").join(format!(
+                "tmip-mlr-{}",
+                self.dir.file_name().unwrap_or_default().to_string_lossy()
+            ))
+        } else {
+            self.dir.join("mlr-state")
+        };
         fs::create_dir_all(&state).expect("state dir");
         let text = format!(
             "# mlrd.rc written by the mobility test bed\n\
@@ -730,6 +747,37 @@ impl TestBed {
             }
         }
         v
+    }
+
+    /// The CN (index; 0 = central) whose pool `c` comes from: the parent.
+    pub fn parent_of(&self, c: Cell30) -> usize {
+        match c.network().octets()[1] {
+            9 if self.central.is_some() => 0,
+            k => k as usize,
+        }
+    }
+
+    /// Tunnel device name prefix of CN `k`'s tmipd (see [`TestBed::tmipd_rc`]).
+    pub fn tunnel_prefix(k: usize) -> String {
+        format!("tmip{k}x")
+    }
+
+    /// The device CN `k` routes the /30 `c` out of (a route for exactly
+    /// N/30 in any table), if it has one: a parent whose station is away
+    /// sends it into its tunnel to the CN the station is at.
+    pub fn cell_route_dev(&self, k: usize, c: Cell30) -> Option<String> {
+        let out = self.cn(k).ns.sh(&format!(
+            "ip -4 -o route show table all {}/30 2>/dev/null || true",
+            c.network()
+        ));
+        let line = out.lines().find(|l| !l.trim().is_empty())?;
+        let mut w = line.split_whitespace();
+        while let Some(x) = w.next() {
+            if x == "dev" {
+                return w.next().map(str::to_string);
+            }
+        }
+        None
     }
 
     /// `ip addr`, `ip route` and `ip rule` of every CN and the neighbour
