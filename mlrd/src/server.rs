@@ -583,6 +583,16 @@ impl Server {
                         for p in &pools {
                             debug!(target: "cn", "+   pool {p}");
                         }
+                        // A restarted parent must route its stations that
+                        // are elsewhere into the tunnels again.
+                        let again = self.reg.redirects_for_parent(idx);
+                        if !again.is_empty() {
+                            info!(
+                                "+   {} station(s) parented there are elsewhere: redirects pushed",
+                                again.len()
+                            );
+                            self.pushes.extend(again);
+                        }
                         Message::BindReply(BindReply::Accepted {
                             lease_time_secs: self.reg.lease_time(),
                             ping_interval_secs: (self.cfg.cn_timeout / 3).max(1) as u16,
