@@ -1,3 +1,15 @@
-//! The correspondent node's sans-IO core: station table, MLR session and
-//! handover state machine. The tmipd event loop feeds it events and carries
-//! out the actions it returns.
+//! The correspondent node: the sans-IO core (station and peer tables, the
+//! reaction to DHCP lookups, MLR answers, redirects and withdrawals), the
+//! data-plane interface it drives, and the daemon shell around them.
+
+pub mod conn;
+pub mod core;
+pub mod daemon;
+pub mod dataplane;
+pub mod dataplane_netlink;
+pub mod dhcp_io;
+pub mod evaluate;
+pub mod iface;
+pub mod stations;
+pub mod status;
+pub mod translate;

@@ -1,1 +1,730 @@
-//! tmipd's typed configuration, filled from `tmipd.rc` or UCI.
+//! tmipd's typed configuration, filled from `tmipd.rc` (TMip 0.14a keys plus
+//! this port's additions) or from the same key/value lines produced from a
+//! UCI section. Validated once: an unknown key, a bad value or a missing
+//! mandatory key is a [`ConfigError`] naming the file and line.
+//!
+//! Things that need the running system (resolving the MLR's name, the
+//! interfaces' subnets for `addr_pool IFACE * *`) stay symbolic here and are
+//! resolved by the daemon at start ([`PoolSpec::resolve`]).
+
+use super::rc::RcLine;
+use super::{uci, ConfigError};
+use crate::addr::{prefix_to_mask, Cell30};
+use std::net::Ipv4Addr;
+
+/// Default UCI file for `-u`.
+pub const UCI_FILE: &str = "/etc/config/tmip";
+/// The UCI section type tmipd reads.
+pub const UCI_TYPE: &str = "tmipd";
+
+/// Where the configuration comes from (kept for SIGHUP re-reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A TMip `.rc` file.
+    Rc(String),
+    /// A `config tmipd` section of a UCI file (name or `@tmipd[N]`).
+    Uci { file: String, section: String },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Rc(p) => f.write_str(p),
+            Source::Uci { file, section } => write!(f, "{file} section '{section}'"),
+        }
+    }
+}
+
+/// Build-time ceiling of the station table; `max_stations` may lower it.
+pub const STATION_CAPACITY: usize = 1024;
+/// Build-time ceiling of the peer (other CN) table; `max_peers` may lower it.
+pub const PEER_CAPACITY: usize = 64;
+
+/// Where the MLR is: a host name or address (resolved at start) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MlrLocation {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for MlrLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.port == crate::MLR_PORT {
+            write!(f, "{}", self.host)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One end of an `addr_pool` range: `*` (the interface subnet's edge) or an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolBound {
+    Subnet,
+    Addr(Ipv4Addr),
+}
+
+/// `addr_pool IFACE FIRST LAST` as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub iface: String,
+    pub first: PoolBound,
+    pub last: PoolBound,
+    pub line: usize,
+}
+
+/// A resolved pool: the /30 cells `first..=last` (network addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    pub first: Cell30,
+    pub last: Cell30,
+}
+
+impl Pool {
+    pub fn cells(&self) -> u32 {
+        (self.last.to_u32().saturating_sub(self.first.to_u32())) / 4 + 1
+    }
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let n = Cell30::containing(ip).to_u32();
+        n >= self.first.to_u32() && n <= self.last.to_u32()
+    }
+    pub fn overlaps(&self, other: &Pool) -> bool {
+        self.first.to_u32() <= other.last.to_u32() && other.first.to_u32() <= self.last.to_u32()
+    }
+}
+
+impl PoolSpec {
+    /// Turn the spec into a cell range given the interface's address and
+    /// prefix length. `*` means the subnet minus its first and last /30 (they
+    /// hold the subnet's network and broadcast addresses), as TMip 0.14a did
+    /// (`10.13.150.0/24` -> `[10.13.150.4 --> 10.13.150.248]`).
+    pub fn resolve(&self, iface_ip: Ipv4Addr, prefix: u8) -> Result<Pool, String> {
+        let mask = u32::from(prefix_to_mask(prefix));
+        let net = u32::from(iface_ip) & mask;
+        let bcast = net | !mask;
+        let first = match self.first {
+            PoolBound::Subnet => {
+                if prefix > 28 {
+                    return Err(format!(
+                        "interface {} subnet /{prefix} is too small for a pool of /30 cells",
+                        self.iface
+                    ));
+                }
+                net + 4
+            }
+            PoolBound::Addr(a) => u32::from(a) & !3,
+        };
+        let last = match self.last {
+            PoolBound::Subnet => {
+                if prefix > 28 {
+                    return Err(format!(
+                        "interface {} subnet /{prefix} is too small for a pool of /30 cells",
+                        self.iface
+                    ));
+                }
+                (bcast & !3) - 4
+            }
+            PoolBound::Addr(a) => u32::from(a) & !3,
+        };
+        if first > last {
+            return Err(format!(
+                "pool on {} is empty ({} > {})",
+                self.iface,
+                Ipv4Addr::from(first),
+                Ipv4Addr::from(last)
+            ));
+        }
+        // Both bounds are /30-aligned by construction.
+        let (Some(f), Some(l)) = (
+            Cell30::from_network(Ipv4Addr::from(first)),
+            Cell30::from_network(Ipv4Addr::from(last)),
+        ) else {
+            return Err("internal: unaligned pool".into());
+        };
+        Ok(Pool { first: f, last: l })
+    }
+}
+
+/// `static_route NET/LEN GW`, handed to DHCP clients (options 121 and 249).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticRoute {
+    pub net: Ipv4Addr,
+    pub len: u8,
+    pub gw: Ipv4Addr,
+}
+
+/// The whole of tmipd's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmipdConfig {
+    /// The file the settings came from (for messages).
+    pub source: String,
+    /// Where to re-read them from on SIGHUP.
+    pub origin: Source,
+    pub mlr: MlrLocation,
+    pub cn_name: String,
+    pub tunnel_prefix: String,
+    pub cn_if: String,
+    pub mobile_if: String,
+    pub network_name: String,
+    pub addr_pools: Vec<PoolSpec>,
+    pub log_file: String,
+    pub log: bool,
+    pub foreground: bool,
+    pub debug_level: u8,
+    pub status_file: String,
+    pub secret: Option<String>,
+    pub dhcp: bool,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub static_routes: Vec<StaticRoute>,
+    /// Seconds.
+    pub lease_time: u32,
+    pub reverse_tunnel: bool,
+    /// TCP port of this CN's CN-to-CN MLRP listener.
+    pub cn_port: u16,
+    /// Address the CN-to-CN listener binds; `None` = the `cn_if` address.
+    pub listen_addr: Option<Ipv4Addr>,
+    pub max_stations: usize,
+    pub max_peers: usize,
+    pub pid_file: Option<String>,
+}
+
+/// Keys accepted (for the unknown-key message).
+const KEYS: &[&str] = &[
+    "mlr",
+    "cn_name",
+    "tunnel_prefix",
+    "cn_if",
+    "mobile_if",
+    "network_name",
+    "addr_pool",
+    // The seed README's name for addr_pool in its quick-start text.
+    "addr_alloc",
+    "log_file",
+    "log",
+    "foreground",
+    "debug_level",
+    "status_file",
+    "secret",
+    "dhcp",
+    "dns",
+    "domain",
+    "static_route",
+    "lease_time",
+    "reverse_tunnel",
+    "cn_port",
+    "listen_addr",
+    "max_stations",
+    "max_peers",
+    "pid_file",
+];
+
+/// Keys that may appear more than once (each line adds one entry).
+const REPEATABLE: &[&str] = &["addr_pool", "addr_alloc", "dns", "static_route"];
+
+fn iface_name(l: &RcLine, file: &str) -> Result<String, ConfigError> {
+    let v = l.single(file)?;
+    if v.len() > 15 || v.contains('/') || v.contains(char::is_whitespace) {
+        return Err(l.error(file, format!("bad interface name '{v}'")));
+    }
+    Ok(v.to_string())
+}
+
+fn ipv4(l: &RcLine, file: &str, v: &str) -> Result<Ipv4Addr, ConfigError> {
+    v.parse::<Ipv4Addr>()
+        .map_err(|_| l.error(file, format!("bad IPv4 address '{v}'")))
+}
+
+fn parse_mlr(l: &RcLine, file: &str) -> Result<MlrLocation, ConfigError> {
+    let v = l.single(file)?;
+    let (host, port) = match v.rsplit_once(':') {
+        Some((h, p)) => {
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| l.error(file, format!("bad port '{p}'")))?;
+            (h, port)
+        }
+        None => (v, crate::MLR_PORT),
+    };
+    if host.is_empty() {
+        return Err(l.error(file, "missing host"));
+    }
+    Ok(MlrLocation {
+        host: host.to_string(),
+        port,
+    })
+}
+
+fn parse_pool(l: &RcLine, file: &str) -> Result<PoolSpec, ConfigError> {
+    let a: Vec<&str> = l.args().collect();
+    let [iface, first, last] = a.as_slice() else {
+        return Err(l.error(
+            file,
+            "expected IFACE FIRST LAST (`*` for the subnet's edge)",
+        ));
+    };
+    if iface.len() > 15 {
+        return Err(l.error(file, format!("bad interface name '{iface}'")));
+    }
+    let bound = |s: &str| -> Result<PoolBound, ConfigError> {
+        if s == "*" {
+            Ok(PoolBound::Subnet)
+        } else {
+            ipv4(l, file, s).map(PoolBound::Addr)
+        }
+    };
+    let spec = PoolSpec {
+        iface: iface.to_string(),
+        first: bound(first)?,
+        last: bound(last)?,
+        line: l.line,
+    };
+    if let (PoolBound::Addr(f), PoolBound::Addr(t)) = (spec.first, spec.last) {
+        if u32::from(f) & !3 > u32::from(t) & !3 {
+            return Err(l.error(file, format!("first {f} is after last {t}")));
+        }
+    }
+    Ok(spec)
+}
+
+fn parse_route(l: &RcLine, file: &str) -> Result<StaticRoute, ConfigError> {
+    let a: Vec<&str> = l.args().collect();
+    let [dest, gw] = a.as_slice() else {
+        return Err(l.error(file, "expected NET/LEN GATEWAY"));
+    };
+    let (net, len) = dest
+        .split_once('/')
+        .ok_or_else(|| l.error(file, format!("bad destination '{dest}' (want NET/LEN)")))?;
+    let net = ipv4(l, file, net)?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|n| *n <= 32)
+        .ok_or_else(|| l.error(file, format!("bad prefix length '{len}'")))?;
+    if u32::from(net) & !u32::from(prefix_to_mask(len)) != 0 {
+        return Err(l.error(file, format!("{dest} has host bits set")));
+    }
+    Ok(StaticRoute {
+        net,
+        len,
+        gw: ipv4(l, file, gw)?,
+    })
+}
+
+impl TmipdConfig {
+    /// Read and validate `path`.
+    pub fn load(path: &str) -> Result<TmipdConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, 0, format!("cannot read: {e}")))?;
+        Self::parse(path, &text)
+    }
+
+    /// Read and validate from either source.
+    pub fn load_source(src: &Source) -> Result<TmipdConfig, ConfigError> {
+        match src {
+            Source::Rc(p) => Self::load(p),
+            Source::Uci { file, section } => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| ConfigError::new(file, 0, format!("cannot read: {e}")))?;
+                Self::from_uci(file, &text, section)
+            }
+        }
+    }
+
+    /// The options of UCI section `section` (type `tmipd`) of `text`.
+    pub fn from_uci(file: &str, text: &str, section: &str) -> Result<TmipdConfig, ConfigError> {
+        let pkg = uci::parse(file, text)?;
+        let sec = pkg
+            .section(section)
+            .ok_or_else(|| ConfigError::new(file, 0, format!("no section '{section}'")))?;
+        if sec.ty != UCI_TYPE {
+            return Err(ConfigError::new(
+                file,
+                sec.line,
+                format!(
+                    "section '{section}' is of type '{}', not '{UCI_TYPE}'",
+                    sec.ty
+                ),
+            ));
+        }
+        let mut c = Self::from_lines(file, &sec.rc_lines())?;
+        c.origin = Source::Uci {
+            file: file.to_string(),
+            section: section.to_string(),
+        };
+        Ok(c)
+    }
+
+    /// Parse rc text (`file` names it in errors).
+    pub fn parse(file: &str, text: &str) -> Result<TmipdConfig, ConfigError> {
+        let lines = super::rc::parse(file, text)?;
+        Self::from_lines(file, &lines)
+    }
+
+    /// Build from key/value lines (from an rc file or a UCI section).
+    pub fn from_lines(file: &str, lines: &[RcLine]) -> Result<TmipdConfig, ConfigError> {
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        let mut mlr = None;
+        let mut cn_name = String::new();
+        let mut tunnel_prefix = None;
+        let mut cn_if = None;
+        let mut mobile_if = None;
+        let mut network_name = None;
+        let mut c = TmipdConfig {
+            source: file.to_string(),
+            origin: Source::Rc(file.to_string()),
+            mlr: MlrLocation {
+                host: String::new(),
+                port: crate::MLR_PORT,
+            },
+            cn_name: String::new(),
+            tunnel_prefix: String::new(),
+            cn_if: String::new(),
+            mobile_if: String::new(),
+            network_name: String::new(),
+            addr_pools: Vec::new(),
+            log_file: "/var/log/tmipd.log".into(),
+            log: true,
+            foreground: false,
+            debug_level: crate::logging::DEFAULT_LEVEL,
+            status_file: "/var/run/tmipd.status".into(),
+            secret: None,
+            dhcp: true,
+            dns: Vec::new(),
+            domain: None,
+            static_routes: Vec::new(),
+            lease_time: 3600,
+            reverse_tunnel: true,
+            cn_port: crate::CN_PORT,
+            listen_addr: None,
+            max_stations: 256,
+            max_peers: 32,
+            pid_file: None,
+        };
+        for l in lines {
+            if !KEYS.contains(&l.key) {
+                return Err(ConfigError::new(
+                    file,
+                    l.line,
+                    format!("unknown key '{}'", l.key),
+                ));
+            }
+            if !REPEATABLE.contains(&l.key) {
+                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == l.key) {
+                    return Err(l.error(file, format!("set twice (first on line {first})")));
+                }
+                seen.push((l.key, l.line));
+            }
+            match l.key {
+                "mlr" => mlr = Some(parse_mlr(l, file)?),
+                "cn_name" => {
+                    if l.rest.len() > 64 {
+                        return Err(l.error(file, "longer than 64 bytes"));
+                    }
+                    cn_name = l.rest.to_string();
+                }
+                "tunnel_prefix" => {
+                    let v = l.single(file)?;
+                    // Device names are PREFIX plus a number; keep room for it.
+                    if v.len() > 10 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                        return Err(l.error(
+                            file,
+                            format!("bad prefix '{v}' (letters, digits, _; at most 10)"),
+                        ));
+                    }
+                    tunnel_prefix = Some(v.to_string());
+                }
+                "cn_if" => cn_if = Some(iface_name(l, file)?),
+                "mobile_if" => mobile_if = Some(iface_name(l, file)?),
+                "network_name" => {
+                    if l.rest.is_empty() || l.rest.len() > 64 {
+                        return Err(l.error(file, "want 1..64 bytes"));
+                    }
+                    network_name = Some(l.rest.to_string());
+                }
+                "addr_pool" | "addr_alloc" => c.addr_pools.push(parse_pool(l, file)?),
+                "log_file" => c.log_file = l.single(file)?.to_string(),
+                "log" => c.log = l.boolean(file)?,
+                "foreground" => c.foreground = l.boolean(file)?,
+                "debug_level" => {
+                    let n: u8 = l.parse(file)?;
+                    if n > crate::logging::MAX_LEVEL {
+                        return Err(l.error(file, format!("{n} is out of range 0..7")));
+                    }
+                    c.debug_level = n;
+                }
+                "status_file" => c.status_file = l.single(file)?.to_string(),
+                "secret" => {
+                    if l.rest.is_empty() {
+                        return Err(l.error(file, "missing value"));
+                    }
+                    c.secret = Some(l.rest.to_string());
+                }
+                "dhcp" => c.dhcp = l.boolean(file)?,
+                "dns" => {
+                    for v in l.args() {
+                        c.dns.push(ipv4(l, file, v)?);
+                    }
+                    if l.rest.is_empty() {
+                        return Err(l.error(file, "missing value"));
+                    }
+                }
+                "domain" => c.domain = Some(l.single(file)?.to_string()),
+                "static_route" => c.static_routes.push(parse_route(l, file)?),
+                "lease_time" => {
+                    let n: u32 = l.parse(file)?;
+                    // Short leases are for test beds; routers use hours.
+                    if n < 10 {
+                        return Err(l.error(file, "at least 10 seconds"));
+                    }
+                    c.lease_time = n;
+                }
+                "reverse_tunnel" => c.reverse_tunnel = l.boolean(file)?,
+                "cn_port" => {
+                    let p: u16 = l.parse(file)?;
+                    if p == 0 {
+                        return Err(l.error(file, "port 0 is not allowed"));
+                    }
+                    c.cn_port = p;
+                }
+                "listen_addr" => c.listen_addr = Some(ipv4(l, file, l.single(file)?)?),
+                "max_stations" => {
+                    let n: usize = l.parse(file)?;
+                    if n == 0 || n > STATION_CAPACITY {
+                        return Err(l.error(file, format!("want 1..{STATION_CAPACITY}")));
+                    }
+                    c.max_stations = n;
+                }
+                "max_peers" => {
+                    let n: usize = l.parse(file)?;
+                    if n == 0 || n > PEER_CAPACITY {
+                        return Err(l.error(file, format!("want 1..{PEER_CAPACITY}")));
+                    }
+                    c.max_peers = n;
+                }
+                "pid_file" => c.pid_file = Some(l.single(file)?.to_string()),
+                _ => unreachable!("key list and match agree"),
+            }
+        }
+        let missing = |k: &str| ConfigError::new(file, 0, format!("missing mandatory key '{k}'"));
+        c.mlr = mlr.ok_or_else(|| missing("mlr"))?;
+        c.cn_if = cn_if.ok_or_else(|| missing("cn_if"))?;
+        c.mobile_if = mobile_if.ok_or_else(|| missing("mobile_if"))?;
+        c.network_name = network_name.ok_or_else(|| missing("network_name"))?;
+        c.tunnel_prefix = tunnel_prefix.unwrap_or_else(|| "tmip".into());
+        c.cn_name = cn_name;
+        Ok(c)
+    }
+
+    /// The settings a HUP cannot change in a running daemon, by name, when
+    /// `new` differs from `self` in them.
+    pub fn restart_needed(&self, new: &TmipdConfig) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        let mut check = |name: &'static str, differs: bool| {
+            if differs {
+                v.push(name);
+            }
+        };
+        check("mlr", self.mlr != new.mlr);
+        check("cn_if", self.cn_if != new.cn_if);
+        check("mobile_if", self.mobile_if != new.mobile_if);
+        check("tunnel_prefix", self.tunnel_prefix != new.tunnel_prefix);
+        check("network_name", self.network_name != new.network_name);
+        // Compare what the pools are, not which line they were on.
+        let pools = |c: &TmipdConfig| -> Vec<(String, PoolBound, PoolBound)> {
+            c.addr_pools
+                .iter()
+                .map(|p| (p.iface.clone(), p.first, p.last))
+                .collect()
+        };
+        check("addr_pool", pools(self) != pools(new));
+        check("secret", self.secret != new.secret);
+        check("cn_port", self.cn_port != new.cn_port);
+        check("listen_addr", self.listen_addr != new.listen_addr);
+        check(
+            "log_file",
+            self.log_file != new.log_file || self.log != new.log,
+        );
+        check("dhcp", self.dhcp != new.dhcp);
+        check("max_stations", self.max_stations != new.max_stations);
+        check("max_peers", self.max_peers != new.max_peers);
+        check("cn_name", self.cn_name != new.cn_name);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = "mlr mlr.foo.bar.com\ncn_name My Test CN\ntunnel_prefix tmip0\n\
+cn_if rl1\nmobile_if rl0\nnetwork_name my-tmip-mobility\naddr_pool rl0 * *\n\
+log_file /var/log/tmipd.log\nlog true\n";
+
+    #[test]
+    fn reads_the_seed_quick_start_config() {
+        let c = TmipdConfig::parse("tmipd.rc", SEED).unwrap();
+        assert_eq!(c.mlr.host, "mlr.foo.bar.com");
+        assert_eq!(c.mlr.port, 6554);
+        assert_eq!(c.cn_name, "My Test CN");
+        assert_eq!(c.tunnel_prefix, "tmip0");
+        assert_eq!(c.cn_if, "rl1");
+        assert_eq!(c.mobile_if, "rl0");
+        assert_eq!(c.network_name, "my-tmip-mobility");
+        assert_eq!(c.addr_pools.len(), 1);
+        assert_eq!(c.addr_pools[0].first, PoolBound::Subnet);
+        assert!(c.log && c.dhcp && c.reverse_tunnel && !c.foreground);
+        assert_eq!(c.cn_port, 5554);
+        assert_eq!(c.debug_level, 2);
+    }
+
+    #[test]
+    fn the_shipped_tmipd_rc_parses() {
+        let text = include_str!("../../tmipd.rc");
+        let c = TmipdConfig::parse("tmipd.rc", text).unwrap();
+        assert_eq!(c.network_name, "my-tmip-mobility");
+    }
+
+    #[test]
+    fn additions_parse() {
+        let t = format!(
+            "{SEED}secret \"s3cret #x\"\ndhcp off\ndns 10.0.0.53\ndns 9.9.9.9 1.1.1.1\n\
+domain example.org\nstatic_route 192.168.0.0/16 10.13.0.1\nlease_time 600\n\
+reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n"
+        );
+        let c = TmipdConfig::parse("t.rc", &t).unwrap();
+        assert_eq!(c.secret.as_deref(), Some("s3cret #x"));
+        assert!(!c.dhcp && !c.reverse_tunnel);
+        assert_eq!(c.dns.len(), 3);
+        assert_eq!(c.static_routes[0].len, 16);
+        assert_eq!(c.lease_time, 600);
+        assert_eq!(c.cn_port, 5600);
+        assert_eq!(c.listen_addr, Some(Ipv4Addr::new(10, 13, 0, 5)));
+        assert_eq!(c.max_stations, 3);
+    }
+
+    #[test]
+    fn mlr_takes_an_optional_port() {
+        let t = SEED.replace("mlr mlr.foo.bar.com", "mlr 10.0.0.1:7000");
+        let c = TmipdConfig::parse("t.rc", &t).unwrap();
+        assert_eq!(c.mlr.host, "10.0.0.1");
+        assert_eq!(c.mlr.port, 7000);
+        let t = SEED.replace("mlr mlr.foo.bar.com", "mlr 10.0.0.1:x");
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &t).unwrap_err().to_string(),
+            "t.rc:1: mlr: bad port 'x'"
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let t = format!("{SEED}bogus 1\n");
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &t).unwrap_err().to_string(),
+            "t.rc:10: unknown key 'bogus'"
+        );
+        let t = format!("{SEED}debug_level 9\n");
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &t).unwrap_err().to_string(),
+            "t.rc:10: debug_level: 9 is out of range 0..7"
+        );
+        let t = format!("{SEED}addr_pool rl0 10.0.0.8\n");
+        assert!(TmipdConfig::parse("t.rc", &t)
+            .unwrap_err()
+            .to_string()
+            .starts_with("t.rc:10: addr_pool: expected IFACE FIRST LAST"));
+        let t = format!("{SEED}static_route 10.0.0.1/8 1.2.3.4\n");
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &t).unwrap_err().to_string(),
+            "t.rc:10: static_route: 10.0.0.1/8 has host bits set"
+        );
+        let t = format!("{SEED}log maybe\n");
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &t).unwrap_err().to_string(),
+            "t.rc:10: log: set twice (first on line 9)"
+        );
+        let t = SEED.replace("mobile_if rl0\n", "");
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &t).unwrap_err().to_string(),
+            "t.rc: missing mandatory key 'mobile_if'"
+        );
+    }
+
+    #[test]
+    fn reads_the_shipped_uci_defaults_and_names_uci_lines() {
+        let text = include_str!("../../openwrt/tmipd/files/tmip.config");
+        let c = TmipdConfig::from_uci("/etc/config/tmip", text, "main").unwrap();
+        assert_eq!(c.cn_if, "br-lan");
+        assert_eq!(c.addr_pools[0].iface, "wlan0");
+        assert_eq!(c.dns, vec![Ipv4Addr::new(192, 168, 1, 1)]);
+        assert_eq!(c.debug_level, 1);
+        assert_eq!(
+            c.origin,
+            Source::Uci {
+                file: "/etc/config/tmip".into(),
+                section: "main".into()
+            }
+        );
+        let c2 = TmipdConfig::from_uci("/etc/config/tmip", text, "@tmipd[0]").unwrap();
+        assert_eq!(c2.cn_name, c.cn_name);
+        let e = TmipdConfig::from_uci("/etc/config/tmip", text, "mlr").unwrap_err();
+        assert!(e.to_string().contains("not 'tmipd'"), "{e}");
+        let bad = "config tmipd 'x'\n\toption mlr 'm'\n\toption lease_time 'soon'\n";
+        assert!(TmipdConfig::from_uci("/etc/config/tmip", bad, "x")
+            .unwrap_err()
+            .to_string()
+            .starts_with("/etc/config/tmip:3: lease_time: bad value 'soon'"));
+    }
+
+    #[test]
+    fn addr_alloc_is_the_seed_readmes_name_for_addr_pool() {
+        let t = SEED.replace("addr_pool rl0 * *", "addr_alloc rl0 * *");
+        let c = TmipdConfig::parse("t.rc", &t).unwrap();
+        assert_eq!(c.addr_pools.len(), 1);
+    }
+
+    #[test]
+    fn no_pool_is_valid() {
+        let t = SEED.replace("addr_pool rl0 * *\n", "");
+        assert!(TmipdConfig::parse("t.rc", &t)
+            .unwrap()
+            .addr_pools
+            .is_empty());
+    }
+
+    #[test]
+    fn star_pool_resolves_like_tmip() {
+        let spec = PoolSpec {
+            iface: "rl0".into(),
+            first: PoolBound::Subnet,
+            last: PoolBound::Subnet,
+            line: 1,
+        };
+        let p = spec.resolve(Ipv4Addr::new(10, 13, 150, 1), 24).unwrap();
+        assert_eq!(p.first.network(), Ipv4Addr::new(10, 13, 150, 4));
+        assert_eq!(p.last.network(), Ipv4Addr::new(10, 13, 150, 248));
+        assert_eq!(p.cells(), 62);
+        assert!(spec.resolve(Ipv4Addr::new(10, 0, 0, 1), 30).is_err());
+        let spec = PoolSpec {
+            first: PoolBound::Addr(Ipv4Addr::new(10, 13, 150, 64)),
+            ..spec
+        };
+        let p = spec.resolve(Ipv4Addr::new(10, 13, 150, 1), 24).unwrap();
+        assert_eq!(p.first.network(), Ipv4Addr::new(10, 13, 150, 64));
+        assert!(p.contains(Ipv4Addr::new(10, 13, 150, 250)));
+        assert!(!p.contains(Ipv4Addr::new(10, 13, 150, 253)));
+    }
+
+    #[test]
+    fn hup_reports_what_needs_a_restart() {
+        let a = TmipdConfig::parse("t.rc", SEED).unwrap();
+        let b = TmipdConfig::parse(
+            "t.rc",
+            &format!("# moved down a line\n{SEED}debug_level 5\ncn_port 6000\n"),
+        )
+        .unwrap();
+        assert_eq!(a.restart_needed(&b), vec!["cn_port"]);
+    }
+}

@@ -1,0 +1,319 @@
+//! mlrd's configuration: the TMip 0.14a `mlrd.rc` keys (`network_name`,
+//! `port`, `foreground`, `log_file`, `log`) plus this implementation's
+//! (`status_file`, `debug_level`, `secret`, `state_dir`, `lease_time`,
+//! `backup_mlr`, `max_connections`, `cn_timeout`). One typed struct,
+//! validated once; an unknown key or bad value is an error naming the file
+//! and line. The same lines can come from UCI (`Section::rc_lines()`).
+
+use tmip::config::rc::{self, RcLine};
+use tmip::config::{uci, ConfigError};
+
+/// Default UCI file for `-u`.
+pub const UCI_FILE: &str = "/etc/config/tmip";
+/// The UCI section type mlrd reads.
+pub const UCI_TYPE: &str = "mlrd";
+
+/// Where the configuration comes from (kept for SIGHUP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An `mlrd.rc` file.
+    Rc(String),
+    /// A `config mlrd` section of a UCI file (name or `@mlrd[N]`).
+    Uci { file: String, section: String },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Rc(p) => f.write_str(p),
+            Source::Uci { file, section } => write!(f, "{file} section '{section}'"),
+        }
+    }
+}
+
+/// Every key mlrd accepts, for error messages and the shipped mlrd.rc test.
+#[cfg_attr(not(test), allow(dead_code))]
+pub const KEYS: &[&str] = &[
+    "network_name",
+    "port",
+    "foreground",
+    "log_file",
+    "log",
+    "status_file",
+    "debug_level",
+    "secret",
+    "state_dir",
+    "lease_time",
+    "backup_mlr",
+    "max_connections",
+    "cn_timeout",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MlrdConfig {
+    pub network_name: String,
+    pub port: u16,
+    pub foreground: bool,
+    pub log_file: String,
+    pub log: bool,
+    pub status_file: String,
+    pub debug_level: u8,
+    /// Shared network secret; `None` runs without authentication (warned).
+    pub secret: Option<String>,
+    pub state_dir: String,
+    /// Seconds a binding lives without renewal.
+    pub lease_time: u32,
+    pub backup_mlr: Option<String>,
+    /// Most MLRP connections at once; more are refused (logged).
+    pub max_connections: usize,
+    /// Seconds a bound CN may stay silent before it is marked down. The
+    /// MLR pings bound CNs every third of this.
+    pub cn_timeout: u32,
+}
+
+impl Default for MlrdConfig {
+    fn default() -> Self {
+        MlrdConfig {
+            network_name: String::new(),
+            port: tmip::MLR_PORT,
+            foreground: false,
+            log_file: "/var/log/mlrd.log".into(),
+            log: true,
+            status_file: "/tmp/mlrd.status".into(),
+            debug_level: tmip::logging::DEFAULT_LEVEL,
+            secret: None,
+            state_dir: "/var/lib/mlrd".into(),
+            lease_time: 86_400,
+            backup_mlr: None,
+            max_connections: 8192,
+            cn_timeout: 30,
+        }
+    }
+}
+
+impl MlrdConfig {
+    /// Read and validate an rc file.
+    pub fn load(path: &str) -> Result<MlrdConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, 0, format!("cannot read: {e}")))?;
+        let lines = rc::parse(path, &text)?;
+        Self::from_lines(path, &lines)
+    }
+
+    /// Read and validate from either source.
+    pub fn load_source(src: &Source) -> Result<MlrdConfig, ConfigError> {
+        match src {
+            Source::Rc(p) => Self::load(p),
+            Source::Uci { file, section } => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| ConfigError::new(file, 0, format!("cannot read: {e}")))?;
+                Self::from_uci(file, &text, section)
+            }
+        }
+    }
+
+    /// The options of UCI section `section` (type `mlrd`) of `text`.
+    pub fn from_uci(file: &str, text: &str, section: &str) -> Result<MlrdConfig, ConfigError> {
+        let pkg = uci::parse(file, text)?;
+        let sec = pkg
+            .section(section)
+            .ok_or_else(|| ConfigError::new(file, 0, format!("no section '{section}'")))?;
+        if sec.ty != UCI_TYPE {
+            return Err(ConfigError::new(
+                file,
+                sec.line,
+                format!(
+                    "section '{section}' is of type '{}', not '{UCI_TYPE}'",
+                    sec.ty
+                ),
+            ));
+        }
+        Self::from_lines(file, &sec.rc_lines())
+    }
+
+    /// Build from already split lines (rc file or UCI section).
+    pub fn from_lines(file: &str, lines: &[RcLine<'_>]) -> Result<MlrdConfig, ConfigError> {
+        let mut c = MlrdConfig::default();
+        let mut network_seen = false;
+        for l in lines {
+            match l.key {
+                "network_name" => {
+                    if l.rest.is_empty() {
+                        return Err(l.error(file, "missing value"));
+                    }
+                    if l.rest.len() > 64 {
+                        return Err(l.error(file, "longer than 64 bytes"));
+                    }
+                    c.network_name = l.rest.to_string();
+                    network_seen = true;
+                }
+                "port" => {
+                    c.port = l.parse(file)?;
+                    if c.port == 0 {
+                        return Err(l.error(file, "bad value '0'"));
+                    }
+                }
+                "foreground" => c.foreground = l.boolean(file)?,
+                "log_file" => c.log_file = l.single(file)?.to_string(),
+                "log" => c.log = l.boolean(file)?,
+                "status_file" => c.status_file = l.single(file)?.to_string(),
+                "debug_level" => {
+                    let n: u8 = l.parse(file)?;
+                    if n > tmip::logging::MAX_LEVEL {
+                        return Err(l.error(file, format!("bad value '{n}': must be 0..7")));
+                    }
+                    c.debug_level = n;
+                }
+                "secret" => {
+                    if l.rest.is_empty() {
+                        return Err(l.error(file, "missing value"));
+                    }
+                    c.secret = Some(l.rest.to_string());
+                }
+                "state_dir" => c.state_dir = l.single(file)?.to_string(),
+                "lease_time" => {
+                    c.lease_time = l.parse(file)?;
+                    if c.lease_time < 60 {
+                        return Err(l.error(file, "must be at least 60 seconds"));
+                    }
+                }
+                "backup_mlr" => c.backup_mlr = Some(l.single(file)?.to_string()),
+                "max_connections" => {
+                    c.max_connections = l.parse(file)?;
+                    if c.max_connections == 0 {
+                        return Err(l.error(file, "bad value '0'"));
+                    }
+                }
+                "cn_timeout" => {
+                    c.cn_timeout = l.parse(file)?;
+                    if c.cn_timeout < 3 {
+                        return Err(l.error(file, "must be at least 3 seconds"));
+                    }
+                }
+                other => {
+                    return Err(ConfigError::new(
+                        file,
+                        l.line,
+                        format!("unknown key '{other}'"),
+                    ))
+                }
+            }
+        }
+        if !network_seen {
+            return Err(ConfigError::new(file, 0, "network_name is not set"));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<MlrdConfig, ConfigError> {
+        let lines = rc::parse("mlrd.rc", text)?;
+        MlrdConfig::from_lines("mlrd.rc", &lines)
+    }
+
+    #[test]
+    fn reads_the_seed_quick_start_exactly() {
+        let c = parse(
+            "network_name my-tmip-mobility\nport 6554\nforeground false\nlog_file /var/log/mlrd.log\nlog true\n",
+        )
+        .unwrap();
+        assert_eq!(c.network_name, "my-tmip-mobility");
+        assert_eq!(c.port, 6554);
+        assert!(!c.foreground);
+        assert!(c.log);
+        assert_eq!(c.secret, None);
+    }
+
+    #[test]
+    fn reads_every_extra_key() {
+        let c = parse(
+            "network_name n\nstatus_file /tmp/s.json\ndebug_level 5\nsecret \"a b#c\"\nstate_dir /tmp/st\nlease_time 600\nbackup_mlr 10.0.0.2\nmax_connections 100\ncn_timeout 9\n",
+        )
+        .unwrap();
+        assert_eq!(c.debug_level, 5);
+        assert_eq!(c.secret.as_deref(), Some("a b#c"));
+        assert_eq!(c.lease_time, 600);
+        assert_eq!(c.max_connections, 100);
+        assert_eq!(c.cn_timeout, 9);
+        assert_eq!(c.backup_mlr.as_deref(), Some("10.0.0.2"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_file_and_line() {
+        assert_eq!(
+            parse("network_name n\n\nfrobnicate 1\n")
+                .unwrap_err()
+                .to_string(),
+            "mlrd.rc:3: unknown key 'frobnicate'"
+        );
+        assert_eq!(
+            parse("network_name n\ndebug_level 9\n")
+                .unwrap_err()
+                .to_string(),
+            "mlrd.rc:2: debug_level: bad value '9': must be 0..7"
+        );
+        assert!(parse("network_name n\nforeground maybe\n")
+            .unwrap_err()
+            .to_string()
+            .starts_with("mlrd.rc:2: foreground: bad boolean"));
+        assert!(parse("network_name n\nport 70000\n")
+            .unwrap_err()
+            .to_string()
+            .starts_with("mlrd.rc:2: port: bad value '70000'"));
+        assert_eq!(
+            parse("port 1\n").unwrap_err().to_string(),
+            "mlrd.rc: network_name is not set"
+        );
+    }
+
+    #[test]
+    fn reads_a_uci_section_with_errors_at_the_option_line() {
+        let text = "config tmipd 'main'\n\toption cn_if 'br-lan'\n\nconfig mlrd 'mlr'\n\toption enabled '0'\n\toption network_name 'my-tmip-mobility'\n\toption port '6554'\n\toption log '1'\n\toption state_dir '/etc/tmip/mlrd'\n";
+        let c = MlrdConfig::from_uci("/etc/config/tmip", text, "mlr").unwrap();
+        assert_eq!(c.network_name, "my-tmip-mobility");
+        assert_eq!(c.state_dir, "/etc/tmip/mlrd");
+        assert!(c.log);
+        let c2 = MlrdConfig::from_uci("/etc/config/tmip", text, "@mlrd[0]").unwrap();
+        assert_eq!(c, c2);
+        assert_eq!(
+            MlrdConfig::from_uci("/etc/config/tmip", text, "main")
+                .unwrap_err()
+                .to_string(),
+            "/etc/config/tmip:1: section 'main' is of type 'tmipd', not 'mlrd'"
+        );
+        assert_eq!(
+            MlrdConfig::from_uci("/etc/config/tmip", text, "nope")
+                .unwrap_err()
+                .to_string(),
+            "/etc/config/tmip: no section 'nope'"
+        );
+        let bad = format!("{text}\toption frob 'x'\n");
+        assert_eq!(
+            MlrdConfig::from_uci("/etc/config/tmip", &bad, "mlr")
+                .unwrap_err()
+                .to_string(),
+            "/etc/config/tmip:10: unknown key 'frob'"
+        );
+    }
+
+    #[test]
+    fn the_openwrt_default_mlrd_section_is_valid() {
+        let text = include_str!("../../openwrt/tmipd/files/tmip.config");
+        let c = MlrdConfig::from_uci("/etc/config/tmip", text, "@mlrd[0]").unwrap();
+        assert_eq!(c.port, 6554);
+    }
+
+    #[test]
+    fn the_shipped_mlrd_rc_is_valid() {
+        let text = include_str!("../mlrd.rc");
+        let c = parse(text).unwrap();
+        assert_eq!(c.port, 6554);
+        for k in KEYS {
+            assert!(text.contains(k), "mlrd.rc does not explain {k}");
+        }
+    }
+}

@@ -1,0 +1,1407 @@
+//! The Mobile Location Register itself, without I/O: bound CNs with their
+//! address pools and liveness, and one binding per mobile station (its /30,
+//! its parent CN, the CN it is at now and the one before).
+//!
+//! Everything takes `now` as Unix seconds (u32, good until 2106) so the
+//! register is tested without clocks and lease expiries survive a restart.
+//! Every change is remembered as a [`Change`] for the journal; the server
+//! drains them once per loop iteration and writes them BEFORE it sends the
+//! replies that acknowledge them.
+//!
+//! Memory is sized for millions of stations: a binding is a 20-byte
+//! [`BindingRecord`] in one slab (no heap object per station), found through
+//! two hash indexes holding slab slots (MAC -> slot, cell -> slot); each pool
+//! is a bitmap of its /30 cells.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::net::Ipv4Addr;
+use tmip::addr::{Cell30, MacAddr};
+
+/// Index of a CN in the register (stable for the register's lifetime and
+/// across restarts: the journal records it).
+pub type CnIdx = u16;
+/// "No CN" in a binding's `previous` field.
+pub const NO_CN: CnIdx = u16::MAX;
+/// Most CNs one register holds.
+pub const MAX_CNS: usize = (u16::MAX - 1) as usize;
+/// Most /30 cells in one pool (a /8 worth), to bound the bitmap.
+pub const MAX_POOL_CELLS: u32 = 1 << 22;
+/// Most pools one CN may register.
+pub const MAX_POOLS_PER_CN: usize = 64;
+
+/// A pool as a CN registers it: first and last address, inclusive. The
+/// pool's cells are the /30s lying wholly inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub first: Ipv4Addr,
+    pub last: Ipv4Addr,
+}
+
+impl PoolSpec {
+    /// First and last cell (network address >> 2) wholly inside the range.
+    fn cells(&self) -> Option<(u32, u32)> {
+        let f = u32::from(self.first);
+        let l = u32::from(self.last);
+        let first_cell = f.checked_add(3)? >> 2;
+        let last_cell = match l.checked_add(1) {
+            Some(v) => (v >> 2).checked_sub(1)?,
+            None => (1u32 << 30) - 1,
+        };
+        (first_cell <= last_cell).then_some((first_cell, last_cell))
+    }
+}
+
+impl fmt::Display for PoolSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} --> {}", self.first, self.last)
+    }
+}
+
+/// One pool: its cells and which are taken.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub spec: PoolSpec,
+    /// First cell index (network address >> 2) and number of cells.
+    base: u32,
+    count: u32,
+    used: u32,
+    bits: Vec<u64>,
+    /// Word to start the next search from, so allocation is O(1) amortised.
+    hint: usize,
+}
+
+impl Pool {
+    fn new(spec: PoolSpec) -> Result<Pool, String> {
+        let (a, b) = spec
+            .cells()
+            .ok_or_else(|| format!("pool {spec} holds no whole /30"))?;
+        let count = b - a + 1;
+        if count > MAX_POOL_CELLS {
+            return Err(format!(
+                "pool {spec} too large ({count} cells, at most {MAX_POOL_CELLS})"
+            ));
+        }
+        Ok(Pool {
+            spec,
+            base: a,
+            count,
+            used: 0,
+            bits: vec![0; count.div_ceil(64) as usize],
+            hint: 0,
+        })
+    }
+
+    fn contains_cell(&self, cell: u32) -> bool {
+        let c = cell >> 2;
+        c >= self.base && c - self.base < self.count
+    }
+
+    fn overlaps(&self, other: &Pool) -> bool {
+        self.base < other.base + other.count && other.base < self.base + self.count
+    }
+
+    fn set(&mut self, cell: u32, on: bool) {
+        if !self.contains_cell(cell) {
+            return;
+        }
+        let i = (cell >> 2) - self.base;
+        let (w, b) = ((i / 64) as usize, i % 64);
+        let was = self.bits[w] & (1 << b) != 0;
+        if on && !was {
+            self.bits[w] |= 1 << b;
+            self.used += 1;
+        } else if !on && was {
+            self.bits[w] &= !(1 << b);
+            self.used -= 1;
+            if w < self.hint {
+                self.hint = w;
+            }
+        }
+    }
+
+    fn is_set(&self, cell: u32) -> bool {
+        if !self.contains_cell(cell) {
+            return false;
+        }
+        let i = (cell >> 2) - self.base;
+        self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+
+    /// Take a free cell, if any.
+    fn take(&mut self) -> Option<u32> {
+        if self.used >= self.count {
+            return None;
+        }
+        let words = self.bits.len();
+        for k in 0..words {
+            let w = (self.hint + k) % words;
+            let free = !self.bits[w];
+            if free == 0 {
+                continue;
+            }
+            let b = free.trailing_zeros();
+            let i = w as u32 * 64 + b;
+            if i >= self.count {
+                continue;
+            }
+            self.bits[w] |= 1 << b;
+            self.used += 1;
+            self.hint = w;
+            return Some((self.base + i) << 2);
+        }
+        None
+    }
+
+    pub fn size(&self) -> u32 {
+        self.count
+    }
+    pub fn used(&self) -> u32 {
+        self.used
+    }
+}
+
+/// A CN the register knows (bound now, or bound before and down).
+#[derive(Debug, Clone)]
+pub struct Cn {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub pools: Vec<Pool>,
+    pub up: bool,
+    /// When we last heard from it (Unix seconds).
+    pub last_heard: u32,
+}
+
+/// A station's binding as stored: 20 bytes, no heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct BindingRecord {
+    pub mac: [u8; 6],
+    pub parent: CnIdx,
+    pub at: CnIdx,
+    pub previous: CnIdx,
+    /// Network address of the /30.
+    pub cell: u32,
+    /// Unix seconds when the lease ends.
+    pub expires: u32,
+}
+
+impl BindingRecord {
+    const FREE: BindingRecord = BindingRecord {
+        mac: [0; 6],
+        parent: NO_CN,
+        at: NO_CN,
+        previous: NO_CN,
+        cell: 0,
+        expires: 0,
+    };
+    pub fn mac(&self) -> MacAddr {
+        MacAddr(self.mac)
+    }
+    pub fn cell30(&self) -> Cell30 {
+        Cell30::containing(Ipv4Addr::from(self.cell))
+    }
+    fn is_free(&self) -> bool {
+        self.mac == [0; 6]
+    }
+    /// Seconds of lease left at `now`.
+    pub fn remaining(&self, now: u32) -> u32 {
+        self.expires.saturating_sub(now)
+    }
+}
+
+/// A request the MLR must push to a CN over its bound session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// To the parent: route `cell` to CN `to` (local delivery if `to` is the parent).
+    Redirect {
+        cn: CnIdx,
+        mac: MacAddr,
+        cell: Cell30,
+        to: CnIdx,
+    },
+    /// To a CN that no longer serves `cell`: drop its state.
+    Withdraw {
+        cn: CnIdx,
+        mac: MacAddr,
+        cell: Cell30,
+    },
+}
+
+/// Something the journal must record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// CN `idx` was added or its name/pools changed.
+    Cn(CnIdx),
+    /// The binding of this MAC changed (present: upsert; absent: removed).
+    Binding([u8; 6]),
+}
+
+/// Why a CN bind was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindError {
+    WrongNetwork { got: String },
+    BadPool(String),
+    PoolOverlap { pool: PoolSpec, other: String },
+    TooManyCns,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::WrongNetwork { got } => write!(f, "wrong network name '{got}'"),
+            BindError::BadPool(r) => f.write_str(r),
+            BindError::PoolOverlap { pool, other } => {
+                write!(f, "pool {pool} overlaps a pool of bound CN {other}")
+            }
+            BindError::TooManyCns => f.write_str("too many CNs"),
+        }
+    }
+}
+
+/// Why a station operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterError {
+    /// The requesting CN is not bound (or is down).
+    NotBound,
+    /// No binding for that MAC / address.
+    NotFound,
+    /// Every pool the requester may use is full (or there is none).
+    PoolsExhausted,
+    /// A move named a cell that is not the station's.
+    CellMismatch,
+    /// Not a unicast station MAC.
+    BadMac,
+    /// The target CN of a move is unknown.
+    UnknownCn,
+}
+
+impl fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RegisterError::NotBound => "CN not bound",
+            RegisterError::NotFound => "no such binding",
+            RegisterError::PoolsExhausted => "no free /30 in any pool",
+            RegisterError::CellMismatch => "cell does not belong to that station",
+            RegisterError::BadMac => "not a station MAC address",
+            RegisterError::UnknownCn => "unknown CN",
+        })
+    }
+}
+
+/// Counters for the status file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    pub binds: u64,
+    pub binds_refused: u64,
+    pub allocations: u64,
+    pub renewals: u64,
+    pub locates: u64,
+    pub locate_misses: u64,
+    pub moves: u64,
+    pub releases: u64,
+    pub expired: u64,
+    pub cns_down: u64,
+}
+
+/// A keyed multiply-fold hasher: much cheaper than SipHash for 4- and
+/// 8-byte keys, keyed per process so keys chosen by a peer cannot be
+/// aimed at one bucket chain in advance.
+#[derive(Clone, Copy)]
+pub struct FoldHash(u64);
+
+impl Default for FoldHash {
+    fn default() -> Self {
+        // RandomState is seeded from the OS once per process.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x243f_6a88_85a3_08d3);
+        FoldHash(h.finish() | 1)
+    }
+}
+
+pub struct FoldHasher {
+    key: u64,
+    h: u64,
+}
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.h
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        let m = ((v ^ self.h) as u128).wrapping_mul((self.key ^ 0x9e37_79b9_7f4a_7c15) as u128);
+        self.h = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+impl BuildHasher for FoldHash {
+    type Hasher = FoldHasher;
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher {
+            key: self.0,
+            h: self.0.rotate_left(17),
+        }
+    }
+}
+
+fn mac_key(m: &[u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..6].copy_from_slice(m);
+    u64::from_le_bytes(b)
+}
+
+/// The register.
+pub struct Register {
+    network: String,
+    lease_time: u32,
+    /// A CN not heard from for this long is marked down.
+    dead_after: u32,
+    cns: Vec<Cn>,
+    slab: Vec<BindingRecord>,
+    free: Vec<u32>,
+    by_mac: HashMap<u64, u32, FoldHash>,
+    by_cell: HashMap<u32, u32, FoldHash>,
+    changes: Vec<Change>,
+    sweep_at: usize,
+    pub counters: Counters,
+}
+
+impl Register {
+    pub fn new(network: &str, lease_time: u32, dead_after: u32) -> Register {
+        Register {
+            network: network.to_string(),
+            lease_time: lease_time.max(1),
+            dead_after: dead_after.max(1),
+            cns: Vec::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            by_mac: HashMap::default(),
+            by_cell: HashMap::default(),
+            changes: Vec::new(),
+            sweep_at: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+    pub fn lease_time(&self) -> u32 {
+        self.lease_time
+    }
+    pub fn set_lease_time(&mut self, secs: u32) {
+        self.lease_time = secs.max(1);
+    }
+
+    pub fn set_dead_after(&mut self, secs: u32) {
+        self.dead_after = secs.max(1);
+    }
+
+    pub fn cns(&self) -> &[Cn] {
+        &self.cns
+    }
+    pub fn cn(&self, i: CnIdx) -> Option<&Cn> {
+        self.cns.get(i as usize)
+    }
+    pub fn find_cn(&self, addr: Ipv4Addr, port: u16) -> Option<CnIdx> {
+        self.cns
+            .iter()
+            .position(|c| c.addr == addr && c.port == port)
+            .map(|i| i as CnIdx)
+    }
+    pub fn binding_count(&self) -> usize {
+        self.by_mac.len()
+    }
+    /// Every live binding, in slab order.
+    pub fn bindings(&self) -> impl Iterator<Item = &BindingRecord> {
+        self.slab.iter().filter(|r| !r.is_free())
+    }
+
+    /// What the journal must write since the last call.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    // ---- CNs ---------------------------------------------------------
+
+    /// A CN binds with its pools. Same address and port as a known CN:
+    /// that CN again (its pools are replaced). A pool overlapping a pool of
+    /// another CN that is up is refused; a down CN's overlapping pool is
+    /// handed over (logged by the caller via the returned notes).
+    pub fn bind_cn(
+        &mut self,
+        network: &str,
+        name: &str,
+        addr: Ipv4Addr,
+        port: u16,
+        pools: &[PoolSpec],
+        now: u32,
+    ) -> Result<(CnIdx, Vec<String>), BindError> {
+        if network != self.network {
+            self.counters.binds_refused += 1;
+            return Err(BindError::WrongNetwork {
+                got: network.to_string(),
+            });
+        }
+        let r = self.bind_cn_checked(name, addr, port, pools, now);
+        match &r {
+            Ok(_) => self.counters.binds += 1,
+            Err(_) => self.counters.binds_refused += 1,
+        }
+        r
+    }
+
+    fn bind_cn_checked(
+        &mut self,
+        name: &str,
+        addr: Ipv4Addr,
+        port: u16,
+        pools: &[PoolSpec],
+        now: u32,
+    ) -> Result<(CnIdx, Vec<String>), BindError> {
+        if pools.len() > MAX_POOLS_PER_CN {
+            return Err(BindError::BadPool(format!(
+                "too many pools ({}, at most {MAX_POOLS_PER_CN})",
+                pools.len()
+            )));
+        }
+        let mut new_pools = Vec::with_capacity(pools.len());
+        for spec in pools {
+            let p = Pool::new(*spec).map_err(BindError::BadPool)?;
+            if let Some(q) = new_pools.iter().find(|q: &&Pool| q.overlaps(&p)) {
+                return Err(BindError::BadPool(format!(
+                    "pools {} and {} overlap",
+                    q.spec, p.spec
+                )));
+            }
+            new_pools.push(p);
+        }
+        let me = self.find_cn(addr, port);
+        if me.is_none() && self.cns.len() >= MAX_CNS {
+            return Err(BindError::TooManyCns);
+        }
+        // Overlap with other CNs that are up: refuse.
+        for (i, other) in self.cns.iter().enumerate() {
+            if Some(i as CnIdx) == me || !other.up {
+                continue;
+            }
+            for p in &new_pools {
+                if other.pools.iter().any(|q| q.overlaps(p)) {
+                    return Err(BindError::PoolOverlap {
+                        pool: p.spec,
+                        other: format!("{}:{} [{}]", other.addr, other.port, other.name),
+                    });
+                }
+            }
+        }
+        // Overlap with down CNs: the binding CN takes the range over.
+        let mut notes = Vec::new();
+        for (i, other) in self.cns.iter_mut().enumerate() {
+            if Some(i as CnIdx) == me {
+                continue;
+            }
+            let before = other.pools.len();
+            other
+                .pools
+                .retain(|q| !new_pools.iter().any(|p| p.overlaps(q)));
+            if other.pools.len() != before {
+                notes.push(format!(
+                    "took over {} pool(s) of down CN {}:{} [{}]",
+                    before - other.pools.len(),
+                    other.addr,
+                    other.port,
+                    other.name
+                ));
+                self.changes.push(Change::Cn(i as CnIdx));
+            }
+        }
+        let idx = match me {
+            Some(i) => i,
+            None => {
+                self.cns.push(Cn {
+                    name: String::new(),
+                    addr,
+                    port,
+                    pools: Vec::new(),
+                    up: false,
+                    last_heard: now,
+                });
+                (self.cns.len() - 1) as CnIdx
+            }
+        };
+        for p in &mut new_pools {
+            self.mark_pool(p);
+        }
+        let cn = &mut self.cns[idx as usize];
+        cn.name = name.to_string();
+        cn.pools = new_pools;
+        cn.up = true;
+        cn.last_heard = now;
+        self.changes.push(Change::Cn(idx));
+        Ok((idx, notes))
+    }
+
+    /// Set the bits of every bound cell lying in `p`.
+    fn mark_pool(&self, p: &mut Pool) {
+        for r in &self.slab {
+            if !r.is_free() {
+                p.set(r.cell, true);
+            }
+        }
+    }
+
+    /// Restore a CN from the journal (down until it binds again).
+    pub fn restore_cn(
+        &mut self,
+        idx: CnIdx,
+        name: &str,
+        addr: Ipv4Addr,
+        port: u16,
+        pools: &[PoolSpec],
+    ) {
+        let i = idx as usize;
+        if i >= MAX_CNS {
+            return;
+        }
+        while self.cns.len() <= i {
+            self.cns.push(Cn {
+                name: String::new(),
+                addr: Ipv4Addr::UNSPECIFIED,
+                port: 0,
+                pools: Vec::new(),
+                up: false,
+                last_heard: 0,
+            });
+        }
+        let cn = &mut self.cns[i];
+        cn.name = name.to_string();
+        cn.addr = addr;
+        cn.port = port;
+        cn.pools = pools.iter().filter_map(|s| Pool::new(*s).ok()).collect();
+        cn.up = false;
+    }
+
+    /// After a restore: set every pool's bits from the bindings.
+    pub fn rebuild_pools(&mut self) {
+        let mut cns = std::mem::take(&mut self.cns);
+        for c in &mut cns {
+            for p in &mut c.pools {
+                p.bits.iter_mut().for_each(|w| *w = 0);
+                p.used = 0;
+                p.hint = 0;
+            }
+        }
+        for r in &self.slab {
+            if r.is_free() {
+                continue;
+            }
+            for c in &mut cns {
+                for p in &mut c.pools {
+                    p.set(r.cell, true);
+                }
+            }
+        }
+        self.cns = cns;
+    }
+
+    /// Any frame from CN `i` shows it is alive.
+    pub fn heard(&mut self, i: CnIdx, now: u32) {
+        if let Some(c) = self.cns.get_mut(i as usize) {
+            c.last_heard = now;
+        }
+    }
+
+    /// The CN's session closed or it unbound: down, bindings kept.
+    pub fn cn_down(&mut self, i: CnIdx) -> bool {
+        match self.cns.get_mut(i as usize) {
+            Some(c) if c.up => {
+                c.up = false;
+                self.counters.cns_down += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Mark down every up CN not heard from for `dead_after` seconds.
+    /// Returns the CNs marked down now (their sessions should be closed).
+    pub fn check_liveness(&mut self, now: u32) -> Vec<CnIdx> {
+        let mut down = Vec::new();
+        for (i, c) in self.cns.iter_mut().enumerate() {
+            if c.up && now.saturating_sub(c.last_heard) >= self.dead_after {
+                c.up = false;
+                down.push(i as CnIdx);
+            }
+        }
+        self.counters.cns_down += down.len() as u64;
+        down
+    }
+
+    fn is_up(&self, i: CnIdx) -> bool {
+        self.cns.get(i as usize).is_some_and(|c| c.up)
+    }
+
+    // ---- stations ----------------------------------------------------
+
+    fn slot_of_mac(&self, mac: &[u8; 6]) -> Option<u32> {
+        self.by_mac.get(&mac_key(mac)).copied()
+    }
+
+    pub fn get(&self, mac: MacAddr) -> Option<BindingRecord> {
+        self.slot_of_mac(&mac.0).map(|s| self.slab[s as usize])
+    }
+
+    /// Allocate a /30 for `mac` at CN `from` (idempotent: a known MAC gets
+    /// its /30 back with the lease renewed). The requester's own pools
+    /// come first, then the pools of every other CN that is up, in order.
+    /// Returns the binding and whether it is new.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn allocate(
+        &mut self,
+        from: CnIdx,
+        mac: MacAddr,
+        now: u32,
+    ) -> Result<(BindingRecord, bool), RegisterError> {
+        self.allocate_requested(from, mac, None, now)
+    }
+
+    /// As [`Register::allocate`], but a new station gets the /30 holding
+    /// `requested` when that cell is free and lies in a pool of a CN that
+    /// is up (a DHCP REQUEST for a remembered address, a static client).
+    pub fn allocate_requested(
+        &mut self,
+        from: CnIdx,
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+        now: u32,
+    ) -> Result<(BindingRecord, bool), RegisterError> {
+        if !self.is_up(from) {
+            return Err(RegisterError::NotBound);
+        }
+        if !mac.is_station() {
+            return Err(RegisterError::BadMac);
+        }
+        let expires = now.saturating_add(self.lease_time);
+        if let Some(s) = self.slot_of_mac(&mac.0) {
+            let r = &mut self.slab[s as usize];
+            r.expires = expires;
+            let rec = *r;
+            self.changes.push(Change::Binding(mac.0));
+            self.counters.renewals += 1;
+            return Ok((rec, false));
+        }
+        if let Some(want) = requested {
+            let cell = u32::from(want) & !3;
+            if !self.by_cell.contains_key(&cell) {
+                let owner = self.cns.iter_mut().enumerate().find_map(|(i, c)| {
+                    let p = c.pools.iter_mut().find(|p| p.contains_cell(cell))?;
+                    c.up.then_some((i, p))
+                });
+                if let Some((i, p)) = owner {
+                    if !p.is_set(cell) {
+                        p.set(cell, true);
+                        let rec = BindingRecord {
+                            mac: mac.0,
+                            parent: i as CnIdx,
+                            at: from,
+                            previous: NO_CN,
+                            cell,
+                            expires,
+                        };
+                        self.insert(rec);
+                        self.changes.push(Change::Binding(mac.0));
+                        self.counters.allocations += 1;
+                        return Ok((rec, true));
+                    }
+                }
+            }
+        }
+        let order = std::iter::once(from as usize)
+            .chain((0..self.cns.len()).filter(|&i| i != from as usize));
+        let mut got = None;
+        for i in order {
+            if !self.cns[i].up {
+                continue;
+            }
+            for p in &mut self.cns[i].pools {
+                // A cell may already be bound from a pool that was since
+                // reassigned; such cells are marked, but check anyway.
+                while let Some(cell) = p.take() {
+                    if !self.by_cell.contains_key(&cell) {
+                        got = Some((i as CnIdx, cell));
+                        break;
+                    }
+                }
+                if got.is_some() {
+                    break;
+                }
+            }
+            if got.is_some() {
+                break;
+            }
+        }
+        let (parent, cell) = got.ok_or(RegisterError::PoolsExhausted)?;
+        let rec = BindingRecord {
+            mac: mac.0,
+            parent,
+            at: from,
+            previous: NO_CN,
+            cell,
+            expires,
+        };
+        self.insert(rec);
+        self.changes.push(Change::Binding(mac.0));
+        self.counters.allocations += 1;
+        Ok((rec, true))
+    }
+
+    fn insert(&mut self, rec: BindingRecord) {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = rec;
+                s
+            }
+            None => {
+                self.slab.push(rec);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.by_mac.insert(mac_key(&rec.mac), slot);
+        self.by_cell.insert(rec.cell, slot);
+    }
+
+    fn remove_slot(&mut self, s: u32) -> BindingRecord {
+        let rec = self.slab[s as usize];
+        self.by_mac.remove(&mac_key(&rec.mac));
+        self.by_cell.remove(&rec.cell);
+        for c in &mut self.cns {
+            for p in &mut c.pools {
+                p.set(rec.cell, false);
+            }
+        }
+        self.slab[s as usize] = BindingRecord::FREE;
+        self.free.push(s);
+        rec
+    }
+
+    /// Restore (or overwrite) a binding from the journal. Pool bits are set
+    /// by [`Register::rebuild_pools`] once the whole journal is read.
+    pub fn restore_binding(&mut self, rec: BindingRecord) {
+        if rec.is_free() {
+            return;
+        }
+        if let Some(s) = self.slot_of_mac(&rec.mac) {
+            let old = self.slab[s as usize];
+            if old.cell != rec.cell {
+                self.by_cell.remove(&old.cell);
+                self.by_cell.insert(rec.cell, s);
+            }
+            self.slab[s as usize] = rec;
+            return;
+        }
+        // A cell held by another MAC (should not happen): the later wins.
+        if let Some(&s) = self.by_cell.get(&rec.cell) {
+            self.remove_slot(s);
+        }
+        self.insert(rec);
+    }
+
+    /// Restore a binding from a snapshot, whose MACs and cells are unique
+    /// (it was written from a register and is checksummed): no lookups.
+    pub fn restore_unique(&mut self, rec: BindingRecord) {
+        if !rec.is_free() {
+            self.insert(rec);
+        }
+    }
+
+    /// Remove a binding while replaying the journal.
+    pub fn restore_removal(&mut self, mac: [u8; 6]) {
+        if let Some(s) = self.slot_of_mac(&mac) {
+            self.remove_slot(s);
+        }
+    }
+
+    /// Pre-size the indexes (restore, benchmark).
+    pub fn reserve(&mut self, n: usize) {
+        self.slab.reserve(n);
+        self.by_mac.reserve(n);
+        self.by_cell.reserve(n);
+    }
+
+    pub fn locate_mac(&mut self, mac: MacAddr) -> Option<BindingRecord> {
+        self.counters.locates += 1;
+        let r = self.get(mac);
+        if r.is_none() {
+            self.counters.locate_misses += 1;
+        }
+        r
+    }
+
+    /// Locate by any of the four addresses of a station's /30.
+    pub fn locate_ip(&mut self, ip: Ipv4Addr) -> Option<BindingRecord> {
+        self.counters.locates += 1;
+        let cell = u32::from(ip) & !3;
+        let r = self.by_cell.get(&cell).map(|&s| self.slab[s as usize]);
+        if r.is_none() {
+            self.counters.locate_misses += 1;
+        }
+        r
+    }
+
+    /// Station `mac` (holding `cell`) is now at CN `to`. Records at/previous,
+    /// renews the lease and returns what to push: Redirect to the parent
+    /// (always: it may have missed an earlier one), Withdraw to the CN the
+    /// station left when that is neither `to` nor the parent.
+    pub fn move_to(
+        &mut self,
+        mac: MacAddr,
+        cell: Cell30,
+        to: CnIdx,
+        now: u32,
+    ) -> Result<(BindingRecord, Vec<Push>), RegisterError> {
+        if (to as usize) >= self.cns.len() {
+            return Err(RegisterError::UnknownCn);
+        }
+        let s = self.slot_of_mac(&mac.0).ok_or(RegisterError::NotFound)?;
+        let lease = self.lease_time;
+        let r = &mut self.slab[s as usize];
+        if r.cell != cell.to_u32() {
+            return Err(RegisterError::CellMismatch);
+        }
+        let mut pushes = Vec::with_capacity(2);
+        let old_at = r.at;
+        if old_at != to {
+            r.previous = old_at;
+            r.at = to;
+            if old_at != r.parent && old_at != NO_CN {
+                pushes.push(Push::Withdraw {
+                    cn: old_at,
+                    mac,
+                    cell,
+                });
+            }
+        }
+        r.expires = now.saturating_add(lease);
+        pushes.insert(
+            0,
+            Push::Redirect {
+                cn: r.parent,
+                mac,
+                cell,
+                to,
+            },
+        );
+        let rec = *r;
+        self.changes.push(Change::Binding(mac.0));
+        self.counters.moves += 1;
+        Ok((rec, pushes))
+    }
+
+    /// Free a station's /30 at the request of CN `by`. Pushes a Withdraw to
+    /// the CN it is at and to its parent, except to `by` itself.
+    pub fn release(
+        &mut self,
+        mac: MacAddr,
+        by: CnIdx,
+    ) -> Result<(BindingRecord, Vec<Push>), RegisterError> {
+        let s = self.slot_of_mac(&mac.0).ok_or(RegisterError::NotFound)?;
+        let rec = self.remove_slot(s);
+        self.changes.push(Change::Binding(mac.0));
+        self.counters.releases += 1;
+        Ok((rec, withdrawals(&rec, by)))
+    }
+
+    /// Expire leases: look at up to `budget` slab slots from where the last
+    /// call stopped (so a sweep over millions never stalls the loop).
+    /// Returns the expired bindings' withdrawals.
+    pub fn expire(&mut self, now: u32, budget: usize) -> (Vec<BindingRecord>, Vec<Push>) {
+        let mut gone = Vec::new();
+        let mut pushes = Vec::new();
+        let n = self.slab.len();
+        if n == 0 {
+            return (gone, pushes);
+        }
+        for _ in 0..budget.min(n) {
+            if self.sweep_at >= n {
+                self.sweep_at = 0;
+            }
+            let s = self.sweep_at;
+            self.sweep_at += 1;
+            let r = self.slab[s];
+            if !r.is_free() && r.expires <= now {
+                self.remove_slot(s as u32);
+                self.changes.push(Change::Binding(r.mac));
+                self.counters.expired += 1;
+                pushes.extend(withdrawals(&r, NO_CN));
+                gone.push(r);
+            }
+        }
+        (gone, pushes)
+    }
+
+    /// Bindings per CN index as parent and as "at" (for status).
+    pub fn per_cn_counts(&self) -> Vec<(u32, u32)> {
+        let mut v = vec![(0u32, 0u32); self.cns.len()];
+        for r in self.bindings() {
+            if let Some(e) = v.get_mut(r.parent as usize) {
+                e.0 += 1;
+            }
+            if let Some(e) = v.get_mut(r.at as usize) {
+                e.1 += 1;
+            }
+        }
+        v
+    }
+}
+
+fn withdrawals(rec: &BindingRecord, by: CnIdx) -> Vec<Push> {
+    let cell = rec.cell30();
+    let mac = rec.mac();
+    let mut v = Vec::new();
+    if rec.at != by && rec.at != NO_CN {
+        v.push(Push::Withdraw {
+            cn: rec.at,
+            mac,
+            cell,
+        });
+    }
+    if rec.parent != by && rec.parent != rec.at && rec.parent != NO_CN {
+        v.push(Push::Withdraw {
+            cn: rec.parent,
+            mac,
+            cell,
+        });
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NET: &str = "testnet";
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+    fn pool(a: &str, b: &str) -> PoolSpec {
+        PoolSpec {
+            first: ip(a),
+            last: ip(b),
+        }
+    }
+    fn mac(n: u32) -> MacAddr {
+        let b = n.to_be_bytes();
+        MacAddr([0x02, 0, b[0], b[1], b[2], b[3]])
+    }
+    fn reg() -> Register {
+        Register::new(NET, 3600, 30)
+    }
+    fn bind(r: &mut Register, a: &str, pools: &[PoolSpec]) -> CnIdx {
+        r.bind_cn(NET, a, ip(a), 5554, pools, 100).unwrap().0
+    }
+    fn cell_of(s: &str) -> Cell30 {
+        Cell30::from_network(ip(s)).unwrap()
+    }
+
+    #[test]
+    fn pool_cells_are_whole_30s_inside_the_range() {
+        let p = Pool::new(pool("10.0.0.1", "10.0.0.14")).unwrap();
+        // 10.0.0.4/30 and 10.0.0.8/30 only: .0 and .12 are cut.
+        assert_eq!(p.size(), 2);
+        assert!(Pool::new(pool("10.0.0.1", "10.0.0.2")).is_err());
+        assert_eq!(
+            Pool::new(pool("10.0.0.0", "10.0.0.255")).unwrap().size(),
+            64
+        );
+        assert!(Pool::new(pool("0.0.0.0", "255.255.255.255")).is_err());
+    }
+
+    #[test]
+    fn bind_refuses_a_wrong_network_name() {
+        let mut r = reg();
+        let e = r
+            .bind_cn("other", "cn", ip("10.9.0.1"), 5554, &[], 0)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "wrong network name 'other'");
+        assert!(r.cns().is_empty());
+        assert_eq!(r.counters.binds_refused, 1);
+    }
+
+    #[test]
+    fn bind_refuses_pools_overlapping_another_up_cn_with_a_reason() {
+        let mut r = reg();
+        bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        let e = r
+            .bind_cn(
+                NET,
+                "b",
+                ip("10.9.0.2"),
+                5554,
+                &[pool("10.1.0.128", "10.1.1.255")],
+                0,
+            )
+            .unwrap_err();
+        assert!(matches!(e, BindError::PoolOverlap { .. }), "{e}");
+        assert!(e.to_string().contains("10.9.0.1:5554"), "{e}");
+        // Its own pools overlapping each other are refused too.
+        let e = r
+            .bind_cn(
+                NET,
+                "b",
+                ip("10.9.0.2"),
+                5554,
+                &[pool("10.2.0.0", "10.2.0.255"), pool("10.2.0.4", "10.2.0.7")],
+                0,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("overlap"), "{e}");
+        // The same CN rebinding with the same pool is fine.
+        bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        assert_eq!(r.cns().len(), 1);
+    }
+
+    #[test]
+    fn a_down_cns_overlapping_pool_is_taken_over() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        r.cn_down(a);
+        let (_, notes) = r
+            .bind_cn(
+                NET,
+                "b",
+                ip("10.9.0.2"),
+                5554,
+                &[pool("10.1.0.0", "10.1.0.255")],
+                0,
+            )
+            .unwrap();
+        assert_eq!(notes.len(), 1);
+        assert!(r.cn(a).unwrap().pools.is_empty());
+    }
+
+    #[test]
+    fn allocation_uses_own_pool_first_then_others_without_overlap() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.15")]); // 4 cells
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.7")]); // 2 cells
+        let c = bind(&mut r, "10.9.0.3", &[]);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..2 {
+            let (rec, new) = r.allocate(b, mac(i), 0).unwrap();
+            assert!(new);
+            assert_eq!(rec.parent, b);
+            assert!(seen.insert(rec.cell));
+        }
+        // b's pool is full: a's pool next.
+        let (rec, _) = r.allocate(b, mac(10), 0).unwrap();
+        assert_eq!((rec.parent, rec.at), (a, b));
+        assert!(seen.insert(rec.cell));
+        // c has no pool: served from the others.
+        for i in 20..23 {
+            let (rec, _) = r.allocate(c, mac(i), 0).unwrap();
+            assert_eq!(rec.at, c);
+            assert!(seen.insert(rec.cell), "cell handed out twice");
+        }
+        assert_eq!(seen.len(), 6);
+        assert_eq!(
+            r.allocate(c, mac(99), 0).unwrap_err(),
+            RegisterError::PoolsExhausted
+        );
+        assert_eq!(r.binding_count(), 6);
+    }
+
+    #[test]
+    fn allocate_is_idempotent_per_mac_and_renews_the_lease() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.255")]);
+        let (first, new) = r.allocate(a, mac(1), 1000).unwrap();
+        assert!(new);
+        assert_eq!(first.expires, 1000 + 3600);
+        let (again, new) = r.allocate(b, mac(1), 2000).unwrap();
+        assert!(!new);
+        assert_eq!(again.cell, first.cell);
+        assert_eq!(again.parent, a);
+        assert_eq!(again.expires, 2000 + 3600);
+        assert_eq!(r.binding_count(), 1);
+    }
+
+    #[test]
+    fn a_requested_free_address_is_honoured_else_any_cell() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.255")]);
+        let (rec, _) = r
+            .allocate_requested(b, mac(1), Some(ip("10.1.0.41")), 0)
+            .unwrap();
+        assert_eq!(rec.cell30(), cell_of("10.1.0.40"));
+        assert_eq!((rec.parent, rec.at), (a, b));
+        // Taken: a different MAC asking for it gets another cell.
+        let (rec2, _) = r
+            .allocate_requested(b, mac(2), Some(ip("10.1.0.42")), 0)
+            .unwrap();
+        assert_ne!(rec2.cell, rec.cell);
+        assert_eq!(rec2.parent, b);
+        // Outside every pool: any cell.
+        let (rec3, _) = r
+            .allocate_requested(b, mac(3), Some(ip("192.168.1.5")), 0)
+            .unwrap();
+        assert_eq!(rec3.parent, b);
+        // The pool bit is set: plain allocation never hands it out again.
+        for i in 10..73 {
+            let (x, _) = r.allocate(a, mac(i), 0).unwrap();
+            assert_ne!(x.cell, rec.cell);
+        }
+    }
+
+    #[test]
+    fn allocate_refuses_unbound_cns_and_bad_macs() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        assert_eq!(
+            r.allocate(7, mac(1), 0).unwrap_err(),
+            RegisterError::NotBound
+        );
+        assert_eq!(
+            r.allocate(a, MacAddr::BROADCAST, 0).unwrap_err(),
+            RegisterError::BadMac
+        );
+        r.cn_down(a);
+        assert_eq!(
+            r.allocate(a, mac(1), 0).unwrap_err(),
+            RegisterError::NotBound
+        );
+    }
+
+    #[test]
+    fn locate_by_mac_and_by_any_address_of_the_cell() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        let (rec, _) = r.allocate(a, mac(5), 0).unwrap();
+        assert_eq!(r.locate_mac(mac(5)), Some(rec));
+        let c = rec.cell30();
+        for addr in [c.network(), c.station(), c.gateway(), c.broadcast()] {
+            assert_eq!(r.locate_ip(addr), Some(rec));
+        }
+        assert_eq!(r.locate_mac(mac(6)), None);
+        assert_eq!(r.locate_ip(ip("10.200.0.1")), None);
+        assert_eq!(r.counters.locate_misses, 2);
+    }
+
+    #[test]
+    fn move_records_at_and_previous_and_returns_the_pushes() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        let b = bind(&mut r, "10.9.0.2", &[]);
+        let c = bind(&mut r, "10.9.0.3", &[]);
+        let (rec, _) = r.allocate(a, mac(1), 0).unwrap();
+        let cell = rec.cell30();
+        // a -> b: redirect to the parent (a), nothing to withdraw (a is the parent).
+        let (m, p) = r.move_to(mac(1), cell, b, 10).unwrap();
+        assert_eq!((m.parent, m.at, m.previous), (a, b, a));
+        assert_eq!(
+            p,
+            vec![Push::Redirect {
+                cn: a,
+                mac: mac(1),
+                cell,
+                to: b
+            }]
+        );
+        assert_eq!(m.expires, 10 + 3600);
+        // b -> c: redirect at a, withdraw at b.
+        let (m, p) = r.move_to(mac(1), cell, c, 20).unwrap();
+        assert_eq!((m.at, m.previous), (c, b));
+        assert_eq!(
+            p,
+            vec![
+                Push::Redirect {
+                    cn: a,
+                    mac: mac(1),
+                    cell,
+                    to: c
+                },
+                Push::Withdraw {
+                    cn: b,
+                    mac: mac(1),
+                    cell
+                }
+            ]
+        );
+        // c -> a (home): redirect to local delivery, withdraw at c.
+        let (m, p) = r.move_to(mac(1), cell, a, 30).unwrap();
+        assert_eq!((m.at, m.previous), (a, c));
+        assert_eq!(
+            p,
+            vec![
+                Push::Redirect {
+                    cn: a,
+                    mac: mac(1),
+                    cell,
+                    to: a
+                },
+                Push::Withdraw {
+                    cn: c,
+                    mac: mac(1),
+                    cell
+                }
+            ]
+        );
+        // Repeated move to the same CN: previous kept, parent reminded.
+        let (m, p) = r.move_to(mac(1), cell, a, 40).unwrap();
+        assert_eq!(m.previous, c);
+        assert_eq!(
+            p,
+            vec![Push::Redirect {
+                cn: a,
+                mac: mac(1),
+                cell,
+                to: a
+            }]
+        );
+        // Wrong cell, unknown station, unknown CN.
+        assert_eq!(
+            r.move_to(mac(1), cell_of("10.7.0.0"), b, 0).unwrap_err(),
+            RegisterError::CellMismatch
+        );
+        assert_eq!(
+            r.move_to(mac(2), cell, b, 0).unwrap_err(),
+            RegisterError::NotFound
+        );
+        assert_eq!(
+            r.move_to(mac(1), cell, 99, 0).unwrap_err(),
+            RegisterError::UnknownCn
+        );
+    }
+
+    #[test]
+    fn release_frees_the_cell_for_reuse_and_withdraws() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.3")]); // 1 cell
+        let b = bind(&mut r, "10.9.0.2", &[]);
+        let (rec, _) = r.allocate(a, mac(1), 0).unwrap();
+        r.move_to(mac(1), rec.cell30(), b, 0).unwrap();
+        assert_eq!(
+            r.allocate(a, mac(2), 0).unwrap_err(),
+            RegisterError::PoolsExhausted
+        );
+        let (_, p) = r.release(mac(1), b).unwrap();
+        assert_eq!(
+            p,
+            vec![Push::Withdraw {
+                cn: a,
+                mac: mac(1),
+                cell: rec.cell30()
+            }]
+        );
+        assert_eq!(r.release(mac(1), b).unwrap_err(), RegisterError::NotFound);
+        let (rec2, _) = r.allocate(a, mac(2), 0).unwrap();
+        assert_eq!(rec2.cell, rec.cell);
+    }
+
+    #[test]
+    fn leases_expire_in_bounded_sweeps() {
+        let mut r = Register::new(NET, 100, 30);
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.255.255")]);
+        for i in 0..10 {
+            r.allocate(a, mac(i), 0).unwrap();
+        }
+        r.allocate(a, mac(3), 50).unwrap(); // renewed: lives to 150
+        let (gone, _) = r.expire(99, 100);
+        assert!(gone.is_empty());
+        // Slots 0..4 hold macs 0..3, of which mac 3 was renewed.
+        let (gone, _) = r.expire(100, 4);
+        assert_eq!(gone.len(), 3);
+        let (gone, _) = r.expire(100, 100);
+        assert_eq!(gone.len(), 6);
+        assert_eq!(r.binding_count(), 1);
+        assert!(r.get(mac(3)).is_some());
+        assert_eq!(r.counters.expired, 9);
+    }
+
+    #[test]
+    fn missed_pings_mark_a_cn_down_and_keep_its_bindings() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.255")]);
+        r.allocate(a, mac(1), 100).unwrap();
+        r.heard(b, 120);
+        assert!(r.check_liveness(129).is_empty());
+        assert_eq!(r.check_liveness(130), vec![a]);
+        assert!(!r.cn(a).unwrap().up);
+        assert!(r.cn(b).unwrap().up);
+        assert!(r.get(mac(1)).is_some());
+        // b's allocations no longer come from down a's pool.
+        for i in 2..60 {
+            let (rec, _) = r.allocate(b, mac(i), 130).unwrap();
+            assert_eq!(rec.parent, b);
+        }
+        // Rebinding brings it back up.
+        bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        assert!(r.cn(a).unwrap().up);
+    }
+
+    #[test]
+    fn restore_then_rebuild_never_hands_a_bound_cell_out_again() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.15")]);
+        let mut held = Vec::new();
+        for i in 0..3 {
+            held.push(r.allocate(a, mac(i), 0).unwrap().0);
+        }
+        let mut r2 = reg();
+        let cn = r.cn(a).unwrap();
+        let specs: Vec<_> = cn.pools.iter().map(|p| p.spec).collect();
+        r2.restore_cn(a, &cn.name, cn.addr, cn.port, &specs);
+        for h in &held {
+            r2.restore_binding(*h);
+        }
+        r2.rebuild_pools();
+        bind(&mut r2, "10.9.0.1", &specs);
+        let (rec, _) = r2.allocate(a, mac(9), 0).unwrap();
+        assert!(held.iter().all(|h| h.cell != rec.cell));
+        assert_eq!(
+            r2.allocate(a, mac(10), 0).unwrap_err(),
+            RegisterError::PoolsExhausted
+        );
+    }
+
+    #[test]
+    fn changes_name_every_touched_cn_and_mac() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        r.allocate(a, mac(1), 0).unwrap();
+        r.release(mac(1), a).unwrap();
+        assert_eq!(
+            r.take_changes(),
+            vec![
+                Change::Cn(a),
+                Change::Binding(mac(1).0),
+                Change::Binding(mac(1).0)
+            ]
+        );
+        assert!(!r.has_changes());
+        // Locates change nothing.
+        r.locate_mac(mac(1));
+        assert!(!r.has_changes());
+    }
+
+    #[test]
+    fn binding_record_is_20_bytes() {
+        assert_eq!(std::mem::size_of::<BindingRecord>(), 20);
+    }
+}

@@ -1,0 +1,967 @@
+//! mlrd's one poll(2) loop: the MLRP listener, one sans-IO [`Session`] per
+//! connection with bounded buffers, the signalfd and a timer queue. It turns
+//! MLRP requests into register calls, journals every change, and only then
+//! sends the replies acknowledging them; Redirect/Withdraw requests the
+//! register asks for are pushed over the target CN's bound session.
+//!
+//! Order within one loop iteration (this is what makes "acknowledged"
+//! mean "durable"): 1. read every ready socket and handle whole frames,
+//! appending replies to per-connection output buffers; 2. write the
+//! register's changes to the journal and fdatasync; 3. write the output
+//! buffers. Nothing blocks: sockets are non-blocking, a peer that does not
+//! read is cut off when its output passes [`MAX_OUTPUT`], and one peer gets
+//! at most [`READ_BUDGET`] bytes per iteration.
+
+use crate::config::{MlrdConfig, Source};
+use crate::journal::Journal;
+use crate::register::{BindError, BindingRecord, CnIdx, PoolSpec, Push, Register, NO_CN};
+use crate::status::{self, ServerStats};
+use log::{debug, error, info, warn};
+use nix::sys::signal::Signal;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant, SystemTime};
+use tmip::event_loop::{Poller, Readiness, Signals, Timers, Token};
+use tmip::mlrp::{
+    self, BindReply, Binding, CnEntry, CnList, CnRef, ErrorCode, Incoming, Locate, Message,
+    MlrpError, NetworkKey, Pool, Role, Session, StatusReply,
+};
+
+const LISTENER: Token = 0;
+const SIGNALS: Token = 1;
+const FIRST_CONN: Token = 2;
+/// Bytes read from one peer per loop iteration, so none can starve others.
+pub const READ_BUDGET: usize = 256 << 10;
+/// A peer with this much unsent output is not reading: it is cut off.
+pub const MAX_OUTPUT: usize = 4 << 20;
+/// A connection must complete the MLRP handshake within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An established connection that is not a bound CN may idle this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Slab slots the lease sweep visits per tick (a million every ~16 s).
+const SWEEP_BUDGET: usize = 65_536;
+/// Accepts per loop iteration.
+const ACCEPT_BUDGET: usize = 512;
+
+/// Open the MLRP listener on all addresses (non-blocking, deep backlog).
+pub fn listen(port: u16) -> io::Result<TcpListener> {
+    let l = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))?;
+    l.set_nonblocking(true)?;
+    // std listens with a backlog of 128; bursts of CNs reconnecting after
+    // a restart deserve more. listen(2) again just raises it.
+    // SAFETY: listen on a socket we own.
+    unsafe { libc::listen(l.as_raw_fd(), 4096) };
+    Ok(l)
+}
+
+/// Unix seconds as the register counts them.
+pub fn now_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs().min(u32::MAX as u64) as u32)
+        .unwrap_or(0)
+}
+
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    session: Session,
+    out: Vec<u8>,
+    sent: usize,
+    /// The CN this connection is the bound session of.
+    cn: Option<CnIdx>,
+    opened: Instant,
+    last_rx: Instant,
+    /// POLLOUT registered.
+    want_write: bool,
+    /// Send what is queued, then close.
+    closing: bool,
+    /// Output length before this iteration's replies (for a failed commit).
+    committed_len: usize,
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        self.out.len() - self.sent
+    }
+}
+
+/// What start-up hands the loop.
+pub struct Setup {
+    pub cfg: MlrdConfig,
+    pub source: Source,
+    pub debug_override: Option<u8>,
+    pub reg: Register,
+    pub journal: Journal,
+    pub listener: TcpListener,
+    pub max_conns: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Tick {
+    Second,
+}
+
+pub struct Server {
+    cfg: MlrdConfig,
+    source: Source,
+    debug_override: Option<u8>,
+    reg: Register,
+    journal: Journal,
+    listener: TcpListener,
+    poller: Poller,
+    signals: Signals,
+    timers: Timers<Tick>,
+    conns: Vec<Option<Conn>>,
+    free_slots: Vec<usize>,
+    nconns: usize,
+    max_conns: usize,
+    /// CN index -> slot of its bound session.
+    cn_conn: Vec<Option<usize>>,
+    key: Option<NetworkKey>,
+    stats: ServerStats,
+    started: Instant,
+    /// Slots with output queued this iteration.
+    dirty: Vec<usize>,
+    pushes: Vec<Push>,
+    to_close: Vec<(usize, String)>,
+    refused_since_log: u64,
+    stop: bool,
+    requests: u64,
+}
+
+fn cnref(reg: &Register, i: CnIdx) -> CnRef {
+    match reg.cn(i) {
+        Some(c) => CnRef::new(c.addr, c.port),
+        None => CnRef::new(Ipv4Addr::UNSPECIFIED, 0),
+    }
+}
+
+fn binding_msg(reg: &Register, r: &BindingRecord, now: u32) -> Message {
+    Message::Binding(Binding {
+        mac: r.mac(),
+        cell: r.cell30(),
+        parent: cnref(reg, r.parent),
+        at: cnref(reg, r.at),
+        previous: (r.previous != NO_CN).then(|| cnref(reg, r.previous)),
+        lease_remaining_secs: r.remaining(now),
+    })
+}
+
+fn key_for(cfg: &MlrdConfig) -> Option<NetworkKey> {
+    cfg.secret
+        .as_ref()
+        .map(|s| NetworkKey::derive(s.as_bytes(), &cfg.network_name))
+}
+
+impl Server {
+    pub fn new(s: Setup) -> io::Result<Server> {
+        let signals = Signals::daemon_set()?;
+        let mut poller = Poller::new();
+        poller.register(s.listener.as_raw_fd(), LISTENER, false);
+        poller.register(signals.as_raw_fd(), SIGNALS, false);
+        let mut timers = Timers::new();
+        timers.schedule_in(Instant::now(), Duration::from_secs(1), Tick::Second);
+        let key = key_for(&s.cfg);
+        let ncn = s.reg.cns().len();
+        Ok(Server {
+            key,
+            cfg: s.cfg,
+            source: s.source,
+            debug_override: s.debug_override,
+            reg: s.reg,
+            journal: s.journal,
+            listener: s.listener,
+            poller,
+            signals,
+            timers,
+            conns: Vec::new(),
+            free_slots: Vec::new(),
+            nconns: 0,
+            max_conns: s.max_conns,
+            cn_conn: vec![None; ncn],
+            stats: ServerStats::default(),
+            started: Instant::now(),
+            dirty: Vec::new(),
+            pushes: Vec::new(),
+            to_close: Vec::new(),
+            refused_since_log: 0,
+            stop: false,
+            requests: 0,
+        })
+    }
+
+    /// Run until TERM/INT; then save a snapshot.
+    pub fn run(&mut self) -> Result<(), String> {
+        let mut ready: Vec<(Token, Readiness)> = Vec::with_capacity(1024);
+        while !self.stop {
+            let timeout = self.timers.timeout(Instant::now());
+            ready.clear();
+            self.poller
+                .wait(timeout, &mut ready)
+                .map_err(|e| format!("poll: {e}"))?;
+            for &(tok, r) in &ready {
+                match tok {
+                    LISTENER => self.accept(),
+                    SIGNALS => self.on_signals(),
+                    t => self.on_conn(t - FIRST_CONN, r),
+                }
+            }
+            let now = Instant::now();
+            while let Some(t) = self.timers.pop_expired(now) {
+                match t {
+                    Tick::Second => {
+                        self.on_tick(now);
+                        self.timers
+                            .schedule_in(now, Duration::from_secs(1), Tick::Second);
+                    }
+                }
+            }
+            self.commit_and_flush();
+        }
+        match self.journal.compact(&self.reg) {
+            Ok(()) => {
+                info!(
+                    "+ State saved: snapshot {} with {} bindings. MLR stopped.",
+                    self.journal.generation(),
+                    self.reg.binding_count()
+                );
+                Ok(())
+            }
+            Err(e) => Err(format!("saving state: {e}")),
+        }
+    }
+
+    // ---- connections -----------------------------------------------------
+
+    fn accept(&mut self) {
+        for _ in 0..ACCEPT_BUDGET {
+            let (stream, peer) = match self.listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: the listener stays readable; log
+                    // and let the next iteration retry rather than spin.
+                    warn!("! accept: {e}");
+                    break;
+                }
+            };
+            if self.nconns >= self.max_conns {
+                self.stats.connections_refused += 1;
+                self.refused_since_log += 1;
+                if self.refused_since_log == 1 {
+                    warn!(
+                        "! Refusing connection from {peer}: {} connections open (max_connections {})",
+                        self.nconns, self.max_conns
+                    );
+                }
+                drop(stream);
+                continue;
+            }
+            if let Err(e) = self.add_conn(stream, peer) {
+                warn!("! {peer}: cannot set up connection: {e}");
+            }
+        }
+    }
+
+    fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
+        stream.set_nonblocking(true)?;
+        let _ = stream.set_nodelay(true);
+        let mut session = Session::new(Role::Mlr, self.key.as_ref(), mlrp::random_nonce()?);
+        session.set_label(peer.to_string());
+        let mut out = Vec::new();
+        session.handshake(&mut out);
+        let now = Instant::now();
+        let conn = Conn {
+            stream,
+            peer,
+            session,
+            out,
+            sent: 0,
+            cn: None,
+            opened: now,
+            last_rx: now,
+            want_write: false,
+            closing: false,
+            committed_len: 0,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                self.conns[s] = Some(conn);
+                s
+            }
+            None => {
+                self.conns.push(Some(conn));
+                self.conns.len() - 1
+            }
+        };
+        if let Some(c) = &self.conns[slot] {
+            self.poller
+                .register(c.stream.as_raw_fd(), FIRST_CONN + slot, false);
+        }
+        self.nconns += 1;
+        self.stats.connections_accepted += 1;
+        self.dirty.push(slot);
+        debug!(target: "mlrp", "{peer}: connected (slot {slot})");
+        Ok(())
+    }
+
+    fn on_conn(&mut self, slot: usize, r: Readiness) {
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        if r.readable || r.error {
+            self.read_conn(slot, &mut conn);
+        }
+        if r.writable {
+            self.dirty.push(slot);
+        }
+        self.conns[slot] = Some(conn);
+        self.deliver_pushes();
+    }
+
+    fn read_conn(&mut self, slot: usize, conn: &mut Conn) {
+        let mut buf = [0u8; 64 << 10];
+        let mut total = 0;
+        while total < READ_BUDGET && !conn.closing {
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.to_close.push((slot, "peer closed".into()));
+                    conn.closing = true;
+                    break;
+                }
+                Ok(n) => {
+                    total += n;
+                    conn.last_rx = Instant::now();
+                    conn.session.feed(&buf[..n]);
+                    self.process_frames(slot, conn);
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.to_close.push((slot, format!("read: {e}")));
+                    conn.closing = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn process_frames(&mut self, slot: usize, conn: &mut Conn) {
+        let before = conn.out.len();
+        let now = now_secs();
+        while let Some(ev) = conn.session.poll(&mut conn.out) {
+            match ev {
+                Ok(Incoming::Established { peer }) => {
+                    debug!(target: "mlrp", "{}: established ({:?}, {})", conn.peer, peer.role, peer.software);
+                }
+                Ok(Incoming::Request { id, msg }) => {
+                    self.stats.frames_in += 1;
+                    self.requests += 1;
+                    debug!(target: "mlrp", "{}: request {id}: {msg}", conn.peer);
+                    if let Some(cn) = conn.cn {
+                        self.reg.heard(cn, now);
+                    }
+                    let reply = self.handle(slot, conn, msg, now);
+                    debug!(target: "mlrp", "{}: reply {id}: {reply}", conn.peer);
+                    if let Err(e) = conn.session.reply(id, &reply, &mut conn.out) {
+                        warn!("! {}: cannot send reply {id}: {e}", conn.peer);
+                    }
+                }
+                Ok(Incoming::Reply { id, msg }) => {
+                    self.stats.frames_in += 1;
+                    if let Some(cn) = conn.cn {
+                        self.reg.heard(cn, now);
+                    }
+                    match msg {
+                        Message::Error(e) => {
+                            warn!("! {}: push {id} refused: {}: {}", conn.peer, e.code, e.text)
+                        }
+                        m => debug!(target: "mlrp", "{}: reply {id}: {m}", conn.peer),
+                    }
+                }
+                Err(e) => {
+                    self.stats.frames_rejected += 1;
+                    let auth = matches!(e, MlrpError::BadMac | MlrpError::AuthMismatch { .. });
+                    if auth {
+                        self.stats.auth_failures += 1;
+                    }
+                    if e.is_fatal() {
+                        let why = if auth {
+                            format!("refused: {e}")
+                        } else {
+                            format!("protocol error: {e}")
+                        };
+                        if !matches!(e, MlrpError::PeerClosed(_)) {
+                            warn!("! {}: {why}; closing", conn.peer);
+                        }
+                        conn.closing = true;
+                        self.to_close.push((slot, why));
+                        break;
+                    }
+                    warn!("! {}: {e}", conn.peer);
+                }
+            }
+        }
+        if conn.out.len() != before {
+            self.dirty.push(slot);
+        }
+        if conn.pending() > MAX_OUTPUT && !conn.closing {
+            warn!(
+                "! {}: {} bytes unsent: peer is not reading; closing",
+                conn.peer,
+                conn.pending()
+            );
+            conn.closing = true;
+            conn.out.truncate(conn.sent);
+            self.to_close.push((slot, "not reading".into()));
+        }
+    }
+
+    /// Answer one request.
+    fn handle(&mut self, slot: usize, conn: &mut Conn, msg: Message, now: u32) -> Message {
+        let peer = conn.peer;
+        let bound = conn.cn.filter(|&c| self.reg.cn(c).is_some_and(|c| c.up));
+        match msg {
+            Message::Ping { nonce } => Message::Pong { nonce },
+            Message::CnBind(b) => {
+                let pools: Vec<PoolSpec> = b
+                    .pools
+                    .iter()
+                    .map(|p| PoolSpec {
+                        first: p.first,
+                        last: p.last,
+                    })
+                    .collect();
+                match self.reg.bind_cn(
+                    &b.network_name,
+                    &b.cn_name,
+                    b.cn_addr,
+                    b.cn_port,
+                    &pools,
+                    now,
+                ) {
+                    Ok((idx, notes)) => {
+                        for n in notes {
+                            warn!("! CN {}:{}: {n}", b.cn_addr, b.cn_port);
+                        }
+                        if self.cn_conn.len() <= idx as usize {
+                            self.cn_conn.resize(idx as usize + 1, None);
+                        }
+                        if let Some(old) = self.cn_conn[idx as usize] {
+                            if old != slot {
+                                if let Some(Some(oc)) = self.conns.get_mut(old) {
+                                    oc.cn = None;
+                                }
+                                self.to_close
+                                    .push((old, "replaced by a new session of its CN".into()));
+                            }
+                        }
+                        if let Some(prev) = conn.cn.filter(|&p| p != idx) {
+                            self.cn_conn[prev as usize] = None;
+                            self.reg.cn_down(prev);
+                        }
+                        self.cn_conn[idx as usize] = Some(slot);
+                        conn.cn = Some(idx);
+                        info!(
+                            "+ CN {}:{} [{}] bound from {peer} ({} pool(s))",
+                            b.cn_addr,
+                            b.cn_port,
+                            b.cn_name,
+                            pools.len()
+                        );
+                        for p in &pools {
+                            info!("+   pool {p}");
+                        }
+                        Message::BindReply(BindReply::Accepted {
+                            lease_time_secs: self.reg.lease_time(),
+                            ping_interval_secs: (self.cfg.cn_timeout / 3).max(1) as u16,
+                        })
+                    }
+                    Err(e) => {
+                        warn!(
+                            "! Bind refused for CN {}:{} [{}] from {peer}: {e}",
+                            b.cn_addr, b.cn_port, b.cn_name
+                        );
+                        let code = match e {
+                            BindError::WrongNetwork { .. } => ErrorCode::WrongNetwork,
+                            BindError::PoolOverlap { .. } => ErrorCode::Conflict,
+                            BindError::BadPool(_) => ErrorCode::BadRequest,
+                            BindError::TooManyCns => ErrorCode::TableFull,
+                        };
+                        let mut text = e.to_string();
+                        mlrp::message::truncate_utf8(&mut text, mlrp::message::MAX_TEXT_LEN);
+                        Message::BindReply(BindReply::Refused { code, text })
+                    }
+                }
+            }
+            Message::Unbind => {
+                if let Some(c) = conn.cn.take() {
+                    self.reg.cn_down(c);
+                    if let Some(e) = self.cn_conn.get_mut(c as usize) {
+                        *e = None;
+                    }
+                    info!("- CN {} unbound", self.cn_label(c));
+                }
+                Message::Ack
+            }
+            Message::Allocate(a) => {
+                let Some(cn) = bound else {
+                    return Message::error(ErrorCode::NotBound, "bind first");
+                };
+                match self.reg.allocate_requested(cn, a.mac, a.requested, now) {
+                    Ok((rec, new)) => {
+                        if new {
+                            debug!(target: "register", "{} allocated {} (parent {}) at {}", a.mac, rec.cell30(), self.cn_label(rec.parent), self.cn_label(cn));
+                        }
+                        binding_msg(&self.reg, &rec, now)
+                    }
+                    Err(e) => Message::error(register_code(e), e.to_string()),
+                }
+            }
+            Message::Locate(l) => {
+                let r = match l {
+                    Locate::ByMac(m) => self.reg.locate_mac(m),
+                    Locate::ByIp(ip) => self.reg.locate_ip(ip),
+                };
+                match r {
+                    Some(rec) => binding_msg(&self.reg, &rec, now),
+                    None => Message::error(ErrorCode::NotFound, "no binding"),
+                }
+            }
+            Message::Move(m) => {
+                if bound.is_none() {
+                    return Message::error(ErrorCode::NotBound, "bind first");
+                }
+                let Some(to) = self.reg.find_cn(m.to.addr, m.to.port) else {
+                    return Message::error(ErrorCode::NotFound, "unknown CN");
+                };
+                match self.reg.move_to(m.mac, m.cell, to, now) {
+                    Ok((rec, pushes)) => {
+                        debug!(target: "handover", "{} {} now at {} (parent {}, previous {})", m.mac, m.cell, self.cn_label(to), self.cn_label(rec.parent), self.cn_label(rec.previous));
+                        self.pushes.extend(pushes);
+                        binding_msg(&self.reg, &rec, now)
+                    }
+                    Err(e) => Message::error(register_code(e), e.to_string()),
+                }
+            }
+            Message::Release(rel) => {
+                let Some(cn) = bound else {
+                    return Message::error(ErrorCode::NotBound, "bind first");
+                };
+                match self.reg.get(rel.mac) {
+                    Some(r) if r.cell30() != rel.cell => {
+                        return Message::error(ErrorCode::Conflict, "cell does not match")
+                    }
+                    None => return Message::error(ErrorCode::NotFound, "no binding"),
+                    _ => {}
+                }
+                match self.reg.release(rel.mac, cn) {
+                    Ok((rec, pushes)) => {
+                        debug!(target: "register", "{} released {}", rel.mac, rec.cell30());
+                        self.pushes.extend(pushes);
+                        Message::Ack
+                    }
+                    Err(e) => Message::error(register_code(e), e.to_string()),
+                }
+            }
+            Message::ListCns => Message::CnList(CnList {
+                entries: self
+                    .reg
+                    .cns()
+                    .iter()
+                    .take(mlrp::message::MAX_CN_ENTRIES)
+                    .map(|c| {
+                        let mut name = c.name.clone();
+                        mlrp::message::truncate_utf8(&mut name, mlrp::message::MAX_NAME_LEN);
+                        CnEntry {
+                            name,
+                            addr: c.addr,
+                            port: c.port,
+                            up: c.up,
+                            pools: c
+                                .pools
+                                .iter()
+                                .take(mlrp::message::MAX_POOLS)
+                                .map(|p| Pool {
+                                    first: p.spec.first,
+                                    last: p.spec.last,
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+            }),
+            Message::Status => {
+                let cns = self.reg.cns();
+                let pools: usize = cns.iter().map(|c| c.pools.len()).sum();
+                let free: u64 = cns
+                    .iter()
+                    .filter(|c| c.up)
+                    .flat_map(|c| c.pools.iter())
+                    .map(|p| (p.size() - p.used()) as u64)
+                    .sum();
+                Message::StatusReply(StatusReply {
+                    uptime_secs: self.started.elapsed().as_secs().min(u32::MAX as u64) as u32,
+                    cns: cns.len() as u32,
+                    cns_up: cns.iter().filter(|c| c.up).count() as u32,
+                    pools: pools as u32,
+                    bindings: self.reg.binding_count() as u32,
+                    free_cells: free.min(u32::MAX as u64) as u32,
+                    requests: self.requests,
+                    software: format!("mlrd {}", tmip::VERSION),
+                })
+            }
+            other => Message::error(
+                ErrorCode::Unsupported,
+                format!("{:?} is not a request the MLR serves", other.msg_type()),
+            ),
+        }
+    }
+
+    fn cn_label(&self, i: CnIdx) -> String {
+        match self.reg.cn(i) {
+            Some(c) => format!("{}:{}", c.addr, c.port),
+            None => "-".into(),
+        }
+    }
+
+    /// Send the register's pushes over the target CNs' bound sessions.
+    fn deliver_pushes(&mut self) {
+        for p in std::mem::take(&mut self.pushes) {
+            let (cn, msg) = match p {
+                Push::Redirect { cn, mac, cell, to } => (
+                    cn,
+                    Message::Redirect(mlrp::Redirect {
+                        mac,
+                        cell,
+                        to: cnref(&self.reg, to),
+                    }),
+                ),
+                Push::Withdraw { cn, mac, cell } => {
+                    (cn, Message::Withdraw(mlrp::Withdraw { mac, cell }))
+                }
+            };
+            let slot = self.cn_conn.get(cn as usize).copied().flatten();
+            let Some(conn) = slot
+                .and_then(|s| self.conns.get_mut(s))
+                .and_then(Option::as_mut)
+            else {
+                debug!(target: "handover", "CN {} has no session: {msg} not delivered (it resyncs when it binds)", self.cn_label(cn));
+                continue;
+            };
+            match conn.session.request(&msg, &mut conn.out) {
+                Ok(id) => {
+                    debug!(target: "handover", "push {id} to {}: {msg}", conn.peer);
+                    self.stats.pushes_sent += 1;
+                    if let Some(s) = slot {
+                        self.dirty.push(s);
+                    }
+                }
+                Err(e) => warn!("! push to {}: {e}", conn.peer),
+            }
+        }
+    }
+
+    /// Journal, then write: replies leave only once their changes are durable.
+    fn commit_and_flush(&mut self) {
+        if self.reg.has_changes() {
+            let changes = self.reg.take_changes();
+            self.journal.record(&self.reg, &changes);
+        }
+        if self.journal.pending() {
+            if let Err(e) = self.journal.commit() {
+                // The changes are in memory but not durable: their replies
+                // must not go out. Dropping them breaks the session's
+                // sequence, so close those connections; CNs retry
+                // (allocate is idempotent).
+                error!("! journal write failed: {e}; dropping this round's replies");
+                let dirty = std::mem::take(&mut self.dirty);
+                for s in dirty {
+                    if let Some(Some(c)) = self.conns.get_mut(s) {
+                        if c.out.len() > c.committed_len {
+                            c.out.truncate(c.committed_len.max(c.sent));
+                            c.closing = true;
+                            self.to_close.push((s, "journal write failed".into()));
+                        }
+                    }
+                }
+            } else if self.journal.should_compact() {
+                let t = Instant::now();
+                match self.journal.compact(&self.reg) {
+                    Ok(()) => info!(
+                        "+ Journal compacted into snapshot {} ({} bindings, {} ms)",
+                        self.journal.generation(),
+                        self.reg.binding_count(),
+                        t.elapsed().as_millis()
+                    ),
+                    Err(e) => error!("! compaction failed: {e}"),
+                }
+            }
+        }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for s in dirty.drain(..) {
+            self.flush(s);
+        }
+        self.dirty = dirty;
+        for (s, why) in std::mem::take(&mut self.to_close) {
+            self.close(s, &why);
+        }
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let Some(Some(c)) = self.conns.get_mut(slot) else {
+            return;
+        };
+        while c.sent < c.out.len() {
+            match c.stream.write(&c.out[c.sent..]) {
+                Ok(0) => break,
+                Ok(n) => c.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    c.closing = true;
+                    c.out.clear();
+                    c.sent = 0;
+                    self.to_close.push((slot, format!("write: {e}")));
+                    break;
+                }
+            }
+        }
+        if c.sent == c.out.len() {
+            c.out.clear();
+            c.sent = 0;
+        } else if c.sent > (64 << 10) {
+            c.out.drain(..c.sent);
+            c.sent = 0;
+        }
+        c.committed_len = c.out.len();
+        let want = c.pending() > 0;
+        if want != c.want_write {
+            c.want_write = want;
+            self.poller
+                .register(c.stream.as_raw_fd(), FIRST_CONN + slot, want);
+        }
+        if c.closing && c.pending() == 0 {
+            self.to_close.push((slot, String::new()));
+        }
+    }
+
+    fn close(&mut self, slot: usize, why: &str) {
+        let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        // Best effort: a closing notice the session queued.
+        if c.pending() > 0 && c.pending() < (64 << 10) {
+            let _ = c.stream.write(&c.out[c.sent..]);
+        }
+        self.poller.deregister(c.stream.as_raw_fd());
+        if let Some(cn) = c.cn {
+            if self.cn_conn.get(cn as usize).copied().flatten() == Some(slot) {
+                self.cn_conn[cn as usize] = None;
+                if self.reg.cn_down(cn) {
+                    info!(
+                        "- CN {} down: session from {} closed{}{}",
+                        self.cn_label(cn),
+                        c.peer,
+                        if why.is_empty() { "" } else { ": " },
+                        why
+                    );
+                }
+            }
+        }
+        debug!(target: "mlrp", "{}: closed {why}", c.peer);
+        self.free_slots.push(slot);
+        self.nconns -= 1;
+    }
+
+    // ---- timers and signals ---------------------------------------------
+
+    fn on_tick(&mut self, now: Instant) {
+        let secs = now_secs();
+        let (gone, pushes) = self.reg.expire(secs, SWEEP_BUDGET);
+        for r in &gone {
+            info!("- Lease of {} ({}) expired", r.mac(), r.cell30());
+        }
+        self.pushes.extend(pushes);
+        for cn in self.reg.check_liveness(secs) {
+            warn!(
+                "! CN {} down: silent for {} s (its stations' bindings are kept)",
+                self.cn_label(cn),
+                self.cfg.cn_timeout
+            );
+            if let Some(s) = self.cn_conn.get_mut(cn as usize).and_then(Option::take) {
+                if let Some(Some(c)) = self.conns.get_mut(s) {
+                    c.cn = None;
+                }
+                self.to_close.push((s, "CN silent".into()));
+            }
+        }
+        self.deliver_pushes();
+        if self.refused_since_log > 1 {
+            warn!(
+                "! Refused {} more connections: max_connections {} reached",
+                self.refused_since_log - 1,
+                self.max_conns
+            );
+        }
+        self.refused_since_log = 0;
+        for (i, c) in self.conns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            if !c.session.is_established() && now.duration_since(c.opened) > HANDSHAKE_TIMEOUT {
+                self.to_close.push((i, "no handshake in time".into()));
+            } else if c.cn.is_none()
+                && c.session.is_established()
+                && now.duration_since(c.last_rx) > IDLE_TIMEOUT
+            {
+                self.to_close.push((i, "idle".into()));
+            }
+        }
+    }
+
+    fn on_signals(&mut self) {
+        for s in self.signals.drain() {
+            match s {
+                Signal::SIGHUP => self.reload(),
+                Signal::SIGUSR1 => self.write_status(),
+                Signal::SIGUSR2 => {
+                    let n = tmip::logging::step_level();
+                    // Logged at error level so it shows at every level.
+                    error!("+ SIGUSR2: debug level now {n}");
+                }
+                Signal::SIGTERM | Signal::SIGINT => {
+                    info!("+ {s}: saving state and exiting");
+                    self.stop = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            connections: self.nconns,
+            journal_bytes: self.journal.journal_bytes(),
+            journal_generation: self.journal.generation(),
+            ..self.stats
+        }
+    }
+
+    fn write_status(&mut self) {
+        let doc = status::render(
+            &self.reg,
+            &self.stats(),
+            now_secs(),
+            self.started.elapsed().as_secs(),
+            tmip::logging::level(),
+        );
+        match status::write(&self.cfg.status_file, &doc) {
+            Ok(()) => info!(
+                "+ Status written to {} ({} CNs, {} bindings)",
+                self.cfg.status_file,
+                self.reg.cns().len(),
+                self.reg.binding_count()
+            ),
+            Err(e) => error!("! status_file {}: {e}", self.cfg.status_file),
+        }
+    }
+
+    fn reload(&mut self) {
+        info!("+ SIGHUP: re-reading {}", self.source);
+        let new = match MlrdConfig::load_source(&self.source) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("! {e}; keeping the running configuration");
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut self.cfg, new);
+        let c = &self.cfg;
+        let mut restart = Vec::new();
+        if c.network_name != old.network_name {
+            restart.push("network_name");
+        }
+        if c.port != old.port {
+            restart.push("port");
+        }
+        if c.log_file != old.log_file {
+            restart.push("log_file");
+        }
+        if c.log != old.log {
+            restart.push("log");
+        }
+        if c.state_dir != old.state_dir {
+            restart.push("state_dir");
+        }
+        if c.foreground != old.foreground {
+            restart.push("foreground");
+        }
+        // Keep what needs a restart as it runs, so the state stays coherent.
+        let (nn, port, lf, lg, sd, fg) = (
+            old.network_name.clone(),
+            old.port,
+            old.log_file.clone(),
+            old.log,
+            old.state_dir.clone(),
+            old.foreground,
+        );
+        if c.debug_level != old.debug_level && self.debug_override.is_none() {
+            tmip::logging::set_level(c.debug_level);
+            info!("+   debug_level now {}", c.debug_level);
+        }
+        if c.lease_time != old.lease_time {
+            self.reg.set_lease_time(c.lease_time);
+            info!(
+                "+   lease_time now {} s (for renewals from now on)",
+                c.lease_time
+            );
+        }
+        if c.secret != old.secret {
+            self.key = key_for(c);
+            info!("+   secret changed: new connections use it, open sessions keep theirs");
+        }
+        if c.max_connections != old.max_connections {
+            self.max_conns = c.max_connections;
+            info!("+   max_connections now {}", c.max_connections);
+        }
+        if c.cn_timeout != old.cn_timeout {
+            info!("+   cn_timeout now {} s", c.cn_timeout);
+        }
+        if c.status_file != old.status_file {
+            info!("+   status_file now {}", c.status_file);
+        }
+        if !restart.is_empty() {
+            warn!(
+                "! {} changed: takes effect at the next restart",
+                restart.join(", ")
+            );
+        }
+        let c = &mut self.cfg;
+        c.network_name = nn;
+        c.port = port;
+        c.log_file = lf;
+        c.log = lg;
+        c.state_dir = sd;
+        c.foreground = fg;
+        self.reg.set_dead_after(self.cfg.cn_timeout);
+        info!("+ Configuration reloaded");
+    }
+}
+
+fn register_code(e: crate::register::RegisterError) -> ErrorCode {
+    use crate::register::RegisterError as R;
+    match e {
+        R::NotBound => ErrorCode::NotBound,
+        R::NotFound | R::UnknownCn => ErrorCode::NotFound,
+        R::PoolsExhausted => ErrorCode::PoolExhausted,
+        R::CellMismatch => ErrorCode::Conflict,
+        R::BadMac => ErrorCode::BadRequest,
+    }
+}

@@ -1,0 +1,717 @@
+//! The real mlrd process, inside a network namespace each test makes:
+//! persistence across kill -9, hostile peers, bind refusals, pushes,
+//! signals and start-up errors. Clients run on threads that enter the
+//! namespace with setns(2), so they reach mlrd on the namespace's loopback.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tmip::addr::{Cell30, MacAddr};
+use tmip::mlrp::{
+    Allocate, BindReply, Client, ClientError, CnBind, CnRef, ErrorCode, Locate, Message, Move,
+    NetworkKey, Pool, Release, Role,
+};
+
+const NET: &str = "testnet";
+const SECRET: &str = "s3cret";
+const MLR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 6554);
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("mlrd-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// mlrd running in its own namespace, logging to a file we can read.
+struct Mlr {
+    ns: Netns,
+    dir: Scratch,
+    pid: u32,
+    starts: usize,
+    /// Command line; default `-f <dir>/mlrd.rc`.
+    args: Vec<String>,
+}
+
+fn base_config(dir: &Scratch, extra: &str) -> String {
+    format!(
+        "network_name {NET}\nport 6554\nforeground true\nlog true\nsecret {SECRET}\nstate_dir {}\nstatus_file {}\nlease_time 3600\ncn_timeout 30\n{extra}",
+        dir.path("state").display(),
+        dir.path("status.json").display()
+    )
+}
+
+impl Mlr {
+    fn start(tag: &str, extra: &str) -> Mlr {
+        let ns = Netns::new("ml");
+        let dir = Scratch::new(tag);
+        std::fs::write(dir.path("mlrd.rc"), base_config(&dir, extra)).unwrap();
+        let args = vec!["-f".into(), dir.path("mlrd.rc").display().to_string()];
+        let mut m = Mlr {
+            ns,
+            dir,
+            pid: 0,
+            starts: 0,
+            args,
+        };
+        m.spawn();
+        m
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path(&format!("log.{}", self.starts))
+    }
+
+    /// Start (or restart) mlrd and wait until it listens.
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_mlrd"));
+        cmd.args(&self.args)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        self.pid = self.ns.spawn(cmd);
+        let ok = wait_for(Duration::from_secs(10), || {
+            self.log().contains("MLR up and listening").then_some(())
+        });
+        assert!(ok.is_some(), "mlrd did not come up:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn wait_log(&self, what: &str) {
+        let ok = wait_for(Duration::from_secs(5), || {
+            self.log().contains(what).then_some(())
+        });
+        assert!(ok.is_some(), "log never said {what:?}:\n{}", self.log());
+    }
+
+    fn signal(&self, s: Signal) {
+        self.ns.signal(self.pid, s);
+    }
+
+    fn alive(&mut self) -> bool {
+        self.ns.wait(self.pid, Duration::from_millis(0)).is_none()
+    }
+
+    /// Run `f` on a thread inside the namespace.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_ns(&self.ns.name, f)
+    }
+}
+
+/// Run `f` on a new thread that has entered network namespace `name`.
+fn in_ns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{name}");
+    std::thread::spawn(move || {
+        enter_ns(&path);
+        f()
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
+
+fn enter_ns(path: &str) {
+    let f = std::fs::File::open(path).expect("open netns");
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on this thread only, with a namespace fd we opened.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+fn key() -> NetworkKey {
+    NetworkKey::derive(SECRET.as_bytes(), NET)
+}
+
+fn connect() -> Client {
+    Client::connect(MLR, Role::Cn, Some(&key()), Duration::from_secs(5)).expect("connect")
+}
+
+fn pool(a: &str, b: &str) -> Pool {
+    Pool {
+        first: a.parse().unwrap(),
+        last: b.parse().unwrap(),
+    }
+}
+
+/// Connect and bind as CN `addr`:5554 with `pools`.
+fn bind_cn(addr: &str, pools: Vec<Pool>) -> Client {
+    let mut c = connect();
+    let r = c
+        .call(&Message::CnBind(CnBind {
+            network_name: NET.into(),
+            cn_name: format!("cn {addr}"),
+            cn_addr: addr.parse().unwrap(),
+            cn_port: 5554,
+            pools,
+        }))
+        .expect("bind call");
+    assert!(
+        matches!(r, Message::BindReply(BindReply::Accepted { .. })),
+        "{r:?}"
+    );
+    c
+}
+
+fn mac(i: u32) -> MacAddr {
+    let b = i.to_be_bytes();
+    MacAddr([0x02, 0x10, b[0], b[1], b[2], b[3]])
+}
+
+fn cell_of(m: &Message) -> Cell30 {
+    match m {
+        Message::Binding(b) => b.cell,
+        other => panic!("expected a Binding, got {other:?}"),
+    }
+}
+
+#[test]
+fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice() {
+    let mut m = Mlr::start("kill9", "");
+    // Allocate from a thread as fast as replies come; kill -9 mid-stream.
+    let acked: Arc<Mutex<HashMap<u32, Cell30>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (a2, s2) = (acked.clone(), stop.clone());
+    let path = format!("/var/run/netns/{}", m.ns.name);
+    let worker = std::thread::spawn(move || {
+        enter_ns(&path);
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
+        let mut i = 0;
+        while !s2.load(Ordering::Relaxed) {
+            let r = c.call(&Message::Allocate(Allocate {
+                mac: mac(i),
+                requested: None,
+            }));
+            match r {
+                Ok(msg) => {
+                    a2.lock().unwrap().insert(i, cell_of(&msg));
+                    i += 1;
+                }
+                Err(_) => break, // mlrd killed under us
+            }
+        }
+    });
+    wait_for(Duration::from_secs(10), || {
+        (acked.lock().unwrap().len() >= 300).then_some(())
+    })
+    .expect("allocations flowing");
+    m.ns.signal(m.pid, Signal::SIGKILL);
+    let _ = m.ns.wait(m.pid, Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300);
+
+    m.spawn();
+    let log = m.log();
+    assert!(
+        log.contains(&format!("{} bindings restored", acked.len()))
+            || log.contains(&format!("{} bindings restored", acked.len() + 1)),
+        "restored count (an allocation in flight at the kill may also be journaled):\n{log}"
+    );
+    let n = acked.len() as u32;
+    let (lost, dup) = m.run(move || {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
+        let mut lost = Vec::new();
+        for (i, cell) in &acked {
+            let r = c.call(&Message::Locate(Locate::ByMac(mac(*i)))).unwrap();
+            if !matches!(&r, Message::Binding(b) if b.cell == *cell) {
+                lost.push((*i, r));
+            }
+        }
+        let held: HashSet<Cell30> = acked.values().copied().collect();
+        let mut dup = Vec::new();
+        for i in n + 10..n + 410 {
+            let r = c
+                .call(&Message::Allocate(Allocate {
+                    mac: mac(i),
+                    requested: None,
+                }))
+                .unwrap();
+            let cell = cell_of(&r);
+            if held.contains(&cell) {
+                dup.push(cell);
+            }
+        }
+        (lost, dup)
+    });
+    assert!(lost.is_empty(), "acknowledged bindings lost: {lost:?}");
+    assert!(dup.is_empty(), "cells handed out twice: {dup:?}");
+}
+
+#[test]
+fn move_pushes_redirect_to_the_parent_and_withdraw_to_the_previous_cn() {
+    let m = Mlr::start("move", "");
+    m.run(|| {
+        let mut a = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let mut b = bind_cn("10.9.0.2", vec![]);
+        let mut c = bind_cn("10.9.0.3", vec![]);
+        let cell = cell_of(
+            &a.call(&Message::Allocate(Allocate {
+                mac: mac(1),
+                requested: None,
+            }))
+            .unwrap(),
+        );
+        let to_b = CnRef::new("10.9.0.2".parse().unwrap(), 5554);
+        let r = b
+            .call(&Message::Move(Move {
+                mac: mac(1),
+                cell,
+                to: to_b,
+            }))
+            .unwrap();
+        match &r {
+            Message::Binding(x) => {
+                assert_eq!(x.at, to_b);
+                assert_eq!(x.parent.addr, "10.9.0.1".parse::<Ipv4Addr>().unwrap());
+            }
+            o => panic!("{o:?}"),
+        }
+        let (id, push) = a.next_request(true).unwrap().expect("redirect to parent");
+        match push {
+            Message::Redirect(rd) => {
+                assert_eq!((rd.cell, rd.to), (cell, to_b));
+            }
+            o => panic!("parent got {o:?}"),
+        }
+        a.reply(id, &Message::Ack).unwrap();
+        // b -> c: parent a is redirected again, b withdraws.
+        let to_c = CnRef::new("10.9.0.3".parse().unwrap(), 5554);
+        c.call(&Message::Move(Move {
+            mac: mac(1),
+            cell,
+            to: to_c,
+        }))
+        .unwrap();
+        let (_, push) = a.next_request(true).unwrap().unwrap();
+        assert!(matches!(push, Message::Redirect(rd) if rd.to == to_c));
+        let (id, push) = b.next_request(true).unwrap().expect("withdraw to previous");
+        assert!(matches!(push, Message::Withdraw(w) if w.cell == cell && w.mac == mac(1)));
+        b.reply(id, &Message::Ack).unwrap();
+        // Release at c: the parent is told to withdraw.
+        let r = c
+            .call(&Message::Release(Release { mac: mac(1), cell }))
+            .unwrap();
+        assert_eq!(r, Message::Ack);
+        let (_, push) = a.next_request(true).unwrap().unwrap();
+        assert!(matches!(push, Message::Withdraw(w) if w.cell == cell));
+        let r = c.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+        assert!(matches!(r, Message::Error(e) if e.code == ErrorCode::NotFound));
+    });
+}
+
+fn raise_nofile() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = r.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+}
+
+#[test]
+fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd() {
+    raise_nofile();
+    let mut m = Mlr::start("hostile", "");
+    let (worst, mean, idle) = m.run(|| {
+        let mut good = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        good.call(&Message::Allocate(Allocate {
+            mac: mac(1),
+            requested: None,
+        }))
+        .unwrap();
+        // 3000 idle connections that never say a word.
+        let mut idle = Vec::new();
+        for _ in 0..3000 {
+            idle.push(TcpStream::connect(MLR).expect("idle connect"));
+        }
+        // Garbage.
+        let mut g = TcpStream::connect(MLR).unwrap();
+        g.write_all(b"GET / HTTP/1.0\r\n\r\nthis is not MLRP at all")
+            .unwrap();
+        // A half frame, then silence (kept open).
+        let mut half = TcpStream::connect(MLR).unwrap();
+        half.write_all(b"ML\x01\x00\x00\x00\x00\x80\x00\x00")
+            .unwrap();
+        // An oversized length.
+        let mut big = TcpStream::connect(MLR).unwrap();
+        big.write_all(b"ML\x01\x00\x7f\xff\xff\xff").unwrap();
+        big.write_all(&[0u8; 4096]).unwrap();
+        // A well-behaved client meanwhile: every locate answered, quickly.
+        let mut worst = Duration::ZERO;
+        let mut total = Duration::ZERO;
+        for _ in 0..300 {
+            let t = Instant::now();
+            let r = good.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+            let dt = t.elapsed();
+            assert!(matches!(r, Message::Binding(_)), "{r:?}");
+            worst = worst.max(dt);
+            total += dt;
+        }
+        // The garbage and oversized peers were cut off.
+        let mut buf = [0u8; 256];
+        g.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let closed = |s: &mut TcpStream, buf: &mut [u8]| loop {
+            match s.read(buf) {
+                Ok(0) => return true,
+                Ok(_) => continue, // Hello and error notice
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        };
+        assert!(closed(&mut g, &mut buf), "garbage peer still connected");
+        assert!(closed(&mut big, &mut buf), "oversized peer still connected");
+        drop(half);
+        (worst, total / 300, idle.len())
+    });
+    eprintln!(
+        "with {idle} idle connections + hostile peers: locate mean {mean:?}, worst {worst:?}"
+    );
+    // Generous bound for a debug build on a shared 2-core machine; the
+    // point is "answered, not stalled" (a stall would be seconds).
+    assert!(worst < Duration::from_millis(500), "worst locate {worst:?}");
+    assert!(m.alive(), "mlrd died:\n{}", m.log());
+    let log = m.log();
+    assert!(log.contains("protocol error"), "{log}");
+    m.signal(Signal::SIGUSR1);
+    m.wait_log("Status written");
+    let st = std::fs::read_to_string(m.dir.path("status.json")).unwrap();
+    let accepted: u64 = st
+        .split("\"connections_accepted\": ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("connections_accepted in status");
+    assert!(accepted >= 3004, "{st}");
+}
+
+#[test]
+fn max_connections_refusal_is_logged_and_survived() {
+    let mut m = Mlr::start("maxconn", "max_connections 5\n");
+    m.run(|| {
+        let mut v = Vec::new();
+        for _ in 0..8 {
+            v.push(TcpStream::connect(MLR).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    m.wait_log("Refusing connection from 127.0.0.1:");
+    assert!(m.alive());
+    // Once those are gone, a client gets in again.
+    m.run(|| {
+        let ok = wait_for(Duration::from_secs(5), || {
+            Client::connect(MLR, Role::Cn, Some(&key()), Duration::from_secs(1)).ok()
+        });
+        assert!(ok.is_some());
+    });
+}
+
+#[test]
+fn bind_is_refused_for_a_wrong_network_name_and_a_wrong_secret() {
+    let m = Mlr::start("refuse", "");
+    let (wrong_secret, wrong_net) = m.run(|| {
+        let bad = NetworkKey::derive(b"not the secret", NET);
+        let r =
+            Client::connect(MLR, Role::Cn, Some(&bad), Duration::from_secs(3)).and_then(|mut c| {
+                c.call(&Message::CnBind(CnBind {
+                    network_name: NET.into(),
+                    cn_name: "intruder".into(),
+                    cn_addr: "10.9.0.66".parse().unwrap(),
+                    cn_port: 5554,
+                    pools: vec![],
+                }))
+            });
+        let wrong_secret = r.is_err();
+        let mut c = connect();
+        let r = c
+            .call(&Message::CnBind(CnBind {
+                network_name: "some-other-net".into(),
+                cn_name: "lost".into(),
+                cn_addr: "10.9.0.7".parse().unwrap(),
+                cn_port: 5554,
+                pools: vec![],
+            }))
+            .unwrap();
+        let wrong_net = matches!(
+            r,
+            Message::BindReply(BindReply::Refused {
+                code: ErrorCode::WrongNetwork,
+                ..
+            })
+        );
+        // Not bound: allocation is refused too.
+        let r = c
+            .call(&Message::Allocate(Allocate {
+                mac: mac(1),
+                requested: None,
+            }))
+            .unwrap();
+        assert!(matches!(r, Message::Error(e) if e.code == ErrorCode::NotBound));
+        (wrong_secret, wrong_net)
+    });
+    assert!(wrong_secret, "a wrong secret was accepted");
+    assert!(wrong_net, "a wrong network name was accepted");
+    m.wait_log("127.0.0.1:");
+    let log = m.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("127.0.0.1:") && l.contains("HMAC check failed")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Bind refused for CN 10.9.0.7:5554")
+                && l.contains("from 127.0.0.1:")
+                && l.contains("wrong network name 'some-other-net'")),
+        "{log}"
+    );
+    let _ = ClientError::Timeout; // the client error type is part of the API used above
+}
+
+#[test]
+fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
+    let mut m = Mlr::start("signals", "");
+    m.run(|| {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        for i in 0..3 {
+            c.call(&Message::Allocate(Allocate {
+                mac: mac(i),
+                requested: None,
+            }))
+            .unwrap();
+        }
+    });
+    // USR1: status JSON.
+    m.signal(Signal::SIGUSR1);
+    m.wait_log("Status written");
+    let st = std::fs::read_to_string(m.dir.path("status.json")).unwrap();
+    assert!(st.contains("\"bindings_count\": 3"), "{st}");
+    assert!(st.contains("\"name\": \"cn 10.9.0.1\""), "{st}");
+    assert!(st.contains("\"mac\": \"02:10:00:00:00:02\""), "{st}");
+    // USR2: debug level 2 -> 3.
+    m.signal(Signal::SIGUSR2);
+    m.wait_log("debug level now 3");
+    // HUP: live and restart-only changes.
+    let rc = m.dir.path("mlrd.rc");
+    let text = std::fs::read_to_string(&rc)
+        .unwrap()
+        .replace("lease_time 3600", "lease_time 7200")
+        .replace("port 6554", "port 6555");
+    std::fs::write(&rc, text).unwrap();
+    m.signal(Signal::SIGHUP);
+    m.wait_log("Configuration reloaded");
+    let log = m.log();
+    assert!(log.contains("lease_time now 7200"), "{log}");
+    assert!(
+        log.contains("port changed: takes effect at the next restart"),
+        "{log}"
+    );
+    // HUP with a broken file: logged, the running configuration stays.
+    let good = std::fs::read_to_string(&rc).unwrap();
+    std::fs::write(&rc, format!("{good}bogus_key 1\n")).unwrap();
+    m.signal(Signal::SIGHUP);
+    m.wait_log("unknown key 'bogus_key'; keeping the running configuration");
+    assert!(m.alive());
+    // Still serving on the old port.
+    m.run(|| {
+        let mut c = connect();
+        let r = c.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+        assert!(matches!(r, Message::Binding(_)), "{r:?}");
+    });
+    // TERM: clean exit with a snapshot.
+    m.signal(Signal::SIGTERM);
+    let st = m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    assert!(st.success(), "{st:?}");
+    assert!(m.log().contains("State saved: snapshot 1 with 3 bindings"));
+    assert!(m.dir.path("state/snapshot").exists());
+    assert!(m.dir.path("state/journal.1").exists());
+    std::fs::write(&rc, good.replace("port 6555", "port 6554")).unwrap();
+    m.spawn();
+    assert!(m.log().contains("3 bindings restored"), "{}", m.log());
+}
+
+fn run_mlrd(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mlrd"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn config_errors_name_file_and_line_and_exit_non_zero() {
+    // These fail before any socket is opened, so no namespace is needed.
+    let d = Scratch::new("cfgerr");
+    let rc = d.path("bad.rc");
+    std::fs::write(&rc, "network_name n\n# comment\nfrobnicate yes\n").unwrap();
+    let out = run_mlrd(&["-F", "-f", rc.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3: unknown key 'frobnicate'", rc.display())),
+        "{err}"
+    );
+    std::fs::write(&rc, "network_name n\nlease_time soon\n").unwrap();
+    let out = run_mlrd(&["-F", "-f", rc.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":2: lease_time: bad value 'soon'"));
+    let out = run_mlrd(&["-f", d.path("missing.rc").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let out = run_mlrd(&["-V"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("mlrd v"));
+    let out = run_mlrd(&["-D", "9"]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = Path::new("");
+}
+
+#[test]
+fn uci_section_with_u_and_c_starts_and_hup_rereads_it() {
+    let mut m = Mlr::start("uci", "");
+    m.signal(Signal::SIGTERM);
+    m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    let uci = m.dir.path("tmip");
+    let state = m.dir.path("state");
+    let write = |lease: u32| {
+        std::fs::write(
+            &uci,
+            format!(
+                "config tmipd 'main'\n\toption cn_if 'br-lan'\n\nconfig mlrd 'mlr'\n\toption enabled '1'\n\toption network_name '{NET}'\n\toption secret '{SECRET}'\n\toption log '1'\n\toption state_dir '{}'\n\toption lease_time '{lease}'\n",
+                state.display()
+            ),
+        )
+        .unwrap()
+    };
+    write(3600);
+    m.args = vec![
+        "-F".into(),
+        "-u".into(),
+        "mlr".into(),
+        "-c".into(),
+        uci.display().to_string(),
+    ];
+    m.spawn();
+    assert!(
+        m.log()
+            .contains(&format!("+ Using {} section 'mlr'", uci.display())),
+        "{}",
+        m.log()
+    );
+    m.run(|| {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let r = c
+            .call(&Message::Allocate(Allocate {
+                mac: mac(1),
+                requested: None,
+            }))
+            .unwrap();
+        assert!(matches!(r, Message::Binding(b) if b.lease_remaining_secs > 3500));
+    });
+    write(7200);
+    m.signal(Signal::SIGHUP);
+    m.wait_log("lease_time now 7200");
+}
+
+#[test]
+fn daemon_mode_detaches_and_logs_to_log_file() {
+    let ns = Netns::new("md");
+    // If an assertion fails, the detached daemon must not outlive the test:
+    // kill whatever runs in this test's own namespace, by pid.
+    struct Reap(String);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let out = sh_out(&format!("ip netns pids {}", self.0));
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(p) = pid.parse::<i32>() {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+                }
+            }
+        }
+    }
+    let _reap = Reap(ns.name.clone());
+    let dir = Scratch::new("daemon");
+    let log = dir.path("mlrd.log");
+    let rc = dir.path("mlrd.rc");
+    std::fs::write(
+        &rc,
+        base_config(&dir, &format!("log_file {}\n", log.display()))
+            .replace("foreground true", "foreground false"),
+    )
+    .unwrap();
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_mlrd"))
+        .arg("-f")
+        .arg(&rc)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "+ Switching into daemon mode (Logging to {})",
+            log.display()
+        )),
+        "{stdout}"
+    );
+    let text = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("MLR up and listening"))
+    })
+    .expect("the daemon logs to log_file");
+    assert!(
+        text.contains("+ Logging started for Mobile Location Register [v"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[Session Dispatcher (port 6554)]: Done."),
+        "{text}"
+    );
+    // The detached daemon is the only process in the namespace: end it by
+    // that pid (not by name) and check it saved its state.
+    let pids = sh(&format!("ip netns pids {}", ns.name));
+    let pid: i32 = pids.trim().parse().expect("one daemon pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    let ok = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("MLR stopped"))
+    });
+    assert!(ok.is_some(), "daemon did not stop cleanly");
+    wait_for(Duration::from_secs(5), || {
+        sh(&format!("ip netns pids {}", ns.name))
+            .trim()
+            .is_empty()
+            .then_some(())
+    })
+    .expect("daemon gone");
+}

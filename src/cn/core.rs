@@ -1,0 +1,1168 @@
+//! The correspondent node's state machine, without I/O. It takes events
+//! (a DHCP lookup, an MLR reply, a redirect pushed by the MLR or a peer, the
+//! MLR link going up or down, time) and queues outputs: MLRP calls to make,
+//! data-plane actions to carry out, DHCP answers to give. The daemon turns
+//! sockets into events and outputs into I/O.
+//!
+//! The core speaks its own small vocabulary ([`MlrCall`], [`MlrAnswer`]) so
+//! the MLRP codec can evolve behind the daemon's translation layer.
+
+use super::dataplane::{CnAddr, DataAction};
+use super::stations::{PeerTable, Station, StationTable, Whereabouts};
+use crate::addr::{Cell30, MacAddr};
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// A station binding as the MLR reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub mac: MacAddr,
+    pub cell: Cell30,
+    pub parent: CnAddr,
+    pub at: Option<CnAddr>,
+    pub previous: Option<CnAddr>,
+    pub lease_secs: u32,
+}
+
+/// What the DHCP server asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupKind {
+    /// May create a binding (DISCOVER/REQUEST from an unknown MAC).
+    Allocate,
+    /// Only an existing binding (REQUEST for an address, INFORM).
+    Locate,
+}
+
+/// A call the core wants made to the MLR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MlrCall {
+    Allocate {
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+    },
+    LocateMac {
+        mac: MacAddr,
+    },
+    LocateIp {
+        ip: Ipv4Addr,
+    },
+    Move {
+        mac: MacAddr,
+        cell: Cell30,
+    },
+    Release {
+        mac: MacAddr,
+        cell: Cell30,
+    },
+    Ping,
+    ListCns,
+}
+
+/// The MLR's answer to an [`MlrCall`], as the core needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MlrAnswer {
+    Binding(Binding),
+    NotFound,
+    CnList(Vec<(CnAddr, String)>),
+    Ack,
+    Pong,
+    Error(String),
+}
+
+/// The address handed to a DHCP client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub cell: Cell30,
+    pub lease_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send `call` to the MLR; hand the answer back with `tag`.
+    Mlr {
+        tag: u64,
+        call: MlrCall,
+    },
+    Data(DataAction),
+    /// Answer the DHCP server's lookup for `mac`.
+    Dhcp {
+        mac: MacAddr,
+        result: Result<Lease, LookupFailure>,
+    },
+}
+
+/// Why a DHCP lookup has no lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupFailure {
+    /// The MLR has no binding for the MAC (a REQUEST gets a NAK).
+    NotFound,
+    /// No answer now (MLR unreachable, table full, pool empty): stay silent.
+    Unavailable(String),
+}
+
+/// Why a call was made, so its answer can be acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Purpose {
+    Dhcp {
+        mac: MacAddr,
+    },
+    Move,
+    Release,
+    Ping,
+    ListCns,
+    Reestablish,
+    Locate,
+    /// A station's binding ran out here: is it still valid at the MLR?
+    Revalidate {
+        mac: MacAddr,
+    },
+}
+
+/// How long an expired station is kept while the MLR is asked about it,
+/// or while the MLR is unreachable.
+const REVALIDATE_GRACE: Duration = Duration::from_secs(30);
+
+/// Settings the core needs.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub me: CnAddr,
+    pub reverse_tunnel: bool,
+    pub max_stations: usize,
+    pub max_peers: usize,
+    /// Lease used for stations served from the local table while the MLR is
+    /// unreachable.
+    pub fallback_lease_secs: u32,
+}
+
+/// Counters for `status`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub lookups: u64,
+    pub refused_full: u64,
+    pub adoptions: u64,
+    pub redirects: u64,
+    pub withdrawals: u64,
+    pub mlr_errors: u64,
+}
+
+pub struct CnCore {
+    cfg: CoreConfig,
+    stations: StationTable,
+    peers: PeerTable,
+    out: VecDeque<Output>,
+    pending: HashMap<u64, Purpose>,
+    next_tag: u64,
+    /// Re-establish lookups still unanswered, and stations taken back so far.
+    reestablish: Option<(usize, usize)>,
+    mlr_up: bool,
+    pub counters: Counters,
+}
+
+impl CnCore {
+    pub fn new(cfg: CoreConfig) -> Self {
+        CnCore {
+            stations: StationTable::new(cfg.max_stations),
+            peers: PeerTable::new(cfg.max_peers),
+            cfg,
+            out: VecDeque::new(),
+            pending: HashMap::new(),
+            next_tag: 1,
+            reestablish: None,
+            mlr_up: false,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn me(&self) -> CnAddr {
+        self.cfg.me
+    }
+    pub fn stations(&self) -> &StationTable {
+        &self.stations
+    }
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+    pub fn mlr_up(&self) -> bool {
+        self.mlr_up
+    }
+    pub fn set_reverse_tunnel(&mut self, on: bool) {
+        self.cfg.reverse_tunnel = on;
+    }
+
+    /// Next output to carry out.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn call(&mut self, call: MlrCall, why: Purpose) {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        self.pending.insert(tag, why);
+        self.out.push_back(Output::Mlr { tag, call });
+    }
+
+    fn data(&mut self, a: DataAction) {
+        self.out.push_back(Output::Data(a));
+    }
+
+    /// The MLR session is bound: refresh the CN list and ask the MLR about
+    /// every station address in `candidates` (what an earlier run left in
+    /// the kernel, and what the table holds after a reconnect); those the
+    /// MLR places here (or parents here) are taken back.
+    pub fn mlr_bound(&mut self, candidates: &[Ipv4Addr]) {
+        self.mlr_up = true;
+        self.call(MlrCall::ListCns, Purpose::ListCns);
+        let mut ips: Vec<Ipv4Addr> = candidates.to_vec();
+        ips.extend(self.stations.iter().map(|s| s.cell.station()));
+        ips.sort();
+        ips.dedup();
+        if ips.is_empty() {
+            log::info!(target: "cn", "+ Attempting network re-establish - Querying MLR: None listed");
+            return;
+        }
+        self.reestablish = Some((ips.len(), 0));
+        for ip in ips {
+            self.call(MlrCall::LocateIp { ip }, Purpose::Reestablish);
+        }
+    }
+
+    fn reestablish_done(&mut self, taken: bool) {
+        if let Some((left, n)) = self.reestablish.as_mut() {
+            *left = left.saturating_sub(1);
+            *n += usize::from(taken);
+            if *left == 0 {
+                let n = *n;
+                self.reestablish = None;
+                if n == 0 {
+                    log::info!(target: "cn", "+ Attempting network re-establish - Querying MLR: None listed");
+                } else {
+                    log::info!(target: "cn", "+ Attempting network re-establish - Querying MLR: {n} station(s) re-established");
+                }
+            }
+        }
+    }
+
+    /// The MLR link is gone: calls in flight will not be answered. Lookups
+    /// for stations already here are answered from the table; new ones
+    /// wait for the MLR (the client retries).
+    pub fn mlr_lost(&mut self, now: Instant) {
+        self.mlr_up = false;
+        let pending: Vec<Purpose> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in pending {
+            if let Purpose::Dhcp { mac } = p {
+                self.answer_from_table(mac, now, "MLR unreachable");
+            }
+        }
+    }
+
+    pub fn ping_mlr(&mut self) {
+        if self.mlr_up {
+            self.call(MlrCall::Ping, Purpose::Ping);
+        }
+    }
+
+    fn answer_from_table(&mut self, mac: MacAddr, now: Instant, why: &str) {
+        let result = match self.stations.get(&mac) {
+            Some(s) if s.at == Whereabouts::Here => {
+                let left = s.expires.saturating_duration_since(now).as_secs() as u32;
+                Ok(Lease {
+                    cell: s.cell,
+                    lease_secs: left.clamp(60, self.cfg.fallback_lease_secs.max(60)),
+                })
+            }
+            _ => Err(LookupFailure::Unavailable(format!(
+                "{why}; {mac} not known here"
+            ))),
+        };
+        self.out.push_back(Output::Dhcp { mac, result });
+    }
+
+    /// The DHCP server needs a /30 for `mac`.
+    pub fn dhcp_lookup(
+        &mut self,
+        mac: MacAddr,
+        kind: LookupKind,
+        requested: Option<Ipv4Addr>,
+        now: Instant,
+    ) {
+        self.counters.lookups += 1;
+        if !self.mlr_up {
+            self.answer_from_table(mac, now, "MLR unreachable");
+            return;
+        }
+        let unknown = self.stations.get(&mac).is_none();
+        if unknown && self.stations.len() >= self.stations.limit() {
+            self.refuse_full(mac);
+            return;
+        }
+        let call = match kind {
+            LookupKind::Allocate => MlrCall::Allocate { mac, requested },
+            LookupKind::Locate => MlrCall::LocateMac { mac },
+        };
+        self.call(call, Purpose::Dhcp { mac });
+    }
+
+    /// Log a refusal, but not every one of a flood: the first ten, then
+    /// the 16th, 32nd, 64th, ...
+    fn log_refusal(&self, msg: &str) {
+        let n = self.counters.refused_full;
+        if n <= 10 || n.is_power_of_two() {
+            log::warn!(target: "cn", "{msg} ({n} refused so far)");
+        }
+    }
+
+    fn refuse_full(&mut self, mac: MacAddr) {
+        self.counters.refused_full += 1;
+        let msg = format!(
+            "station table full ({} stations): refusing {mac}",
+            self.stations.limit()
+        );
+        self.log_refusal(&msg);
+        self.out.push_back(Output::Dhcp {
+            mac,
+            result: Err(LookupFailure::Unavailable(msg)),
+        });
+    }
+
+    /// A station was seen here without DHCP (capture, hostapd): find it.
+    pub fn station_seen(&mut self, mac: Option<MacAddr>, ip: Option<Ipv4Addr>) {
+        if !self.mlr_up {
+            return;
+        }
+        if let Some(mac) = mac {
+            if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
+                return;
+            }
+            self.call(MlrCall::LocateMac { mac }, Purpose::Locate);
+        } else if let Some(ip) = ip {
+            self.call(MlrCall::LocateIp { ip }, Purpose::Locate);
+        }
+    }
+
+    /// The station released its address (DHCP RELEASE).
+    pub fn station_released(&mut self, mac: MacAddr) {
+        if let Some(s) = self.stations.get(&mac).cloned() {
+            self.forget(&s);
+            if self.mlr_up {
+                self.call(MlrCall::Release { mac, cell: s.cell }, Purpose::Release);
+            }
+        }
+    }
+
+    /// Answer to call `tag`.
+    pub fn mlr_answer(&mut self, tag: u64, answer: MlrAnswer, now: Instant) {
+        let Some(why) = self.pending.remove(&tag) else {
+            log::warn!(target: "mlrp", "answer to unknown request {tag} ignored");
+            return;
+        };
+        match (why, answer) {
+            (Purpose::Dhcp { mac }, MlrAnswer::Binding(b)) => {
+                if b.mac != mac {
+                    log::warn!(target: "mlrp", "MLR answered for {} when asked for {mac}", b.mac);
+                    self.out.push_back(Output::Dhcp {
+                        mac,
+                        result: Err(LookupFailure::Unavailable(
+                            "MLR answered for another station".into(),
+                        )),
+                    });
+                    return;
+                }
+                match self.adopt(&b, now) {
+                    Ok(()) => self.out.push_back(Output::Dhcp {
+                        mac,
+                        result: Ok(Lease {
+                            cell: b.cell,
+                            lease_secs: b.lease_secs,
+                        }),
+                    }),
+                    Err(msg) => self.out.push_back(Output::Dhcp {
+                        mac,
+                        result: Err(LookupFailure::Unavailable(msg)),
+                    }),
+                }
+            }
+            (Purpose::Dhcp { mac }, MlrAnswer::NotFound) => {
+                self.out.push_back(Output::Dhcp {
+                    mac,
+                    result: Err(LookupFailure::NotFound),
+                });
+            }
+            (Purpose::Dhcp { mac }, other) => {
+                self.counters.mlr_errors += 1;
+                log::warn!(target: "dhcp", "no address for {mac}: MLR said {other:?}");
+                self.out.push_back(Output::Dhcp {
+                    mac,
+                    result: Err(LookupFailure::Unavailable(format!("MLR: {other:?}"))),
+                });
+            }
+            (Purpose::Locate, MlrAnswer::Binding(b)) => {
+                if let Err(e) = self.adopt(&b, now) {
+                    log::warn!(target: "handover", "{e}");
+                }
+            }
+            (Purpose::Locate, _) => {}
+            (Purpose::Revalidate { mac }, a) => self.revalidated(mac, a, now),
+            (Purpose::Reestablish, MlrAnswer::Binding(b)) => {
+                let here = b.at == Some(self.cfg.me) || b.parent == self.cfg.me;
+                let mut taken = false;
+                if here {
+                    match self.reestablish(&b, now) {
+                        Ok(()) => taken = true,
+                        Err(e) => log::warn!(target: "cn", "{e}"),
+                    }
+                } else if let Some(s) = self.stations.get(&b.mac).cloned() {
+                    // Moved on while the MLR was away from us.
+                    self.forget(&s);
+                }
+                self.reestablish_done(taken);
+            }
+            (Purpose::Reestablish, _) => self.reestablish_done(false),
+            (Purpose::ListCns, MlrAnswer::CnList(list)) => {
+                let others: Vec<(CnAddr, String)> = list
+                    .into_iter()
+                    .filter(|(a, _)| *a != self.cfg.me)
+                    .collect();
+                self.peers.replace_listing(&others);
+            }
+            (Purpose::Move, MlrAnswer::Binding(b)) => {
+                let here =
+                    matches!(self.stations.get(&b.mac), Some(s) if s.at == Whereabouts::Here);
+                if b.at == Some(self.cfg.me) && !here {
+                    // The MLR has the station here, but a stale withdraw or
+                    // redirect from an earlier move (sent before this reply)
+                    // took it off: take it back.
+                    if let Err(e) = self.adopt(&b, now) {
+                        log::warn!(target: "handover", "{e}");
+                    }
+                } else if let Some(s) = self.stations.get_mut(&b.mac) {
+                    s.expires = now + Duration::from_secs(u64::from(b.lease_secs));
+                }
+            }
+            (Purpose::Move | Purpose::Release | Purpose::Ping | Purpose::ListCns, a) => {
+                if let MlrAnswer::Error(e) = a {
+                    self.counters.mlr_errors += 1;
+                    log::warn!(target: "mlrp", "MLR refused a request: {e}");
+                }
+            }
+        }
+    }
+
+    /// Make the table and the data plane match binding `b` with the station
+    /// attached here, and tell the MLR it is here if it does not know yet.
+    fn adopt(&mut self, b: &Binding, now: Instant) -> Result<(), String> {
+        let me = self.cfg.me;
+        let parent = (b.parent != me).then_some(b.parent);
+        let expires = now + Duration::from_secs(u64::from(b.lease_secs));
+        let old = self.stations.get(&b.mac).cloned();
+        if let Some(o) = &old {
+            if o.at == Whereabouts::Here && o.cell == b.cell && o.parent == parent {
+                if let Some(s) = self.stations.get_mut(&b.mac) {
+                    s.expires = expires;
+                }
+                if b.at != Some(me) {
+                    self.call(
+                        MlrCall::Move {
+                            mac: b.mac,
+                            cell: b.cell,
+                        },
+                        Purpose::Move,
+                    );
+                }
+                return Ok(());
+            }
+        }
+        if old.is_none() && self.stations.len() >= self.stations.limit() {
+            self.counters.refused_full += 1;
+            let msg = format!(
+                "station table full ({} stations): refusing {}",
+                self.stations.limit(),
+                b.mac
+            );
+            self.log_refusal(&msg);
+            return Err(msg);
+        }
+        if let Some(p) = parent {
+            if self.peers.get(p).is_none() && self.peers.len() >= self.peers_limit() {
+                let msg = format!("peer table full: cannot tunnel {} to parent {p}", b.mac);
+                log::warn!(target: "cn", "{msg}");
+                return Err(msg);
+            }
+        }
+        if let Some(o) = old {
+            self.forget(&o);
+        }
+        let st = Station {
+            mac: b.mac,
+            cell: b.cell,
+            parent,
+            at: Whereabouts::Here,
+            expires,
+            since: now,
+        };
+        self.stations
+            .upsert(st)
+            .map_err(|f| format!("station table full ({}): refusing {}", f.capacity, b.mac))?;
+        self.counters.adoptions += 1;
+        self.data(DataAction::AdoptLocal {
+            mac: b.mac,
+            cell: b.cell,
+        });
+        if let Some(p) = parent {
+            self.tunnel_acquire(p);
+            if self.cfg.reverse_tunnel {
+                self.data(DataAction::ReverseTunnel {
+                    cell: b.cell,
+                    parent: p,
+                });
+            }
+        }
+        log::debug!(target: "handover", "{} ({}) adopted here, parent {}", b.mac, b.cell,
+            parent.map(|p| p.to_string()).unwrap_or_else(|| "this CN".into()));
+        if b.at != Some(me) {
+            self.call(
+                MlrCall::Move {
+                    mac: b.mac,
+                    cell: b.cell,
+                },
+                Purpose::Move,
+            );
+        }
+        Ok(())
+    }
+
+    fn peers_limit(&self) -> usize {
+        self.cfg.max_peers
+    }
+
+    /// After a restart: take back a station the MLR lists here (attached
+    /// here) or parented here and at a peer.
+    fn reestablish(&mut self, b: &Binding, now: Instant) -> Result<(), String> {
+        let me = self.cfg.me;
+        if b.at == Some(me) || b.at.is_none() {
+            return self.adopt(b, now);
+        }
+        // Parent of a station that is elsewhere: route its cell there.
+        if let Some(at) = b.at {
+            self.parent_redirect(b.mac, b.cell, at, b.lease_secs, now)?;
+        }
+        Ok(())
+    }
+
+    fn tunnel_acquire(&mut self, p: CnAddr) {
+        match self.peers.acquire(p) {
+            Ok(true) => self.data(DataAction::TunnelUp { peer: p }),
+            Ok(false) => {}
+            Err(_) => log::warn!(target: "tunnel", "peer table full: no tunnel to {p}"),
+        }
+    }
+
+    fn tunnel_release(&mut self, p: CnAddr) {
+        if self.peers.release(p) {
+            self.data(DataAction::TunnelDown { peer: p });
+        }
+    }
+
+    /// Drop a station from the table and undo its data-plane state.
+    fn forget(&mut self, s: &Station) {
+        self.stations.remove(&s.mac);
+        match s.at {
+            Whereabouts::Here => self.data(DataAction::Withdraw { cell: s.cell }),
+            Whereabouts::AtPeer(_) => self.data(DataAction::RouteLocal { cell: s.cell }),
+        }
+        if let Some(p) = s.tunnel_peer() {
+            self.tunnel_release(p);
+        }
+    }
+
+    fn parent_redirect(
+        &mut self,
+        mac: MacAddr,
+        cell: Cell30,
+        to: CnAddr,
+        lease_secs: u32,
+        now: Instant,
+    ) -> Result<(), String> {
+        let old = self.stations.get(&mac).cloned();
+        if let Some(o) = &old {
+            if o.at == Whereabouts::AtPeer(to) && o.cell == cell {
+                if let Some(s) = self.stations.get_mut(&mac) {
+                    s.expires = now + Duration::from_secs(u64::from(lease_secs.max(60)));
+                }
+                return Ok(());
+            }
+        } else if self.stations.len() >= self.stations.limit() {
+            self.counters.refused_full += 1;
+            return Err(format!(
+                "station table full ({}): cannot route {cell} to {to}",
+                self.stations.limit()
+            ));
+        }
+        if let Some(o) = old {
+            self.forget(&o);
+        }
+        let st = Station {
+            mac,
+            cell,
+            parent: None,
+            at: Whereabouts::AtPeer(to),
+            expires: now + Duration::from_secs(u64::from(lease_secs.max(60))),
+            since: now,
+        };
+        self.stations
+            .upsert(st)
+            .map_err(|f| format!("station table full ({}): cannot route {cell}", f.capacity))?;
+        self.tunnel_acquire(to);
+        self.data(DataAction::RouteToPeer { cell, peer: to });
+        Ok(())
+    }
+
+    /// Redirect pushed by the MLR (or a peer): we are `cell`'s parent and the
+    /// station is now at `to`.
+    pub fn redirect(
+        &mut self,
+        cell: Cell30,
+        mac: Option<MacAddr>,
+        to: CnAddr,
+        now: Instant,
+    ) -> Result<(), String> {
+        self.counters.redirects += 1;
+        let Some(mac) = mac
+            .or_else(|| self.stations.by_cell(cell).map(|s| s.mac))
+            .filter(|m| m.is_station())
+        else {
+            return Err(format!("redirect of {cell}: station unknown here"));
+        };
+        if to == self.cfg.me {
+            // Back home. The MLR says so only because this CN claimed the
+            // station (its Move), so make sure it is served here even if a
+            // stale redirect from an earlier move took it away meanwhile
+            // (a station flapping between cells).
+            let here = matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here && s.cell == cell);
+            if !here {
+                let lease = self
+                    .stations
+                    .get(&mac)
+                    .map(|s| s.expires.saturating_duration_since(now).as_secs() as u32)
+                    .unwrap_or(self.cfg.fallback_lease_secs)
+                    .max(60);
+                let me = self.cfg.me;
+                self.adopt(
+                    &Binding {
+                        mac,
+                        cell,
+                        parent: me,
+                        at: Some(me),
+                        previous: None,
+                        lease_secs: lease,
+                    },
+                    now,
+                )?;
+            }
+            log::debug!(target: "handover", "{mac} ({cell}) is back at its parent (here)");
+            return Ok(());
+        }
+        // If the station was attached here, it has left.
+        let lease = self
+            .stations
+            .get(&mac)
+            .map(|s| s.expires.saturating_duration_since(now).as_secs() as u32)
+            .unwrap_or(self.cfg.fallback_lease_secs);
+        self.parent_redirect(mac, cell, to, lease, now)?;
+        log::debug!(target: "handover", "{cell} redirected to CN {to}");
+        Ok(())
+    }
+
+    /// Withdraw pushed by the MLR: the station left this CN for another one
+    /// and this CN is not its parent.
+    pub fn withdraw(&mut self, cell: Cell30) {
+        self.counters.withdrawals += 1;
+        if let Some(s) = self.stations.by_cell(cell).cloned() {
+            if s.at == Whereabouts::Here {
+                self.forget(&s);
+                log::debug!(target: "handover", "{} ({cell}) withdrawn from here", s.mac);
+            }
+        }
+    }
+
+    /// Timers: expire bindings whose lease ended.
+    ///
+    /// The local expiry is only a hint: renewals at another CN refresh the
+    /// binding at the MLR without this CN hearing of it (a parent whose
+    /// station is elsewhere). So an expired station is first checked with
+    /// the MLR and dropped only when the MLR no longer binds it here; while
+    /// the MLR is unreachable it is kept.
+    pub fn tick(&mut self, now: Instant) {
+        for mac in self.stations.expired(now) {
+            if let Some(s) = self.stations.get_mut(&mac) {
+                s.expires = now + REVALIDATE_GRACE;
+            }
+            if self.mlr_up {
+                self.call(MlrCall::LocateMac { mac }, Purpose::Revalidate { mac });
+            }
+        }
+    }
+
+    fn revalidated(&mut self, mac: MacAddr, answer: MlrAnswer, now: Instant) {
+        let Some(s) = self.stations.get(&mac).cloned() else {
+            return;
+        };
+        match answer {
+            MlrAnswer::Binding(b)
+                if b.mac == mac && (b.at == Some(self.cfg.me) || b.parent == self.cfg.me) =>
+            {
+                if let Err(e) = self.reestablish(&b, now) {
+                    log::warn!(target: "cn", "{e}");
+                }
+            }
+            MlrAnswer::Binding(_) | MlrAnswer::NotFound => {
+                log::info!(target: "cn", "binding of {mac} ({}) expired", s.cell);
+                self.forget(&s);
+            }
+            // No verdict (MLR error): keep it and ask again after the grace.
+            _ => {}
+        }
+    }
+
+    /// Everything to undo at exit (TERM), in order.
+    pub fn teardown(&mut self) -> Vec<DataAction> {
+        let all: Vec<Station> = self.stations.iter().cloned().collect();
+        for s in &all {
+            self.forget(s);
+        }
+        let mut v = Vec::new();
+        while let Some(o) = self.out.pop_front() {
+            if let Output::Data(a) = o {
+                v.push(a);
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cn(last: u8) -> CnAddr {
+        CnAddr {
+            ip: Ipv4Addr::new(10, 13, 0, last),
+            port: 5554,
+        }
+    }
+    fn core(max: usize) -> CnCore {
+        let mut c = CnCore::new(CoreConfig {
+            me: cn(1),
+            reverse_tunnel: true,
+            max_stations: max,
+            max_peers: 4,
+            fallback_lease_secs: 600,
+        });
+        c.mlr_bound(&[]);
+        drain(&mut c);
+        c
+    }
+    fn drain(c: &mut CnCore) -> Vec<Output> {
+        std::iter::from_fn(|| c.poll_output()).collect()
+    }
+    fn mac(n: u8) -> MacAddr {
+        MacAddr([2, 0, 0, 0, 0, n])
+    }
+    fn cell(n: u8) -> Cell30 {
+        Cell30::containing(Ipv4Addr::new(10, 13, 100, n * 4))
+    }
+    fn binding(n: u8, parent: CnAddr, at: Option<CnAddr>) -> Binding {
+        Binding {
+            mac: mac(n),
+            cell: cell(n),
+            parent,
+            at,
+            previous: None,
+            lease_secs: 3600,
+        }
+    }
+    fn tag_of(out: &[Output]) -> u64 {
+        out.iter()
+            .find_map(|o| match o {
+                Output::Mlr { tag, .. } => Some(*tag),
+                _ => None,
+            })
+            .expect("an MLR call")
+    }
+
+    #[test]
+    fn dhcp_for_a_new_station_allocates_adopts_moves_and_answers() {
+        let now = Instant::now();
+        let mut c = core(8);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let out = drain(&mut c);
+        assert!(
+            matches!(&out[0], Output::Mlr { call: MlrCall::Allocate { mac: m, .. }, .. } if *m == mac(1))
+        );
+        c.mlr_answer(
+            tag_of(&out),
+            MlrAnswer::Binding(binding(1, cn(1), None)),
+            now,
+        );
+        let out = drain(&mut c);
+        assert!(out.contains(&Output::Data(DataAction::AdoptLocal {
+            mac: mac(1),
+            cell: cell(1)
+        })));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Mlr {
+                call: MlrCall::Move { .. },
+                ..
+            }
+        )));
+        assert!(out.contains(&Output::Dhcp {
+            mac: mac(1),
+            result: Ok(Lease {
+                cell: cell(1),
+                lease_secs: 3600
+            })
+        }));
+        // No tunnel for a station at its parent.
+        assert!(!out
+            .iter()
+            .any(|o| matches!(o, Output::Data(DataAction::TunnelUp { .. }))));
+    }
+
+    #[test]
+    fn a_visitor_gets_a_tunnel_and_a_reverse_tunnel_to_its_parent() {
+        let now = Instant::now();
+        let mut c = core(8);
+        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
+        let out = drain(&mut c);
+        assert!(out.contains(&Output::Data(DataAction::TunnelUp { peer: cn(2) })));
+        assert!(out.contains(&Output::Data(DataAction::ReverseTunnel {
+            cell: cell(2),
+            parent: cn(2)
+        })));
+        // A renewal changes nothing in the data plane.
+        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(1)))), now);
+        let out = drain(&mut c);
+        assert!(!out.iter().any(|o| matches!(o, Output::Data(_))), "{out:?}");
+        // Withdrawn when it moves on: tunnel goes with the last user.
+        c.withdraw(cell(2));
+        let out = drain(&mut c);
+        assert!(out.contains(&Output::Data(DataAction::Withdraw { cell: cell(2) })));
+        assert!(out.contains(&Output::Data(DataAction::TunnelDown { peer: cn(2) })));
+        assert!(c.stations().is_empty());
+    }
+
+    #[test]
+    fn a_full_table_refuses_the_newcomer_and_keeps_serving_others() {
+        let now = Instant::now();
+        let mut c = core(1);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        drain(&mut c);
+        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        let out = drain(&mut c);
+        assert!(
+            matches!(&out[0], Output::Dhcp { mac: m, result: Err(LookupFailure::Unavailable(e)) } if *m == mac(2) && e.contains("full"))
+        );
+        assert_eq!(c.counters.refused_full, 1);
+        // The known station still renews.
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
+        assert!(drain(&mut c)
+            .iter()
+            .any(|o| matches!(o, Output::Dhcp { result: Ok(_), .. })));
+    }
+
+    #[test]
+    fn without_the_mlr_known_stations_are_served_from_the_table() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        drain(&mut c);
+        // A lookup in flight when the link drops is answered from the table.
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        drain(&mut c);
+        c.mlr_lost(now);
+        let out = drain(&mut c);
+        assert!(matches!(&out[0], Output::Dhcp { result: Ok(l), .. } if l.cell == cell(1)));
+        c.dhcp_lookup(mac(3), LookupKind::Allocate, None, now);
+        assert!(matches!(
+            &drain(&mut c)[0],
+            Output::Dhcp { result: Err(_), .. }
+        ));
+        // Back: resynchronise what the table holds.
+        c.mlr_bound(&[]);
+        let out = drain(&mut c);
+        assert!(out.iter().any(|o| matches!(o, Output::Mlr { call: MlrCall::LocateIp { ip }, .. } if *ip == cell(1).station())));
+    }
+
+    #[test]
+    fn the_parent_routes_a_redirected_cell_into_the_tunnel_and_back() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        drain(&mut c);
+        c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
+        let out = drain(&mut c);
+        assert_eq!(
+            out,
+            vec![
+                Output::Data(DataAction::Withdraw { cell: cell(1) }),
+                Output::Data(DataAction::TunnelUp { peer: cn(3) }),
+                Output::Data(DataAction::RouteToPeer {
+                    cell: cell(1),
+                    peer: cn(3)
+                }),
+            ]
+        );
+        c.redirect(cell(1), None, cn(1), now).unwrap();
+        let out = drain(&mut c);
+        assert_eq!(
+            out,
+            vec![
+                Output::Data(DataAction::RouteLocal { cell: cell(1) }),
+                Output::Data(DataAction::TunnelDown { peer: cn(3) }),
+                Output::Data(DataAction::AdoptLocal {
+                    mac: mac(1),
+                    cell: cell(1)
+                }),
+            ]
+        );
+        // Already served here: a repeated redirect changes nothing.
+        c.redirect(cell(1), None, cn(1), now).unwrap();
+        assert!(drain(&mut c).is_empty());
+    }
+
+    #[test]
+    fn a_restarted_cn_takes_back_its_stations() {
+        let now = Instant::now();
+        let mut c = CnCore::new(CoreConfig {
+            me: cn(1),
+            reverse_tunnel: false,
+            max_stations: 8,
+            max_peers: 4,
+            fallback_lease_secs: 600,
+        });
+        let left_behind: Vec<Ipv4Addr> = (1..=4).map(|n| cell(n).station()).collect();
+        c.mlr_bound(&left_behind);
+        let out = drain(&mut c);
+        let tags: Vec<(u64, Ipv4Addr)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Mlr {
+                    tag,
+                    call: MlrCall::LocateIp { ip },
+                } => Some((*tag, *ip)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tags.len(), 4);
+        let answers = [
+            MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))),
+            MlrAnswer::Binding(binding(2, cn(1), Some(cn(2)))),
+            MlrAnswer::Binding(binding(3, cn(2), Some(cn(1)))),
+            MlrAnswer::Binding(binding(4, cn(2), Some(cn(3)))),
+        ];
+        for ((t, _), a) in tags.iter().zip(answers) {
+            c.mlr_answer(*t, a, now);
+        }
+        let out = drain(&mut c);
+        assert!(out.contains(&Output::Data(DataAction::AdoptLocal {
+            mac: mac(1),
+            cell: cell(1)
+        })));
+        assert!(out.contains(&Output::Data(DataAction::RouteToPeer {
+            cell: cell(2),
+            peer: cn(2)
+        })));
+        assert!(out.contains(&Output::Data(DataAction::AdoptLocal {
+            mac: mac(3),
+            cell: cell(3)
+        })));
+        assert_eq!(c.stations().len(), 3);
+        // Moves are not re-sent for stations the MLR already has here.
+        assert!(!out.iter().any(|o| matches!(
+            o,
+            Output::Mlr {
+                call: MlrCall::Move { .. },
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn expired_bindings_are_checked_with_the_mlr_before_they_go() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        let mut b = binding(1, cn(1), None);
+        b.lease_secs = 10;
+        c.mlr_answer(t, MlrAnswer::Binding(b.clone()), now);
+        drain(&mut c);
+        c.tick(now + Duration::from_secs(5));
+        assert!(drain(&mut c).is_empty());
+        // Expired: asked about, still valid at the MLR (renewed elsewhere
+        // or here): kept, with the MLR's new expiry.
+        let later = now + Duration::from_secs(11);
+        c.tick(later);
+        let out = drain(&mut c);
+        assert!(
+            matches!(
+                &out[..],
+                [Output::Mlr {
+                    call: MlrCall::LocateMac { .. },
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        b.at = Some(cn(1));
+        b.lease_secs = 100;
+        c.mlr_answer(tag_of(&out), MlrAnswer::Binding(b), later);
+        assert!(!drain(&mut c).iter().any(|o| matches!(o, Output::Data(_))));
+        assert_eq!(c.stations().len(), 1);
+        // Expired again and gone at the MLR: dropped.
+        let much_later = later + Duration::from_secs(101);
+        c.tick(much_later);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::NotFound, much_later);
+        assert!(c.stations().is_empty());
+        assert!(drain(&mut c).contains(&Output::Data(DataAction::Withdraw { cell: cell(1) })));
+    }
+
+    #[test]
+    fn without_the_mlr_expired_stations_are_kept() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        let mut b = binding(1, cn(1), None);
+        b.lease_secs = 10;
+        c.mlr_answer(t, MlrAnswer::Binding(b), now);
+        drain(&mut c);
+        c.mlr_lost(now);
+        c.tick(now + Duration::from_secs(11));
+        c.tick(now + Duration::from_secs(60));
+        assert_eq!(c.stations().len(), 1);
+        assert!(drain(&mut c).is_empty());
+    }
+
+    /// A station flapping A -> B -> A at parent A: the MLR's stale
+    /// Redirect{to B} reaches A after A took the station back; the MLR's
+    /// Redirect{to A} that follows must leave it served at A.
+    #[test]
+    fn flapping_at_the_parent_ends_with_the_station_served_here() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
+        drain(&mut c);
+        // (station went to B and came back; A re-adopted it already)
+        c.redirect(cell(1), Some(mac(1)), cn(2), now).unwrap(); // stale
+        c.redirect(cell(1), Some(mac(1)), cn(1), now).unwrap(); // current
+        let s = c.stations().get(&mac(1)).unwrap();
+        assert_eq!(s.at, Whereabouts::Here);
+        let out = drain(&mut c);
+        assert_eq!(
+            out.last(),
+            Some(&Output::Data(DataAction::AdoptLocal {
+                mac: mac(1),
+                cell: cell(1)
+            }))
+        );
+        assert_eq!(c.peers().get(cn(2)).map(|p| p.users), Some(0));
+    }
+
+    /// A station flapping B -> A -> B at visitor B: the MLR's stale
+    /// Withdraw (from the move to A) reaches B before the reply to B's own
+    /// Move; that reply says the station is at B, so B takes it back.
+    #[test]
+    fn flapping_at_a_visitor_ends_with_the_station_served_here() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
+        let out = drain(&mut c);
+        let move_tag = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Mlr {
+                    tag,
+                    call: MlrCall::Move { .. },
+                } => Some(*tag),
+                _ => None,
+            })
+            .unwrap();
+        c.withdraw(cell(2)); // stale
+        assert!(c.stations().is_empty());
+        drain(&mut c);
+        c.mlr_answer(
+            move_tag,
+            MlrAnswer::Binding(binding(2, cn(2), Some(cn(1)))),
+            now,
+        );
+        let out = drain(&mut c);
+        assert!(
+            out.contains(&Output::Data(DataAction::AdoptLocal {
+                mac: mac(2),
+                cell: cell(2)
+            })),
+            "{out:?}"
+        );
+        assert!(
+            out.contains(&Output::Data(DataAction::TunnelUp { peer: cn(2) })),
+            "{out:?}"
+        );
+        assert_eq!(
+            c.stations().get(&mac(2)).map(|s| s.at),
+            Some(Whereabouts::Here)
+        );
+    }
+
+    #[test]
+    fn a_redirect_needs_a_station_mac() {
+        let mut c = core(4);
+        assert!(c.redirect(cell(5), None, cn(2), Instant::now()).is_err());
+        assert!(c
+            .redirect(cell(5), Some(MacAddr::ZERO), cn(2), Instant::now())
+            .is_err());
+        assert!(c.stations().is_empty());
+        // With the MAC (as MLRP's Redirect carries it) the parent routes it.
+        c.redirect(cell(5), Some(mac(5)), cn(2), Instant::now())
+            .unwrap();
+        assert_eq!(c.stations().len(), 1);
+    }
+
+    /// Not an assertion about speed: prints the fixed footprint of the
+    /// bounded tables (`cargo test --lib footprint -- --nocapture`).
+    #[test]
+    fn footprint_of_the_bounded_tables() {
+        let n = std::mem::size_of::<CnCore>();
+        println!(
+            "CnCore: {n} bytes ({} stations x {} bytes + peers)",
+            crate::config::tmipd::STATION_CAPACITY,
+            std::mem::size_of::<Station>()
+        );
+        assert!(n < 256 * 1024, "{n}");
+    }
+
+    #[test]
+    fn unknown_answers_are_ignored() {
+        let mut c = core(4);
+        c.mlr_answer(999, MlrAnswer::Ack, Instant::now());
+        assert!(drain(&mut c).is_empty());
+    }
+}

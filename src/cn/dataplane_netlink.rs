@@ -1,0 +1,280 @@
+//! The first real [`DataPlane`]: station adoption over rtnetlink (N+2/32 on
+//! mobile_if, host route to N+1, both tagged TMip's) and ARP through a
+//! packet socket on mobile_if. Tunnel actions are accepted and logged only:
+//! the tunnel backends (kernel IPIP, userspace IPIP) are wired in by the
+//! mobility work; until then a station away from its parent is not
+//! reachable through the parent.
+
+use super::dataplane::{DataAction, DataPlane, DataPlaneError};
+use crate::addr::{Cell30, MacAddr};
+use crate::netlink::message::RT_SCOPE_LINK;
+use crate::netlink::{Netlink, NetlinkError, Route, Scope, TMIP_RTPROT};
+use crate::wire::arp;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Sends whole Ethernet frames out of one interface.
+pub struct FrameSender {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+impl FrameSender {
+    pub fn open(ifindex: u32) -> std::io::Result<FrameSender> {
+        // SAFETY: plain socket(2); protocol 0 = send only, receive nothing.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just opened and is owned from here on.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(FrameSender { fd, ifindex })
+    }
+
+    pub fn send(&self, frame: &[u8]) -> std::io::Result<()> {
+        // SAFETY: sockaddr_ll is plain data; zero is valid.
+        let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_ifindex = self.ifindex as i32;
+        sa.sll_halen = 6;
+        if let Some(dst) = frame.get(..6) {
+            sa.sll_addr[..6].copy_from_slice(dst);
+        }
+        // SAFETY: frame and sa are valid for the duration of the call.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT,
+                (&sa as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+pub struct NetlinkDataPlane {
+    nl: Netlink,
+    mobile_if: String,
+    mobile_index: u32,
+    mobile_mac: MacAddr,
+    tunnel_prefix: String,
+    arp: Option<FrameSender>,
+    /// Cells adopted here, for TERM.
+    adopted: Vec<(MacAddr, Cell30)>,
+}
+
+fn err(what: &str, e: NetlinkError) -> DataPlaneError {
+    DataPlaneError(format!("{what}: {e}"))
+}
+
+impl NetlinkDataPlane {
+    pub fn open(
+        mobile_if: &str,
+        mobile_index: u32,
+        mobile_mac: MacAddr,
+        tunnel_prefix: &str,
+    ) -> Result<Self, DataPlaneError> {
+        let nl = Netlink::open().map_err(|e| err("rtnetlink", e))?;
+        let arp = match FrameSender::open(mobile_index) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!(target: "handover", "no packet socket on {mobile_if} ({e}): no gratuitous ARP");
+                None
+            }
+        };
+        Ok(NetlinkDataPlane {
+            nl,
+            mobile_if: mobile_if.to_string(),
+            mobile_index,
+            mobile_mac,
+            tunnel_prefix: tunnel_prefix.to_string(),
+            arp,
+            adopted: Vec::new(),
+        })
+    }
+
+    fn scope(&self) -> (String, String) {
+        (self.tunnel_prefix.clone(), self.mobile_if.clone())
+    }
+
+    fn leftovers(&mut self) -> Vec<Ipv4Addr> {
+        let (prefix, ifname) = self.scope();
+        let ifs = [ifname.as_str()];
+        let scope = Scope {
+            tunnel_prefix: &prefix,
+            interfaces: &ifs,
+            tables: &[],
+        };
+        match self.nl.tagged_state(&scope) {
+            Ok(st) => {
+                let mut v: Vec<Ipv4Addr> = st
+                    .addresses
+                    .iter()
+                    .filter(|a| a.prefix_len == 32)
+                    .map(|a| Cell30::containing(a.address).station())
+                    .chain(
+                        st.routes
+                            .iter()
+                            .filter(|r| r.dst_len >= 30)
+                            .map(|r| Cell30::containing(r.dst).station()),
+                    )
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+            Err(e) => {
+                log::warn!(target: "cn", "cannot read tagged state: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    fn host_route(&self, cell: Cell30) -> Route {
+        let mut r = Route::new(cell.station(), 32, TMIP_RTPROT);
+        r.scope = RT_SCOPE_LINK;
+        r.oif = Some(self.mobile_index);
+        r.prefsrc = Some(cell.gateway());
+        r
+    }
+
+    fn send_arp(&self, mac: MacAddr, cell: Cell30) {
+        let Some(s) = &self.arp else { return };
+        // Unicast reply so the station's gateway entry points here at once,
+        // then a broadcast announcement for anything else on the cell.
+        let reply = arp::frame(
+            self.mobile_mac,
+            mac,
+            &arp::Repr::reply(self.mobile_mac, cell.gateway(), mac, cell.station()),
+        );
+        let ann = arp::frame(
+            self.mobile_mac,
+            MacAddr::BROADCAST,
+            &arp::Repr::announcement(self.mobile_mac, cell.gateway()),
+        );
+        for f in [&reply[..], &ann[..]] {
+            if let Err(e) = s.send(f) {
+                log::warn!(target: "handover", "ARP for {cell} on {}: {e}", self.mobile_if);
+            }
+        }
+    }
+
+    fn adopt(&mut self, mac: MacAddr, cell: Cell30) -> Result<(), DataPlaneError> {
+        self.nl
+            .add_address(self.mobile_index, cell.gateway(), 32)
+            .map_err(|e| {
+                err(
+                    &format!("add {}/32 on {}", cell.gateway(), self.mobile_if),
+                    e,
+                )
+            })?;
+        self.nl.replace_route(&self.host_route(cell)).map_err(|e| {
+            err(
+                &format!("route {} dev {}", cell.station(), self.mobile_if),
+                e,
+            )
+        })?;
+        self.send_arp(mac, cell);
+        if !self.adopted.iter().any(|(_, c)| *c == cell) {
+            self.adopted.push((mac, cell));
+        }
+        Ok(())
+    }
+
+    fn withdraw(&mut self, cell: Cell30) -> Result<(), DataPlaneError> {
+        self.adopted.retain(|(_, c)| *c != cell);
+        let gone = |e: &NetlinkError| {
+            matches!(
+                e.errno(),
+                Some(libc::ENOENT | libc::ESRCH | libc::EADDRNOTAVAIL | libc::ENODEV)
+            )
+        };
+        if let Err(e) = self.nl.delete_route(&self.host_route(cell)) {
+            if !gone(&e) {
+                return Err(err(&format!("delete route {}", cell.station()), e));
+            }
+        }
+        if let Err(e) = self
+            .nl
+            .delete_address(self.mobile_index, cell.gateway(), 32)
+        {
+            if !gone(&e) {
+                return Err(err(&format!("delete {}/32", cell.gateway()), e));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DataPlane for NetlinkDataPlane {
+    fn backends(&self) -> Vec<String> {
+        vec![
+            "Local delivery (station at its parent, no tunnel)".into(),
+            "IPv4 in IPv4 tunnels: not wired into tmipd yet (logged only)".into(),
+        ]
+    }
+
+    fn leftover_stations(&mut self) -> Vec<Ipv4Addr> {
+        self.leftovers()
+    }
+
+    fn purge_stale(&mut self) -> Result<Vec<String>, DataPlaneError> {
+        let (prefix, ifname) = self.scope();
+        let ifs = [ifname.as_str()];
+        let scope = Scope {
+            tunnel_prefix: &prefix,
+            interfaces: &ifs,
+            tables: &[],
+        };
+        let r = self.nl.purge(&scope).map_err(|e| err("purge", e))?;
+        let mut v = Vec::new();
+        if r.links > 0 {
+            v.push(format!("{} tunnel device(s)", r.links));
+        }
+        if r.addresses > 0 {
+            v.push(format!(
+                "{} gateway address(es) on {}",
+                r.addresses, self.mobile_if
+            ));
+        }
+        if r.routes > 0 {
+            v.push(format!("{} route(s)", r.routes));
+        }
+        if r.rules > 0 {
+            v.push(format!("{} rule(s)", r.rules));
+        }
+        Ok(v)
+    }
+
+    fn apply(&mut self, action: &DataAction) -> Result<(), DataPlaneError> {
+        match *action {
+            DataAction::AdoptLocal { mac, cell } => self.adopt(mac, cell),
+            DataAction::Withdraw { cell } => self.withdraw(cell),
+            DataAction::RouteToPeer { .. }
+            | DataAction::RouteLocal { .. }
+            | DataAction::TunnelUp { .. }
+            | DataAction::TunnelDown { .. }
+            | DataAction::ReverseTunnel { .. } => {
+                log::info!(target: "tunnel", "not carried out (no tunnel backend wired in yet): {action}");
+                Ok(())
+            }
+        }
+    }
+
+    fn remove_all(&mut self) -> Result<(), DataPlaneError> {
+        let cells: Vec<Cell30> = self.adopted.iter().map(|(_, c)| *c).collect();
+        for c in cells {
+            if let Err(e) = self.withdraw(c) {
+                log::warn!(target: "cn", "{e}");
+            }
+        }
+        self.purge_stale().map(|_| ())
+    }
+}
