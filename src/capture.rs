@@ -20,7 +20,7 @@
 //!   libpcap does after `pcap_setfilter` too): `read` ignores frames from
 //!   the own MAC, and [`parse_frame`] everything but ARP and IPv4.
 //! - Immediate mode (no buffering delay), snaplen 96 (Ethernet + the
-//!   longest IPv4 header + UDP ports), a 256 KiB ring, non-blocking.
+//!   longest IPv4 header + UDP ports), a 64 KiB ring, non-blocking.
 //! - [`ArrivalCapture::fd`] goes into the poll loop; [`ArrivalCapture::drain`]
 //!   reads at most [`MAX_PER_DRAIN`] frames per call so a flood cannot
 //!   starve the loop (the fd stays readable and the loop comes back).
@@ -51,8 +51,11 @@ use std::time::{Duration, Instant};
 /// Bytes kept per frame: Ethernet 14 + IPv4 header up to 60 + UDP ports 4,
 /// rounded up; ARP needs 42.
 pub const SNAPLEN: i32 = 96;
-/// Kernel ring size: small, arrivals are few and we drain promptly.
-pub const BUFFER_SIZE: i32 = 256 * 1024;
+/// Kernel ring size: small, arrivals are few and we drain promptly. In
+/// immediate mode libpcap uses a TPACKET_V2 ring of about this many bytes
+/// (some 300 frames of snaplen 96), mapped whole into the process: every
+/// byte of it counts in tmipd's resident memory (budget 1.5 MiB idle).
+pub const BUFFER_SIZE: i32 = 64 * 1024;
 /// Frames handled per `drain` call at most.
 pub const MAX_PER_DRAIN: usize = 64;
 /// Distinct MACs the rate limiter remembers (oldest forgotten first).
