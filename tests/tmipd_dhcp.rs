@@ -126,6 +126,7 @@ fn a_client_moved_to_another_cn_gets_the_same_address() {
 #[test]
 fn a_released_lease_is_withdrawn_from_the_cn() {
     let mut bed = Bed::new(1, None);
+    bed.set_rc(0, &["debug_level 4"]);
     bed.start_all();
     let mut c = bed.client(0);
     // -R: send RELEASE when udhcpc is told to stop.
@@ -146,6 +147,10 @@ fn a_released_lease_is_withdrawn_from_the_cn() {
     let gone = common::wait_for(std::time::Duration::from_secs(5), || {
         (!bed.cns[0].ns.sh("ip -4 addr show dev mob").contains(&gw)).then_some(())
     });
-    assert!(gone.is_some(), "{gw} still on mob after RELEASE");
+    assert!(
+        gone.is_some(),
+        "{gw} still on mob after RELEASE\n{}",
+        bed.cns[0].log_text()
+    );
     bed.cns[0].stop();
 }

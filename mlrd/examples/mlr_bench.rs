@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p mlrd --bins --examples
-//! sudo target/release/examples/mlr_bench [--clients 4] [--window 64] [--max 1000000]
+//! sudo target/release/examples/mlr_bench [--clients 4] [--window 64] [--max 1000000] [--secs 3] [--keep]
 //! ```
 //!
 //! It needs root: mlrd runs in a network namespace the bench makes (and
@@ -47,6 +47,8 @@ struct Opts {
     window: usize,
     max: usize,
     secs: f64,
+    /// Leave the state directory behind (to time restarts by hand).
+    keep: bool,
 }
 
 fn opts() -> Opts {
@@ -55,11 +57,17 @@ fn opts() -> Opts {
         window: 64,
         max: 1_000_000,
         secs: 3.0,
+        keep: false,
     };
     let a: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < a.len() {
         let v = a.get(i + 1).cloned().unwrap_or_default();
+        if a[i] == "--keep" {
+            o.keep = true;
+            i += 1;
+            continue;
+        }
         match a[i].as_str() {
             "--clients" => o.clients = v.parse().expect("--clients N"),
             "--window" => o.window = v.parse().expect("--window N"),
@@ -206,6 +214,7 @@ struct Mlrd {
     bin: PathBuf,
     dir: PathBuf,
     child: Option<Child>,
+    keep: bool,
 }
 
 impl Mlrd {
@@ -282,7 +291,11 @@ impl Drop for Mlrd {
     fn drop(&mut self) {
         self.kill9();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.keep {
+            println!("state kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -446,6 +459,7 @@ fn main() {
         bin: bin.clone(),
         dir: dir.clone(),
         child: None,
+        keep: o.keep,
     };
     let t_start = m.start();
     let rss0 = m.rss_kib();
@@ -638,7 +652,10 @@ fn main() {
     let t_restart2 = m.start();
     println!("restart after TERM (pure snapshot): {t_restart2:?}");
     let log = std::fs::read_to_string(dir.join("mlrd.log")).unwrap_or_default();
-    for l in log.lines().filter(|l| l.contains("[MLRCache]")) {
+    for l in log
+        .lines()
+        .filter(|l| l.contains("[MLRCache]") || l.contains("compacted"))
+    {
         println!("  mlrd: {l}");
     }
     let _ = rss_max;

@@ -427,6 +427,22 @@ impl Register {
         self.slab.iter().filter(|r| !r.is_free())
     }
 
+    /// After CN `cn` (re)binds: a Redirect for every station it is the
+    /// parent of that is at another CN, so a parent that restarted (and
+    /// removed its routes on TERM, or lost them) routes those cells into
+    /// the tunnels again. One pass over the slab; binds are rare.
+    pub fn redirects_for_parent(&self, cn: CnIdx) -> Vec<Push> {
+        self.bindings()
+            .filter(|r| r.parent == cn && r.at != cn && r.at != NO_CN)
+            .map(|r| Push::Redirect {
+                cn,
+                mac: r.mac(),
+                cell: r.cell30(),
+                to: r.at,
+            })
+            .collect()
+    }
+
     /// What the journal must write since the last call.
     pub fn take_changes(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
@@ -1200,6 +1216,28 @@ mod tests {
         assert_eq!(r.locate_mac(mac(6)), None);
         assert_eq!(r.locate_ip(ip("10.200.0.1")), None);
         assert_eq!(r.counters.locate_misses, 2);
+    }
+
+    #[test]
+    fn a_rebinding_parent_gets_redirects_for_its_stations_elsewhere() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        let b = bind(&mut r, "10.9.0.2", &[]);
+        let (home, _) = r.allocate(a, mac(1), 0).unwrap();
+        let (away, _) = r.allocate(a, mac(2), 0).unwrap();
+        r.move_to(mac(2), away.cell30(), b, 1).unwrap();
+        assert_eq!(home.at, a);
+        assert_eq!(
+            r.redirects_for_parent(a),
+            vec![Push::Redirect {
+                cn: a,
+                mac: mac(2),
+                cell: away.cell30(),
+                to: b
+            }],
+            "only the station at another CN"
+        );
+        assert!(r.redirects_for_parent(b).is_empty(), "b is nobody's parent");
     }
 
     #[test]

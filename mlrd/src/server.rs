@@ -101,6 +101,8 @@ pub struct Setup {
 #[derive(Debug, Clone, Copy)]
 enum Tick {
     Second,
+    /// Watch the listener again after accept(2) failed (EMFILE...).
+    Relisten,
 }
 
 pub struct Server {
@@ -216,6 +218,10 @@ impl Server {
                         self.timers
                             .schedule_in(now, Duration::from_secs(1), Tick::Second);
                     }
+                    Tick::Relisten => {
+                        self.poller
+                            .register(self.listener.as_raw_fd(), LISTENER, false);
+                    }
                 }
             }
             self.commit_and_flush();
@@ -242,9 +248,15 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: the listener stays readable; log
-                    // and let the next iteration retry rather than spin.
-                    warn!("! accept: {e}");
+                    // EMFILE and friends: the listener stays readable, so
+                    // stop watching it for a moment rather than spin.
+                    warn!("! accept: {e}; not accepting for 250 ms");
+                    self.poller.deregister(self.listener.as_raw_fd());
+                    self.timers.schedule_in(
+                        Instant::now(),
+                        Duration::from_millis(250),
+                        Tick::Relisten,
+                    );
                     break;
                 }
             };
@@ -477,6 +489,16 @@ impl Server {
                         );
                         for p in &pools {
                             info!("+   pool {p}");
+                        }
+                        // A restarted parent must route its stations that
+                        // are elsewhere into the tunnels again.
+                        let again = self.reg.redirects_for_parent(idx);
+                        if !again.is_empty() {
+                            info!(
+                                "+   {} station(s) parented there are elsewhere: redirects pushed",
+                                again.len()
+                            );
+                            self.pushes.extend(again);
                         }
                         Message::BindReply(BindReply::Accepted {
                             lease_time_secs: self.reg.lease_time(),
@@ -788,7 +810,10 @@ impl Server {
         let secs = now_secs();
         let (gone, pushes) = self.reg.expire(secs, SWEEP_BUDGET);
         for r in &gone {
-            info!("- Lease of {} ({}) expired", r.mac(), r.cell30());
+            debug!(target: "register", "lease of {} ({}) expired", r.mac(), r.cell30());
+        }
+        if !gone.is_empty() {
+            info!("- {} lease(s) expired, their /30s are free", gone.len());
         }
         self.pushes.extend(pushes);
         for cn in self.reg.check_liveness(secs) {

@@ -103,10 +103,25 @@ impl Mlr {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Restart with `extra` appended to mlrd.rc (later keys win).
+    fn with_extra(mut self, extra: &str) -> Mlr {
+        self.signal(Signal::SIGTERM);
+        self.ns
+            .wait(self.pid, Duration::from_secs(5))
+            .expect("exited");
+        let rc = self.dir.path("mlrd.rc");
+        let text = std::fs::read_to_string(&rc).unwrap();
+        std::fs::write(&rc, format!("{text}{extra}")).unwrap();
+        self.spawn();
+        self
+    }
+
     fn wait_log(&self, what: &str) {
-        let ok = wait_for(Duration::from_secs(5), || {
-            self.log().contains(what).then_some(())
-        });
+        self.wait_log_for(what, Duration::from_secs(5));
+    }
+
+    fn wait_log_for(&self, what: &str, t: Duration) {
+        let ok = wait_for(t, || self.log().contains(what).then_some(()));
         assert!(ok.is_some(), "log never said {what:?}:\n{}", self.log());
     }
 
@@ -714,4 +729,37 @@ fn daemon_mode_detaches_and_logs_to_log_file() {
             .then_some(())
     })
     .expect("daemon gone");
+}
+
+#[test]
+fn a_silent_cn_is_marked_down_and_its_bindings_are_kept() {
+    let m = Mlr::start("silent", "").with_extra("cn_timeout 3\n");
+    let (cell, _quiet) = m.run(|| {
+        let mut a = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let r = a
+            .call(&Message::Allocate(Allocate {
+                mac: mac(1),
+                requested: None,
+            }))
+            .unwrap();
+        // Kept open but silent: no pings.
+        (cell_of(&r), a)
+    });
+    m.wait_log_for(
+        "CN 10.9.0.1:5554 down: silent for 3 s",
+        Duration::from_secs(8),
+    );
+    m.run(move || {
+        let mut c = connect();
+        let r = c.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+        assert!(matches!(r, Message::Binding(b) if b.cell == cell), "{r:?}");
+        // The CN list shows it down.
+        match c.call(&Message::ListCns).unwrap() {
+            Message::CnList(l) => {
+                assert_eq!(l.entries.len(), 1);
+                assert!(!l.entries[0].up);
+            }
+            o => panic!("{o:?}"),
+        }
+    });
 }

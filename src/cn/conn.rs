@@ -167,7 +167,9 @@ impl MlrpConn {
     pub fn on_readable(&mut self) -> ReadResult {
         let mut buf = [0u8; 8192];
         let mut closed = None;
-        loop {
+        // At most 128 KiB per readiness: a peer that keeps sending must not
+        // starve the rest of the loop (poll reports it again).
+        for _ in 0..16 {
             match self.stream.read(&mut buf) {
                 Ok(0) => {
                     closed = Some("connection closed by peer".to_string());

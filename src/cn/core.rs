@@ -117,6 +117,18 @@ enum Purpose {
     Revalidate {
         mac: MacAddr,
     },
+    /// Locate by MAC of a station seen with source `ip` (capture): if the
+    /// MLR does not know it, it may be a statically configured client.
+    LocateSeen {
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        seen: Instant,
+    },
+    /// Allocate the /30 a static client already uses (N+1 = `ip`).
+    StaticAllocate {
+        ip: Ipv4Addr,
+        seen: Instant,
+    },
 }
 
 /// How long an expired station is kept while the MLR is asked about it,
@@ -157,7 +169,15 @@ pub struct CnCore {
     reestablish: Option<(usize, usize)>,
     mlr_up: bool,
     pub counters: Counters,
+    /// Stations that sent a DHCP RELEASE lately, and when.
+    released: heapless::Vec<(MacAddr, Instant), 16>,
+    /// The latest time the core was given (events without one use it).
+    now: Instant,
 }
+
+/// After a RELEASE, frames from the station are not taken as an arrival
+/// for this long (they may have been sent before the release).
+const RELEASE_HOLDOFF: Duration = Duration::from_secs(5);
 
 impl CnCore {
     pub fn new(cfg: CoreConfig) -> Self {
@@ -171,6 +191,8 @@ impl CnCore {
             reestablish: None,
             mlr_up: false,
             counters: Counters::default(),
+            released: heapless::Vec::new(),
+            now: Instant::now(),
         }
     }
 
@@ -286,6 +308,7 @@ impl CnCore {
         requested: Option<Ipv4Addr>,
         now: Instant,
     ) {
+        self.now = self.now.max(now);
         self.counters.lookups += 1;
         if !self.mlr_up {
             self.answer_from_table(mac, now, "MLR unreachable");
@@ -326,7 +349,14 @@ impl CnCore {
     }
 
     /// A station was seen here without DHCP (capture, hostapd): find it.
-    pub fn station_seen(&mut self, mac: Option<MacAddr>, ip: Option<Ipv4Addr>) {
+    /// `now` is when its frame was seen: the handover log line reports the
+    /// time from there to the adoption.
+    pub fn station_seen(&mut self, mac: Option<MacAddr>, ip: Option<Ipv4Addr>, now: Instant) {
+        self.now = self.now.max(now);
+        if mac.is_some_and(|m| self.recently_released(m)) {
+            // Frames it sent before giving its address up, still arriving.
+            return;
+        }
         if !self.mlr_up {
             return;
         }
@@ -334,7 +364,12 @@ impl CnCore {
             if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
                 return;
             }
-            self.call(MlrCall::LocateMac { mac }, Purpose::Locate);
+            // Only a station address (N+1) can be a static client's.
+            let purpose = match ip {
+                Some(ip) if u32::from(ip) & 3 == 1 => Purpose::LocateSeen { mac, ip, seen: now },
+                _ => Purpose::Locate,
+            };
+            self.call(MlrCall::LocateMac { mac }, purpose);
         } else if let Some(ip) = ip {
             self.call(MlrCall::LocateIp { ip }, Purpose::Locate);
         }
@@ -342,6 +377,10 @@ impl CnCore {
 
     /// The station released its address (DHCP RELEASE).
     pub fn station_released(&mut self, mac: MacAddr) {
+        if self.released.is_full() {
+            self.released.remove(0);
+        }
+        let _ = self.released.push((mac, self.now));
         if let Some(s) = self.stations.get(&mac).cloned() {
             self.forget(&s);
             if self.mlr_up {
@@ -350,8 +389,15 @@ impl CnCore {
         }
     }
 
+    fn recently_released(&self, mac: MacAddr) -> bool {
+        self.released
+            .iter()
+            .any(|(m, at)| *m == mac && self.now.saturating_duration_since(*at) < RELEASE_HOLDOFF)
+    }
+
     /// Answer to call `tag`.
     pub fn mlr_answer(&mut self, tag: u64, answer: MlrAnswer, now: Instant) {
+        self.now = self.now.max(now);
         let Some(why) = self.pending.remove(&tag) else {
             log::warn!(target: "mlrp", "answer to unknown request {tag} ignored");
             return;
@@ -369,13 +415,16 @@ impl CnCore {
                     return;
                 }
                 match self.adopt(&b, now) {
-                    Ok(()) => self.out.push_back(Output::Dhcp {
-                        mac,
-                        result: Ok(Lease {
-                            cell: b.cell,
-                            lease_secs: b.lease_secs,
-                        }),
-                    }),
+                    Ok(()) => {
+                        self.move_if_parent_elsewhere(&b);
+                        self.out.push_back(Output::Dhcp {
+                            mac,
+                            result: Ok(Lease {
+                                cell: b.cell,
+                                lease_secs: b.lease_secs,
+                            }),
+                        })
+                    }
                     Err(msg) => self.out.push_back(Output::Dhcp {
                         mac,
                         result: Err(LookupFailure::Unavailable(msg)),
@@ -403,6 +452,51 @@ impl CnCore {
             }
             (Purpose::Locate, _) => {}
             (Purpose::Revalidate { mac }, a) => self.revalidated(mac, a, now),
+            (Purpose::LocateSeen { seen, .. }, MlrAnswer::Binding(b)) => {
+                match self.adopt(&b, now) {
+                    Ok(()) => self.log_handover(&b, seen, now),
+                    Err(e) => log::warn!(target: "handover", "{e}"),
+                }
+            }
+            (Purpose::LocateSeen { mac, ip, seen }, MlrAnswer::NotFound) => {
+                // Unknown MAC using N+1 of some /30: a static client. Ask
+                // for exactly that /30 (the MLR checks it lies in a pool and
+                // is free).
+                log::debug!(target: "handover", "{mac} unknown at the MLR, uses {ip}: static client?");
+                self.call(
+                    MlrCall::Allocate {
+                        mac,
+                        requested: Some(ip),
+                    },
+                    Purpose::StaticAllocate { ip, seen },
+                );
+            }
+            (Purpose::LocateSeen { .. }, _) => {}
+            (Purpose::StaticAllocate { ip, seen }, MlrAnswer::Binding(b)) => {
+                if !b.cell.contains(ip) {
+                    // Not the /30 the client uses (taken, or outside every
+                    // pool): give it back and leave the client alone.
+                    log::warn!(target: "handover", "static client {} ({ip}): MLR offered {} instead; released", b.mac, b.cell);
+                    self.call(
+                        MlrCall::Release {
+                            mac: b.mac,
+                            cell: b.cell,
+                        },
+                        Purpose::Release,
+                    );
+                } else {
+                    match self.adopt(&b, now) {
+                        Ok(()) => {
+                            self.move_if_parent_elsewhere(&b);
+                            self.log_handover(&b, seen, now);
+                        }
+                        Err(e) => log::warn!(target: "handover", "{e}"),
+                    }
+                }
+            }
+            (Purpose::StaticAllocate { ip, .. }, other) => {
+                log::warn!(target: "handover", "static client {ip}: MLR said {other:?}");
+            }
             (Purpose::Reestablish, MlrAnswer::Binding(b)) => {
                 let here = b.at == Some(self.cfg.me) || b.parent == self.cfg.me;
                 let mut taken = false;
@@ -529,6 +623,44 @@ impl CnCore {
             );
         }
         Ok(())
+    }
+
+    /// The one line per handover (debug level 3): who, from where, and the
+    /// time from its first frame seen here to its adoption (the data-plane
+    /// changes are carried out right after).
+    fn log_handover(&self, b: &Binding, seen: Instant, now: Instant) {
+        let from = match b.at {
+            Some(a) if a != self.cfg.me => format!("CN {a}"),
+            Some(_) => "here".to_string(),
+            None => "nowhere (new)".to_string(),
+        };
+        let parent = if b.parent == self.cfg.me {
+            "this CN".to_string()
+        } else {
+            format!("CN {}", b.parent)
+        };
+        log::debug!(
+            target: "handover",
+            "handover {} ({}) from {from} to here, parent {parent}: {:.1} ms from first frame to adoption",
+            b.mac,
+            b.cell,
+            now.saturating_duration_since(seen).as_secs_f64() * 1000.0
+        );
+    }
+
+    /// A new binding from another CN's pool (central pool, static client):
+    /// the MLR has us as `at` already, but only a Move makes it push the
+    /// Redirect the parent needs.
+    fn move_if_parent_elsewhere(&mut self, b: &Binding) {
+        if b.parent != self.cfg.me && b.at == Some(self.cfg.me) {
+            self.call(
+                MlrCall::Move {
+                    mac: b.mac,
+                    cell: b.cell,
+                },
+                Purpose::Move,
+            );
+        }
     }
 
     fn peers_limit(&self) -> usize {
@@ -693,6 +825,9 @@ impl CnCore {
     /// the MLR and dropped only when the MLR no longer binds it here; while
     /// the MLR is unreachable it is kept.
     pub fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.released
+            .retain(|(_, at)| now.saturating_duration_since(*at) < RELEASE_HOLDOFF);
         for mac in self.stations.expired(now) {
             if let Some(s) = self.stations.get_mut(&mac) {
                 s.expires = now + REVALIDATE_GRACE;
@@ -1130,6 +1265,31 @@ mod tests {
             c.stations().get(&mac(2)).map(|s| s.at),
             Some(Whereabouts::Here)
         );
+    }
+
+    #[test]
+    fn frames_sent_before_a_release_are_not_an_arrival() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
+        drain(&mut c);
+        c.station_released(mac(1));
+        assert!(c.stations().is_empty());
+        drain(&mut c);
+        c.station_seen(Some(mac(1)), Some(cell(1).station()), now);
+        assert!(
+            drain(&mut c).is_empty(),
+            "taken as an arrival right after RELEASE"
+        );
+        c.tick(now + Duration::from_secs(6));
+        c.station_seen(
+            Some(mac(1)),
+            Some(cell(1).station()),
+            now + Duration::from_secs(6),
+        );
+        assert_eq!(drain(&mut c).len(), 1, "seen again later: looked up");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::logging;
 use crate::mlrp::{self, BindReply, CnEntry, ErrorCode, Incoming, Message, NetworkKey, RequestId};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -28,6 +28,10 @@ const T_STDIN: Token = 1;
 const T_LISTENER: Token = 2;
 const T_MLR: Token = 3;
 const T_DHCP: Token = 4;
+#[cfg(feature = "capture")]
+const T_CAPTURE: Token = 5;
+/// Data-plane descriptors (userspace tunnels): T_DATA0 + i.
+const T_DATA0: Token = 50;
 const T_PEER0: Token = 100;
 
 /// Most CN-to-CN connections served at once; more are refused.
@@ -129,6 +133,9 @@ pub struct Daemon {
     peers: Vec<Option<MlrpConn>>,
     mlr: MlrLink,
     dhcp: Option<DhcpIo>,
+    /// Arrival detection on mobile_if (ARP/IP from stations not served here).
+    #[cfg(feature = "capture")]
+    capture: Option<crate::capture::ArrivalCapture>,
     console: bool,
     stdin_buf: Vec<u8>,
     quit: Option<i32>,
@@ -301,6 +308,13 @@ impl Daemon {
             &cfg.tunnel_prefix,
         )
         .map_err(|e| format!("data plane: {e}"))?;
+        let dp = super::dataplane_tunnel::TunnelDataPlane::open(
+            dp,
+            &cfg.mobile_if,
+            &cfg.tunnel_prefix,
+            cn_info.ip,
+        )
+        .map_err(|e| format!("data plane: {e}"))?;
         log::info!(target: "cn", "  [Tunnel Controller]: Done.");
         let signals = Signals::daemon_set().map_err(|e| format!("signals: {e}"))?;
         let now = Instant::now();
@@ -330,6 +344,8 @@ impl Daemon {
                 attempt: 0,
             },
             dhcp: None,
+            #[cfg(feature = "capture")]
+            capture: None,
             console: cfg.foreground && stdin_is_interactive(),
             stdin_buf: Vec::new(),
             quit: None,
@@ -422,10 +438,30 @@ impl Daemon {
         } else {
             log::info!(target: "cn", "  [DHCP Server]: Disabled (dhcp off).");
         }
+        // Each unknown MAC at most every 100 ms: a station flapping between
+        // cells several times a second is still seen on each return.
+        #[cfg(feature = "capture")]
+        match crate::capture::ArrivalCapture::open(
+            &self.cfg.mobile_if,
+            self.mobile_info.mac,
+            Duration::from_millis(100),
+        ) {
+            Ok(c) => {
+                self.capture = Some(c);
+                log::info!(target: "cn", "  [ProxyAdapter (IP/ARP capture on {})]: Done.", self.cfg.mobile_if);
+                log::info!(target: "cn", "+ Using IP/ARP activity for migration detection");
+            }
+            Err(e) => {
+                log::warn!(target: "cn", "  [ProxyAdapter]: Failed ({e}): only DHCP detects arrivals.")
+            }
+        }
         self.startup_done = true;
         if self.mlr.phase == Phase::Bound {
             let left = std::mem::take(&mut self.leftovers);
             self.core.mlr_bound(&left);
+            // Send the lookups now: with them still queued in the core, the
+            // wait below would see nothing pending and end at once.
+            self.execute_outputs();
             let deadline = Instant::now() + Duration::from_secs(3);
             self.drive_until(deadline, |d| {
                 !d.mlr.pend.values().any(|p| matches!(p, Pend::Core(_)))
@@ -533,6 +569,14 @@ impl Daemon {
                 poller.register(c.fd(), T_PEER0 + i, c.wants_write());
             }
         }
+        #[cfg(feature = "capture")]
+        if let Some(c) = &self.capture {
+            poller.register(c.fd(), T_CAPTURE, false);
+        }
+        let data_fds = self.dp.poll_fds();
+        for (i, fd) in data_fds.iter().enumerate().take(T_PEER0 - T_DATA0) {
+            poller.register(*fd, T_DATA0 + i, false);
+        }
         let now = Instant::now();
         let mut timeout = self.timers.timeout(now);
         if let Some(cap) = cap {
@@ -552,6 +596,13 @@ impl Daemon {
                 T_LISTENER => self.on_accept(),
                 T_MLR => self.on_mlr(r),
                 T_DHCP => self.on_dhcp(),
+                #[cfg(feature = "capture")]
+                T_CAPTURE => self.on_capture(),
+                t if (T_DATA0..T_PEER0).contains(&t) => {
+                    if let Some(fd) = data_fds.get(t - T_DATA0) {
+                        self.dp.on_readable(*fd);
+                    }
+                }
                 t if t >= T_PEER0 => self.on_peer(t - T_PEER0, r),
                 _ => {}
             }
@@ -938,6 +989,39 @@ impl Daemon {
         }
     }
 
+    // ---------------------------------------------------------------- capture
+
+    /// Frames from stations this CN does not serve: a station arrived here
+    /// without DHCP (it roamed with its lease, or is configured statically).
+    #[cfg(feature = "capture")]
+    fn on_capture(&mut self) {
+        let now = Instant::now();
+        let Some(c) = self.capture.as_mut() else {
+            return;
+        };
+        let stations = self.core.stations();
+        let mut seen = Vec::new();
+        let r = c.drain(
+            now,
+            |mac| {
+                matches!(stations.get(mac), Some(s) if s.at == super::stations::Whereabouts::Here)
+            },
+            |a| {
+                // DHCP is the DHCP server's to answer.
+                if a.kind != crate::capture::ArrivalKind::Dhcp {
+                    seen.push(a)
+                }
+            },
+        );
+        if let Err(e) = r {
+            log::warn!(target: "capture", "{e}");
+        }
+        for a in seen {
+            log::debug!(target: "handover", "arrival of {a} on {}", self.cfg.mobile_if);
+            self.core.station_seen(Some(a.mac), a.ip, now);
+        }
+    }
+
     // ---------------------------------------------------------------- timers
 
     fn on_timer(&mut self, t: Timer, now: Instant) {
@@ -1066,7 +1150,16 @@ impl Daemon {
 
     fn on_stdin(&mut self) {
         let mut buf = [0u8; 1024];
-        match io::stdin().lock().read(&mut buf) {
+        // Straight from fd 0: std's buffered stdin could keep lines that
+        // poll(2) then never reports.
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+        let r = if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        };
+        match r {
             Ok(0) => {
                 println!("+ End of input: shutting down");
                 self.quit = Some(0);

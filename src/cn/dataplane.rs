@@ -95,6 +95,15 @@ pub trait DataPlane {
     fn apply(&mut self, action: &DataAction) -> Result<(), DataPlaneError>;
     /// Remove everything this instance installed (TERM).
     fn remove_all(&mut self) -> Result<(), DataPlaneError>;
+    /// Descriptors the daemon's poll loop must watch for reading (userspace
+    /// tunnels forward packets themselves). Asked again every round.
+    fn poll_fds(&self) -> Vec<std::os::fd::RawFd> {
+        Vec::new()
+    }
+    /// One of [`DataPlane::poll_fds`] is readable; false if not ours.
+    fn on_readable(&mut self, _fd: std::os::fd::RawFd) -> bool {
+        false
+    }
 }
 
 /// A data plane that only records and logs what it is asked to do. Used by

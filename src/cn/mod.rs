@@ -7,6 +7,7 @@ pub mod core;
 pub mod daemon;
 pub mod dataplane;
 pub mod dataplane_netlink;
+pub mod dataplane_tunnel;
 pub mod dhcp_io;
 pub mod evaluate;
 pub mod iface;

@@ -127,8 +127,12 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
             mlr_errors: c.mlr_errors,
         },
     };
-    // Generous: every row is well under 256 bytes.
-    let mut buf = vec![0u8; 1024 + 256 * (stations.len() + peers.len())];
+    // Generous: a station row is well under 256 bytes; names (ours from
+    // the config, peers' from the MLR) may need up to 6 bytes a character
+    // once escaped (\u00XX).
+    let names: usize = 6 * (id.name.len() + id.network.len() + id.mlr.len())
+        + peers.iter().map(|p| 6 * p.name.len() + 128).sum::<usize>();
+    let mut buf = vec![0u8; 1024 + names + 256 * stations.len()];
     let n = serde_json_core::to_slice(&doc, &mut buf).map_err(|e| format!("status JSON: {e}"))?;
     buf.truncate(n);
     String::from_utf8(buf).map_err(|e| format!("status JSON: {e}"))
@@ -234,5 +238,18 @@ mod tests {
         assert!(j.contains(r#""name":"cn \"one\"""#), "{j}");
         assert!(j.contains(r#""adoptions":1"#), "{j}");
         assert!(clients_text(&c, now).contains("10.13.100.9"));
+        // Names full of characters that need escaping still fit.
+        let odd = "\u{1}\"".repeat(200);
+        let j = json(
+            &c,
+            &Identity {
+                name: &odd,
+                network: &odd,
+                mlr: "m",
+            },
+            now,
+        )
+        .unwrap();
+        assert!(j.contains("\\u0001\\\""), "{j}");
     }
 }

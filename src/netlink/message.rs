@@ -704,13 +704,21 @@ pub fn build_addr(
     m.finish()
 }
 
+pub const NUD_REACHABLE: u16 = 0x02;
+
 /// RTM_NEWNEIGH: a permanent ARP entry `ip -> mac` on `index`.
 pub fn build_neigh_add(index: u32, ip: Ipv4Addr, mac: [u8; 6], seq: u32) -> Vec<u8> {
+    build_neigh_state(index, ip, mac, NUD_PERMANENT, seq)
+}
+
+/// RTM_NEWNEIGH: ARP entry `ip -> mac` on `index` in NUD `state`
+/// (created or replaced).
+pub fn build_neigh_state(index: u32, ip: Ipv4Addr, mac: [u8; 6], state: u16, seq: u32) -> Vec<u8> {
     let mut m = MessageBuilder::new(
         RTM_NEWNEIGH,
         NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
         seq,
-        &ndmsg(index as i32, NUD_PERMANENT),
+        &ndmsg(index as i32, state),
     );
     m.attr_ip(NDA_DST, ip).attr(NDA_LLADDR, &mac);
     m.finish()

@@ -328,6 +328,19 @@ impl Netlink {
         self.ack(|seq| build_neigh_add(index, ip, mac, seq))
     }
 
+    /// A REACHABLE ARP entry (replaces an existing one, whatever its
+    /// state): the kernel then manages it as if it had resolved it. Used
+    /// when a station is adopted, whose MAC the CN already knows, so
+    /// traffic to it never waits for (or is dropped by) ARP resolution.
+    pub fn set_neighbour_reachable(
+        &mut self,
+        index: u32,
+        ip: Ipv4Addr,
+        mac: [u8; 6],
+    ) -> Result<(), NetlinkError> {
+        self.ack(|seq| build_neigh_state(index, ip, mac, NUD_REACHABLE, seq))
+    }
+
     // ---- stale state ----
 
     /// Everything in `scope` carrying TMip's tag.

@@ -368,7 +368,8 @@ impl Client {
             &format!(
                 "case \"$1\" in bound|renew) ip addr replace $ip/$mask dev $interface; \
                  ip route replace default via ${{router%% *}} dev $interface; \
-                 echo \"$1 $ip $serverid\" >> {log};; esac",
+                 echo \"$1 $ip $serverid\" >> {log};; \
+                 deconfig) ip -4 addr flush dev $interface;; esac",
                 log = self.log.display()
             ),
         );
