@@ -14,7 +14,7 @@
 //!   optimiser makes of that expression) and attached to the capture's
 //!   socket with `SO_ATTACH_FILTER`, as libpcap's `pcap_setfilter` does on
 //!   Linux: calling `pcap_compile` would link libpcap's filter compiler
-//!   (gencode, grammar, scanner, optimizer: about 200 KB of the static
+//!   (gencode, grammar, scanner, optimizer: about 150 KB of the static
 //!   router binary) for one fixed expression. Frames queued in the ring
 //!   before the filter was attached are filtered here instead (what
 //!   libpcap does after `pcap_setfilter` too): `read` ignores frames from
