@@ -89,6 +89,33 @@ fn static_station_is_detected_by_arp_and_ip_and_own_traffic_is_not() {
     let sta_ip = Ipv4Addr::new(10, 77, 0, 1);
 
     let mut cap = open_in(&cn, "mob0", own);
+    // The kernel filter on the capture's socket is the hand-built program
+    // (SO_GET_FILTER reads it back).
+    let want = tmip::capture::filter_program(own);
+    let mut got = [libc::sock_filter {
+        code: 0,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }; 16];
+    let mut len = got.len() as libc::socklen_t;
+    // SAFETY: SO_GET_FILTER (= SO_ATTACH_FILTER) writes at most `len`
+    // instructions to `got` and their count to `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            cap.fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            got.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "SO_GET_FILTER: {}", std::io::Error::last_os_error());
+    let as_tuple = |i: &libc::sock_filter| (i.code, i.jt, i.jf, i.k);
+    assert_eq!(
+        got[..len as usize].iter().map(as_tuple).collect::<Vec<_>>(),
+        want.iter().map(as_tuple).collect::<Vec<_>>()
+    );
     // Nothing waiting: reads return at once with nothing, the fd is quiet.
     assert_eq!(cap.read().expect("read"), Read::Empty);
     assert_eq!(
