@@ -1,11 +1,12 @@
-//! Benchmark (not run by `cargo test`; run it with
-//! `cargo build --workspace && cargo test --test tmipd_bench -- --ignored --nocapture`):
+//! Benchmark, as root: `cargo build --workspace && cargo run --example tmipd_bench`.
 //! DHCP transaction latency through a real tmipd and mlrd in namespaces.
 //! A raw-socket client sends DISCOVER then REQUEST for `N` new MACs, one
 //! transaction at a time, and prints the DISCOVER->OFFER (an MLR Allocate,
 //! adoption of N+2 over rtnetlink, the OFFER) and REQUEST->ACK (an MLR
 //! Locate) latencies, then the same again for renewals of known MACs.
+#[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/tmipd_bed/mod.rs"]
 mod tmipd_bed;
 
 use tmipd_bed::*;
@@ -67,9 +68,7 @@ for label, r in (("new MACs", 1), ("known MACs", 2)):
     print("%-10s %d DORA transactions in %.2f s: %.0f/s (one at a time)" % (label, n, el, n / el))
 "#;
 
-#[test]
-#[ignore]
-fn dhcp_transaction_latency_through_tmipd_and_mlrd() {
+fn main() {
     let mut bed = Bed::new(1, Some("bench"));
     // A pool big enough for N stations, and room for them in the table.
     bed.set_rc(
