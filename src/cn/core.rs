@@ -124,6 +124,12 @@ enum Purpose {
         ip: Ipv4Addr,
         seen: Instant,
     },
+    /// Locate by MAC of a station hostapd reported associated here (before
+    /// it sent anything); `seen` is when the event arrived.
+    Associated {
+        mac: MacAddr,
+        seen: Instant,
+    },
     /// Allocate the /30 a static client already uses (N+1 = `ip`).
     StaticAllocate {
         ip: Ipv4Addr,
@@ -375,6 +381,34 @@ impl CnCore {
         }
     }
 
+    /// hostapd reported `mac` associated and authorized here (control
+    /// interface `AP-STA-CONNECTED`, ubus `sta-authorized`, a WDS station's
+    /// netdev): look it up at the MLR by MAC and, if it has a binding, adopt
+    /// it now, before the station sends anything (the same adoption as any
+    /// other arrival: gateway address, host route, ARP to the station,
+    /// Move). Idempotent: hostapd repeats `Connected` (resync after every
+    /// attach, `assoc` then `sta-authorized`), so a station served here or
+    /// already being looked up is left alone. A MAC the MLR does not know is
+    /// a new station: its DHCP DISCOVER allocates it.
+    pub fn station_associated(&mut self, mac: MacAddr, now: Instant) {
+        self.now = self.now.max(now);
+        if !mac.is_station() || self.recently_released(mac) || !self.mlr_up {
+            return;
+        }
+        if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
+            return;
+        }
+        let asked = self.pending.values().any(|p| {
+            matches!(p, Purpose::Associated { mac: m, .. } | Purpose::LocateSeen { mac: m, .. } if *m == mac)
+        });
+        if !asked {
+            self.call(
+                MlrCall::LocateMac { mac },
+                Purpose::Associated { mac, seen: now },
+            );
+        }
+    }
+
     /// The station released its address (DHCP RELEASE).
     pub fn station_released(&mut self, mac: MacAddr) {
         if self.released.is_full() {
@@ -472,6 +506,18 @@ impl CnCore {
                 );
             }
             (Purpose::LocateSeen { .. }, _) => {}
+            (Purpose::Associated { mac, seen }, MlrAnswer::Binding(b)) if b.mac == mac => {
+                match self.adopt(&b, now) {
+                    Ok(()) => self.log_handover_by(&b, seen, now, "association event"),
+                    Err(e) => log::warn!(target: "handover", "{e}"),
+                }
+            }
+            (Purpose::Associated { mac, .. }, MlrAnswer::NotFound) => {
+                log::debug!(target: "handover", "{mac} associated here, unknown at the MLR: a new station (DHCP will allocate)");
+            }
+            (Purpose::Associated { mac, .. }, other) => {
+                log::debug!(target: "handover", "{mac} associated here; MLR said {other:?}");
+            }
             (Purpose::StaticAllocate { ip, seen }, MlrAnswer::Binding(b)) => {
                 if !b.cell.contains(ip) {
                     // Not the /30 the client uses (taken, or outside every
@@ -629,6 +675,11 @@ impl CnCore {
     /// time from its first frame seen here to its adoption (the data-plane
     /// changes are carried out right after).
     fn log_handover(&self, b: &Binding, seen: Instant, now: Instant) {
+        self.log_handover_by(b, seen, now, "first frame")
+    }
+
+    /// [`log_handover`](Self::log_handover) naming what revealed the station.
+    fn log_handover_by(&self, b: &Binding, seen: Instant, now: Instant, what: &str) {
         let from = match b.at {
             Some(a) if a != self.cfg.me => format!("CN {a}"),
             Some(_) => "here".to_string(),
@@ -641,7 +692,7 @@ impl CnCore {
         };
         log::debug!(
             target: "handover",
-            "handover {} ({}) from {from} to here, parent {parent}: {:.1} ms from first frame to adoption",
+            "handover {} ({}) from {from} to here, parent {parent}: {:.1} ms from {what} to adoption",
             b.mac,
             b.cell,
             now.saturating_duration_since(seen).as_secs_f64() * 1000.0
@@ -1290,6 +1341,68 @@ mod tests {
             now + Duration::from_secs(6),
         );
         assert_eq!(drain(&mut c).len(), 1, "seen again later: looked up");
+    }
+
+    /// hostapd's AP-STA-CONNECTED for a station bound at another CN: it is
+    /// looked up by MAC and adopted at once (tunnel to its parent, Move),
+    /// through the same adoption as any other arrival.
+    #[test]
+    fn an_association_event_adopts_a_known_station_before_it_sends_anything() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.station_associated(mac(3), now);
+        let out = drain(&mut c);
+        assert!(
+            matches!(&out[..], [Output::Mlr { call: MlrCall::LocateMac { mac: m }, .. }] if *m == mac(3)),
+            "{out:?}"
+        );
+        // Repeated events (resync, assoc then sta-authorized) while the
+        // lookup is in flight ask nothing more.
+        c.station_associated(mac(3), now);
+        assert!(drain(&mut c).is_empty());
+        c.mlr_answer(
+            tag_of(&out),
+            MlrAnswer::Binding(binding(3, cn(2), Some(cn(2)))),
+            now,
+        );
+        let out = drain(&mut c);
+        assert!(out.contains(&Output::Data(DataAction::AdoptLocal {
+            mac: mac(3),
+            cell: cell(3)
+        })));
+        assert!(out.contains(&Output::Data(DataAction::TunnelUp { peer: cn(2) })));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Mlr {
+                call: MlrCall::Move { mac: m, .. },
+                ..
+            } if *m == mac(3)
+        )));
+        assert_eq!(
+            c.stations().get(&mac(3)).map(|s| s.at),
+            Some(Whereabouts::Here)
+        );
+        // Served here now: another event changes nothing.
+        c.station_associated(mac(3), now);
+        assert!(drain(&mut c).is_empty());
+    }
+
+    #[test]
+    fn an_association_of_an_unknown_station_waits_for_dhcp() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.station_associated(mac(4), now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::NotFound, now);
+        assert!(drain(&mut c).is_empty());
+        assert!(c.stations().is_empty());
+        // Not a station MAC, or the MLR unreachable: nothing is asked.
+        c.station_associated(MacAddr([0xff; 6]), now);
+        assert!(drain(&mut c).is_empty());
+        c.mlr_lost(now);
+        drain(&mut c);
+        c.station_associated(mac(5), now);
+        assert!(drain(&mut c).is_empty());
     }
 
     #[test]
