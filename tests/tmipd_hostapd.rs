@@ -222,7 +222,7 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
     let f = frames(&read(&cap));
     let first_cn2 = f
         .iter()
-        .find(|(_, src, _)| *src == cn2_mac)
+        .find(|(_, src, l)| *src == cn2_mac && l.contains(&format!("{gw} is-at")))
         .unwrap_or_else(|| panic!("no ARP from CN 2 to the station: {f:?}"));
     let early: Vec<_> = f
         .iter()
