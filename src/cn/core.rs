@@ -179,6 +179,9 @@ pub struct CnCore {
     released: heapless::Vec<(MacAddr, Instant), 16>,
     /// The latest time the core was given (events without one use it).
     now: Instant,
+    /// Stations hostapd reported while the MLR was unreachable: looked up
+    /// once it is back (hostapd will not report them again).
+    associated_offline: heapless::Vec<MacAddr, 16>,
 }
 
 /// After a RELEASE, frames from the station are not taken as an arrival
@@ -199,6 +202,7 @@ impl CnCore {
             counters: Counters::default(),
             released: heapless::Vec::new(),
             now: Instant::now(),
+            associated_offline: heapless::Vec::new(),
         }
     }
 
@@ -241,6 +245,10 @@ impl CnCore {
     pub fn mlr_bound(&mut self, candidates: &[Ipv4Addr]) {
         self.mlr_up = true;
         self.call(MlrCall::ListCns, Purpose::ListCns);
+        let now = self.now;
+        for mac in std::mem::take(&mut self.associated_offline) {
+            self.station_associated(mac, now);
+        }
         let mut ips: Vec<Ipv4Addr> = candidates.to_vec();
         ips.extend(self.stations.iter().map(|s| s.cell.station()));
         ips.sort();
@@ -389,10 +397,21 @@ impl CnCore {
     /// Move). Idempotent: hostapd repeats `Connected` (resync after every
     /// attach, `assoc` then `sta-authorized`), so a station served here or
     /// already being looked up is left alone. A MAC the MLR does not know is
-    /// a new station: its DHCP DISCOVER allocates it.
+    /// a new station: its DHCP DISCOVER allocates it. While the MLR is
+    /// unreachable the MAC is remembered (the latest 16) and looked up once
+    /// the MLR is bound again.
     pub fn station_associated(&mut self, mac: MacAddr, now: Instant) {
         self.now = self.now.max(now);
-        if !mac.is_station() || self.recently_released(mac) || !self.mlr_up {
+        if !mac.is_station() || self.recently_released(mac) {
+            return;
+        }
+        if !self.mlr_up {
+            if !self.associated_offline.contains(&mac) {
+                if self.associated_offline.is_full() {
+                    self.associated_offline.remove(0);
+                }
+                let _ = self.associated_offline.push(mac);
+            }
             return;
         }
         if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
@@ -1396,13 +1415,27 @@ mod tests {
         c.mlr_answer(t, MlrAnswer::NotFound, now);
         assert!(drain(&mut c).is_empty());
         assert!(c.stations().is_empty());
-        // Not a station MAC, or the MLR unreachable: nothing is asked.
+        // Not a station MAC: nothing is asked.
         c.station_associated(MacAddr([0xff; 6]), now);
         assert!(drain(&mut c).is_empty());
+        // MLR unreachable: asked once it is back.
         c.mlr_lost(now);
         drain(&mut c);
         c.station_associated(mac(5), now);
+        c.station_associated(mac(5), now);
         assert!(drain(&mut c).is_empty());
+        c.mlr_bound(&[]);
+        let asked: Vec<MacAddr> = drain(&mut c)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Mlr {
+                    call: MlrCall::LocateMac { mac },
+                    ..
+                } => Some(mac),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked, vec![mac(5)]);
     }
 
     #[test]
