@@ -1283,6 +1283,11 @@ impl Daemon {
                     self.core.peers().len(),
                     logging::level()
                 );
+                println!(
+                    "hostapd: {}; ubus: {}",
+                    self.hostapd.as_ref().map_or("off".into(), |h| h.summary()),
+                    self.ubus.as_ref().map_or("off".into(), |u| u.summary())
+                );
                 match self.status_json() {
                     Ok(j) => println!("{j}"),
                     Err(e) => println!("{e}"),

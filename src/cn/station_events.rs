@@ -63,6 +63,16 @@ impl HostapdLink {
         self.last
     }
 
+    /// One line for the console's `status`.
+    pub fn summary(&self) -> String {
+        let st = match self.last {
+            LinkState::Attached => "attached to",
+            LinkState::Attaching => "attaching to",
+            LinkState::Down => "waiting for",
+        };
+        format!("{st} {}", self.path.display())
+    }
+
     /// Periodic upkeep: find the socket (`auto`), attach, PING, re-attach
     /// after a hostapd restart (the library re-walks hostapd's station
     /// table after every attach, reported through `drain`).

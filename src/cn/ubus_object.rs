@@ -67,6 +67,20 @@ impl UbusLink {
         self.client.socket_path()
     }
 
+    /// One line for the console's `status`.
+    pub fn summary(&self) -> String {
+        format!(
+            "object '{}' on {} ({})",
+            self.object,
+            self.client.socket_path().display(),
+            if self.client.is_connected() {
+                "connected"
+            } else {
+                "not connected"
+            }
+        )
+    }
+
     /// The socket to poll (it changes on reconnect; the loop re-reads it
     /// every round) and whether to poll for writing too.
     pub fn poll_fd(&self) -> Option<(RawFd, bool)> {
