@@ -182,6 +182,7 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
     // Roam to CN 2's cell (link stays up) and authenticate there.
     let from = bed.cns[1].log_text().len();
     bed.move_client(&c, 1);
+    let t_auth = std::time::Instant::now();
     let sup = start_supplicant(&mut c.ns, &c.ifname, &bed.dir.0, &sta_mac);
     assert!(
         bed.cns[1].wait_log("from association event to adoption", from, 10),
@@ -189,6 +190,7 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
         bed.cns[1].log_text(),
         read(&hlog)
     );
+    let t_adopted = t_auth.elapsed();
     // Right away: CN 2 serves the station (gateway N+2 and route to N+1).
     let addrs = bed.cns[1].ns.sh("ip -4 addr show dev mob");
     assert!(addrs.contains(&format!("{gw}/32")), "{addrs}");
@@ -231,6 +233,13 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
     assert!(
         early.is_empty(),
         "the station sent ARP/IP before CN 2 adopted it: {early:?}"
+    );
+    let handover = log2
+        .lines()
+        .find(|l| l.contains("from association event to adoption"))
+        .unwrap_or("");
+    println!(
+        "FIGURE wpa_supplicant start (EAPOL-Start at once) -> adoption seen in CN 2's log: {t_adopted:?}; {handover}"
     );
     println!(
         "adopted on AP-STA-CONNECTED; first CN 2 frame to the station: {}\nCN 2 log from the move:\n{}",
