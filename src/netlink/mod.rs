@@ -2,7 +2,8 @@
 //! daemon itself (never by running `ip`). Everything a CN installs is
 //! tagged so that a restarted daemon can find it again:
 //! - routes carry `rtm_protocol = TMIP_RTPROT`,
-//! - addresses carry `IFA_PROTO = TMIP_RTPROT` (Linux >= 6.1),
+//! - addresses carry `IFA_PROTO = TMIP_RTPROT` (Linux >= 6.1; older kernels
+//!   ignore the attribute, so there the daemon must remember its addresses),
 //! - rules carry `FRA_PROTOCOL = TMIP_RTPROT` and live in TMip's tables,
 //! - tunnel devices are named `<tunnel_prefix><n>`.
 //!

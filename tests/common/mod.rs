@@ -159,8 +159,7 @@ impl Netns {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(st)) = self.children[i].try_wait() {
-                // Already reaped by try_wait; wait() returns at once.
-                let _ = self.children.swap_remove(i).wait();
+                self.children.swap_remove(i);
                 return Some(st);
             }
             if Instant::now() > deadline {
