@@ -38,7 +38,15 @@ impl Poller {
     /// Watch `fd` for reading (always) and writing (when `writable`).
     /// Registering an fd again replaces its interest and token.
     pub fn register(&mut self, fd: RawFd, token: Token, writable: bool) {
-        let events = libc::POLLIN | if writable { libc::POLLOUT } else { 0 };
+        self.register_interest(fd, token, true, writable);
+    }
+
+    /// Watch `fd` for reading only when `readable` (a daemon stops reading
+    /// a peer whose replies it cannot send: back-pressure), writing when
+    /// `writable`. Hang-ups and errors are reported either way.
+    pub fn register_interest(&mut self, fd: RawFd, token: Token, readable: bool, writable: bool) {
+        let events =
+            if readable { libc::POLLIN } else { 0 } | if writable { libc::POLLOUT } else { 0 };
         if let Some(i) = self.fds.iter().position(|p| p.fd == fd) {
             self.fds[i].events = events;
             self.tokens[i] = token;

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p mlrd --bins --examples
-//! sudo target/release/examples/mlr_bench [--clients 4] [--window 64] [--max 1000000] [--secs 3] [--keep]
+//! sudo target/release/examples/mlr_bench [--clients 4] [--window 64] [--max 1000000] [--secs 3] [--keep] [--no-compact]
 //! ```
 //!
 //! It needs root: mlrd runs in a network namespace the bench makes (and
@@ -18,7 +18,8 @@
 //!   answered / wall time over all threads.
 //! - Locate latency is measured separately, one request at a time on one
 //!   connection (no pipelining), while the other clients load mlrd with
-//!   pipelined locates; and also unloaded. p50/p99 over all samples.
+//!   pipelined locates; and also unloaded. p50/p99 over all samples, after
+//!   100 uncounted warm-up requests per connection.
 //! - Moves: each client moves the stations of its neighbour's pool to
 //!   itself, so every move also pushes a Redirect to the parent CN, which
 //!   the parent client acknowledges.
@@ -49,6 +50,8 @@ struct Opts {
     secs: f64,
     /// Leave the state directory behind (to time restarts by hand).
     keep: bool,
+    /// Never compact: every binding stays in the journal (worst restart).
+    no_compact: bool,
 }
 
 fn opts() -> Opts {
@@ -58,13 +61,18 @@ fn opts() -> Opts {
         max: 1_000_000,
         secs: 3.0,
         keep: false,
+        no_compact: false,
     };
     let a: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < a.len() {
         let v = a.get(i + 1).cloned().unwrap_or_default();
-        if a[i] == "--keep" {
-            o.keep = true;
+        if a[i] == "--keep" || a[i] == "--no-compact" {
+            if a[i] == "--keep" {
+                o.keep = true;
+            } else {
+                o.no_compact = true;
+            }
             i += 1;
             continue;
         }
@@ -209,12 +217,34 @@ fn sh(cmd: &str) {
     assert!(st.success(), "{cmd}");
 }
 
+/// What to clean up if the bench dies: release builds abort on panic, so
+/// `Drop` never runs; a panic hook does it instead.
+static CLEANUP: std::sync::Mutex<Option<(String, PathBuf, u32)>> = std::sync::Mutex::new(None);
+
+fn cleanup_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut g) = CLEANUP.try_lock() {
+            if let Some((ns, dir, pid)) = g.take() {
+                if pid != 0 {
+                    // SAFETY: kill(2) on the mlrd this bench spawned.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+                let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        default(info);
+    }));
+}
+
 struct Mlrd {
     ns: String,
     bin: PathBuf,
     dir: PathBuf,
     child: Option<Child>,
     keep: bool,
+    no_compact: bool,
 }
 
 impl Mlrd {
@@ -225,7 +255,11 @@ impl Mlrd {
             .append(true)
             .open(self.dir.join("mlrd.log"))
             .unwrap();
-        let child = Command::new("ip")
+        let mut cmd = Command::new("ip");
+        if self.no_compact {
+            cmd.env("MLRD_COMPACT_MIN_BYTES", "1000000000000");
+        }
+        let child = cmd
             .args(["netns", "exec", &self.ns])
             .arg(&self.bin)
             .arg("-f")
@@ -235,6 +269,9 @@ impl Mlrd {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
+        if let Ok(mut g) = CLEANUP.lock() {
+            *g = Some((self.ns.clone(), self.dir.clone(), child.id()));
+        }
         self.child = Some(child);
         // Ready = a handshake completes and a locate is answered.
         let ns = self.ns.clone();
@@ -380,6 +417,10 @@ fn sync_latencies(ns: &str, stations: usize, n: usize) -> Vec<Duration> {
         let mut p = Pipe::connect();
         let mut v = Vec::with_capacity(n);
         let mut x: u64 = 0x9e37_79b9;
+        // Warm-up (connection, caches), not counted.
+        for k in 0..100 {
+            p.call(Message::Locate(Locate::ByMac(mac(0, k % stations))));
+        }
         for _ in 0..n {
             x = x
                 .wrapping_mul(6364136223846793005)
@@ -440,6 +481,7 @@ fn main() {
         "{} missing: cargo build --release -p mlrd --bins --examples",
         bin.display()
     );
+    cleanup_on_panic();
     let ns = format!("mlrbench{}", std::process::id() % 100000);
     sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
     let dir = std::env::temp_dir().join(format!("mlr_bench.{}", std::process::id()));
@@ -460,6 +502,7 @@ fn main() {
         dir: dir.clone(),
         child: None,
         keep: o.keep,
+        no_compact: o.no_compact,
     };
     let t_start = m.start();
     let rss0 = m.rss_kib();
@@ -512,6 +555,9 @@ fn main() {
     let per = Arc::new(move |c: usize, p: &mut Pipe| {
         let mut x: u64 = 0xabcdef + c as u64;
         let mut v = Vec::with_capacity(nsamp);
+        for k in 0..100 {
+            p.call(Message::Locate(Locate::ByMac(mac(c, k % per_client_100k))));
+        }
         for _ in 0..nsamp {
             x = x
                 .wrapping_mul(6364136223846793005)
@@ -654,7 +700,7 @@ fn main() {
     let log = std::fs::read_to_string(dir.join("mlrd.log")).unwrap_or_default();
     for l in log
         .lines()
-        .filter(|l| l.contains("[MLRCache]") || l.contains("compacted"))
+        .filter(|l| l.contains("[MLRCache]") || l.contains("ompact"))
     {
         println!("  mlrd: {l}");
     }

@@ -66,8 +66,9 @@ pub struct MlrdConfig {
     pub backup_mlr: Option<String>,
     /// Most MLRP connections at once; more are refused (logged).
     pub max_connections: usize,
-    /// Seconds a bound CN may stay silent before it is marked down. The
-    /// MLR pings bound CNs every third of this.
+    /// Seconds a bound CN may stay silent before it is marked down (CNs
+    /// are told to ping every third of this); also how long a peer may
+    /// leave replies unread before it is cut off.
     pub cn_timeout: u32,
 }
 

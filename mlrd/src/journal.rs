@@ -2,19 +2,22 @@
 //! append-only journal of the changes made since it.
 //!
 //! Files:
-//! - `snapshot` — the whole register at generation G (written to
-//!   `snapshot.tmp`, fsynced, renamed: never torn);
-//! - `journal.G` — every change acknowledged since snapshot G, appended and
-//!   fdatasynced once per loop iteration BEFORE the replies that acknowledge
-//!   the changes are sent;
+//! - `snapshot` — the whole register as of the start of `journal.S` (written
+//!   to a temporary file, fsynced, renamed: never torn);
+//! - `journal.S`, `journal.S+1`, ... — every change acknowledged since,
+//!   appended to the last one and fdatasynced once per loop iteration BEFORE
+//!   the replies that acknowledge the changes are sent;
 //! - `lock` — flock'd so two mlrd never share a state directory.
 //!
 //! Both files are a header then records `[len u32][kind u8][payload][crc32]`
 //! (little endian, `len` counts kind + payload, the CRC covers them). A
 //! journal's last record may be torn by a crash: a short or bad-CRC record
 //! ends the replay, is logged, and is cut off before appending resumes.
-//! Compaction writes snapshot G+1, starts `journal.G+1` and deletes
-//! `journal.G`; a crash at any point leaves a consistent pair.
+//! Compaction starts `journal.G+1`, then a forked child (copy-on-write view
+//! of the register at that instant, so the loop does not stall) writes
+//! snapshot G+1, renames it into place and deletes the journals before G+1.
+//! A crash at any point leaves a snapshot plus the journals that follow it;
+//! the loader replays them all in order.
 
 use crate::register::{BindingRecord, Change, CnIdx, PoolSpec, Register};
 use std::fmt;
@@ -253,7 +256,63 @@ pub struct Journal {
     bytes: u64,
     snapshot_bytes: u64,
     buf: Vec<u8>,
-    _lock: File,
+    lock: File,
+    /// Journal size that triggers a compaction (at least; see `should_compact`).
+    compact_min: u64,
+    /// A forked child writing snapshot `generation`, and when it started.
+    child: Option<(libc::pid_t, std::time::Instant)>,
+}
+
+/// The generations of the `journal.N` files in `dir`, sorted.
+fn journal_gens(dir: &Path) -> Result<Vec<u64>, JournalError> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir).map_err(io_err(dir.display()))?.flatten() {
+        let name = e.file_name();
+        if let Some(g) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("journal."))
+            .and_then(|g| g.parse::<u64>().ok())
+        {
+            v.push(g);
+        }
+    }
+    v.sort_unstable();
+    Ok(v)
+}
+
+fn create_journal(path: &Path, gen: u64) -> Result<File, JournalError> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path.display()))?;
+    f.write_all(JNL_MAGIC).map_err(io_err(path.display()))?;
+    f.write_all(&gen.to_le_bytes())
+        .map_err(io_err(path.display()))?;
+    f.sync_all().map_err(io_err(path.display()))?;
+    Ok(f)
+}
+
+/// Write snapshot `gen` of `reg` into `dir` (temporary file, fsync, rename,
+/// fsync the directory), then delete the journals it makes redundant.
+/// Returns its size.
+fn write_snapshot(dir: &Path, reg: &Register, gen: u64) -> Result<u64, JournalError> {
+    let tmp = dir.join(format!("snapshot.tmp.{}", std::process::id()));
+    let data = encode_snapshot(reg, gen);
+    {
+        let mut f = File::create(&tmp).map_err(io_err(tmp.display()))?;
+        f.write_all(&data).map_err(io_err(tmp.display()))?;
+        f.sync_all().map_err(io_err(tmp.display()))?;
+    }
+    // The rename is the commit point: before it, the old snapshot and every
+    // journal from its generation on are current; after it, this snapshot
+    // and the journals from `gen` on.
+    fs::rename(&tmp, dir.join("snapshot")).map_err(io_err("snapshot rename"))?;
+    sync_dir(dir);
+    remove_stale_journals(dir, gen);
+    Ok(data.len() as u64)
 }
 
 impl Journal {
@@ -288,65 +347,94 @@ impl Journal {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(JournalError::Io(snap_path.display().to_string(), e)),
         }
-        let gen = report.generation;
-        let jpath = dirp.join(format!("journal.{gen}"));
-        let mut good_len = None;
-        let t = std::time::Instant::now();
-        match fs::read(&jpath) {
-            Ok(data) => {
-                report.read_ms += ms(t);
-                let t = std::time::Instant::now();
-                let (end, torn) = replay_journal(&jpath, &data, reg, &mut report)?;
-                if torn {
-                    report.torn = Some((end as u64, (data.len() - end) as u64));
-                }
-                good_len = Some(end as u64);
-                report.apply_ms += ms(t);
+        let snap_gen = report.generation;
+        // Journals before the snapshot's generation are leftovers of a
+        // compaction that stopped after its rename: their changes are in it.
+        remove_stale_journals(&dirp, snap_gen);
+        let gens: Vec<u64> = journal_gens(&dirp)?
+            .into_iter()
+            .filter(|&g| g >= snap_gen)
+            .collect();
+        for (i, &g) in gens.iter().enumerate() {
+            let want = snap_gen + i as u64;
+            if g != want {
+                return Err(JournalError::Corrupt(format!(
+                    "{}: journal.{want} is missing (journal.{g} follows the snapshot of generation {snap_gen}); refusing to start",
+                    dirp.display()
+                )));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(JournalError::Io(jpath.display().to_string(), e)),
         }
+        let last_gen = gens.last().copied().unwrap_or(snap_gen);
+        let mut good_len = None;
+        for &g in &gens {
+            let jpath = dirp.join(format!("journal.{g}"));
+            let t = std::time::Instant::now();
+            let data = fs::read(&jpath).map_err(io_err(jpath.display()))?;
+            report.read_ms += ms(t);
+            let t = std::time::Instant::now();
+            let (end, torn) = replay_journal(&jpath, &data, reg, &mut report)?;
+            report.apply_ms += ms(t);
+            if g != last_gen {
+                // Only the journal being appended to can be torn by a crash;
+                // an earlier one was complete when the next was started.
+                if torn {
+                    return Err(JournalError::Corrupt(format!(
+                        "{}: damaged at offset {end} (not the last journal); refusing to start",
+                        jpath.display()
+                    )));
+                }
+                continue;
+            }
+            if torn {
+                report.torn = Some((end as u64, (data.len() - end) as u64));
+            }
+            good_len = Some(end as u64);
+        }
+        report.generation = last_gen;
         let t = std::time::Instant::now();
         reg.rebuild_pools();
         report.rebuild_ms = ms(t);
-        // Journals of other generations are leftovers of a compaction that
-        // crashed after its snapshot was in place: their changes are in it.
-        remove_stale_journals(&dirp, gen);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&jpath)
-            .map_err(io_err(jpath.display()))?;
-        let bytes = match good_len {
-            Some(n) => {
-                file.set_len(n).map_err(io_err(jpath.display()))?;
-                n
-            }
-            None => {
-                file.write_all(JNL_MAGIC).map_err(io_err(jpath.display()))?;
-                file.write_all(&gen.to_le_bytes())
+        let jpath = dirp.join(format!("journal.{last_gen}"));
+        let (file, bytes) = match good_len {
+            // At least the header survived: append after the last whole record.
+            Some(n) if n >= 16 => {
+                let mut file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&jpath)
                     .map_err(io_err(jpath.display()))?;
-                file.sync_all().map_err(io_err(jpath.display()))?;
-                16
+                file.set_len(n).map_err(io_err(jpath.display()))?;
+                use std::io::Seek;
+                file.seek(io::SeekFrom::Start(n))
+                    .map_err(io_err(jpath.display()))?;
+                (file, n)
+            }
+            // New, or torn inside its header (nothing in it was acknowledged).
+            _ => {
+                let f = create_journal(&jpath, last_gen)?;
+                sync_dir(&dirp);
+                (f, 16)
             }
         };
-        use std::io::Seek;
-        file.seek(io::SeekFrom::Start(bytes))
-            .map_err(io_err(jpath.display()))?;
         Ok((
             Journal {
                 dir: dirp,
-                generation: gen,
+                generation: last_gen,
                 file,
                 bytes,
                 snapshot_bytes,
                 buf: Vec::with_capacity(64 << 10),
-                _lock: lock,
+                lock,
+                compact_min: MIN_COMPACT_BYTES,
+                child: None,
             },
             report,
         ))
+    }
+
+    /// Compact once the journal passes `bytes` (default 16 MB; tests lower it).
+    pub fn set_compact_min(&mut self, bytes: u64) {
+        self.compact_min = bytes.max(1024);
     }
 
     pub fn generation(&self) -> u64 {
@@ -395,46 +483,109 @@ impl Journal {
             .map_err(|e| JournalError::Io(what(), e))
     }
 
-    /// Time to fold the journal into a snapshot?
+    /// Time to fold the journals into a snapshot? (Never while one is
+    /// being written.)
     pub fn should_compact(&self) -> bool {
-        self.bytes > MIN_COMPACT_BYTES.max(self.snapshot_bytes)
+        self.child.is_none() && self.bytes > self.compact_min.max(self.snapshot_bytes)
     }
 
-    /// Write snapshot G+1 of `reg`, start journal G+1, drop journal G.
-    /// Recorded but uncommitted changes are committed first.
-    pub fn compact(&mut self, reg: &Register) -> Result<(), JournalError> {
+    /// Start journal G+1 (committing what is recorded first).
+    fn rotate(&mut self) -> Result<(), JournalError> {
         self.commit()?;
         let gen = self.generation + 1;
-        let tmp = self.dir.join("snapshot.tmp");
-        let data = encode_snapshot(reg, gen);
-        {
-            let mut f = File::create(&tmp).map_err(io_err(tmp.display()))?;
-            f.write_all(&data).map_err(io_err(tmp.display()))?;
-            f.sync_all().map_err(io_err(tmp.display()))?;
-        }
         let jpath = self.dir.join(format!("journal.{gen}"));
-        let mut jf = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&jpath)
-            .map_err(io_err(jpath.display()))?;
-        jf.write_all(JNL_MAGIC).map_err(io_err(jpath.display()))?;
-        jf.write_all(&gen.to_le_bytes())
-            .map_err(io_err(jpath.display()))?;
-        jf.sync_all().map_err(io_err(jpath.display()))?;
-        // The rename is the commit point: before it, snapshot G + journal G
-        // are current; after it, snapshot G+1 + the empty journal G+1.
-        fs::rename(&tmp, self.dir.join("snapshot")).map_err(io_err("snapshot rename"))?;
+        self.file = create_journal(&jpath, gen)?;
         sync_dir(&self.dir);
-        let old = self.dir.join(format!("journal.{}", self.generation));
-        let _ = fs::remove_file(old);
-        self.file = jf;
         self.generation = gen;
         self.bytes = 16;
-        self.snapshot_bytes = data.len() as u64;
         Ok(())
+    }
+
+    /// Compact now, in this process (at exit): waits for a background
+    /// compaction first, then writes a snapshot of `reg`.
+    pub fn compact(&mut self, reg: &Register) -> Result<(), JournalError> {
+        self.wait_background();
+        self.rotate()?;
+        self.snapshot_bytes = write_snapshot(&self.dir, reg, self.generation)?;
+        Ok(())
+    }
+
+    /// Compact without stalling the loop: start journal G+1 and fork a
+    /// child that writes snapshot G+1 from its copy-on-write view of `reg`.
+    /// Falls back to [`Journal::compact`] if fork fails. Call only from a
+    /// single-threaded process (mlrd is).
+    pub fn compact_in_background(&mut self, reg: &Register) -> Result<(), JournalError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        self.rotate()?;
+        let gen = self.generation;
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: mlrd is single-threaded; the child only encodes, writes
+        // files and _exits, never returning into the loop.
+        match unsafe { libc::fork() } {
+            -1 => {
+                self.snapshot_bytes = write_snapshot(&self.dir, reg, gen)?;
+                Ok(())
+            }
+            0 => {
+                // SAFETY: plain syscalls in the child. Die with the parent so
+                // a stale child never renames an old snapshot over the one a
+                // restarted mlrd writes; do not hold the state-dir lock.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != parent {
+                        libc::_exit(2);
+                    }
+                    libc::close(self.lock.as_raw_fd());
+                }
+                let code = match write_snapshot(&self.dir, reg, gen) {
+                    Ok(_) => 0,
+                    Err(_) => 1,
+                };
+                // SAFETY: leave without running the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            pid => {
+                self.child = Some((pid, std::time::Instant::now()));
+                // What the snapshot will weigh, for the next threshold.
+                self.snapshot_bytes = 24 + reg.binding_count() as u64 * 29;
+                Ok(())
+            }
+        }
+    }
+
+    /// Reap a finished background compaction: `Some(Ok(took))`, or
+    /// `Some(Err(why))` (the journals stay; the next compaction retries).
+    pub fn poll_background(&mut self) -> Option<Result<std::time::Duration, String>> {
+        self.reap(libc::WNOHANG)
+    }
+
+    /// Block until a background compaction ends (exit path).
+    pub fn wait_background(&mut self) -> Option<Result<std::time::Duration, String>> {
+        self.reap(0)
+    }
+
+    fn reap(&mut self, flags: libc::c_int) -> Option<Result<std::time::Duration, String>> {
+        let (pid, t) = self.child?;
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a local status word.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if r == 0 {
+            return None;
+        }
+        self.child = None;
+        if r < 0 {
+            return Some(Err(format!("waitpid: {}", io::Error::last_os_error())));
+        }
+        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            Some(Ok(t.elapsed()))
+        } else {
+            Some(Err(format!(
+                "snapshot writer exited with status {status:#x}"
+            )))
+        }
     }
 }
 
@@ -444,16 +595,11 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// Delete the journals older than generation `gen` (folded into its snapshot).
 fn remove_stale_journals(dir: &Path, gen: u64) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(n) = name.to_str() else { continue };
-        if let Some(g) = n.strip_prefix("journal.") {
-            if g.parse::<u64>().is_ok_and(|g| g != gen) {
-                let _ = fs::remove_file(e.path());
-            }
-        }
+    let Ok(gens) = journal_gens(dir) else { return };
+    for g in gens.into_iter().filter(|&g| g < gen) {
+        let _ = fs::remove_file(dir.join(format!("journal.{g}")));
     }
 }
 
@@ -564,7 +710,7 @@ fn replay_journal(
     if let Some(e) = err {
         return Err(JournalError::Corrupt(format!("{}: {e}", path.display())));
     }
-    report.journal_records = n;
+    report.journal_records += n;
     Ok((end, damaged))
 }
 
@@ -721,6 +867,24 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_torn_inside_its_header_is_started_again() {
+        let d = TempDir::new("tornhdr");
+        fs::create_dir_all(&d.0).unwrap();
+        fs::write(d.0.join("journal.0"), &JNL_MAGIC[..5]).unwrap();
+        let mut r = reg();
+        let (mut j, rep) = Journal::open(d.s(), &mut r).unwrap();
+        assert!(rep.torn.is_some());
+        let a = setup(&mut r);
+        r.allocate(a, mac(1), 0).unwrap();
+        flush(&mut j, &mut r);
+        drop(j);
+        let mut r2 = reg();
+        let (_, rep) = Journal::open(d.s(), &mut r2).unwrap();
+        assert_eq!(rep.torn, None);
+        assert_eq!(r2.binding_count(), 1);
+    }
+
+    #[test]
     fn compaction_keeps_everything_and_restarts_the_journal() {
         let d = TempDir::new("compact");
         let mut r = reg();
@@ -761,6 +925,54 @@ mod tests {
             let (b, _) = r2.allocate(a, mac(i), 0).unwrap();
             assert!(!held.contains(&b.cell));
         }
+    }
+
+    #[test]
+    fn journals_after_an_unfinished_compaction_are_all_replayed() {
+        let d = TempDir::new("multi");
+        let mut r = reg();
+        let (mut j, _) = Journal::open(d.s(), &mut r).unwrap();
+        let a = setup(&mut r);
+        r.allocate(a, mac(1), 0).unwrap();
+        flush(&mut j, &mut r);
+        j.compact(&r).unwrap(); // snapshot 1
+        r.allocate(a, mac(2), 0).unwrap();
+        flush(&mut j, &mut r);
+        // Two compactions whose snapshot writer never finished.
+        j.rotate().unwrap();
+        r.allocate(a, mac(3), 0).unwrap();
+        r.release(mac(1), a).unwrap();
+        flush(&mut j, &mut r);
+        j.rotate().unwrap();
+        r.allocate(a, mac(4), 0).unwrap();
+        flush(&mut j, &mut r);
+        assert_eq!(j.generation(), 3);
+        drop(j);
+        let mut r2 = reg();
+        let (j2, rep) = Journal::open(d.s(), &mut r2).unwrap();
+        assert_eq!(rep.generation, 3);
+        assert_eq!(j2.generation(), 3);
+        assert_eq!(rep.journal_records, 4);
+        for i in 1..5 {
+            assert_eq!(r2.get(mac(i)), r.get(mac(i)), "mac {i}");
+        }
+        assert_eq!(r2.binding_count(), 3);
+        drop(j2);
+
+        // A gap in the chain, or damage in a journal that is not the last,
+        // is corruption: refuse rather than start without those changes.
+        let j2p = d.0.join("journal.2");
+        let saved = fs::read(&j2p).unwrap();
+        let mut cut = saved.clone();
+        cut.truncate(saved.len() - 3);
+        fs::write(&j2p, &cut).unwrap();
+        let e = Journal::open(d.s(), &mut reg()).err().unwrap();
+        assert!(e.to_string().contains("not the last journal"), "{e}");
+        fs::remove_file(&j2p).unwrap();
+        let e = Journal::open(d.s(), &mut reg()).err().unwrap();
+        assert!(e.to_string().contains("journal.2 is missing"), "{e}");
+        fs::write(&j2p, &saved).unwrap();
+        assert!(Journal::open(d.s(), &mut reg()).is_ok());
     }
 
     #[test]

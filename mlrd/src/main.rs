@@ -181,6 +181,15 @@ fn start(args: Args) -> Result<ExitCode, String> {
     let (journal, report) =
         journal::Journal::open(&cfg.state_dir, &mut reg).map_err(|e| format!("state_dir: {e}"))?;
     let load_ms = load_t.elapsed().as_millis();
+    let mut journal = journal;
+    // Test hook: compact after this many journal bytes (default 16 MB), so
+    // tests can exercise compaction without writing megabytes.
+    if let Some(n) = std::env::var("MLRD_COMPACT_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        journal.set_compact_min(n);
+    }
     let load_cpu = cpu_ms().saturating_sub(load_cpu);
     let listener = server::listen(cfg.port).map_err(|e| format!("port {}: {e}", cfg.port))?;
 

@@ -558,8 +558,16 @@ impl Register {
                 (self.cns.len() - 1) as CnIdx
             }
         };
+        // A CN rebinding with a pool it already had (the usual case: a CN
+        // reconnecting, or every CN after an MLR restart) keeps that pool's
+        // bitmap; only new pools are marked from the bindings, which walks
+        // the whole slab.
+        let mut old_pools = std::mem::take(&mut self.cns[idx as usize].pools);
         for p in &mut new_pools {
-            self.mark_pool(p);
+            match old_pools.iter().position(|o| o.spec == p.spec) {
+                Some(k) => *p = old_pools.swap_remove(k),
+                None => self.mark_pool(p),
+            }
         }
         let cn = &mut self.cns[idx as usize];
         cn.name = name.to_string();
@@ -620,13 +628,24 @@ impl Register {
                 p.hint = 0;
             }
         }
+        // Pools do not overlap: sort their ranges once and binary-search
+        // each binding's cell (a network may have hundreds of CNs).
+        let mut ranges: Vec<(u32, u32, usize, usize)> = Vec::new();
+        for (ci, c) in cns.iter().enumerate() {
+            for (pi, p) in c.pools.iter().enumerate() {
+                ranges.push((p.base, p.count, ci, pi));
+            }
+        }
+        ranges.sort_unstable();
         for r in &self.slab {
             if r.is_free() {
                 continue;
             }
-            for c in &mut cns {
-                for p in &mut c.pools {
-                    p.set(r.cell, true);
+            let c = r.cell >> 2;
+            let k = ranges.partition_point(|x| x.0 <= c);
+            if let Some(&(base, count, ci, pi)) = k.checked_sub(1).and_then(|k| ranges.get(k)) {
+                if c - base < count {
+                    cns[ci].pools[pi].set(r.cell, true);
                 }
             }
         }
@@ -1416,6 +1435,36 @@ mod tests {
             r2.allocate(a, mac(10), 0).unwrap_err(),
             RegisterError::PoolsExhausted
         );
+    }
+
+    #[test]
+    fn rebinding_keeps_the_pool_bitmap_and_a_changed_pool_is_marked_afresh() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.15")]); // 4 cells
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.255")]);
+        let c = bind(&mut r, "10.9.0.3", &[pool("10.3.0.0", "10.3.0.255")]);
+        for i in 0..3 {
+            r.allocate(a, mac(i), 0).unwrap();
+        }
+        r.allocate(b, mac(10), 0).unwrap();
+        r.allocate(c, mac(11), 0).unwrap();
+        bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.15")]);
+        assert_eq!(r.cn(a).unwrap().pools[0].used(), 3);
+        // Grown: a new pool, marked from the bindings.
+        bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.31")]);
+        assert_eq!(r.cn(a).unwrap().pools[0].used(), 3);
+        // After a restore, every pool of many CNs is rebuilt by range search.
+        let mut r2 = reg();
+        for (i, cn) in r.cns().iter().enumerate() {
+            let specs: Vec<_> = cn.pools.iter().map(|p| p.spec).collect();
+            r2.restore_cn(i as CnIdx, &cn.name, cn.addr, cn.port, &specs);
+        }
+        for rec in r.bindings() {
+            r2.restore_binding(*rec);
+        }
+        r2.rebuild_pools();
+        let used: Vec<u32> = r2.cns().iter().map(|c| c.pools[0].used()).collect();
+        assert_eq!(used, vec![3, 1, 1]);
     }
 
     #[test]

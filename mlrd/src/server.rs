@@ -18,6 +18,7 @@ use crate::register::{BindError, BindingRecord, CnIdx, PoolSpec, Push, Register,
 use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -33,7 +34,16 @@ const SIGNALS: Token = 1;
 const FIRST_CONN: Token = 2;
 /// Bytes read from one peer per loop iteration, so none can starve others.
 pub const READ_BUDGET: usize = 256 << 10;
-/// A peer with this much unsent output is not reading: it is cut off.
+/// Requests handled for one peer per turn; the rest wait for the next
+/// iteration, after every other ready peer had its turn (round robin), so
+/// a CN asking one question is not queued behind another's pipeline.
+pub const FRAMES_PER_TURN: usize = 64;
+/// Past this much unsent output to a peer, mlrd stops reading and handling
+/// that peer's requests until the output drains (back-pressure): one peer
+/// asking for much cannot make the loop encode megabytes for it at once.
+pub const OUTPUT_HIGH_WATER: usize = 256 << 10;
+/// A peer with this much unsent output (pushes can still add to a paused
+/// peer's backlog) is not reading: it is cut off.
 pub const MAX_OUTPUT: usize = 4 << 20;
 /// A connection must complete the MLRP handshake within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +53,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const SWEEP_BUDGET: usize = 65_536;
 /// Accepts per loop iteration.
 const ACCEPT_BUDGET: usize = 512;
+/// Pushes queued for one CN beyond the session's unanswered limit; a CN
+/// that falls this far behind is stuck and its session is closed.
+const MAX_QUEUED_PUSHES: usize = 65_536;
 
 /// Open the MLRP listener on all addresses (non-blocking, deep backlog).
 pub fn listen(port: u16) -> io::Result<TcpListener> {
@@ -75,10 +88,20 @@ struct Conn {
     last_rx: Instant,
     /// POLLOUT registered.
     want_write: bool,
+    /// POLLIN registered (off while the output is over the high-water mark).
+    want_read: bool,
+    /// Whole frames may be waiting in the session: handling stopped at the
+    /// high-water mark, not for lack of bytes.
+    frames_waiting: bool,
+    /// Last time the peer accepted bytes, or had nothing pending.
+    write_progress: Instant,
     /// Send what is queued, then close.
     closing: bool,
     /// Output length before this iteration's replies (for a failed commit).
     committed_len: usize,
+    /// Pushes waiting for the CN to acknowledge earlier ones (the session
+    /// allows MAX_OUTSTANDING unanswered requests).
+    push_queue: VecDeque<Message>,
 }
 
 impl Conn {
@@ -126,6 +149,8 @@ pub struct Server {
     started: Instant,
     /// Slots with output queued this iteration.
     dirty: Vec<usize>,
+    /// Slots whose reading resumed with frames still buffered in the session.
+    resume: Vec<usize>,
     pushes: Vec<Push>,
     to_close: Vec<(usize, String)>,
     refused_since_log: u64,
@@ -152,9 +177,7 @@ fn binding_msg(reg: &Register, r: &BindingRecord, now: u32) -> Message {
 }
 
 fn key_for(cfg: &MlrdConfig) -> Option<NetworkKey> {
-    cfg.secret
-        .as_ref()
-        .map(|s| NetworkKey::derive(s.as_bytes(), &cfg.network_name))
+    NetworkKey::from_secret(cfg.secret.as_deref(), &cfg.network_name)
 }
 
 impl Server {
@@ -186,6 +209,7 @@ impl Server {
             stats: ServerStats::default(),
             started: Instant::now(),
             dirty: Vec::new(),
+            resume: Vec::new(),
             pushes: Vec::new(),
             to_close: Vec::new(),
             refused_since_log: 0,
@@ -198,11 +222,21 @@ impl Server {
     pub fn run(&mut self) -> Result<(), String> {
         let mut ready: Vec<(Token, Readiness)> = Vec::with_capacity(1024);
         while !self.stop {
-            let timeout = self.timers.timeout(Instant::now());
+            let timeout = if self.resume.is_empty() {
+                self.timers.timeout(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
             ready.clear();
             self.poller
                 .wait(timeout, &mut ready)
                 .map_err(|e| format!("poll: {e}"))?;
+            let mut resume = std::mem::take(&mut self.resume);
+            resume.sort_unstable();
+            resume.dedup();
+            for slot in resume {
+                self.resume_conn(slot);
+            }
             for &(tok, r) in &ready {
                 match tok {
                     LISTENER => self.accept(),
@@ -296,8 +330,12 @@ impl Server {
             opened: now,
             last_rx: now,
             want_write: false,
+            want_read: true,
+            frames_waiting: false,
+            write_progress: now,
             closing: false,
             committed_len: 0,
+            push_queue: VecDeque::new(),
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -325,7 +363,14 @@ impl Server {
             return;
         };
         if r.readable || r.error {
-            self.read_conn(slot, &mut conn);
+            if conn.want_read {
+                self.read_conn(slot, &mut conn);
+            } else if r.error && !conn.closing {
+                // Paused (not reading) and the peer hung up: nothing more
+                // will come, and poll would report the hang-up forever.
+                conn.closing = true;
+                self.to_close.push((slot, "hang-up".into()));
+            }
         }
         if r.writable {
             self.dirty.push(slot);
@@ -337,7 +382,11 @@ impl Server {
     fn read_conn(&mut self, slot: usize, conn: &mut Conn) {
         let mut buf = [0u8; 64 << 10];
         let mut total = 0;
-        while total < READ_BUDGET && !conn.closing {
+        while total < READ_BUDGET
+            && !conn.closing
+            && !conn.frames_waiting
+            && conn.pending() < OUTPUT_HIGH_WATER
+        {
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
                     self.to_close.push((slot, "peer closed".into()));
@@ -364,10 +413,41 @@ impl Server {
         }
     }
 
+    /// Handle the frames a paused peer sent before its output drained.
+    fn resume_conn(&mut self, slot: usize) {
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        if !conn.closing {
+            self.process_frames(slot, &mut conn);
+        }
+        self.conns[slot] = Some(conn);
+        self.deliver_pushes();
+    }
+
     fn process_frames(&mut self, slot: usize, conn: &mut Conn) {
         let before = conn.out.len();
         let now = now_secs();
-        while let Some(ev) = conn.session.poll(&mut conn.out) {
+        conn.frames_waiting = false;
+        let mut handled = 0;
+        loop {
+            if conn.pending() >= OUTPUT_HIGH_WATER {
+                // Resumed from `flush` once the output drains.
+                conn.frames_waiting = true;
+                break;
+            }
+            if handled >= FRAMES_PER_TURN {
+                if conn.session.buffered() > 0 {
+                    // Another turn next iteration (which will not wait in poll).
+                    conn.frames_waiting = true;
+                    self.resume.push(slot);
+                }
+                break;
+            }
+            handled += 1;
+            let Some(ev) = conn.session.poll(&mut conn.out) else {
+                break;
+            };
             match ev {
                 Ok(Incoming::Established { peer }) => {
                     debug!(target: "mlrp", "{}: established ({:?}, {})", conn.peer, peer.role, peer.software);
@@ -417,6 +497,19 @@ impl Server {
                         break;
                     }
                     warn!("! {}: {e}", conn.peer);
+                }
+            }
+        }
+        // Acknowledgements make room for queued pushes.
+        while conn.session.outstanding() < mlrp::session::MAX_OUTSTANDING && !conn.closing {
+            let Some(msg) = conn.push_queue.pop_front() else {
+                break;
+            };
+            match conn.session.request(&msg, &mut conn.out) {
+                Ok(_) => self.stats.pushes_sent += 1,
+                Err(e) => {
+                    warn!("! push to {}: {e}", conn.peer);
+                    break;
                 }
             }
         }
@@ -488,7 +581,7 @@ impl Server {
                             pools.len()
                         );
                         for p in &pools {
-                            info!("+   pool {p}");
+                            debug!(target: "cn", "+   pool {p}");
                         }
                         // A restarted parent must route its stations that
                         // are elsewhere into the tunnels again.
@@ -677,6 +770,10 @@ impl Server {
                 debug!(target: "handover", "CN {} has no session: {msg} not delivered (it resyncs when it binds)", self.cn_label(cn));
                 continue;
             };
+            if !conn.push_queue.is_empty() {
+                Self::queue_push(conn, msg, slot, &mut self.to_close);
+                continue;
+            }
             match conn.session.request(&msg, &mut conn.out) {
                 Ok(id) => {
                     debug!(target: "handover", "push {id} to {}: {msg}", conn.peer);
@@ -685,9 +782,41 @@ impl Server {
                         self.dirty.push(s);
                     }
                 }
+                Err(MlrpError::TooManyOutstanding) => {
+                    Self::queue_push(conn, msg, slot, &mut self.to_close);
+                }
                 Err(e) => warn!("! push to {}: {e}", conn.peer),
             }
         }
+    }
+
+    /// Hold a push until the CN acknowledges earlier ones; close the session
+    /// of a CN that falls [`MAX_QUEUED_PUSHES`] behind (it resyncs when it
+    /// binds again).
+    fn queue_push(
+        conn: &mut Conn,
+        msg: Message,
+        slot: Option<usize>,
+        to_close: &mut Vec<(usize, String)>,
+    ) {
+        if conn.closing {
+            return;
+        }
+        if conn.push_queue.len() >= MAX_QUEUED_PUSHES {
+            warn!(
+                "! CN {} does not answer pushes ({} unanswered, {} queued); closing its session",
+                conn.peer,
+                conn.session.outstanding(),
+                conn.push_queue.len()
+            );
+            conn.closing = true;
+            conn.push_queue.clear();
+            if let Some(s) = slot {
+                to_close.push((s, "not answering pushes".into()));
+            }
+            return;
+        }
+        conn.push_queue.push_back(msg);
     }
 
     /// Journal, then write: replies leave only once their changes are durable.
@@ -715,9 +844,9 @@ impl Server {
                 }
             } else if self.journal.should_compact() {
                 let t = Instant::now();
-                match self.journal.compact(&self.reg) {
+                match self.journal.compact_in_background(&self.reg) {
                     Ok(()) => info!(
-                        "+ Journal compacted into snapshot {} ({} bindings, {} ms)",
+                        "+ Compacting the journal: snapshot {} of {} bindings written in the background (loop paused {} ms)",
                         self.journal.generation(),
                         self.reg.binding_count(),
                         t.elapsed().as_millis()
@@ -745,7 +874,10 @@ impl Server {
         while c.sent < c.out.len() {
             match c.stream.write(&c.out[c.sent..]) {
                 Ok(0) => break,
-                Ok(n) => c.sent += n,
+                Ok(n) => {
+                    c.sent += n;
+                    c.write_progress = Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -765,11 +897,22 @@ impl Server {
             c.sent = 0;
         }
         c.committed_len = c.out.len();
-        let want = c.pending() > 0;
-        if want != c.want_write {
-            c.want_write = want;
-            self.poller
-                .register(c.stream.as_raw_fd(), FIRST_CONN + slot, want);
+        let want_write = c.pending() > 0;
+        let want_read = c.pending() < OUTPUT_HIGH_WATER;
+        if want_read && c.frames_waiting && !c.closing {
+            // Frames read before the high-water mark are waiting in the
+            // session; no new bytes may ever arrive to wake us for them.
+            self.resume.push(slot);
+        }
+        if want_write != c.want_write || want_read != c.want_read {
+            c.want_write = want_write;
+            c.want_read = want_read;
+            self.poller.register_interest(
+                c.stream.as_raw_fd(),
+                FIRST_CONN + slot,
+                want_read,
+                want_write,
+            );
         }
         if c.closing && c.pending() == 0 {
             self.to_close.push((slot, String::new()));
@@ -807,6 +950,15 @@ impl Server {
     // ---- timers and signals ---------------------------------------------
 
     fn on_tick(&mut self, now: Instant) {
+        match self.journal.poll_background() {
+            Some(Ok(took)) => info!(
+                "+ Journal compacted into snapshot {} ({} ms)",
+                self.journal.generation(),
+                took.as_millis()
+            ),
+            Some(Err(e)) => error!("! background compaction failed: {e}; the journals are kept"),
+            None => {}
+        }
         let secs = now_secs();
         let (gone, pushes) = self.reg.expire(secs, SWEEP_BUDGET);
         for r in &gone {
@@ -838,8 +990,23 @@ impl Server {
             );
         }
         self.refused_since_log = 0;
-        for (i, c) in self.conns.iter().enumerate() {
+        let stall = Duration::from_secs(self.cfg.cn_timeout as u64);
+        for (i, c) in self.conns.iter_mut().enumerate() {
             let Some(c) = c else { continue };
+            if c.pending() == 0 {
+                c.write_progress = now;
+            } else if now.duration_since(c.write_progress) > stall && !c.closing {
+                warn!(
+                    "! {}: accepted no byte of {} pending for {} s: peer is not reading; closing",
+                    c.peer,
+                    c.pending(),
+                    stall.as_secs()
+                );
+                c.closing = true;
+                c.out.truncate(c.sent);
+                self.to_close.push((i, "not reading".into()));
+                continue;
+            }
             if !c.session.is_established() && now.duration_since(c.opened) > HANDSHAKE_TIMEOUT {
                 self.to_close.push((i, "no handshake in time".into()));
             } else if c.cn.is_none()

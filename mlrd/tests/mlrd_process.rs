@@ -53,6 +53,7 @@ struct Mlr {
     starts: usize,
     /// Command line; default `-f <dir>/mlrd.rc`.
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 fn base_config(dir: &Scratch, extra: &str) -> String {
@@ -75,6 +76,7 @@ impl Mlr {
             pid: 0,
             starts: 0,
             args,
+            env: Vec::new(),
         };
         m.spawn();
         m
@@ -90,6 +92,7 @@ impl Mlr {
         let log = std::fs::File::create(self.log_path()).unwrap();
         let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_mlrd"));
         cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
         self.pid = self.ns.spawn(cmd);
@@ -240,8 +243,27 @@ fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice()
     worker.join().unwrap();
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 300);
+    // Also a torn record at the end, as a crash in the middle of a write
+    // leaves it: a length promising more bytes than follow.
+    let journal = std::fs::read_dir(m.dir.path("state"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("journal."))
+        })
+        .expect("a journal file");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    f.write_all(&[25, 0, 0, 0, 2, 0x02, 0x10, 0xff]).unwrap();
+    drop(f);
 
     m.spawn();
+    m.wait_log("torn last record (");
     let log = m.log();
     assert!(
         log.contains(&format!("{} bindings restored", acked.len()))
@@ -531,6 +553,13 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
     m.wait_log("Status written");
     let st = std::fs::read_to_string(m.dir.path("status.json")).unwrap();
     assert!(st.contains("\"bindings_count\": 3"), "{st}");
+    // Valid JSON, checked by a real parser.
+    let check = Command::new("python3")
+        .args(["-c", "import json,sys; json.load(open(sys.argv[1]))"])
+        .arg(m.dir.path("status.json"))
+        .output()
+        .expect("python3 (in scripts/setup's packages)");
+    assert!(check.status.success(), "{check:?}\n{st}");
     assert!(st.contains("\"name\": \"cn 10.9.0.1\""), "{st}");
     assert!(st.contains("\"mac\": \"02:10:00:00:00:02\""), "{st}");
     // USR2: debug level 2 -> 3.
@@ -760,6 +789,300 @@ fn a_silent_cn_is_marked_down_and_its_bindings_are_kept() {
                 assert!(!l.entries[0].up);
             }
             o => panic!("{o:?}"),
+        }
+    });
+}
+
+#[test]
+fn background_compactions_under_load_then_kill9_lose_nothing() {
+    let mut m = Mlr::start("compact", "");
+    // Compact every few kilobytes of journal (the default is 16 MB).
+    m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
+    m.signal(Signal::SIGTERM);
+    m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    m.spawn();
+    let log_path = m.log_path();
+    let compactions = move || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .matches("Journal compacted into snapshot")
+            .count()
+    };
+    let acked: HashMap<u32, Cell30> = m.run(move || {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
+        let mut acked = HashMap::new();
+        let mut i = 0;
+        while i < 20_000 && (acked.len() < 600 || compactions() < 3) {
+            let r = c
+                .call(&Message::Allocate(Allocate {
+                    mac: mac(i),
+                    requested: None,
+                }))
+                .unwrap();
+            acked.insert(i, cell_of(&r));
+            // Some churn, so snapshots and journals disagree on something.
+            if i % 7 == 3 {
+                let cell = acked.remove(&(i - 1)).unwrap();
+                assert_eq!(
+                    c.call(&Message::Release(Release {
+                        mac: mac(i - 1),
+                        cell
+                    }))
+                    .unwrap(),
+                    Message::Ack
+                );
+            }
+            i += 1;
+        }
+        acked
+    });
+    let log = m.log();
+    assert!(
+        log.matches("Journal compacted into snapshot").count() >= 3,
+        "{log}"
+    );
+    m.ns.signal(m.pid, Signal::SIGKILL);
+    let _ = m.ns.wait(m.pid, Duration::from_secs(5));
+    m.spawn();
+    let n = acked.len();
+    assert!(
+        m.log().contains(&format!("{n} bindings restored")),
+        "{}",
+        m.log()
+    );
+    let (lost, dup) = m.run(move || {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
+        let mut lost = Vec::new();
+        for (i, cell) in &acked {
+            let r = c.call(&Message::Locate(Locate::ByMac(mac(*i)))).unwrap();
+            if !matches!(&r, Message::Binding(b) if b.cell == *cell) {
+                lost.push(*i);
+            }
+        }
+        let held: HashSet<Cell30> = acked.values().copied().collect();
+        let mut dup = Vec::new();
+        for i in 100_000..100_300 {
+            let r = c
+                .call(&Message::Allocate(Allocate {
+                    mac: mac(i),
+                    requested: None,
+                }))
+                .unwrap();
+            if held.contains(&cell_of(&r)) {
+                dup.push(i);
+            }
+        }
+        (lost, dup)
+    });
+    assert!(
+        lost.is_empty(),
+        "lost after compactions + kill -9: {lost:?}"
+    );
+    assert!(dup.is_empty(), "cells handed out twice: {dup:?}");
+}
+
+#[test]
+fn pushes_beyond_the_unanswered_limit_are_queued_not_lost() {
+    let m = Mlr::start("pushq", "");
+    let (got, n) = m.run(|| {
+        // A owns the pool; B serves the stations and moves each to itself,
+        // so every move pushes a Redirect to A, which does not read yet.
+        let mut a = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.127.255")]);
+        let mut b = bind_cn("10.9.0.2", vec![]);
+        let to_b = CnRef::new("10.9.0.2".parse().unwrap(), 5554);
+        let n = tmip::mlrp::session::MAX_OUTSTANDING as u32 + 200;
+        for i in 0..n {
+            let cell = cell_of(
+                &b.call(&Message::Allocate(Allocate {
+                    mac: mac(i),
+                    requested: None,
+                }))
+                .unwrap(),
+            );
+            let r = b
+                .call(&Message::Move(Move {
+                    mac: mac(i),
+                    cell,
+                    to: to_b,
+                }))
+                .unwrap();
+            assert!(matches!(r, Message::Binding(_)), "{r:?}");
+        }
+        let mut got = HashSet::new();
+        while got.len() < n as usize {
+            let (id, msg) = a.next_request(true).unwrap().expect("a push");
+            match msg {
+                Message::Redirect(rd) => {
+                    assert_eq!(rd.to, to_b);
+                    got.insert(rd.mac);
+                }
+                o => panic!("{o:?}"),
+            }
+            a.reply(id, &Message::Ack).unwrap();
+        }
+        (got.len(), n as usize)
+    });
+    assert_eq!(
+        got, n,
+        "every redirect delivered once acknowledged room allowed"
+    );
+    assert!(!m.log().contains("does not answer pushes"), "{}", m.log());
+}
+
+/// A TCP connection to the MLR with a tiny receive buffer, so what mlrd
+/// sends piles up on its side when we do not read.
+fn connect_small_rcvbuf() -> TcpStream {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::RcvBuf, &4096).unwrap();
+    connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 6554),
+    )
+    .unwrap();
+    // SAFETY: a connected stream socket we own, handed over whole.
+    unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) }
+}
+
+#[test]
+fn a_peer_that_never_reads_is_cut_off_and_others_are_served() {
+    // cn_timeout also bounds how long a peer may accept no byte of output.
+    let m = Mlr::start("slowpeer", "").with_extra("cn_timeout 3\n");
+    let worst = m.run(|| {
+        // 90 CNs with 64 pools each make every CnList reply ~48 KB.
+        let mut c = connect();
+        for k in 0..90u8 {
+            let pools = (0..64u8)
+                .map(|p| Pool {
+                    first: Ipv4Addr::new(10, k, p * 4, 0),
+                    last: Ipv4Addr::new(10, k, p * 4 + 3, 255),
+                })
+                .collect();
+            let r = c
+                .call(&Message::CnBind(CnBind {
+                    network_name: NET.into(),
+                    cn_name: format!("cn{k}"),
+                    cn_addr: Ipv4Addr::new(10, 200, 0, k + 1),
+                    cn_port: 5554,
+                    pools,
+                }))
+                .unwrap();
+            assert!(
+                matches!(r, Message::BindReply(BindReply::Accepted { .. })),
+                "{r:?}"
+            );
+        }
+        let mut good = bind_cn("10.9.0.1", vec![pool("10.250.0.0", "10.250.0.255")]);
+        // The slow peer: asks for 300 lists (~14 MB) and never reads.
+        let mut s = connect_small_rcvbuf();
+        let mut sess =
+            tmip::mlrp::Session::new(Role::Cn, Some(&key()), tmip::mlrp::random_nonce().unwrap());
+        let mut out = Vec::new();
+        sess.handshake(&mut out);
+        s.write_all(&out).unwrap();
+        out.clear();
+        let mut buf = [0u8; 4096];
+        while !sess.is_established() {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            sess.feed(&buf[..n]);
+            while let Some(ev) = sess.poll(&mut out) {
+                assert!(ev.is_ok(), "{ev:?}");
+            }
+        }
+        for _ in 0..300 {
+            sess.request(&Message::ListCns, &mut out).unwrap();
+        }
+        s.write_all(&out).unwrap();
+        // Meanwhile a well-behaved CN is answered promptly.
+        let mut worst = Duration::ZERO;
+        for _ in 0..100 {
+            let t = Instant::now();
+            let r = good.call(&Message::Ping { nonce: 7 }).unwrap();
+            assert_eq!(r, Message::Pong { nonce: 7 });
+            worst = worst.max(t.elapsed());
+        }
+        // The slow socket stays open (and unread) until mlrd cuts it off.
+        (worst, s)
+    });
+    let (worst, slow) = worst;
+    m.wait_log_for("peer is not reading; closing", Duration::from_secs(10));
+    drop(slow);
+    eprintln!("well-behaved CN's worst ping while a peer hogged output: {worst:?}");
+    assert!(worst < Duration::from_millis(500), "{worst:?}");
+}
+
+#[test]
+fn a_deep_pipeline_is_answered_in_full_and_in_order() {
+    let m = Mlr::start("pipeline", "");
+    m.run(|| {
+        use tmip::mlrp::{random_nonce, Incoming, Session};
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
+        let cell = cell_of(
+            &c.call(&Message::Allocate(Allocate {
+                mac: mac(1),
+                requested: None,
+            }))
+            .unwrap(),
+        );
+        // 3000 requests in ONE write: mlrd reads them at once, handles 64
+        // per turn, and must come back for the rest without new bytes
+        // arriving to wake it.
+        let mut s = TcpStream::connect(MLR).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut sess = Session::new(Role::Cn, Some(&key()), random_nonce().unwrap());
+        let mut out = Vec::new();
+        sess.handshake(&mut out);
+        s.write_all(&out).unwrap();
+        out.clear();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut replies = Vec::new();
+        let mut pump = |s: &mut TcpStream, sess: &mut Session, replies: &mut Vec<_>| {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "mlrd closed the connection");
+            sess.feed(&buf[..n]);
+            let mut o = Vec::new();
+            while let Some(ev) = sess.poll(&mut o) {
+                match ev.unwrap() {
+                    Incoming::Reply { id, msg } => replies.push((id, msg)),
+                    Incoming::Established { .. } => {}
+                    r => panic!("{r:?}"),
+                }
+            }
+        };
+        while !sess.is_established() {
+            pump(&mut s, &mut sess, &mut replies);
+        }
+        let mut asked = Vec::new();
+        for i in 0..3000u32 {
+            let msg = if i % 2 == 0 {
+                Message::Locate(Locate::ByMac(mac(1)))
+            } else {
+                Message::Ping { nonce: i as u64 }
+            };
+            let id = sess.request(&msg, &mut out).unwrap();
+            asked.push((id, msg));
+        }
+        s.write_all(&out).unwrap();
+        while replies.len() < asked.len() {
+            pump(&mut s, &mut sess, &mut replies);
+        }
+        for ((qid, q), (rid, r)) in asked.iter().zip(&replies) {
+            assert_eq!(qid, rid, "replies in request order");
+            match (q, r) {
+                (Message::Locate(_), Message::Binding(b)) => assert_eq!(b.cell, cell),
+                (Message::Ping { nonce }, Message::Pong { nonce: n }) => assert_eq!(nonce, n),
+                (q, a) => panic!("{q:?} answered by {a:?}"),
+            }
         }
     });
 }

@@ -17,9 +17,12 @@
 //! reopened with the same type continues it, with another type is an error.
 //! Anonymous sections are named `cfgNNHHHH`: NN the ordinal of the section in
 //! the file (every section counts), HHHH the DJB hash of its type (options
-//! are not yet known when the name is made). That is what a router shows,
-//! e.g. `firewall.cfg01e63d` (defaults) or `network.cfg030f15` (the first
-//! `device` after two named sections).
+//! are not yet known when the name is made). That is what a current router
+//! shows, e.g. `system.cfg01e48a`, `firewall.cfg01e63d` (defaults) or
+//! `network.cfg030f15` (the first `device` after two named sections). Older
+//! libuci releases differed (counting anonymous sections twice: LuCI pages
+//! of that era show `system.cfg02e48a`; before that, hashing the options
+//! too); scripts should use `@type[N]`, which is stable across all of them.
 //!
 //! Deviations, on purpose: a NUL byte is an error (C would silently cut the
 //! line there), and error line numbers count the last line even when the
@@ -42,7 +45,11 @@ pub struct UciError {
 
 impl fmt::Display for UciError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
     }
 }
 
@@ -253,6 +260,23 @@ fn strtol_whole(s: &str) -> Option<i64> {
     }
     let v: i64 = digits.parse().ok()?;
     Some(if neg { -v } else { v })
+}
+
+/// The default location of the daemons' configuration.
+pub const DEFAULT_PATH: &str = "/etc/config/tmip";
+
+/// Read and parse a UCI file (e.g. [`DEFAULT_PATH`]); errors carry the path
+/// (line 0 for I/O and encoding errors).
+pub fn read(path: &std::path::Path) -> Result<Package, UciError> {
+    let label = path.display().to_string();
+    let io = |message: String| UciError {
+        file: label.clone(),
+        line: 0,
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| io(format!("cannot read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| io("not valid UTF-8".into()))?;
+    parse(&label, &text)
 }
 
 /// Parse the text of a UCI file. `file` labels errors (`/etc/config/tmip`).

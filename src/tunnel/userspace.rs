@@ -421,7 +421,8 @@ impl UserspaceIpip {
                     self.raw.as_raw_fd(),
                     msgs[sent..].as_mut_ptr(),
                     (lens.len() - sent) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
+                    // c_int on glibc, c_uint on musl (the router builds)
+                    libc::MSG_DONTWAIT as _,
                 )
             };
             if r < 0 {
@@ -466,7 +467,8 @@ impl UserspaceIpip {
                     self.raw.as_raw_fd(),
                     msgs.as_mut_ptr(),
                     batch as libc::c_uint,
-                    libc::MSG_DONTWAIT,
+                    // c_int on glibc, c_uint on musl (the router builds)
+                    libc::MSG_DONTWAIT as _,
                     std::ptr::null_mut(),
                 )
             };
