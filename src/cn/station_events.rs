@@ -138,3 +138,117 @@ pub fn apply(core: &mut CnCore, ev: &StationEvent, via: &str, mobile_if: &str, n
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cn::core::{CoreConfig, MlrCall, Output};
+    use crate::cn::dataplane::CnAddr;
+    use std::net::Ipv4Addr;
+    use std::os::unix::net::UnixDatagram;
+
+    fn core() -> CnCore {
+        let mut c = CnCore::new(CoreConfig {
+            me: CnAddr {
+                ip: Ipv4Addr::new(10, 13, 0, 1),
+                port: 5554,
+            },
+            reverse_tunnel: true,
+            max_stations: 4,
+            max_peers: 4,
+            fallback_lease_secs: 600,
+        });
+        c.mlr_bound(&[]);
+        while c.poll_output().is_some() {}
+        c
+    }
+
+    fn locates(c: &mut CnCore) -> Vec<MacAddr> {
+        std::iter::from_fn(|| c.poll_output())
+            .filter_map(|o| match o {
+                Output::Mlr {
+                    call: MlrCall::LocateMac { mac },
+                    ..
+                } => Some(mac),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn connected_and_wds_added_are_arrivals_disconnected_is_not() {
+        let mut c = core();
+        let now = Instant::now();
+        let m = [2, 0, 0, 0, 0, 7];
+        apply(
+            &mut c,
+            &StationEvent::Disconnected { mac: m },
+            "t",
+            "wlan0",
+            now,
+        );
+        assert!(locates(&mut c).is_empty());
+        let wds = StationEvent::WdsAdded {
+            ifname: "wlan0.sta1".into(),
+            mac: m,
+        };
+        apply(&mut c, &wds, "t", "wlan0", now);
+        assert_eq!(locates(&mut c), vec![MacAddr(m)]);
+        let m2 = [2, 0, 0, 0, 0, 8];
+        let ev = StationEvent::Connected {
+            mac: m2,
+            vlan: None,
+        };
+        apply(&mut c, &ev, "t", "wlan0", now);
+        assert_eq!(locates(&mut c), vec![MacAddr(m2)]);
+    }
+
+    /// The link against a datagram socket playing hostapd: found once the
+    /// socket exists, ATTACH answered, an event delivered.
+    #[test]
+    fn the_link_attaches_when_the_socket_appears_and_delivers_events() {
+        let dir = std::env::temp_dir().join(format!("tmip-se-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("wlan0");
+        let rc = format!(
+            "mlr m\ncn_if a\nmobile_if wlan0\nnetwork_name n\nhostapd_ctrl {}\n",
+            path.display()
+        );
+        let cfg = TmipdConfig::parse("t.rc", &rc).unwrap();
+        let mut link = HostapdLink::new(&cfg).unwrap();
+        link.tick();
+        assert_eq!(link.fd(), None, "no socket yet");
+        let server = UnixDatagram::bind(&path).unwrap();
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        link.tick();
+        assert!(link.fd().is_some());
+        let mut buf = [0u8; 256];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ATTACH");
+        let client = from.as_pathname().unwrap().to_path_buf();
+        server.send_to(b"OK\n", &client).unwrap();
+        server
+            .send_to(b"<3>AP-STA-CONNECTED 02:11:22:33:44:55", &client)
+            .unwrap();
+        let mut evs = Vec::new();
+        link.drain(&mut evs);
+        assert_eq!(link.state(), LinkState::Attached);
+        assert_eq!(
+            evs,
+            vec![StationEvent::Connected {
+                mac: [2, 0x11, 0x22, 0x33, 0x44, 0x55],
+                vlan: None
+            }]
+        );
+        assert!(link.summary().starts_with("attached to"));
+        drop(link);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(HostapdLink::new(
+            &TmipdConfig::parse("t.rc", &rc.replace(&path.display().to_string(), "off")).unwrap()
+        )
+        .is_none());
+    }
+}
