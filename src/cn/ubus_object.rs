@@ -8,7 +8,8 @@
 //!   (`{"clients":[{mac, ip, cell, parent, at, since, expires_in}]}`,
 //!   optional argument `mac`), `cns` (`{"cns":[{cn, name, tunnel_users}]}`).
 //!   The LuCI app (openwrt/luci-app-tmip) calls `tmip` `status`.
-//! - Subscription: `hostapd.<mobile_if>`; its notifications arrive as
+//! - Subscription: `hostapd.<mobile_if>` (or `hostapd.<name>` when
+//!   `hostapd_ctrl` is a path `.../<name>`); its notifications arrive as
 //!   [`hostap::StationEvent`]s and go through the same arrival path as the
 //!   control interface's ([`station_events::apply`]).
 //!
@@ -48,7 +49,7 @@ impl UbusLink {
     pub fn new(cfg: &TmipdConfig) -> Option<UbusLink> {
         let socket = cfg.ubus_socket()?;
         let object = cfg.ubus_object_name();
-        let hostapd = format!("hostapd.{}", cfg.mobile_if);
+        let hostapd = format!("hostapd.{}", cfg.hostapd_iface());
         let mut client = UbusClient::new(socket);
         client.add_object(object_spec(&object));
         client.subscribe(&hostapd);

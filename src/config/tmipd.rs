@@ -588,6 +588,23 @@ impl TmipdConfig {
         }
     }
 
+    /// The hostapd interface (BSS) whose events this instance follows:
+    /// the file name of an explicit `hostapd_ctrl` path (hostapd names its
+    /// sockets after the interface, e.g. `/var/run/hostapd/wlan0` when
+    /// `mobile_if` is the bridge `br-lan`), else `mobile_if`. The ubus
+    /// subscription is `hostapd.<this>`.
+    pub fn hostapd_iface(&self) -> String {
+        match &self.hostapd_ctrl {
+            SocketSetting::Path(p) => std::path::Path::new(p)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|n| !n.is_empty())
+                .unwrap_or(&self.mobile_if)
+                .to_string(),
+            _ => self.mobile_if.clone(),
+        }
+    }
+
     /// ubusd's socket: the configured path or, for `auto`, OpenWrt's;
     /// `None` when off.
     pub fn ubus_socket(&self) -> Option<String> {
@@ -800,6 +817,12 @@ reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n"
         let t = format!("{SEED}hostapd_ctrl /tmp/h/rl0\nubus off\nubus_object tmip.cell-2\n");
         let c = TmipdConfig::parse("t.rc", &t).unwrap();
         assert_eq!(c.hostapd_ctrl_path().as_deref(), Some("/tmp/h/rl0"));
+        assert_eq!(c.hostapd_iface(), "rl0");
+        let t2 = t.replace("/tmp/h/rl0", "/var/run/hostapd/wlan1");
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &t2).unwrap().hostapd_iface(),
+            "wlan1"
+        );
         assert_eq!(c.ubus_socket(), None);
         assert_eq!(c.ubus_object_name(), "tmip.cell-2");
         let t = format!("{SEED}hostapd_ctrl off\n");
