@@ -124,6 +124,12 @@ enum Purpose {
         ip: Ipv4Addr,
         seen: Instant,
     },
+    /// Locate by MAC of a station hostapd reported associated here (before
+    /// it sent anything); `seen` is when the event arrived.
+    Associated {
+        mac: MacAddr,
+        seen: Instant,
+    },
     /// Allocate the /30 a static client already uses (N+1 = `ip`).
     StaticAllocate {
         ip: Ipv4Addr,
@@ -173,6 +179,9 @@ pub struct CnCore {
     released: heapless::Vec<(MacAddr, Instant), 16>,
     /// The latest time the core was given (events without one use it).
     now: Instant,
+    /// Stations hostapd reported while the MLR was unreachable: looked up
+    /// once it is back (hostapd will not report them again).
+    associated_offline: heapless::Vec<MacAddr, 16>,
 }
 
 /// After a RELEASE, frames from the station are not taken as an arrival
@@ -193,6 +202,7 @@ impl CnCore {
             counters: Counters::default(),
             released: heapless::Vec::new(),
             now: Instant::now(),
+            associated_offline: heapless::Vec::new(),
         }
     }
 
@@ -235,6 +245,10 @@ impl CnCore {
     pub fn mlr_bound(&mut self, candidates: &[Ipv4Addr]) {
         self.mlr_up = true;
         self.call(MlrCall::ListCns, Purpose::ListCns);
+        let now = self.now;
+        for mac in std::mem::take(&mut self.associated_offline) {
+            self.station_associated(mac, now);
+        }
         let mut ips: Vec<Ipv4Addr> = candidates.to_vec();
         ips.extend(self.stations.iter().map(|s| s.cell.station()));
         ips.sort();
@@ -375,6 +389,45 @@ impl CnCore {
         }
     }
 
+    /// hostapd reported `mac` associated and authorized here (control
+    /// interface `AP-STA-CONNECTED`, ubus `sta-authorized`, a WDS station's
+    /// netdev): look it up at the MLR by MAC and, if it has a binding, adopt
+    /// it now, before the station sends anything (the same adoption as any
+    /// other arrival: gateway address, host route, ARP to the station,
+    /// Move). Idempotent: hostapd repeats `Connected` (resync after every
+    /// attach, `assoc` then `sta-authorized`), so a station served here or
+    /// already being looked up is left alone. A MAC the MLR does not know is
+    /// a new station: its DHCP DISCOVER allocates it. While the MLR is
+    /// unreachable the MAC is remembered (the latest 16) and looked up once
+    /// the MLR is bound again.
+    pub fn station_associated(&mut self, mac: MacAddr, now: Instant) {
+        self.now = self.now.max(now);
+        if !mac.is_station() || self.recently_released(mac) {
+            return;
+        }
+        if !self.mlr_up {
+            if !self.associated_offline.contains(&mac) {
+                if self.associated_offline.is_full() {
+                    self.associated_offline.remove(0);
+                }
+                let _ = self.associated_offline.push(mac);
+            }
+            return;
+        }
+        if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
+            return;
+        }
+        let asked = self.pending.values().any(|p| {
+            matches!(p, Purpose::Associated { mac: m, .. } | Purpose::LocateSeen { mac: m, .. } if *m == mac)
+        });
+        if !asked {
+            self.call(
+                MlrCall::LocateMac { mac },
+                Purpose::Associated { mac, seen: now },
+            );
+        }
+    }
+
     /// The station released its address (DHCP RELEASE).
     pub fn station_released(&mut self, mac: MacAddr) {
         if self.released.is_full() {
@@ -472,6 +525,18 @@ impl CnCore {
                 );
             }
             (Purpose::LocateSeen { .. }, _) => {}
+            (Purpose::Associated { mac, seen }, MlrAnswer::Binding(b)) if b.mac == mac => {
+                match self.adopt(&b, now) {
+                    Ok(()) => self.log_handover_by(&b, seen, now, "association event"),
+                    Err(e) => log::warn!(target: "handover", "{e}"),
+                }
+            }
+            (Purpose::Associated { mac, .. }, MlrAnswer::NotFound) => {
+                log::debug!(target: "handover", "{mac} associated here, unknown at the MLR: a new station (DHCP will allocate)");
+            }
+            (Purpose::Associated { mac, .. }, other) => {
+                log::debug!(target: "handover", "{mac} associated here; MLR said {other:?}");
+            }
             (Purpose::StaticAllocate { ip, seen }, MlrAnswer::Binding(b)) => {
                 if !b.cell.contains(ip) {
                     // Not the /30 the client uses (taken, or outside every
@@ -629,6 +694,11 @@ impl CnCore {
     /// time from its first frame seen here to its adoption (the data-plane
     /// changes are carried out right after).
     fn log_handover(&self, b: &Binding, seen: Instant, now: Instant) {
+        self.log_handover_by(b, seen, now, "first frame")
+    }
+
+    /// [`log_handover`](Self::log_handover) naming what revealed the station.
+    fn log_handover_by(&self, b: &Binding, seen: Instant, now: Instant, what: &str) {
         let from = match b.at {
             Some(a) if a != self.cfg.me => format!("CN {a}"),
             Some(_) => "here".to_string(),
@@ -641,7 +711,7 @@ impl CnCore {
         };
         log::debug!(
             target: "handover",
-            "handover {} ({}) from {from} to here, parent {parent}: {:.1} ms from first frame to adoption",
+            "handover {} ({}) from {from} to here, parent {parent}: {:.1} ms from {what} to adoption",
             b.mac,
             b.cell,
             now.saturating_duration_since(seen).as_secs_f64() * 1000.0
@@ -1290,6 +1360,82 @@ mod tests {
             now + Duration::from_secs(6),
         );
         assert_eq!(drain(&mut c).len(), 1, "seen again later: looked up");
+    }
+
+    /// hostapd's AP-STA-CONNECTED for a station bound at another CN: it is
+    /// looked up by MAC and adopted at once (tunnel to its parent, Move),
+    /// through the same adoption as any other arrival.
+    #[test]
+    fn an_association_event_adopts_a_known_station_before_it_sends_anything() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.station_associated(mac(3), now);
+        let out = drain(&mut c);
+        assert!(
+            matches!(&out[..], [Output::Mlr { call: MlrCall::LocateMac { mac: m }, .. }] if *m == mac(3)),
+            "{out:?}"
+        );
+        // Repeated events (resync, assoc then sta-authorized) while the
+        // lookup is in flight ask nothing more.
+        c.station_associated(mac(3), now);
+        assert!(drain(&mut c).is_empty());
+        c.mlr_answer(
+            tag_of(&out),
+            MlrAnswer::Binding(binding(3, cn(2), Some(cn(2)))),
+            now,
+        );
+        let out = drain(&mut c);
+        assert!(out.contains(&Output::Data(DataAction::AdoptLocal {
+            mac: mac(3),
+            cell: cell(3)
+        })));
+        assert!(out.contains(&Output::Data(DataAction::TunnelUp { peer: cn(2) })));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Mlr {
+                call: MlrCall::Move { mac: m, .. },
+                ..
+            } if *m == mac(3)
+        )));
+        assert_eq!(
+            c.stations().get(&mac(3)).map(|s| s.at),
+            Some(Whereabouts::Here)
+        );
+        // Served here now: another event changes nothing.
+        c.station_associated(mac(3), now);
+        assert!(drain(&mut c).is_empty());
+    }
+
+    #[test]
+    fn an_association_of_an_unknown_station_waits_for_dhcp() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.station_associated(mac(4), now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::NotFound, now);
+        assert!(drain(&mut c).is_empty());
+        assert!(c.stations().is_empty());
+        // Not a station MAC: nothing is asked.
+        c.station_associated(MacAddr([0xff; 6]), now);
+        assert!(drain(&mut c).is_empty());
+        // MLR unreachable: asked once it is back.
+        c.mlr_lost(now);
+        drain(&mut c);
+        c.station_associated(mac(5), now);
+        c.station_associated(mac(5), now);
+        assert!(drain(&mut c).is_empty());
+        c.mlr_bound(&[]);
+        let asked: Vec<MacAddr> = drain(&mut c)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Mlr {
+                    call: MlrCall::LocateMac { mac },
+                    ..
+                } => Some(mac),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked, vec![mac(5)]);
     }
 
     #[test]

@@ -10,8 +10,10 @@ use super::dataplane::{CnAddr, DataPlane};
 use super::dataplane_netlink::NetlinkDataPlane;
 use super::dhcp_io::DhcpIo;
 use super::iface::{self, IfaceInfo};
+use super::station_events::{self, HostapdLink};
 use super::status;
 use super::translate;
+use super::ubus_object::{self, UbusLink};
 use crate::config::tmipd::{Pool, Source, TmipdConfig};
 use crate::event_loop::{Poller, Readiness, Signals, Timers, Token};
 use crate::logging;
@@ -30,6 +32,8 @@ const T_MLR: Token = 3;
 const T_DHCP: Token = 4;
 #[cfg(feature = "capture")]
 const T_CAPTURE: Token = 5;
+const T_HOSTAPD: Token = 6;
+const T_UBUS: Token = 7;
 /// Data-plane descriptors (userspace tunnels): T_DATA0 + i.
 const T_DATA0: Token = 50;
 const T_PEER0: Token = 100;
@@ -136,6 +140,10 @@ pub struct Daemon {
     /// Arrival detection on mobile_if (ARP/IP from stations not served here).
     #[cfg(feature = "capture")]
     capture: Option<crate::capture::ArrivalCapture>,
+    /// hostapd's control interface (station events), unless `hostapd_ctrl off`.
+    hostapd: Option<HostapdLink>,
+    /// The status object and the hostapd subscription, unless `ubus off`.
+    ubus: Option<UbusLink>,
     console: bool,
     stdin_buf: Vec<u8>,
     quit: Option<i32>,
@@ -346,6 +354,8 @@ impl Daemon {
             dhcp: None,
             #[cfg(feature = "capture")]
             capture: None,
+            hostapd: None,
+            ubus: None,
             console: cfg.foreground && stdin_is_interactive(),
             stdin_buf: Vec::new(),
             quit: None,
@@ -455,6 +465,7 @@ impl Daemon {
                 log::warn!(target: "cn", "  [ProxyAdapter]: Failed ({e}): only DHCP detects arrivals.")
             }
         }
+        self.start_station_events();
         self.startup_done = true;
         if self.mlr.phase == Phase::Bound {
             let left = std::mem::take(&mut self.leftovers);
@@ -564,6 +575,12 @@ impl Daemon {
         if let Some(d) = &self.dhcp {
             poller.register(d.fd(), T_DHCP, false);
         }
+        if let Some(fd) = self.hostapd.as_ref().and_then(|h| h.fd()) {
+            poller.register(fd, T_HOSTAPD, false);
+        }
+        if let Some((fd, w)) = self.ubus.as_ref().and_then(|u| u.poll_fd()) {
+            poller.register(fd, T_UBUS, w);
+        }
         for (i, p) in self.peers.iter().enumerate() {
             if let Some(c) = p {
                 poller.register(c.fd(), T_PEER0 + i, c.wants_write());
@@ -596,6 +613,8 @@ impl Daemon {
                 T_LISTENER => self.on_accept(),
                 T_MLR => self.on_mlr(r),
                 T_DHCP => self.on_dhcp(),
+                T_HOSTAPD => self.on_hostapd(),
+                T_UBUS => self.on_ubus(Some(r)),
                 #[cfg(feature = "capture")]
                 T_CAPTURE => self.on_capture(),
                 t if (T_DATA0..T_PEER0).contains(&t) => {
@@ -1022,6 +1041,61 @@ impl Daemon {
         }
     }
 
+    // ---------------------------------------------------------------- station events, ubus
+
+    /// hostapd's control interface and ubus (station_events.rs, ubus_object.rs).
+    fn start_station_events(&mut self) {
+        self.hostapd = HostapdLink::new(&self.cfg);
+        match &self.hostapd {
+            Some(h) => {
+                log::info!(target: "cn", "  [Station events (hostapd control interface {})]: Done.", h.path().display())
+            }
+            None => {
+                log::info!(target: "cn", "  [Station events (hostapd control interface)]: Disabled (hostapd_ctrl off).")
+            }
+        }
+        self.ubus = UbusLink::new(&self.cfg);
+        log::info!(target: "cn", "  [ubus ({})]: Done.", ubus_object::describe(&self.cfg));
+        self.station_events_tick(Instant::now());
+    }
+
+    fn station_events_tick(&mut self, now: Instant) {
+        if let Some(h) = self.hostapd.as_mut() {
+            h.tick();
+        }
+        self.on_hostapd();
+        if let Some(u) = self.ubus.as_mut() {
+            u.tick(now);
+        }
+        self.on_ubus(None);
+    }
+
+    fn on_hostapd(&mut self) {
+        let Some(h) = self.hostapd.as_mut() else {
+            return;
+        };
+        let mut evs = Vec::new();
+        h.drain(&mut evs);
+        let now = Instant::now();
+        for ev in &evs {
+            station_events::apply(&mut self.core, ev, "hostapd_ctrl", &self.cfg.mobile_if, now);
+        }
+    }
+
+    fn on_ubus(&mut self, r: Option<Readiness>) {
+        let Some(u) = self.ubus.as_mut() else { return };
+        if let Some(r) = r {
+            u.on_ready(r);
+        }
+        let mlr = self.mlr.addr.to_string();
+        let id = status::Identity {
+            name: &self.cfg.cn_name,
+            network: &self.cfg.network_name,
+            mlr: &mlr,
+        };
+        u.process(&mut self.core, &id, Instant::now());
+    }
+
     // ---------------------------------------------------------------- timers
 
     fn on_timer(&mut self, t: Timer, now: Instant) {
@@ -1032,6 +1106,7 @@ impl Daemon {
                 if let Some(d) = self.dhcp.as_mut() {
                     d.tick(now);
                 }
+                self.station_events_tick(now);
                 self.timers
                     .schedule_in(now, Duration::from_secs(1), Timer::Tick);
             }
@@ -1207,6 +1282,11 @@ impl Daemon {
                     self.core.stations().len(),
                     self.core.peers().len(),
                     logging::level()
+                );
+                println!(
+                    "hostapd: {}; ubus: {}",
+                    self.hostapd.as_ref().map_or("off".into(), |h| h.summary()),
+                    self.ubus.as_ref().map_or("off".into(), |u| u.summary())
                 );
                 match self.status_json() {
                     Ok(j) => println!("{j}"),

@@ -11,6 +11,8 @@ pub mod dataplane_tunnel;
 pub mod dhcp_io;
 pub mod evaluate;
 pub mod iface;
+pub mod station_events;
 pub mod stations;
 pub mod status;
 pub mod translate;
+pub mod ubus_object;

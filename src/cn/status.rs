@@ -3,6 +3,7 @@
 
 use super::core::CnCore;
 use super::stations::Whereabouts;
+use crate::ubus::Value;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -54,18 +55,18 @@ pub struct Identity<'a> {
     pub mlr: &'a str,
 }
 
-/// The status document.
-pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String> {
-    struct Row {
-        mac: String,
-        cell: String,
-        ip: String,
-        parent: String,
-        at: String,
-        exp: u64,
-    }
-    let rows: Vec<Row> = core
-        .stations()
+/// One station as the status documents show it.
+struct Row {
+    mac: String,
+    cell: String,
+    ip: String,
+    parent: String,
+    at: String,
+    exp: u64,
+}
+
+fn rows(core: &CnCore, now: Instant) -> Vec<Row> {
+    core.stations()
         .iter()
         .map(|s| Row {
             mac: s.mac.to_string(),
@@ -81,7 +82,12 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
             },
             exp: s.expires.saturating_duration_since(now).as_secs(),
         })
-        .collect();
+        .collect()
+}
+
+/// The status document.
+pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String> {
+    let rows = rows(core, now);
     let stations: Vec<StationJson> = rows
         .iter()
         .map(|r| StationJson {
@@ -136,6 +142,111 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
     let n = serde_json_core::to_slice(&doc, &mut buf).map_err(|e| format!("status JSON: {e}"))?;
     buf.truncate(n);
     String::from_utf8(buf).map_err(|e| format!("status JSON: {e}"))
+}
+
+/// The status document as a ubus (blobmsg) table: the same fields, names
+/// and values as [`json`], for the ubus `status` method.
+pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
+    let u64v = |n: u64| Value::Int64(i64::try_from(n).unwrap_or(i64::MAX));
+    let stations = rows(core, now)
+        .into_iter()
+        .map(|r| {
+            Value::table()
+                .with("mac", Value::String(r.mac))
+                .with("cell", Value::String(r.cell))
+                .with("ip", Value::String(r.ip))
+                .with("parent", Value::String(r.parent))
+                .with("at", Value::String(r.at))
+                .with("expires_in", u64v(r.exp))
+        })
+        .collect();
+    let peers = core
+        .peers()
+        .iter()
+        .map(|p| {
+            Value::table()
+                .with("cn", Value::String(p.addr.to_string()))
+                .with("name", Value::String(p.name.to_string()))
+                .with("tunnel_users", u64v(p.users as u64))
+        })
+        .collect();
+    let c = core.counters;
+    Value::table()
+        .with("version", Value::String(crate::VERSION.into()))
+        .with("cn", Value::String(core.me().to_string()))
+        .with("name", Value::String(id.name.into()))
+        .with("network", Value::String(id.network.into()))
+        .with("mlr", Value::String(id.mlr.into()))
+        .with("mlr_up", Value::Bool(core.mlr_up()))
+        .with("max_stations", u64v(core.stations().limit() as u64))
+        .with("stations", Value::Array(stations))
+        .with("peers", Value::Array(peers))
+        .with(
+            "counters",
+            Value::table()
+                .with("lookups", u64v(c.lookups))
+                .with("refused_full", u64v(c.refused_full))
+                .with("adoptions", u64v(c.adoptions))
+                .with("redirects", u64v(c.redirects))
+                .with("withdrawals", u64v(c.withdrawals))
+                .with("mlr_errors", u64v(c.mlr_errors)),
+        )
+}
+
+/// The ubus `clients` method: `{"clients":[{mac, ip, cell, parent, at,
+/// since, expires_in}]}`, only `mac` when given. `since` is the seconds
+/// since the station was taken into the table (arrived, or was redirected).
+pub fn clients_value(core: &CnCore, only: Option<crate::addr::MacAddr>, now: Instant) -> Value {
+    let list = core
+        .stations()
+        .iter()
+        .filter(|s| only.is_none_or(|m| m == s.mac))
+        .map(|s| {
+            Value::table()
+                .with("mac", Value::String(s.mac.to_string()))
+                .with("ip", Value::String(s.cell.station().to_string()))
+                .with("cell", Value::String(s.cell.to_string()))
+                .with(
+                    "parent",
+                    Value::String(
+                        s.parent
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "here".into()),
+                    ),
+                )
+                .with(
+                    "at",
+                    Value::String(match s.at {
+                        Whereabouts::Here => "here".into(),
+                        Whereabouts::AtPeer(p) => p.to_string(),
+                    }),
+                )
+                .with(
+                    "since",
+                    Value::Int64(now.saturating_duration_since(s.since).as_secs() as i64),
+                )
+                .with(
+                    "expires_in",
+                    Value::Int64(s.expires.saturating_duration_since(now).as_secs() as i64),
+                )
+        })
+        .collect();
+    Value::table().with("clients", Value::Array(list))
+}
+
+/// The ubus `cns` method: `{"cns":[{cn, name, tunnel_users}]}`.
+pub fn cns_value(core: &CnCore) -> Value {
+    let list = core
+        .peers()
+        .iter()
+        .map(|p| {
+            Value::table()
+                .with("cn", Value::String(p.addr.to_string()))
+                .with("name", Value::String(p.name.to_string()))
+                .with("tunnel_users", Value::Int64(p.users as i64))
+        })
+        .collect();
+    Value::table().with("cns", Value::Array(list))
 }
 
 /// The console's `clients` table.
@@ -251,5 +362,136 @@ mod tests {
         )
         .unwrap();
         assert!(j.contains("\\u0001\\\""), "{j}");
+    }
+
+    /// Fields `<var>.<name>` the LuCI status view reads, for `var`.
+    fn js_fields(js: &str, var: &str) -> Vec<String> {
+        let b = js.as_bytes();
+        let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$';
+        let pat = format!("{var}.");
+        let mut out = Vec::new();
+        for (i, _) in js.match_indices(&pat) {
+            if i > 0 && ident(b[i - 1]) {
+                continue;
+            }
+            let rest = &js[i + pat.len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != "format" {
+                out.push(name);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The ubus `status` reply has the USR1 JSON's fields, and every field
+    /// the LuCI status view reads (openwrt/luci-app-tmip) is in it.
+    #[test]
+    fn ubus_status_matches_the_json_and_what_luci_reads() {
+        let me = CnAddr {
+            ip: Ipv4Addr::new(10, 13, 0, 1),
+            port: 5554,
+        };
+        let peer = CnAddr {
+            ip: Ipv4Addr::new(10, 13, 0, 2),
+            port: 5554,
+        };
+        let mut c = CnCore::new(CoreConfig {
+            me,
+            reverse_tunnel: true,
+            max_stations: 4,
+            max_peers: 4,
+            fallback_lease_secs: 600,
+        });
+        c.mlr_bound(&[]);
+        let Some(Output::Mlr { tag, .. }) = c.poll_output() else {
+            panic!()
+        };
+        c.mlr_answer(
+            tag,
+            MlrAnswer::CnList(vec![(peer, "two".into())]),
+            Instant::now(),
+        );
+        let now = Instant::now();
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        c.station_associated(mac, now);
+        let Some(Output::Mlr { tag, .. }) = c.poll_output() else {
+            panic!()
+        };
+        let cell = Cell30::containing(Ipv4Addr::new(10, 13, 100, 8));
+        c.mlr_answer(
+            tag,
+            MlrAnswer::Binding(Binding {
+                mac,
+                cell,
+                parent: peer,
+                at: Some(peer),
+                previous: None,
+                lease_secs: 100,
+            }),
+            now,
+        );
+        let id = Identity {
+            name: "one",
+            network: "net",
+            mlr: "10.0.0.250:6554",
+        };
+        let v = value(&c, &id, now);
+        let j = json(&c, &id, now).unwrap();
+        let Value::Table(top) = &v else { panic!() };
+        for (k, _) in top {
+            assert!(j.contains(&format!("\"{k}\":")), "{k} not in {j}");
+        }
+        assert_eq!(top.len(), j.matches("\":").count() - 6 - 3 - 6, "{j}");
+        let st = &v.get("stations").unwrap();
+        let Value::Array(st) = st else { panic!() };
+        assert_eq!(st[0].get("ip").and_then(Value::as_str), Some("10.13.100.9"));
+        assert_eq!(
+            st[0].get("parent").and_then(Value::as_str),
+            Some("10.13.0.2")
+        );
+        let Value::Array(peers) = v.get("peers").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            peers[0].get("tunnel_users").and_then(Value::as_i64),
+            Some(1)
+        );
+
+        let js = include_str!(
+            "../../openwrt/luci-app-tmip/htdocs/luci-static/resources/view/tmip/status.js"
+        );
+        let read_top = js_fields(js, "st");
+        assert!(read_top.len() >= 8, "{read_top:?}");
+        for f in &read_top {
+            assert!(
+                v.get(f).is_some(),
+                "status.js reads st.{f}, ubus status lacks it"
+            );
+        }
+        for f in js_fields(js, "s") {
+            assert!(st[0].get(&f).is_some(), "status.js reads station field {f}");
+        }
+        for f in js_fields(js, "p") {
+            assert!(peers[0].get(&f).is_some(), "status.js reads peer field {f}");
+        }
+
+        let cl = clients_value(&c, None, now);
+        let Some(Value::Array(list)) = cl.get("clients") else {
+            panic!()
+        };
+        for f in ["mac", "ip", "cell", "parent", "at", "since", "expires_in"] {
+            assert!(list[0].get(f).is_some(), "clients lacks {f}");
+        }
+        let none = clients_value(&c, Some(MacAddr([2, 0, 0, 0, 0, 1])), now);
+        assert_eq!(none.get("clients"), Some(&Value::Array(vec![])));
+        let Some(Value::Array(cns)) = cns_value(&c).get("cns").cloned() else {
+            panic!()
+        };
+        assert_eq!(cns[0].get("name").and_then(Value::as_str), Some("two"));
     }
 }

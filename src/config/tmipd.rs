@@ -153,6 +153,22 @@ pub struct StaticRoute {
     pub gw: Ipv4Addr,
 }
 
+/// `hostapd_ctrl` / `ubus`: a socket path, `auto` (the platform's default
+/// path, used when it exists, checked again periodically) or `off`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketSetting {
+    Auto,
+    Off,
+    Path(String),
+}
+
+/// Where OpenWrt's hostapd puts its control sockets (`<dir>/<ifname>`).
+pub const HOSTAPD_CTRL_DIR: &str = "/var/run/hostapd";
+/// ubusd's socket since OpenWrt 21.02.
+pub const UBUS_SOCKET: &str = "/var/run/ubus/ubus.sock";
+/// The ubus object of the main (or only) instance.
+pub const UBUS_OBJECT: &str = "tmip";
+
 /// The whole of tmipd's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TmipdConfig {
@@ -187,6 +203,12 @@ pub struct TmipdConfig {
     pub max_stations: usize,
     pub max_peers: usize,
     pub pid_file: Option<String>,
+    /// hostapd control interface for station events on `mobile_if`.
+    pub hostapd_ctrl: SocketSetting,
+    /// ubusd's socket (publish the status object, subscribe to hostapd).
+    pub ubus: SocketSetting,
+    /// The ubus object name; `None` = derived (see [`TmipdConfig::ubus_object_name`]).
+    pub ubus_object: Option<String>,
 }
 
 /// Keys accepted (for the unknown-key message).
@@ -217,6 +239,9 @@ const KEYS: &[&str] = &[
     "max_stations",
     "max_peers",
     "pid_file",
+    "hostapd_ctrl",
+    "ubus",
+    "ubus_object",
 ];
 
 /// Keys that may appear more than once (each line adds one entry).
@@ -287,6 +312,21 @@ fn parse_pool(l: &RcLine, file: &str) -> Result<PoolSpec, ConfigError> {
         }
     }
     Ok(spec)
+}
+
+fn parse_socket(l: &RcLine, file: &str) -> Result<SocketSetting, ConfigError> {
+    let v = l.single(file)?;
+    Ok(match v {
+        "auto" => SocketSetting::Auto,
+        "off" | "0" | "false" | "no" => SocketSetting::Off,
+        p if p.starts_with('/') && p.len() < 108 => SocketSetting::Path(p.to_string()),
+        p => {
+            return Err(l.error(
+                file,
+                format!("want an absolute socket path (< 108 bytes), auto or off; got '{p}'"),
+            ))
+        }
+    })
 }
 
 fn parse_route(l: &RcLine, file: &str) -> Result<StaticRoute, ConfigError> {
@@ -402,6 +442,9 @@ impl TmipdConfig {
             max_stations: 256,
             max_peers: 32,
             pid_file: None,
+            hostapd_ctrl: SocketSetting::Auto,
+            ubus: SocketSetting::Auto,
+            ubus_object: None,
         };
         for l in lines {
             if !KEYS.contains(&l.key) {
@@ -505,6 +548,23 @@ impl TmipdConfig {
                     c.max_peers = n;
                 }
                 "pid_file" => c.pid_file = Some(l.single(file)?.to_string()),
+                "hostapd_ctrl" => c.hostapd_ctrl = parse_socket(l, file)?,
+                "ubus" => c.ubus = parse_socket(l, file)?,
+                "ubus_object" => {
+                    let v = l.single(file)?;
+                    if v.is_empty()
+                        || v.len() > 64
+                        || !v
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    {
+                        return Err(l.error(
+                            file,
+                            format!("bad object name '{v}' (letters, digits, . _ -; at most 64)"),
+                        ));
+                    }
+                    c.ubus_object = Some(v.to_string());
+                }
                 _ => unreachable!("key list and match agree"),
             }
         }
@@ -516,6 +576,70 @@ impl TmipdConfig {
         c.tunnel_prefix = tunnel_prefix.unwrap_or_else(|| "tmip".into());
         c.cn_name = cn_name;
         Ok(c)
+    }
+
+    /// hostapd's control socket for `mobile_if`: the configured path, or
+    /// for `auto` `/var/run/hostapd/<mobile_if>`; `None` when off.
+    pub fn hostapd_ctrl_path(&self) -> Option<String> {
+        match &self.hostapd_ctrl {
+            SocketSetting::Off => None,
+            SocketSetting::Auto => Some(format!("{HOSTAPD_CTRL_DIR}/{}", self.mobile_if)),
+            SocketSetting::Path(p) => Some(p.clone()),
+        }
+    }
+
+    /// The hostapd interface (BSS) whose events this instance follows:
+    /// the file name of an explicit `hostapd_ctrl` path (hostapd names its
+    /// sockets after the interface, e.g. `/var/run/hostapd/wlan0` when
+    /// `mobile_if` is the bridge `br-lan`), else `mobile_if`. The ubus
+    /// subscription is `hostapd.<this>`.
+    pub fn hostapd_iface(&self) -> String {
+        match &self.hostapd_ctrl {
+            SocketSetting::Path(p) => std::path::Path::new(p)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|n| !n.is_empty())
+                .unwrap_or(&self.mobile_if)
+                .to_string(),
+            _ => self.mobile_if.clone(),
+        }
+    }
+
+    /// ubusd's socket: the configured path or, for `auto`, OpenWrt's;
+    /// `None` when off.
+    pub fn ubus_socket(&self) -> Option<String> {
+        match &self.ubus {
+            SocketSetting::Off => None,
+            SocketSetting::Auto => Some(UBUS_SOCKET.to_string()),
+            SocketSetting::Path(p) => Some(p.clone()),
+        }
+    }
+
+    /// The ubus object this instance publishes. ubusd refuses a second
+    /// object with a taken name, so instances need different ones: an
+    /// explicit `ubus_object`, else `tmip` for an rc file or the UCI section
+    /// `main`, else `tmip.<section>` (characters other than letters, digits,
+    /// `_` and `-` in the section name become `_`).
+    pub fn ubus_object_name(&self) -> String {
+        if let Some(o) = &self.ubus_object {
+            return o.clone();
+        }
+        match &self.origin {
+            Source::Uci { section, .. } if section != "main" => {
+                let clean: String = section
+                    .chars()
+                    .map(|ch| {
+                        if ch.is_ascii_alphanumeric() || ch == '_' || ch == '-' {
+                            ch
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                format!("{UBUS_OBJECT}.{clean}")
+            }
+            _ => UBUS_OBJECT.to_string(),
+        }
     }
 
     /// The settings a HUP cannot change in a running daemon, by name, when
@@ -551,6 +675,9 @@ impl TmipdConfig {
         check("max_stations", self.max_stations != new.max_stations);
         check("max_peers", self.max_peers != new.max_peers);
         check("cn_name", self.cn_name != new.cn_name);
+        check("hostapd_ctrl", self.hostapd_ctrl != new.hostapd_ctrl);
+        check("ubus", self.ubus != new.ubus);
+        check("ubus_object", self.ubus_object != new.ubus_object);
         v
     }
 }
@@ -676,6 +803,50 @@ reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n"
             .unwrap_err()
             .to_string()
             .starts_with("/etc/config/tmip:3: lease_time: bad value 'soon'"));
+    }
+
+    #[test]
+    fn station_event_sockets_and_the_ubus_object_name() {
+        let c = TmipdConfig::parse("t.rc", SEED).unwrap();
+        assert_eq!(
+            c.hostapd_ctrl_path().as_deref(),
+            Some("/var/run/hostapd/rl0")
+        );
+        assert_eq!(c.ubus_socket().as_deref(), Some(UBUS_SOCKET));
+        assert_eq!(c.ubus_object_name(), "tmip");
+        let t = format!("{SEED}hostapd_ctrl /tmp/h/rl0\nubus off\nubus_object tmip.cell-2\n");
+        let c = TmipdConfig::parse("t.rc", &t).unwrap();
+        assert_eq!(c.hostapd_ctrl_path().as_deref(), Some("/tmp/h/rl0"));
+        assert_eq!(c.hostapd_iface(), "rl0");
+        let t2 = t.replace("/tmp/h/rl0", "/var/run/hostapd/wlan1");
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &t2).unwrap().hostapd_iface(),
+            "wlan1"
+        );
+        assert_eq!(c.ubus_socket(), None);
+        assert_eq!(c.ubus_object_name(), "tmip.cell-2");
+        let t = format!("{SEED}hostapd_ctrl off\n");
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &t).unwrap().hostapd_ctrl_path(),
+            None
+        );
+        let t = format!("{SEED}hostapd_ctrl relative/path\n");
+        assert!(TmipdConfig::parse("t.rc", &t)
+            .unwrap_err()
+            .to_string()
+            .starts_with("t.rc:10: hostapd_ctrl: want an absolute socket path"));
+        let t = format!("{SEED}ubus_object bad/name\n");
+        assert!(TmipdConfig::parse("t.rc", &t).is_err());
+        // UCI: section `main` publishes `tmip`, others `tmip.<section>`.
+        let uci = "config tmipd 'main'\n\toption mlr 'm'\n\toption cn_if 'a'\n\toption mobile_if 'b'\n\
+                   \toption network_name 'n'\nconfig tmipd 'cell2'\n\toption mlr 'm'\n\toption cn_if 'a'\n\
+                   \toption mobile_if 'c'\n\toption network_name 'n'\n\toption tunnel_prefix 't2'\n";
+        let main = TmipdConfig::from_uci("/etc/config/tmip", uci, "main").unwrap();
+        assert_eq!(main.ubus_object_name(), "tmip");
+        let two = TmipdConfig::from_uci("/etc/config/tmip", uci, "cell2").unwrap();
+        assert_eq!(two.ubus_object_name(), "tmip.cell2");
+        let two = TmipdConfig::from_uci("/etc/config/tmip", uci, "@tmipd[1]").unwrap();
+        assert_eq!(two.ubus_object_name(), "tmip._tmipd_1_");
     }
 
     #[test]

@@ -44,6 +44,16 @@ return view.extend({
 		o.default = '1';
 		o = s.option(form.Value, 'secret', _('Secret'));
 		o.password = true;
+		o = s.option(form.Value, 'hostapd_ctrl', _('hostapd control socket'), _('Station events from hostapd: a socket path, "auto" (/var/run/hostapd/&lt;mobile interface&gt;) or "off"'));
+		o.value('auto');
+		o.value('off');
+		o.default = 'auto';
+		o = s.option(form.Value, 'ubus', _('ubus socket'), _('A socket path, "auto" (/var/run/ubus/ubus.sock) or "off"'));
+		o.value('auto');
+		o.value('off');
+		o.default = 'auto';
+		o = s.option(form.Value, 'ubus_object', _('ubus object'), _('Default "tmip" for the section "main" (the status page reads it), "tmip.&lt;section&gt;" for others'));
+		o.optional = true;
 
 		s = m.section(form.TypedSection, 'mlrd', _('Mobile location register'));
 		s.addremove = true;

@@ -1,0 +1,273 @@
+//! tmipd with a REAL hostapd (`driver=wired`, IEEE 802.1X with EAP-MD5 from
+//! hostapd's internal EAP server) on a CN's mobile interface, and a real
+//! wpa_supplicant (`-D wired`) on the station: a station that holds a
+//! binding (DHCP at CN 1) moves to CN 2's cell, authenticates there, and
+//! CN 2 adopts it on hostapd's AP-STA-CONNECTED before the station has sent
+//! a single ARP or IPv4 frame. Also: hostapd killed and restarted, tmipd
+//! re-attaches.
+//!
+//! The station's silence is checked, not assumed: tcpdump on the station's
+//! bridge port (in `air`) records every ARP/IPv4 frame; the first frame
+//! from the station must come after CN 2's ARP to it (sent by the
+//! adoption), and CN 2's log must show the hostapd event and no capture
+//! arrival for the station before the handover line.
+//!
+//! Needs root, hostapd, wpa_supplicant, tcpdump, busybox (scripts/setup).
+mod common;
+mod tmipd_bed;
+
+use common::{wait_for, Netns};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tmipd_bed::*;
+
+fn write_hostapd_conf(dir: &Path, iface: &str, ctrl: &Path) -> std::path::PathBuf {
+    let conf = dir.join(format!("hostapd-{iface}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "interface={iface}\ndriver=wired\nctrl_interface={}\nieee8021x=1\neap_server=1\n\
+             eap_user_file={}\neapol_version=2\nlogger_stdout=-1\nlogger_stdout_level=2\n",
+            ctrl.display(),
+            dir.join("eap_user").display()
+        ),
+    )
+    .expect("hostapd.conf");
+    std::fs::write(dir.join("eap_user"), "\"tmip\"\tMD5\t\"secret\"\n").expect("eap_user");
+    conf
+}
+
+fn start_hostapd(ns: &mut Netns, conf: &Path, sock: &Path, out: &Path) -> u32 {
+    let _ = std::fs::remove_file(sock);
+    let log = std::fs::File::create(out).expect("hostapd log");
+    let mut c = ns.command("hostapd");
+    c.arg(conf).stdout(Stdio::from(log)).stderr(Stdio::null());
+    let pid = ns.spawn(c);
+    assert!(
+        wait_for(Duration::from_secs(5), || sock.exists().then_some(())).is_some(),
+        "hostapd did not create {} (is hostapd installed?)\n{}",
+        sock.display(),
+        read(out)
+    );
+    pid
+}
+
+/// wpa_supplicant on the station, plus one EAPOL-Start from its MAC so
+/// authentication starts at once (wpa_supplicant waits 2 s before its own).
+fn start_supplicant(ns: &mut Netns, ifname: &str, dir: &Path, mac: &str) -> u32 {
+    let conf = dir.join(format!("wpas-{ifname}.conf"));
+    let wctrl = dir.join(format!("wctrl-{ifname}"));
+    std::fs::write(
+        &conf,
+        format!(
+            "ctrl_interface={}\nap_scan=0\nnetwork={{\n\tkey_mgmt=IEEE8021X\n\teap=MD5\n\t\
+             identity=\"tmip\"\n\tpassword=\"secret\"\n\teapol_flags=0\n}}\n",
+            wctrl.display()
+        ),
+    )
+    .expect("wpas.conf");
+    let mut c = ns.command("wpa_supplicant");
+    c.args(["-D", "wired", "-i", ifname, "-c"]).arg(&conf);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let pid = ns.spawn(c);
+    let cli = format!("wpa_cli -p {} -i {ifname} status", wctrl.display());
+    let ready = wait_for(Duration::from_secs(5), || {
+        String::from_utf8_lossy(&ns.sh_out(&cli).stdout)
+            .contains("wpa_state=ASSOCIATED")
+            .then_some(())
+    });
+    assert!(ready.is_some(), "wpa_supplicant did not start");
+    // EAPOL-Start (version 2, type 1, length 0) to the PAE group address.
+    let src = mac.replace(':', "");
+    ns.sh(&format!(
+        "python3 -c \"import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); \
+         s.bind(('{ifname}',0)); d=bytes.fromhex('0180c2000003{src}888e02010000'); \
+         s.send(d+bytes(60-len(d)))\""
+    ));
+    pid
+}
+
+/// Frames in tcpdump's `-tt -e -n` text output: (time, source MAC, line).
+fn frames(text: &str) -> Vec<(f64, String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let t: f64 = it.next()?.parse().ok()?;
+            let src = it.next()?.to_lowercase();
+            Some((t, src, l.to_string()))
+        })
+        .collect()
+}
+
+fn gateway_of(ip: &str) -> String {
+    let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
+    o[3] += 1;
+    format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])
+}
+
+#[test]
+fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything() {
+    let mut bed = Bed::new(2, None);
+    let hctl = bed.dir.path("hctl");
+    let sock = hctl.join("mob");
+    bed.set_rc(0, &["debug_level 4", "hostapd_ctrl off", "ubus off"]);
+    bed.set_rc(
+        1,
+        &[
+            "debug_level 4",
+            &format!("hostapd_ctrl {}", sock.display()),
+            "ubus off",
+        ],
+    );
+    // 802.1X frames go to the PAE group address, which a Linux bridge does
+    // not forward unless told to (group_fwd_mask bit 3).
+    bed.air
+        .sh("ip link set cell2 type bridge group_fwd_mask 8 && ip link set cell1 type bridge group_fwd_mask 8");
+    bed.start_all();
+    assert!(
+        bed.cns[1].wait_log(
+            &format!("hostapd control socket {} not there yet", sock.display()),
+            0,
+            5
+        ),
+        "{}",
+        bed.cns[1].log_text()
+    );
+    let conf = write_hostapd_conf(&bed.dir.0, "mob", &hctl);
+    let hlog = bed.dir.path("hostapd.log");
+    let hapd = start_hostapd(&mut bed.cns[1].ns, &conf, &sock, &hlog);
+    assert!(
+        bed.cns[1].wait_log("attached to hostapd at", 0, 5),
+        "CN 2 did not attach to hostapd\n{}",
+        bed.cns[1].log_text()
+    );
+
+    // The station gets its /30 at CN 1 (udhcpc exits after the lease).
+    let mut c = bed.client(0);
+    c.udhcpc(&bed.dir, &["-n", "-q"]);
+    let ip = c
+        .wait_event(&["bound"], 0, 20)
+        .unwrap_or_else(|| panic!("no lease at CN 1\n{}", bed.cns[0].log_text()));
+    let pid = c.pid.take().unwrap();
+    c.ns.wait(pid, Duration::from_secs(5));
+    let gw = gateway_of(&ip);
+    let sta_mac =
+        c.ns.sh(&format!("cat /sys/class/net/{}/address", c.ifname))
+            .trim()
+            .to_lowercase();
+    let cn2_mac = bed.cns[1]
+        .ns
+        .sh("cat /sys/class/net/mob/address")
+        .trim()
+        .to_lowercase();
+
+    // Watch every ARP/IPv4 frame on the station's bridge port.
+    let cap = bed.dir.path("port.txt");
+    let cap_err = bed.dir.path("port.err");
+    let mut td = bed.air.command("tcpdump");
+    td.args(["-l", "-n", "-e", "-tt", "-i", &c.port, "arp or ip"])
+        .stdout(Stdio::from(std::fs::File::create(&cap).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&cap_err).unwrap()));
+    let td_pid = bed.air.spawn(td);
+    assert!(
+        wait_for(Duration::from_secs(5), || read(&cap_err)
+            .contains("listening on")
+            .then_some(()))
+        .is_some(),
+        "tcpdump did not start: {}",
+        read(&cap_err)
+    );
+
+    // Roam to CN 2's cell (link stays up) and authenticate there.
+    let from = bed.cns[1].log_text().len();
+    bed.move_client(&c, 1);
+    let t_auth = std::time::Instant::now();
+    let sup = start_supplicant(&mut c.ns, &c.ifname, &bed.dir.0, &sta_mac);
+    assert!(
+        bed.cns[1].wait_log("from association event to adoption", from, 10),
+        "CN 2 did not adopt on the hostapd event\nCN 2:\n{}\nhostapd:\n{}",
+        bed.cns[1].log_text(),
+        read(&hlog)
+    );
+    let t_adopted = t_auth.elapsed();
+    // Right away: CN 2 serves the station (gateway N+2 and route to N+1).
+    let addrs = bed.cns[1].ns.sh("ip -4 addr show dev mob");
+    assert!(addrs.contains(&format!("{gw}/32")), "{addrs}");
+    let route = bed.cns[1].ns.sh(&format!("ip -4 route show {ip}"));
+    assert!(
+        route.contains("dev mob"),
+        "no route to {ip} at CN 2: {route}"
+    );
+    let log2 = bed.cns[1].log_text()[from..].to_string();
+    let ev = log2
+        .find(&format!(
+            "station {sta_mac} connected on mob (hostapd_ctrl)"
+        ))
+        .unwrap_or_else(|| panic!("no hostapd event line\n{log2}"));
+    let adopted = log2.find("from association event to adoption").unwrap();
+    assert!(ev < adopted, "{log2}");
+    assert!(
+        !log2[..adopted].contains(&format!("arrival of {sta_mac}")),
+        "the capture saw the station first:\n{log2}"
+    );
+    // The parent (CN 1) is told and routes the cell to CN 2.
+    assert!(
+        bed.cns[0].wait_log("is now at CN 10.13.0.2", 0, 5),
+        "{}",
+        bed.cns[0].log_text()
+    );
+    // The station was silent until CN 2's ARP reached it.
+    std::thread::sleep(Duration::from_millis(300));
+    bed.air.signal(td_pid, nix::sys::signal::Signal::SIGTERM);
+    bed.air.wait(td_pid, Duration::from_secs(5));
+    let f = frames(&read(&cap));
+    let first_cn2 = f
+        .iter()
+        .find(|(_, src, l)| *src == cn2_mac && l.contains(&format!("{gw} is-at")))
+        .unwrap_or_else(|| panic!("no ARP from CN 2 to the station: {f:?}"));
+    let early: Vec<_> = f
+        .iter()
+        .filter(|(t, src, _)| *src == sta_mac && *t < first_cn2.0)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "the station sent ARP/IP before CN 2 adopted it: {early:?}"
+    );
+    let handover = log2
+        .lines()
+        .find(|l| l.contains("from association event to adoption"))
+        .unwrap_or("");
+    println!(
+        "FIGURE wpa_supplicant start (EAPOL-Start at once) -> adoption seen in CN 2's log: {t_adopted:?}; {handover}"
+    );
+    println!(
+        "adopted on AP-STA-CONNECTED; first CN 2 frame to the station: {}\nCN 2 log from the move:\n{}",
+        first_cn2.2,
+        &log2[..log2.len().min(adopted + 400)]
+    );
+    // And the gateway answers through CN 2.
+    c.ns.sh(&format!("ping -c1 -W2 {gw}"));
+
+    // hostapd killed and restarted: CN 2 notices, re-attaches, keeps going.
+    bed.cns[1].ns.kill(hapd);
+    assert!(
+        bed.cns[1].wait_log("lost hostapd at", from, 5),
+        "{}",
+        bed.cns[1].log_text()
+    );
+    let before = bed.cns[1].log_text().len();
+    start_hostapd(&mut bed.cns[1].ns, &conf, &sock, &hlog);
+    assert!(
+        bed.cns[1].wait_log("attached to hostapd at", before, 5),
+        "CN 2 did not re-attach\n{}",
+        bed.cns[1].log_text()
+    );
+    assert!(bed.cns[1]
+        .ns
+        .sh("ip -4 addr show dev mob")
+        .contains(&format!("{gw}/32")));
+    c.ns.kill(sup);
+    bed.cns[1].stop();
+    bed.cns[0].stop();
+}

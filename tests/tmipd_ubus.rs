@@ -1,0 +1,212 @@
+//! tmipd on ubus, against `FakeUbusd` (tests/support/fake_ubusd.rs): a
+//! PROTOCOL PEER WRITTEN FROM THE SPEC, NOT the real ubusd (there is none
+//! on this machine). tmipd runs for real (with mlrd, in namespaces); the
+//! unix socket lives in the test's temporary directory, which every
+//! namespace sees.
+//!
+//! - tmipd publishes its object (`tmip`) and answers `status` with the
+//!   USR1 document's fields (what the LuCI view reads), `clients` and `cns`;
+//! - it subscribes to `hostapd.mob` (played by `FakeHostapd` with raw
+//!   frames), and a `sta-authorized` notification for a station bound at
+//!   another CN makes it adopt the station, as the control interface does.
+mod common;
+#[path = "support/fake_ubusd.rs"]
+mod fake_ubusd;
+mod tmipd_bed;
+
+use fake_ubusd::*;
+use std::time::{Duration, Instant};
+use tmip::ubus::client::{UbusClient, UbusEvent};
+use tmip::ubus::msg::{status, Message, MsgType};
+use tmip::ubus::Value;
+use tmipd_bed::*;
+
+/// Drive the test's own ubus client until `want` says Some.
+fn pump<T>(
+    c: &mut UbusClient,
+    timeout: Duration,
+    mut want: impl FnMut(UbusEvent) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        c.tick(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: c.fd().unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 20) };
+        if pfd.revents != 0 {
+            c.on_readable();
+        }
+        while let Some(ev) = c.poll_event() {
+            if let Some(r) = want(ev) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+/// `ubus call <object> <method> <args>` from the test: (status, data).
+fn call(c: &mut UbusClient, object: &str, method: &str, args: Value) -> (i32, Vec<Value>) {
+    let req = c.lookup(object).expect("lookup");
+    let id = pump(c, Duration::from_secs(3), |ev| match ev {
+        UbusEvent::Lookup {
+            req: r, objects, ..
+        } if r == req => Some(objects.first().map(|o| o.1)),
+        _ => None,
+    })
+    .expect("lookup answered")
+    .unwrap_or_else(|| panic!("no ubus object '{object}'"));
+    let req = c.invoke(id, method, &args).expect("invoke");
+    pump(c, Duration::from_secs(3), |ev| match ev {
+        UbusEvent::Reply {
+            req: r,
+            status,
+            data,
+        } if r == req => Some((status, data)),
+        _ => None,
+    })
+    .expect("call answered")
+}
+
+fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    match v.get(key) {
+        Some(Value::Array(a)) => a,
+        other => panic!("{key}: want an array, got {other:?} in {v:?}"),
+    }
+}
+
+#[test]
+fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
+    let mut bed = Bed::new(2, None);
+    let sock = bed.dir.path("ubus.sock");
+    let ubusd = FakeUbusd::start(&sock);
+    bed.set_rc(0, &["hostapd_ctrl off", "ubus off"]);
+    bed.set_rc(
+        1,
+        &[
+            "debug_level 4",
+            "hostapd_ctrl off",
+            &format!("ubus {}", sock.display()),
+        ],
+    );
+    bed.start_all();
+    assert!(
+        bed.cns[1].wait_log("published ubus object 'tmip'", 0, 5),
+        "{}",
+        bed.cns[1].log_text()
+    );
+
+    let mut me = UbusClient::new(&sock);
+    pump(&mut me, Duration::from_secs(3), |ev| {
+        matches!(ev, UbusEvent::Connected { .. }).then_some(())
+    })
+    .expect("test client connected to the fake ubusd");
+    let (st, data) = call(&mut me, "tmip", "status", Value::table());
+    assert_eq!(st, status::OK);
+    let s = data.first().expect("status data");
+    assert_eq!(s.get("name").and_then(Value::as_str), Some("Test CN 2"));
+    assert_eq!(s.get("network").and_then(Value::as_str), Some(NETWORK));
+    assert_eq!(s.get("cn").and_then(Value::as_str), Some("10.13.0.2"));
+    assert_eq!(s.get("mlr_up").and_then(Value::as_bool), Some(true));
+    assert!(s.get("version").and_then(Value::as_str).is_some());
+    assert_eq!(s.get("max_stations").and_then(Value::as_i64), Some(256));
+    assert!(array(s, "stations").is_empty());
+    assert!(s.get("counters").and_then(|c| c.get("adoptions")).is_some());
+    println!("tmip status over the spec-written ubusd peer: {s:?}");
+    let (st, _) = call(&mut me, "tmip", "nonsense", Value::table());
+    assert_eq!(st, status::METHOD_NOT_FOUND);
+
+    // A station with a binding from CN 1 moves to CN 2's cell, silent.
+    let mut c = bed.client(0);
+    c.udhcpc(&bed.dir, &["-n", "-q"]);
+    let ip = c
+        .wait_event(&["bound"], 0, 20)
+        .unwrap_or_else(|| panic!("no lease at CN 1\n{}", bed.cns[0].log_text()));
+    let pid = c.pid.take().unwrap();
+    c.ns.wait(pid, Duration::from_secs(5));
+    let sta_mac =
+        c.ns.sh(&format!("cat /sys/class/net/{}/address", c.ifname))
+            .trim()
+            .to_lowercase();
+    bed.move_client(&c, 1);
+
+    // hostapd.mob appears on the bus: tmipd subscribes, asks get_clients.
+    let from = bed.cns[1].log_text().len();
+    let mut hapd = FakeHostapd::connect_as(&sock, "hostapd.mob");
+    let n = Message::parse(&hapd.recv()).map(|m| (m.hdr.msg_type(), m.attrs.active));
+    assert_eq!(
+        n.ok(),
+        Some((Some(MsgType::Notify), Some(1))),
+        "not subscribed"
+    );
+    hapd.serve_get_clients(&Value::table().with("clients", Value::table()));
+    assert!(
+        bed.cns[1].wait_log("subscribed to hostapd.mob", from, 5),
+        "{}",
+        bed.cns[1].log_text()
+    );
+    let data = Value::table()
+        .with("address", Value::String(sta_mac.clone()))
+        .with("auth-alg", Value::String("open".into()))
+        .with("ifname", Value::String("mob".into()));
+    hapd.notify("sta-authorized", &data, true);
+    assert!(
+        bed.cns[1].wait_log("from association event to adoption", from, 10),
+        "CN 2 did not adopt on the ubus notification\n{}",
+        bed.cns[1].log_text()
+    );
+    let log2 = bed.cns[1].log_text()[from..].to_string();
+    assert!(
+        log2.contains(&format!(
+            "station {sta_mac} connected on mob (ubus hostapd.mob)"
+        )),
+        "{log2}"
+    );
+    let route = bed.cns[1].ns.sh(&format!("ip -4 route show {ip}"));
+    assert!(
+        route.contains("dev mob"),
+        "no route to {ip} at CN 2: {route}"
+    );
+
+    // clients and cns show it.
+    let (st, data) = call(
+        &mut me,
+        "tmip",
+        "clients",
+        Value::table().with("mac", Value::String(sta_mac.clone())),
+    );
+    assert_eq!(st, status::OK);
+    let list = array(&data[0], "clients");
+    assert_eq!(list.len(), 1, "{data:?}");
+    assert_eq!(list[0].get("ip").and_then(Value::as_str), Some(ip.as_str()));
+    assert_eq!(list[0].get("at").and_then(Value::as_str), Some("here"));
+    assert_eq!(
+        list[0].get("parent").and_then(Value::as_str),
+        Some("10.13.0.1")
+    );
+    assert!(list[0].get("since").and_then(Value::as_i64).is_some());
+    let (st, _) = call(
+        &mut me,
+        "tmip",
+        "clients",
+        Value::table().with("mac", Value::String("bogus".into())),
+    );
+    assert_eq!(st, status::INVALID_ARGUMENT);
+    let (_, data) = call(&mut me, "tmip", "cns", Value::table());
+    let cns = array(&data[0], "cns");
+    assert!(
+        cns.iter()
+            .any(|p| p.get("cn").and_then(Value::as_str) == Some("10.13.0.1")),
+        "{data:?}"
+    );
+    let (_, data) = call(&mut me, "tmip", "status", Value::table());
+    assert_eq!(array(&data[0], "stations").len(), 1);
+
+    bed.cns[1].stop();
+    bed.cns[0].stop();
+    drop(ubusd);
+}
