@@ -5,31 +5,15 @@
 //! validated once; an unknown key or bad value is an error naming the file
 //! and line. The same lines can come from UCI (`Section::rc_lines()`).
 
-use tmip::config::rc::{self, RcLine};
-use tmip::config::{uci, ConfigError};
+use tmip::config::rc::RcLine;
+use tmip::config::ConfigError;
 
 /// Default UCI file for `-u`.
 pub const UCI_FILE: &str = "/etc/config/tmip";
 /// The UCI section type mlrd reads.
 pub const UCI_TYPE: &str = "mlrd";
 
-/// Where the configuration comes from (kept for SIGHUP).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// An `mlrd.rc` file.
-    Rc(String),
-    /// A `config mlrd` section of a UCI file (name or `@mlrd[N]`).
-    Uci { file: String, section: String },
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Rc(p) => f.write_str(p),
-            Source::Uci { file, section } => write!(f, "{file} section '{section}'"),
-        }
-    }
-}
+pub use tmip::config::Source;
 
 /// Every key mlrd accepts, for error messages and the shipped mlrd.rc test.
 #[cfg_attr(not(test), allow(dead_code))]
@@ -93,43 +77,15 @@ impl Default for MlrdConfig {
 }
 
 impl MlrdConfig {
-    /// Read and validate an rc file.
-    pub fn load(path: &str) -> Result<MlrdConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path, 0, format!("cannot read: {e}")))?;
-        let lines = rc::parse(path, &text)?;
-        Self::from_lines(path, &lines)
-    }
-
     /// Read and validate from either source.
     pub fn load_source(src: &Source) -> Result<MlrdConfig, ConfigError> {
-        match src {
-            Source::Rc(p) => Self::load(p),
-            Source::Uci { file, section } => {
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| ConfigError::new(file, 0, format!("cannot read: {e}")))?;
-                Self::from_uci(file, &text, section)
-            }
-        }
+        tmip::config::load_source(src, UCI_TYPE, Self::from_lines)
     }
 
     /// The options of UCI section `section` (type `mlrd`) of `text`.
+    #[cfg(test)]
     pub fn from_uci(file: &str, text: &str, section: &str) -> Result<MlrdConfig, ConfigError> {
-        let pkg = uci::parse(file, text)?;
-        let sec = pkg
-            .section(section)
-            .ok_or_else(|| ConfigError::new(file, 0, format!("no section '{section}'")))?;
-        if sec.ty != UCI_TYPE {
-            return Err(ConfigError::new(
-                file,
-                sec.line,
-                format!(
-                    "section '{section}' is of type '{}', not '{UCI_TYPE}'",
-                    sec.ty
-                ),
-            ));
-        }
-        Self::from_lines(file, &sec.rc_lines())
+        tmip::config::from_uci(file, text, section, UCI_TYPE, Self::from_lines)
     }
 
     /// Build from already split lines (rc file or UCI section).
@@ -212,7 +168,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<MlrdConfig, ConfigError> {
-        let lines = rc::parse("mlrd.rc", text)?;
+        let lines = tmip::config::rc::parse("mlrd.rc", text)?;
         MlrdConfig::from_lines("mlrd.rc", &lines)
     }
 

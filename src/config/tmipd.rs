@@ -8,32 +8,13 @@
 //! resolved by the daemon at start ([`PoolSpec::resolve`]).
 
 use super::rc::RcLine;
-use super::{uci, ConfigError};
+use super::ConfigError;
 use crate::addr::{prefix_to_mask, Cell30};
 use std::net::Ipv4Addr;
 
-/// Default UCI file for `-u`.
-pub const UCI_FILE: &str = "/etc/config/tmip";
+pub use super::{Source, UCI_FILE};
 /// The UCI section type tmipd reads.
 pub const UCI_TYPE: &str = "tmipd";
-
-/// Where the configuration comes from (kept for SIGHUP re-reads).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// A TMip `.rc` file.
-    Rc(String),
-    /// A `config tmipd` section of a UCI file (name or `@tmipd[N]`).
-    Uci { file: String, section: String },
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Rc(p) => f.write_str(p),
-            Source::Uci { file, section } => write!(f, "{file} section '{section}'"),
-        }
-    }
-}
 
 /// Build-time ceiling of the station table; `max_stations` may lower it.
 pub const STATION_CAPACITY: usize = 1024;
@@ -356,40 +337,19 @@ fn parse_route(l: &RcLine, file: &str) -> Result<StaticRoute, ConfigError> {
 impl TmipdConfig {
     /// Read and validate `path`.
     pub fn load(path: &str) -> Result<TmipdConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path, 0, format!("cannot read: {e}")))?;
-        Self::parse(path, &text)
+        Self::load_source(&Source::Rc(path.to_string()))
     }
 
     /// Read and validate from either source.
     pub fn load_source(src: &Source) -> Result<TmipdConfig, ConfigError> {
-        match src {
-            Source::Rc(p) => Self::load(p),
-            Source::Uci { file, section } => {
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| ConfigError::new(file, 0, format!("cannot read: {e}")))?;
-                Self::from_uci(file, &text, section)
-            }
-        }
+        let mut c = super::load_source(src, UCI_TYPE, Self::from_lines)?;
+        c.origin = src.clone();
+        Ok(c)
     }
 
     /// The options of UCI section `section` (type `tmipd`) of `text`.
     pub fn from_uci(file: &str, text: &str, section: &str) -> Result<TmipdConfig, ConfigError> {
-        let pkg = uci::parse(file, text)?;
-        let sec = pkg
-            .section(section)
-            .ok_or_else(|| ConfigError::new(file, 0, format!("no section '{section}'")))?;
-        if sec.ty != UCI_TYPE {
-            return Err(ConfigError::new(
-                file,
-                sec.line,
-                format!(
-                    "section '{section}' is of type '{}', not '{UCI_TYPE}'",
-                    sec.ty
-                ),
-            ));
-        }
-        let mut c = Self::from_lines(file, &sec.rc_lines())?;
+        let mut c = super::from_uci(file, text, section, UCI_TYPE, Self::from_lines)?;
         c.origin = Source::Uci {
             file: file.to_string(),
             section: section.to_string(),
