@@ -397,6 +397,12 @@ impl ArrivalCapture {
         }
     }
 
+    /// `mac` left this CN: report its next frame here at once, even within
+    /// the rate-limit interval of the frame that revealed its last visit.
+    pub fn forget(&mut self, mac: MacAddr) {
+        self.limit.forget(mac);
+    }
+
     /// Handle what is waiting (at most [`MAX_PER_DRAIN`] frames): each
     /// arrival from a MAC that `is_known` rejects and the rate limit allows
     /// goes to `on_arrival`. Returns the number of frames read.

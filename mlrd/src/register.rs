@@ -450,6 +450,10 @@ impl Register {
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
     }
+    /// Changes recorded since the last [`Register::take_changes`].
+    pub fn change_count(&self) -> usize {
+        self.changes.len()
+    }
 
     // ---- CNs ---------------------------------------------------------
 

@@ -7,8 +7,10 @@
 //! Order within one loop iteration (this is what makes "acknowledged"
 //! mean "durable"): 1. read every ready socket and handle whole frames,
 //! appending replies to per-connection output buffers; 2. write the
-//! register's changes to the journal and fdatasync; 3. write the output
-//! buffers. Nothing blocks: sockets are non-blocking, a peer that does not
+//! register's changes to the journal and fdatasync (not for a round of
+//! moves only: where a station is, is written but not waited for, so a
+//! slow disk never holds a handover; see `commit_and_flush`); 3. write the
+//! output buffers. Nothing blocks: sockets are non-blocking, a peer that does not
 //! read is cut off when its output passes [`MAX_OUTPUT`], and one peer gets
 //! at most [`READ_BUDGET`] bytes per iteration.
 
@@ -152,6 +154,9 @@ pub struct Server {
     /// Slots whose reading resumed with frames still buffered in the session.
     resume: Vec<usize>,
     pushes: Vec<Push>,
+    /// Of this round's register changes, how many are moves (soft state,
+    /// written but not fdatasynced before the replies: `commit_and_flush`).
+    soft_changes: usize,
     to_close: Vec<(usize, String)>,
     refused_since_log: u64,
     stop: bool,
@@ -211,6 +216,7 @@ impl Server {
             dirty: Vec::new(),
             resume: Vec::new(),
             pushes: Vec::new(),
+            soft_changes: 0,
             to_close: Vec::new(),
             refused_since_log: 0,
             stop: false,
@@ -656,8 +662,11 @@ impl Server {
                 let Some(to) = self.reg.find_cn(m.to.addr, m.to.port) else {
                     return Message::error(ErrorCode::NotFound, "unknown CN");
                 };
+                let before = self.reg.change_count();
                 match self.reg.move_to(m.mac, m.cell, to, now) {
                     Ok((rec, pushes)) => {
+                        // Where a station is: soft state (see commit_and_flush).
+                        self.soft_changes += self.reg.change_count().saturating_sub(before);
                         debug!(target: "handover", "{} {} now at {} (parent {}, previous {})", m.mac, m.cell, self.cn_label(to), self.cn_label(rec.parent), self.cn_label(rec.previous));
                         self.pushes.extend(pushes);
                         binding_msg(&self.reg, &rec, now)
@@ -821,12 +830,30 @@ impl Server {
 
     /// Journal, then write: replies leave only once their changes are durable.
     fn commit_and_flush(&mut self) {
+        // A round whose only changes are moves (where a station is) is
+        // written to the journal but not fdatasynced before its replies and
+        // pushes leave: the parent's Redirect is the handover's critical
+        // path, and an fdatasync on a disk shared with other work took
+        // 0.1-0.9 s here (docs/benchmarks/mobility.md). A location survives
+        // an mlrd crash (page cache) and the CNs correct a stale one (the
+        // station's next frame at a CN makes it Locate and Move again);
+        // allocations, releases, CN binds and expiry are still durable
+        // before they are acknowledged, and their fdatasync covers the
+        // moves written before them.
+        let mut durable = false;
         if self.reg.has_changes() {
             let changes = self.reg.take_changes();
+            durable = changes.len() > self.soft_changes;
             self.journal.record(&self.reg, &changes);
         }
+        self.soft_changes = 0;
         if self.journal.pending() {
-            if let Err(e) = self.journal.commit() {
+            let written = if durable {
+                self.journal.commit()
+            } else {
+                self.journal.write_soft()
+            };
+            if let Err(e) = written {
                 // The changes are in memory but not durable: their replies
                 // must not go out. Dropping them breaks the session's
                 // sequence, so close those connections; CNs retry
@@ -1042,6 +1069,7 @@ impl Server {
             connections: self.nconns,
             journal_bytes: self.journal.journal_bytes(),
             journal_generation: self.journal.generation(),
+            journal_syncs: self.journal.syncs(),
             ..self.stats
         }
     }

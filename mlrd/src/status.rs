@@ -22,6 +22,8 @@ pub struct ServerStats {
     pub pushes_sent: u64,
     pub journal_bytes: u64,
     pub journal_generation: u64,
+    /// fdatasync calls of the journal (moves alone do not make one).
+    pub journal_syncs: u64,
 }
 
 /// Append `s` as a JSON string literal.
@@ -120,7 +122,7 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
     let _ = write!(
         o,
         "  \"counters\": {{\"binds\": {}, \"binds_refused\": {}, \"allocations\": {}, \"renewals\": {}, \"locates\": {}, \"locate_misses\": {}, \"moves\": {}, \"releases\": {}, \"expired\": {}, \"cns_down\": {}, \
-\"connections\": {}, \"connections_accepted\": {}, \"connections_refused\": {}, \"frames_in\": {}, \"frames_rejected\": {}, \"auth_failures\": {}, \"pushes_sent\": {}, \"journal_bytes\": {}, \"journal_generation\": {}}}\n}}\n",
+\"connections\": {}, \"connections_accepted\": {}, \"connections_refused\": {}, \"frames_in\": {}, \"frames_rejected\": {}, \"auth_failures\": {}, \"pushes_sent\": {}, \"journal_bytes\": {}, \"journal_generation\": {}, \"journal_syncs\": {}}}\n}}\n",
         c.binds,
         c.binds_refused,
         c.allocations,
@@ -139,7 +141,8 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
         srv.auth_failures,
         srv.pushes_sent,
         srv.journal_bytes,
-        srv.journal_generation
+        srv.journal_generation,
+        srv.journal_syncs
     );
     o
 }

@@ -182,6 +182,9 @@ pub struct CnCore {
     /// Stations hostapd reported while the MLR was unreachable: looked up
     /// once it is back (hostapd will not report them again).
     associated_offline: heapless::Vec<MacAddr, 16>,
+    /// Stations that stopped being served here since the daemon last asked
+    /// ([`CnCore::take_departed`]); the latest 64.
+    departed: heapless::Vec<MacAddr, 64>,
 }
 
 /// After a RELEASE, frames from the station are not taken as an arrival
@@ -203,6 +206,7 @@ impl CnCore {
             released: heapless::Vec::new(),
             now: Instant::now(),
             associated_offline: heapless::Vec::new(),
+            departed: heapless::Vec::new(),
         }
     }
 
@@ -225,6 +229,16 @@ impl CnCore {
     /// Next output to carry out.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    /// Stations that were served here and no longer are (withdrawn,
+    /// redirected elsewhere, expired, released), since the last call. The
+    /// daemon clears them from the capture's per-MAC rate limit: a station
+    /// that comes back within the limit's interval (100 ms; a station
+    /// flapping between cells) must be seen at once, not when the interval
+    /// of the frame that revealed its previous visit ends.
+    pub fn take_departed(&mut self) -> heapless::Vec<MacAddr, 64> {
+        std::mem::take(&mut self.departed)
     }
 
     fn call(&mut self, call: MlrCall, why: Purpose) {
@@ -769,7 +783,15 @@ impl CnCore {
     fn forget(&mut self, s: &Station) {
         self.stations.remove(&s.mac);
         match s.at {
-            Whereabouts::Here => self.data(DataAction::Withdraw { cell: s.cell }),
+            Whereabouts::Here => {
+                self.data(DataAction::Withdraw { cell: s.cell });
+                if !self.departed.contains(&s.mac) {
+                    if self.departed.is_full() {
+                        self.departed.remove(0);
+                    }
+                    let _ = self.departed.push(s.mac);
+                }
+            }
             Whereabouts::AtPeer(_) => self.data(DataAction::RouteLocal { cell: s.cell }),
         }
         if let Some(p) = s.tunnel_peer() {
@@ -1146,6 +1168,34 @@ mod tests {
         // Already served here: a repeated redirect changes nothing.
         c.redirect(cell(1), None, cn(1), now).unwrap();
         assert!(drain(&mut c).is_empty());
+    }
+
+    #[test]
+    fn a_station_that_leaves_is_reported_departed_once() {
+        let now = Instant::now();
+        let mut c = core(4);
+        // Station 2 (parent CN 2) seen and adopted here, then withdrawn.
+        c.station_seen(Some(mac(2)), Some(cell(2).station()), now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
+        drain(&mut c);
+        assert!(c.take_departed().is_empty(), "adopted, not departed");
+        c.withdraw(cell(2));
+        assert_eq!(c.take_departed().as_slice(), &[mac(2)]);
+        assert!(c.take_departed().is_empty(), "reported once");
+        // A withdraw for a station not served here departs nothing.
+        c.withdraw(cell(2));
+        assert!(c.take_departed().is_empty());
+        // Station 1 at home (parent here), redirected to CN 3: departed;
+        // the redirect back home adopts it again (not a departure).
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        drain(&mut c);
+        c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
+        assert_eq!(c.take_departed().as_slice(), &[mac(1)]);
+        c.redirect(cell(1), Some(mac(1)), cn(1), now).unwrap();
+        assert!(c.take_departed().is_empty());
     }
 
     #[test]

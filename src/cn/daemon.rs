@@ -667,6 +667,15 @@ impl Daemon {
                 }
             }
         }
+        let departed = self.core.take_departed();
+        #[cfg(feature = "capture")]
+        if let Some(c) = self.capture.as_mut() {
+            for mac in departed {
+                c.forget(mac);
+            }
+        }
+        #[cfg(not(feature = "capture"))]
+        drop(departed);
         if let Some(c) = self.mlr.conn.as_mut() {
             if let Err(e) = c.flush() {
                 self.mlr_down(&format!("write: {e}"));
