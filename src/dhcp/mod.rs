@@ -28,7 +28,9 @@
 //!             // Send MLRP Allocate{mac} (kind == Allocate) or Locate{mac}
 //!             // (Locate). Later, when the reply comes back and the station
 //!             // is adopted (N+2 on mobile_if, host route to N+1, ARP):
-//!             let answer = Ok(Lease { cell: todo!("binding.cell"), lease_secs: todo!() });
+//!             // (the MLR's Binding: its cell and lease_remaining_secs)
+//!             let cell = tmip::addr::Cell30::containing([10, 13, 102, 5].into());
+//!             let answer = Ok(Lease { cell, lease_secs: 3600 });
 //!             // or Err(LookupError::NotFound) / Err(LookupError::Unavailable(reason))
 //!             if let Ok(Action::Send(reply)) = server.binding_ready(mac, answer, Instant::now()) {
 //!                 sock.send(&reply.frame)?;
