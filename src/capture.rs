@@ -41,7 +41,7 @@
 //! constructor would reject the truncated payload).
 
 use crate::addr::MacAddr;
-use crate::packet_socket::{bpf, BpfInsn};
+use crate::packet_socket::{attach_filter, bpf, BpfInsn};
 use crate::wire::{arp, ethernet, ipv4};
 use core::fmt;
 use std::net::Ipv4Addr;
@@ -284,30 +284,6 @@ pub fn filter_program(own: MacAddr) -> [BpfInsn; 9] {
         bpf(BPF_RET_K, 0, 0, SNAPLEN as u32), // 7: accept, snaplen bytes
         bpf(BPF_RET_K, 0, 0, 0),              // 8: drop
     ]
-}
-
-/// Attach `prog` to the socket `fd` (replacing any filter on it).
-fn attach_filter(fd: RawFd, prog: &[BpfInsn]) -> std::io::Result<()> {
-    let fprog = libc::sock_fprog {
-        len: u16::try_from(prog.len())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?,
-        filter: prog.as_ptr() as *mut BpfInsn,
-    };
-    // SAFETY: `fprog` points at `prog`, which outlives the call; the
-    // kernel copies the program.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &fprog as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 impl ArrivalCapture {

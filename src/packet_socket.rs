@@ -29,6 +29,27 @@ pub const fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> BpfInsn {
     BpfInsn { code, jt, jf, k }
 }
 
+/// Attach the classic BPF program `prog` to socket `fd` (replacing any
+/// filter on it). Also used on libpcap's socket by `capture`.
+pub fn attach_filter(fd: RawFd, prog: &[BpfInsn]) -> io::Result<()> {
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(prog.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        filter: prog.as_ptr() as *mut BpfInsn,
+    };
+    // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel
+    // copies the program.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &fprog as *const _ as *const libc::c_void,
+            mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -122,23 +143,7 @@ impl PacketSocket {
             )
         };
         if let Some(f) = filter {
-            let prog = libc::sock_fprog {
-                len: u16::try_from(f.len())
-                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-                filter: f.as_ptr() as *mut BpfInsn,
-            };
-            // SAFETY: `prog` points at `f`, which outlives the call; the
-            // kernel copies the program.
-            cvt(unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_ATTACH_FILTER,
-                    &prog as *const _ as *const libc::c_void,
-                    mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-                )
-            })
-            .map_err(|e| ctx(e, "SO_ATTACH_FILTER", ifname))?;
+            attach_filter(fd.as_raw_fd(), f).map_err(|e| ctx(e, "SO_ATTACH_FILTER", ifname))?;
         }
         let one: libc::c_int = 1;
         // Best effort (Linux >= 4.20); `recv` also drops outgoing frames.
