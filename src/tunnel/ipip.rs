@@ -37,20 +37,9 @@ impl std::fmt::Display for IpipError {
     }
 }
 
-/// The Internet checksum of `data`.
+/// The Internet checksum of `data`, complemented, as it goes in a header.
 pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    if let [last] = chunks.remainder() {
-        sum += (*last as u32) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    !crate::wire::checksum::data(data)
 }
 
 /// Outer-header parameters for one tunnel.

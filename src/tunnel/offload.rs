@@ -15,6 +15,7 @@
 //! `virtio_net_hdr` in host byte order.
 
 use super::ipip::checksum;
+use crate::wire::checksum::{accumulate, fold};
 
 pub const VNET_HDR_LEN: usize = 10;
 pub const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
@@ -74,33 +75,8 @@ pub enum OffloadError {
     Unsupported(u8),
 }
 
-/// Ones'-complement sum of `data` (not folded, not complemented).
-fn sum16(data: &[u8], mut acc: u64) -> u64 {
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc += w >> 32;
-        acc += w & 0xffff_ffff;
-    }
-    let mut rest = chunks.remainder().chunks_exact(2);
-    for c in &mut rest {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u64;
-    }
-    if let [last] = rest.remainder() {
-        acc += (*last as u64) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
 fn pseudo_sum(ip: &[u8], proto: u8, len: usize) -> u64 {
-    sum16(&ip[12..20], 0) + proto as u64 + len as u64
+    accumulate(&ip[12..20], 0) + proto as u64 + len as u64
 }
 
 /// Finishes a partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM): the field at
@@ -110,7 +86,7 @@ pub fn complete_checksum(pkt: &mut [u8], start: usize, offset: usize) -> Result<
     if at + 2 > pkt.len() {
         return Err(OffloadError::Malformed("checksum offset beyond the packet"));
     }
-    let c = !fold(sum16(&pkt[start..], 0));
+    let c = !fold(accumulate(&pkt[start..], 0));
     pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
 }
@@ -199,7 +175,7 @@ pub fn write_segment(
     }
     out[th + 16..th + 18].copy_from_slice(&[0, 0]);
     let tcp_len = seg_len - th;
-    let c = !fold(sum16(&out[th..seg_len], pseudo_sum(out, 6, tcp_len)));
+    let c = !fold(accumulate(&out[th..seg_len], pseudo_sum(out, 6, tcp_len)));
     out[th + 16..th + 18].copy_from_slice(&c.to_be_bytes());
     Ok(seg_len)
 }
@@ -446,14 +422,14 @@ mod tests {
         let c = checksum(&p[..20]);
         p[10..12].copy_from_slice(&c.to_be_bytes());
         let tl = p.len() - 20;
-        let c = !fold(sum16(&p[20..], pseudo_sum(&p, 6, tl)));
+        let c = !fold(accumulate(&p[20..], pseudo_sum(&p, 6, tl)));
         p[36..38].copy_from_slice(&c.to_be_bytes());
         p
     }
 
     fn valid_checksums(p: &[u8]) -> bool {
         let tl = p.len() - 20;
-        checksum(&p[..20]) == 0 && fold(sum16(&p[20..], pseudo_sum(p, 6, tl))) == 0xffff
+        checksum(&p[..20]) == 0 && fold(accumulate(&p[20..], pseudo_sum(p, 6, tl))) == 0xffff
     }
 
     fn payload(n: usize) -> Vec<u8> {
