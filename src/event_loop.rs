@@ -51,13 +51,35 @@ impl Poller {
             self.fds[i].events = events;
             self.tokens[i] = token;
         } else {
-            self.fds.push(libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            });
-            self.tokens.push(token);
+            self.push(fd, token, events);
         }
+    }
+
+    /// Forget every descriptor but keep the buffers, for a loop that builds
+    /// its set afresh each round.
+    pub fn clear(&mut self) {
+        self.fds.clear();
+        self.tokens.clear();
+    }
+
+    /// Watch `fd` for reading (and writing when `writable`) without looking
+    /// for an earlier registration: for a set rebuilt after
+    /// [`Poller::clear`], where each fd is added once.
+    pub fn add(&mut self, fd: RawFd, token: Token, writable: bool) {
+        self.push(
+            fd,
+            token,
+            libc::POLLIN | if writable { libc::POLLOUT } else { 0 },
+        );
+    }
+
+    fn push(&mut self, fd: RawFd, token: Token, events: libc::c_short) {
+        self.fds.push(libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        });
+        self.tokens.push(token);
     }
 
     pub fn deregister(&mut self, fd: RawFd) {
@@ -277,6 +299,21 @@ mod tests {
         assert_eq!(t.pop_expired(now), Some("c"));
         assert_eq!(t.pop_expired(now), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_cleared_poller_is_rebuilt_with_add() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut p = Poller::new();
+        p.add(r.as_raw_fd(), 1, false);
+        p.clear();
+        assert!(p.is_empty());
+        p.add(r.as_raw_fd(), 2, false);
+        nix::unistd::write(&w, b"x").unwrap();
+        let mut out = Vec::new();
+        p.wait(Some(Duration::from_millis(100)), &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, 2, "the token of the rebuilt set");
     }
 
     #[test]

@@ -147,6 +147,10 @@ pub struct Daemon {
     console: bool,
     stdin_buf: Vec<u8>,
     quit: Option<i32>,
+    /// The poll set and the ready list, rebuilt each round in the same
+    /// buffers (the userspace tunnel makes every packet batch a round).
+    poller: Poller,
+    ready: Vec<(Token, Readiness)>,
     startup_done: bool,
     /// Station addresses an earlier run left, asked about once bound.
     leftovers: Vec<Ipv4Addr>,
@@ -359,6 +363,8 @@ impl Daemon {
             console: cfg.foreground && stdin_is_interactive(),
             stdin_buf: Vec::new(),
             quit: None,
+            poller: Poller::new(),
+            ready: Vec::new(),
             startup_done: false,
             leftovers: Vec::new(),
             conflict_list: None,
@@ -563,36 +569,37 @@ impl Daemon {
     /// One round: carry out core outputs, wait for I/O or a timer, dispatch.
     fn iterate(&mut self, cap: Option<Instant>) {
         self.execute_outputs();
-        let mut poller = Poller::new();
-        poller.register(self.signals.as_raw_fd(), T_SIGNALS, false);
+        let mut poller = std::mem::take(&mut self.poller);
+        poller.clear();
+        poller.add(self.signals.as_raw_fd(), T_SIGNALS, false);
         if self.console && self.startup_done {
-            poller.register(0, T_STDIN, false);
+            poller.add(0, T_STDIN, false);
         }
-        poller.register(self.listener.as_raw_fd(), T_LISTENER, false);
+        poller.add(self.listener.as_raw_fd(), T_LISTENER, false);
         if let Some(c) = &self.mlr.conn {
-            poller.register(c.fd(), T_MLR, c.wants_write());
+            poller.add(c.fd(), T_MLR, c.wants_write());
         }
         if let Some(d) = &self.dhcp {
-            poller.register(d.fd(), T_DHCP, false);
+            poller.add(d.fd(), T_DHCP, false);
         }
         if let Some(fd) = self.hostapd.as_ref().and_then(|h| h.fd()) {
-            poller.register(fd, T_HOSTAPD, false);
+            poller.add(fd, T_HOSTAPD, false);
         }
         if let Some((fd, w)) = self.ubus.as_ref().and_then(|u| u.poll_fd()) {
-            poller.register(fd, T_UBUS, w);
+            poller.add(fd, T_UBUS, w);
         }
         for (i, p) in self.peers.iter().enumerate() {
             if let Some(c) = p {
-                poller.register(c.fd(), T_PEER0 + i, c.wants_write());
+                poller.add(c.fd(), T_PEER0 + i, c.wants_write());
             }
         }
         #[cfg(feature = "capture")]
         if let Some(c) = &self.capture {
-            poller.register(c.fd(), T_CAPTURE, false);
+            poller.add(c.fd(), T_CAPTURE, false);
         }
         let data_fds = self.dp.poll_fds();
         for (i, fd) in data_fds.iter().enumerate().take(T_PEER0 - T_DATA0) {
-            poller.register(*fd, T_DATA0 + i, false);
+            poller.add(*fd, T_DATA0 + i, false);
         }
         let now = Instant::now();
         let mut timeout = self.timers.timeout(now);
@@ -600,13 +607,17 @@ impl Daemon {
             let c = cap.saturating_duration_since(now);
             timeout = Some(timeout.map_or(c, |t| t.min(c)));
         }
-        let mut ready = Vec::new();
-        if let Err(e) = poller.wait(timeout, &mut ready) {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        let waited = poller.wait(timeout, &mut ready);
+        self.poller = poller;
+        if let Err(e) = waited {
+            self.ready = ready;
             log::error!(target: "cn", "poll: {e}");
             std::thread::sleep(Duration::from_millis(100));
             return;
         }
-        for (tok, r) in ready {
+        for &(tok, r) in &ready {
             match tok {
                 T_SIGNALS => self.on_signals(),
                 T_STDIN => self.on_stdin(),
@@ -627,6 +638,7 @@ impl Daemon {
             }
             self.execute_outputs();
         }
+        self.ready = ready;
         let now = Instant::now();
         while let Some(t) = self.timers.pop_expired(now) {
             self.on_timer(t, now);
