@@ -13,6 +13,7 @@ pub mod logging;
 pub mod mlrp;
 pub mod netlink;
 pub mod packet_socket;
+pub mod throttle;
 pub mod tunnel;
 pub mod ubus;
 pub mod wire;

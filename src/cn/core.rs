@@ -6,10 +6,26 @@
 //!
 //! The core speaks its own small vocabulary ([`MlrCall`], [`MlrAnswer`]) so
 //! the MLRP codec can evolve behind the daemon's translation layer.
+//!
+//! Stations are untrusted (docs/SECURITY.md). The core therefore:
+//! - never moves a station on a claim by someone else: a frame whose
+//!   source IP is a station's address here but whose source MAC is not
+//!   that station's is a spoof, logged and not believed
+//!   ([`CnCore::station_seen`]); a relayed DHCP lookup never moves a
+//!   station bound at another CN;
+//! - honours a RELEASE only for the station served here that holds that
+//!   cell ([`CnCore::station_released`]);
+//! - asks the MLR for an *offer* on DISCOVER (a /30 held briefly, bound only
+//!   by the REQUEST's Commit), and lets at most `new_station_rate` new MACs
+//!   per second (burst of four seconds' worth) ask for one.
+//!
+//! Each refusal is counted ([`Counters`], shown in status) and logged at
+//! most once per [`crate::throttle::LOG_INTERVAL`] with its count.
 
 use super::dataplane::{CnAddr, DataAction};
 use super::stations::{PeerTable, Station, StationTable, Whereabouts};
 use crate::addr::{Cell30, MacAddr};
+use crate::throttle::Throttle;
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -20,6 +36,7 @@ pub struct Binding {
     pub mac: MacAddr,
     pub cell: Cell30,
     pub parent: CnAddr,
+    /// `None` for an offer: a /30 held for the station, not yet bound.
     pub at: Option<CnAddr>,
     pub previous: Option<CnAddr>,
     pub lease_secs: u32,
@@ -40,6 +57,16 @@ pub enum MlrCall {
     Allocate {
         mac: MacAddr,
         requested: Option<Ipv4Addr>,
+    },
+    /// DHCP DISCOVER: hold a /30 for `mac` briefly (its binding, if it has one).
+    Offer {
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+    },
+    /// DHCP REQUEST: bind the /30 held for (or bound to) `mac` for the lease.
+    Commit {
+        mac: MacAddr,
+        cell: Cell30,
     },
     LocateMac {
         mac: MacAddr,
@@ -106,6 +133,10 @@ pub enum LookupFailure {
 enum Purpose {
     Dhcp {
         mac: MacAddr,
+        /// Came through a DHCP relay: must not move a station.
+        relayed: bool,
+        /// An `Offer` (DISCOVER): a binding without `at` is only held.
+        offer: bool,
     },
     Move,
     Release,
@@ -149,8 +180,11 @@ pub struct CoreConfig {
     pub max_stations: usize,
     pub max_peers: usize,
     /// Lease used for stations served from the local table while the MLR is
-    /// unreachable.
+    /// unreachable, and stated in OFFERs.
     pub fallback_lease_secs: u32,
+    /// New MACs per second that may ask for an address (`new_station_rate`;
+    /// 0 = no limit).
+    pub new_station_rate: u32,
 }
 
 /// Counters for `status`.
@@ -162,6 +196,75 @@ pub struct Counters {
     pub redirects: u64,
     pub withdrawals: u64,
     pub mlr_errors: u64,
+    /// DHCP messages whose `chaddr` was not their sender (set from the
+    /// DHCP server's count by the daemon).
+    pub dhcp_forged: u64,
+    /// Frames whose source IP is a station's here but whose MAC is not its.
+    pub spoofs_refused: u64,
+    /// DHCP RELEASEs for a station or cell not held by that MAC here.
+    pub releases_refused: u64,
+    /// New MACs turned away by `new_station_rate`.
+    pub new_stations_limited: u64,
+    /// Relayed DHCP lookups that would have moved a station.
+    pub relayed_refused: u64,
+    /// DHCP lookups the MLR refused (pools exhausted, quota, table full).
+    pub mlr_refused: u64,
+}
+
+/// Rate limit on new station MACs per cell: a token bucket of
+/// `rate` per second, four seconds' worth deep. MACs let through lately
+/// (retransmitted DISCOVERs, the REQUEST after the OFFER) pass again free.
+struct NewStations {
+    rate: u32,
+    /// Thousandths of a token.
+    milli: u64,
+    last: Option<Instant>,
+    recent: heapless::Deque<MacAddr, 64>,
+}
+
+impl NewStations {
+    fn new(rate: u32) -> NewStations {
+        NewStations {
+            rate,
+            milli: u64::from(rate) * 4000,
+            last: None,
+            recent: heapless::Deque::new(),
+        }
+    }
+
+    fn allow(&mut self, mac: MacAddr, now: Instant) -> bool {
+        if self.rate == 0 || self.recent.iter().any(|m| *m == mac) {
+            return true;
+        }
+        let cap = u64::from(self.rate) * 4000;
+        if let Some(t) = self.last {
+            let ms = now.saturating_duration_since(t).as_millis();
+            let add = u64::try_from(ms)
+                .unwrap_or(u64::MAX)
+                .saturating_mul(u64::from(self.rate));
+            self.milli = self.milli.saturating_add(add).min(cap);
+        }
+        self.last = Some(now);
+        if self.milli < 1000 {
+            return false;
+        }
+        self.milli -= 1000;
+        if self.recent.is_full() {
+            self.recent.pop_front();
+        }
+        let _ = self.recent.push_back(mac);
+        true
+    }
+}
+
+/// The refusal logs (one line per interval each, with the count).
+#[derive(Default)]
+struct RefusalLogs {
+    spoof: Throttle,
+    release: Throttle,
+    new_station: Throttle,
+    relayed: Throttle,
+    mlr: Throttle,
 }
 
 pub struct CnCore {
@@ -185,6 +288,8 @@ pub struct CnCore {
     /// Stations that stopped being served here since the daemon last asked
     /// ([`CnCore::take_departed`]); the latest 64.
     departed: heapless::Vec<MacAddr, 64>,
+    new_stations: NewStations,
+    refusals: RefusalLogs,
 }
 
 /// After a RELEASE, frames from the station are not taken as an arrival
@@ -193,6 +298,7 @@ const RELEASE_HOLDOFF: Duration = Duration::from_secs(5);
 
 impl CnCore {
     pub fn new(cfg: CoreConfig) -> Self {
+        let rate = cfg.new_station_rate;
         CnCore {
             stations: StationTable::new(cfg.max_stations),
             peers: PeerTable::new(cfg.max_peers),
@@ -207,6 +313,8 @@ impl CnCore {
             now: Instant::now(),
             associated_offline: heapless::Vec::new(),
             departed: heapless::Vec::new(),
+            new_stations: NewStations::new(rate),
+            refusals: RefusalLogs::default(),
         }
     }
 
@@ -300,7 +408,7 @@ impl CnCore {
         self.mlr_up = false;
         let pending: Vec<Purpose> = self.pending.drain().map(|(_, p)| p).collect();
         for p in pending {
-            if let Purpose::Dhcp { mac } = p {
+            if let Purpose::Dhcp { mac, .. } = p {
                 self.answer_from_table(mac, now, "MLR unreachable");
             }
         }
@@ -328,12 +436,16 @@ impl CnCore {
         self.out.push_back(Output::Dhcp { mac, result });
     }
 
-    /// The DHCP server needs a /30 for `mac`.
+    /// The DHCP server needs a /30 for `mac`: an offer (DISCOVER,
+    /// `Allocate`) or the binding of the address the client requests
+    /// (REQUEST, `Locate`). `relayed`: the message came through a relay, so
+    /// `mac` is not checked against its sender and must not move a station.
     pub fn dhcp_lookup(
         &mut self,
         mac: MacAddr,
         kind: LookupKind,
         requested: Option<Ipv4Addr>,
+        relayed: bool,
         now: Instant,
     ) {
         self.now = self.now.max(now);
@@ -347,11 +459,76 @@ impl CnCore {
             self.refuse_full(mac);
             return;
         }
-        let call = match kind {
-            LookupKind::Allocate => MlrCall::Allocate { mac, requested },
-            LookupKind::Locate => MlrCall::LocateMac { mac },
+        if unknown && kind == LookupKind::Allocate && !self.new_stations.allow(mac, now) {
+            self.counters.new_stations_limited += 1;
+            let msg = format!(
+                "refused: new station {mac}: more than {} new MACs per second in this cell (new_station_rate)",
+                self.cfg.new_station_rate
+            );
+            if let Some(n) = self.refusals.new_station.hit(now) {
+                log::warn!(target: "dhcp", "{msg}; {n} refused since the last line, {} in all", self.counters.new_stations_limited);
+            }
+            self.out.push_back(Output::Dhcp {
+                mac,
+                result: Err(LookupFailure::Unavailable(msg)),
+            });
+            return;
+        }
+        let call = match (kind, requested) {
+            (LookupKind::Allocate, _) => MlrCall::Offer { mac, requested },
+            (LookupKind::Locate, Some(ip)) if u32::from(ip) & 3 == 1 => MlrCall::Commit {
+                mac,
+                cell: Cell30::containing(ip),
+            },
+            (LookupKind::Locate, _) => MlrCall::LocateMac { mac },
         };
-        self.call(call, Purpose::Dhcp { mac });
+        let offer = matches!(call, MlrCall::Offer { .. });
+        self.call(
+            call,
+            Purpose::Dhcp {
+                mac,
+                relayed,
+                offer,
+            },
+        );
+    }
+
+    /// Timer: write the summary lines of refusals counted since the last.
+    fn log_refusal_summaries(&mut self, now: Instant) {
+        let r = &mut self.refusals;
+        let c = &self.counters;
+        if let Some(n) = r.spoof.due(now) {
+            log::warn!(target: "cn", "refused: {n} more spoofed frames (another station's address), {} in all", c.spoofs_refused);
+        }
+        if let Some(n) = r.release.due(now) {
+            log::warn!(target: "dhcp", "refused: {n} more RELEASEs not from the holder, {} in all", c.releases_refused);
+        }
+        if let Some(n) = r.new_station.due(now) {
+            log::warn!(target: "dhcp", "refused: {n} more new stations over new_station_rate, {} in all", c.new_stations_limited);
+        }
+        if let Some(n) = r.relayed.due(now) {
+            log::warn!(target: "dhcp", "refused: {n} more relayed lookups that would move a station, {} in all", c.relayed_refused);
+        }
+        if let Some(n) = r.mlr.due(now) {
+            log::warn!(target: "dhcp", "refused by the MLR: {n} more lookups, {} in all", c.mlr_refused);
+        }
+    }
+
+    /// A frame from `mac` with source address `ip` (ARP sender or IPv4
+    /// source): a spoof when `ip` is N+1 of a station served or parented
+    /// here under another MAC. Logged (rate-limited), counted, true.
+    fn spoofed(&mut self, mac: MacAddr, ip: Ipv4Addr, now: Instant) -> bool {
+        let Some(owner) = self.stations.by_cell(Cell30::containing(ip)).map(|s| s.mac) else {
+            return false;
+        };
+        if owner == mac || u32::from(ip) & 3 != 1 {
+            return false;
+        }
+        self.counters.spoofs_refused += 1;
+        if let Some(n) = self.refusals.spoof.hit(now) {
+            log::warn!(target: "cn", "refused: spoof: {mac} claims {ip}, which is bound to {owner}; not believed ({n} since the last line, {} in all)", self.counters.spoofs_refused);
+        }
+        true
     }
 
     /// Log a refusal, but not every one of a flood: the first ten, then
@@ -387,6 +564,11 @@ impl CnCore {
         }
         if !self.mlr_up {
             return;
+        }
+        if let (Some(m), Some(ip)) = (mac, ip) {
+            if self.spoofed(m, ip, now) {
+                return;
+            }
         }
         if let Some(mac) = mac {
             if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
@@ -442,17 +624,35 @@ impl CnCore {
         }
     }
 
-    /// The station released its address (DHCP RELEASE).
-    pub fn station_released(&mut self, mac: MacAddr) {
+    /// A DHCP RELEASE of `cell` from `mac` (the DHCP server has checked
+    /// that `mac` sent it). Honoured only when `mac` is served here and
+    /// holds `cell`: a station elsewhere, or a cell that is not the
+    /// sender's, is refused (logged, rate-limited, counted).
+    pub fn station_released(&mut self, mac: MacAddr, cell: Cell30) {
+        let now = self.now;
+        let s = match self.stations.get(&mac) {
+            Some(s) if s.at == Whereabouts::Here && s.cell == cell => s.clone(),
+            other => {
+                let why = match other {
+                    Some(s) if s.at == Whereabouts::Here => format!("it holds {}", s.cell),
+                    Some(_) => "it is at another CN".to_string(),
+                    None => "it is not served here".to_string(),
+                };
+                self.counters.releases_refused += 1;
+                if let Some(n) = self.refusals.release.hit(now) {
+                    log::warn!(target: "dhcp", "refused: RELEASE of {cell} from {mac}: {why} ({n} since the last line, {} in all)", self.counters.releases_refused);
+                }
+                return;
+            }
+        };
         if self.released.is_full() {
             self.released.remove(0);
         }
-        let _ = self.released.push((mac, self.now));
-        if let Some(s) = self.stations.get(&mac).cloned() {
-            self.forget(&s);
-            if self.mlr_up {
-                self.call(MlrCall::Release { mac, cell: s.cell }, Purpose::Release);
-            }
+        let _ = self.released.push((mac, now));
+        log::info!(target: "dhcp", "{mac} released {cell}");
+        self.forget(&s);
+        if self.mlr_up {
+            self.call(MlrCall::Release { mac, cell: s.cell }, Purpose::Release);
         }
     }
 
@@ -470,7 +670,45 @@ impl CnCore {
             return;
         };
         match (why, answer) {
-            (Purpose::Dhcp { mac }, MlrAnswer::Binding(b)) => {
+            (
+                Purpose::Dhcp {
+                    mac, offer: true, ..
+                },
+                MlrAnswer::Binding(b),
+            ) if b.mac == mac && b.at.is_none() => {
+                // An offer: the /30 is held at the MLR, nothing is bound or
+                // routed until the REQUEST commits it.
+                self.out.push_back(Output::Dhcp {
+                    mac,
+                    result: Ok(Lease {
+                        cell: b.cell,
+                        lease_secs: self.cfg.fallback_lease_secs.max(60),
+                    }),
+                });
+            }
+            (
+                Purpose::Dhcp {
+                    mac, relayed: true, ..
+                },
+                MlrAnswer::Binding(b),
+            ) if b.mac == mac
+                && b.at != Some(self.cfg.me)
+                && !matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) =>
+            {
+                self.counters.relayed_refused += 1;
+                let msg = format!(
+                    "relayed DHCP for {mac}, bound at {}: a relay cannot move a station",
+                    b.at.map(|a| a.to_string()).unwrap_or_default()
+                );
+                if let Some(n) = self.refusals.relayed.hit(now) {
+                    log::warn!(target: "dhcp", "refused: {msg} ({n} since the last line, {} in all)", self.counters.relayed_refused);
+                }
+                self.out.push_back(Output::Dhcp {
+                    mac,
+                    result: Err(LookupFailure::Unavailable(msg)),
+                });
+            }
+            (Purpose::Dhcp { mac, .. }, MlrAnswer::Binding(b)) => {
                 if b.mac != mac {
                     log::warn!(target: "mlrp", "MLR answered for {} when asked for {mac}", b.mac);
                     self.out.push_back(Output::Dhcp {
@@ -498,15 +736,18 @@ impl CnCore {
                     }),
                 }
             }
-            (Purpose::Dhcp { mac }, MlrAnswer::NotFound) => {
+            (Purpose::Dhcp { mac, .. }, MlrAnswer::NotFound) => {
                 self.out.push_back(Output::Dhcp {
                     mac,
                     result: Err(LookupFailure::NotFound),
                 });
             }
-            (Purpose::Dhcp { mac }, other) => {
+            (Purpose::Dhcp { mac, .. }, other) => {
                 self.counters.mlr_errors += 1;
-                log::warn!(target: "dhcp", "no address for {mac}: MLR said {other:?}");
+                self.counters.mlr_refused += 1;
+                if let Some(n) = self.refusals.mlr.hit(now) {
+                    log::warn!(target: "dhcp", "refused by the MLR: no address for {mac}: {other:?} ({n} since the last line, {} in all)", self.counters.mlr_refused);
+                }
                 self.out.push_back(Output::Dhcp {
                     mac,
                     result: Err(LookupFailure::Unavailable(format!("MLR: {other:?}"))),
@@ -528,7 +769,14 @@ impl CnCore {
             (Purpose::LocateSeen { mac, ip, seen }, MlrAnswer::NotFound) => {
                 // Unknown MAC using N+1 of some /30: a static client. Ask
                 // for exactly that /30 (the MLR checks it lies in a pool and
-                // is free).
+                // is free). A new MAC: within new_station_rate only.
+                if !self.new_stations.allow(mac, now) {
+                    self.counters.new_stations_limited += 1;
+                    if let Some(n) = self.refusals.new_station.hit(now) {
+                        log::warn!(target: "handover", "refused: static client {mac} ({ip}): over new_station_rate ({n} since the last line, {} in all)", self.counters.new_stations_limited);
+                    }
+                    return;
+                }
                 log::debug!(target: "handover", "{mac} unknown at the MLR, uses {ip}: static client?");
                 self.call(
                     MlrCall::Allocate {
@@ -555,7 +803,12 @@ impl CnCore {
                 if !b.cell.contains(ip) {
                     // Not the /30 the client uses (taken, or outside every
                     // pool): give it back and leave the client alone.
-                    log::warn!(target: "handover", "static client {} ({ip}): MLR offered {} instead; released", b.mac, b.cell);
+                    // Taken: by a station that has it (then this is an
+                    // address spoof or conflict), or outside every pool.
+                    self.counters.spoofs_refused += 1;
+                    if let Some(n) = self.refusals.spoof.hit(now) {
+                        log::warn!(target: "handover", "refused: static client {} claims {ip}, which the MLR does not give it (spoof or address conflict; offered {} instead, released) ({n} since the last line, {} in all)", b.mac, b.cell, self.counters.spoofs_refused);
+                    }
                     self.call(
                         MlrCall::Release {
                             mac: b.mac,
@@ -918,6 +1171,7 @@ impl CnCore {
     /// the MLR is unreachable it is kept.
     pub fn tick(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.log_refusal_summaries(now);
         self.released
             .retain(|(_, at)| now.saturating_duration_since(*at) < RELEASE_HOLDOFF);
         for mac in self.stations.expired(now) {
@@ -984,6 +1238,7 @@ mod tests {
             max_stations: max,
             max_peers: 4,
             fallback_lease_secs: 600,
+            new_station_rate: 0,
         });
         c.mlr_bound(&[]);
         drain(&mut c);
@@ -1018,13 +1273,19 @@ mod tests {
     }
 
     #[test]
-    fn dhcp_for_a_new_station_allocates_adopts_moves_and_answers() {
+    fn dhcp_request_commits_adopts_moves_and_answers() {
         let now = Instant::now();
         let mut c = core(8);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let out = drain(&mut c);
         assert!(
-            matches!(&out[0], Output::Mlr { call: MlrCall::Allocate { mac: m, .. }, .. } if *m == mac(1))
+            matches!(&out[0], Output::Mlr { call: MlrCall::Commit { mac: m, cell: k }, .. } if *m == mac(1) && *k == cell(1))
         );
         c.mlr_answer(
             tag_of(&out),
@@ -1060,7 +1321,13 @@ mod tests {
     fn a_visitor_gets_a_tunnel_and_a_reverse_tunnel_to_its_parent() {
         let now = Instant::now();
         let mut c = core(8);
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(2),
+            LookupKind::Locate,
+            Some(cell(2).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
         let out = drain(&mut c);
@@ -1070,7 +1337,13 @@ mod tests {
             parent: cn(2)
         })));
         // A renewal changes nothing in the data plane.
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(2),
+            LookupKind::Locate,
+            Some(cell(2).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(1)))), now);
         let out = drain(&mut c);
@@ -1087,18 +1360,36 @@ mod tests {
     fn a_full_table_refuses_the_newcomer_and_keeps_serving_others() {
         let now = Instant::now();
         let mut c = core(1);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(2),
+            LookupKind::Locate,
+            Some(cell(2).station()),
+            false,
+            now,
+        );
         let out = drain(&mut c);
         assert!(
             matches!(&out[0], Output::Dhcp { mac: m, result: Err(LookupFailure::Unavailable(e)) } if *m == mac(2) && e.contains("full"))
         );
         assert_eq!(c.counters.refused_full, 1);
         // The known station still renews.
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         assert!(drain(&mut c)
@@ -1110,17 +1401,35 @@ mod tests {
     fn without_the_mlr_known_stations_are_served_from_the_table() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
         // A lookup in flight when the link drops is answered from the table.
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         drain(&mut c);
         c.mlr_lost(now);
         let out = drain(&mut c);
         assert!(matches!(&out[0], Output::Dhcp { result: Ok(l), .. } if l.cell == cell(1)));
-        c.dhcp_lookup(mac(3), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(3),
+            LookupKind::Locate,
+            Some(cell(3).station()),
+            false,
+            now,
+        );
         assert!(matches!(
             &drain(&mut c)[0],
             Output::Dhcp { result: Err(_), .. }
@@ -1135,7 +1444,13 @@ mod tests {
     fn the_parent_routes_a_redirected_cell_into_the_tunnel_and_back() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
@@ -1188,7 +1503,13 @@ mod tests {
         assert!(c.take_departed().is_empty());
         // Station 1 at home (parent here), redirected to CN 3: departed;
         // the redirect back home adopts it again (not a departure).
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
@@ -1207,6 +1528,7 @@ mod tests {
             max_stations: 8,
             max_peers: 4,
             fallback_lease_secs: 600,
+            new_station_rate: 0,
         });
         let left_behind: Vec<Ipv4Addr> = (1..=4).map(|n| cell(n).station()).collect();
         c.mlr_bound(&left_behind);
@@ -1259,7 +1581,13 @@ mod tests {
     fn expired_bindings_are_checked_with_the_mlr_before_they_go() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         let mut b = binding(1, cn(1), None);
         b.lease_secs = 10;
@@ -1300,7 +1628,13 @@ mod tests {
     fn without_the_mlr_expired_stations_are_kept() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         let mut b = binding(1, cn(1), None);
         b.lease_secs = 10;
@@ -1320,7 +1654,13 @@ mod tests {
     fn flapping_at_the_parent_ends_with_the_station_served_here() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         drain(&mut c);
@@ -1347,7 +1687,13 @@ mod tests {
     fn flapping_at_a_visitor_ends_with_the_station_served_here() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(2),
+            LookupKind::Locate,
+            Some(cell(2).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
         let out = drain(&mut c);
@@ -1391,11 +1737,17 @@ mod tests {
     fn frames_sent_before_a_release_are_not_an_arrival() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         drain(&mut c);
-        c.station_released(mac(1));
+        c.station_released(mac(1), cell(1));
         assert!(c.stations().is_empty());
         drain(&mut c);
         c.station_seen(Some(mac(1)), Some(cell(1).station()), now);
@@ -1513,6 +1865,176 @@ mod tests {
             std::mem::size_of::<Station>()
         );
         assert!(n < 256 * 1024, "{n}");
+    }
+
+    /// Station 1 adopted here through a DHCP REQUEST (Commit).
+    fn with_station_here(c: &mut CnCore, now: Instant) {
+        c.dhcp_lookup(
+            mac(1),
+            LookupKind::Locate,
+            Some(cell(1).station()),
+            false,
+            now,
+        );
+        let t = tag_of(&drain(c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
+        drain(c);
+    }
+
+    /// Issue 8, ARP/IP spoof: another MAC claiming a station's address here
+    /// is counted, not looked up, and the station stays.
+    #[test]
+    fn a_frame_claiming_another_stations_address_is_a_spoof() {
+        let now = Instant::now();
+        let mut c = core(4);
+        with_station_here(&mut c, now);
+        c.station_seen(Some(mac(9)), Some(cell(1).station()), now);
+        assert!(drain(&mut c).is_empty(), "a spoof was acted on");
+        assert_eq!(c.counters.spoofs_refused, 1);
+        assert_eq!(
+            c.stations().get(&mac(1)).map(|s| s.at),
+            Some(Whereabouts::Here)
+        );
+        // The station's own frames and other addresses are not spoofs.
+        c.station_seen(Some(mac(1)), Some(cell(1).station()), now);
+        c.station_seen(Some(mac(9)), Some(cell(9).station()), now);
+        assert_eq!(c.counters.spoofs_refused, 1);
+    }
+
+    /// Issue 8, finding 2: a RELEASE is honoured only from the MAC served
+    /// here that holds that cell.
+    #[test]
+    fn a_release_is_honoured_only_from_the_holder_here() {
+        let now = Instant::now();
+        let mut c = core(4);
+        with_station_here(&mut c, now);
+        c.station_released(mac(9), cell(1));
+        c.station_released(mac(1), cell(2));
+        assert!(drain(&mut c).is_empty());
+        assert_eq!(c.counters.releases_refused, 2);
+        assert_eq!(c.stations().len(), 1);
+        // A station parented here but at another CN: not released here.
+        c.redirect(cell(1), Some(mac(1)), cn(2), now).unwrap();
+        drain(&mut c);
+        c.station_released(mac(1), cell(1));
+        assert!(!drain(&mut c).iter().any(|o| matches!(
+            o,
+            Output::Mlr {
+                call: MlrCall::Release { .. },
+                ..
+            }
+        )));
+        assert_eq!(c.counters.releases_refused, 3);
+        // Back here: the holder releases its own cell.
+        c.redirect(cell(1), Some(mac(1)), cn(1), now).unwrap();
+        drain(&mut c);
+        c.station_released(mac(1), cell(1));
+        assert!(drain(&mut c).iter().any(|o| matches!(o, Output::Mlr { call: MlrCall::Release { mac: m, .. }, .. } if *m == mac(1))));
+    }
+
+    /// Issue 8, finding 3: a DISCOVER asks for an offer; an offer (no `at`)
+    /// is answered without adopting or moving anything.
+    #[test]
+    fn a_discover_gets_an_offer_that_binds_nothing() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(3), LookupKind::Allocate, None, false, now);
+        let out = drain(&mut c);
+        assert!(
+            matches!(&out[..], [Output::Mlr { call: MlrCall::Offer { mac: m, requested: None }, .. }] if *m == mac(3)),
+            "{out:?}"
+        );
+        c.mlr_answer(
+            tag_of(&out),
+            MlrAnswer::Binding(binding(3, cn(2), None)),
+            now,
+        );
+        let out = drain(&mut c);
+        assert_eq!(
+            out,
+            vec![Output::Dhcp {
+                mac: mac(3),
+                result: Ok(Lease {
+                    cell: cell(3),
+                    lease_secs: 600
+                })
+            }]
+        );
+        assert!(c.stations().is_empty());
+    }
+
+    /// Issue 8, finding 3: new MACs per cell are rate-limited (burst of
+    /// four seconds' worth); retransmissions of a MAC let through are free.
+    #[test]
+    fn new_station_macs_are_rate_limited() {
+        let now = Instant::now();
+        let mut c = CnCore::new(CoreConfig {
+            me: cn(1),
+            reverse_tunnel: false,
+            max_stations: 8,
+            max_peers: 4,
+            fallback_lease_secs: 600,
+            new_station_rate: 2,
+        });
+        c.mlr_bound(&[]);
+        drain(&mut c);
+        let offers = |c: &mut CnCore| {
+            drain(c)
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        Output::Mlr {
+                            call: MlrCall::Offer { .. },
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        for n in 1..=20u8 {
+            c.dhcp_lookup(mac(n), LookupKind::Allocate, None, false, now);
+        }
+        assert_eq!(offers(&mut c), 8);
+        assert_eq!(c.counters.new_stations_limited, 12);
+        // A MAC let through asks again (retransmission): not counted.
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, false, now);
+        assert_eq!(offers(&mut c), 1);
+        // One second later: two more.
+        let later = now + Duration::from_secs(1);
+        for n in 30..=35u8 {
+            c.dhcp_lookup(mac(n), LookupKind::Allocate, None, false, later);
+        }
+        assert_eq!(offers(&mut c), 2);
+    }
+
+    /// A relayed lookup for a station bound at another CN does not move it.
+    #[test]
+    fn a_relayed_lookup_never_moves_a_station() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(
+            mac(2),
+            LookupKind::Locate,
+            Some(cell(2).station()),
+            true,
+            now,
+        );
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
+        let out = drain(&mut c);
+        assert!(
+            matches!(
+                &out[..],
+                [Output::Dhcp {
+                    result: Err(LookupFailure::Unavailable(_)),
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        assert!(c.stations().is_empty());
+        assert_eq!(c.counters.relayed_refused, 1);
     }
 
     #[test]

@@ -21,9 +21,13 @@ pub enum DhcpEvent {
         mac: MacAddr,
         kind: LookupKind,
         requested: Option<Ipv4Addr>,
+        /// Through a relay: `mac` could not be checked against its sender.
+        relayed: bool,
     },
+    /// A RELEASE from `mac` itself (checked by the DHCP server).
     Released {
         mac: MacAddr,
+        cell: crate::addr::Cell30,
     },
 }
 
@@ -57,6 +61,11 @@ impl DhcpIo {
         })
     }
 
+    /// DHCP messages dropped because `chaddr` was not their sender.
+    pub fn forged(&self) -> u64 {
+        self.server.forged()
+    }
+
     pub fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
     }
@@ -82,6 +91,7 @@ impl DhcpIo {
                 kind,
                 requested_ip,
                 hostname,
+                relayed,
             } => {
                 log::debug!(target: "dhcp", "lookup {mac} ({kind:?}{}{})",
                     requested_ip.map(|i| format!(", wants {i}")).unwrap_or_default(),
@@ -93,13 +103,11 @@ impl DhcpIo {
                         dhcp::LookupKind::Locate => LookupKind::Locate,
                     },
                     requested: requested_ip,
+                    relayed,
                 });
             }
             Action::Send(r) => self.send(&r.frame),
-            Action::Release { mac, cell } => {
-                log::info!(target: "dhcp", "{mac} released {cell}");
-                out.push(DhcpEvent::Released { mac });
-            }
+            Action::Release { mac, cell } => out.push(DhcpEvent::Released { mac, cell }),
             Action::Decline { mac, ip } => {
                 log::warn!(target: "dhcp", "{mac} declined {}", ip.map(|i| i.to_string()).unwrap_or_else(|| "its address".into()));
             }

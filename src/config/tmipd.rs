@@ -18,6 +18,8 @@ pub const UCI_TYPE: &str = "tmipd";
 
 /// Build-time ceiling of the station table; `max_stations` may lower it.
 pub const STATION_CAPACITY: usize = 1024;
+/// Default `new_station_rate`: new MACs per second per cell.
+pub const DEFAULT_NEW_STATION_RATE: u32 = 10;
 /// Build-time ceiling of the peer (other CN) table; `max_peers` may lower it.
 pub const PEER_CAPACITY: usize = 64;
 
@@ -183,6 +185,11 @@ pub struct TmipdConfig {
     pub listen_addr: Option<Ipv4Addr>,
     pub max_stations: usize,
     pub max_peers: usize,
+    /// New station MACs per second this cell may bring in (DHCP DISCOVERs
+    /// and static clients of MACs not served here), with a burst of four
+    /// seconds' worth; 0 = no limit. A cell flooding random MACs then
+    /// cannot drain the network's pools.
+    pub new_station_rate: u32,
     pub pid_file: Option<String>,
     /// hostapd control interface for station events on `mobile_if`.
     pub hostapd_ctrl: SocketSetting,
@@ -219,6 +226,7 @@ const KEYS: &[&str] = &[
     "listen_addr",
     "max_stations",
     "max_peers",
+    "new_station_rate",
     "pid_file",
     "hostapd_ctrl",
     "ubus",
@@ -401,6 +409,7 @@ impl TmipdConfig {
             listen_addr: None,
             max_stations: 256,
             max_peers: 32,
+            new_station_rate: DEFAULT_NEW_STATION_RATE,
             pid_file: None,
             hostapd_ctrl: SocketSetting::Auto,
             ubus: SocketSetting::Auto,
@@ -507,6 +516,7 @@ impl TmipdConfig {
                     }
                     c.max_peers = n;
                 }
+                "new_station_rate" => c.new_station_rate = l.parse(file)?,
                 "pid_file" => c.pid_file = Some(l.single(file)?.to_string()),
                 "hostapd_ctrl" => c.hostapd_ctrl = parse_socket(l, file)?,
                 "ubus" => c.ubus = parse_socket(l, file)?,

@@ -37,9 +37,19 @@
 //!
 //! Everything that arrives from the network is validated; bad input is an
 //! `Err` (already logged on target `dhcp`) and never a panic.
+//!
+//! Station identity: stations are untrusted. Without a relay (`giaddr` 0)
+//! a message whose `chaddr` differs from its Ethernet source speaks for
+//! another station: it is dropped ([`Error::ForgedClient`]), counted
+//! ([`DhcpServer::forged`]) and logged at most once per
+//! [`crate::throttle::LOG_INTERVAL`] with the count. A relayed message
+//! (`giaddr` set) cannot be checked that way: its lookup is marked
+//! `relayed` (the CN does not move a station on it), and a relayed RELEASE
+//! or DECLINE is ignored.
 
 use super::wire::{self as dhcp_wire, opt, MessageType, Repr, Route};
 use crate::addr::{Cell30, MacAddr};
+use crate::throttle::Throttle;
 use crate::wire::{UdpChecksum, UdpFrame};
 use core::fmt;
 use std::net::Ipv4Addr;
@@ -143,6 +153,9 @@ pub enum Action {
         requested_ip: Option<Ipv4Addr>,
         /// Option 12, printable ASCII only, for the operator's `clients` list.
         hostname: Option<String>,
+        /// Came through a relay (`giaddr` set): `mac` is only the relay's
+        /// word, so the lookup must not move a station bound elsewhere.
+        relayed: bool,
     },
     /// Transmit this frame.
     Send(Reply),
@@ -165,6 +178,9 @@ pub enum Error {
     TableFull(MacAddr),
     /// `binding_ready` for a MAC with no request waiting (late or repeated answer).
     NoPending(MacAddr),
+    /// Not relayed, yet `chaddr` is not the Ethernet source: a station
+    /// speaking for another one (a forged REQUEST or RELEASE).
+    ForgedClient { chaddr: MacAddr, src: MacAddr },
 }
 
 impl fmt::Display for Error {
@@ -177,6 +193,10 @@ impl fmt::Display for Error {
                 write!(f, "refusing {m}: {MAX_PENDING}-entry pending table is full")
             }
             Error::NoPending(m) => write!(f, "no request from {m} is waiting"),
+            Error::ForgedClient { chaddr, src } => write!(
+                f,
+                "forged client: chaddr {chaddr} sent from {src} without a relay"
+            ),
         }
     }
 }
@@ -220,6 +240,8 @@ pub struct DhcpServer {
     mac: MacAddr,
     capacity: usize,
     pending: heapless::Vec<Pending, MAX_PENDING>,
+    /// Messages dropped because `chaddr` was not their sender.
+    forged: Throttle,
 }
 
 fn is_station_address(ip: Ipv4Addr) -> bool {
@@ -248,6 +270,7 @@ impl DhcpServer {
             mac,
             capacity: capacity.clamp(1, MAX_PENDING),
             pending: heapless::Vec::new(),
+            forged: Throttle::default(),
         }
     }
 
@@ -266,10 +289,29 @@ impl DhcpServer {
     }
 
     /// Forget requests older than [`PENDING_TTL`]. Called by the other
-    /// methods too; the daemon may call it from a timer.
+    /// methods too; the daemon calls it from a timer, which also writes the
+    /// summary line of forged messages dropped since the last one.
     pub fn expire(&mut self, now: Instant) {
         self.pending
             .retain(|p| now.saturating_duration_since(p.received) < PENDING_TTL);
+        if let Some(n) = self.forged.due(now) {
+            self.log_forged(n, None);
+        }
+    }
+
+    /// Messages dropped so far because their `chaddr` was not their sender.
+    pub fn forged(&self) -> u64 {
+        self.forged.total()
+    }
+
+    fn log_forged(&self, n: u64, last: Option<(MacAddr, MacAddr)>) {
+        let total = self.forged.total();
+        match last {
+            Some((chaddr, src)) => log::warn!(target: "dhcp",
+                "refused: DHCP from {src} names client {chaddr} without a relay (forged chaddr); {n} refused since the last line, {total} in all"),
+            None => log::warn!(target: "dhcp",
+                "refused: {n} more DHCP messages with a forged chaddr, {total} in all"),
+        }
     }
 
     /// Handle a frame received on the mobile interface. `Err` explains why
@@ -278,6 +320,7 @@ impl DhcpServer {
         let result = self.handle_frame_inner(frame, now);
         match &result {
             Err(e @ Error::TableFull(_)) => log::warn!(target: "dhcp", "{e}"),
+            Err(Error::ForgedClient { .. }) => {}
             Err(e) => log::debug!(target: "dhcp", "frame dropped: {e}"),
             Ok(_) => {}
         }
@@ -311,6 +354,16 @@ impl DhcpServer {
         if !mac.is_station() {
             return Err(Error::Ignored("chaddr is not a unicast MAC"));
         }
+        let relayed = !msg.relay_agent_ip.is_unspecified();
+        if !relayed && mac != src_mac {
+            if let Some(n) = self.forged.hit(now) {
+                self.log_forged(n, Some((mac, src_mac)));
+            }
+            return Err(Error::ForgedClient {
+                chaddr: mac,
+                src: src_mac,
+            });
+        }
         match msg.message_type {
             MessageType::Discover => {
                 log::debug!(target: "dhcp", "DISCOVER from {mac} xid {:#010x}", msg.transaction_id);
@@ -342,6 +395,12 @@ impl DhcpServer {
                 log::debug!(target: "dhcp", "REQUEST ({stage:?}) from {mac} for {requested}");
                 self.queue(msg, src_mac, stage, LookupKind::Locate, now)
             }
+            MessageType::Release if relayed => Err(Error::Ignored(
+                "relayed RELEASE: its sender cannot be checked behind a relay",
+            )),
+            MessageType::Decline if relayed => Err(Error::Ignored(
+                "relayed DECLINE: its sender cannot be checked behind a relay",
+            )),
             MessageType::Release => {
                 self.remove(mac);
                 let ip = msg.client_ip;
@@ -434,6 +493,7 @@ impl DhcpServer {
             kind,
             requested_ip,
             hostname: msg.hostname.and_then(printable),
+            relayed: !msg.relay_agent_ip.is_unspecified(),
         }))
     }
 

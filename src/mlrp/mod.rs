@@ -48,8 +48,8 @@ pub use auth::{random_nonce, NetworkKey, Nonce, NONCE_LEN};
 pub use client::{Client, ClientError};
 pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION};
 pub use message::{
-    Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, ErrorCode, ErrorReply, Hello,
-    Kind, Locate, Message, MessageType, Move, Pool, Redirect, Release, Role, StatusReply,
+    Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, Commit, ErrorCode, ErrorReply,
+    Hello, Kind, Locate, Message, MessageType, Move, Pool, Redirect, Release, Role, StatusReply,
     WireError, Withdraw,
 };
 pub use session::{Incoming, MlrpError, RequestId, Session};
