@@ -1,7 +1,8 @@
 //! mlrd's configuration: the TMip 0.14a `mlrd.rc` keys (`network_name`,
 //! `port`, `foreground`, `log_file`, `log`) plus this implementation's
 //! (`status_file`, `debug_level`, `secret`, `state_dir`, `lease_time`,
-//! `backup_mlr`, `max_connections`, `cn_timeout`). One typed struct,
+//! `backup_mlr`, `max_connections`, `cn_timeout`, `offer_time`,
+//! `foreign_share`). One typed struct,
 //! validated once; an unknown key or bad value is an error naming the file
 //! and line. The same lines can come from UCI (`Section::rc_lines()`).
 
@@ -31,6 +32,8 @@ pub const KEYS: &[&str] = &[
     "backup_mlr",
     "max_connections",
     "cn_timeout",
+    "offer_time",
+    "foreign_share",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +57,11 @@ pub struct MlrdConfig {
     /// are told to ping every third of this); also how long a peer may
     /// leave replies unread before it is cut off.
     pub cn_timeout: u32,
+    /// Seconds a DHCP offer holds its /30 for the station's REQUEST.
+    pub offer_time: u32,
+    /// Percent of a CN's pool other CNs may fill (the rest stays for its
+    /// owner's stations).
+    pub foreign_share: u8,
 }
 
 impl Default for MlrdConfig {
@@ -72,6 +80,8 @@ impl Default for MlrdConfig {
             backup_mlr: None,
             max_connections: 8192,
             cn_timeout: 30,
+            offer_time: crate::register::DEFAULT_OFFER_TIME,
+            foreign_share: crate::register::DEFAULT_FOREIGN_SHARE,
         }
     }
 }
@@ -147,6 +157,18 @@ impl MlrdConfig {
                         return Err(l.error(file, "must be at least 3 seconds"));
                     }
                 }
+                "offer_time" => {
+                    c.offer_time = l.parse(file)?;
+                    if !(5..=3600).contains(&c.offer_time) {
+                        return Err(l.error(file, "must be 5..3600 seconds"));
+                    }
+                }
+                "foreign_share" => {
+                    c.foreign_share = l.parse(file)?;
+                    if c.foreign_share > 100 {
+                        return Err(l.error(file, "a percentage: 0..100"));
+                    }
+                }
                 other => {
                     return Err(ConfigError::new(
                         file,
@@ -197,6 +219,23 @@ mod tests {
         assert_eq!(c.max_connections, 100);
         assert_eq!(c.cn_timeout, 9);
         assert_eq!(c.backup_mlr.as_deref(), Some("10.0.0.2"));
+    }
+
+    #[test]
+    fn reads_the_offer_and_quota_keys() {
+        let c = parse("network_name n\n").unwrap();
+        assert_eq!((c.offer_time, c.foreign_share), (60, 75));
+        let c = parse("network_name n\noffer_time 30\nforeign_share 50\n").unwrap();
+        assert_eq!((c.offer_time, c.foreign_share), (30, 50));
+        for bad in [
+            "offer_time 2",
+            "offer_time x",
+            "foreign_share 101",
+            "foreign_share -1",
+        ] {
+            let e = parse(&format!("network_name n\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("mlrd.rc:2"), "{bad}: {e}");
+        }
     }
 
     #[test]

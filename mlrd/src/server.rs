@@ -159,6 +159,9 @@ pub struct Server {
     soft_changes: usize,
     to_close: Vec<(usize, String)>,
     refused_since_log: u64,
+    /// Station requests refused for the pools (quota, exhausted): logged
+    /// once per interval with the count.
+    pool_refusals: tmip::throttle::Throttle,
     stop: bool,
     requests: u64,
 }
@@ -218,6 +221,7 @@ impl Server {
             pushes: Vec::new(),
             soft_changes: 0,
             to_close: Vec::new(),
+            pool_refusals: tmip::throttle::Throttle::default(),
             refused_since_log: 0,
             stop: false,
             requests: 0,
@@ -642,6 +646,34 @@ impl Server {
                         }
                         binding_msg(&self.reg, &rec, now)
                     }
+                    Err(e) => self.station_refusal(cn, a.mac, e),
+                }
+            }
+            Message::Offer(a) => {
+                let Some(cn) = bound else {
+                    return Message::error(ErrorCode::NotBound, "bind first");
+                };
+                match self.reg.offer(cn, a.mac, a.requested, now) {
+                    Ok(rec) => {
+                        if rec.at == NO_CN {
+                            debug!(target: "register", "{} offered {} (parent {}) at {}, held {} s", a.mac, rec.cell30(), self.cn_label(rec.parent), self.cn_label(cn), rec.remaining(now));
+                        }
+                        binding_msg(&self.reg, &rec, now)
+                    }
+                    Err(e) => self.station_refusal(cn, a.mac, e),
+                }
+            }
+            Message::Commit(c) => {
+                let Some(cn) = bound else {
+                    return Message::error(ErrorCode::NotBound, "bind first");
+                };
+                match self.reg.commit(cn, c.mac, c.cell, now) {
+                    Ok((rec, new)) => {
+                        if new {
+                            debug!(target: "register", "{} bound {} (parent {}) at {}", c.mac, rec.cell30(), self.cn_label(rec.parent), self.cn_label(cn));
+                        }
+                        binding_msg(&self.reg, &rec, now)
+                    }
                     Err(e) => Message::error(register_code(e), e.to_string()),
                 }
             }
@@ -746,6 +778,27 @@ impl Server {
                 format!("{:?} is not a request the MLR serves", other.msg_type()),
             ),
         }
+    }
+
+    /// The reply to a station request the register refused; refusals for
+    /// the pools (quota, exhausted) are logged once per interval.
+    fn station_refusal(
+        &mut self,
+        cn: CnIdx,
+        mac: tmip::addr::MacAddr,
+        e: crate::register::RegisterError,
+    ) -> Message {
+        use crate::register::RegisterError as R;
+        if matches!(e, R::Quota | R::PoolsExhausted) {
+            if let Some(n) = self.pool_refusals.hit(Instant::now()) {
+                warn!(
+                    "! refused: no /30 for {mac} at CN {}: {e} ({n} since the last line, {} in all)",
+                    self.cn_label(cn),
+                    self.pool_refusals.total()
+                );
+            }
+        }
+        Message::error(register_code(e), e.to_string())
     }
 
     fn cn_label(&self, i: CnIdx) -> String {
@@ -986,6 +1039,12 @@ impl Server {
             Some(Err(e)) => error!("! background compaction failed: {e}; the journals are kept"),
             None => {}
         }
+        if let Some(n) = self.pool_refusals.due(now) {
+            warn!(
+                "! refused: {n} more station requests for lack of a /30 (quota or pools exhausted), {} in all",
+                self.pool_refusals.total()
+            );
+        }
         let secs = now_secs();
         let (gone, pushes) = self.reg.expire(secs, SWEEP_BUDGET);
         for r in &gone {
@@ -1154,6 +1213,14 @@ impl Server {
         if c.cn_timeout != old.cn_timeout {
             info!("+   cn_timeout now {} s", c.cn_timeout);
         }
+        if c.offer_time != old.offer_time {
+            self.reg.set_offer_time(c.offer_time);
+            info!("+   offer_time now {} s", c.offer_time);
+        }
+        if c.foreign_share != old.foreign_share {
+            self.reg.set_foreign_share(c.foreign_share);
+            info!("+   foreign_share now {} %", c.foreign_share);
+        }
         if c.status_file != old.status_file {
             info!("+   status_file now {}", c.status_file);
         }
@@ -1183,5 +1250,7 @@ fn register_code(e: crate::register::RegisterError) -> ErrorCode {
         R::PoolsExhausted => ErrorCode::PoolExhausted,
         R::CellMismatch => ErrorCode::Conflict,
         R::BadMac => ErrorCode::BadRequest,
+        R::Quota => ErrorCode::PoolExhausted,
+        R::NotAtCn => ErrorCode::Conflict,
     }
 }

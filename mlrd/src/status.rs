@@ -119,6 +119,18 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
     }
     o.push_str(if n == 0 { "],\n" } else { "\n  ],\n" });
     let c = &reg.counters;
+    let _ = writeln!(
+        o,
+        "  \"offers\": {{\"held\": {}, \"offer_time\": {}, \"foreign_share\": {}, \"made\": {}, \"taken\": {}, \"expired\": {}, \"quota_refused\": {}, \"releases_refused\": {}}},",
+        reg.hold_count(),
+        reg.offer_time(),
+        reg.foreign_share(),
+        c.offers,
+        c.offers_taken,
+        c.offers_expired,
+        c.quota_refused,
+        c.releases_refused
+    );
     let _ = write!(
         o,
         "  \"counters\": {{\"binds\": {}, \"binds_refused\": {}, \"allocations\": {}, \"renewals\": {}, \"locates\": {}, \"locate_misses\": {}, \"moves\": {}, \"releases\": {}, \"expired\": {}, \"cns_down\": {}, \
