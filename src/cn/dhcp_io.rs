@@ -134,6 +134,10 @@ impl DhcpIo {
                 Err(dhcp::server::Error::Ignored(why)) => {
                     log::debug!(target: "dhcp", "ignored a DHCP frame: {why}")
                 }
+                // Logged by the server once per interval, counted in status.
+                Err(
+                    dhcp::server::Error::ForgedClient { .. } | dhcp::server::Error::TableFull(_),
+                ) => {}
                 Err(e) => {
                     self.bad += 1;
                     // Say it, but do not let a flood fill the log.
@@ -155,7 +159,8 @@ impl DhcpIo {
             }),
             Err(LookupFailure::NotFound) => Err(dhcp::LookupError::NotFound),
             Err(LookupFailure::Unavailable(why)) => {
-                log::info!(target: "dhcp", "no address for {mac}: {why}");
+                // The core logged refusals already (once per interval).
+                log::debug!(target: "dhcp", "no address for {mac}: {why}");
                 Err(dhcp::LookupError::Unavailable(why))
             }
         };

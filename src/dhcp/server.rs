@@ -242,6 +242,8 @@ pub struct DhcpServer {
     pending: heapless::Vec<Pending, MAX_PENDING>,
     /// Messages dropped because `chaddr` was not their sender.
     forged: Throttle,
+    /// Requests refused because the pending table was full (a flood).
+    full: Throttle,
 }
 
 fn is_station_address(ip: Ipv4Addr) -> bool {
@@ -271,6 +273,7 @@ impl DhcpServer {
             capacity: capacity.clamp(1, MAX_PENDING),
             pending: heapless::Vec::new(),
             forged: Throttle::default(),
+            full: Throttle::default(),
         }
     }
 
@@ -297,6 +300,9 @@ impl DhcpServer {
         if let Some(n) = self.forged.due(now) {
             self.log_forged(n, None);
         }
+        if let Some(n) = self.full.due(now) {
+            log::warn!(target: "dhcp", "refused: {n} more requests, pending table full; {} in all", self.full.total());
+        }
     }
 
     /// Messages dropped so far because their `chaddr` was not their sender.
@@ -319,7 +325,11 @@ impl DhcpServer {
     pub fn handle_frame(&mut self, frame: &[u8], now: Instant) -> Result<Option<Action>, Error> {
         let result = self.handle_frame_inner(frame, now);
         match &result {
-            Err(e @ Error::TableFull(_)) => log::warn!(target: "dhcp", "{e}"),
+            Err(e @ Error::TableFull(_)) => {
+                if let Some(n) = self.full.hit(now) {
+                    log::warn!(target: "dhcp", "{e} ({n} refused since the last line, {} in all)", self.full.total());
+                }
+            }
             Err(Error::ForgedClient { .. }) => {}
             Err(e) => log::debug!(target: "dhcp", "frame dropped: {e}"),
             Ok(_) => {}
@@ -533,7 +543,9 @@ impl DhcpServer {
         };
         match (p.stage, lease) {
             (_, Err(LookupError::Unavailable(why))) => {
-                log::info!(target: "dhcp", "no answer for {mac}: {why}");
+                // Per request: a flood must not fill the log (the CN logs
+                // refusals once per interval).
+                log::debug!(target: "dhcp", "no answer for {mac}: {why}");
                 Err(Error::Ignored("lookup unavailable; client will retry"))
             }
             (Stage::Discover, Err(LookupError::NotFound)) => {

@@ -229,6 +229,10 @@ pub struct TestBed {
     pub srv: Netns,
     pub mlr: Netns,
     pub air: Netns,
+    /// Extra lines for CN `k`'s tmipd.rc (written at its next start).
+    pub tmipd_extra: Vec<(usize, String)>,
+    /// Extra lines for mlrd.rc (written at its next start).
+    pub mlrd_extra: String,
 }
 
 impl Drop for TestBed {
@@ -304,6 +308,8 @@ impl TestBed {
             srv,
             mlr,
             air,
+            tmipd_extra: Vec::new(),
+            mlrd_extra: String::new(),
         };
         bed.core_port(&bed.mlr, "kmlr");
         bed.mlr
@@ -544,11 +550,12 @@ impl TestBed {
              status_file {}\n\
              secret {SECRET}\n\
              state_dir {}\n\
-             lease_time 3600\n",
+             lease_time 3600\n{}",
             self.dir.join("mlrd.log").display(),
             self.opts.debug_level,
             self.dir.join("mlrd.status").display(),
             state.display(),
+            self.mlrd_extra,
         );
         fs::write(&rc, text).expect("write mlrd.rc");
         let bin = crate::common::bin("mlrd");
@@ -608,7 +615,70 @@ impl TestBed {
         } else {
             s.push_str("# no addr_pool: clients get their /30 from the central CN's pool\n");
         }
+        for (_, extra) in self.tmipd_extra.iter().filter(|(c, _)| *c == k) {
+            s.push_str(extra);
+            s.push('\n');
+        }
         s
+    }
+
+    /// mlrd's status document, freshly written (SIGUSR1, then the file is
+    /// waited for).
+    pub fn mlrd_status(&self) -> String {
+        let path = self.dir.join("mlrd.status");
+        let _ = fs::remove_file(&path);
+        if let Some(p) = &self.mlrd {
+            p.signal(nix::sys::signal::Signal::SIGUSR1);
+        }
+        crate::common::wait_for(Duration::from_secs(5), || {
+            let t = fs::read_to_string(&path).ok()?;
+            t.trim_end().ends_with('}').then_some(t)
+        })
+        .unwrap_or_default()
+    }
+
+    /// CN `k`'s status document (tmipd's status_file after SIGUSR1).
+    pub fn tmipd_status(&self, k: usize) -> String {
+        let label = self.cn(k).label().to_lowercase();
+        let path = self.dir.join(format!("tmipd-{label}.status"));
+        let _ = fs::remove_file(&path);
+        if let Some(p) = &self.cn(k).daemon {
+            p.signal(nix::sys::signal::Signal::SIGUSR1);
+        }
+        crate::common::wait_for(Duration::from_secs(5), || {
+            let t = fs::read_to_string(&path).ok()?;
+            t.trim_end().ends_with('}').then_some(t)
+        })
+        .unwrap_or_default()
+    }
+
+    /// Where the MLR has the station with MAC `mac` (as the client's
+    /// `mac` string): the CN index (0 = central) of its binding's `at`, from
+    /// mlrd's status document; `None` when it has no binding.
+    pub fn mlr_binding_at(&self, mac: &str) -> Option<usize> {
+        let doc = self.mlrd_status();
+        let line = doc
+            .lines()
+            .find(|l| l.contains(&format!("\"mac\": \"{mac}\"")))?;
+        let field = |l: &str, key: &str| -> Option<String> {
+            let rest = l.split(&format!("\"{key}\": ")).nth(1)?;
+            Some(
+                rest.split([',', '}'])
+                    .next()?
+                    .trim()
+                    .trim_matches('"')
+                    .to_string(),
+            )
+        };
+        let at = field(line, "at")?;
+        let cn_line = doc
+            .lines()
+            .find(|l| l.contains(&format!("\"index\": {at},")))?;
+        let addr: Ipv4Addr = field(cn_line, "addr")?.parse().ok()?;
+        if addr == CENTRAL_CORE_IP {
+            return Some(0);
+        }
+        Some(addr.octets()[3] as usize)
     }
 
     pub fn cn(&self, k: usize) -> &Cn {
