@@ -315,37 +315,7 @@ impl ArrivalCapture {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const STA: MacAddr = MacAddr([0x02, 0x5a, 0, 0, 0, 1]);
-
-    fn eth(src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0xff; 6];
-        f.extend_from_slice(&src.0);
-        f.extend_from_slice(&ethertype.to_be_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
-
-    /// ARP request who-has 10.0.0.2 tell 10.0.0.1 from STA.
-    fn arp_request(sha: MacAddr, spa: [u8; 4]) -> Vec<u8> {
-        let mut p = vec![0, 1, 8, 0, 6, 4, 0, 1];
-        p.extend_from_slice(&sha.0);
-        p.extend_from_slice(&spa);
-        p.extend_from_slice(&[0; 6]);
-        p.extend_from_slice(&[10, 0, 0, 2]);
-        p
-    }
-
-    /// IPv4 header (20 bytes) + 4 bytes of L4, total_len claiming 1500
-    /// (as a snaplen-cut capture looks).
-    fn ipv4(src: [u8; 4], proto: u8, sport: u16, dport: u16) -> Vec<u8> {
-        let mut h = vec![0x45, 0, 0x05, 0xdc, 0, 0, 0x40, 0, 64, proto, 0, 0];
-        h.extend_from_slice(&src);
-        h.extend_from_slice(&[10, 0, 0, 2]);
-        h.extend_from_slice(&sport.to_be_bytes());
-        h.extend_from_slice(&dport.to_be_bytes());
-        h
-    }
+    use crate::classify::test_frames::*;
 
     #[test]
     fn rate_limit_per_mac_and_bounded() {

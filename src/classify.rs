@@ -107,13 +107,15 @@ pub fn parse_frame(frame: &[u8]) -> Option<Arrival> {
     }
 }
 
+/// Frames as the capture sees them, for the classifier's and the
+/// capture's tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_frames {
+    use crate::addr::MacAddr;
 
-    const STA: MacAddr = MacAddr([0x02, 0x5a, 0, 0, 0, 1]);
+    pub const STA: MacAddr = MacAddr([0x02, 0x5a, 0, 0, 0, 1]);
 
-    fn eth(src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    pub fn eth(src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0xff; 6];
         f.extend_from_slice(&src.0);
         f.extend_from_slice(&ethertype.to_be_bytes());
@@ -122,7 +124,7 @@ mod tests {
     }
 
     /// ARP request who-has 10.0.0.2 tell 10.0.0.1 from STA.
-    fn arp_request(sha: MacAddr, spa: [u8; 4]) -> Vec<u8> {
+    pub fn arp_request(sha: MacAddr, spa: [u8; 4]) -> Vec<u8> {
         let mut p = vec![0, 1, 8, 0, 6, 4, 0, 1];
         p.extend_from_slice(&sha.0);
         p.extend_from_slice(&spa);
@@ -133,7 +135,7 @@ mod tests {
 
     /// IPv4 header (20 bytes) + 4 bytes of L4, total_len claiming 1500
     /// (as a snaplen-cut capture looks).
-    fn ipv4(src: [u8; 4], proto: u8, sport: u16, dport: u16) -> Vec<u8> {
+    pub fn ipv4(src: [u8; 4], proto: u8, sport: u16, dport: u16) -> Vec<u8> {
         let mut h = vec![0x45, 0, 0x05, 0xdc, 0, 0, 0x40, 0, 64, proto, 0, 0];
         h.extend_from_slice(&src);
         h.extend_from_slice(&[10, 0, 0, 2]);
@@ -141,6 +143,12 @@ mod tests {
         h.extend_from_slice(&dport.to_be_bytes());
         h
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_frames::*;
+    use super::*;
 
     #[test]
     fn arp_sender_is_reported() {

@@ -17,7 +17,6 @@ mod common;
 #[path = "common/testbed.rs"]
 mod testbed;
 #[path = "common/traffic.rs"]
-#[allow(dead_code)]
 mod traffic;
 
 use common::wait_for;
@@ -28,15 +27,42 @@ use tmip::addr::Cell30;
 
 const UP: Duration = Duration::from_secs(20);
 
-fn bed(cns: usize) -> TestBed {
-    let mut bed = TestBed::new(Options {
-        cns,
-        ..Options::default()
-    });
-    if let Err(e) = bed.start_daemons(UP) {
-        panic!("daemons did not start: {e}\n{}", bed.logs());
+/// The scene of an attack: two CNs with their daemons, victim A in cell 1
+/// with a DHCP lease (answering srv's pings), attacker B in `attacker_cell`
+/// (a namespace with a MAC and nothing else).
+struct Scene {
+    bed: TestBed,
+    b: usize,
+    cell: Cell30,
+    a_mac: String,
+    b_mac: String,
+}
+
+fn scene(attacker_cell: usize) -> Scene {
+    let mut bed = TestBed::running(
+        Options {
+            cns: 2,
+            ..Options::default()
+        },
+        UP,
+    );
+    let a = bed.add_client(1);
+    let b = bed.add_client(attacker_cell);
+    let cell = dhcp(&mut bed, a);
+    let a_mac = bed.clients[a].mac.clone();
+    let b_mac = bed.clients[b].mac.clone();
+    assert_eq!(
+        pings(&bed, cell.station(), 3),
+        3,
+        "victim unreachable before the attack"
+    );
+    Scene {
+        bed,
+        b,
+        cell,
+        a_mac,
+        b_mac,
     }
-    bed
 }
 
 fn dhcp(bed: &mut TestBed, i: usize) -> Cell30 {
@@ -121,12 +147,13 @@ fn mobile_mac(bed: &TestBed, k: usize) -> String {
 /// CN1 claims A, and srv's pings to A are all answered.
 #[test]
 fn forged_chaddr_request_from_another_cell_does_not_move_the_victim() {
-    let mut bed = bed(2);
-    let a = bed.add_client(1);
-    let b = bed.add_client(2);
-    let cell = dhcp(&mut bed, a);
-    let a_mac = bed.clients[a].mac.clone();
-    let b_mac = bed.clients[b].mac.clone();
+    let Scene {
+        bed,
+        b,
+        cell,
+        a_mac,
+        b_mac,
+    } = scene(2);
     assert_eq!(
         pings(&bed, cell.station(), 3),
         3,
@@ -182,14 +209,14 @@ for i in range(5):
 /// service.
 #[test]
 fn forged_release_in_the_victims_cell_does_not_free_its_cell() {
-    let mut bed = bed(2);
-    let a = bed.add_client(1);
-    let b = bed.add_client(1);
-    let cell = dhcp(&mut bed, a);
-    let a_mac = bed.clients[a].mac.clone();
-    let b_mac = bed.clients[b].mac.clone();
+    let Scene {
+        bed,
+        b,
+        cell,
+        a_mac,
+        b_mac,
+    } = scene(1);
     let cn_mac = mobile_mac(&bed, 1);
-    assert_eq!(pings(&bed, cell.station(), 3), 3);
     scapy(
         &bed,
         b,
@@ -230,14 +257,14 @@ for i in range(3):
 /// every ping is answered; the MLR keeps A at CN1.
 #[test]
 fn arp_claiming_a_stations_address_is_not_believed() {
-    let mut bed = bed(2);
-    let a = bed.add_client(1);
-    let b = bed.add_client(1);
-    let cell = dhcp(&mut bed, a);
-    let a_mac = bed.clients[a].mac.clone();
-    let b_mac = bed.clients[b].mac.clone();
+    let Scene {
+        bed,
+        b,
+        cell,
+        a_mac,
+        b_mac,
+    } = scene(1);
     let cn_mac = mobile_mac(&bed, 1);
-    assert_eq!(pings(&bed, cell.station(), 3), 3);
     let srv = bed.srv.name.clone();
     let ip = cell.station();
     let pinger = std::thread::spawn(move || {
@@ -299,9 +326,7 @@ fn a_cell_flooding_discovers_cannot_drain_another_cns_pool() {
     });
     bed.tmipd_extra.push((1, "new_station_rate 0".into()));
     bed.mlrd_extra = "offer_time 20\n".into();
-    if let Err(e) = bed.start_daemons(UP) {
-        panic!("daemons did not start: {e}\n{}", bed.logs());
-    }
+    bed.start_or_panic(UP);
     let attacker = bed.add_client(1);
     let victim = bed.add_client(2);
     let flood = |bed: &TestBed, i: usize, n: u32| {

@@ -1232,13 +1232,17 @@ mod tests {
         }
     }
     fn core(max: usize) -> CnCore {
+        core_with(max, 0)
+    }
+    /// A bound core with `new_station_rate` = `rate`.
+    fn core_with(max: usize, rate: u32) -> CnCore {
         let mut c = CnCore::new(CoreConfig {
             me: cn(1),
             reverse_tunnel: true,
             max_stations: max,
             max_peers: 4,
             fallback_lease_secs: 600,
-            new_station_rate: 0,
+            new_station_rate: rate,
         });
         c.mlr_bound(&[]);
         drain(&mut c);
@@ -1968,16 +1972,7 @@ mod tests {
     #[test]
     fn new_station_macs_are_rate_limited() {
         let now = Instant::now();
-        let mut c = CnCore::new(CoreConfig {
-            me: cn(1),
-            reverse_tunnel: false,
-            max_stations: 8,
-            max_peers: 4,
-            fallback_lease_secs: 600,
-            new_station_rate: 2,
-        });
-        c.mlr_bound(&[]);
-        drain(&mut c);
+        let mut c = core_with(8, 2);
         let offers = |c: &mut CnCore| {
             drain(c)
                 .iter()

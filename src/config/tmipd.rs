@@ -644,6 +644,10 @@ impl TmipdConfig {
         check("dhcp", self.dhcp != new.dhcp);
         check("max_stations", self.max_stations != new.max_stations);
         check("max_peers", self.max_peers != new.max_peers);
+        check(
+            "new_station_rate",
+            self.new_station_rate != new.new_station_rate,
+        );
         check("cn_name", self.cn_name != new.cn_name);
         check("hostapd_ctrl", self.hostapd_ctrl != new.hostapd_ctrl);
         check("ubus", self.ubus != new.ubus);

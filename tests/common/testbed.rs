@@ -516,6 +516,21 @@ impl TestBed {
 
     /// Write `mlrd.rc` and every CN's `tmipd.rc`, start mlrd then each tmipd
     /// and wait until each says it is up.
+    /// A bed with mlrd and every tmipd running, or a panic that shows
+    /// their logs.
+    pub fn running(opts: Options, timeout: Duration) -> TestBed {
+        let mut bed = TestBed::new(opts);
+        bed.start_or_panic(timeout);
+        bed
+    }
+
+    /// [`TestBed::start_daemons`], panicking with the daemons' logs.
+    pub fn start_or_panic(&mut self, timeout: Duration) {
+        if let Err(e) = self.start_daemons(timeout) {
+            panic!("daemons did not start: {e}\n{}", self.logs());
+        }
+    }
+
     pub fn start_daemons(&mut self, timeout: Duration) -> Result<(), String> {
         assert_eq!(self.opts.routing, Routing::Daemons);
         self.start_mlrd(timeout)?;
