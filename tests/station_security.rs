@@ -124,6 +124,21 @@ fn wait_log(bed: &TestBed, k: usize, needle: &str) -> String {
     }
 }
 
+/// `doc` is one valid JSON document (checked by Python's json module).
+fn assert_json(bed: &TestBed, doc: &str) {
+    let f = bed.dir.join(common::unique("j"));
+    fs::write(&f, doc).expect("write status copy");
+    let out = common::sh_out(&format!(
+        "/usr/bin/python3 -c 'import json,sys; json.load(open(sys.argv[1]))' {}",
+        f.display()
+    ));
+    assert!(
+        out.status.success(),
+        "not JSON: {}\n{doc}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// MAC as scapy wants it for `chaddr` (bytes literal).
 fn mac_bytes(mac: &str) -> String {
     let b: Vec<String> = mac.split(':').map(|h| format!("\\x{h}")).collect();
@@ -373,6 +388,7 @@ s.close()
     assert!(lease_ms < 5000, "{lease_ms} ms");
     assert_eq!(bed.parent_of(cell), 2);
     let mlr = bed.mlrd_status();
+    assert_json(&bed, &mlr);
     let offers = mlr
         .lines()
         .find(|l| l.contains("\"offers\""))
@@ -433,6 +449,7 @@ s.close()
     let line = wait_log(&bed, 2, "new_station_rate");
     println!("CN2 logged: {line}");
     let st = bed.tmipd_status(2);
+    assert_json(&bed, &st);
     let limited = num(&st.replace("\":", "\": "), "new_stations_limited");
     println!("CN2 status: new_stations_limited {limited}");
     assert!(limited > 100, "{st}");
