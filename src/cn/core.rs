@@ -201,8 +201,11 @@ pub struct Counters {
     pub dhcp_forged: u64,
     /// Frames whose source IP is a station's here but whose MAC is not its.
     pub spoofs_refused: u64,
-    /// DHCP RELEASEs for a station or cell not held by that MAC here.
+    /// DHCP RELEASEs and DECLINEs for a station or cell not held by that
+    /// MAC here.
     pub releases_refused: u64,
+    /// DECLINEs from the holder (an address conflict on the link).
+    pub declines: u64,
     /// New MACs turned away by `new_station_rate`.
     pub new_stations_limited: u64,
     /// Relayed DHCP lookups that would have moved a station.
@@ -265,6 +268,7 @@ struct RefusalLogs {
     new_station: Throttle,
     relayed: Throttle,
     mlr: Throttle,
+    decline: Throttle,
 }
 
 pub struct CnCore {
@@ -501,7 +505,10 @@ impl CnCore {
             log::warn!(target: "cn", "refused: {n} more spoofed frames (another station's address), {} in all", c.spoofs_refused);
         }
         if let Some(n) = r.release.due(now) {
-            log::warn!(target: "dhcp", "refused: {n} more RELEASEs not from the holder, {} in all", c.releases_refused);
+            log::warn!(target: "dhcp", "refused: {n} more RELEASEs/DECLINEs not from the holder, {} in all", c.releases_refused);
+        }
+        if let Some(n) = r.decline.due(now) {
+            log::warn!(target: "dhcp", "{n} more DECLINEs (address conflicts), {} in all", c.declines);
         }
         if let Some(n) = r.new_station.due(now) {
             log::warn!(target: "dhcp", "refused: {n} more new stations over new_station_rate, {} in all", c.new_stations_limited);
@@ -653,6 +660,28 @@ impl CnCore {
         self.forget(&s);
         if self.mlr_up {
             self.call(MlrCall::Release { mac, cell: s.cell }, Purpose::Release);
+        }
+    }
+
+    /// A DHCP DECLINE from `mac` (checked by the DHCP server): its address
+    /// `ip` is in use by someone else on the link. Honoured (logged as an
+    /// address conflict, once per interval) only from the station served
+    /// here that holds that address; else refused like a foreign RELEASE.
+    pub fn station_declined(&mut self, mac: MacAddr, ip: Option<Ipv4Addr>) {
+        let now = self.now;
+        let holder = matches!(self.stations.get(&mac),
+            Some(s) if s.at == Whereabouts::Here && ip.is_none_or(|ip| s.cell.contains(ip)));
+        if holder {
+            self.counters.declines += 1;
+            if let Some(n) = self.refusals.decline.hit(now) {
+                log::warn!(target: "dhcp", "DECLINE from {mac}: {} is in use by another host on the link (address conflict); {n} since the last line, {} in all",
+                    ip.map(|i| i.to_string()).unwrap_or_else(|| "its address".into()), self.counters.declines);
+            }
+            return;
+        }
+        self.counters.releases_refused += 1;
+        if let Some(n) = self.refusals.release.hit(now) {
+            log::warn!(target: "dhcp", "refused: DECLINE from {mac}: not the holder here ({n} since the last line, {} in all)", self.counters.releases_refused);
         }
     }
 
@@ -1934,6 +1963,20 @@ mod tests {
         drain(&mut c);
         c.station_released(mac(1), cell(1));
         assert!(drain(&mut c).iter().any(|o| matches!(o, Output::Mlr { call: MlrCall::Release { mac: m, .. }, .. } if *m == mac(1))));
+    }
+
+    /// A DECLINE counts only from the holder of that address here.
+    #[test]
+    fn a_decline_is_honoured_only_from_the_holder_here() {
+        let now = Instant::now();
+        let mut c = core(4);
+        with_station_here(&mut c, now);
+        c.station_declined(mac(1), Some(cell(1).station()));
+        c.station_declined(mac(1), None);
+        c.station_declined(mac(9), Some(cell(1).station()));
+        c.station_declined(mac(1), Some(cell(2).station()));
+        assert!(drain(&mut c).is_empty());
+        assert_eq!((c.counters.declines, c.counters.releases_refused), (2, 2));
     }
 
     /// Issue 8, finding 3: a DISCOVER asks for an offer; an offer (no `at`)

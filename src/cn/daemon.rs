@@ -1031,6 +1031,9 @@ impl Daemon {
                 super::dhcp_io::DhcpEvent::Released { mac, cell } => {
                     self.core.station_released(mac, cell)
                 }
+                super::dhcp_io::DhcpEvent::Declined { mac, ip } => {
+                    self.core.station_declined(mac, ip)
+                }
             }
         }
     }

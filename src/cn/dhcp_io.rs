@@ -29,6 +29,8 @@ pub enum DhcpEvent {
         mac: MacAddr,
         cell: crate::addr::Cell30,
     },
+    /// A DECLINE from `mac` itself: `ip` is in use by someone else.
+    Declined { mac: MacAddr, ip: Option<Ipv4Addr> },
 }
 
 pub struct DhcpIo {
@@ -108,9 +110,7 @@ impl DhcpIo {
             }
             Action::Send(r) => self.send(&r.frame),
             Action::Release { mac, cell } => out.push(DhcpEvent::Released { mac, cell }),
-            Action::Decline { mac, ip } => {
-                log::warn!(target: "dhcp", "{mac} declined {}", ip.map(|i| i.to_string()).unwrap_or_else(|| "its address".into()));
-            }
+            Action::Decline { mac, ip } => out.push(DhcpEvent::Declined { mac, ip }),
         }
     }
 

@@ -35,6 +35,7 @@ struct CountersJson {
     dhcp_forged: u64,
     spoofs_refused: u64,
     releases_refused: u64,
+    declines: u64,
     new_stations_limited: u64,
     relayed_refused: u64,
     mlr_refused: u64,
@@ -140,6 +141,7 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
             dhcp_forged: c.dhcp_forged,
             spoofs_refused: c.spoofs_refused,
             releases_refused: c.releases_refused,
+            declines: c.declines,
             new_stations_limited: c.new_stations_limited,
             relayed_refused: c.relayed_refused,
             mlr_refused: c.mlr_refused,
@@ -205,6 +207,7 @@ pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
                 .with("dhcp_forged", u64v(c.dhcp_forged))
                 .with("spoofs_refused", u64v(c.spoofs_refused))
                 .with("releases_refused", u64v(c.releases_refused))
+                .with("declines", u64v(c.declines))
                 .with("new_stations_limited", u64v(c.new_stations_limited))
                 .with("relayed_refused", u64v(c.relayed_refused))
                 .with("mlr_refused", u64v(c.mlr_refused)),
@@ -467,7 +470,7 @@ mod tests {
         for (k, _) in top {
             assert!(j.contains(&format!("\"{k}\":")), "{k} not in {j}");
         }
-        assert_eq!(top.len(), j.matches("\":").count() - 6 - 3 - 12, "{j}");
+        assert_eq!(top.len(), j.matches("\":").count() - 6 - 3 - 13, "{j}");
         let st = &v.get("stations").unwrap();
         let Value::Array(st) = st else { panic!() };
         assert_eq!(st[0].get("ip").and_then(Value::as_str), Some("10.13.100.9"));

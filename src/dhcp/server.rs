@@ -432,7 +432,9 @@ impl DhcpServer {
                         return Err(Error::Ignored("DECLINE for another server"));
                     }
                 }
-                log::warn!(target: "dhcp", "DECLINE from {mac}: address {ip:?} is in use on the link");
+                // The CN logs it (once per interval): a flood must not
+                // fill the log.
+                log::debug!(target: "dhcp", "DECLINE from {mac}: address {ip:?} is in use on the link");
                 Ok(Some(Action::Decline { mac, ip }))
             }
             MessageType::Inform => self
