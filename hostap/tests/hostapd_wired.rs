@@ -9,28 +9,11 @@
 //! Needs root, hostapd and wpa_supplicant (scripts/setup installs them);
 //! fails without them.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
-use common::{veth, Netns};
 use hostap::{format_mac, parse_mac, HostapdCtrl, LinkState, Mac, StationEvent};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new() -> TempDir {
-        let p = std::env::temp_dir().join(common::unique("hap"));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use tmip_testbed::{require_root, veth, wait_for, Netns, RunDir};
 
 fn write_configs(dir: &Path) -> (PathBuf, PathBuf) {
     let hapd = dir.join("hostapd.conf");
@@ -64,7 +47,7 @@ fn start_hostapd(ns: &mut Netns, conf: &Path, sock: &Path) -> u32 {
     c.arg(conf).stdout(Stdio::null());
     let pid = ns.spawn(c);
     assert!(
-        common::wait_for(Duration::from_secs(5), || sock.exists().then_some(())).is_some(),
+        wait_for(Duration::from_secs(5), || sock.exists().then_some(())).is_some(),
         "hostapd did not create {} (is hostapd installed?)",
         sock.display()
     );
@@ -82,7 +65,7 @@ fn start_supplicant(ns: &mut Netns, conf: &Path, dir: &Path, mac: Mac) -> u32 {
     c.stdout(Stdio::null());
     let pid = ns.spawn(c);
     let cli = format!("wpa_cli -p {} -i sta0 status", dir.join("wctrl").display());
-    let ready = common::wait_for(Duration::from_secs(5), || {
+    let ready = wait_for(Duration::from_secs(5), || {
         let out = ns.sh_out(&cli);
         String::from_utf8_lossy(&out.stdout)
             .contains("wpa_state=ASSOCIATED")
@@ -185,17 +168,17 @@ fn wpa_cli(ns: &Netns, dir: &Path, cmd: &str) {
 
 #[test]
 fn real_hostapd_reports_connect_disconnect_and_survives_restart() {
-    common::require_root();
-    let dir = TempDir::new();
-    let (hapd_conf, wpas_conf) = write_configs(&dir.0);
+    require_root();
+    let dir = RunDir::new("hap");
+    let (hapd_conf, wpas_conf) = write_configs(&dir);
     let mut ap = Netns::new("hap");
     let mut sta = Netns::new("hst");
     veth(&ap, "ap0", &sta, "sta0");
     let sta_mac = mac_of(&sta, "sta0");
-    let sock = dir.0.join("ctrl").join("ap0");
+    let sock = dir.join("ctrl").join("ap0");
 
     let hapd = start_hostapd(&mut ap, &hapd_conf, &sock);
-    let mut c = HostapdCtrl::new(&sock, &dir.0).expect("client");
+    let mut c = HostapdCtrl::new(&sock, &dir).expect("client");
     c.attach_blocking(Duration::from_secs(2)).expect("ATTACH");
     assert_eq!(c.state(), LinkState::Attached);
     assert_eq!(
@@ -204,7 +187,7 @@ fn real_hostapd_reports_connect_disconnect_and_survives_restart() {
     );
 
     let t0 = Instant::now();
-    let sup = start_supplicant(&mut sta, &wpas_conf, &dir.0, sta_mac);
+    let sup = start_supplicant(&mut sta, &wpas_conf, &dir, sta_mac);
     let (ev, _) = wait_event(&mut c, Duration::from_secs(10), |e| {
         matches!(e, StationEvent::Connected { .. })
     })
@@ -222,7 +205,7 @@ fn real_hostapd_reports_connect_disconnect_and_survives_restart() {
         t0.elapsed()
     );
 
-    wpa_cli(&sta, &dir.0, "logoff");
+    wpa_cli(&sta, &dir, "logoff");
     let (ev, t) = wait_event(&mut c, Duration::from_secs(5), |e| {
         matches!(e, StationEvent::Disconnected { .. })
     })
@@ -236,7 +219,7 @@ fn real_hostapd_reports_connect_disconnect_and_survives_restart() {
     sta.kill(sup);
     let gone = Instant::now();
     assert!(
-        common::wait_for(Duration::from_secs(3), || {
+        wait_for(Duration::from_secs(3), || {
             c.drain(|_| {});
             (c.tick() == LinkState::Down).then_some(())
         })
@@ -248,12 +231,9 @@ fn real_hostapd_reports_connect_disconnect_and_survives_restart() {
     // AP-STA-CONNECTED is lost to us); re-attaching walks hostapd's station
     // table (STA-FIRST/STA-NEXT) and reports it anyway.
     start_hostapd(&mut ap, &hapd_conf, &sock);
-    start_supplicant(&mut sta, &wpas_conf, &dir.0, sta_mac);
-    let status = format!(
-        "wpa_cli -p {} -i sta0 status",
-        dir.0.join("wctrl").display()
-    );
-    common::wait_for(Duration::from_secs(10), || {
+    start_supplicant(&mut sta, &wpas_conf, &dir, sta_mac);
+    let status = format!("wpa_cli -p {} -i sta0 status", dir.join("wctrl").display());
+    wait_for(Duration::from_secs(10), || {
         let out = sta.sh_out(&status);
         String::from_utf8_lossy(&out.stdout)
             .contains("suppPortStatus=Authorized")
@@ -275,7 +255,7 @@ fn real_hostapd_reports_connect_disconnect_and_survives_restart() {
     );
     println!("re-attached and station resynced after {t:?}");
     // And live events flow again.
-    wpa_cli(&sta, &dir.0, "logoff");
+    wpa_cli(&sta, &dir, "logoff");
     let (ev, _) = wait_event(&mut c, Duration::from_secs(5), |e| {
         matches!(e, StationEvent::Disconnected { .. })
     })

@@ -21,17 +21,31 @@
 //!   the measurement tools and the clean-up. Its figures are NOT TMip
 //!   figures and must never be presented as such.
 //!
+//! The same bed serves the daemon-level tests (tmipd's DHCP, hostapd,
+//! ubus, operations): [`TestBed::set_rc`] adds a test's own rc lines, the
+//! daemons can be started, stopped and crashed one by one, and clients run
+//! busybox udhcpc, ISC dhclient or dhcpcd, whose scripts log their events.
+//!
+//! Address plan: core segment 10.0.0.0/24 (CN `k` at 10.0.0.k, the MLR at
+//! .250, `srv` at .100, the central CN at .10); CN `k`'s cell 10.k.0.0/24
+//! with the CN at 10.k.0.1 and its pool 10.k.0.4-10.k.0.251; the central
+//! CN's pool 10.9.0.0/24.
+//!
 //! Used by the namespace tests (`mod common; #[path = "common/testbed.rs"]
-//! mod testbed;`) and by `examples/roaming_demo.rs`. Everything it creates is
-//! removed on drop; processes are ended by the pid it started.
-#![allow(dead_code)]
+//! mod testbed;`, a re-export of this module) and by the lab examples.
+//! Everything it creates is removed on drop; processes are ended by the pid
+//! it started.
 
-use crate::common::{sh, sh_out, unique, veth, wait_for, Netns};
-use std::fs::{self, File};
+use crate::dir::{read, RunDir};
+use crate::ns::{bin, require_root, sh, sh_out, veth, wait_for, Netns};
+use crate::process::Spawn;
+pub use crate::process::{spawn_in, Proc};
+use crate::rc::{mlrd_rc, Rc};
+use std::fs;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tmip::addr::Cell30;
 
@@ -92,94 +106,6 @@ pub fn cn_mobile_ip(k: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, k as u8, 0, 1)
 }
 
-/// A daemon or helper process the bed started; killed (by its pid) on drop.
-/// Its stdin is a pipe kept open, so a foreground daemon's console never
-/// sees end-of-file (Ctrl+D quits tmipd/mlrd).
-pub struct Proc {
-    pub name: String,
-    child: Option<Child>,
-    _stdin: Option<ChildStdin>,
-    pub out: PathBuf,
-}
-
-impl Proc {
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
-    }
-    /// Still running?
-    pub fn alive(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-    /// Send a signal to the process we started.
-    pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        if let Some(c) = &self.child {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
-        }
-    }
-    /// SIGKILL and reap.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self._stdin = None;
-    }
-    /// SIGTERM, wait up to `timeout`, then SIGKILL. Returns true if it
-    /// exited by itself.
-    pub fn terminate(&mut self, timeout: Duration) -> bool {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(_)) = c.try_wait() {
-                    self.child = None;
-                    return true;
-                }
-            } else {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
-        false
-    }
-    /// Everything the process wrote to stdout/stderr so far.
-    pub fn output(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Start `program args` inside namespace `ns`, output to `out`.
-pub fn spawn_in(ns: &str, name: &str, out: &Path, program: &Path, args: &[&str]) -> Proc {
-    let log = File::create(out).expect("create output file");
-    let log2 = log.try_clone().expect("dup output file");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2))
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {} in {ns}: {e}", program.display()));
-    let stdin = child.stdin.take();
-    Proc {
-        name: name.to_string(),
-        child: Some(child),
-        _stdin: stdin,
-        out: out.to_path_buf(),
-    }
-}
-
 /// A correspondent node's namespace.
 pub struct Cn {
     /// 1-based; 0 for the central CN.
@@ -189,6 +115,13 @@ pub struct Cn {
     pub mobile_if: String,
     pub mobile_ip: Ipv4Addr,
     pub rc: PathBuf,
+    /// The test's own rc lines on top of the bed's (see [`TestBed::set_rc`]).
+    pub rc_extra: Vec<String>,
+    /// tmipd's stdout and stderr, appended over restarts (foreground tmipd
+    /// logs to stderr).
+    pub log: PathBuf,
+    /// tmipd's `status_file`.
+    pub status: PathBuf,
     pub daemon: Option<Proc>,
 }
 
@@ -200,11 +133,89 @@ impl Cn {
             format!("CN{}", self.index)
         }
     }
+
+    /// The `cn_name` the bed gives it (what `tmipd -E` and the MLR show).
+    pub fn cn_name(&self) -> String {
+        format!("{} test-bed", self.label())
+    }
+
+    /// Its cell's subnet as a text prefix, e.g. `10.1.0.`.
+    pub fn mobile_prefix(&self) -> String {
+        let o = self.mobile_ip.octets();
+        format!("{}.{}.{}.", o[0], o[1], o[2])
+    }
+
+    /// `ip -4 addr show dev` of its mobile interface.
+    pub fn mobile_addrs(&self) -> String {
+        self.ns
+            .sh(&format!("ip -4 addr show dev {}", self.mobile_if))
+    }
+
+    /// Start tmipd (`-F -f rc`, then `args`) with the rc file as it is now,
+    /// and wait for `is now up and running`. Returns its pid.
+    pub fn start(&mut self, args: &[&str], timeout: Duration) -> Result<u32, String> {
+        let label = self.label().to_lowercase();
+        let p = Spawn::new(
+            &self.ns.name,
+            &format!("tmipd {label}"),
+            bin("tmipd"),
+            &self.log,
+        )
+        .args(["-F", "-f"])
+        .arg(&self.rc)
+        .args(args)
+        .append()
+        .start_until("is now up and running", timeout)?;
+        let pid = p.pid().unwrap_or_default();
+        self.daemon = Some(p);
+        Ok(pid)
+    }
+
+    /// The pid of the tmipd the bed started, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.daemon.as_ref().and_then(Proc::pid)
+    }
+
+    /// Everything tmipd said (all runs).
+    pub fn log_text(&self) -> String {
+        read(&self.log)
+    }
+
+    /// Wait up to `secs` until the log after byte `from` contains `needle`.
+    pub fn wait_log(&self, needle: &str, from: usize, secs: u64) -> bool {
+        wait_for(Duration::from_secs(secs), || {
+            let t = read(&self.log);
+            t.get(from..).unwrap_or("").contains(needle).then_some(())
+        })
+        .is_some()
+    }
+
+    /// SIGTERM, and assert tmipd exits cleanly (removing what it installed).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.daemon.take() {
+            let st = p.stop(Duration::from_secs(10));
+            assert!(
+                st.is_some_and(|s| s.success()),
+                "tmipd {} did not exit cleanly on TERM: {st:?}\n{}",
+                self.label(),
+                self.log_text()
+            );
+        }
+    }
+
+    /// SIGKILL: a crash, which leaves its kernel state behind.
+    pub fn crash(&mut self) {
+        if let Some(mut p) = self.daemon.take() {
+            p.kill();
+        }
+    }
 }
 
 /// A mobile station: its own namespace, `eth0` plugged into a cell.
 pub struct Client {
     pub ns: Netns,
+    /// Its interface (`eth0` unless made by [`TestBed::add_client_if`]).
+    pub ifname: String,
     /// Name of the air-side veth end (the "radio" that roams).
     pub air_port: String,
     pub mac: String,
@@ -213,8 +224,60 @@ pub struct Client {
     /// Its /30 once configured (DHCP or static).
     pub addr: Option<Cell30>,
     pub dhcp: Option<Proc>,
+    /// Lines `EVENT ADDRESS [SERVER]` written by the DHCP client's script.
+    pub events: PathBuf,
     /// Stand-in bookkeeping: the CN currently answering for it.
     standin_at: Option<usize>,
+}
+
+impl Client {
+    /// The DHCP client's events so far: (event, address).
+    pub fn events(&self) -> Vec<(String, String)> {
+        read(&self.events)
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                Some((it.next()?.to_string(), it.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    /// Wait up to `secs` for an event (after the first `skip`) named one of
+    /// `names`; its address.
+    pub fn wait_event(&self, names: &[&str], skip: usize, secs: u64) -> Option<String> {
+        wait_for(Duration::from_secs(secs), || {
+            self.events()
+                .into_iter()
+                .skip(skip)
+                .find(|(e, _)| names.contains(&e.as_str()))
+                .map(|(_, a)| a)
+        })
+    }
+
+    /// The IPv4 address on its interface (`a.b.c.d/len`), if one is there.
+    pub fn address(&self) -> Option<String> {
+        let out = self
+            .ns
+            .sh(&format!("ip -4 -o addr show dev {}", self.ifname));
+        out.split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .map(str::to_string)
+    }
+
+    /// Wait up to `timeout` for the DHCP client to exit by itself (`-q`,
+    /// `-n`); its exit status.
+    pub fn wait_dhcp(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.dhcp.as_mut()?.wait(timeout)
+    }
+
+    /// Stop the DHCP client with SIGTERM (udhcpc `-R` then releases;
+    /// dhcpcd takes its privilege-separation helpers down only on TERM).
+    pub fn stop_dhcp(&mut self) {
+        if let Some(mut p) = self.dhcp.take() {
+            p.stop(Duration::from_secs(5));
+        }
+    }
 }
 
 /// The whole bed. Drop removes every namespace and process it made.
@@ -229,31 +292,25 @@ pub struct TestBed {
     pub srv: Netns,
     pub mlr: Netns,
     pub air: Netns,
+    /// The test's own mlrd.rc lines (see [`TestBed::set_mlrd_rc`]).
+    mlrd_extra: Vec<String>,
+    /// Removes `dir` (unless `keep_dir`) after everything else.
+    _run: RunDir,
 }
 
 impl Drop for TestBed {
     fn drop(&mut self) {
         for c in &mut self.clients {
-            if let Some(p) = c.dhcp.as_mut() {
-                p.kill();
-            }
+            c.stop_dhcp();
         }
         for cn in self.cns.iter_mut().chain(self.central.iter_mut()) {
-            if let Some(p) = cn.daemon.as_mut() {
-                p.kill();
-            }
+            cn.crash();
         }
         if let Some(p) = self.mlrd.as_mut() {
             p.kill();
         }
         if self.opts.mlr_state_tmpfs {
-            let _ = fs::remove_dir_all(PathBuf::from("/dev/shm").join(format!(
-                "tmip-mlr-{}",
-                self.dir.file_name().unwrap_or_default().to_string_lossy()
-            )));
-        }
-        if !self.opts.keep_dir {
-            let _ = fs::remove_dir_all(&self.dir);
+            let _ = fs::remove_dir_all(self.mlr_tmpfs_state());
         }
     }
 }
@@ -280,15 +337,16 @@ impl TestBed {
     /// Build the namespaces, bridges and links (no daemons yet: see
     /// [`TestBed::start_daemons`]).
     pub fn new(opts: Options) -> TestBed {
-        crate::common::require_root();
+        require_root();
         for tool in ["ip", "bridge"] {
             assert!(
                 sh_out(&format!("command -v {tool}")).status.success(),
                 "{tool} missing: run scripts/setup"
             );
         }
-        let dir = std::env::temp_dir().join(format!("tmipbed-{}", unique("d")));
-        fs::create_dir_all(&dir).expect("run dir");
+        let mut run = RunDir::new("tmipbed");
+        run.keep(opts.keep_dir);
+        let dir = run.to_path_buf();
         let air = Netns::new("air");
         let mlr = Netns::new("mlr");
         let srv = Netns::new("srv");
@@ -304,6 +362,8 @@ impl TestBed {
             srv,
             mlr,
             air,
+            mlrd_extra: Vec::new(),
+            _run: run,
         };
         bed.core_port(&bed.mlr, "kmlr");
         bed.mlr
@@ -332,16 +392,8 @@ impl TestBed {
             // (it is the parent of every /30 in its pool).
             bed.srv
                 .sh(&format!("ip route add 10.{k}.0.0/24 via {}", cn_core_ip(k)));
-            let rc = bed.dir.join(format!("cn{k}.rc"));
-            bed.cns.push(Cn {
-                index: k,
-                ns,
-                core_ip: cn_core_ip(k),
-                mobile_if: MOBILE_IF.into(),
-                mobile_ip: cn_mobile_ip(k),
-                rc,
-                daemon: None,
-            });
+            let cn = bed.new_cn(k, ns, cn_core_ip(k), MOBILE_IF, cn_mobile_ip(k));
+            bed.cns.push(cn);
         }
         if opts.central_pool {
             let ns = Netns::new("cnc");
@@ -355,18 +407,52 @@ impl TestBed {
             ));
             bed.srv
                 .sh(&format!("ip route add 10.9.0.0/24 via {CENTRAL_CORE_IP}"));
-            let rc = bed.dir.join("cnc.rc");
-            bed.central = Some(Cn {
-                index: 0,
+            let cn = bed.new_cn(
+                0,
                 ns,
-                core_ip: CENTRAL_CORE_IP,
-                mobile_if: CENTRAL_POOL_IF.into(),
-                mobile_ip: Ipv4Addr::new(10, 9, 0, 1),
-                rc,
-                daemon: None,
-            });
+                CENTRAL_CORE_IP,
+                CENTRAL_POOL_IF,
+                Ipv4Addr::new(10, 9, 0, 1),
+            );
+            bed.central = Some(cn);
+        }
+        for k in bed.cn_indexes() {
+            bed.write_tmipd_rc(k);
         }
         bed
+    }
+
+    fn new_cn(
+        &self,
+        index: usize,
+        ns: Netns,
+        core_ip: Ipv4Addr,
+        mobile_if: &str,
+        mobile_ip: Ipv4Addr,
+    ) -> Cn {
+        let label = if index == 0 {
+            "cnc".to_string()
+        } else {
+            format!("cn{index}")
+        };
+        Cn {
+            index,
+            ns,
+            core_ip,
+            mobile_if: mobile_if.into(),
+            mobile_ip,
+            rc: self.dir.join(format!("{label}.rc")),
+            rc_extra: Vec::new(),
+            log: self.dir.join(format!("tmipd-{label}.out")),
+            status: self.dir.join(format!("tmipd-{label}.status")),
+            daemon: None,
+        }
+    }
+
+    /// Indexes of every CN: 0 (the central CN) if there is one, then 1..=N.
+    pub fn cn_indexes(&self) -> Vec<usize> {
+        let central = self.central.is_some().then_some(0);
+        central.into_iter().chain(1..=self.cns.len()).collect()
     }
 
     /// Plug `ns`'s `core0` into the core bridge through air-side port `port`.
@@ -377,24 +463,33 @@ impl TestBed {
 
     /// Add a client namespace plugged into `cell` (1-based). Returns its index.
     pub fn add_client(&mut self, cell: usize) -> usize {
+        self.add_client_if(cell, CLIENT_IF)
+    }
+
+    /// A client whose interface is called `ifname` (dhcpcd names its pid
+    /// and lease files after the interface, host-wide: give each dhcpcd
+    /// client a [`unique`](crate::unique) name).
+    pub fn add_client_if(&mut self, cell: usize, ifname: &str) -> usize {
         let i = self.clients.len();
         let ns = Netns::new(&format!("ms{i}"));
         sysctl_host(&ns);
         let air_port = format!("m{i}");
-        veth(&ns, CLIENT_IF, &self.air, &air_port);
+        veth(&ns, ifname, &self.air, &air_port);
         self.air
             .sh(&format!("ip link set {air_port} master cell{cell}"));
         let mac = ns
-            .sh(&format!("cat /sys/class/net/{CLIENT_IF}/address"))
+            .sh(&format!("cat /sys/class/net/{ifname}/address"))
             .trim()
             .to_string();
         self.clients.push(Client {
             ns,
+            ifname: ifname.to_string(),
             air_port,
             mac,
             cell,
             addr: None,
             dhcp: None,
+            events: self.dir.join(format!("ms{i}.events")),
             standin_at: None,
         });
         i
@@ -416,8 +511,9 @@ impl TestBed {
     pub fn client_static(&mut self, i: usize, cell30: Cell30) {
         let c = &mut self.clients[i];
         c.ns.sh(&format!(
-            "ip addr add {}/30 dev {CLIENT_IF} && ip route add default via {}",
+            "ip addr add {}/30 dev {} && ip route add default via {}",
             cell30.station(),
+            c.ifname,
             cell30.gateway()
         ));
         c.addr = Some(cell30);
@@ -427,34 +523,12 @@ impl TestBed {
     /// wait for a /30. The script only touches the client's namespace (never
     /// /etc/resolv.conf, which namespaces share with the host).
     pub fn client_dhcp(&mut self, i: usize, timeout: Duration) -> Result<Cell30, String> {
-        let script = self.dir.join("udhcpc.script");
-        if !script.exists() {
-            fs::write(&script, UDHCPC_SCRIPT).expect("write udhcpc script");
-            sh(&format!("chmod 755 {}", script.display()));
-        }
-        let busybox = PathBuf::from(
-            sh("command -v busybox")
-                .lines()
-                .next()
-                .unwrap_or("/bin/busybox")
-                .trim(),
-        );
-        let out = self.dir.join(format!("udhcpc-ms{i}.log"));
-        let script_s = script.display().to_string();
-        let p = spawn_in(
-            &self.clients[i].ns.name,
-            "udhcpc",
-            &out,
-            &busybox,
-            &[
-                "udhcpc", "-f", "-i", CLIENT_IF, "-s", &script_s, "-t", "20", "-T", "1", "-A", "1",
-            ],
-        );
-        self.clients[i].dhcp = Some(p);
+        self.udhcpc(i, &["-t", "20", "-T", "1", "-A", "1"]);
         let ns = self.clients[i].ns.name.clone();
+        let ifname = self.clients[i].ifname.clone();
         // The script adds the address, then the default route: wait for both.
         let got = wait_for(timeout, || {
-            let c = client_addr(&ns)?;
+            let c = client_addr_on(&ns, &ifname)?;
             let r = sh_out(&format!("ip -n {ns} -4 route show default"));
             (!r.stdout.is_empty()).then_some(c)
         });
@@ -465,9 +539,110 @@ impl TestBed {
             }
             None => Err(format!(
                 "client ms{i} got no lease in {timeout:?}; udhcpc said:\n{}",
-                fs::read_to_string(&out).unwrap_or_default()
+                self.clients[i]
+                    .dhcp
+                    .as_ref()
+                    .map(Proc::run_output)
+                    .unwrap_or_default()
             )),
         }
+    }
+
+    /// Start busybox `udhcpc -f -i IF -s SCRIPT extra...` in client `i`
+    /// (stopping a DHCP client it runs); its script ([`UDHCPC_SCRIPT`])
+    /// installs the lease and logs `bound|renew ADDRESS SERVER` to the
+    /// client's events. Returns its pid.
+    pub fn udhcpc(&mut self, i: usize, extra: &[&str]) -> u32 {
+        let script = self.dir.join("udhcpc.script");
+        if !script.exists() {
+            write_script(&script, UDHCPC_SCRIPT);
+        }
+        let c = &self.clients[i];
+        let p = Spawn::new(
+            &c.ns.name,
+            "udhcpc",
+            "busybox",
+            &self.dir.join(format!("udhcpc-ms{i}.log")),
+        )
+        .args(["udhcpc", "-f", "-i", &c.ifname, "-s"])
+        .arg(&script)
+        .args(extra)
+        .env("TMIP_EVENTS", &c.events)
+        .append();
+        self.run_dhcp(i, p)
+    }
+
+    /// ISC dhclient in client `i`, in the foreground, with a script that
+    /// only installs the lease (never the host's resolv.conf) and logs
+    /// `BOUND|RENEW|REBIND|REBOOT ADDRESS`.
+    pub fn dhclient(&mut self, i: usize) -> u32 {
+        let c = &self.clients[i];
+        let script = self.dir.join(format!("{}-dhclient.sh", c.ns.name));
+        write_script(
+            &script,
+            &format!(
+                "#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT) \
+                 ip addr replace $new_ip_address/$new_subnet_mask dev $interface; \
+                 ip route replace default via ${{new_routers%% *}} dev $interface; \
+                 echo \"$reason $new_ip_address\" >> {};; esac\n",
+                c.events.display()
+            ),
+        );
+        let p = Spawn::new(
+            &c.ns.name,
+            "dhclient",
+            "dhclient",
+            &self.dir.join(format!("dhclient-ms{i}.log")),
+        )
+        .args(["-4", "-d", "-sf"])
+        .arg(&script)
+        .arg("-pf")
+        .arg(self.dir.join(format!("{}.dhclient.pid", c.ns.name)))
+        .arg("-lf")
+        .arg(self.dir.join(format!("{}.dhclient.leases", c.ns.name)))
+        .arg(&c.ifname)
+        .append();
+        self.run_dhcp(i, p)
+    }
+
+    /// dhcpcd in client `i`, in the foreground, IPv4 only, no config file,
+    /// a script that only logs (dhcpcd installs the address and route
+    /// itself). Give the client a unique interface name
+    /// ([`TestBed::add_client_if`]).
+    pub fn dhcpcd(&mut self, i: usize) -> u32 {
+        let c = &self.clients[i];
+        let script = self.dir.join(format!("{}-dhcpcd.sh", c.ns.name));
+        write_script(
+            &script,
+            &format!(
+                "#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT) \
+                 echo \"$reason $new_ip_address\" >> {};; esac\n",
+                c.events.display()
+            ),
+        );
+        let conf = self.dir.join(format!("{}.dhcpcd.conf", c.ns.name));
+        fs::write(&conf, "option routers, subnet_mask\n").expect("dhcpcd.conf");
+        let p = Spawn::new(
+            &c.ns.name,
+            "dhcpcd",
+            "dhcpcd",
+            &self.dir.join(format!("dhcpcd-ms{i}.log")),
+        )
+        .args(["-4", "-B", "-f"])
+        .arg(&conf)
+        .arg("-c")
+        .arg(&script)
+        .arg(&c.ifname)
+        .append();
+        self.run_dhcp(i, p)
+    }
+
+    fn run_dhcp(&mut self, i: usize, p: Spawn) -> u32 {
+        self.clients[i].stop_dhcp();
+        let p = p.start();
+        let pid = p.pid().unwrap_or_default();
+        self.clients[i].dhcp = Some(p);
+        pid
     }
 
     /// Move client `i` to `cell`: re-attach the air-side end of its link to
@@ -489,18 +664,16 @@ impl TestBed {
 
     /// Link state of the client's own interface (must stay UP across moves).
     pub fn client_link_up(&self, i: usize) -> bool {
-        let out = self.clients[i]
-            .ns
-            .sh(&format!("cat /sys/class/net/{CLIENT_IF}/carrier"));
+        let c = &self.clients[i];
+        let out = c.ns.sh(&format!("cat /sys/class/net/{}/carrier", c.ifname));
         out.trim() == "1"
     }
 
     /// Carrier-change counter of the client's interface: a roam must not
     /// bump it.
     pub fn client_carrier_changes(&self, i: usize) -> u64 {
-        self.clients[i]
-            .ns
-            .sh(&format!("cat /sys/class/net/{CLIENT_IF}/carrier_changes"))
+        let c = &self.clients[i];
+        c.ns.sh(&format!("cat /sys/class/net/{}/carrier_changes", c.ifname))
             .trim()
             .parse()
             .unwrap_or(u64::MAX)
@@ -508,92 +681,107 @@ impl TestBed {
 
     // ---------------------------------------------------------------- daemons
 
-    /// Write `mlrd.rc` and every CN's `tmipd.rc`, start mlrd then each tmipd
-    /// and wait until each says it is up.
+    /// Start mlrd then each tmipd and wait until each says it is up.
     pub fn start_daemons(&mut self, timeout: Duration) -> Result<(), String> {
         assert_eq!(self.opts.routing, Routing::Daemons);
         self.start_mlrd(timeout)?;
-        if self.central.is_some() {
-            self.start_tmipd(0, timeout)?;
-        }
-        for k in 1..=self.cns.len() {
+        for k in self.cn_indexes() {
             self.start_tmipd(k, timeout)?;
         }
         Ok(())
     }
 
+    /// [`TestBed::start_daemons`], panicking with the daemon's output if
+    /// one does not come up in 15 s.
+    pub fn start_all(&mut self) {
+        if let Err(e) = self.start_daemons(Duration::from_secs(15)) {
+            panic!("{e}");
+        }
+    }
+
+    /// The directory of mlrd's state on tmpfs ([`Options::mlr_state_tmpfs`]).
+    fn mlr_tmpfs_state(&self) -> PathBuf {
+        PathBuf::from("/dev/shm").join(format!(
+            "tmip-mlr-{}",
+            self.dir.file_name().unwrap_or_default().to_string_lossy()
+        ))
+    }
+
+    /// mlrd.rc: [`mlrd_rc`] with the bed's network, secret and debug level,
+    /// then the test's own lines ([`TestBed::set_mlrd_rc`]).
+    pub fn mlrd_rc(&self) -> Rc {
+        let mut rc = mlrd_rc(NETWORK_NAME, SECRET, &self.dir);
+        rc.set("debug_level", self.opts.debug_level);
+        if self.opts.mlr_state_tmpfs {
+            let state = self.mlr_tmpfs_state();
+            fs::create_dir_all(&state).expect("state dir");
+            rc.set("state_dir", state.display());
+        }
+        rc.apply(&self.mlrd_extra);
+        rc
+    }
+
+    /// Add a test's own mlrd.rc lines (a key replaces the bed's lines of
+    /// that key); they take effect at the next [`TestBed::start_mlrd`].
+    pub fn set_mlrd_rc(&mut self, extra: &[&str]) {
+        self.mlrd_extra = extra.iter().map(|l| l.to_string()).collect();
+    }
+
+    /// Write `mlrd.rc`, start (or restart) mlrd and wait for it to listen.
     pub fn start_mlrd(&mut self, timeout: Duration) -> Result<(), String> {
         let rc = self.dir.join("mlrd.rc");
-        let state = if self.opts.mlr_state_tmpfs {
-            PathBuf::from("/dev/shm").join(format!(
-                "tmip-mlr-{}",
-                self.dir.file_name().unwrap_or_default().to_string_lossy()
-            ))
-        } else {
-            self.dir.join("mlr-state")
-        };
-        fs::create_dir_all(&state).expect("state dir");
-        let text = format!(
-            "# mlrd.rc written by the mobility test bed\n\
-             network_name {NETWORK_NAME}\n\
-             port 6554\n\
-             foreground true\n\
-             log_file {}\n\
-             log true\n\
-             debug_level {}\n\
-             status_file {}\n\
-             secret {SECRET}\n\
-             state_dir {}\n\
-             lease_time 3600\n",
-            self.dir.join("mlrd.log").display(),
-            self.opts.debug_level,
-            self.dir.join("mlrd.status").display(),
-            state.display(),
-        );
-        fs::write(&rc, text).expect("write mlrd.rc");
-        let bin = crate::common::bin("mlrd");
-        let out = self.dir.join("mlrd.out");
-        let rc_s = rc.display().to_string();
-        let p = spawn_in(&self.mlr.name, "mlrd", &out, &bin, &["-F", "-f", &rc_s]);
+        self.mlrd_rc().write(&rc);
+        if let Some(mut old) = self.mlrd.take() {
+            old.kill();
+        }
+        let p = Spawn::new(
+            &self.mlr.name,
+            "mlrd",
+            bin("mlrd"),
+            &self.dir.join("mlrd.out"),
+        )
+        .args(["-F", "-f"])
+        .arg(&rc)
+        .append()
+        .start_until("MLR up and listening", timeout)?;
         self.mlrd = Some(p);
-        let log = self.dir.join("mlrd.log");
-        self.wait_log("mlrd", &[&out, &log], "MLR up and listening", timeout)
+        Ok(())
     }
 
-    /// Is mlrd (started by us) still running?
-    fn mlrd_alive(&mut self) -> bool {
-        self.mlrd.as_mut().map(|p| p.alive()) == Some(true)
+    /// SIGKILL mlrd (the MLR going away).
+    pub fn stop_mlrd(&mut self) {
+        if let Some(mut p) = self.mlrd.take() {
+            p.kill();
+        }
     }
 
-    /// The `.rc` text for CN `k` (0 = central CN).
+    /// The `.rc` text for CN `k` (0 = central CN): the bed's lines, then the
+    /// test's own ([`TestBed::set_rc`]).
     pub fn tmipd_rc(&self, k: usize) -> String {
         let cn = self.cn(k);
-        let name = cn.label();
-        let mut s = format!(
-            "# tmipd.rc for {name}, written by the mobility test bed\n\
-             mlr {MLR_IP}\n\
-             cn_name {name} test-bed\n\
-             tunnel_prefix tmip{k}x\n\
-             cn_if {CORE_IF}\n\
-             mobile_if {}\n\
-             network_name {NETWORK_NAME}\n\
-             secret {SECRET}\n\
-             log_file {}\n\
-             log true\n\
-             foreground true\n\
-             debug_level {}\n\
-             status_file {}\n\
-             reverse_tunnel true\n\
-             lease_time 3600\n",
-            cn.mobile_if,
-            self.dir
-                .join(format!("tmipd-{}.log", name.to_lowercase()))
-                .display(),
-            self.opts.debug_level,
-            self.dir
-                .join(format!("tmipd-{}.status", name.to_lowercase()))
-                .display(),
-        );
+        let mut rc = Rc::new(&format!(
+            "tmipd.rc for {}, written by the mobility test bed",
+            cn.label()
+        ));
+        rc.set("mlr", MLR_IP)
+            .set("cn_name", cn.cn_name())
+            .set("tunnel_prefix", Self::tunnel_prefix(k))
+            .set("cn_if", CORE_IF)
+            .set("mobile_if", &cn.mobile_if)
+            .set("network_name", NETWORK_NAME)
+            .set("secret", SECRET)
+            .set(
+                "log_file",
+                self.dir
+                    .join(format!("tmipd-{}.log", cn.label().to_lowercase()))
+                    .display(),
+            )
+            .set("log", "true")
+            .set("foreground", "true")
+            .set("debug_level", self.opts.debug_level)
+            .set("status_file", cn.status.display())
+            .set("reverse_tunnel", "true")
+            .set("lease_time", 3600);
         let offers_pool = if self.opts.central_pool {
             k == 0
         } else {
@@ -601,14 +789,33 @@ impl TestBed {
         };
         if offers_pool {
             let o = cn.mobile_ip.octets();
-            s.push_str(&format!(
-                "addr_pool {} {}.{}.{}.4 {}.{}.{}.251\n",
-                cn.mobile_if, o[0], o[1], o[2], o[0], o[1], o[2]
-            ));
-        } else {
+            rc.set(
+                "addr_pool",
+                format!(
+                    "{} {}.{}.{}.4 {}.{}.{}.251",
+                    cn.mobile_if, o[0], o[1], o[2], o[0], o[1], o[2]
+                ),
+            );
+        }
+        rc.apply(&cn.rc_extra);
+        let mut s = rc.text();
+        if !offers_pool && rc.get("addr_pool").is_none() {
             s.push_str("# no addr_pool: clients get their /30 from the central CN's pool\n");
         }
         s
+    }
+
+    /// Write CN `k`'s rc file from [`TestBed::tmipd_rc`].
+    pub fn write_tmipd_rc(&self, k: usize) {
+        let cn = self.cn(k);
+        fs::write(&cn.rc, self.tmipd_rc(k)).expect("write tmipd.rc");
+    }
+
+    /// Set CN `k`'s own rc lines (`key value`; a key replaces the bed's
+    /// lines of that key, e.g. `addr_pool`) and rewrite its rc file.
+    pub fn set_rc(&mut self, k: usize, extra: &[&str]) {
+        self.cn_mut(k).rc_extra = extra.iter().map(|l| l.to_string()).collect();
+        self.write_tmipd_rc(k);
     }
 
     pub fn cn(&self, k: usize) -> &Cn {
@@ -618,7 +825,7 @@ impl TestBed {
             &self.cns[k - 1]
         }
     }
-    fn cn_mut(&mut self, k: usize) -> &mut Cn {
+    pub fn cn_mut(&mut self, k: usize) -> &mut Cn {
         if k == 0 {
             self.central.as_mut().expect("no central CN in this bed")
         } else {
@@ -626,75 +833,35 @@ impl TestBed {
         }
     }
 
-    /// Start (or restart) tmipd for CN `k` (0 = central) and wait for
-    /// `is now up and running`.
+    /// Write its rc file, start (or restart) tmipd for CN `k` (0 = central)
+    /// and wait for `is now up and running`.
     pub fn start_tmipd(&mut self, k: usize, timeout: Duration) -> Result<(), String> {
-        let text = self.tmipd_rc(k);
-        let rc = self.cn(k).rc.clone();
-        fs::write(&rc, text).expect("write tmipd.rc");
-        let label = self.cn(k).label().to_lowercase();
-        let out = self.dir.join(format!("tmipd-{label}.out"));
-        let log = self.dir.join(format!("tmipd-{label}.log"));
-        // A restart appends to the log: remember where this run starts.
-        let log_start = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-        let bin = crate::common::bin("tmipd");
-        let rc_s = rc.display().to_string();
-        let ns = self.cn(k).ns.name.clone();
-        let p = spawn_in(&ns, "tmipd", &out, &bin, &["-F", "-f", &rc_s]);
-        self.cn_mut(k).daemon = Some(p);
-        let deadline = Instant::now() + timeout;
-        loop {
-            let mut text = fs::read_to_string(&out).unwrap_or_default();
-            let l = fs::read(&log).unwrap_or_default();
-            if l.len() as u64 > log_start {
-                text.push_str(&String::from_utf8_lossy(&l[log_start as usize..]));
-            }
-            if text.contains("is now up and running") {
-                return Ok(());
-            }
-            let alive = self.cn_mut(k).daemon.as_mut().map(|p| p.alive()) == Some(true);
-            if !alive || Instant::now() > deadline {
-                return Err(format!(
-                    "tmipd {label} not up (alive={alive}); output:\n{text}"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.write_tmipd_rc(k);
+        self.kill_tmipd(k);
+        self.cn_mut(k).start(&[], timeout).map(|_| ())
     }
 
     /// Kill tmipd of CN `k` with SIGKILL (a crash: no clean-up by it).
     pub fn kill_tmipd(&mut self, k: usize) {
-        if let Some(p) = self.cn_mut(k).daemon.as_mut() {
-            p.kill();
-        }
+        self.cn_mut(k).crash();
     }
 
-    fn wait_log(
-        &mut self,
-        what: &str,
-        files: &[&Path],
-        needle: &str,
-        timeout: Duration,
-    ) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let text: String = files
-                .iter()
-                .map(|f| fs::read_to_string(f).unwrap_or_default())
-                .collect();
-            if text.contains(needle) {
-                return Ok(());
-            }
-            if !self.mlrd_alive() {
-                return Err(format!("{what} exited before saying {needle:?}:\n{text}"));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{what} did not say {needle:?} in {timeout:?}:\n{text}"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// `tmipd -E` (the connectivity evaluation) with CN `k`'s rc file, in
+    /// its namespace: (exit code, stdout).
+    pub fn evaluate(&self, k: usize) -> (i32, String) {
+        let cn = self.cn(k);
+        let out = cn
+            .ns
+            .command(bin("tmipd"))
+            .arg("-E")
+            .arg("-f")
+            .arg(&cn.rc)
+            .output()
+            .expect("tmipd -E");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     }
 
     /// All daemon logs, for a failing test's message.
@@ -893,7 +1060,12 @@ fn batch(ns: &str, lines: &str) {
 
 /// The /30 on the client's `eth0`, if any.
 pub fn client_addr(ns: &str) -> Option<Cell30> {
-    let out = sh_out(&format!("ip -n {ns} -4 -o addr show dev {CLIENT_IF}"));
+    client_addr_on(ns, CLIENT_IF)
+}
+
+/// The /30 on interface `ifname` of namespace `ns`, if any.
+pub fn client_addr_on(ns: &str, ifname: &str) -> Option<Cell30> {
+    let out = sh_out(&format!("ip -n {ns} -4 -o addr show dev {ifname}"));
     let text = String::from_utf8_lossy(&out.stdout);
     for w in text.split_whitespace() {
         if let Some(ip) = w.strip_suffix("/30") {
@@ -905,9 +1077,16 @@ pub fn client_addr(ns: &str) -> Option<Cell30> {
     None
 }
 
+/// Write an executable script.
+fn write_script(path: &Path, text: &str) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    sh(&format!("chmod 755 {}", path.display()));
+}
+
 /// udhcpc event script: configures only the client's interface and default
 /// route; on renew with the same address it changes nothing (a TCP session
-/// must not notice a renewal).
+/// must not notice a renewal). With `TMIP_EVENTS` set it appends
+/// `bound|renew ADDRESS SERVER` to that file.
 pub const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
 # udhcpc script for the TMip test bed: never touches /etc (shared with the host).
 case "$1" in
@@ -931,6 +1110,7 @@ case "$1" in
       break
     done
     echo "udhcpc-script: $1 $ip/$plen router $router server $serverid lease $lease"
+    [ -n "$TMIP_EVENTS" ] && echo "$1 $ip $serverid" >> "$TMIP_EVENTS"
     ;;
   leasefail|nak)
     echo "udhcpc-script: $1 $message"

@@ -1,11 +1,5 @@
-//! Test bed helpers for namespace tests: network namespaces, veth pairs,
-//! bridges and processes that are all removed when the guard drops.
-//!
-//! Rules every namespace test follows: it needs root and fails (never skips)
-//! without it; names are unique per process so tests run in parallel; a
-//! process is ended by the pid the test started, never by name; traffic goes
-//! only to namespaces the test made.
-#![allow(dead_code)]
+//! Network namespaces, veth pairs and shell helpers, all removed when their
+//! guards drop (re-exported at the crate root).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -103,14 +97,9 @@ impl Netns {
     /// sockets it opens (netlink, raw, TUN) live there. The caller's own
     /// thread stays where it was.
     pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        use std::os::fd::AsRawFd;
-        let path = format!("/run/netns/{}", self.name);
         std::thread::scope(|s| {
             s.spawn(|| {
-                let ns = std::fs::File::open(&path).expect("open netns");
-                // SAFETY: setns on a valid namespace fd; affects this thread only.
-                let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                enter_netns(&self.name);
                 f()
             })
             .join()
@@ -178,6 +167,27 @@ impl Drop for Netns {
         }
         let _ = sh_out(&format!("ip netns del {}", self.name));
     }
+}
+
+/// Move the calling thread into network namespace `name` (setns).
+pub fn enter_netns(name: &str) {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{name}");
+    let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: setns on a valid namespace fd; affects this thread only.
+    let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+}
+
+/// Run `f` on a new thread that has entered network namespace `ns`.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        enter_netns(&ns);
+        f()
+    })
+    .join()
+    .expect("namespace thread panicked")
 }
 
 /// A veth pair with one end in each namespace (names `a`, `b` inside them).

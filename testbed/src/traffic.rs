@@ -15,7 +15,6 @@
 //! - [`ProbeStream`]: sequence-numbered UDP probes every 1 ms in each
 //!   direction MS -> srv and srv -> MS; per move the largest receive gap and
 //!   the probes lost; [`percentiles`] for the benchmark.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -25,19 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Run `f` on a thread that has entered network namespace `ns`.
-pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: setns on a valid fd; affects only this thread.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("namespace thread panicked")
-}
+pub use crate::ns::in_netns;
 
 /// The byte at stream offset `i` of direction `dir` (0 = MS->srv,
 /// 1 = srv->MS): a little-endian u64 counter of `i / 8`, xored with the
