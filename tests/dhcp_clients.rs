@@ -526,21 +526,3 @@ fn malformed_frames_are_logged_and_survived() {
     bed.assert_server_alive();
     bed.cli.kill(pid);
 }
-
-/// A test-driver example binary; `cargo test` builds examples, a lone
-/// `cargo test --test NAME` may not.
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let p = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("examples")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} not built: run `cargo build --examples` (or plain `cargo test`) first",
-        p.display()
-    );
-    p
-}

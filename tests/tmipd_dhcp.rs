@@ -6,13 +6,6 @@ use std::time::Duration;
 use tmip_testbed::bed::*;
 use tmip_testbed::*;
 
-fn bed(cns: usize) -> TestBed {
-    TestBed::new(Options {
-        cns,
-        ..Options::default()
-    })
-}
-
 /// N+1 of a /30 inside `prefix` (`10.1.0.`): the station rule.
 fn is_station_address(ip: &str, prefix: &str) -> bool {
     ip.starts_with(prefix)
@@ -25,7 +18,7 @@ fn is_station_address(ip: &str, prefix: &str) -> bool {
 
 #[test]
 fn udhcpc_dhclient_and_dhcpcd_obtain_install_and_renew_a_lease() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     // A 12 s lease makes every client renew (T1 = 6 s) within the test.
     bed.set_rc(1, &["lease_time 12", "debug_level 4"]);
     bed.start_all();
@@ -56,11 +49,7 @@ fn udhcpc_dhclient_and_dhcpcd_obtain_install_and_renew_a_lease() {
         // Installed: N+1/30 on the link, and the gateway N+2 answers.
         let installed = c.address().unwrap_or_default();
         assert_eq!(installed, format!("{ip}/30"), "{name}");
-        let gw = {
-            let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-            o[3] += 1;
-            format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])
-        };
+        let gw = gateway_of(&ip);
         let route = c.ns.sh("ip -4 route show default");
         assert!(route.contains(&format!("via {gw}")), "{name}: {route}");
         c.ns.sh(&format!("ping -c1 -W2 {gw}"));
@@ -95,7 +84,7 @@ fn udhcpc_dhclient_and_dhcpcd_obtain_install_and_renew_a_lease() {
 
 #[test]
 fn a_client_moved_to_another_cn_gets_the_same_address() {
-    let mut bed = bed(2);
+    let mut bed = TestBed::with_cns(2);
     bed.set_rc(1, &["debug_level 3"]);
     bed.start_all();
     let c = bed.add_client(1);
@@ -117,11 +106,7 @@ fn a_client_moved_to_another_cn_gets_the_same_address() {
     assert_eq!(again, ip, "same /30 at the other CN");
     // CN 2 now serves it (gateway address on its mobile interface) with
     // CN 1 as the parent; CN 1 routes the cell to CN 2.
-    let gw = {
-        let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-        o[3] += 1;
-        format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])
-    };
+    let gw = gateway_of(&ip);
     let a2 = bed.cns[1]
         .ns
         .sh(&format!("ip -4 addr show dev {MOBILE_IF}"));
@@ -143,18 +128,14 @@ fn a_client_moved_to_another_cn_gets_the_same_address() {
 
 #[test]
 fn a_released_lease_is_withdrawn_from_the_cn() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     bed.set_rc(1, &["debug_level 4"]);
     bed.start_all();
     let c = bed.add_client(1);
     // -R: send RELEASE when udhcpc is told to stop.
     bed.udhcpc(c, &["-R"]);
     let ip = bed.clients[c].wait_event(&["bound"], 0, 20).expect("lease");
-    let gw = {
-        let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-        o[3] += 1;
-        format!("{}.{}.{}.{}/32", o[0], o[1], o[2], o[3])
-    };
+    let gw = format!("{}/32", gateway_of(&ip));
     assert!(bed.cns[0].mobile_addrs().contains(&gw));
     bed.clients[c].stop_dhcp();
     assert!(

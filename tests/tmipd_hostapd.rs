@@ -13,77 +13,12 @@
 //! arrival for the station before the handover line.
 //!
 //! Needs root, hostapd, wpa_supplicant, tcpdump, busybox (scripts/setup).
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
+use tmip::addr::MacAddr;
 use tmip_testbed::bed::*;
-use tmip_testbed::{read, wait_for, Netns};
-
-fn write_hostapd_conf(dir: &Path, iface: &str, ctrl: &Path) -> std::path::PathBuf {
-    let conf = dir.join(format!("hostapd-{iface}.conf"));
-    std::fs::write(
-        &conf,
-        format!(
-            "interface={iface}\ndriver=wired\nctrl_interface={}\nieee8021x=1\neap_server=1\n\
-             eap_user_file={}\neapol_version=2\nlogger_stdout=-1\nlogger_stdout_level=2\n",
-            ctrl.display(),
-            dir.join("eap_user").display()
-        ),
-    )
-    .expect("hostapd.conf");
-    std::fs::write(dir.join("eap_user"), "\"tmip\"\tMD5\t\"secret\"\n").expect("eap_user");
-    conf
-}
-
-fn start_hostapd(ns: &mut Netns, conf: &Path, sock: &Path, out: &Path) -> u32 {
-    let _ = std::fs::remove_file(sock);
-    let log = std::fs::File::create(out).expect("hostapd log");
-    let mut c = ns.command("hostapd");
-    c.arg(conf).stdout(Stdio::from(log)).stderr(Stdio::null());
-    let pid = ns.spawn(c);
-    assert!(
-        wait_for(Duration::from_secs(5), || sock.exists().then_some(())).is_some(),
-        "hostapd did not create {} (is hostapd installed?)\n{}",
-        sock.display(),
-        read(out)
-    );
-    pid
-}
-
-/// wpa_supplicant on the station, plus one EAPOL-Start from its MAC so
-/// authentication starts at once (wpa_supplicant waits 2 s before its own).
-fn start_supplicant(ns: &mut Netns, ifname: &str, dir: &Path, mac: &str) -> u32 {
-    let conf = dir.join(format!("wpas-{ifname}.conf"));
-    let wctrl = dir.join(format!("wctrl-{ifname}"));
-    std::fs::write(
-        &conf,
-        format!(
-            "ctrl_interface={}\nap_scan=0\nnetwork={{\n\tkey_mgmt=IEEE8021X\n\teap=MD5\n\t\
-             identity=\"tmip\"\n\tpassword=\"secret\"\n\teapol_flags=0\n}}\n",
-            wctrl.display()
-        ),
-    )
-    .expect("wpas.conf");
-    let mut c = ns.command("wpa_supplicant");
-    c.args(["-D", "wired", "-i", ifname, "-c"]).arg(&conf);
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    let pid = ns.spawn(c);
-    let cli = format!("wpa_cli -p {} -i {ifname} status", wctrl.display());
-    let ready = wait_for(Duration::from_secs(5), || {
-        String::from_utf8_lossy(&ns.sh_out(&cli).stdout)
-            .contains("wpa_state=ASSOCIATED")
-            .then_some(())
-    });
-    assert!(ready.is_some(), "wpa_supplicant did not start");
-    // EAPOL-Start (version 2, type 1, length 0) to the PAE group address.
-    let src = mac.replace(':', "");
-    ns.sh(&format!(
-        "python3 -c \"import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); \
-         s.bind(('{ifname}',0)); d=bytes.fromhex('0180c2000003{src}888e02010000'); \
-         s.send(d+bytes(60-len(d)))\""
-    ));
-    pid
-}
+use tmip_testbed::wired8021x::{hostapd_conf, start_hostapd, start_supplicant};
+use tmip_testbed::{read, wait_for};
 
 /// Frames in tcpdump's `-tt -e -n` text output: (time, source MAC, line).
 fn frames(text: &str) -> Vec<(f64, String, String)> {
@@ -97,18 +32,9 @@ fn frames(text: &str) -> Vec<(f64, String, String)> {
         .collect()
 }
 
-fn gateway_of(ip: &str) -> String {
-    let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-    o[3] += 1;
-    format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])
-}
-
 #[test]
 fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything() {
-    let mut bed = TestBed::new(Options {
-        cns: 2,
-        ..Options::default()
-    });
+    let mut bed = TestBed::with_cns(2);
     let hctl = bed.dir.join("hctl");
     let sock = hctl.join(MOBILE_IF);
     bed.set_rc(1, &["debug_level 4", "hostapd_ctrl off", "ubus off"]);
@@ -134,7 +60,7 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
         "{}",
         bed.cns[1].log_text()
     );
-    let conf = write_hostapd_conf(&bed.dir, MOBILE_IF, &hctl);
+    let conf = hostapd_conf(&bed.dir, MOBILE_IF, &hctl);
     let hlog = bed.dir.join("hostapd.log");
     let hapd = start_hostapd(&mut bed.cns[1].ns, &conf, &sock, &hlog);
     assert!(
@@ -182,7 +108,8 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
     let t_auth = std::time::Instant::now();
     let dir = bed.dir.clone();
     let cl = &mut bed.clients[c];
-    let sup = start_supplicant(&mut cl.ns, &cl.ifname, &dir, &sta_mac);
+    let mac: MacAddr = sta_mac.parse().expect("station MAC");
+    let sup = start_supplicant(&mut cl.ns, &cl.ifname, &dir, mac.0);
     assert!(
         bed.cns[1].wait_log("from association event to adoption", from, 10),
         "CN 2 did not adopt on the hostapd event\nCN 2:\n{}\nhostapd:\n{}",

@@ -6,13 +6,6 @@ use std::time::Duration;
 use tmip_testbed::bed::*;
 use tmip_testbed::*;
 
-fn bed(cns: usize) -> TestBed {
-    TestBed::new(Options {
-        cns,
-        ..Options::default()
-    })
-}
-
 fn start_cn(bed: &mut TestBed, k: usize, args: &[&str]) {
     if let Err(e) = bed.cn_mut(k).start(args, Duration::from_secs(15)) {
         panic!("{e}");
@@ -38,15 +31,9 @@ fn lease(bed: &mut TestBed, c: usize, skip: usize) -> String {
     })
 }
 
-fn gateway_of(ip: &str) -> String {
-    let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-    o[3] += 1;
-    format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])
-}
-
 #[test]
 fn evaluation_lists_the_mlr_and_every_cn_and_fails_when_one_is_down() {
-    let mut bed = bed(2);
+    let mut bed = TestBed::with_cns(2);
     bed.start_all();
     let (code, out) = bed.evaluate(1);
     println!("{out}");
@@ -94,7 +81,7 @@ fn evaluation_lists_the_mlr_and_every_cn_and_fails_when_one_is_down() {
 
 #[test]
 fn a_restarted_cn_re_establishes_its_stations() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     bed.start_all();
     let c = bed.add_client(1);
     let ip = lease(&mut bed, c, 0);
@@ -129,7 +116,7 @@ fn a_restarted_cn_re_establishes_its_stations() {
 
 #[test]
 fn without_the_mlr_a_cn_keeps_serving_and_rebinds_when_it_returns() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     bed.set_rc(1, &["lease_time 12"]);
     bed.start_all();
     let c = bed.add_client(1);
@@ -163,7 +150,7 @@ fn without_the_mlr_a_cn_keeps_serving_and_rebinds_when_it_returns() {
 
 #[test]
 fn a_full_station_table_refuses_the_newcomer_and_serves_the_others() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     bed.set_rc(1, &["max_stations 1"]);
     bed.start_all();
     let a = bed.add_client(1);
@@ -188,7 +175,7 @@ fn a_full_station_table_refuses_the_newcomer_and_serves_the_others() {
 
 #[test]
 fn malformed_dhcp_and_mlrp_input_is_logged_and_survived() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     bed.start_all();
     // MLRP garbage at the CN-to-CN port, from the MLR's namespace: text, an
     // oversized length, a half frame left hanging, a flood of junk.
@@ -259,7 +246,7 @@ sendp(base/Raw(bytes(range(256))*2), iface=i, verbose=0)
 
 #[test]
 fn two_instances_on_one_node_serve_their_own_cells() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     // A second mobile interface and cell on CN 1's node.
     bed.air
         .sh("ip link add cellb type bridge && ip link set cellb up");
@@ -324,7 +311,7 @@ fn two_instances_on_one_node_serve_their_own_cells() {
 
 #[test]
 fn signals_and_console_work_in_the_foreground() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     start_mlrd(&mut bed);
     // The console reads a FIFO so the test can type into it.
     let fifo = bed.dir.join("console");
@@ -410,7 +397,7 @@ fn signals_and_console_work_in_the_foreground() {
 
 #[test]
 fn starts_from_a_uci_section_and_evaluates_with_it() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     start_mlrd(&mut bed);
     let uci = bed.dir.join("tmip");
     std::fs::write(
@@ -456,7 +443,7 @@ fn starts_from_a_uci_section_and_evaluates_with_it() {
 
 #[test]
 fn a_wrong_network_name_or_secret_is_refused_at_start() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     start_mlrd(&mut bed);
     let run = |bed: &TestBed| {
         // `timeout`: a CN that wrongly keeps running must not hang the test.
@@ -504,7 +491,7 @@ fn a_wrong_network_name_or_secret_is_refused_at_start() {
 
 #[test]
 fn pool_conflicts_are_reported_and_an_overlapping_pool_is_refused() {
-    let mut bed = bed(2);
+    let mut bed = TestBed::with_cns(2);
     // CN 1's pool holds its own mobile address 10.1.0.1: a warning.
     bed.set_rc(1, &[&format!("addr_pool {MOBILE_IF} 10.1.0.0 10.1.0.60")]);
     start_mlrd(&mut bed);
@@ -563,7 +550,7 @@ impl Drop for PidFileGuard {
 
 #[test]
 fn daemon_mode_detaches_logs_to_its_file_and_exits_on_term() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     start_mlrd(&mut bed);
     let file_log = bed.dir.join("daemon.log");
     let pid_file = bed.dir.join("tmipd.pid");
@@ -620,7 +607,7 @@ fn daemon_mode_detaches_logs_to_its_file_and_exits_on_term() {
 
 #[test]
 fn a_cn_started_before_its_mlr_comes_up_and_binds_later() {
-    let mut bed = bed(1);
+    let mut bed = TestBed::with_cns(1);
     start_cn(&mut bed, 1, &[]);
     let log = bed.cns[0].log_text();
     assert!(

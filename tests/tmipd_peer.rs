@@ -9,10 +9,7 @@ use tmip_testbed::bed::*;
 
 #[test]
 fn the_cn_listener_serves_ping_redirect_and_move_with_authentication() {
-    let mut bed = TestBed::new(Options {
-        cns: 1,
-        ..Options::default()
-    });
+    let mut bed = TestBed::with_cns(1);
     bed.set_rc(1, &["debug_level 3"]);
     bed.start_all();
     let c = bed.add_client(1);

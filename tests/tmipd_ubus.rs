@@ -79,10 +79,7 @@ fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
 
 #[test]
 fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
-    let mut bed = TestBed::new(Options {
-        cns: 2,
-        ..Options::default()
-    });
+    let mut bed = TestBed::with_cns(2);
     let sock = bed.dir.join("ubus.sock");
     let ubusd = FakeUbusd::start(&sock);
     let hostapd_obj = format!("hostapd.{MOBILE_IF}");

@@ -455,6 +455,14 @@ impl TestBed {
         central.into_iter().chain(1..=self.cns.len()).collect()
     }
 
+    /// A bed with `cns` CNs and the default options otherwise.
+    pub fn with_cns(cns: usize) -> TestBed {
+        TestBed::new(Options {
+            cns,
+            ..Options::default()
+        })
+    }
+
     /// Plug `ns`'s `core0` into the core bridge through air-side port `port`.
     fn core_port(&self, ns: &Netns, port: &str) {
         veth(ns, CORE_IF, &self.air, port);
@@ -558,17 +566,12 @@ impl TestBed {
             write_script(&script, UDHCPC_SCRIPT);
         }
         let c = &self.clients[i];
-        let p = Spawn::new(
-            &c.ns.name,
-            "udhcpc",
-            "busybox",
-            &self.dir.join(format!("udhcpc-ms{i}.log")),
-        )
-        .args(["udhcpc", "-f", "-i", &c.ifname, "-s"])
-        .arg(&script)
-        .args(extra)
-        .env("TMIP_EVENTS", &c.events)
-        .append();
+        let p = self
+            .dhcp_spawn(i, "udhcpc", "busybox")
+            .args(["udhcpc", "-f", "-i", &c.ifname, "-s"])
+            .arg(&script)
+            .args(extra)
+            .env("TMIP_EVENTS", &c.events);
         self.run_dhcp(i, p)
     }
 
@@ -576,32 +579,23 @@ impl TestBed {
     /// only installs the lease (never the host's resolv.conf) and logs
     /// `BOUND|RENEW|REBIND|REBOOT ADDRESS`.
     pub fn dhclient(&mut self, i: usize) -> u32 {
-        let c = &self.clients[i];
-        let script = self.dir.join(format!("{}-dhclient.sh", c.ns.name));
-        write_script(
-            &script,
-            &format!(
-                "#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT) \
-                 ip addr replace $new_ip_address/$new_subnet_mask dev $interface; \
-                 ip route replace default via ${{new_routers%% *}} dev $interface; \
-                 echo \"$reason $new_ip_address\" >> {};; esac\n",
-                c.events.display()
-            ),
+        let script = self.reason_script(
+            i,
+            "dhclient",
+            "ip addr replace $new_ip_address/$new_subnet_mask dev $interface; \
+             ip route replace default via ${new_routers%% *} dev $interface;",
         );
-        let p = Spawn::new(
-            &c.ns.name,
-            "dhclient",
-            "dhclient",
-            &self.dir.join(format!("dhclient-ms{i}.log")),
-        )
-        .args(["-4", "-d", "-sf"])
-        .arg(&script)
-        .arg("-pf")
-        .arg(self.dir.join(format!("{}.dhclient.pid", c.ns.name)))
-        .arg("-lf")
-        .arg(self.dir.join(format!("{}.dhclient.leases", c.ns.name)))
-        .arg(&c.ifname)
-        .append();
+        let c = &self.clients[i];
+        let file = |ext: &str| self.dir.join(format!("{}.dhclient.{ext}", c.ns.name));
+        let p = self
+            .dhcp_spawn(i, "dhclient", "dhclient")
+            .args(["-4", "-d", "-sf"])
+            .arg(&script)
+            .arg("-pf")
+            .arg(file("pid"))
+            .arg("-lf")
+            .arg(file("leases"))
+            .arg(&c.ifname);
         self.run_dhcp(i, p)
     }
 
@@ -610,31 +604,42 @@ impl TestBed {
     /// itself). Give the client a unique interface name
     /// ([`TestBed::add_client_if`]).
     pub fn dhcpcd(&mut self, i: usize) -> u32 {
+        let script = self.reason_script(i, "dhcpcd", "");
         let c = &self.clients[i];
-        let script = self.dir.join(format!("{}-dhcpcd.sh", c.ns.name));
+        let conf = self.dir.join(format!("{}.dhcpcd.conf", c.ns.name));
+        fs::write(&conf, "option routers, subnet_mask\n").expect("dhcpcd.conf");
+        let p = self
+            .dhcp_spawn(i, "dhcpcd", "dhcpcd")
+            .args(["-4", "-B", "-f"])
+            .arg(&conf)
+            .arg("-c")
+            .arg(&script)
+            .arg(&c.ifname);
+        self.run_dhcp(i, p)
+    }
+
+    /// A DHCP client script for client `i` in the dhclient/dhcpcd style
+    /// (`$reason`): on a lease it runs `install`, then logs
+    /// `REASON ADDRESS` to the client's events.
+    fn reason_script(&self, i: usize, name: &str, install: &str) -> PathBuf {
+        let c = &self.clients[i];
+        let script = self.dir.join(format!("{}-{name}.sh", c.ns.name));
         write_script(
             &script,
             &format!(
-                "#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT) \
+                "#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT) {install} \
                  echo \"$reason $new_ip_address\" >> {};; esac\n",
                 c.events.display()
             ),
         );
-        let conf = self.dir.join(format!("{}.dhcpcd.conf", c.ns.name));
-        fs::write(&conf, "option routers, subnet_mask\n").expect("dhcpcd.conf");
-        let p = Spawn::new(
-            &c.ns.name,
-            "dhcpcd",
-            "dhcpcd",
-            &self.dir.join(format!("dhcpcd-ms{i}.log")),
-        )
-        .args(["-4", "-B", "-f"])
-        .arg(&conf)
-        .arg("-c")
-        .arg(&script)
-        .arg(&c.ifname)
-        .append();
-        self.run_dhcp(i, p)
+        script
+    }
+
+    /// `program` in client `i`'s namespace, output appended to
+    /// `{name}-ms{i}.log` in the run directory.
+    fn dhcp_spawn(&self, i: usize, name: &str, program: &str) -> Spawn {
+        let out = self.dir.join(format!("{name}-ms{i}.log"));
+        Spawn::new(&self.clients[i].ns.name, name, program, &out).append()
     }
 
     fn run_dhcp(&mut self, i: usize, p: Spawn) -> u32 {
@@ -1056,6 +1061,14 @@ fn batch(ns: &str, lines: &str) {
         let _ = i.write_all(lines.as_bytes());
     }
     let _ = ch.wait();
+}
+
+/// The gateway (N+2) of the /30 holding station address `ip` (N+1).
+pub fn gateway_of(ip: &str) -> String {
+    let ip: Ipv4Addr = ip
+        .parse()
+        .unwrap_or_else(|e| panic!("station address {ip:?}: {e}"));
+    Cell30::containing(ip).gateway().to_string()
 }
 
 /// The /30 on the client's `eth0`, if any.

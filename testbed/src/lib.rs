@@ -14,7 +14,8 @@
 //! - [`Rc`], [`mlrd_rc`]: the one writer of rc files;
 //! - [`bed`]: the mobility bed ([`TestBed`]): MLR, CNs, cells, `srv` and
 //!   clients (MS), one address plan;
-//! - [`traffic`]: TCP stream and probe checks that measure interruptions.
+//! - [`traffic`]: TCP stream and probe checks that measure interruptions;
+//! - [`wired8021x`]: hostapd and wpa_supplicant over a wired link (802.1X).
 //!
 //! Rules every namespace test follows: it needs root and fails (never skips)
 //! without it; names are unique per process so tests run in parallel; a
@@ -27,6 +28,7 @@ pub mod ns;
 pub mod process;
 pub mod rc;
 pub mod traffic;
+pub mod wired8021x;
 
 pub use bed::{Options, Routing, TestBed};
 pub use dir::{read, RunDir};

@@ -25,16 +25,35 @@ pub fn unique(prefix: &str) -> String {
     name
 }
 
+/// `target/<profile>`, from the running test or example binary
+/// (`target/<profile>/deps/<test>` or `target/<profile>/examples/<name>`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
 /// Path of a workspace binary (`tmipd`, `mlrd`), built by `cargo build`
 /// before the tests run (.ci/run does). Panics with advice if missing.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test-binary>
-    let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
-    let p = dir.join(name);
+    let p = profile_dir().join(name);
     assert!(
         p.exists(),
         "{} not built: run `cargo build --workspace` first",
+        p.display()
+    );
+    p
+}
+
+/// Path of a test-driver example binary; `cargo test` builds examples, a
+/// lone `cargo test --test NAME` may not. Panics with advice if missing.
+pub fn example(name: &str) -> PathBuf {
+    let p = profile_dir().join("examples").join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --examples` (or plain `cargo test`) first",
         p.display()
     );
     p

@@ -125,6 +125,12 @@ pub struct Mark {
 const CHUNK: usize = 1024;
 
 impl TcpCheck {
+    /// The first socket error either direction hit, if any.
+    fn first_error(&self) -> Option<String> {
+        let up = self.up.error.lock().unwrap().clone();
+        up.or_else(|| self.down.error.lock().unwrap().clone())
+    }
+
     /// Listen in `srv_ns` on `srv_ip:port`, connect from `ms_ns`, start the
     /// two writers (one `chunk` per `period` each) and the two verifying
     /// readers.
@@ -241,13 +247,7 @@ impl TcpCheck {
         let bad = (self.up.mismatched.load(Ordering::SeqCst) - m.up_bad)
             + (self.down.mismatched.load(Ordering::SeqCst) - m.down_bad);
         let lost = m.up_sent.saturating_sub(up_recv) + m.down_sent.saturating_sub(down_recv) + bad;
-        let error = self
-            .up
-            .error
-            .lock()
-            .unwrap()
-            .clone()
-            .or_else(|| self.down.error.lock().unwrap().clone());
+        let error = self.first_error();
         let up_gap = max_gap(&self.up.receipts.lock().unwrap(), m.at, end);
         let down_gap = max_gap(&self.down.receipts.lock().unwrap(), m.at, end);
         TcpWindow {
@@ -311,13 +311,7 @@ impl TcpCheck {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        let err = self
-            .up
-            .error
-            .lock()
-            .unwrap()
-            .clone()
-            .or_else(|| self.down.error.lock().unwrap().clone());
+        let err = self.first_error();
         (
             self.up.sent.load(Ordering::SeqCst),
             self.up.received.load(Ordering::SeqCst),
