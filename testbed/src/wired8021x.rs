@@ -7,11 +7,12 @@
 //! A Linux bridge between the two drops 802.1X frames (to the PAE group
 //! address) unless told to forward them: `group_fwd_mask 8`.
 
-use crate::ns::{in_netns, wait_for, Netns};
+use crate::ns::{wait_for, Netns};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use tmip::packet_socket::PacketSocket;
 
 /// Write `hostapd-{iface}.conf` (and the EAP user file) in `dir`, with the
 /// control socket directory `ctrl` (the socket is `ctrl/{iface}`).
@@ -95,33 +96,13 @@ pub fn start_supplicant(ns: &mut Netns, ifname: &str, dir: &Path, mac: [u8; 6]) 
 /// One EAPOL-Start (802.1X-2004: version 2, type 1, body length 0) to the
 /// PAE group address, from a packet socket opened inside `ns`.
 pub fn send_eapol_start(ns: &Netns, dev: &str, mac: [u8; 6]) {
-    let dev = std::ffi::CString::new(dev).expect("dev");
     let mut frame = vec![0x01, 0x80, 0xc2, 0x00, 0x00, 0x03];
     frame.extend_from_slice(&mac);
     frame.extend_from_slice(&[0x88, 0x8e, 0x02, 0x01, 0x00, 0x00]);
     frame.resize(60, 0);
-    in_netns(&ns.name, move || {
-        // SAFETY: socket/bind/send/close with checked results on a
-        // descriptor this thread owns.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            assert!(
-                fd >= 0,
-                "packet socket: {}",
-                std::io::Error::last_os_error()
-            );
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_ifindex = libc::if_nametoindex(dev.as_ptr()) as i32;
-            let r = libc::bind(
-                fd,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            );
-            assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
-            let n = libc::send(fd, frame.as_ptr().cast(), frame.len(), 0);
-            assert_eq!(n, frame.len() as isize);
-            libc::close(fd);
-        }
-    });
+    let sock = ns.run_in(|| PacketSocket::open(dev, 0, None));
+    let sent = sock.and_then(|s| s.send(&frame));
+    if let Err(e) = sent {
+        panic!("EAPOL-Start on {dev} in {}: {e}", ns.name);
+    }
 }
