@@ -125,11 +125,18 @@ impl Mlr {
         self.proc.as_mut()?.wait(t)
     }
 
-    /// kill -9 (and reap).
+    /// kill -9 (and reap), then wait until nothing runs in the namespace:
+    /// a background compaction's forked child dies with mlrd (PDEATHSIG)
+    /// but a moment later, and holds the listening socket until then.
     fn kill9(&mut self) {
         if let Some(p) = self.proc.as_mut() {
             p.kill();
         }
+        let pids = format!("ip netns pids {}", self.ns.name);
+        wait_for(Duration::from_secs(5), || {
+            sh(&pids).trim().is_empty().then_some(())
+        })
+        .expect("mlrd's processes gone after kill -9");
     }
 
     fn alive(&mut self) -> bool {
