@@ -591,9 +591,11 @@ fn dir_window(d: &ProbeDir, at: Instant, window: Duration) -> (Duration, u64) {
 /// measuring tool is not what a busy machine delays (the daemons under
 /// test keep their normal priority). Ignored where not permitted.
 fn realtime_thread() {
-    let p = libc::sched_param { sched_priority: 10 };
-    // SAFETY: sets the calling thread's policy; p is valid for the call.
+    // SAFETY: sched_param is plain old data (musl's has more fields than
+    // glibc's); sets the calling thread's policy; p is valid for the call.
     unsafe {
+        let mut p: libc::sched_param = std::mem::zeroed();
+        p.sched_priority = 10;
         libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &p);
     }
 }
