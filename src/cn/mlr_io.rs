@@ -90,11 +90,11 @@ impl Daemon {
         while let Some(ev) = self.mlr.poll_event() {
             let now = Instant::now();
             match ev {
-                Event::Bound { again } => {
-                    if again {
-                        log::info!(target: "cn", "+ Binding CN to the mobile network [{}]: Bind accepted (re-established link).", self.cfg.network_name);
-                    }
+                Event::Bound { .. } => {
+                    // Start-up reports its own bind and resynchronises
+                    // once the detection services run.
                     if self.startup_done {
+                        log::info!(target: "cn", "+ Binding CN to the mobile network [{}]: Bind accepted (re-established link).", self.cfg.network_name);
                         let left = std::mem::take(&mut self.leftovers);
                         self.core.mlr_bound(&left);
                     }
