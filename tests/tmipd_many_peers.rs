@@ -12,7 +12,6 @@ mod common;
 #[path = "common/testbed.rs"]
 mod testbed;
 #[path = "common/traffic.rs"]
-#[allow(dead_code)]
 mod traffic;
 
 use std::collections::BTreeMap;
