@@ -104,11 +104,16 @@ fn actions(l: &mut MlrLink<u64>) -> Vec<Action> {
     std::iter::from_fn(|| l.poll_action()).collect()
 }
 
-/// Connect and bind at `now` against a fresh fake MLR.
-fn bring_up(l: &mut MlrLink<u64>, now: Instant) -> FakeMlr {
+/// Let the link ask for its connection at `now` and get it.
+fn connected(l: &mut MlrLink<u64>, now: Instant) {
     l.handle_timeout(now);
     assert_eq!(actions(l), vec![Action::Connect(MLR)]);
     l.handle_connected(now);
+}
+
+/// Connect and bind at `now` against a fresh fake MLR.
+fn bring_up(l: &mut MlrLink<u64>, now: Instant) -> FakeMlr {
+    connected(l, now);
     let mut m = FakeMlr::new(Some(&key()));
     m.pump(l, now, &mut accept);
     m
@@ -217,10 +222,8 @@ fn reconnects_with_backoff_from_1_to_30_s_and_resets_after_a_bind() {
 fn silent_host_gives_up_at_the_connect_deadline() {
     let t0 = Instant::now();
     let mut l = link(t0);
-    l.handle_timeout(t0);
-    actions(&mut l);
     // Connected, but the MLR never says Hello.
-    l.handle_connected(t0);
+    connected(&mut l, t0);
     let mut hello = Vec::new();
     l.poll_transmit(&mut hello);
     assert!(!hello.is_empty(), "our Hello is sent at once");
@@ -239,9 +242,7 @@ fn silent_host_gives_up_at_the_connect_deadline() {
 fn refusal_at_bind_is_reported_as_refused() {
     let t0 = Instant::now();
     let mut l = link(t0);
-    l.handle_timeout(t0);
-    actions(&mut l);
-    l.handle_connected(t0);
+    connected(&mut l, t0);
     let mut m = FakeMlr::new(Some(&key()));
     m.pump(&mut l, t0, &mut |msg| match msg {
         Message::CnBind(_) => Some(Message::BindReply(BindReply::Refused {
@@ -265,9 +266,7 @@ fn refusal_at_bind_is_reported_as_refused() {
 fn wrong_secret_is_a_refusal_not_an_outage() {
     let t0 = Instant::now();
     let mut l = link(t0);
-    l.handle_timeout(t0);
-    actions(&mut l);
-    l.handle_connected(t0);
+    connected(&mut l, t0);
     let mut m = FakeMlr::new(Some(&NetworkKey::derive(b"other", "net")));
     m.pump(&mut l, t0, &mut accept);
     assert!(
