@@ -72,6 +72,9 @@ pub struct Options {
     /// Put mlrd's `state_dir` (its fsynced journal) on tmpfs (/dev/shm)
     /// instead of the run directory's disk.
     pub mlr_state_tmpfs: bool,
+    /// Lines for every tmipd.rc (e.g. `max_peers 64`); a key replaces the
+    /// bed's line of that key. [`TestBed::set_rc`] adds lines per CN.
+    pub tmipd_extra: Vec<String>,
 }
 
 impl Default for Options {
@@ -83,6 +86,7 @@ impl Default for Options {
             debug_level: 3,
             keep_dir: false,
             mlr_state_tmpfs: false,
+            tmipd_extra: Vec::new(),
         }
     }
 }
@@ -802,6 +806,7 @@ impl TestBed {
                 ),
             );
         }
+        rc.apply(&self.opts.tmipd_extra);
         rc.apply(&cn.rc_extra);
         let mut s = rc.text();
         if !offers_pool && rc.get("addr_pool").is_none() {
