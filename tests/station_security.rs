@@ -16,13 +16,11 @@
 mod common;
 #[path = "common/testbed.rs"]
 mod testbed;
-#[path = "common/traffic.rs"]
-mod traffic;
 
 use common::wait_for;
 use std::fs;
 use std::time::{Duration, Instant};
-use testbed::{Options, TestBed};
+use testbed::TestBed;
 use tmip::addr::Cell30;
 
 const UP: Duration = Duration::from_secs(20);
@@ -39,13 +37,8 @@ struct Scene {
 }
 
 fn scene(attacker_cell: usize) -> Scene {
-    let mut bed = TestBed::running(
-        Options {
-            cns: 2,
-            ..Options::default()
-        },
-        UP,
-    );
+    let mut bed = TestBed::with_cns(2);
+    bed.start_all();
     let a = bed.add_client(1);
     let b = bed.add_client(attacker_cell);
     let cell = dhcp(&mut bed, a);
@@ -102,14 +95,9 @@ fn scapy(bed: &TestBed, i: usize, body: &str) {
     );
 }
 
-/// What CN `k`'s tmipd logged (its log file and, in the foreground, its
-/// output).
+/// What CN `k`'s tmipd logged.
 fn cn_log(bed: &TestBed, k: usize) -> String {
-    let label = bed.cn(k).label().to_lowercase();
-    ["log", "out"]
-        .iter()
-        .map(|x| fs::read_to_string(bed.dir.join(format!("tmipd-{label}.{x}"))).unwrap_or_default())
-        .collect()
+    bed.cn(k).log_text()
 }
 
 fn wait_log(bed: &TestBed, k: usize, needle: &str) -> String {
@@ -335,13 +323,10 @@ for i in range(15):
 /// the rate limit. Every refusal is logged and counted in status.
 #[test]
 fn a_cell_flooding_discovers_cannot_drain_another_cns_pool() {
-    let mut bed = TestBed::new(Options {
-        cns: 2,
-        ..Options::default()
-    });
-    bed.tmipd_extra.push((1, "new_station_rate 0".into()));
-    bed.mlrd_extra = "offer_time 20\n".into();
-    bed.start_or_panic(UP);
+    let mut bed = TestBed::with_cns(2);
+    bed.set_rc(1, &["new_station_rate 0"]);
+    bed.set_mlrd_rc(&["offer_time 20"]);
+    bed.start_all();
     let attacker = bed.add_client(1);
     let victim = bed.add_client(2);
     let flood = |bed: &TestBed, i: usize, n: u32| {
