@@ -207,6 +207,10 @@ mod tests {
             "{doc}"
         );
         assert!(doc.contains("\"allocations\": 1"), "{doc}");
+        assert!(
+            doc.contains("\"offers\": {\"held\": 0, \"offer_time\": 60, \"foreign_share\": 75,"),
+            "{doc}"
+        );
         // Balanced and free of raw control characters.
         assert_eq!(doc.matches('{').count(), doc.matches('}').count());
         assert_eq!(doc.matches('[').count(), doc.matches(']').count());

@@ -22,10 +22,10 @@
 //! Each refusal is counted ([`Counters`], shown in status) and logged at
 //! most once per [`crate::throttle::LOG_INTERVAL`] with its count.
 
+use super::admission::{NewStations, RefusalLogs};
 use super::dataplane::{CnAddr, DataAction};
 use super::stations::{PeerTable, Station, StationTable, Whereabouts};
 use crate::addr::{Cell30, MacAddr};
-use crate::throttle::Throttle;
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -253,63 +253,6 @@ pub struct Counters {
     pub relayed_refused: u64,
     /// DHCP lookups the MLR refused (pools exhausted, quota, table full).
     pub mlr_refused: u64,
-}
-
-/// Rate limit on new station MACs per cell: a token bucket of
-/// `rate` per second, four seconds' worth deep. MACs let through lately
-/// (retransmitted DISCOVERs, the REQUEST after the OFFER) pass again free.
-struct NewStations {
-    rate: u32,
-    /// Thousandths of a token.
-    milli: u64,
-    last: Option<Instant>,
-    recent: heapless::Deque<MacAddr, 64>,
-}
-
-impl NewStations {
-    fn new(rate: u32) -> NewStations {
-        NewStations {
-            rate,
-            milli: u64::from(rate) * 4000,
-            last: None,
-            recent: heapless::Deque::new(),
-        }
-    }
-
-    fn allow(&mut self, mac: MacAddr, now: Instant) -> bool {
-        if self.rate == 0 || self.recent.iter().any(|m| *m == mac) {
-            return true;
-        }
-        let cap = u64::from(self.rate) * 4000;
-        if let Some(t) = self.last {
-            let ms = now.saturating_duration_since(t).as_millis();
-            let add = u64::try_from(ms)
-                .unwrap_or(u64::MAX)
-                .saturating_mul(u64::from(self.rate));
-            self.milli = self.milli.saturating_add(add).min(cap);
-        }
-        self.last = Some(now);
-        if self.milli < 1000 {
-            return false;
-        }
-        self.milli -= 1000;
-        if self.recent.is_full() {
-            self.recent.pop_front();
-        }
-        let _ = self.recent.push_back(mac);
-        true
-    }
-}
-
-/// The refusal logs (one line per interval each, with the count).
-#[derive(Default)]
-struct RefusalLogs {
-    spoof: Throttle,
-    release: Throttle,
-    new_station: Throttle,
-    relayed: Throttle,
-    mlr: Throttle,
-    decline: Throttle,
 }
 
 pub struct CnCore {
