@@ -31,6 +31,8 @@ const UP: Duration = Duration::from_secs(20);
 struct Scene {
     bed: TestBed,
     b: usize,
+    /// CN1's mobile interface MAC (the victim's gateway MAC).
+    cn_mac: String,
     cell: Cell30,
     a_mac: String,
     b_mac: String,
@@ -49,9 +51,11 @@ fn scene(attacker_cell: usize) -> Scene {
         3,
         "victim unreachable before the attack"
     );
+    let cn_mac = mobile_mac(&bed, 1);
     Scene {
         bed,
         b,
+        cn_mac,
         cell,
         a_mac,
         b_mac,
@@ -156,6 +160,7 @@ fn forged_chaddr_request_from_another_cell_does_not_move_the_victim() {
         cell,
         a_mac,
         b_mac,
+        ..
     } = scene(2);
     assert_eq!(
         pings(&bed, cell.station(), 3),
@@ -215,11 +220,11 @@ fn forged_release_in_the_victims_cell_does_not_free_its_cell() {
     let Scene {
         bed,
         b,
+        cn_mac,
         cell,
         a_mac,
         b_mac,
     } = scene(1);
-    let cn_mac = mobile_mac(&bed, 1);
     scapy(
         &bed,
         b,
@@ -263,11 +268,11 @@ fn arp_claiming_a_stations_address_is_not_believed() {
     let Scene {
         bed,
         b,
+        cn_mac,
         cell,
         a_mac,
         b_mac,
     } = scene(1);
-    let cn_mac = mobile_mac(&bed, 1);
     let srv = bed.srv.name.clone();
     let ip = cell.station();
     let pinger = std::thread::spawn(move || {

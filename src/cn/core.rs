@@ -479,23 +479,47 @@ impl CnCore {
     fn log_refusal_summaries(&mut self, now: Instant) {
         let r = &mut self.refusals;
         let c = &self.counters;
-        if let Some(n) = r.spoof.due(now) {
-            log::warn!(target: "cn", "refused: {n} more spoofed frames (another station's address), {} in all", c.spoofs_refused);
-        }
-        if let Some(n) = r.release.due(now) {
-            log::warn!(target: "dhcp", "refused: {n} more RELEASEs/DECLINEs not from the holder, {} in all", c.releases_refused);
-        }
-        if let Some(n) = r.decline.due(now) {
-            log::warn!(target: "dhcp", "{n} more DECLINEs (address conflicts), {} in all", c.declines);
-        }
-        if let Some(n) = r.new_station.due(now) {
-            log::warn!(target: "dhcp", "refused: {n} more new stations over new_station_rate, {} in all", c.new_stations_limited);
-        }
-        if let Some(n) = r.relayed.due(now) {
-            log::warn!(target: "dhcp", "refused: {n} more relayed lookups that would move a station, {} in all", c.relayed_refused);
-        }
-        if let Some(n) = r.mlr.due(now) {
-            log::warn!(target: "dhcp", "refused by the MLR: {n} more lookups, {} in all", c.mlr_refused);
+        for (t, target, what, total) in [
+            (
+                &mut r.spoof,
+                "cn",
+                "refused: spoofed frames (another station's address)",
+                c.spoofs_refused,
+            ),
+            (
+                &mut r.release,
+                "dhcp",
+                "refused: RELEASEs/DECLINEs not from the holder",
+                c.releases_refused,
+            ),
+            (
+                &mut r.decline,
+                "dhcp",
+                "DECLINEs (address conflicts)",
+                c.declines,
+            ),
+            (
+                &mut r.new_station,
+                "dhcp",
+                "refused: new stations over new_station_rate",
+                c.new_stations_limited,
+            ),
+            (
+                &mut r.relayed,
+                "dhcp",
+                "refused: relayed lookups that would move a station",
+                c.relayed_refused,
+            ),
+            (
+                &mut r.mlr,
+                "dhcp",
+                "refused by the MLR: lookups",
+                c.mlr_refused,
+            ),
+        ] {
+            if let Some(n) = t.due(now) {
+                log::warn!(target: target, "{what}: {n} more since the last line, {total} in all");
+            }
         }
     }
 
