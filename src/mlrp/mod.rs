@@ -46,7 +46,7 @@ pub mod session;
 
 pub use auth::{random_nonce, NetworkKey, Nonce, NONCE_LEN};
 pub use client::{Client, ClientError};
-pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION};
+pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, VERSION};
 pub use message::{
     Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, ErrorCode, ErrorReply, Hello,
     Kind, Locate, Message, MessageType, Move, Pool, Redirect, Release, Role, StatusReply,
