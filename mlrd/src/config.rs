@@ -15,8 +15,7 @@ pub const UCI_TYPE: &str = "mlrd";
 
 pub use tmip::config::Source;
 
-/// Every key mlrd accepts, for error messages and the shipped mlrd.rc test.
-#[cfg_attr(not(test), allow(dead_code))]
+/// Every key mlrd accepts (each at most once).
 pub const KEYS: &[&str] = &[
     "network_name",
     "port",
@@ -92,7 +91,11 @@ impl MlrdConfig {
     pub fn from_lines(file: &str, lines: &[RcLine<'_>]) -> Result<MlrdConfig, ConfigError> {
         let mut c = MlrdConfig::default();
         let mut network_seen = false;
+        let mut once = tmip::config::rc::OnceEach::new(&[]);
         for l in lines {
+            if KEYS.contains(&l.key) {
+                once.check(file, l)?;
+            }
             match l.key {
                 "network_name" => {
                     if l.rest.is_empty() {
@@ -225,6 +228,24 @@ mod tests {
             parse("port 1\n").unwrap_err().to_string(),
             "mlrd.rc: network_name is not set"
         );
+    }
+
+    #[test]
+    fn a_key_set_twice_is_an_error_naming_both_lines() {
+        assert_eq!(
+            parse("network_name n\nport 6554\n# again\nport 7000\n")
+                .unwrap_err()
+                .to_string(),
+            "mlrd.rc:4: port: set twice (first on line 2)"
+        );
+        assert_eq!(
+            parse("secret a\nnetwork_name n\nsecret b\n")
+                .unwrap_err()
+                .to_string(),
+            "mlrd.rc:3: secret: set twice (first on line 1)"
+        );
+        // (UCI keeps libuci's rule instead: a repeated option replaces the
+        // earlier one before mlrd sees the section.)
     }
 
     #[test]
