@@ -1,7 +1,8 @@
 //! mlrd's configuration: the TMip 0.14a `mlrd.rc` keys (`network_name`,
 //! `port`, `foreground`, `log_file`, `log`) plus this implementation's
 //! (`status_file`, `debug_level`, `secret`, `state_dir`, `lease_time`,
-//! `backup_mlr`, `max_connections`, `cn_timeout`). One typed struct,
+//! `backup_mlr`, `max_connections`, `cn_timeout`, `max_unauth_per_source`,
+//! `handshake_timeout`). One typed struct,
 //! validated once; an unknown key or bad value is an error naming the file
 //! and line. The same lines can come from UCI (`Section::rc_lines()`).
 
@@ -30,6 +31,8 @@ pub const KEYS: &[&str] = &[
     "backup_mlr",
     "max_connections",
     "cn_timeout",
+    "max_unauth_per_source",
+    "handshake_timeout",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,11 @@ pub struct MlrdConfig {
     /// are told to ping every third of this); also how long a peer may
     /// leave replies unread before it is cut off.
     pub cn_timeout: u32,
+    /// Most connections from one address that have not completed their
+    /// handshake; a new one evicts that address's oldest.
+    pub max_unauth_per_source: usize,
+    /// Seconds a connection has to complete the MLRP handshake.
+    pub handshake_timeout: u32,
 }
 
 impl Default for MlrdConfig {
@@ -71,6 +79,8 @@ impl Default for MlrdConfig {
             backup_mlr: None,
             max_connections: 8192,
             cn_timeout: 30,
+            max_unauth_per_source: 16,
+            handshake_timeout: 10,
         }
     }
 }
@@ -150,6 +160,18 @@ impl MlrdConfig {
                         return Err(l.error(file, "must be at least 3 seconds"));
                     }
                 }
+                "max_unauth_per_source" => {
+                    c.max_unauth_per_source = l.parse(file)?;
+                    if c.max_unauth_per_source == 0 {
+                        return Err(l.error(file, "bad value '0'"));
+                    }
+                }
+                "handshake_timeout" => {
+                    c.handshake_timeout = l.parse(file)?;
+                    if !(1..=300).contains(&c.handshake_timeout) {
+                        return Err(l.error(file, "must be 1..300 seconds"));
+                    }
+                }
                 other => {
                     return Err(ConfigError::new(
                         file,
@@ -191,7 +213,7 @@ mod tests {
     #[test]
     fn reads_every_extra_key() {
         let c = parse(
-            "network_name n\nstatus_file /tmp/s.json\ndebug_level 5\nsecret \"a b#c\"\nstate_dir /tmp/st\nlease_time 600\nbackup_mlr 10.0.0.2\nmax_connections 100\ncn_timeout 9\n",
+            "network_name n\nstatus_file /tmp/s.json\ndebug_level 5\nsecret \"a b#c\"\nstate_dir /tmp/st\nlease_time 600\nbackup_mlr 10.0.0.2\nmax_connections 100\ncn_timeout 9\nmax_unauth_per_source 4\nhandshake_timeout 3\n",
         )
         .unwrap();
         assert_eq!(c.debug_level, 5);
@@ -199,6 +221,8 @@ mod tests {
         assert_eq!(c.lease_time, 600);
         assert_eq!(c.max_connections, 100);
         assert_eq!(c.cn_timeout, 9);
+        assert_eq!(c.max_unauth_per_source, 4);
+        assert_eq!(c.handshake_timeout, 3);
         assert_eq!(c.backup_mlr.as_deref(), Some("10.0.0.2"));
     }
 

@@ -6,6 +6,7 @@ mod config;
 mod journal;
 mod register;
 mod server;
+mod service;
 mod status;
 
 use config::MlrdConfig;

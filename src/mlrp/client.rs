@@ -92,6 +92,53 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let deadline = Instant::now() + timeout;
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        Self::handshake_on(stream, addr, role, key, timeout, deadline)
+    }
+
+    /// As [`Client::connect`], from source address `local` (a CN binds
+    /// from the address it claims; tests speak as several CNs).
+    pub fn connect_from(
+        local: std::net::Ipv4Addr,
+        addr: std::net::SocketAddrV4,
+        role: Role,
+        key: Option<&NetworkKey>,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        use nix::sys::socket::{self as ns, sockopt, AddressFamily, SockFlag, SockType};
+        let deadline = Instant::now() + timeout;
+        let fd = ns::socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        ns::bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &ns::SockaddrIn::from(std::net::SocketAddrV4::new(local, 0)),
+        )
+        .map_err(io::Error::from)?;
+        // connect(2) gives up after SO_SNDTIMEO.
+        let tv =
+            nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as _);
+        ns::setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(io::Error::from)?;
+        ns::connect(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &ns::SockaddrIn::from(addr),
+        )
+        .map_err(io::Error::from)?;
+        let stream = TcpStream::from(fd);
+        Self::handshake_on(stream, SocketAddr::V4(addr), role, key, timeout, deadline)
+    }
+
+    fn handshake_on(
+        stream: TcpStream,
+        addr: SocketAddr,
+        role: Role,
+        key: Option<&NetworkKey>,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> Result<Client, ClientError> {
         // Requests and replies are small and latency-bound.
         stream.set_nodelay(true)?;
         let mut session = Session::new(role, key, random_nonce()?);

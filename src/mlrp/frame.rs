@@ -30,8 +30,7 @@ pub const MAX_FRAME_LEN: usize = 65536;
 /// the peer's Hello is accepted nothing longer is valid, so a longer
 /// `length` is refused from the header and an unauthenticated peer can
 /// make the receiver buffer at most this much (docs/SECURITY.md).
-pub const MAX_HELLO_FRAME_LEN: usize =
-    HEADER_LEN + super::message::Hello::MAX_BODY_LEN + MAC_LEN;
+pub const MAX_HELLO_FRAME_LEN: usize = HEADER_LEN + super::message::Hello::MAX_BODY_LEN + MAC_LEN;
 
 /// Header flag bits. Bits not listed here must be zero.
 pub mod flags {
