@@ -1097,20 +1097,8 @@ fn pushes_beyond_the_unanswered_limit_are_queued_not_lost() {
 /// A TCP connection to the MLR from source address `src` (any 10.x: the
 /// namespace's loopback owns 10/8).
 fn tcp_from(src: Ipv4Addr) -> std::io::Result<TcpStream> {
-    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
-    use std::os::fd::AsRawFd;
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    bind(
-        fd.as_raw_fd(),
-        &SockaddrIn::from(std::net::SocketAddrV4::new(src, 0)),
-    )?;
-    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 6554))?;
-    Ok(TcpStream::from(fd))
+    let mlr = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6554);
+    tmip::mlrp::client::tcp_connect_from(src, mlr, Duration::from_secs(5))
 }
 
 /// A TCP connection to the MLR with a tiny receive buffer, so what mlrd

@@ -61,6 +61,33 @@ impl From<MlrpError> for ClientError {
     }
 }
 
+/// A blocking TCP connection to `addr` from source address `local`,
+/// giving up after `timeout` (SO_SNDTIMEO bounds connect(2)).
+pub fn tcp_connect_from(
+    local: std::net::Ipv4Addr,
+    addr: std::net::SocketAddrV4,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    use nix::sys::socket::{self as ns, sockopt, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+    let fd = ns::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    ns::bind(
+        fd.as_raw_fd(),
+        &ns::SockaddrIn::from(std::net::SocketAddrV4::new(local, 0)),
+    )?;
+    let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
+    ns::setsockopt(&fd, sockopt::SendTimeout, &tv)?;
+    ns::connect(fd.as_raw_fd(), &ns::SockaddrIn::from(addr))?;
+    // Back to no send timeout: callers set their own.
+    ns::setsockopt(&fd, sockopt::SendTimeout, &nix::sys::time::TimeVal::new(0, 0))?;
+    Ok(TcpStream::from(fd))
+}
+
 /// A connected, handshaken MLRP connection.
 pub struct Client {
     stream: TcpStream,
@@ -104,30 +131,8 @@ impl Client {
         key: Option<&NetworkKey>,
         timeout: Duration,
     ) -> Result<Client, ClientError> {
-        use nix::sys::socket::{self as ns, sockopt, AddressFamily, SockFlag, SockType};
         let deadline = Instant::now() + timeout;
-        let fd = ns::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(io::Error::from)?;
-        ns::bind(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            &ns::SockaddrIn::from(std::net::SocketAddrV4::new(local, 0)),
-        )
-        .map_err(io::Error::from)?;
-        // connect(2) gives up after SO_SNDTIMEO.
-        let tv =
-            nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as _);
-        ns::setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(io::Error::from)?;
-        ns::connect(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            &ns::SockaddrIn::from(addr),
-        )
-        .map_err(io::Error::from)?;
-        let stream = TcpStream::from(fd);
+        let stream = tcp_connect_from(local, addr, timeout)?;
         Self::handshake_on(stream, SocketAddr::V4(addr), role, key, timeout, deadline)
     }
 
