@@ -22,6 +22,8 @@ pub struct MlrpConn {
     connecting: bool,
     /// When bytes last arrived (or the connection was made).
     pub last_active: std::time::Instant,
+    /// When the connection was made (the handshake timeout counts from it).
+    pub opened: std::time::Instant,
 }
 
 /// What reading a connection produced.
@@ -91,6 +93,7 @@ impl MlrpConn {
             peer: SocketAddr::V4(to),
             connecting,
             last_active: std::time::Instant::now(),
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -112,6 +115,7 @@ impl MlrpConn {
             peer,
             connecting: false,
             last_active: std::time::Instant::now(),
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -170,7 +174,12 @@ impl MlrpConn {
         // At most 128 KiB per readiness: a peer that keeps sending must not
         // starve the rest of the loop (poll reports it again).
         for _ in 0..16 {
-            match self.stream.read(&mut buf) {
+            // Before the peer's Hello, no more than the largest Hello.
+            let want = self.session.read_limit().min(buf.len());
+            if want == 0 {
+                break;
+            }
+            match self.stream.read(&mut buf[..want]) {
                 Ok(0) => {
                     closed = Some("connection closed by peer".to_string());
                     break;

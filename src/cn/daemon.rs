@@ -44,6 +44,9 @@ const MAX_PEER_CONNS: usize = 64;
 /// time, or has been silent this long, is closed (slots are few).
 const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Unauthenticated CN-to-CN connections from one address (a peer CN needs
+/// one); more evict that address's oldest (mlrp::admission).
+const PEER_UNAUTH_PER_SOURCE: usize = 4;
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -135,6 +138,8 @@ pub struct Daemon {
     signals: Signals,
     listener: TcpListener,
     peers: Vec<Option<MlrpConn>>,
+    /// Refused or evicted CN-to-CN connections: one warning per interval.
+    peer_refusals: crate::log_throttle::LogThrottle,
     mlr: MlrLink,
     dhcp: Option<DhcpIo>,
     /// Arrival detection on mobile_if (ARP/IP from stations not served here).
@@ -342,6 +347,7 @@ impl Daemon {
             signals,
             listener,
             peers: Vec::new(),
+            peer_refusals: crate::log_throttle::LogThrottle::new(Duration::from_secs(10)),
             mlr: MlrLink {
                 addr: mlr_addr,
                 conn: None,
@@ -924,12 +930,10 @@ impl Daemon {
         loop {
             match self.listener.accept() {
                 Ok((s, addr)) => {
-                    let slot = self.peers.iter().position(|p| p.is_none());
-                    let live = self.peers.iter().filter(|p| p.is_some()).count();
-                    if live >= MAX_PEER_CONNS {
-                        log::warn!(target: "mlrp", "refusing CN connection from {addr}: {MAX_PEER_CONNS} already open");
+                    if !self.admit_peer(addr) {
                         continue;
                     }
+                    let slot = self.peers.iter().position(|p| p.is_none());
                     match MlrpConn::accepted(s, addr, self.key.as_ref()) {
                         Ok(c) => {
                             log::debug!(target: "mlrp", "CN-to-CN connection from {addr}");
@@ -950,16 +954,62 @@ impl Daemon {
         }
     }
 
+    /// Make room for a CN-to-CN connection from `addr` by the rules of
+    /// `mlrp::admission` (per-source cap, oldest unauthenticated evicted
+    /// when full); false: refuse it.
+    fn admit_peer(&mut self, addr: std::net::SocketAddr) -> bool {
+        let live = self.peers.iter().filter(|p| p.is_some()).count();
+        let unauth = self.peers.iter().enumerate().filter_map(|(i, p)| {
+            let c = p.as_ref().filter(|c| !c.session.is_established())?;
+            Some((i, c.peer.ip(), c.opened))
+        });
+        let now = Instant::now();
+        let (i, why) = match crate::mlrp::admit_among(
+            unauth,
+            addr.ip(),
+            live,
+            MAX_PEER_CONNS,
+            PEER_UNAUTH_PER_SOURCE,
+        ) {
+            crate::mlrp::Admit::Accept => return true,
+            crate::mlrp::Admit::Refuse => {
+                if self.peer_refusals.hit(now) {
+                    log::warn!(target: "mlrp", "refusing CN connection from {addr}: all {MAX_PEER_CONNS} are authenticated");
+                }
+                return false;
+            }
+            crate::mlrp::Admit::EvictSameSource(i) => (i, "per-source limit"),
+            crate::mlrp::Admit::EvictOldest(i) => (i, "all slots in use"),
+        };
+        if let Some(mut c) = self.peers.get_mut(i).and_then(Option::take) {
+            if self.peer_refusals.hit(now) {
+                log::warn!(target: "mlrp", "evicting unauthenticated CN connection from {} ({why}) for one from {addr}", c.peer);
+            }
+            c.close(ErrorCode::Unavailable, "evicted: handshake not complete");
+        }
+        true
+    }
+
     /// Close CN-to-CN connections that never finished their handshake or
     /// went silent, so idle or half-open sockets cannot hold every slot.
     fn sweep_peers(&mut self, now: Instant) {
+        if let Some(n) = self.peer_refusals.summary(now) {
+            log::warn!(target: "mlrp", "refused or evicted {n} more CN connection(s) in the last 10 s");
+        }
         for slot in self.peers.iter_mut() {
             let Some(c) = slot else { continue };
-            let idle = now.saturating_duration_since(c.last_active);
-            let limit = if c.session.is_established() {
-                PEER_IDLE_TIMEOUT
+            // Before the handshake, from the connect: trickling bytes
+            // does not extend it.
+            let (idle, limit) = if c.session.is_established() {
+                (
+                    now.saturating_duration_since(c.last_active),
+                    PEER_IDLE_TIMEOUT,
+                )
             } else {
-                PEER_HANDSHAKE_TIMEOUT
+                (
+                    now.saturating_duration_since(c.opened),
+                    PEER_HANDSHAKE_TIMEOUT,
+                )
             };
             if idle > limit {
                 log::info!(target: "mlrp", "closing CN connection {} (idle {}s)", c.peer, idle.as_secs());
@@ -985,6 +1035,8 @@ impl Daemon {
         }
         let res = c.on_readable();
         let who = c.peer;
+        // Never authenticated: anyone may send this, as often as they like.
+        let preauth = c.session.peer().is_none();
         for ev in res.events {
             match ev {
                 Ok(Incoming::Request { id, msg }) => {
@@ -1000,6 +1052,11 @@ impl Daemon {
                     log::debug!(target: "mlrp", "CN-to-CN session with {who} ({}, {})", peer.role, peer.software);
                 }
                 Ok(Incoming::Reply { .. }) => {}
+                Err(e) if preauth => {
+                    if self.peer_refusals.hit(Instant::now()) {
+                        log::warn!(target: "mlrp", "MLRP input from {who} refused before the handshake: {e}");
+                    }
+                }
                 Err(e) => log::warn!(target: "mlrp", "MLRP input from {who} refused: {e}"),
             }
         }

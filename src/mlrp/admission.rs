@@ -89,23 +89,26 @@ impl<K: Copy> PreAuth<K> {
             .by_source
             .range((src, 0)..=(src, Ticket::MAX))
             .next()
-            .map(|(&(_, t), &k)| (t, k));
-        if let Some((t, k)) = oldest_here {
-            if self.count_from(src) >= self.per_source {
-                self.remove(t);
-                return Admit::EvictSameSource(k);
-            }
-        }
-        if open < max {
-            return Admit::Accept;
-        }
-        match self.by_age.keys().next().copied() {
-            Some(t) => {
-                let k = self.by_age[&t].1;
-                self.remove(t);
-                Admit::EvictOldest(k)
-            }
-            None => Admit::Refuse,
+            .map(|(&(_, t), _)| t);
+        let oldest = self.by_age.keys().next().copied();
+        let verdict = decide(
+            oldest_here,
+            self.count_from(src),
+            oldest,
+            open,
+            max,
+            self.per_source,
+        );
+        let t = match verdict {
+            Admit::EvictSameSource(t) | Admit::EvictOldest(t) => t,
+            Admit::Accept => return Admit::Accept,
+            Admit::Refuse => return Admit::Refuse,
+        };
+        let k = self.by_age[&t].1;
+        self.remove(t);
+        match verdict {
+            Admit::EvictSameSource(_) => Admit::EvictSameSource(k),
+            _ => Admit::EvictOldest(k),
         }
     }
 
@@ -124,6 +127,63 @@ impl<K: Copy> PreAuth<K> {
         if let Some((src, _)) = self.by_age.remove(&ticket) {
             self.by_source.remove(&(src, ticket));
         }
+    }
+}
+
+/// The same rules for a listener with few slots that keeps no state of its
+/// own (tmipd's CN-to-CN listener): `unauthenticated` lists its open
+/// unauthenticated connections as (handle, source, opened).
+pub fn admit_among<K: Copy>(
+    unauthenticated: impl IntoIterator<Item = (K, IpAddr, std::time::Instant)>,
+    src: IpAddr,
+    open: usize,
+    max: usize,
+    per_source: usize,
+) -> Admit<K> {
+    let mut here: Option<(K, std::time::Instant)> = None;
+    let mut count_here = 0;
+    let mut oldest: Option<(K, std::time::Instant)> = None;
+    for (k, ip, opened) in unauthenticated {
+        if ip == src {
+            count_here += 1;
+            if here.is_none_or(|(_, t)| opened < t) {
+                here = Some((k, opened));
+            }
+        }
+        if oldest.is_none_or(|(_, t)| opened < t) {
+            oldest = Some((k, opened));
+        }
+    }
+    decide(
+        here.map(|x| x.0),
+        count_here,
+        oldest.map(|x| x.0),
+        open,
+        max,
+        per_source.max(1),
+    )
+}
+
+/// The rule itself, on what the caller found.
+fn decide<K>(
+    oldest_here: Option<K>,
+    count_here: usize,
+    oldest: Option<K>,
+    open: usize,
+    max: usize,
+    per_source: usize,
+) -> Admit<K> {
+    if let Some(k) = oldest_here {
+        if count_here >= per_source {
+            return Admit::EvictSameSource(k);
+        }
+    }
+    if open < max {
+        return Admit::Accept;
+    }
+    match oldest {
+        Some(k) => Admit::EvictOldest(k),
+        None => Admit::Refuse,
     }
 }
 
@@ -157,6 +217,30 @@ mod tests {
         p.remove(other);
         p.remove(other);
         assert_eq!(p.count_from(ip(9)), 0);
+    }
+
+    #[test]
+    fn admit_among_applies_the_same_rules_to_a_listing() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let conns = [
+            (0usize, ip(1), t0 + s),
+            (1, ip(1), t0),
+            (2, ip(2), t0 + 2 * s),
+        ];
+        // Source 1 at its cap of 2: its oldest (1) goes, even with room.
+        assert_eq!(
+            admit_among(conns, ip(1), 3, 10, 2),
+            Admit::EvictSameSource(1)
+        );
+        assert_eq!(admit_among(conns, ip(3), 3, 10, 2), Admit::Accept);
+        // Full: the oldest of all.
+        assert_eq!(admit_among(conns, ip(3), 10, 10, 2), Admit::EvictOldest(1));
+        assert_eq!(
+            admit_among(Vec::<(usize, IpAddr, Instant)>::new(), ip(3), 10, 10, 2),
+            Admit::Refuse
+        );
     }
 
     #[test]

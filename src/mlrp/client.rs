@@ -84,7 +84,11 @@ pub fn tcp_connect_from(
     ns::setsockopt(&fd, sockopt::SendTimeout, &tv)?;
     ns::connect(fd.as_raw_fd(), &ns::SockaddrIn::from(addr))?;
     // Back to no send timeout: callers set their own.
-    ns::setsockopt(&fd, sockopt::SendTimeout, &nix::sys::time::TimeVal::new(0, 0))?;
+    ns::setsockopt(
+        &fd,
+        sockopt::SendTimeout,
+        &nix::sys::time::TimeVal::new(0, 0),
+    )?;
     Ok(TcpStream::from(fd))
 }
 

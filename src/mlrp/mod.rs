@@ -46,7 +46,7 @@ pub mod frame;
 pub mod message;
 pub mod session;
 
-pub use admission::{Admit, PreAuth, Ticket};
+pub use admission::{admit_among, Admit, PreAuth, Ticket};
 pub use auth::{random_nonce, NetworkKey, Nonce, NONCE_LEN};
 pub use client::{Client, ClientError};
 pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, VERSION};
