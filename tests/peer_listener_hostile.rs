@@ -10,26 +10,13 @@ mod testbed;
 #[path = "common/traffic.rs"]
 mod traffic;
 
-use std::io::{Read, Write};
+use common::closed_by_peer;
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 use testbed::{cn_core_ip, Options, TestBed, CORE_IF, NETWORK_NAME, SECRET};
 use tmip::mlrp::{client::tcp_connect_from, Client, Message, NetworkKey, Role};
 use traffic::in_netns;
-
-/// Whether the peer closed `s` (reads what is there without blocking).
-fn closed_by_peer(mut s: &TcpStream) -> bool {
-    s.set_nonblocking(true).unwrap();
-    let mut b = [0u8; 512];
-    loop {
-        match s.read(&mut b) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-            Err(_) => return true,
-        }
-    }
-}
 
 #[test]
 fn outsiders_cannot_hold_the_cn_listener_and_a_real_peer_is_still_served() {
@@ -53,7 +40,10 @@ fn outsiders_cannot_hold_the_cn_listener_and_a_real_peer_is_still_served() {
                 .map(|_| tcp_connect_from(Ipv4Addr::new(10, 0, 0, 150), cn, t).unwrap())
                 .collect();
             std::thread::sleep(Duration::from_millis(500));
-            let kept_one = one.iter().filter(|s| !closed_by_peer(s)).count();
+            let kept_one = one
+                .iter()
+                .filter(|s| !closed_by_peer(s, Duration::ZERO))
+                .count();
             // 39 more hosts, 3 each: more than the 64 slots.
             let many: Vec<TcpStream> = (0..39 * 3)
                 .map(|i| tcp_connect_from(Ipv4Addr::new(10, 0, 0, 151 + i / 3), cn, t).unwrap())
@@ -65,8 +55,11 @@ fn outsiders_cannot_hold_the_cn_listener_and_a_real_peer_is_still_served() {
             big.set_write_timeout(Some(t)).unwrap();
             let _ = big.write_all(&h);
             std::thread::sleep(Duration::from_millis(500));
-            let oversized_closed = closed_by_peer(&big);
-            let kept_many = many.iter().filter(|s| !closed_by_peer(s)).count();
+            let oversized_closed = closed_by_peer(&big, Duration::ZERO);
+            let kept_many = many
+                .iter()
+                .filter(|s| !closed_by_peer(s, Duration::ZERO))
+                .count();
             // A real peer with the secret: connects, handshakes, is served.
             let key = NetworkKey::derive(SECRET.as_bytes(), NETWORK_NAME);
             let t0 = Instant::now();

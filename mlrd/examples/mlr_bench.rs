@@ -429,21 +429,6 @@ fn allocate_range(
     (pipes, n as f64 / dt.as_secs_f64())
 }
 
-/// Raise this process's open-file limit to its hard limit; returns it.
-fn raise_nofile() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: get/setrlimit on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        r.rlim_cur = r.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-    }
-    r.rlim_cur
-}
-
 /// VmRSS and VmHWM (peak) of `pid` in KiB.
 fn rss_hwm_kib(pid: u32) -> (u64, u64) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -460,7 +445,7 @@ fn rss_hwm_kib(pid: u32) -> (u64, u64) {
 /// `n` hostile pre-authentication connections holding 140 of a 141-byte
 /// bogus Hello each; then a CN binds. See the module docs.
 fn preauth_attack(ns: &str, n: usize, m: &Mlrd, rss0: u64) {
-    let limit = raise_nofile();
+    let limit = tmip::daemon::raise_nofile();
     assert!(
         limit as usize > n + 64,
         "open-file hard limit {limit} is too low for {n} connections"

@@ -504,22 +504,9 @@ fn moves_are_journalled_without_waiting_for_the_disk_and_survive_kill9() {
     assert!(status_number(&st, "journal_syncs") >= 2, "{st}");
 }
 
-fn raise_nofile() {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: get/setrlimit on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        r.rlim_cur = r.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-    }
-}
-
 #[test]
 fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd() {
-    raise_nofile();
+    tmip::daemon::raise_nofile();
     let mut m = Mlr::start("hostile", "");
     let (worst, mean, idle) = m.run(|| {
         let mut good = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
@@ -1261,6 +1248,22 @@ fn a_deep_pipeline_is_answered_in_full_and_in_order() {
 
 // ---- issue 8: outsiders and secret holders against the MLR -------------
 
+/// CN 10.9.0.1 bound with pool 10.1.0.0/24, and station `mac(1)`'s
+/// binding there (the victim whose binding must not change).
+fn cn1_with_a_station() -> (Client, tmip::mlrp::Binding) {
+    let mut cn = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+    let r = cn
+        .call(&Message::Allocate(Allocate {
+            mac: mac(1),
+            requested: None,
+        }))
+        .unwrap();
+    match r {
+        Message::Binding(b) => (cn, b),
+        r => panic!("no binding: {r:?}"),
+    }
+}
+
 /// mlrd's resident set in KiB (VmRSS).
 fn rss_kib(pid: u32) -> u64 {
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -1283,20 +1286,11 @@ fn hello_header(len: u32) -> Vec<u8> {
 
 #[test]
 fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat() {
-    raise_nofile();
+    tmip::daemon::raise_nofile();
     let m = Mlr::start("preauthmem", "");
     let before = rss_kib(m.pid);
     let (bindings_ok, refused, bound_during) = m.run(|| {
-        let mut cn = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
-        let Message::Binding(b) = cn
-            .call(&Message::Allocate(Allocate {
-                mac: mac(1),
-                requested: None,
-            }))
-            .unwrap()
-        else {
-            panic!("no binding")
-        };
+        let (_cn1, b) = cn1_with_a_station();
         // The attack of finding 4: 2000 connections (from 125 addresses,
         // 16 each) each sending 65,000 bytes of a Hello claiming 65,536.
         let mut body = hello_header(65_536);
@@ -1311,18 +1305,10 @@ fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat
             held.push(s);
         }
         // mlrd closed every one of them (after its Hello and a notice).
-        let mut refused = 0;
-        for s in &mut held {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut b = [0u8; 512];
-            loop {
-                match s.read(&mut b) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => continue,
-                }
-            }
-            refused += 1;
-        }
+        let refused = held
+            .iter()
+            .filter(|s| closed_by_peer(s, Duration::from_secs(5)))
+            .count();
         // A real CN binds and locates during the attack, its binding intact.
         let t = Instant::now();
         let mut cn2 = bind_cn("10.9.0.2", vec![]);
@@ -1357,22 +1343,13 @@ fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat
 
 #[test]
 fn connection_slots_cannot_be_held_by_an_outsider() {
-    raise_nofile();
+    tmip::daemon::raise_nofile();
     let m = Mlr::start(
         "slots",
         "max_connections 300\nmax_unauth_per_source 16\nhandshake_timeout 3\n",
     );
     let (bound_in, located, from_one_kept) = m.run(|| {
-        let mut cn1 = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
-        let Message::Binding(b) = cn1
-            .call(&Message::Allocate(Allocate {
-                mac: mac(1),
-                requested: None,
-            }))
-            .unwrap()
-        else {
-            panic!("no binding")
-        };
+        let (cn1, b) = cn1_with_a_station();
         // Finding 5: one outside host opens 1000 idle connections.
         let mut idle = Vec::new();
         for _ in 0..1000 {
@@ -1380,29 +1357,10 @@ fn connection_slots_cannot_be_held_by_an_outsider() {
         }
         // mlrd evicted as it accepted: how many of them are still open?
         std::thread::sleep(Duration::from_millis(500));
-        let mut from_one_kept = 0;
-        for s in &mut idle {
-            s.set_nonblocking(true).unwrap();
-            let mut b = [0u8; 512];
-            let mut open = true;
-            loop {
-                match s.read(&mut b) {
-                    Ok(0) => {
-                        open = false;
-                        break;
-                    }
-                    Ok(_) => continue, // mlrd's Hello, maybe a notice
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        open = false;
-                        break;
-                    }
-                }
-            }
-            if open {
-                from_one_kept += 1;
-            }
-        }
+        let from_one_kept = idle
+            .iter()
+            .filter(|s| !closed_by_peer(s, Duration::ZERO))
+            .count();
         // Then 400 more hosts one each, more than there are slots.
         for i in 0..400u32 {
             let src = Ipv4Addr::new(10, 67, (i / 250) as u8, (i % 250) as u8 + 1);
@@ -1443,16 +1401,10 @@ fn connection_slots_cannot_be_held_by_an_outsider() {
 fn an_unauthenticated_connection_is_closed_after_handshake_timeout() {
     let m = Mlr::start("hstimeout", "handshake_timeout 2\n");
     let gone = m.run(|| {
-        let mut s = tcp_from(Ipv4Addr::new(10, 66, 0, 1)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        let s = tcp_from(Ipv4Addr::new(10, 66, 0, 1)).unwrap();
         let t = Instant::now();
-        let mut b = [0u8; 512];
-        loop {
-            match s.read(&mut b) {
-                Ok(0) | Err(_) => break t.elapsed(),
-                Ok(_) => continue,
-            }
-        }
+        assert!(closed_by_peer(&s, Duration::from_secs(6)), "never closed");
+        t.elapsed()
     });
     assert!(
         gone >= Duration::from_secs(2) && gone < Duration::from_secs(5),
@@ -1465,16 +1417,7 @@ fn an_unauthenticated_connection_is_closed_after_handshake_timeout() {
 fn cn_identity_no_cn_binds_as_another_or_takes_a_bound_name() {
     let m = Mlr::start("identity", "");
     let (spoof, name, cn1_ok) = m.run(|| {
-        let mut cn1 = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
-        let Message::Binding(b) = cn1
-            .call(&Message::Allocate(Allocate {
-                mac: mac(1),
-                requested: None,
-            }))
-            .unwrap()
-        else {
-            panic!("no binding")
-        };
+        let (mut cn1, b) = cn1_with_a_station();
         // Finding 6: a secret holder at 10.9.0.100 binds as 10.9.0.1:5554
         // with no pools.
         let mut evil = connect_from("10.9.0.100");

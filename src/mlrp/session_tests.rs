@@ -414,17 +414,28 @@ fn unauthenticated_frame_after_an_authenticated_hello_is_refused() {
     );
 }
 
+/// Feed the first 8 bytes of a header announcing `len`, in two parts: the
+/// first 7 must not decide anything; returns what the 8th brings.
+fn header_in_two(
+    b: &mut Session,
+    flag_bits: u8,
+    len: u32,
+    out: &mut Vec<u8>,
+) -> Option<Result<Incoming, MlrpError>> {
+    let mut head = vec![MAGIC[0], MAGIC[1], VERSION, flag_bits];
+    head.extend_from_slice(&len.to_be_bytes());
+    b.feed(&head[..7]);
+    assert_eq!(b.poll(out), None);
+    b.feed(&head[7..]);
+    b.poll(out)
+}
+
 #[test]
 fn oversized_length_is_refused_from_the_first_eight_bytes() {
     let (_a, mut b) = pair(false);
-    let mut head = vec![MAGIC[0], MAGIC[1], VERSION, 0];
-    head.extend_from_slice(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
-    b.feed(&head[..7]);
-    assert_eq!(b.poll(&mut Vec::new()), None);
-    b.feed(&head[7..]);
     let mut out = Vec::new();
     assert_eq!(
-        b.poll(&mut out),
+        header_in_two(&mut b, 0, MAX_FRAME_LEN as u32 + 1, &mut out),
         Some(Err(MlrpError::Frame(WireError::FrameTooLarge(
             MAX_FRAME_LEN as u32 + 1
         ))))
@@ -737,14 +748,9 @@ fn before_the_hello_a_length_over_the_largest_hello_is_refused_at_the_header() {
     // One byte more, announced in the header: refused from the 8 bytes of
     // the header, before any body is buffered.
     let mut b = Session::new(Role::Mlr, Some(&k), [2; 16]);
-    let mut head = vec![MAGIC[0], MAGIC[1], VERSION, flags::MAC];
-    head.extend_from_slice(&(MAX_HELLO_FRAME_LEN as u32 + 1).to_be_bytes());
-    b.feed(&head[..7]);
-    assert_eq!(b.poll(&mut Vec::new()), None);
-    b.feed(&head[7..]);
     let mut out = Vec::new();
     assert_eq!(
-        b.poll(&mut out),
+        header_in_two(&mut b, flags::MAC, MAX_HELLO_FRAME_LEN as u32 + 1, &mut out),
         Some(Err(MlrpError::Frame(WireError::HelloTooLarge(142))))
     );
     assert_eq!(notice_code(&out), ErrorCode::Protocol);
