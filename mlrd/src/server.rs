@@ -338,14 +338,13 @@ impl Server {
                     self.max_conns
                 );
             }
-            let mut out = Vec::new();
+            // After our Hello if that is still queued; `close` sends both
+            // best effort.
             c.session.close(
                 ErrorCode::Unavailable,
                 "evicted: handshake not complete",
-                &mut out,
+                &mut c.out,
             );
-            // Best effort, the socket is about to close.
-            let _ = c.stream.write(&out);
         }
         self.close(slot, "evicted before authenticating");
         true
