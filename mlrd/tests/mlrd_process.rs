@@ -619,8 +619,10 @@ fn max_connections_refusal_is_logged_and_survived() {
         });
         assert!(ok.is_some());
     });
+    // The other refusals (2, or 3 if a retry above came before mlrd saw
+    // the closes) are counted in one summary line.
     m.wait_log_for(
-        "Refused 2 more connection(s) in the last 10 s",
+        "more connection(s) in the last 10 s: max_connections 5 reached, all authenticated",
         Duration::from_secs(15),
     );
 }
