@@ -7,16 +7,13 @@
 mod common;
 #[path = "common/testbed.rs"]
 mod testbed;
-#[path = "common/traffic.rs"]
-mod traffic;
 
-use common::closed_by_peer;
+use common::{closed_by_peer, in_netns};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 use testbed::{cn_core_ip, Options, TestBed, CORE_IF, NETWORK_NAME, SECRET};
 use tmip::mlrp::{client::tcp_connect_from, Client, Message, NetworkKey, Role};
-use traffic::in_netns;
 
 #[test]
 fn outsiders_cannot_hold_the_cn_listener_and_a_real_peer_is_still_served() {
