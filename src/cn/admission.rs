@@ -4,8 +4,8 @@
 //! refusals), each written once per interval with its count.
 
 use crate::addr::MacAddr;
-use crate::throttle::Throttle;
-use std::time::Instant;
+use crate::log_throttle::LogThrottle;
+use std::time::{Duration, Instant};
 
 /// Rate limit on new station MACs per cell: a token bucket of
 /// `rate` per second, four seconds' worth deep. MACs let through lately
@@ -54,13 +54,29 @@ impl NewStations {
     }
 }
 
+/// How often each kind of refusal is logged at most (then summed up).
+pub(super) const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The refusal logs (one line per interval each, with the count).
-#[derive(Default)]
 pub(super) struct RefusalLogs {
-    pub(super) spoof: Throttle,
-    pub(super) release: Throttle,
-    pub(super) new_station: Throttle,
-    pub(super) relayed: Throttle,
-    pub(super) mlr: Throttle,
-    pub(super) decline: Throttle,
+    pub(super) spoof: LogThrottle,
+    pub(super) release: LogThrottle,
+    pub(super) new_station: LogThrottle,
+    pub(super) relayed: LogThrottle,
+    pub(super) mlr: LogThrottle,
+    pub(super) decline: LogThrottle,
+}
+
+impl Default for RefusalLogs {
+    fn default() -> Self {
+        let t = LogThrottle::new(REFUSAL_LOG_INTERVAL);
+        RefusalLogs {
+            spoof: t.clone(),
+            release: t.clone(),
+            new_station: t.clone(),
+            relayed: t.clone(),
+            mlr: t.clone(),
+            decline: t,
+        }
+    }
 }

@@ -20,7 +20,8 @@
 //!   per second (burst of four seconds' worth) ask for one.
 //!
 //! Each refusal is counted ([`Counters`], shown in status) and logged at
-//! most once per [`crate::throttle::LOG_INTERVAL`] with its count.
+//! at most once per interval ([`crate::log_throttle::LogThrottle`]), then as
+//! one line with the count.
 
 use super::admission::{NewStations, RefusalLogs};
 use super::dataplane::{CnAddr, DataAction};
@@ -447,8 +448,8 @@ impl CnCore {
                 "refused: new station {mac}: more than {} new MACs per second in this cell (new_station_rate)",
                 self.cfg.new_station_rate
             );
-            if let Some(n) = self.refusals.new_station.hit(now) {
-                log::warn!(target: "dhcp", "{msg}; {n} refused since the last line, {} in all", self.counters.new_stations_limited);
+            if self.refusals.new_station.hit(now) {
+                log::warn!(target: "dhcp", "{msg}; {} in all", self.counters.new_stations_limited);
             }
             self.out.push_back(Output::Dhcp {
                 mac,
@@ -517,7 +518,7 @@ impl CnCore {
                 c.mlr_refused,
             ),
         ] {
-            if let Some(n) = t.due(now) {
+            if let Some(n) = t.summary(now) {
                 log::warn!(target: target, "{what}: {n} more since the last line, {total} in all");
             }
         }
@@ -534,8 +535,8 @@ impl CnCore {
             return false;
         }
         self.counters.spoofs_refused += 1;
-        if let Some(n) = self.refusals.spoof.hit(now) {
-            log::warn!(target: "cn", "refused: spoof: {mac} claims {ip}, which is bound to {owner}; not believed ({n} since the last line, {} in all)", self.counters.spoofs_refused);
+        if self.refusals.spoof.hit(now) {
+            log::warn!(target: "cn", "refused: spoof: {mac} claims {ip}, which is bound to {owner}; not believed ({} in all)", self.counters.spoofs_refused);
         }
         true
     }
@@ -648,8 +649,8 @@ impl CnCore {
                     None => "it is not served here".to_string(),
                 };
                 self.counters.releases_refused += 1;
-                if let Some(n) = self.refusals.release.hit(now) {
-                    log::warn!(target: "dhcp", "refused: RELEASE of {cell} from {mac}: {why} ({n} since the last line, {} in all)", self.counters.releases_refused);
+                if self.refusals.release.hit(now) {
+                    log::warn!(target: "dhcp", "refused: RELEASE of {cell} from {mac}: {why} ({} in all)", self.counters.releases_refused);
                 }
                 return;
             }
@@ -675,15 +676,15 @@ impl CnCore {
             Some(s) if s.at == Whereabouts::Here && ip.is_none_or(|ip| s.cell.contains(ip)));
         if holder {
             self.counters.declines += 1;
-            if let Some(n) = self.refusals.decline.hit(now) {
-                log::warn!(target: "dhcp", "DECLINE from {mac}: {} is in use by another host on the link (address conflict); {n} since the last line, {} in all",
+            if self.refusals.decline.hit(now) {
+                log::warn!(target: "dhcp", "DECLINE from {mac}: {} is in use by another host on the link (address conflict); {} in all",
                     ip.map(|i| i.to_string()).unwrap_or_else(|| "its address".into()), self.counters.declines);
             }
             return;
         }
         self.counters.releases_refused += 1;
-        if let Some(n) = self.refusals.release.hit(now) {
-            log::warn!(target: "dhcp", "refused: DECLINE from {mac}: not the holder here ({n} since the last line, {} in all)", self.counters.releases_refused);
+        if self.refusals.release.hit(now) {
+            log::warn!(target: "dhcp", "refused: DECLINE from {mac}: not the holder here ({} in all)", self.counters.releases_refused);
         }
     }
 
@@ -731,8 +732,8 @@ impl CnCore {
                     "relayed DHCP for {mac}, bound at {}: a relay cannot move a station",
                     b.at.map(|a| a.to_string()).unwrap_or_default()
                 );
-                if let Some(n) = self.refusals.relayed.hit(now) {
-                    log::warn!(target: "dhcp", "refused: {msg} ({n} since the last line, {} in all)", self.counters.relayed_refused);
+                if self.refusals.relayed.hit(now) {
+                    log::warn!(target: "dhcp", "refused: {msg} ({} in all)", self.counters.relayed_refused);
                 }
                 self.out.push_back(Output::Dhcp {
                     mac,
@@ -776,8 +777,8 @@ impl CnCore {
             (Purpose::Dhcp { mac, .. }, other) => {
                 self.counters.mlr_errors += 1;
                 self.counters.mlr_refused += 1;
-                if let Some(n) = self.refusals.mlr.hit(now) {
-                    log::warn!(target: "dhcp", "refused by the MLR: no address for {mac}: {other:?} ({n} since the last line, {} in all)", self.counters.mlr_refused);
+                if self.refusals.mlr.hit(now) {
+                    log::warn!(target: "dhcp", "refused by the MLR: no address for {mac}: {other:?} ({} in all)", self.counters.mlr_refused);
                 }
                 self.out.push_back(Output::Dhcp {
                     mac,
@@ -803,8 +804,8 @@ impl CnCore {
                 // is free). A new MAC: within new_station_rate only.
                 if !self.new_stations.allow(mac, now) {
                     self.counters.new_stations_limited += 1;
-                    if let Some(n) = self.refusals.new_station.hit(now) {
-                        log::warn!(target: "handover", "refused: static client {mac} ({ip}): over new_station_rate ({n} since the last line, {} in all)", self.counters.new_stations_limited);
+                    if self.refusals.new_station.hit(now) {
+                        log::warn!(target: "handover", "refused: static client {mac} ({ip}): over new_station_rate ({} in all)", self.counters.new_stations_limited);
                     }
                     return;
                 }
@@ -837,8 +838,8 @@ impl CnCore {
                     // Taken: by a station that has it (then this is an
                     // address spoof or conflict), or outside every pool.
                     self.counters.spoofs_refused += 1;
-                    if let Some(n) = self.refusals.spoof.hit(now) {
-                        log::warn!(target: "handover", "refused: static client {} claims {ip}, which the MLR does not give it (spoof or address conflict; offered {} instead, released) ({n} since the last line, {} in all)", b.mac, b.cell, self.counters.spoofs_refused);
+                    if self.refusals.spoof.hit(now) {
+                        log::warn!(target: "handover", "refused: static client {} claims {ip}, which the MLR does not give it (spoof or address conflict; offered {} instead, released) ({} in all)", b.mac, b.cell, self.counters.spoofs_refused);
                     }
                     self.call(
                         MlrCall::Release {

@@ -42,14 +42,14 @@
 //! a message whose `chaddr` differs from its Ethernet source speaks for
 //! another station: it is dropped ([`Error::ForgedClient`]), counted
 //! ([`DhcpServer::forged`]) and logged at most once per
-//! [`crate::throttle::LOG_INTERVAL`] with the count. A relayed message
+//! interval ([`crate::log_throttle::LogThrottle`]), then with the count. A relayed message
 //! (`giaddr` set) cannot be checked that way: its lookup is marked
 //! `relayed` (the CN does not move a station on it), and a relayed RELEASE
 //! or DECLINE is ignored.
 
 use super::wire::{self as dhcp_wire, opt, MessageType, Repr, Route};
 use crate::addr::{Cell30, MacAddr};
-use crate::throttle::Throttle;
+use crate::log_throttle::LogThrottle;
 use crate::wire::{UdpChecksum, UdpFrame};
 use core::fmt;
 use std::net::Ipv4Addr;
@@ -62,6 +62,8 @@ pub const MAX_PENDING: usize = 64;
 pub const PENDING_TTL: Duration = Duration::from_secs(10);
 /// A retransmission of a request whose lookup is older than this asks again.
 pub const LOOKUP_RETRY: Duration = Duration::from_secs(3);
+/// How often each kind of refused input is logged at most (then summed up).
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Lease time when the configuration gives none.
 pub const DEFAULT_LEASE_TIME: u32 = 3600;
 
@@ -240,10 +242,13 @@ pub struct DhcpServer {
     mac: MacAddr,
     capacity: usize,
     pending: heapless::Vec<Pending, MAX_PENDING>,
-    /// Messages dropped because `chaddr` was not their sender.
-    forged: Throttle,
+    /// Messages dropped because `chaddr` was not their sender: the log
+    /// and the count.
+    forged: LogThrottle,
+    forged_total: u64,
     /// Requests refused because the pending table was full (a flood).
-    full: Throttle,
+    full: LogThrottle,
+    full_total: u64,
 }
 
 fn is_station_address(ip: Ipv4Addr) -> bool {
@@ -272,8 +277,10 @@ impl DhcpServer {
             mac,
             capacity: capacity.clamp(1, MAX_PENDING),
             pending: heapless::Vec::new(),
-            forged: Throttle::default(),
-            full: Throttle::default(),
+            forged: LogThrottle::new(REFUSAL_LOG_INTERVAL),
+            forged_total: 0,
+            full: LogThrottle::new(REFUSAL_LOG_INTERVAL),
+            full_total: 0,
         }
     }
 
@@ -297,27 +304,17 @@ impl DhcpServer {
     pub fn expire(&mut self, now: Instant) {
         self.pending
             .retain(|p| now.saturating_duration_since(p.received) < PENDING_TTL);
-        if let Some(n) = self.forged.due(now) {
-            self.log_forged(n, None);
+        if let Some(n) = self.forged.summary(now) {
+            log::warn!(target: "dhcp", "refused: {n} more DHCP messages with a forged chaddr, {} in all", self.forged_total);
         }
-        if let Some(n) = self.full.due(now) {
-            log::warn!(target: "dhcp", "refused: {n} more requests, pending table full; {} in all", self.full.total());
+        if let Some(n) = self.full.summary(now) {
+            log::warn!(target: "dhcp", "refused: {n} more requests, pending table full; {} in all", self.full_total);
         }
     }
 
     /// Messages dropped so far because their `chaddr` was not their sender.
     pub fn forged(&self) -> u64 {
-        self.forged.total()
-    }
-
-    fn log_forged(&self, n: u64, last: Option<(MacAddr, MacAddr)>) {
-        let total = self.forged.total();
-        match last {
-            Some((chaddr, src)) => log::warn!(target: "dhcp",
-                "refused: DHCP from {src} names client {chaddr} without a relay (forged chaddr); {n} refused since the last line, {total} in all"),
-            None => log::warn!(target: "dhcp",
-                "refused: {n} more DHCP messages with a forged chaddr, {total} in all"),
-        }
+        self.forged_total
     }
 
     /// Handle a frame received on the mobile interface. `Err` explains why
@@ -326,8 +323,9 @@ impl DhcpServer {
         let result = self.handle_frame_inner(frame, now);
         match &result {
             Err(e @ Error::TableFull(_)) => {
-                if let Some(n) = self.full.hit(now) {
-                    log::warn!(target: "dhcp", "{e} ({n} refused since the last line, {} in all)", self.full.total());
+                self.full_total += 1;
+                if self.full.hit(now) {
+                    log::warn!(target: "dhcp", "{e} ({} in all)", self.full_total);
                 }
             }
             Err(Error::ForgedClient { .. }) => {}
@@ -366,8 +364,10 @@ impl DhcpServer {
         }
         let relayed = !msg.relay_agent_ip.is_unspecified();
         if !relayed && mac != src_mac {
-            if let Some(n) = self.forged.hit(now) {
-                self.log_forged(n, Some((mac, src_mac)));
+            self.forged_total += 1;
+            if self.forged.hit(now) {
+                log::warn!(target: "dhcp",
+                    "refused: DHCP from {src_mac} names client {mac} without a relay (forged chaddr); {} in all", self.forged_total);
             }
             return Err(Error::ForgedClient {
                 chaddr: mac,
