@@ -1311,6 +1311,16 @@ mod tests {
             lease_secs: 3600,
         }
     }
+    /// A DHCP REQUEST of station `n` for its cell's N+1.
+    fn request(c: &mut CnCore, n: u8, relayed: bool, now: Instant) {
+        c.dhcp_lookup(
+            mac(n),
+            LookupKind::Locate,
+            Some(cell(n).station()),
+            relayed,
+            now,
+        );
+    }
     fn tag_of(out: &[Output]) -> u64 {
         out.iter()
             .find_map(|o| match o {
@@ -1324,13 +1334,7 @@ mod tests {
     fn dhcp_request_commits_adopts_moves_and_answers() {
         let now = Instant::now();
         let mut c = core(8);
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let out = drain(&mut c);
         assert!(
             matches!(&out[0], Output::Mlr { call: MlrCall::Commit { mac: m, cell: k }, .. } if *m == mac(1) && *k == cell(1))
@@ -1369,13 +1373,7 @@ mod tests {
     fn a_visitor_gets_a_tunnel_and_a_reverse_tunnel_to_its_parent() {
         let now = Instant::now();
         let mut c = core(8);
-        c.dhcp_lookup(
-            mac(2),
-            LookupKind::Locate,
-            Some(cell(2).station()),
-            false,
-            now,
-        );
+        request(&mut c, 2, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
         let out = drain(&mut c);
@@ -1385,13 +1383,7 @@ mod tests {
             parent: cn(2)
         })));
         // A renewal changes nothing in the data plane.
-        c.dhcp_lookup(
-            mac(2),
-            LookupKind::Locate,
-            Some(cell(2).station()),
-            false,
-            now,
-        );
+        request(&mut c, 2, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(1)))), now);
         let out = drain(&mut c);
@@ -1408,36 +1400,18 @@ mod tests {
     fn a_full_table_refuses_the_newcomer_and_keeps_serving_others() {
         let now = Instant::now();
         let mut c = core(1);
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
-        c.dhcp_lookup(
-            mac(2),
-            LookupKind::Locate,
-            Some(cell(2).station()),
-            false,
-            now,
-        );
+        request(&mut c, 2, false, now);
         let out = drain(&mut c);
         assert!(
             matches!(&out[0], Output::Dhcp { mac: m, result: Err(LookupFailure::Unavailable(e)) } if *m == mac(2) && e.contains("full"))
         );
         assert_eq!(c.counters.refused_full, 1);
         // The known station still renews.
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         assert!(drain(&mut c)
@@ -1449,35 +1423,17 @@ mod tests {
     fn without_the_mlr_known_stations_are_served_from_the_table() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
         // A lookup in flight when the link drops is answered from the table.
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         drain(&mut c);
         c.mlr_lost(now);
         let out = drain(&mut c);
         assert!(matches!(&out[0], Output::Dhcp { result: Ok(l), .. } if l.cell == cell(1)));
-        c.dhcp_lookup(
-            mac(3),
-            LookupKind::Locate,
-            Some(cell(3).station()),
-            false,
-            now,
-        );
+        request(&mut c, 3, false, now);
         assert!(matches!(
             &drain(&mut c)[0],
             Output::Dhcp { result: Err(_), .. }
@@ -1492,13 +1448,7 @@ mod tests {
     fn the_parent_routes_a_redirected_cell_into_the_tunnel_and_back() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
@@ -1551,13 +1501,7 @@ mod tests {
         assert!(c.take_departed().is_empty());
         // Station 1 at home (parent here), redirected to CN 3: departed;
         // the redirect back home adopts it again (not a departure).
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
@@ -1629,13 +1573,7 @@ mod tests {
     fn expired_bindings_are_checked_with_the_mlr_before_they_go() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         let mut b = binding(1, cn(1), None);
         b.lease_secs = 10;
@@ -1676,13 +1614,7 @@ mod tests {
     fn without_the_mlr_expired_stations_are_kept() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         let mut b = binding(1, cn(1), None);
         b.lease_secs = 10;
@@ -1702,13 +1634,7 @@ mod tests {
     fn flapping_at_the_parent_ends_with_the_station_served_here() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         drain(&mut c);
@@ -1735,13 +1661,7 @@ mod tests {
     fn flapping_at_a_visitor_ends_with_the_station_served_here() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(
-            mac(2),
-            LookupKind::Locate,
-            Some(cell(2).station()),
-            false,
-            now,
-        );
+        request(&mut c, 2, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
         let out = drain(&mut c);
@@ -1785,13 +1705,7 @@ mod tests {
     fn frames_sent_before_a_release_are_not_an_arrival() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         drain(&mut c);
@@ -1938,13 +1852,7 @@ mod tests {
 
     /// Station 1 adopted here through a DHCP REQUEST (Commit).
     fn with_station_here(c: &mut CnCore, now: Instant) {
-        c.dhcp_lookup(
-            mac(1),
-            LookupKind::Locate,
-            Some(cell(1).station()),
-            false,
-            now,
-        );
+        request(c, 1, false, now);
         let t = tag_of(&drain(c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         drain(c);
@@ -2087,13 +1995,7 @@ mod tests {
     fn a_relayed_lookup_never_moves_a_station() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(
-            mac(2),
-            LookupKind::Locate,
-            Some(cell(2).station()),
-            true,
-            now,
-        );
+        request(&mut c, 2, true, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
         let out = drain(&mut c);
