@@ -709,6 +709,13 @@ impl Server {
                     })
                     .collect(),
             }),
+            // A register without a backup or primary: epoch 1, alone.
+            Message::RegisterStatus => Message::RegisterStatusReply(mlrp::RegisterStatusReply {
+                epoch: 1,
+                role: mlrp::RegisterRole::Standalone,
+                replication: mlrp::ReplicationState::None,
+                peer: CnRef::new(Ipv4Addr::UNSPECIFIED, 0),
+            }),
             Message::Status => {
                 let cns = self.reg.cns();
                 let pools: usize = cns.iter().map(|c| c.pools.len()).sum();

@@ -369,6 +369,9 @@ pub enum ErrorCode {
     Unavailable,
     /// Anything else that went wrong inside the peer.
     Internal,
+    /// This register is the standby backup of another (which serves):
+    /// bind there. (Also: a replication peer that is not the primary.)
+    NotPrimary,
     /// A code this version does not know (kept so it can be logged).
     Other(u16),
 }
@@ -389,6 +392,7 @@ impl ErrorCode {
             ErrorCode::Protocol => 11,
             ErrorCode::Unavailable => 12,
             ErrorCode::Internal => 13,
+            ErrorCode::NotPrimary => 14,
             ErrorCode::Other(v) => v,
         }
     }
@@ -407,6 +411,7 @@ impl ErrorCode {
             11 => ErrorCode::Protocol,
             12 => ErrorCode::Unavailable,
             13 => ErrorCode::Internal,
+            14 => ErrorCode::NotPrimary,
             v => ErrorCode::Other(v),
         }
     }
@@ -1028,6 +1033,131 @@ impl StatusReply {
     }
 }
 
+/// What a register is in a pair (`RegisterStatusReply::role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterRole {
+    /// No backup and no primary configured: serves alone.
+    Standalone,
+    /// Serves CNs (the primary, or a backup that promoted itself).
+    Primary,
+    /// Standby backup: replicates from the primary, refuses CN binds.
+    Backup,
+    Other(u8),
+}
+
+impl RegisterRole {
+    pub fn to_u8(self) -> u8 {
+        match self {
+            RegisterRole::Standalone => 0,
+            RegisterRole::Primary => 1,
+            RegisterRole::Backup => 2,
+            RegisterRole::Other(v) => v,
+        }
+    }
+    pub fn from_u8(v: u8) -> RegisterRole {
+        match v {
+            0 => RegisterRole::Standalone,
+            1 => RegisterRole::Primary,
+            2 => RegisterRole::Backup,
+            v => RegisterRole::Other(v),
+        }
+    }
+}
+
+impl fmt::Display for RegisterRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegisterRole::Standalone => f.write_str("standalone"),
+            RegisterRole::Primary => f.write_str("primary"),
+            RegisterRole::Backup => f.write_str("backup"),
+            RegisterRole::Other(v) => write!(f, "role {v}"),
+        }
+    }
+}
+
+/// The state of a register's replication link (`RegisterStatusReply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicationState {
+    /// No peer configured.
+    None,
+    /// The peer is unreachable: serving alone.
+    PeerDown,
+    /// The backup is being brought up to date (snapshot + tail).
+    CatchingUp,
+    /// Every acknowledged change is stored on both registers.
+    InSync,
+    Other(u8),
+}
+
+impl ReplicationState {
+    pub fn to_u8(self) -> u8 {
+        match self {
+            ReplicationState::None => 0,
+            ReplicationState::PeerDown => 1,
+            ReplicationState::CatchingUp => 2,
+            ReplicationState::InSync => 3,
+            ReplicationState::Other(v) => v,
+        }
+    }
+    pub fn from_u8(v: u8) -> ReplicationState {
+        match v {
+            0 => ReplicationState::None,
+            1 => ReplicationState::PeerDown,
+            2 => ReplicationState::CatchingUp,
+            3 => ReplicationState::InSync,
+            v => ReplicationState::Other(v),
+        }
+    }
+}
+
+impl fmt::Display for ReplicationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplicationState::None => f.write_str("none"),
+            ReplicationState::PeerDown => f.write_str("peer-down"),
+            ReplicationState::CatchingUp => f.write_str("catching-up"),
+            ReplicationState::InSync => f.write_str("in-sync"),
+            ReplicationState::Other(v) => write!(f, "state {v}"),
+        }
+    }
+}
+
+/// A register's place in a primary/backup pair (reply to
+/// `RegisterStatus`): its epoch (raised by each promotion), its role, its
+/// replication state and the other register of the pair (0.0.0.0:0 when
+/// none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterStatusReply {
+    pub epoch: u32,
+    pub role: RegisterRole,
+    pub replication: ReplicationState,
+    pub peer: CnRef,
+}
+
+impl RegisterStatusReply {
+    pub fn parse(body: &[u8]) -> Result<RegisterStatusReply, WireError> {
+        let mut r = Reader::new(body);
+        let s = RegisterStatusReply {
+            epoch: r.u32()?,
+            role: RegisterRole::from_u8(r.u8()?),
+            replication: ReplicationState::from_u8(r.u8()?),
+            peer: r.cnref()?,
+        };
+        r.finish()?;
+        Ok(s)
+    }
+    pub fn buffer_len(&self) -> usize {
+        12
+    }
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut w = Writer::new(buf);
+        w.u32(self.epoch);
+        w.u8(self.role.to_u8());
+        w.u8(self.replication.to_u8());
+        w.cnref(self.peer);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The message enum
 
@@ -1062,6 +1192,8 @@ pub enum MessageType {
     CnList = 0x0031,
     Status = 0x0032,
     StatusReply = 0x0033,
+    RegisterStatus = 0x0040,
+    RegisterStatusReply = 0x0041,
 }
 
 impl MessageType {
@@ -1087,6 +1219,8 @@ impl MessageType {
             0x0031 => CnList,
             0x0032 => Status,
             0x0033 => StatusReply,
+            0x0040 => RegisterStatus,
+            0x0041 => RegisterStatusReply,
             _ => return None,
         })
     }
@@ -1094,9 +1228,10 @@ impl MessageType {
         use MessageType::*;
         match self {
             Hello => Kind::Handshake,
-            Error | Ack | Pong | BindReply | Binding | CnList | StatusReply => Kind::Reply,
+            Error | Ack | Pong | BindReply | Binding | CnList | StatusReply
+            | RegisterStatusReply => Kind::Reply,
             Ping | CnBind | Unbind | Allocate | Locate | Move | Redirect | Withdraw | Release
-            | ListCns | Status => Kind::Request,
+            | ListCns | Status | RegisterStatus => Kind::Request,
         }
     }
 }
@@ -1129,6 +1264,9 @@ pub enum Message {
     CnList(CnList),
     Status,
     StatusReply(StatusReply),
+    /// Which register is this, in which epoch, replicating how?
+    RegisterStatus,
+    RegisterStatusReply(RegisterStatusReply),
 }
 
 impl Message {
@@ -1153,6 +1291,8 @@ impl Message {
             Message::CnList(_) => MessageType::CnList,
             Message::Status => MessageType::Status,
             Message::StatusReply(_) => MessageType::StatusReply,
+            Message::RegisterStatus => MessageType::RegisterStatus,
+            Message::RegisterStatusReply(_) => MessageType::RegisterStatusReply,
         }
     }
 
@@ -1201,6 +1341,10 @@ impl Message {
             MessageType::CnList => Message::CnList(CnList::parse(body)?),
             MessageType::Status => return empty(Message::Status),
             MessageType::StatusReply => Message::StatusReply(StatusReply::parse(body)?),
+            MessageType::RegisterStatus => return empty(Message::RegisterStatus),
+            MessageType::RegisterStatusReply => {
+                Message::RegisterStatusReply(RegisterStatusReply::parse(body)?)
+            }
         })
     }
 
@@ -1222,7 +1366,11 @@ impl Message {
         match self {
             Message::Hello(m) => m.buffer_len(),
             Message::Error(m) => m.buffer_len(),
-            Message::Ack | Message::Unbind | Message::ListCns | Message::Status => 0,
+            Message::Ack
+            | Message::Unbind
+            | Message::ListCns
+            | Message::Status
+            | Message::RegisterStatus => 0,
             Message::Ping { .. } | Message::Pong { .. } => 8,
             Message::CnBind(m) => m.buffer_len(),
             Message::BindReply(m) => m.buffer_len(),
@@ -1235,6 +1383,7 @@ impl Message {
             Message::Release(m) => m.buffer_len(),
             Message::CnList(m) => m.buffer_len(),
             Message::StatusReply(m) => m.buffer_len(),
+            Message::RegisterStatusReply(m) => m.buffer_len(),
         }
     }
 
@@ -1243,7 +1392,11 @@ impl Message {
         match self {
             Message::Hello(m) => m.emit(buf),
             Message::Error(m) => m.emit(buf),
-            Message::Ack | Message::Unbind | Message::ListCns | Message::Status => {}
+            Message::Ack
+            | Message::Unbind
+            | Message::ListCns
+            | Message::Status
+            | Message::RegisterStatus => {}
             Message::Ping { nonce } | Message::Pong { nonce } => {
                 Writer::new(buf).u64(*nonce);
             }
@@ -1258,6 +1411,7 @@ impl Message {
             Message::Release(m) => m.emit(buf),
             Message::CnList(m) => m.emit(buf),
             Message::StatusReply(m) => m.emit(buf),
+            Message::RegisterStatusReply(m) => m.emit(buf),
         }
     }
 }
@@ -1337,6 +1491,12 @@ impl fmt::Display for Message {
                 "StatusReply uptime {}s cns {}/{} up pools {} bindings {} free cells {} requests {} software {:?}",
                 s.uptime_secs, s.cns_up, s.cns, s.pools, s.bindings, s.free_cells, s.requests, s.software
             ),
+            Message::RegisterStatus => f.write_str("RegisterStatus"),
+            Message::RegisterStatusReply(r) => write!(
+                f,
+                "RegisterStatusReply epoch {} {} replication {} peer {}",
+                r.epoch, r.role, r.replication, r.peer
+            ),
         }
     }
 }
@@ -1373,6 +1533,29 @@ mod tests {
         let mut long = bytes.to_vec();
         long.push(0);
         assert!(Message::parse(msg.msg_type() as u16, &long).is_err());
+    }
+
+    #[test]
+    fn register_status_layout_is_pinned() {
+        pinned(Message::RegisterStatus, &[]);
+        #[rustfmt::skip]
+        let bytes = [
+            0x00, 0x00, 0x00, 0x03,       // epoch 3
+            0x01,                         // role: primary
+            0x03,                         // replication: in sync
+            10, 0, 0, 251, 0x19, 0x9a,    // peer 10.0.0.251:6554
+        ];
+        pinned(
+            Message::RegisterStatusReply(RegisterStatusReply {
+                epoch: 3,
+                role: RegisterRole::Primary,
+                replication: ReplicationState::InSync,
+                peer: CnRef::new(Ipv4Addr::new(10, 0, 0, 251), 6554),
+            }),
+            &bytes,
+        );
+        assert_eq!(ErrorCode::from_u16(14), ErrorCode::NotPrimary);
+        assert_eq!(ErrorCode::NotPrimary.to_u16(), 14);
     }
 
     #[test]
