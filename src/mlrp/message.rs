@@ -1158,6 +1158,129 @@ impl RegisterStatusReply {
     }
 }
 
+/// Most journal bytes one replication frame carries (frames are at most
+/// 64 KiB).
+pub const MAX_REPL_DATA: usize = 60_000;
+
+fn repl_data(r: &mut Reader<'_>) -> Result<Vec<u8>, WireError> {
+    let n = r.u16()? as usize;
+    if n > MAX_REPL_DATA {
+        return Err(WireError::TooMany("replication bytes", n));
+    }
+    Ok(r.take(n)?.to_vec())
+}
+
+/// Backup -> primary: stream your register to me. `epoch` is the
+/// backup's; the primary answers `Ack` and then sends a snapshot
+/// (`ReplSnapshot` chunks) and every later journal record
+/// (`ReplRecords`), or `Error{NotPrimary}` when it does not serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplSubscribe {
+    pub epoch: u32,
+}
+
+impl ReplSubscribe {
+    pub fn parse(body: &[u8]) -> Result<ReplSubscribe, WireError> {
+        let mut r = Reader::new(body);
+        let s = ReplSubscribe { epoch: r.u32()? };
+        r.finish()?;
+        Ok(s)
+    }
+    pub fn buffer_len(&self) -> usize {
+        4
+    }
+    pub fn emit(&self, buf: &mut [u8]) {
+        Writer::new(buf).u32(self.epoch);
+    }
+}
+
+/// Primary -> backup: chunk `chunk` (from 0) of a snapshot of the
+/// register, in mlrd's snapshot file format; `last` on the final chunk,
+/// after which the backup replaces its state with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplSnapshot {
+    pub epoch: u32,
+    pub chunk: u32,
+    pub last: bool,
+    pub data: Vec<u8>,
+}
+
+impl ReplSnapshot {
+    pub fn parse(body: &[u8]) -> Result<ReplSnapshot, WireError> {
+        let mut r = Reader::new(body);
+        let epoch = r.u32()?;
+        let chunk = r.u32()?;
+        let flags = r.u8()?;
+        if flags & !1 != 0 {
+            return Err(WireError::Malformed("unknown snapshot flags"));
+        }
+        r.zero("reserved byte")?;
+        let data = repl_data(&mut r)?;
+        r.finish()?;
+        Ok(ReplSnapshot {
+            epoch,
+            chunk,
+            last: flags & 1 != 0,
+            data,
+        })
+    }
+    pub fn validate(&self) -> Result<(), WireError> {
+        if self.data.len() > MAX_REPL_DATA {
+            return Err(WireError::TooMany("replication bytes", self.data.len()));
+        }
+        Ok(())
+    }
+    pub fn buffer_len(&self) -> usize {
+        12 + self.data.len()
+    }
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut w = Writer::new(buf);
+        w.u32(self.epoch);
+        w.u32(self.chunk);
+        w.u8(u8::from(self.last));
+        w.u8(0);
+        w.u16(self.data.len() as u16);
+        w.put(&self.data);
+    }
+}
+
+/// Primary -> backup: journal records (mlrd's journal record format) of
+/// one commit, numbered `seq` from 1 after the snapshot. The backup
+/// answers `Ack` only once it has written and fdatasynced them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplRecords {
+    pub epoch: u32,
+    pub seq: u64,
+    pub data: Vec<u8>,
+}
+
+impl ReplRecords {
+    pub fn parse(body: &[u8]) -> Result<ReplRecords, WireError> {
+        let mut r = Reader::new(body);
+        let epoch = r.u32()?;
+        let seq = r.u64()?;
+        let data = repl_data(&mut r)?;
+        r.finish()?;
+        Ok(ReplRecords { epoch, seq, data })
+    }
+    pub fn validate(&self) -> Result<(), WireError> {
+        if self.data.len() > MAX_REPL_DATA {
+            return Err(WireError::TooMany("replication bytes", self.data.len()));
+        }
+        Ok(())
+    }
+    pub fn buffer_len(&self) -> usize {
+        14 + self.data.len()
+    }
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut w = Writer::new(buf);
+        w.u32(self.epoch);
+        w.u64(self.seq);
+        w.u16(self.data.len() as u16);
+        w.put(&self.data);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The message enum
 
@@ -1194,6 +1317,9 @@ pub enum MessageType {
     StatusReply = 0x0033,
     RegisterStatus = 0x0040,
     RegisterStatusReply = 0x0041,
+    ReplSubscribe = 0x0042,
+    ReplSnapshot = 0x0043,
+    ReplRecords = 0x0044,
 }
 
 impl MessageType {
@@ -1221,6 +1347,9 @@ impl MessageType {
             0x0033 => StatusReply,
             0x0040 => RegisterStatus,
             0x0041 => RegisterStatusReply,
+            0x0042 => ReplSubscribe,
+            0x0043 => ReplSnapshot,
+            0x0044 => ReplRecords,
             _ => return None,
         })
     }
@@ -1231,7 +1360,9 @@ impl MessageType {
             Error | Ack | Pong | BindReply | Binding | CnList | StatusReply
             | RegisterStatusReply => Kind::Reply,
             Ping | CnBind | Unbind | Allocate | Locate | Move | Redirect | Withdraw | Release
-            | ListCns | Status | RegisterStatus => Kind::Request,
+            | ListCns | Status | RegisterStatus | ReplSubscribe | ReplSnapshot | ReplRecords => {
+                Kind::Request
+            }
         }
     }
 }
@@ -1267,6 +1398,9 @@ pub enum Message {
     /// Which register is this, in which epoch, replicating how?
     RegisterStatus,
     RegisterStatusReply(RegisterStatusReply),
+    ReplSubscribe(ReplSubscribe),
+    ReplSnapshot(ReplSnapshot),
+    ReplRecords(ReplRecords),
 }
 
 impl Message {
@@ -1293,6 +1427,9 @@ impl Message {
             Message::StatusReply(_) => MessageType::StatusReply,
             Message::RegisterStatus => MessageType::RegisterStatus,
             Message::RegisterStatusReply(_) => MessageType::RegisterStatusReply,
+            Message::ReplSubscribe(_) => MessageType::ReplSubscribe,
+            Message::ReplSnapshot(_) => MessageType::ReplSnapshot,
+            Message::ReplRecords(_) => MessageType::ReplRecords,
         }
     }
 
@@ -1345,6 +1482,9 @@ impl Message {
             MessageType::RegisterStatusReply => {
                 Message::RegisterStatusReply(RegisterStatusReply::parse(body)?)
             }
+            MessageType::ReplSubscribe => Message::ReplSubscribe(ReplSubscribe::parse(body)?),
+            MessageType::ReplSnapshot => Message::ReplSnapshot(ReplSnapshot::parse(body)?),
+            MessageType::ReplRecords => Message::ReplRecords(ReplRecords::parse(body)?),
         })
     }
 
@@ -1357,6 +1497,8 @@ impl Message {
             Message::BindReply(m) => m.validate(),
             Message::CnList(m) => m.validate(),
             Message::StatusReply(m) => m.validate(),
+            Message::ReplSnapshot(m) => m.validate(),
+            Message::ReplRecords(m) => m.validate(),
             _ => Ok(()),
         }
     }
@@ -1384,6 +1526,9 @@ impl Message {
             Message::CnList(m) => m.buffer_len(),
             Message::StatusReply(m) => m.buffer_len(),
             Message::RegisterStatusReply(m) => m.buffer_len(),
+            Message::ReplSubscribe(m) => m.buffer_len(),
+            Message::ReplSnapshot(m) => m.buffer_len(),
+            Message::ReplRecords(m) => m.buffer_len(),
         }
     }
 
@@ -1412,6 +1557,9 @@ impl Message {
             Message::CnList(m) => m.emit(buf),
             Message::StatusReply(m) => m.emit(buf),
             Message::RegisterStatusReply(m) => m.emit(buf),
+            Message::ReplSubscribe(m) => m.emit(buf),
+            Message::ReplSnapshot(m) => m.emit(buf),
+            Message::ReplRecords(m) => m.emit(buf),
         }
     }
 }
@@ -1497,6 +1645,22 @@ impl fmt::Display for Message {
                 "RegisterStatusReply epoch {} {} replication {} peer {}",
                 r.epoch, r.role, r.replication, r.peer
             ),
+            Message::ReplSubscribe(m) => write!(f, "ReplSubscribe epoch {}", m.epoch),
+            Message::ReplSnapshot(m) => write!(
+                f,
+                "ReplSnapshot epoch {} chunk {}{} ({} bytes)",
+                m.epoch,
+                m.chunk,
+                if m.last { " last" } else { "" },
+                m.data.len()
+            ),
+            Message::ReplRecords(m) => write!(
+                f,
+                "ReplRecords epoch {} seq {} ({} bytes)",
+                m.epoch,
+                m.seq,
+                m.data.len()
+            ),
         }
     }
 }
@@ -1555,6 +1719,44 @@ mod tests {
             &bytes,
         );
         assert_eq!(ErrorCode::from_u16(14), ErrorCode::NotPrimary);
+        pinned(
+            Message::ReplSubscribe(ReplSubscribe { epoch: 2 }),
+            &[0, 0, 0, 2],
+        );
+        #[rustfmt::skip]
+        let snap = [
+            0, 0, 0, 2,                   // epoch 2
+            0, 0, 0, 7,                   // chunk 7
+            0x01, 0x00,                   // last, reserved
+            0x00, 0x03, b'M', b'L', b'R', // 3 bytes of snapshot
+        ];
+        pinned(
+            Message::ReplSnapshot(ReplSnapshot {
+                epoch: 2,
+                chunk: 7,
+                last: true,
+                data: b"MLR".to_vec(),
+            }),
+            &snap,
+        );
+        #[rustfmt::skip]
+        let recs = [
+            0, 0, 0, 2,                   // epoch 2
+            0, 0, 0, 0, 0, 0, 0x01, 0x00, // seq 256
+            0x00, 0x02, 0xab, 0xcd,       // 2 bytes of records
+        ];
+        pinned(
+            Message::ReplRecords(ReplRecords {
+                epoch: 2,
+                seq: 256,
+                data: vec![0xab, 0xcd],
+            }),
+            &recs,
+        );
+        // Unknown snapshot flags are refused.
+        let mut bad = snap;
+        bad[8] = 2;
+        assert!(Message::parse(0x0043, &bad).is_err());
         assert_eq!(ErrorCode::NotPrimary.to_u16(), 14);
     }
 

@@ -53,6 +53,7 @@ pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION};
 pub use message::{
     Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, ErrorCode, ErrorReply, Hello,
     Kind, Locate, Message, MessageType, Move, Pool, Redirect, RegisterRole, RegisterStatusReply,
-    Release, ReplicationState, Role, StatusReply, WireError, Withdraw,
+    Release, ReplRecords, ReplSnapshot, ReplSubscribe, ReplicationState, Role, StatusReply,
+    WireError, Withdraw,
 };
 pub use session::{Incoming, MlrpError, RequestId, Session};
