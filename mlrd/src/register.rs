@@ -377,6 +377,11 @@ pub struct Register {
 }
 
 impl Register {
+    /// An empty register with this one's settings.
+    pub fn empty_like(&self) -> Register {
+        Register::new(&self.network, self.lease_time, self.dead_after)
+    }
+
     pub fn new(network: &str, lease_time: u32, dead_after: u32) -> Register {
         Register {
             network: network.to_string(),

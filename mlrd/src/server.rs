@@ -14,12 +14,18 @@
 //! read is cut off when its output passes [`MAX_OUTPUT`], and one peer gets
 //! at most [`READ_BUDGET`] bytes per iteration.
 
+#[path = "replication.rs"]
+mod replication;
+
 use crate::config::{MlrdConfig, Source};
 use crate::journal::Journal;
+use crate::pair::Pair;
 use crate::register::{BindError, BindingRecord, CnIdx, PoolSpec, Push, Register, NO_CN};
 use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
+pub use replication::peer_addr;
+use replication::{PeerLink, ReplicaLink, PROBE_EVERY};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -34,6 +40,8 @@ use tmip::mlrp::{
 const LISTENER: Token = 0;
 const SIGNALS: Token = 1;
 const FIRST_CONN: Token = 2;
+/// Our own connection to the other register of a pair.
+const PEER_LINK: Token = Token::MAX;
 /// Bytes read from one peer per loop iteration, so none can starve others.
 pub const READ_BUDGET: usize = 256 << 10;
 /// Requests handled for one peer per turn; the rest wait for the next
@@ -101,6 +109,9 @@ struct Conn {
     /// Pushes waiting for the CN to acknowledge earlier ones (the session
     /// allows MAX_OUTSTANDING unanswered requests).
     push_queue: VecDeque<Message>,
+    /// Output held until the backup register stored commit `seq`: from
+    /// absolute position `start` on (replication.rs).
+    held: VecDeque<(u64, u64)>,
 }
 
 impl Conn {
@@ -118,6 +129,8 @@ pub struct Setup {
     pub journal: Journal,
     pub listener: TcpListener,
     pub max_conns: usize,
+    /// The primary/backup pair (alone when no peer is configured).
+    pub pair: Pair,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +138,8 @@ enum Tick {
     Second,
     /// Watch the listener again after accept(2) failed (EMFILE...).
     Relisten,
+    /// Probe the peer register, time out the backup's acknowledgements.
+    Peer,
 }
 
 pub struct Server {
@@ -158,6 +173,18 @@ pub struct Server {
     refused_since_log: u64,
     stop: bool,
     requests: u64,
+    pair: Pair,
+    peer_link: Option<PeerLink>,
+    /// The peer link's descriptor as registered with the poller.
+    peer_polled: Option<(i32, bool)>,
+    replica: Option<ReplicaLink>,
+    /// Snapshot chunks for a backup that just subscribed.
+    replica_outbox: Vec<Message>,
+    /// Commits streamed to the backup.
+    repl_seq: u64,
+    /// Standby: this round stores replicated records (commit durably and
+    /// only then acknowledge them).
+    repl_durable: bool,
 }
 
 fn cnref(reg: &Register, i: CnIdx) -> CnRef {
@@ -190,6 +217,9 @@ impl Server {
         poller.register(signals.as_raw_fd(), SIGNALS, false);
         let mut timers = Timers::new();
         timers.schedule_in(Instant::now(), Duration::from_secs(1), Tick::Second);
+        if s.pair.peer().is_some() {
+            timers.schedule_in(Instant::now(), Duration::ZERO, Tick::Peer);
+        }
         let key = key_for(&s.cfg);
         let ncn = s.reg.cns().len();
         Ok(Server {
@@ -218,6 +248,13 @@ impl Server {
             refused_since_log: 0,
             stop: false,
             requests: 0,
+            pair: s.pair,
+            peer_link: None,
+            peer_polled: None,
+            replica: None,
+            replica_outbox: Vec::new(),
+            repl_seq: 0,
+            repl_durable: false,
         })
     }
 
@@ -231,6 +268,7 @@ impl Server {
                 Some(Duration::ZERO)
             };
             ready.clear();
+            self.sync_peer_poll();
             self.poller
                 .wait(timeout, &mut ready)
                 .map_err(|e| format!("poll: {e}"))?;
@@ -244,6 +282,7 @@ impl Server {
                 match tok {
                     LISTENER => self.accept(),
                     SIGNALS => self.on_signals(),
+                    PEER_LINK => self.on_peer_link(r),
                     t => self.on_conn(t - FIRST_CONN, r),
                 }
             }
@@ -258,6 +297,11 @@ impl Server {
                     Tick::Relisten => {
                         self.poller
                             .register(self.listener.as_raw_fd(), LISTENER, false);
+                    }
+                    Tick::Peer => {
+                        self.peer_tick(now);
+                        self.replica_tick(now);
+                        self.timers.schedule_in(now, PROBE_EVERY, Tick::Peer);
                     }
                 }
             }
@@ -333,6 +377,7 @@ impl Server {
             closing: false,
             committed_len: 0,
             push_queue: VecDeque::new(),
+            held: VecDeque::new(),
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -458,11 +503,20 @@ impl Server {
                     if let Err(e) = conn.session.reply(id, &reply, conn.io.queue()) {
                         warn!("! {}: cannot send reply {id}: {e}", conn.peer);
                     }
+                    if !self.replica_outbox.is_empty()
+                        && self.replica.as_ref().is_some_and(|r| r.slot == slot)
+                    {
+                        self.replica_send_pending(conn);
+                    }
                 }
                 Ok(Incoming::Reply { id, msg }) => {
                     self.stats.frames_in += 1;
                     if let Some(cn) = conn.cn {
                         self.reg.heard(cn, now);
+                    }
+                    if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
+                        self.on_replica_reply(id, msg);
+                        continue;
                     }
                     match msg {
                         Message::Error(e) => {
@@ -529,6 +583,13 @@ impl Server {
         match msg {
             Message::Ping { nonce } => Message::Pong { nonce },
             Message::CnBind(b) => {
+                if let Err(refusal) = self.admit_bind() {
+                    info!(
+                        "- Bind of CN {}:{} [{}] from {peer} refused: this register stands by",
+                        b.cn_addr, b.cn_port, b.cn_name
+                    );
+                    return refusal;
+                }
                 let pools: Vec<PoolSpec> = b
                     .pools
                     .iter()
@@ -709,13 +770,8 @@ impl Server {
                     })
                     .collect(),
             }),
-            // A register without a backup or primary: epoch 1, alone.
-            Message::RegisterStatus => Message::RegisterStatusReply(mlrp::RegisterStatusReply {
-                epoch: 1,
-                role: mlrp::RegisterRole::Standalone,
-                replication: mlrp::ReplicationState::None,
-                peer: CnRef::new(Ipv4Addr::UNSPECIFIED, 0),
-            }),
+            Message::RegisterStatus => self.status_reply(),
+            Message::ReplSubscribe(s) => self.on_subscribe(slot, conn, s),
             Message::Status => {
                 let cns = self.reg.cns();
                 let pools: usize = cns.iter().map(|c| c.pools.len()).sum();
@@ -835,13 +891,17 @@ impl Server {
         // allocations, releases, CN binds and expiry are still durable
         // before they are acknowledged, and their fdatasync covers the
         // moves written before them.
-        let mut durable = false;
+        let mut durable = std::mem::take(&mut self.repl_durable);
         if self.reg.has_changes() {
             let changes = self.reg.take_changes();
-            durable = changes.len() > self.soft_changes;
+            durable |= changes.len() > self.soft_changes;
             self.journal.record(&self.reg, &changes);
         }
         self.soft_changes = 0;
+        // A backup gets the same records; the replies of a durable round
+        // wait for its acknowledgement (replication.rs).
+        let records = (self.replica.is_some() && self.journal.pending())
+            .then(|| self.journal.recorded().to_vec());
         if self.journal.pending() {
             let written = if durable {
                 self.journal.commit()
@@ -864,7 +924,21 @@ impl Server {
                         }
                     }
                 }
-            } else if self.journal.should_compact() {
+            } else if let Some(seq) = records.and_then(|r| self.replicate(&r, durable)) {
+                let replica = self.replica.as_ref().map(|r| r.slot);
+                for &s in &self.dirty {
+                    if Some(s) == replica {
+                        continue;
+                    }
+                    if let Some(Some(c)) = self.conns.get_mut(s) {
+                        if c.io.queued_len() > c.committed_len {
+                            let start = c.io.abs(c.committed_len);
+                            c.held.push_back((seq, start));
+                        }
+                    }
+                }
+            }
+            if self.journal.should_compact() {
                 let t = Instant::now();
                 match self.journal.compact_in_background(&self.reg) {
                     Ok(()) => info!(
@@ -875,6 +949,13 @@ impl Server {
                     ),
                     Err(e) => error!("! compaction failed: {e}"),
                 }
+            }
+        }
+        // A standby's acknowledgements of replicated records leave only
+        // now that they are stored.
+        if let Some(l) = self.peer_link.as_ref() {
+            if l.wants_flush() {
+                self.peer_flush();
             }
         }
         let mut dirty = std::mem::take(&mut self.dirty);
@@ -893,7 +974,8 @@ impl Server {
         let Some(Some(c)) = self.conns.get_mut(slot) else {
             return;
         };
-        match c.io.flush() {
+        let limit = c.held.front().map_or(u64::MAX, |h| h.1);
+        match c.io.flush_upto(limit) {
             Ok(0) => {}
             Ok(_) => c.write_progress = Instant::now(),
             Err(e) => {
@@ -903,7 +985,9 @@ impl Server {
             }
         }
         c.committed_len = c.io.queued_len();
-        let want_write = c.pending() > 0;
+        // Held bytes do not make the socket worth watching for POLLOUT.
+        let unsent_from = c.io.queued_abs() - c.pending() as u64;
+        let want_write = limit.min(c.io.queued_abs()) > unsent_from;
         let want_read = c.pending() < OUTPUT_HIGH_WATER;
         if want_read && c.frames_waiting && !c.closing {
             // Frames read before the high-water mark are waiting in the
@@ -921,6 +1005,18 @@ impl Server {
         }
     }
 
+    /// Keep the poller's entry for the peer link in step with the link
+    /// (its descriptor is deregistered when it closes: replication.rs).
+    fn sync_peer_poll(&mut self) {
+        let want = self.peer_link_fd();
+        if want != self.peer_polled {
+            if let Some((fd, w)) = want {
+                self.poller.register_interest(fd, PEER_LINK, true, w);
+            }
+            self.peer_polled = want;
+        }
+    }
+
     fn close(&mut self, slot: usize, why: &str) {
         let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
             return;
@@ -930,6 +1026,9 @@ impl Server {
             let _ = c.io.flush();
         }
         self.poller.deregister(c.io.fd());
+        if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
+            self.drop_replica("its connection closed");
+        }
         if let Some(cn) = c.cn {
             if self.cn_conn.get(cn as usize).copied().flatten() == Some(slot) {
                 self.cn_conn[cn as usize] = None;
@@ -962,26 +1061,10 @@ impl Server {
             None => {}
         }
         let secs = now_secs();
-        let (gone, pushes) = self.reg.expire(secs, SWEEP_BUDGET);
-        for r in &gone {
-            debug!(target: "register", "lease of {} ({}) expired", r.mac(), r.cell30());
-        }
-        if !gone.is_empty() {
-            info!("- {} lease(s) expired, their /30s are free", gone.len());
-        }
-        self.pushes.extend(pushes);
-        for cn in self.reg.check_liveness(secs) {
-            warn!(
-                "! CN {} down: silent for {} s (its stations' bindings are kept)",
-                self.cn_label(cn),
-                self.cfg.cn_timeout
-            );
-            if let Some(s) = self.cn_conn.get_mut(cn as usize).and_then(Option::take) {
-                if let Some(Some(c)) = self.conns.get_mut(s) {
-                    c.cn = None;
-                }
-                self.to_close.push((s, "CN silent".into()));
-            }
+        // A standby's register changes only by what the serving register
+        // streams (its expiry included).
+        if self.pair.serves() {
+            self.expire_and_check(secs);
         }
         self.deliver_pushes();
         if self.refused_since_log > 1 {
@@ -1021,6 +1104,30 @@ impl Server {
         }
     }
 
+    fn expire_and_check(&mut self, secs: u32) {
+        let (gone, pushes) = self.reg.expire(secs, SWEEP_BUDGET);
+        for r in &gone {
+            debug!(target: "register", "lease of {} ({}) expired", r.mac(), r.cell30());
+        }
+        if !gone.is_empty() {
+            info!("- {} lease(s) expired, their /30s are free", gone.len());
+        }
+        self.pushes.extend(pushes);
+        for cn in self.reg.check_liveness(secs) {
+            warn!(
+                "! CN {} down: silent for {} s (its stations' bindings are kept)",
+                self.cn_label(cn),
+                self.cfg.cn_timeout
+            );
+            if let Some(s) = self.cn_conn.get_mut(cn as usize).and_then(Option::take) {
+                if let Some(Some(c)) = self.conns.get_mut(s) {
+                    c.cn = None;
+                }
+                self.to_close.push((s, "CN silent".into()));
+            }
+        }
+    }
+
     fn on_signals(&mut self) {
         for s in self.signals.drain() {
             match s {
@@ -1053,6 +1160,7 @@ impl Server {
     fn write_status(&mut self) {
         let doc = status::render(
             &self.reg,
+            &self.pair,
             &self.stats(),
             now_secs(),
             self.started.elapsed().as_secs(),
