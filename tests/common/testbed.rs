@@ -60,6 +60,10 @@ pub struct Options {
     pub mlr_state_tmpfs: bool,
     /// Lines appended to every tmipd.rc (e.g. `max_peers 64`).
     pub tmipd_extra: Vec<String>,
+    /// A backup register: namespace `mlrb` at [`BACKUP_MLR_IP`], mlrd with
+    /// `primary_mlr`, the primary with `backup_mlr`, every tmipd with
+    /// `backup_mlr`.
+    pub backup_mlr: bool,
 }
 
 impl Default for Options {
@@ -72,6 +76,7 @@ impl Default for Options {
             keep_dir: false,
             mlr_state_tmpfs: false,
             tmipd_extra: Vec::new(),
+            backup_mlr: false,
         }
     }
 }
@@ -80,6 +85,26 @@ pub const CORE_IF: &str = "core0";
 pub const MOBILE_IF: &str = "mob0";
 pub const CLIENT_IF: &str = "eth0";
 pub const MLR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 250);
+pub const BACKUP_MLR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 251);
+
+/// One register of the pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Register {
+    /// `mlrd` in namespace `mlr` (the only one without `backup_mlr`).
+    Primary,
+    /// `mlrd` in namespace `mlrb`.
+    Backup,
+}
+
+impl Register {
+    /// File name stem of its rc, log, status and state.
+    pub fn stem(self) -> &'static str {
+        match self {
+            Register::Primary => "mlrd",
+            Register::Backup => "mlrd-backup",
+        }
+    }
+}
 pub const SRV_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 pub const CENTRAL_CORE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
 pub const CENTRAL_POOL_IF: &str = "pool0";
@@ -226,11 +251,14 @@ pub struct TestBed {
     pub dir: PathBuf,
     // Processes first, so they die before their namespaces go.
     pub mlrd: Option<Proc>,
+    pub mlrd_backup: Option<Proc>,
     pub clients: Vec<Client>,
     pub cns: Vec<Cn>,
     pub central: Option<Cn>,
     pub srv: Netns,
     pub mlr: Netns,
+    /// The backup register's namespace (`Options::backup_mlr`).
+    pub mlrb: Option<Netns>,
     pub air: Netns,
 }
 
@@ -249,11 +277,17 @@ impl Drop for TestBed {
         if let Some(p) = self.mlrd.as_mut() {
             p.kill();
         }
+        if let Some(p) = self.mlrd_backup.as_mut() {
+            p.kill();
+        }
         if self.opts.mlr_state_tmpfs {
-            let _ = fs::remove_dir_all(PathBuf::from("/dev/shm").join(format!(
-                "tmip-mlr-{}",
-                self.dir.file_name().unwrap_or_default().to_string_lossy()
-            )));
+            for r in [Register::Primary, Register::Backup] {
+                let _ = fs::remove_dir_all(PathBuf::from("/dev/shm").join(format!(
+                    "tmip-{}-{}",
+                    r.stem(),
+                    self.dir.file_name().unwrap_or_default().to_string_lossy()
+                )));
+            }
         }
         if !self.opts.keep_dir {
             let _ = fs::remove_dir_all(&self.dir);
@@ -301,13 +335,21 @@ impl TestBed {
             opts: opts.clone(),
             dir,
             mlrd: None,
+            mlrd_backup: None,
             clients: Vec::new(),
             cns: Vec::new(),
             central: None,
             srv,
             mlr,
+            mlrb: None,
             air,
         };
+        if opts.backup_mlr {
+            let b = Netns::new("mlrb");
+            bed.core_port(&b, "kmlrb");
+            b.sh(&format!("ip addr add {BACKUP_MLR_IP}/24 dev {CORE_IF}"));
+            bed.mlrb = Some(b);
+        }
         bed.core_port(&bed.mlr, "kmlr");
         bed.mlr
             .sh(&format!("ip addr add {MLR_IP}/24 dev {CORE_IF}"));
@@ -516,6 +558,10 @@ impl TestBed {
     pub fn start_daemons(&mut self, timeout: Duration) -> Result<(), String> {
         assert_eq!(self.opts.routing, Routing::Daemons);
         self.start_mlrd(timeout)?;
+        if self.opts.backup_mlr {
+            self.start_register(Register::Backup, timeout)?;
+            self.wait_register_log(Register::Backup, "Replica in sync", timeout)?;
+        }
         if self.central.is_some() {
             self.start_tmipd(0, timeout)?;
         }
@@ -526,18 +572,25 @@ impl TestBed {
     }
 
     pub fn start_mlrd(&mut self, timeout: Duration) -> Result<(), String> {
-        let rc = self.dir.join("mlrd.rc");
+        self.start_register(Register::Primary, timeout)
+    }
+
+    /// Write the `.rc` of register `r` and start (or restart) its mlrd;
+    /// wait until it listens.
+    pub fn start_register(&mut self, r: Register, timeout: Duration) -> Result<(), String> {
+        let stem = r.stem();
+        let rc = self.dir.join(format!("{stem}.rc"));
         let state = if self.opts.mlr_state_tmpfs {
             PathBuf::from("/dev/shm").join(format!(
-                "tmip-mlr-{}",
+                "tmip-{stem}-{}",
                 self.dir.file_name().unwrap_or_default().to_string_lossy()
             ))
         } else {
-            self.dir.join("mlr-state")
+            self.dir.join(format!("{stem}-state"))
         };
         fs::create_dir_all(&state).expect("state dir");
-        let text = format!(
-            "# mlrd.rc written by the mobility test bed\n\
+        let mut text = format!(
+            "# {stem}.rc written by the mobility test bed\n\
              network_name {NETWORK_NAME}\n\
              port 6554\n\
              foreground true\n\
@@ -548,19 +601,123 @@ impl TestBed {
              secret {SECRET}\n\
              state_dir {}\n\
              lease_time 3600\n",
-            self.dir.join("mlrd.log").display(),
+            self.dir.join(format!("{stem}.log")).display(),
             self.opts.debug_level,
-            self.dir.join("mlrd.status").display(),
+            self.dir.join(format!("{stem}.status")).display(),
             state.display(),
         );
+        if self.opts.backup_mlr {
+            text.push_str(&match r {
+                Register::Primary => format!("backup_mlr {BACKUP_MLR_IP}\n"),
+                Register::Backup => format!("primary_mlr {MLR_IP}\n"),
+            });
+        }
         fs::write(&rc, text).expect("write mlrd.rc");
         let bin = crate::common::bin("mlrd");
-        let out = self.dir.join("mlrd.out");
+        let out = self.dir.join(format!("{stem}.out"));
+        let log = self.dir.join(format!("{stem}.log"));
+        // A restart appends: look for the banner past what is there.
+        let skip = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let rc_s = rc.display().to_string();
-        let p = spawn_in(&self.mlr.name, "mlrd", &out, &bin, &["-F", "-f", &rc_s]);
-        self.mlrd = Some(p);
-        let log = self.dir.join("mlrd.log");
-        self.wait_log("mlrd", &[&out, &log], "MLR up and listening", timeout)
+        let ns = match r {
+            Register::Primary => self.mlr.name.clone(),
+            Register::Backup => self
+                .mlrb
+                .as_ref()
+                .expect("Options::backup_mlr")
+                .name
+                .clone(),
+        };
+        let p = spawn_in(&ns, "mlrd", &out, &bin, &["-F", "-f", &rc_s]);
+        match r {
+            Register::Primary => self.mlrd = Some(p),
+            Register::Backup => self.mlrd_backup = Some(p),
+        }
+        self.wait_register_log_from(r, "MLR up and listening", skip, timeout)
+    }
+
+    /// Kill register `r` with SIGKILL (a crash).
+    pub fn kill_register(&mut self, r: Register) {
+        let p = match r {
+            Register::Primary => self.mlrd.as_mut(),
+            Register::Backup => self.mlrd_backup.as_mut(),
+        };
+        if let Some(p) = p {
+            p.kill();
+        }
+    }
+
+    /// The log of register `r` (its log file and its terminal output).
+    pub fn register_log(&self, r: Register) -> String {
+        let mut t =
+            fs::read_to_string(self.dir.join(format!("{}.log", r.stem()))).unwrap_or_default();
+        t.push_str(
+            &fs::read_to_string(self.dir.join(format!("{}.out", r.stem()))).unwrap_or_default(),
+        );
+        t
+    }
+
+    /// Wait until register `r`'s log says `needle`.
+    pub fn wait_register_log(
+        &mut self,
+        r: Register,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.wait_register_log_from(r, needle, 0, timeout)
+    }
+
+    fn wait_register_log_from(
+        &mut self,
+        r: Register,
+        needle: &str,
+        skip: u64,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let stem = r.stem();
+        let out = self.dir.join(format!("{stem}.out"));
+        let log = self.dir.join(format!("{stem}.log"));
+        let deadline = Instant::now() + timeout;
+        loop {
+            let l = fs::read(&log).unwrap_or_default();
+            let mut text = String::from_utf8_lossy(&l[(skip as usize).min(l.len())..]).into_owned();
+            text.push_str(&fs::read_to_string(&out).unwrap_or_default());
+            if text.contains(needle) {
+                return Ok(());
+            }
+            let p = match r {
+                Register::Primary => self.mlrd.as_mut(),
+                Register::Backup => self.mlrd_backup.as_mut(),
+            };
+            if !p.is_some_and(|p| p.alive()) {
+                return Err(format!("{stem} exited before saying {needle:?}:\n{text}"));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{stem} did not say {needle:?} in {timeout:?}:\n{text}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Register `r`'s status JSON (SIGUSR1, then read `status_file`).
+    pub fn register_status(&self, r: Register) -> String {
+        let path = self.dir.join(format!("{}.status", r.stem()));
+        let _ = fs::remove_file(&path);
+        let p = match r {
+            Register::Primary => self.mlrd.as_ref(),
+            Register::Backup => self.mlrd_backup.as_ref(),
+        };
+        if let Some(p) = p {
+            p.signal(nix::sys::signal::Signal::SIGUSR1);
+        }
+        crate::common::wait_for(Duration::from_secs(5), || {
+            fs::read_to_string(&path)
+                .ok()
+                .filter(|t| t.trim_end().ends_with('}'))
+        })
+        .unwrap_or_default()
     }
 
     /// Is mlrd (started by us) still running?
@@ -610,6 +767,9 @@ impl TestBed {
             ));
         } else {
             s.push_str("# no addr_pool: clients get their /30 from the central CN's pool\n");
+        }
+        if self.opts.backup_mlr {
+            s.push_str(&format!("backup_mlr {BACKUP_MLR_IP}\n"));
         }
         for l in &self.opts.tmipd_extra {
             s.push_str(l);
