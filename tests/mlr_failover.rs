@@ -83,6 +83,21 @@ fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
         Err(e) => panic!("{e}\n{}", bed.logs()),
     };
     println!("client got {}/30 from the primary", c.station());
+    let (code, out) = bed.evaluate(1);
+    print!("{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "+ MLR @ {MLR_IP}: Passed (primary, epoch 1, replication in-sync)."
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "+ Backup MLR @ {BACKUP_MLR_IP}: Passed (backup, epoch 1, replication in-sync)."
+        )),
+        "{out}"
+    );
     let ms = bed.clients[i].ns.name.clone();
     let mut t = match TcpCheck::start(&bed.srv.name, SRV_IP, 5001, &ms, Duration::from_millis(1)) {
         Ok(t) => t,
@@ -145,6 +160,33 @@ fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
     };
     println!("new client got {}/30 from the backup", cj.station());
     assert_ne!(cj, c);
+    // The CN's status document names the register in use and its epoch.
+    let path = bed.dir.join("tmipd-cn2.status");
+    let _ = std::fs::remove_file(&path);
+    if let Some(p) = bed.cns[1].daemon.as_ref() {
+        p.signal(nix::sys::signal::Signal::SIGUSR1);
+    }
+    let st = common::wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&path).ok()
+    })
+    .unwrap_or_default();
+    assert!(
+        st.contains(&format!("\"mlr\":\"{BACKUP_MLR_IP}:6554\",\"mlr_up\":true,\"mlr_epoch\":2,\"mlr_replication\":\"peer-down\"")),
+        "{st}"
+    );
+    let (code, out) = bed.evaluate(1);
+    print!("{out}");
+    assert_ne!(code, 0, "the dead primary fails its line");
+    assert!(
+        out.contains(&format!("+ MLR @ {MLR_IP}: Failed (")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "+ Backup MLR @ {BACKUP_MLR_IP}: Passed (primary, epoch 2, replication peer-down)."
+        )),
+        "{out}"
+    );
     // The old primary returns: it becomes the backup and catches up.
     if let Err(e) = bed.start_register(Register::Primary, UP) {
         panic!("{e}\n{}", bed.logs());

@@ -829,6 +829,22 @@ impl TestBed {
         }
     }
 
+    /// `tmipd -E` with CN `k`'s rc, in its namespace: (exit code, output).
+    pub fn evaluate(&self, k: usize) -> (i32, String) {
+        let cn = self.cn(k);
+        let bin = crate::common::bin("tmipd");
+        let out = cn
+            .ns
+            .command(&bin)
+            .args(["-E", "-f", &cn.rc.display().to_string()])
+            .output()
+            .expect("run tmipd -E");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// Kill tmipd of CN `k` with SIGKILL (a crash: no clean-up by it).
     pub fn kill_tmipd(&mut self, k: usize) {
         if let Some(p) = self.cn_mut(k).daemon.as_mut() {
