@@ -333,3 +333,140 @@ fn allocations_across_a_failover_are_never_given_twice() {
     assert_eq!(all.len(), 200, "a /30 was given twice");
     println!("200 allocations across the failover, 200 distinct /30s");
 }
+
+/// (mac, cell) of every binding in a register's status JSON.
+fn bindings_list(status: &str) -> Vec<(String, String)> {
+    let b = bindings_of(status);
+    let mut out = Vec::new();
+    for entry in b.split("{\"mac\": \"").skip(1) {
+        let mac = entry.split('"').next().unwrap_or_default().to_string();
+        let cell = entry
+            .split("\"cell\": \"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        out.push((mac, cell));
+    }
+    out
+}
+
+/// Both registers alive but cut off from each other, the CNs split between
+/// them: neither hands out a /30 the other one does. The primary keeps a
+/// pool-less CN session and CN1 (whose pool runs out); CN2 and another
+/// pool-less session are on the promoted backup. The primary still counts
+/// CN2 as bound (its session never closed), yet must not allocate from
+/// CN2's pool. When the partition heals, the primary steps down and the
+/// CNs end on the backup's epoch.
+#[test]
+fn a_partition_never_binds_a_cell_twice() {
+    let mut bed = pair_bed(2);
+    let cn2 = bed.cns[1].ns.name.clone();
+    let mlrb = bed.mlrb.as_ref().map(|n| n.name.clone()).expect("mlrb");
+    let since = log_len(&bed, 2);
+    // The cut: the registers cannot reach each other, CN2 cannot reach
+    // the primary.
+    bed.mlr
+        .sh(&format!("ip route add prohibit {BACKUP_MLR_IP}/32"));
+    common::sh(&format!("ip -n {mlrb} route add prohibit {MLR_IP}/32"));
+    common::sh(&format!("ip -n {cn2} route add prohibit {MLR_IP}/32"));
+    let out2 = cn_out(&bed, 2);
+    if bound_at(&out2, since, BACKUP_MLR_IP, Duration::from_secs(10)).is_none() {
+        panic!("CN2 did not fail over to the backup\n{}", bed.logs());
+    }
+    println!("partition: CN2 bound to the promoted backup");
+    // Let the primary's view of CN2 go stale (its session stays open).
+    std::thread::sleep(Duration::from_millis(700));
+    let pool_less = |at: Ipv4Addr, k: usize, first: u16| -> Vec<Result<Cell30, String>> {
+        let key = NetworkKey::derive(SECRET.as_bytes(), NETWORK_NAME);
+        let mut c = Client::connect(
+            SocketAddr::from((at, 6554)),
+            Role::Cn,
+            Some(&key),
+            Duration::from_secs(3),
+        )
+        .expect("connect");
+        let r = c
+            .call(&Message::CnBind(CnBind {
+                network_name: NETWORK_NAME.into(),
+                cn_name: format!("poolless{k}"),
+                cn_addr: Ipv4Addr::new(10, 0, 0, 70 + k as u8),
+                cn_port: 5554,
+                pools: Vec::new(),
+            }))
+            .expect("bind");
+        assert!(
+            matches!(r, Message::BindReply(BindReply::Accepted { .. })),
+            "{r}"
+        );
+        (first..first + 80).map(|n| allocate(&mut c, n)).collect()
+    };
+    let pst = bed.register_status(Register::Primary);
+    let cns_part = pst.split("\"cns\": [").nth(1).unwrap_or_default();
+    for l in cns_part.lines().take(4) {
+        println!("partition: primary's CN {}", l.trim());
+    }
+    let at_primary = bed.mlr.run_in(|| pool_less(MLR_IP, 1, 0));
+    let at_backup = bed
+        .mlrb
+        .as_ref()
+        .expect("mlrb")
+        .run_in(|| pool_less(BACKUP_MLR_IP, 2, 1000));
+    let p_cells: Vec<Cell30> = at_primary.iter().filter_map(|r| r.clone().ok()).collect();
+    let b_cells: Vec<Cell30> = at_backup.iter().filter_map(|r| r.clone().ok()).collect();
+    println!(
+        "partition: primary allocated {} (then {} refused), backup allocated {}",
+        p_cells.len(),
+        at_primary.len() - p_cells.len(),
+        b_cells.len()
+    );
+    assert!(
+        p_cells.iter().all(|c| c.network().octets()[1] == 1),
+        "primary: only CN1's pool: {p_cells:?}"
+    );
+    assert!(
+        b_cells.iter().all(|c| c.network().octets()[1] == 2),
+        "backup: only CN2's pool: {b_cells:?}"
+    );
+    assert!(
+        at_primary
+            .iter()
+            .any(|r| r.as_ref().is_err_and(|e| e.contains("PoolExhausted"))),
+        "CN1's pool ran out at the primary and CN2's was not used: {at_primary:?}"
+    );
+    // Across both registers, no cell is bound to two MACs.
+    let mut all: Vec<(String, String)> = bindings_list(&bed.register_status(Register::Primary));
+    all.extend(bindings_list(&bed.register_status(Register::Backup)));
+    let mut by_cell = std::collections::HashMap::new();
+    for (mac, cell) in &all {
+        if let Some(other) = by_cell.insert(cell.clone(), mac.clone()) {
+            assert_eq!(&other, mac, "{cell} bound to {other} and {mac}");
+        }
+    }
+    // Heal: the primary hears the backup's higher epoch and steps down.
+    bed.mlr
+        .sh(&format!("ip route del prohibit {BACKUP_MLR_IP}/32"));
+    common::sh(&format!("ip -n {mlrb} route del prohibit {MLR_IP}/32"));
+    common::sh(&format!("ip -n {cn2} route del prohibit {MLR_IP}/32"));
+    if let Err(e) = bed.wait_register_log(Register::Primary, "stepping down", UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    if let Err(e) = bed.wait_register_log(Register::Primary, "Replica in sync", UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    let since1 = 0;
+    if bound_at(
+        &cn_out(&bed, 1),
+        since1,
+        BACKUP_MLR_IP,
+        Duration::from_secs(10),
+    )
+    .is_none()
+    {
+        panic!(
+            "CN1 did not move to the backup after the heal\n{}",
+            bed.logs()
+        );
+    }
+    println!("healed: the old primary stood down; CN1 on the backup");
+}

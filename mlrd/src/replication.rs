@@ -34,6 +34,12 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 pub const PEER_TIMEOUT: Duration = Duration::from_millis(1000);
 /// A backup that leaves a commit unacknowledged this long is dropped.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// In a pair, a cell comes from another CN's pool only if that CN was
+/// heard this recently: less than the CNs' failover deadline
+/// (`mlr_deadline`, 1000 ms by default), so a CN that may already have
+/// bound to the other register (a partition) is never allocated from by
+/// both (docs/MLRP.md "Partitions").
+pub const PAIR_FRESH: Duration = Duration::from_millis(500);
 
 /// Our connection to the other register.
 pub struct PeerLink {
@@ -110,6 +116,23 @@ impl Server {
             replication: self.pair.replication(),
             peer,
         })
+    }
+
+    pub(super) fn note_heard(&mut self, cn: crate::register::CnIdx) {
+        let i = cn as usize;
+        if self.cn_heard.len() <= i {
+            self.cn_heard.resize(i + 1, None);
+        }
+        self.cn_heard[i] = Some(Instant::now());
+    }
+
+    /// Which CNs' pools a pair register may allocate from now.
+    pub(super) fn fresh_cns(&self) -> Vec<bool> {
+        let now = Instant::now();
+        self.cn_heard
+            .iter()
+            .map(|h| h.is_some_and(|t| now.duration_since(t) < PAIR_FRESH))
+            .collect()
     }
 
     // ---- the peer link ---------------------------------------------------

@@ -180,6 +180,8 @@ pub struct Server {
     replica: Option<ReplicaLink>,
     /// Snapshot chunks for a backup that just subscribed.
     replica_outbox: Vec<Message>,
+    /// When each CN was last heard (the pair's allocation fence).
+    cn_heard: Vec<Option<Instant>>,
     /// Commits streamed to the backup.
     repl_seq: u64,
     /// Standby: this round stores replicated records (commit durably and
@@ -253,6 +255,7 @@ impl Server {
             peer_polled: None,
             replica: None,
             replica_outbox: Vec::new(),
+            cn_heard: Vec::new(),
             repl_seq: 0,
             repl_durable: false,
         })
@@ -497,6 +500,7 @@ impl Server {
                     debug!(target: "mlrp", "{}: request {id}: {msg}", conn.peer);
                     if let Some(cn) = conn.cn {
                         self.reg.heard(cn, now);
+                        self.note_heard(cn);
                     }
                     let reply = self.handle(slot, conn, msg, now);
                     debug!(target: "mlrp", "{}: reply {id}: {reply}", conn.peer);
@@ -513,6 +517,7 @@ impl Server {
                     self.stats.frames_in += 1;
                     if let Some(cn) = conn.cn {
                         self.reg.heard(cn, now);
+                        self.note_heard(cn);
                     }
                     if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
                         self.on_replica_reply(id, msg);
@@ -684,7 +689,15 @@ impl Server {
                 let Some(cn) = bound else {
                     return Message::error(ErrorCode::NotBound, "bind first");
                 };
-                match self.reg.allocate_requested(cn, a.mac, a.requested, now) {
+                let alloc = if self.pair.peer().is_some() {
+                    let fresh = self.fresh_cns();
+                    let eligible = |i: CnIdx| fresh.get(i as usize).copied().unwrap_or(false);
+                    self.reg
+                        .allocate_fenced(cn, a.mac, a.requested, now, &eligible)
+                } else {
+                    self.reg.allocate_requested(cn, a.mac, a.requested, now)
+                };
+                match alloc {
                     Ok((rec, new)) => {
                         if new {
                             debug!(target: "register", "{} allocated {} (parent {}) at {}", a.mac, rec.cell30(), self.cn_label(rec.parent), self.cn_label(cn));

@@ -567,6 +567,13 @@ impl TmipdConfig {
         }
         let missing = |k: &str| ConfigError::new(file, 0, format!("missing mandatory key '{k}'"));
         c.mlr = mlr.ok_or_else(|| missing("mlr"))?;
+        if c.backup_mlr.is_some() && c.mlr_deadline_ms.is_some_and(|d| d < 600) {
+            return Err(ConfigError::new(
+                file,
+                0,
+                "with backup_mlr, mlr_deadline must be at least 600 ms (a register of a pair stops allocating from a CN's pool 500 ms after it last heard it)",
+            ));
+        }
         if let (Some(h), Some(d)) = (c.heartbeat().0, c.heartbeat().1) {
             if d <= h {
                 return Err(ConfigError::new(
@@ -751,9 +758,12 @@ log_file /var/log/tmipd.log\nlog true\n";
             (ms(250), ms(1000)),
             "failover defaults: <= 1 s"
         );
-        let text = format!("{SEED}backup_mlr b\nmlr_heartbeat 100\nmlr_deadline 400\n");
+        let text = format!("{SEED}backup_mlr b\nmlr_heartbeat 100\nmlr_deadline 700\n");
         let c = TmipdConfig::parse("t.rc", &text).unwrap();
-        assert_eq!(c.heartbeat(), (ms(100), ms(400)));
+        assert_eq!(c.heartbeat(), (ms(100), ms(700)));
+        let e = TmipdConfig::parse("t.rc", &format!("{SEED}backup_mlr b\nmlr_deadline 400\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("at least 600 ms"), "{e}");
         let e = TmipdConfig::parse(
             "t.rc",
             &format!("{SEED}mlr_heartbeat 500\nmlr_deadline 400\n"),
