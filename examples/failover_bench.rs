@@ -89,7 +89,11 @@ fn run() -> Result<(), String> {
     });
     let ms_i = bed.add_client(1);
     if let Some(f) = &record {
-        let mut names = vec![bed.air.name.clone(), bed.mlr.name.clone(), bed.srv.name.clone()];
+        let mut names = vec![
+            bed.air.name.clone(),
+            bed.mlr.name.clone(),
+            bed.srv.name.clone(),
+        ];
         names.extend(bed.mlrb.as_ref().map(|n| n.name.clone()));
         names.extend(bed.cns.iter().map(|c| c.ns.name.clone()));
         names.extend(bed.clients.iter().map(|c| c.ns.name.clone()));
@@ -116,7 +120,10 @@ fn run() -> Result<(), String> {
         Duration::from_millis(1),
     )?;
     std::thread::sleep(Duration::from_millis(500));
-    println!("client {}/30; {kills} kills of the serving register", c.station());
+    println!(
+        "client {}/30; {kills} kills of the serving register",
+        c.station()
+    );
     let mut serving = Register::Primary;
     let mut all_bound = Vec::new();
     let mut gaps = Vec::new();

@@ -1220,6 +1220,12 @@ impl Server {
         if c.foreground != old.foreground {
             restart.push("foreground");
         }
+        if c.backup_mlr != old.backup_mlr {
+            restart.push("backup_mlr");
+        }
+        if c.primary_mlr != old.primary_mlr {
+            restart.push("primary_mlr");
+        }
         // Keep what needs a restart as it runs, so the state stays coherent.
         let (nn, port, lf, lg, sd, fg) = (
             old.network_name.clone(),

@@ -231,6 +231,9 @@ impl Daemon {
         let mut link = LinkConfig::new(mlr_addr, key.clone(), bind);
         if let Some(b) = backup_addr {
             link = link.with_backup(b);
+            // A register host that vanished holds a SYN unanswered: with
+            // another register to try, give up on it sooner.
+            link.connect_timeout = Duration::from_secs(2);
             log::info!(target: "cn", "  [MLR failover: primary {mlr_addr}, backup {b}]: Done.");
         }
         (link.heartbeat, link.deadline) = cfg.heartbeat();
