@@ -15,12 +15,10 @@
 //! usage: failover_bench [--kills N] [--record FILE]
 //! Figures are distorted by a loaded machine; say so when recording them.
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "../tests/common/testbed.rs"]
 mod testbed;
 #[path = "../tests/common/traffic.rs"]
-#[allow(dead_code)]
 mod traffic;
 
 use std::io::Write;
