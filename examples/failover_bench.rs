@@ -13,26 +13,20 @@
 //! up) and go again with the roles swapped.
 //!
 //! usage: failover_bench [--kills N] [--record FILE]
+//!
+//! The bed is the workspace's one namespace test bed (`tmip_testbed`).
 //! Figures are distorted by a loaded machine; say so when recording them.
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/common/testbed.rs"]
-mod testbed;
-#[path = "../tests/common/traffic.rs"]
-mod traffic;
-
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use testbed::{Options, Register, TestBed, BACKUP_MLR_IP, MLR_IP, SRV_IP};
-use traffic::ProbeStream;
+use tmip_testbed::bed::{Options, Register, TestBed, BACKUP_MLR_IP, MLR_IP, SRV_IP};
+use tmip_testbed::traffic::ProbeStream;
 
 const UP: Duration = Duration::from_secs(30);
 
 fn cn_out(bed: &TestBed, k: usize) -> PathBuf {
-    bed.dir
-        .join(format!("tmipd-{}.out", bed.cn(k).label().to_lowercase()))
+    bed.cn(k).log.clone()
 }
 
 fn bound_at(out: &Path, since: usize, reg: Ipv4Addr, wait: Duration) -> Option<Instant> {

@@ -49,8 +49,7 @@ fn bindings_of(status: &str) -> String {
 }
 
 fn cn_out(bed: &TestBed, k: usize) -> std::path::PathBuf {
-    bed.dir
-        .join(format!("tmipd-{}.out", bed.cn(k).label().to_lowercase()))
+    bed.cn(k).log.clone()
 }
 
 /// When the CN whose terminal output is `out` says it bound to `reg`

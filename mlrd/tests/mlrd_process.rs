@@ -3,16 +3,12 @@
 //! signals and start-up errors. Clients run on threads that enter the
 //! namespace with setns(2), so they reach mlrd on the namespace's loopback.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
-use common::*;
 use nix::sys::signal::Signal;
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,59 +17,41 @@ use tmip::mlrp::{
     Allocate, BindReply, Client, ClientError, CnBind, CnRef, ErrorCode, Locate, Message, Move,
     NetworkKey, Pool, Release, Role,
 };
+use tmip_testbed::bed::{NETWORK_NAME as NET, SECRET};
+use tmip_testbed::{
+    enter_netns, in_netns, mlrd_rc, sh, sh_out, wait_for, Netns, Proc, Rc, RunDir, Spawn,
+};
 
-const NET: &str = "testnet";
-const SECRET: &str = "s3cret";
 const MLR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 6554);
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("mlrd-it-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// mlrd running in its own namespace, logging to a file we can read.
+/// mlrd running in its own namespace (reached on its loopback), started
+/// from the test bed's mlrd.rc; each start's output in its own file.
 struct Mlr {
     ns: Netns,
-    dir: Scratch,
-    pid: u32,
+    dir: RunDir,
+    rc: Rc,
+    proc: Option<Proc>,
     starts: usize,
     /// Command line; default `-f <dir>/mlrd.rc`.
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
 
-fn base_config(dir: &Scratch, extra: &str) -> String {
-    format!(
-        "network_name {NET}\nport 6554\nforeground true\nlog true\nsecret {SECRET}\nstate_dir {}\nstatus_file {}\nlease_time 3600\ncn_timeout 30\n{extra}",
-        dir.path("state").display(),
-        dir.path("status.json").display()
-    )
-}
-
 impl Mlr {
+    /// The bed's mlrd.rc with `cn_timeout 30`, then `extra` lines.
     fn start(tag: &str, extra: &str) -> Mlr {
         let ns = Netns::new("ml");
-        let dir = Scratch::new(tag);
-        std::fs::write(dir.path("mlrd.rc"), base_config(&dir, extra)).unwrap();
+        let dir = RunDir::new(&format!("mlrd-{tag}"));
+        let mut rc = mlrd_rc(NET, SECRET, &dir);
+        rc.set("cn_timeout", 30);
+        rc.apply(&extra.lines().collect::<Vec<_>>());
+        rc.write(&dir.path("mlrd.rc"));
         let args = vec!["-f".into(), dir.path("mlrd.rc").display().to_string()];
         let mut m = Mlr {
             ns,
             dir,
-            pid: 0,
+            rc,
+            proc: None,
             starts: 0,
             args,
             env: Vec::new(),
@@ -86,35 +64,43 @@ impl Mlr {
         self.dir.path(&format!("log.{}", self.starts))
     }
 
+    fn status_path(&self) -> PathBuf {
+        self.dir.path("mlrd.status")
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.path("mlr-state")
+    }
+
     /// Start (or restart) mlrd and wait until it listens.
     fn spawn(&mut self) {
         self.starts += 1;
-        let log = std::fs::File::create(self.log_path()).unwrap();
-        let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_mlrd"));
-        cmd.args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        self.pid = self.ns.spawn(cmd);
-        let ok = wait_for(Duration::from_secs(10), || {
-            self.log().contains("MLR up and listening").then_some(())
-        });
-        assert!(ok.is_some(), "mlrd did not come up:\n{}", self.log());
+        let mut s = Spawn::new(
+            &self.ns.name,
+            "mlrd",
+            env!("CARGO_BIN_EXE_mlrd"),
+            &self.log_path(),
+        )
+        .args(&self.args);
+        for (k, v) in &self.env {
+            s = s.env(k, v);
+        }
+        match s.start_until("MLR up and listening", Duration::from_secs(10)) {
+            Ok(p) => self.proc = Some(p),
+            Err(e) => panic!("mlrd did not come up: {e}"),
+        }
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// Restart with `extra` appended to mlrd.rc (later keys win).
+    /// Restart with `extra` applied to mlrd.rc (a key replaces its line).
     fn with_extra(mut self, extra: &str) -> Mlr {
         self.signal(Signal::SIGTERM);
-        self.ns
-            .wait(self.pid, Duration::from_secs(5))
-            .expect("exited");
-        let rc = self.dir.path("mlrd.rc");
-        let text = std::fs::read_to_string(&rc).unwrap();
-        std::fs::write(&rc, format!("{text}{extra}")).unwrap();
+        self.wait(Duration::from_secs(5)).expect("exited");
+        self.rc.apply(&extra.lines().collect::<Vec<_>>());
+        self.rc.write(&self.dir.path("mlrd.rc"));
         self.spawn();
         self
     }
@@ -129,36 +115,38 @@ impl Mlr {
     }
 
     fn signal(&self, s: Signal) {
-        self.ns.signal(self.pid, s);
+        if let Some(p) = &self.proc {
+            p.signal(s);
+        }
+    }
+
+    /// Wait for mlrd to exit by itself; its status.
+    fn wait(&mut self, t: Duration) -> Option<ExitStatus> {
+        self.proc.as_mut()?.wait(t)
+    }
+
+    /// kill -9 (and reap), then wait until nothing runs in the namespace:
+    /// a background compaction's forked child dies with mlrd (PDEATHSIG)
+    /// but a moment later, and holds the listening socket until then.
+    fn kill9(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            p.kill();
+        }
+        let pids = format!("ip netns pids {}", self.ns.name);
+        wait_for(Duration::from_secs(5), || {
+            sh(&pids).trim().is_empty().then_some(())
+        })
+        .expect("mlrd's processes gone after kill -9");
     }
 
     fn alive(&mut self) -> bool {
-        self.ns.wait(self.pid, Duration::from_millis(0)).is_none()
+        self.proc.as_mut().is_some_and(Proc::alive)
     }
 
     /// Run `f` on a thread inside the namespace.
     fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        in_ns(&self.ns.name, f)
+        in_netns(&self.ns.name, f)
     }
-}
-
-/// Run `f` on a new thread that has entered network namespace `name`.
-fn in_ns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{name}");
-    std::thread::spawn(move || {
-        enter_ns(&path);
-        f()
-    })
-    .join()
-    .expect("namespace thread panicked")
-}
-
-fn enter_ns(path: &str) {
-    let f = std::fs::File::open(path).expect("open netns");
-    use std::os::fd::AsRawFd;
-    // SAFETY: setns on this thread only, with a namespace fd we opened.
-    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
 }
 
 fn key() -> NetworkKey {
@@ -214,9 +202,9 @@ fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice()
     let acked: Arc<Mutex<HashMap<u32, Cell30>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let (a2, s2) = (acked.clone(), stop.clone());
-    let path = format!("/var/run/netns/{}", m.ns.name);
+    let ns = m.ns.name.clone();
     let worker = std::thread::spawn(move || {
-        enter_ns(&path);
+        enter_netns(&ns);
         let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
         let mut i = 0;
         while !s2.load(Ordering::Relaxed) {
@@ -237,15 +225,14 @@ fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice()
         (acked.lock().unwrap().len() >= 300).then_some(())
     })
     .expect("allocations flowing");
-    m.ns.signal(m.pid, Signal::SIGKILL);
-    let _ = m.ns.wait(m.pid, Duration::from_secs(5));
+    m.kill9();
     stop.store(true, Ordering::Relaxed);
     worker.join().unwrap();
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 300);
     // Also a torn record at the end, as a crash in the middle of a write
     // leaves it: a length promising more bytes than follow.
-    let journal = std::fs::read_dir(m.dir.path("state"))
+    let journal = std::fs::read_dir(m.state_path())
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -376,10 +363,10 @@ fn status_number(st: &str, key: &str) -> u64 {
 }
 
 fn status_of(m: &Mlr) -> String {
-    let _ = std::fs::remove_file(m.dir.path("status.json"));
+    let _ = std::fs::remove_file(m.status_path());
     m.signal(Signal::SIGUSR1);
     wait_for(Duration::from_secs(5), || {
-        std::fs::read_to_string(m.dir.path("status.json"))
+        std::fs::read_to_string(m.status_path())
             .ok()
             .filter(|s| s.contains("journal_syncs"))
     })
@@ -449,8 +436,7 @@ fn moves_are_journalled_without_waiting_for_the_disk_and_survive_kill9() {
         "moves are written to the journal: {st}"
     );
     // Crash: the last location is there after the restart.
-    m.ns.signal(m.pid, Signal::SIGKILL);
-    let _ = m.ns.wait(m.pid, Duration::from_secs(5));
+    m.kill9();
     m.spawn();
     let r = m.run(|| {
         let mut c = connect();
@@ -553,7 +539,7 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
     assert!(log.contains("protocol error"), "{log}");
     m.signal(Signal::SIGUSR1);
     m.wait_log("Status written");
-    let st = std::fs::read_to_string(m.dir.path("status.json")).unwrap();
+    let st = std::fs::read_to_string(m.status_path()).unwrap();
     let accepted: u64 = st
         .split("\"connections_accepted\": ")
         .nth(1)
@@ -662,12 +648,12 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
     // USR1: status JSON.
     m.signal(Signal::SIGUSR1);
     m.wait_log("Status written");
-    let st = std::fs::read_to_string(m.dir.path("status.json")).unwrap();
+    let st = std::fs::read_to_string(m.status_path()).unwrap();
     assert!(st.contains("\"bindings_count\": 3"), "{st}");
     // Valid JSON, checked by a real parser.
     let check = Command::new("python3")
         .args(["-c", "import json,sys; json.load(open(sys.argv[1]))"])
-        .arg(m.dir.path("status.json"))
+        .arg(m.status_path())
         .output()
         .expect("python3 (in scripts/setup's packages)");
     assert!(check.status.success(), "{check:?}\n{st}");
@@ -705,11 +691,11 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
     });
     // TERM: clean exit with a snapshot.
     m.signal(Signal::SIGTERM);
-    let st = m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    let st = m.wait(Duration::from_secs(5)).expect("exited");
     assert!(st.success(), "{st:?}");
     assert!(m.log().contains("State saved: snapshot 1 with 3 bindings"));
-    assert!(m.dir.path("state/snapshot").exists());
-    assert!(m.dir.path("state/journal.1").exists());
+    assert!(m.state_path().join("snapshot").exists());
+    assert!(m.state_path().join("journal.1").exists());
     std::fs::write(&rc, good.replace("port 6555", "port 6554")).unwrap();
     m.spawn();
     assert!(m.log().contains("3 bindings restored"), "{}", m.log());
@@ -725,7 +711,7 @@ fn run_mlrd(args: &[&str]) -> std::process::Output {
 #[test]
 fn config_errors_name_file_and_line_and_exit_non_zero() {
     // These fail before any socket is opened, so no namespace is needed.
-    let d = Scratch::new("cfgerr");
+    let d = RunDir::new("mlrd-cfgerr");
     let rc = d.path("bad.rc");
     std::fs::write(&rc, "network_name n\n# comment\nfrobnicate yes\n").unwrap();
     let out = run_mlrd(&["-F", "-f", rc.to_str().unwrap()]);
@@ -753,9 +739,9 @@ fn config_errors_name_file_and_line_and_exit_non_zero() {
 fn uci_section_with_u_and_c_starts_and_hup_rereads_it() {
     let mut m = Mlr::start("uci", "");
     m.signal(Signal::SIGTERM);
-    m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    m.wait(Duration::from_secs(5)).expect("exited");
     let uci = m.dir.path("tmip");
-    let state = m.dir.path("state");
+    let state = m.state_path();
     let write = |lease: u32| {
         std::fs::write(
             &uci,
@@ -813,15 +799,13 @@ fn daemon_mode_detaches_and_logs_to_log_file() {
         }
     }
     let _reap = Reap(ns.name.clone());
-    let dir = Scratch::new("daemon");
+    let dir = RunDir::new("mlrd-daemon");
     let log = dir.path("mlrd.log");
     let rc = dir.path("mlrd.rc");
-    std::fs::write(
-        &rc,
-        base_config(&dir, &format!("log_file {}\n", log.display()))
-            .replace("foreground true", "foreground false"),
-    )
-    .unwrap();
+    mlrd_rc(NET, SECRET, &dir)
+        .set("log_file", log.display())
+        .set("foreground", "false")
+        .write(&rc);
     let out = ns
         .command(env!("CARGO_BIN_EXE_mlrd"))
         .arg("-f")
@@ -910,7 +894,7 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
     // Compact every few kilobytes of journal (the default is 16 MB).
     m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
     m.signal(Signal::SIGTERM);
-    m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    m.wait(Duration::from_secs(5)).expect("exited");
     m.spawn();
     let log_path = m.log_path();
     let compactions = move || {
@@ -952,8 +936,7 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
         log.matches("Journal compacted into snapshot").count() >= 3,
         "{log}"
     );
-    m.ns.signal(m.pid, Signal::SIGKILL);
-    let _ = m.ns.wait(m.pid, Duration::from_secs(5));
+    m.kill9();
     m.spawn();
     let n = acked.len();
     assert!(
