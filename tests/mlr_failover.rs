@@ -73,6 +73,21 @@ fn log_len(bed: &TestBed, k: usize) -> usize {
         .unwrap_or(0)
 }
 
+/// Restart register `r`, wait until it is a replica in sync; then the
+/// status JSON of (primary, backup).
+fn restart_in_sync(bed: &mut TestBed, r: Register) -> (String, String) {
+    if let Err(e) = bed.start_register(r, UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    if let Err(e) = bed.wait_register_log(r, "Replica in sync", UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    (
+        bed.register_status(Register::Primary),
+        bed.register_status(Register::Backup),
+    )
+}
+
 #[test]
 fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
     let mut bed = pair_bed(2);
@@ -187,16 +202,7 @@ fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
         "{out}"
     );
     // The old primary returns: it becomes the backup and catches up.
-    if let Err(e) = bed.start_register(Register::Primary, UP) {
-        panic!("{e}\n{}", bed.logs());
-    }
-    if let Err(e) = bed.wait_register_log(Register::Primary, "Replica in sync", UP) {
-        panic!("{e}\n{}", bed.logs());
-    }
-    let (p, b) = (
-        bed.register_status(Register::Primary),
-        bed.register_status(Register::Backup),
-    );
+    let (p, b) = restart_in_sync(&mut bed, Register::Primary);
     assert!(p.contains("\"role\": \"backup\""), "{p}");
     assert!(
         b.contains("\"role\": \"primary\", \"state\": \"serving\", \"epoch\": 2"),
@@ -229,16 +235,7 @@ fn backup_killed_and_restarted_catches_up() {
     }
     let st = bed.register_status(Register::Primary);
     assert!(st.contains("\"replication\": \"peer-down\""), "{st}");
-    bed.start_register(Register::Backup, UP)
-        .unwrap_or_else(|e| panic!("{e}\n{}", bed.logs()));
-    // (Its terminal output starts afresh with the restart.)
-    if let Err(e) = bed.wait_register_log(Register::Backup, "Replica in sync", UP) {
-        panic!("{e}\n{}", bed.logs());
-    }
-    let (p, bk) = (
-        bed.register_status(Register::Primary),
-        bed.register_status(Register::Backup),
-    );
+    let (p, bk) = restart_in_sync(&mut bed, Register::Backup);
     assert!(p.contains("\"replication\": \"in-sync\""), "{p}");
     for cell in [ca, cb] {
         assert!(

@@ -736,9 +736,19 @@ fn load_snapshot(
 /// Damaged or unknown records are an error: the stream came over an
 /// authenticated session, so damage means a bug, not a torn write.
 pub fn apply_records(reg: &mut Register, data: &[u8]) -> Result<usize, String> {
+    let (n, _, damaged) = apply_from(reg, data, 0)?;
+    if damaged {
+        return Err("damaged replication records".into());
+    }
+    Ok(n)
+}
+
+/// Apply every whole record of `data` from `off`: how many, where the walk
+/// stopped, and whether it stopped on a damaged record.
+fn apply_from(reg: &mut Register, data: &[u8], off: usize) -> Result<(usize, usize, bool), String> {
     let mut n = 0;
     let mut err = None;
-    let (_, damaged) = walk(data, 0, |kind, p| match apply(reg, kind, p, false) {
+    let (end, damaged) = walk(data, off, |kind, p| match apply(reg, kind, p, false) {
         Ok(()) => {
             n += 1;
             true
@@ -748,13 +758,10 @@ pub fn apply_records(reg: &mut Register, data: &[u8]) -> Result<usize, String> {
             false
         }
     });
-    if let Some(e) = err {
-        return Err(e);
+    match err {
+        Some(e) => Err(e),
+        None => Ok((n, end, damaged)),
     }
-    if damaged {
-        return Err("damaged replication records".into());
-    }
-    Ok(n)
 }
 
 /// A register loaded from a replicated snapshot (the bytes of
@@ -811,22 +818,9 @@ fn replay_journal(
             path.display()
         )));
     }
-    let mut n = 0;
-    let mut err = None;
-    let (end, damaged) = walk(data, 16, |kind, p| match apply(reg, kind, p, false) {
-        Ok(()) => {
-            n += 1;
-            true
-        }
-        Err(e) => {
-            err = Some(e);
-            false
-        }
-    });
-    if let Some(e) = err {
-        return Err(JournalError::Corrupt(format!("{}: {e}", path.display())));
-    }
-    report.journal_records += n;
+    let (n, end, damaged) = apply_from(reg, data, 16)
+        .map_err(|e| JournalError::Corrupt(format!("{}: {e}", path.display())))?;
+    report.journal_records += n as u64;
     Ok((end, damaged))
 }
 
