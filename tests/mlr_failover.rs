@@ -246,8 +246,9 @@ fn backup_killed_and_restarted_catches_up() {
     assert_eq!(bindings_of(&p), bindings_of(&bk));
 }
 
-/// A CN's MLRP session, bound with a pool of its own.
-fn bound_cn(at: Ipv4Addr, k: usize) -> Result<Client, String> {
+/// A CN's MLRP session (a test's stand-in for tmipd), bound as `name` at
+/// 10.0.0.`host` with `pools`.
+fn bind_as(at: Ipv4Addr, name: &str, host: u8, pools: Vec<mlrp::Pool>) -> Result<Client, String> {
     let key = NetworkKey::derive(SECRET.as_bytes(), NETWORK_NAME);
     let mut c = Client::connect(
         SocketAddr::from((at, 6554)),
@@ -259,19 +260,25 @@ fn bound_cn(at: Ipv4Addr, k: usize) -> Result<Client, String> {
     let r = c
         .call(&Message::CnBind(CnBind {
             network_name: NETWORK_NAME.into(),
-            cn_name: format!("alloc{k}"),
-            cn_addr: Ipv4Addr::new(10, 0, 0, 60 + k as u8),
+            cn_name: name.into(),
+            cn_addr: Ipv4Addr::new(10, 0, 0, host),
             cn_port: 5554,
-            pools: vec![mlrp::Pool {
-                first: Ipv4Addr::new(10, 60, 0, 0),
-                last: Ipv4Addr::new(10, 60, 3, 255),
-            }],
+            pools,
         }))
         .map_err(|e| e.to_string())?;
     match r {
         Message::BindReply(BindReply::Accepted { .. }) => Ok(c),
         other => Err(format!("bind: {other}")),
     }
+}
+
+/// A CN session with a pool of its own (10.60.0.0-10.60.3.255).
+fn bound_cn(at: Ipv4Addr, k: usize) -> Result<Client, String> {
+    let pool = mlrp::Pool {
+        first: Ipv4Addr::new(10, 60, 0, 0),
+        last: Ipv4Addr::new(10, 60, 3, 255),
+    };
+    bind_as(at, &format!("alloc{k}"), 60 + k as u8, vec![pool])
 }
 
 fn allocate(c: &mut Client, n: u16) -> Result<Cell30, String> {
@@ -374,27 +381,8 @@ fn a_partition_never_binds_a_cell_twice() {
     // Let the primary's view of CN2 go stale (its session stays open).
     std::thread::sleep(Duration::from_millis(700));
     let pool_less = |at: Ipv4Addr, k: usize, first: u16| -> Vec<Result<Cell30, String>> {
-        let key = NetworkKey::derive(SECRET.as_bytes(), NETWORK_NAME);
-        let mut c = Client::connect(
-            SocketAddr::from((at, 6554)),
-            Role::Cn,
-            Some(&key),
-            Duration::from_secs(3),
-        )
-        .expect("connect");
-        let r = c
-            .call(&Message::CnBind(CnBind {
-                network_name: NETWORK_NAME.into(),
-                cn_name: format!("poolless{k}"),
-                cn_addr: Ipv4Addr::new(10, 0, 0, 70 + k as u8),
-                cn_port: 5554,
-                pools: Vec::new(),
-            }))
-            .expect("bind");
-        assert!(
-            matches!(r, Message::BindReply(BindReply::Accepted { .. })),
-            "{r}"
-        );
+        let mut c = bind_as(at, &format!("poolless{k}"), 70 + k as u8, Vec::new())
+            .expect("bind a pool-less CN");
         (first..first + 80).map(|n| allocate(&mut c, n)).collect()
     };
     let pst = bed.register_status(Register::Primary);
