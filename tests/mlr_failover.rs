@@ -454,3 +454,76 @@ fn a_partition_never_binds_a_cell_twice() {
     }
     println!("healed: the old primary stood down; CN1 on the backup");
 }
+
+/// The primary acknowledges an allocation only once the backup stored it:
+/// with the backup frozen (SIGSTOP) an allocation's reply waits until the
+/// primary gives up on the backup (2 s) and serves alone; a move (soft
+/// state) is not held. The backup, thawed, subscribes again and catches up.
+#[test]
+fn allocations_wait_for_the_backup_and_moves_do_not() {
+    let mut bed = pair_bed(1);
+    let mut c = bed
+        .mlr
+        .run_in(|| bound_cn(MLR_IP, 1))
+        .expect("bind to the primary");
+    // In sync: an allocation costs a round trip to the backup.
+    let t = Instant::now();
+    let first = allocate(&mut c, 1).expect("allocate");
+    println!(
+        "allocation with the backup in sync: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let backup = bed.mlrd_backup.as_ref().expect("backup running");
+    backup.signal(nix::sys::signal::Signal::SIGSTOP);
+    // A move is answered at once.
+    let t = Instant::now();
+    let mv = c
+        .call(&Message::Move(mlrp::Move {
+            mac: MacAddr([2, 0x60, 0, 0, 0, 1]),
+            cell: first,
+            to: mlrp::CnRef::new(Ipv4Addr::new(10, 0, 0, 61), 5554),
+        }))
+        .expect("move");
+    let move_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(matches!(mv, Message::Binding(_)), "{mv}");
+    // An allocation waits for the frozen backup until it is dropped.
+    c.set_timeout(Duration::from_secs(10));
+    let t = Instant::now();
+    let second = allocate(&mut c, 2).expect("allocate while the backup is frozen");
+    let held = t.elapsed();
+    println!(
+        "backup frozen: move answered in {move_ms:.1} ms, allocation held {:.0} ms",
+        held.as_secs_f64() * 1e3
+    );
+    assert!(
+        move_ms < 1000.0,
+        "a move waited for the backup: {move_ms} ms"
+    );
+    assert!(
+        held >= Duration::from_millis(1500),
+        "the allocation was acknowledged before the backup stored it ({held:?})"
+    );
+    assert!(
+        bed.register_log(Register::Primary)
+            .contains("serving alone"),
+        "{}",
+        bed.register_log(Register::Primary)
+    );
+    // Thawed, the backup notices, subscribes again and catches up.
+    if let Some(p) = bed.mlrd_backup.as_ref() {
+        p.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+    let synced = common::wait_for(UP, || {
+        (bed.register_log(Register::Backup)
+            .matches("Replica in sync")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    assert!(synced.is_some(), "{}", bed.logs());
+    let bk = bed.register_status(Register::Backup);
+    assert!(
+        bindings_of(&bk).contains(&second.station().to_string()),
+        "{bk}"
+    );
+}
