@@ -461,7 +461,7 @@ fn a_partition_never_binds_a_cell_twice() {
 /// state) is not held. The backup, thawed, subscribes again and catches up.
 #[test]
 fn allocations_wait_for_the_backup_and_moves_do_not() {
-    let mut bed = pair_bed(1);
+    let bed = pair_bed(1);
     let mut c = bed
         .mlr
         .run_in(|| bound_cn(MLR_IP, 1))
