@@ -16,7 +16,7 @@ mod testbed;
 #[path = "common/traffic.rs"]
 mod traffic;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 use testbed::{Options, Register, TestBed, BACKUP_MLR_IP, MLR_IP, NETWORK_NAME, SECRET, SRV_IP};
 use tmip::addr::{Cell30, MacAddr};
@@ -247,11 +247,14 @@ fn backup_killed_and_restarted_catches_up() {
 }
 
 /// A CN's MLRP session (a test's stand-in for tmipd), bound as `name` at
-/// 10.0.0.`host` with `pools`.
+/// 10.0.0.`host` with `pools`. A CN binds only as its source address: the
+/// calling namespace must hold 10.0.0.`host` ([`stand_in_address`]).
 fn bind_as(at: Ipv4Addr, name: &str, host: u8, pools: Vec<mlrp::Pool>) -> Result<Client, String> {
     let key = NetworkKey::derive(SECRET.as_bytes(), NETWORK_NAME);
-    let mut c = Client::connect(
-        SocketAddr::from((at, 6554)),
+    let me = Ipv4Addr::new(10, 0, 0, host);
+    let mut c = Client::connect_from(
+        me,
+        SocketAddrV4::new(at, 6554),
         Role::Cn,
         Some(&key),
         Duration::from_secs(3),
@@ -261,7 +264,7 @@ fn bind_as(at: Ipv4Addr, name: &str, host: u8, pools: Vec<mlrp::Pool>) -> Result
         .call(&Message::CnBind(CnBind {
             network_name: NETWORK_NAME.into(),
             cn_name: name.into(),
-            cn_addr: Ipv4Addr::new(10, 0, 0, host),
+            cn_addr: me,
             cn_port: 5554,
             pools,
         }))
@@ -270,6 +273,11 @@ fn bind_as(at: Ipv4Addr, name: &str, host: u8, pools: Vec<mlrp::Pool>) -> Result
         Message::BindReply(BindReply::Accepted { .. }) => Ok(c),
         other => Err(format!("bind: {other}")),
     }
+}
+
+/// Give namespace `ns` the core address 10.0.0.`host` of a stand-in CN.
+fn stand_in_address(ns: &common::Netns, host: u8) {
+    ns.sh(&format!("ip addr add 10.0.0.{host}/24 dev core0"));
 }
 
 /// A CN session with a pool of its own (10.60.0.0-10.60.3.255).
@@ -298,6 +306,7 @@ fn allocate(c: &mut Client, n: u16) -> Result<Cell30, String> {
 #[test]
 fn allocations_across_a_failover_are_never_given_twice() {
     let mut bed = pair_bed(1);
+    stand_in_address(&bed.mlr, 61);
     let before: Vec<Cell30> = bed.mlr.run_in(|| {
         let mut c = bound_cn(MLR_IP, 1).expect("bind to the primary");
         (0..100)
@@ -378,6 +387,8 @@ fn a_partition_never_binds_a_cell_twice() {
         panic!("CN2 did not fail over to the backup\n{}", bed.logs());
     }
     println!("partition: CN2 bound to the promoted backup");
+    stand_in_address(&bed.mlr, 71);
+    stand_in_address(bed.mlrb.as_ref().expect("mlrb"), 72);
     // Let the primary's view of CN2 go stale (its session stays open).
     std::thread::sleep(Duration::from_millis(700));
     let pool_less = |at: Ipv4Addr, k: usize, first: u16| -> Vec<Result<Cell30, String>> {
@@ -462,6 +473,7 @@ fn a_partition_never_binds_a_cell_twice() {
 #[test]
 fn allocations_wait_for_the_backup_and_moves_do_not() {
     let bed = pair_bed(1);
+    stand_in_address(&bed.mlr, 61);
     let mut c = bed
         .mlr
         .run_in(|| bound_cn(MLR_IP, 1))

@@ -167,7 +167,7 @@ impl Server {
             self.peer_flush();
             return;
         }
-        match mlrp::Conn::connect(peer) {
+        match mlrp::Conn::connect(peer, None) {
             Ok(mut io) => {
                 let nonce = match mlrp::random_nonce() {
                     Ok(n) => n,
@@ -330,11 +330,10 @@ impl Server {
                     return Message::Ack;
                 }
                 let data = std::mem::take(&mut l.snapshot);
-                match journal::register_from_snapshot(&self.reg, &data) {
+                match journal::register_from_snapshot(self.service.reg(), &data) {
                     Ok(reg) => {
-                        self.reg = reg;
-                        self.cn_conn = vec![None; self.reg.cns().len()];
-                        if let Err(e) = self.journal.compact(&self.reg) {
+                        self.service.replace_register(reg);
+                        if let Err(e) = self.journal.compact(self.service.reg()) {
                             error!("! storing the replicated snapshot: {e}");
                             return Message::error(ErrorCode::Internal, "cannot store");
                         }
@@ -346,8 +345,8 @@ impl Server {
                         self.pair.synced_at(s.epoch);
                         info!(
                             "+ Replica in sync with the serving register: {} bindings, {} CNs, epoch {}",
-                            self.reg.binding_count(),
-                            self.reg.cns().len(),
+                            self.service.reg().binding_count(),
+                            self.service.reg().cns().len(),
                             self.pair.epoch()
                         );
                         Message::Ack
@@ -358,7 +357,7 @@ impl Server {
                     }
                 }
             }
-            Message::ReplRecords(r) => match journal::apply_records(&mut self.reg, &r.data) {
+            Message::ReplRecords(r) => match journal::apply_records(self.service.reg_mut(), &r.data) {
                 Ok(_) => {
                     self.journal.append_records(&r.data);
                     self.repl_durable = true;
@@ -397,7 +396,7 @@ impl Server {
                 );
                 for (i, c) in self.conns.iter_mut().enumerate() {
                     if let Some(c) = c {
-                        if c.cn.is_some() && !c.closing {
+                        if self.service.cn_of(i).is_some() && !c.closing {
                             c.closing = true;
                             self.to_close.push((i, "register stepped down".into()));
                         }
@@ -449,9 +448,9 @@ impl Server {
             "+ Backup register {} (epoch {}) subscribed: sending a snapshot of {} bindings",
             conn.peer,
             s.epoch,
-            self.reg.binding_count()
+            self.service.reg().binding_count()
         );
-        let snap = journal::encode_snapshot(&self.reg, self.journal.generation());
+        let snap = journal::encode_snapshot(self.service.reg(), self.journal.generation());
         let mut link = ReplicaLink {
             slot,
             pend: HashMap::new(),
@@ -607,6 +606,57 @@ impl Server {
         }
     }
 
+    /// A request in a register of a pair: the pair's own requests here,
+    /// binds admitted (or refused by a standby, or promoting it),
+    /// allocations fenced; everything else is the service's.
+    pub(super) fn handle_in_pair(&mut self, slot: usize, conn: &mut Conn, msg: Message, now: u32) -> Message {
+        match msg {
+            Message::RegisterStatus => self.status_reply(),
+            Message::ReplSubscribe(s) => self.on_subscribe(slot, conn, s),
+            Message::CnBind(ref b) => {
+                if let Err(refusal) = self.admit_bind() {
+                    info!(
+                        "- Bind of CN {}:{} [{}] from {} refused: this register stands by",
+                        b.cn_addr, b.cn_port, b.cn_name, conn.peer
+                    );
+                    return refusal;
+                }
+                self.service.handle(slot, conn.peer, msg, now)
+            }
+            Message::Allocate(_) if self.pair.peer().is_some() => {
+                let fresh = self.fresh_cns();
+                self.service.set_fence(Some(fresh));
+                let reply = self.service.handle(slot, conn.peer, msg, now);
+                self.service.set_fence(None);
+                reply
+            }
+            other => self.service.handle(slot, conn.peer, other, now),
+        }
+    }
+
+    pub(super) fn note_heard_conn(&mut self, slot: usize) {
+        if let Some(cn) = self.service.cn_of(slot) {
+            self.note_heard(cn);
+        }
+    }
+
+    /// Hold the output this round queued on every CN connection until the
+    /// backup acknowledged commit `seq`.
+    pub(super) fn hold_round(&mut self, seq: u64) {
+        let replica = self.replica.as_ref().map(|r| r.slot);
+        for &s in &self.dirty {
+            if Some(s) == replica {
+                continue;
+            }
+            if let Some(Some(c)) = self.conns.get_mut(s) {
+                if c.io.queued_len() > c.committed_len {
+                    let start = c.io.abs(c.committed_len);
+                    c.held.push_back((seq, start));
+                }
+            }
+        }
+    }
+
     /// A CN binds: promote a standby whose link is gone; refuse otherwise.
     pub(super) fn admit_bind(&mut self) -> Result<(), Message> {
         match self.pair.on_cn_bind() {
@@ -617,7 +667,7 @@ impl Server {
                 }
                 warn!(
                     "! Promoted to serving register, epoch {epoch}: the serving register is gone and a CN binds ({} bindings replicated)",
-                    self.reg.binding_count()
+                    self.service.reg().binding_count()
                 );
                 Ok(())
             }
