@@ -357,17 +357,19 @@ impl Server {
                     }
                 }
             }
-            Message::ReplRecords(r) => match journal::apply_records(self.service.reg_mut(), &r.data) {
-                Ok(_) => {
-                    self.journal.append_records(&r.data);
-                    self.repl_durable = true;
-                    Message::Ack
+            Message::ReplRecords(r) => {
+                match journal::apply_records(self.service.reg_mut(), &r.data) {
+                    Ok(_) => {
+                        self.journal.append_records(&r.data);
+                        self.repl_durable = true;
+                        Message::Ack
+                    }
+                    Err(e) => {
+                        error!("! replicated records refused: {e}");
+                        Message::error(ErrorCode::BadRequest, "bad records")
+                    }
                 }
-                Err(e) => {
-                    error!("! replicated records refused: {e}");
-                    Message::error(ErrorCode::BadRequest, "bad records")
-                }
-            },
+            }
             other => Message::error(
                 ErrorCode::Unsupported,
                 format!("{:?} is not a replication request", other.msg_type()),
@@ -609,7 +611,13 @@ impl Server {
     /// A request in a register of a pair: the pair's own requests here,
     /// binds admitted (or refused by a standby, or promoting it),
     /// allocations fenced; everything else is the service's.
-    pub(super) fn handle_in_pair(&mut self, slot: usize, conn: &mut Conn, msg: Message, now: u32) -> Message {
+    pub(super) fn handle_in_pair(
+        &mut self,
+        slot: usize,
+        conn: &mut Conn,
+        msg: Message,
+        now: u32,
+    ) -> Message {
         match msg {
             Message::RegisterStatus => self.status_reply(),
             Message::ReplSubscribe(s) => self.on_subscribe(slot, conn, s),

@@ -18,15 +18,15 @@
 mod replication;
 
 use crate::config::{MlrdConfig, Source};
-use crate::pair::Pair;
-pub use replication::peer_addr;
-use replication::{PeerLink, ReplicaLink, PROBE_EVERY};
 use crate::journal::Journal;
+use crate::pair::Pair;
 use crate::register::Register;
 use crate::service::{Service, Settings};
 use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
+pub use replication::peer_addr;
+use replication::{PeerLink, ReplicaLink, PROBE_EVERY};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
