@@ -539,3 +539,28 @@ fn allocations_wait_for_the_backup_and_moves_do_not() {
         "{bk}"
     );
 }
+
+/// Only the configured peer register may subscribe to the register's
+/// contents: a holder of the secret elsewhere (here: a CN's namespace) is
+/// refused.
+#[test]
+fn only_the_peer_register_may_subscribe() {
+    let bed = pair_bed(1);
+    let r = bed.cns[0].ns.run_in(|| {
+        let key = NetworkKey::derive(SECRET.as_bytes(), NETWORK_NAME);
+        let mut c = Client::connect_from(
+            bed.cns[0].core_ip,
+            SocketAddrV4::new(MLR_IP, 6554),
+            Role::Mlr,
+            Some(&key),
+            Duration::from_secs(3),
+        )
+        .expect("connect");
+        c.call(&Message::ReplSubscribe(mlrp::ReplSubscribe { epoch: 9 }))
+            .expect("an answer")
+    });
+    assert!(
+        matches!(&r, Message::Error(e) if e.code == mlrp::ErrorCode::Unauthorized),
+        "{r}"
+    );
+}

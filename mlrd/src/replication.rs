@@ -440,6 +440,15 @@ impl Server {
         if !self.pair.serves() {
             return Message::error(ErrorCode::NotPrimary, "this register does not serve");
         }
+        // Only the configured peer may take a copy of the register (and
+        // make CN replies wait for its acknowledgements).
+        if self.pair.peer().map(|p| std::net::IpAddr::V4(*p.ip())) != Some(conn.peer.ip()) {
+            warn!(
+                "! {}: replication subscription refused: not the configured peer register",
+                conn.peer
+            );
+            return Message::error(ErrorCode::Unauthorized, "not the peer register");
+        }
         if let Some(old) = self.replica.as_ref().map(|r| r.slot) {
             if old != slot {
                 self.drop_replica("replaced by a new subscription");
