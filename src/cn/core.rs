@@ -151,7 +151,25 @@ pub struct CoreConfig {
     /// Lease used for stations served from the local table while the MLR is
     /// unreachable.
     pub fallback_lease_secs: u32,
+    /// mobile_if is shared with hosts that are not stations (see
+    /// `cn::link_mode`): this CN answers ARP for its stations that left
+    /// and announces every station's address when it arrives.
+    pub shared_link: bool,
 }
+
+/// A gratuitous ARP repeated once [`ANNOUNCE_AGAIN`] later (RFC 5227 sends
+/// two): a host that updated its entry for N+1 within its `locktime`
+/// (1 s by default) ignores the first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Announcement {
+    cell: Cell30,
+    /// The station's MAC (it is here), or `None` for this CN's (proxy).
+    station_mac: Option<MacAddr>,
+    due: Instant,
+}
+
+/// When the second gratuitous ARP goes out (at the next tick after this).
+const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
 
 /// Counters for `status`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -185,6 +203,8 @@ pub struct CnCore {
     /// Stations that stopped being served here since the daemon last asked
     /// ([`CnCore::take_departed`]); the latest 64.
     departed: heapless::Vec<MacAddr, 64>,
+    /// Second gratuitous ARPs still to send (shared link); the latest 32.
+    announce_again: heapless::Vec<Announcement, 32>,
 }
 
 /// After a RELEASE, frames from the station are not taken as an arrival
@@ -207,6 +227,7 @@ impl CnCore {
             now: Instant::now(),
             associated_offline: heapless::Vec::new(),
             departed: heapless::Vec::new(),
+            announce_again: heapless::Vec::new(),
         }
     }
 
@@ -681,6 +702,12 @@ impl CnCore {
             mac: b.mac,
             cell: b.cell,
         });
+        if self.cfg.shared_link {
+            // Hosts on the link may hold this CN's MAC for N+1 (it proxied
+            // while the station was away) or an old one: point them at the
+            // station now, not when their entries expire.
+            self.announce(b.cell, Some(b.mac), now);
+        }
         if let Some(p) = parent {
             self.tunnel_acquire(p);
             if self.cfg.reverse_tunnel {
@@ -792,7 +819,12 @@ impl CnCore {
                     let _ = self.departed.push(s.mac);
                 }
             }
-            Whereabouts::AtPeer(_) => self.data(DataAction::RouteLocal { cell: s.cell }),
+            Whereabouts::AtPeer(_) => {
+                self.data(DataAction::RouteLocal { cell: s.cell });
+                if self.cfg.shared_link {
+                    self.data(DataAction::ProxyArpEnd { cell: s.cell });
+                }
+            }
         }
         if let Some(p) = s.tunnel_peer() {
             self.tunnel_release(p);
@@ -838,7 +870,55 @@ impl CnCore {
             .map_err(|f| format!("station table full ({}): cannot route {cell}", f.capacity))?;
         self.tunnel_acquire(to);
         self.data(DataAction::RouteToPeer { cell, peer: to });
+        if self.cfg.shared_link {
+            // Hosts on the link have N+1 on-link and still hold the MAC of
+            // the station that left: answer for it and tell them now.
+            self.data(DataAction::ProxyArp { cell });
+            self.announce_later(cell, None, now);
+        }
         Ok(())
+    }
+
+    /// Gratuitous ARP for N+1 now and once more a little later.
+    fn announce(&mut self, cell: Cell30, station_mac: Option<MacAddr>, now: Instant) {
+        self.data(DataAction::Announce { cell, station_mac });
+        self.announce_later(cell, station_mac, now);
+    }
+
+    fn announce_later(&mut self, cell: Cell30, station_mac: Option<MacAddr>, now: Instant) {
+        self.announce_again.retain(|a| a.cell != cell);
+        if self.announce_again.is_full() {
+            self.announce_again.remove(0);
+        }
+        let _ = self.announce_again.push(Announcement {
+            cell,
+            station_mac,
+            due: now + ANNOUNCE_AGAIN,
+        });
+    }
+
+    /// The second announcements that are due, if what they announce still
+    /// holds (the station is still here, or still away).
+    fn announce_due(&mut self, now: Instant) {
+        let (due, later): (Vec<Announcement>, Vec<Announcement>) =
+            self.announce_again.iter().partition(|a| a.due <= now);
+        if due.is_empty() {
+            return;
+        }
+        self.announce_again = later.into_iter().collect();
+        for a in due {
+            let holds = match (self.stations.by_cell(a.cell), a.station_mac) {
+                (Some(s), Some(mac)) => s.at == Whereabouts::Here && s.mac == mac,
+                (Some(s), None) => matches!(s.at, Whereabouts::AtPeer(_)),
+                (None, _) => false,
+            };
+            if holds {
+                self.data(DataAction::Announce {
+                    cell: a.cell,
+                    station_mac: a.station_mac,
+                });
+            }
+        }
     }
 
     /// Redirect pushed by the MLR (or a peer): we are `cell`'s parent and the
@@ -918,6 +998,7 @@ impl CnCore {
     /// the MLR is unreachable it is kept.
     pub fn tick(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.announce_due(now);
         self.released
             .retain(|(_, at)| now.saturating_duration_since(*at) < RELEASE_HOLDOFF);
         for mac in self.stations.expired(now) {
@@ -984,6 +1065,7 @@ mod tests {
             max_stations: max,
             max_peers: 4,
             fallback_lease_secs: 600,
+            shared_link: false,
         });
         c.mlr_bound(&[]);
         drain(&mut c);
@@ -1170,6 +1252,148 @@ mod tests {
         assert!(drain(&mut c).is_empty());
     }
 
+    fn shared_core() -> CnCore {
+        let mut c = CnCore::new(CoreConfig {
+            me: cn(1),
+            reverse_tunnel: true,
+            max_stations: 4,
+            max_peers: 4,
+            fallback_lease_secs: 600,
+            shared_link: true,
+        });
+        c.mlr_bound(&[]);
+        drain(&mut c);
+        c
+    }
+
+    fn data(out: Vec<Output>) -> Vec<DataAction> {
+        out.into_iter()
+            .filter_map(|o| match o {
+                Output::Data(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn on_a_shared_link_the_parent_proxies_for_a_station_that_left_and_announces_its_return() {
+        let now = Instant::now();
+        let mut c = shared_core();
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        let announce_station = DataAction::Announce {
+            cell: cell(1),
+            station_mac: Some(mac(1)),
+        };
+        assert_eq!(
+            data(drain(&mut c)),
+            vec![
+                DataAction::AdoptLocal {
+                    mac: mac(1),
+                    cell: cell(1)
+                },
+                announce_station.clone(),
+            ]
+        );
+        // Away to CN 3: the parent answers ARP for N+1 and says so at once.
+        c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
+        assert_eq!(
+            data(drain(&mut c)),
+            vec![
+                DataAction::Withdraw { cell: cell(1) },
+                DataAction::TunnelUp { peer: cn(3) },
+                DataAction::RouteToPeer {
+                    cell: cell(1),
+                    peer: cn(3)
+                },
+                DataAction::ProxyArp { cell: cell(1) },
+            ]
+        );
+        // The second announcement (for hosts within their ARP locktime) is
+        // this CN's, not the station's: that one was superseded.
+        c.tick(now + ANNOUNCE_AGAIN);
+        assert_eq!(
+            data(drain(&mut c)),
+            vec![DataAction::Announce {
+                cell: cell(1),
+                station_mac: None
+            }]
+        );
+        c.tick(now + 3 * ANNOUNCE_AGAIN);
+        assert!(data(drain(&mut c)).is_empty(), "announced twice only");
+        // Back home: proxying ends, the station is announced for itself.
+        let t1 = now + 4 * ANNOUNCE_AGAIN;
+        c.redirect(cell(1), None, cn(1), t1).unwrap();
+        assert_eq!(
+            data(drain(&mut c)),
+            vec![
+                DataAction::RouteLocal { cell: cell(1) },
+                DataAction::ProxyArpEnd { cell: cell(1) },
+                DataAction::TunnelDown { peer: cn(3) },
+                DataAction::AdoptLocal {
+                    mac: mac(1),
+                    cell: cell(1)
+                },
+                announce_station.clone(),
+            ]
+        );
+        c.tick(t1 + ANNOUNCE_AGAIN);
+        assert_eq!(data(drain(&mut c)), vec![announce_station]);
+    }
+
+    #[test]
+    fn a_second_announcement_that_no_longer_holds_is_not_sent() {
+        let now = Instant::now();
+        let mut c = shared_core();
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        drain(&mut c);
+        c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
+        drain(&mut c);
+        // Released while away: nothing to answer for any more.
+        c.station_released(mac(1));
+        assert!(data(drain(&mut c)).contains(&DataAction::ProxyArpEnd { cell: cell(1) }));
+        c.tick(now + ANNOUNCE_AGAIN);
+        assert!(data(drain(&mut c)).is_empty());
+    }
+
+    #[test]
+    fn a_visitor_on_a_shared_link_is_announced_and_a_separate_link_proxies_nothing() {
+        let now = Instant::now();
+        let mut c = shared_core();
+        c.station_seen(Some(mac(2)), Some(cell(2).station()), now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
+        let d = data(drain(&mut c));
+        assert!(
+            d.contains(&DataAction::Announce {
+                cell: cell(2),
+                station_mac: Some(mac(2))
+            }),
+            "{d:?}"
+        );
+        // The same moves on a separate link: no ARP work for the core.
+        let mut c = core(4);
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
+        c.redirect(cell(1), None, cn(1), now).unwrap();
+        c.tick(now + ANNOUNCE_AGAIN);
+        let d = data(drain(&mut c));
+        assert!(
+            !d.iter().any(|a| matches!(
+                a,
+                DataAction::ProxyArp { .. }
+                    | DataAction::ProxyArpEnd { .. }
+                    | DataAction::Announce { .. }
+            )),
+            "{d:?}"
+        );
+    }
+
     #[test]
     fn a_station_that_leaves_is_reported_departed_once() {
         let now = Instant::now();
@@ -1207,6 +1431,7 @@ mod tests {
             max_stations: 8,
             max_peers: 4,
             fallback_lease_secs: 600,
+            shared_link: false,
         });
         let left_behind: Vec<Ipv4Addr> = (1..=4).map(|n| cell(n).station()).collect();
         c.mlr_bound(&left_behind);
