@@ -44,6 +44,28 @@ pub enum Routing {
     StandIn,
 }
 
+/// How CN `k` is wired (the deployment shapes of docs/TMIPD.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CnShape {
+    /// `core0` on the core, `mob0` into its own cell bridge `cellK`.
+    Separate,
+    /// One interface (the seed's "Mobile_IF & CN_IF"): `mobile_if` is
+    /// `core0`, its cell is the core bridge itself (where `srv` and the
+    /// MLR are), and its pool [`SHARED_POOL`] lies in the core's /24, so
+    /// `srv` has its stations on-link.
+    SharedCore,
+    /// OpenWrt: `mobile_if` is a bridge `br-lan` inside the CN holding two
+    /// ports: `lan1` into cell bridge `cellK` (the radio) and `lan2` into
+    /// `cellKb` (a wired LAN port).
+    Bridge,
+}
+
+/// Pool of a [`CnShape::SharedCore`] CN: part of the core's 10.0.0.0/24.
+pub const SHARED_POOL: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(10, 0, 0, 128), Ipv4Addr::new(10, 0, 0, 191));
+/// The bridge of a [`CnShape::Bridge`] CN.
+pub const BRIDGE_IF: &str = "br-lan";
+
 /// Shape of the bed.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -58,6 +80,10 @@ pub struct Options {
     /// Put mlrd's `state_dir` (its fsynced journal) on tmpfs (/dev/shm)
     /// instead of the run directory's disk.
     pub mlr_state_tmpfs: bool,
+    /// Wiring of CN k is `shapes[k - 1]` (missing: [`CnShape::Separate`]).
+    pub shapes: Vec<CnShape>,
+    /// Extra `tmipd.rc` lines for CN k (0 = central).
+    pub rc_extra: Vec<(usize, String)>,
 }
 
 impl Default for Options {
@@ -69,6 +95,8 @@ impl Default for Options {
             debug_level: 3,
             keep_dir: false,
             mlr_state_tmpfs: false,
+            shapes: Vec::new(),
+            rc_extra: Vec::new(),
         }
     }
 }
@@ -184,6 +212,7 @@ pub fn spawn_in(ns: &str, name: &str, out: &Path, program: &Path, args: &[&str])
 pub struct Cn {
     /// 1-based; 0 for the central CN.
     pub index: usize,
+    pub shape: CnShape,
     pub ns: Netns,
     pub core_ip: Ipv4Addr,
     pub mobile_if: String,
@@ -229,6 +258,8 @@ pub struct TestBed {
     pub srv: Netns,
     pub mlr: Netns,
     pub air: Netns,
+    /// Plain hosts (not stations) added with [`TestBed::add_host`].
+    pub hosts: Vec<Netns>,
 }
 
 impl Drop for TestBed {
@@ -304,6 +335,7 @@ impl TestBed {
             srv,
             mlr,
             air,
+            hosts: Vec::new(),
         };
         bed.core_port(&bed.mlr, "kmlr");
         bed.mlr
@@ -314,31 +346,57 @@ impl TestBed {
         sysctl_host(&bed.srv);
 
         for k in 1..=opts.cns {
+            let shape = opts.shapes.get(k - 1).copied().unwrap_or(CnShape::Separate);
             let ns = Netns::new(&format!("cn{k}"));
             bed.core_port(&ns, &format!("k{k}"));
             sysctl_router(&ns);
             ns.sh(&format!("ip addr add {}/24 dev {CORE_IF}", cn_core_ip(k)));
-            bed.air.sh(&format!(
-                "ip link add cell{k} type bridge forward_delay 0 stp_state 0 && \
-                 ip link set cell{k} type bridge mcast_snooping 0 && ip link set cell{k} up"
-            ));
-            veth(&ns, MOBILE_IF, &bed.air, &format!("c{k}"));
-            bed.air.sh(&format!("ip link set c{k} master cell{k}"));
-            ns.sh(&format!(
-                "ip addr add {}/24 dev {MOBILE_IF}",
-                cn_mobile_ip(k)
-            ));
-            // The wider network routes each CN's cell subnet to that CN
-            // (it is the parent of every /30 in its pool).
-            bed.srv
-                .sh(&format!("ip route add 10.{k}.0.0/24 via {}", cn_core_ip(k)));
+            let (mobile_if, mobile_ip) = match shape {
+                // Its cell is the core bridge: nothing more to wire.
+                CnShape::SharedCore => (CORE_IF.to_string(), cn_core_ip(k)),
+                CnShape::Separate => {
+                    bed.add_cell_bridge(&format!("cell{k}"));
+                    veth(&ns, MOBILE_IF, &bed.air, &format!("c{k}"));
+                    bed.air.sh(&format!("ip link set c{k} master cell{k}"));
+                    ns.sh(&format!(
+                        "ip addr add {}/24 dev {MOBILE_IF}",
+                        cn_mobile_ip(k)
+                    ));
+                    (MOBILE_IF.to_string(), cn_mobile_ip(k))
+                }
+                CnShape::Bridge => {
+                    ns.sh(&format!(
+                        "ip link add {BRIDGE_IF} type bridge forward_delay 0 stp_state 0 && \
+                         ip link set {BRIDGE_IF} up"
+                    ));
+                    for (port, cell) in [("lan1", format!("cell{k}")), ("lan2", format!("cell{k}b"))] {
+                        bed.add_cell_bridge(&cell);
+                        let air_end = format!("c{k}{port}");
+                        veth(&ns, port, &bed.air, &air_end);
+                        ns.sh(&format!("ip link set {port} master {BRIDGE_IF}"));
+                        bed.air.sh(&format!("ip link set {air_end} master {cell}"));
+                    }
+                    ns.sh(&format!(
+                        "ip addr add {}/24 dev {BRIDGE_IF}",
+                        cn_mobile_ip(k)
+                    ));
+                    (BRIDGE_IF.to_string(), cn_mobile_ip(k))
+                }
+            };
+            if shape != CnShape::SharedCore {
+                // The wider network routes each CN's cell subnet to that CN
+                // (it is the parent of every /30 in its pool).
+                bed.srv
+                    .sh(&format!("ip route add 10.{k}.0.0/24 via {}", cn_core_ip(k)));
+            }
             let rc = bed.dir.join(format!("cn{k}.rc"));
             bed.cns.push(Cn {
                 index: k,
+                shape,
                 ns,
                 core_ip: cn_core_ip(k),
-                mobile_if: MOBILE_IF.into(),
-                mobile_ip: cn_mobile_ip(k),
+                mobile_if,
+                mobile_ip,
                 rc,
                 daemon: None,
             });
@@ -358,6 +416,7 @@ impl TestBed {
             let rc = bed.dir.join("cnc.rc");
             bed.central = Some(Cn {
                 index: 0,
+                shape: CnShape::Separate,
                 ns,
                 core_ip: CENTRAL_CORE_IP,
                 mobile_if: CENTRAL_POOL_IF.into(),
@@ -369,6 +428,40 @@ impl TestBed {
         bed
     }
 
+    /// A bridge in `air` (a cell, or a LAN segment).
+    fn add_cell_bridge(&self, name: &str) {
+        self.air.sh(&format!(
+            "ip link add {name} type bridge forward_delay 0 stp_state 0 && \
+             ip link set {name} type bridge mcast_snooping 0 && ip link set {name} up"
+        ));
+    }
+
+    /// The air bridge that is CN `k`'s cell: `cellK`, or the core bridge
+    /// for a [`CnShape::SharedCore`] CN.
+    pub fn cell_bridge(&self, k: usize) -> String {
+        match self.cns.get(k.wrapping_sub(1)).map(|c| c.shape) {
+            Some(CnShape::SharedCore) => "core".into(),
+            _ => format!("cell{k}"),
+        }
+    }
+
+    /// A plain host (not a station: no DHCP, no mobility) `ip/24` with
+    /// default route via `gw`, plugged into air bridge `bridge` (a cell,
+    /// `cellKb`, or `core`). Returns its index in [`TestBed::hosts`].
+    pub fn add_host(&mut self, bridge: &str, ip: Ipv4Addr, gw: Ipv4Addr) -> usize {
+        let i = self.hosts.len();
+        let ns = Netns::new(&format!("h{i}"));
+        sysctl_host(&ns);
+        let port = format!("h{i}");
+        veth(&ns, CLIENT_IF, &self.air, &port);
+        self.air.sh(&format!("ip link set {port} master {bridge}"));
+        ns.sh(&format!(
+            "ip addr add {ip}/24 dev {CLIENT_IF} && ip route add default via {gw}"
+        ));
+        self.hosts.push(ns);
+        i
+    }
+
     /// Plug `ns`'s `core0` into the core bridge through air-side port `port`.
     fn core_port(&self, ns: &Netns, port: &str) {
         veth(ns, CORE_IF, &self.air, port);
@@ -377,13 +470,20 @@ impl TestBed {
 
     /// Add a client namespace plugged into `cell` (1-based). Returns its index.
     pub fn add_client(&mut self, cell: usize) -> usize {
+        let bridge = self.cell_bridge(cell);
+        self.add_client_on(cell, &bridge)
+    }
+
+    /// Add a client plugged into air bridge `bridge`, which belongs to CN
+    /// `cell` (e.g. `cellKb`, the second port of a [`CnShape::Bridge`] CN).
+    pub fn add_client_on(&mut self, cell: usize, bridge: &str) -> usize {
         let i = self.clients.len();
         let ns = Netns::new(&format!("ms{i}"));
         sysctl_host(&ns);
         let air_port = format!("m{i}");
         veth(&ns, CLIENT_IF, &self.air, &air_port);
         self.air
-            .sh(&format!("ip link set {air_port} master cell{cell}"));
+            .sh(&format!("ip link set {air_port} master {bridge}"));
         let mac = ns
             .sh(&format!("cat /sys/class/net/{CLIENT_IF}/address"))
             .trim()
@@ -408,7 +508,7 @@ impl TestBed {
             .sh(&format!("ip -o link show dev {}", self.clients[i].air_port));
         let m = out.split(" master ").nth(1)?;
         let name = m.split_whitespace().next()?;
-        name.strip_prefix("cell")?.parse().ok()
+        (1..=self.cns.len()).find(|&k| self.cell_bridge(k) == name)
     }
 
     /// Configure client `i` by hand: N+1/30, default via N+2 (the seed's
@@ -475,9 +575,10 @@ impl TestBed {
     /// client). Returns the instant just before the change.
     pub fn move_client(&mut self, i: usize, cell: usize) -> Instant {
         let port = self.clients[i].air_port.clone();
+        let bridge = self.cell_bridge(cell);
         let t = Instant::now();
         sh(&format!(
-            "ip -n {} link set {port} master cell{cell}",
+            "ip -n {} link set {port} master {bridge}",
             self.air.name
         ));
         self.clients[i].cell = cell;
@@ -599,7 +700,12 @@ impl TestBed {
         } else {
             k != 0
         };
-        if offers_pool {
+        if offers_pool && cn.shape == CnShape::SharedCore {
+            s.push_str(&format!(
+                "addr_pool {CORE_IF} {} {}\n",
+                SHARED_POOL.0, SHARED_POOL.1
+            ));
+        } else if offers_pool {
             let o = cn.mobile_ip.octets();
             s.push_str(&format!(
                 "addr_pool {} {}.{}.{}.4 {}.{}.{}.251\n",
@@ -607,6 +713,10 @@ impl TestBed {
             ));
         } else {
             s.push_str("# no addr_pool: clients get their /30 from the central CN's pool\n");
+        }
+        for (_, line) in self.opts.rc_extra.iter().filter(|(n, _)| *n == k) {
+            s.push_str(line);
+            s.push('\n');
         }
         s
     }
@@ -751,6 +861,12 @@ impl TestBed {
 
     /// The CN (index; 0 = central) whose pool `c` comes from: the parent.
     pub fn parent_of(&self, c: Cell30) -> usize {
+        if let Some(cn) = self.cns.iter().find(|cn| {
+            cn.shape == CnShape::SharedCore
+                && (SHARED_POOL.0..=SHARED_POOL.1).contains(&c.network())
+        }) {
+            return cn.index;
+        }
         match c.network().octets()[1] {
             9 if self.central.is_some() => 0,
             k => k as usize,
