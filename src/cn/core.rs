@@ -113,6 +113,12 @@ enum Purpose {
     ListCns,
     Reestablish,
     Locate,
+    /// Locate by MAC of a source seen on a shared link with an address
+    /// that cannot be a static client's: unknown at the MLR means it is one
+    /// of the link's ordinary hosts.
+    LocateHost {
+        mac: MacAddr,
+    },
     /// A station's binding ran out here: is it still valid at the MLR?
     Revalidate {
         mac: MacAddr,
@@ -171,6 +177,12 @@ struct Announcement {
 /// When the second gratuitous ARP goes out (at the next tick after this).
 const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
 
+/// On a shared link, a source the MLR does not know (a server, a printer,
+/// a router: not a station) is not looked up again for this long, so the
+/// link's ordinary traffic does not become a stream of MLR lookups. DHCP
+/// and hostapd events for the MAC end the hold at once.
+const NOT_A_STATION_HOLD: Duration = Duration::from_secs(10);
+
 /// Counters for `status`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counters {
@@ -205,6 +217,9 @@ pub struct CnCore {
     departed: heapless::Vec<MacAddr, 64>,
     /// Second gratuitous ARPs still to send (shared link); the latest 32.
     announce_again: heapless::Vec<Announcement, 32>,
+    /// Shared link: sources the MLR did not know, and since when (see
+    /// [`NOT_A_STATION_HOLD`]); the latest 64.
+    not_stations: heapless::Vec<(MacAddr, Instant), 64>,
 }
 
 /// After a RELEASE, frames from the station are not taken as an arrival
@@ -228,6 +243,7 @@ impl CnCore {
             associated_offline: heapless::Vec::new(),
             departed: heapless::Vec::new(),
             announce_again: heapless::Vec::new(),
+            not_stations: heapless::Vec::new(),
         }
     }
 
@@ -359,6 +375,7 @@ impl CnCore {
     ) {
         self.now = self.now.max(now);
         self.counters.lookups += 1;
+        self.not_stations.retain(|(m, _)| *m != mac);
         if !self.mlr_up {
             self.answer_from_table(mac, now, "MLR unreachable");
             return;
@@ -413,9 +430,13 @@ impl CnCore {
             if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
                 return;
             }
+            if self.held_as_host(mac, now) {
+                return;
+            }
             // Only a station address (N+1) can be a static client's.
             let purpose = match ip {
                 Some(ip) if u32::from(ip) & 3 == 1 => Purpose::LocateSeen { mac, ip, seen: now },
+                _ if self.cfg.shared_link => Purpose::LocateHost { mac },
                 _ => Purpose::Locate,
             };
             self.call(MlrCall::LocateMac { mac }, purpose);
@@ -440,6 +461,7 @@ impl CnCore {
         if !mac.is_station() || self.recently_released(mac) {
             return;
         }
+        self.not_stations.retain(|(m, _)| *m != mac);
         if !self.mlr_up {
             if !self.associated_offline.contains(&mac) {
                 if self.associated_offline.is_full() {
@@ -461,6 +483,25 @@ impl CnCore {
                 Purpose::Associated { mac, seen: now },
             );
         }
+    }
+
+    /// Shared link: was `mac` found not to be a station lately?
+    fn held_as_host(&mut self, mac: MacAddr, now: Instant) -> bool {
+        self.not_stations
+            .retain(|(_, at)| now.saturating_duration_since(*at) < NOT_A_STATION_HOLD);
+        self.not_stations.iter().any(|(m, _)| *m == mac)
+    }
+
+    /// Shared link: `mac` is unknown at the MLR; leave it alone a while.
+    fn hold_as_host(&mut self, mac: MacAddr, now: Instant) {
+        if !self.cfg.shared_link || self.not_stations.iter().any(|(m, _)| *m == mac) {
+            return;
+        }
+        if self.not_stations.is_full() {
+            self.not_stations.remove(0);
+        }
+        let _ = self.not_stations.push((mac, now));
+        log::debug!(target: "handover", "{mac} is not a station (unknown at the MLR): not looked up again for {} s", NOT_A_STATION_HOLD.as_secs());
     }
 
     /// The station released its address (DHCP RELEASE).
@@ -539,6 +580,13 @@ impl CnCore {
                 }
             }
             (Purpose::Locate, _) => {}
+            (Purpose::LocateHost { .. }, MlrAnswer::Binding(b)) => {
+                if let Err(e) = self.adopt(&b, now) {
+                    log::warn!(target: "handover", "{e}");
+                }
+            }
+            (Purpose::LocateHost { mac }, MlrAnswer::NotFound) => self.hold_as_host(mac, now),
+            (Purpose::LocateHost { .. }, _) => {}
             (Purpose::Revalidate { mac }, a) => self.revalidated(mac, a, now),
             (Purpose::LocateSeen { seen, .. }, MlrAnswer::Binding(b)) => {
                 match self.adopt(&b, now) {
@@ -551,6 +599,8 @@ impl CnCore {
                 // for exactly that /30 (the MLR checks it lies in a pool and
                 // is free).
                 log::debug!(target: "handover", "{mac} unknown at the MLR, uses {ip}: static client?");
+                // Adopted if the allocation succeeds; else an ordinary host.
+                self.hold_as_host(mac, now);
                 self.call(
                     MlrCall::Allocate {
                         mac,
@@ -646,6 +696,7 @@ impl CnCore {
     /// attached here, and tell the MLR it is here if it does not know yet.
     fn adopt(&mut self, b: &Binding, now: Instant) -> Result<(), String> {
         let me = self.cfg.me;
+        self.not_stations.retain(|(m, _)| *m != b.mac);
         let parent = (b.parent != me).then_some(b.parent);
         let expires = now + Duration::from_secs(u64::from(b.lease_secs));
         let old = self.stations.get(&b.mac).cloned();
@@ -1392,6 +1443,48 @@ mod tests {
             )),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn on_a_shared_link_an_ordinary_host_is_looked_up_once_per_hold() {
+        let now = Instant::now();
+        let mut c = shared_core();
+        let host = mac(9);
+        let host_ip = Some(Ipv4Addr::new(10, 13, 100, 200));
+        c.station_seen(Some(host), host_ip, now);
+        let out = drain(&mut c);
+        assert!(matches!(
+            out.as_slice(),
+            [Output::Mlr {
+                call: MlrCall::LocateMac { .. },
+                ..
+            }]
+        ));
+        c.mlr_answer(tag_of(&out), MlrAnswer::NotFound, now);
+        assert!(drain(&mut c).is_empty());
+        // Its next frames within the hold ask nothing.
+        c.station_seen(Some(host), host_ip, now + Duration::from_secs(1));
+        assert!(drain(&mut c).is_empty());
+        // After the hold it is asked about again.
+        c.station_seen(Some(host), host_ip, now + NOT_A_STATION_HOLD);
+        assert_eq!(drain(&mut c).len(), 1);
+        // A MAC held as a host that asks for DHCP is served at once.
+        let t = now + NOT_A_STATION_HOLD;
+        let other = mac(8);
+        c.station_seen(Some(other), host_ip, t);
+        let out = drain(&mut c);
+        c.mlr_answer(tag_of(&out), MlrAnswer::NotFound, t);
+        c.dhcp_lookup(other, LookupKind::Allocate, None, t);
+        assert_eq!(drain(&mut c).len(), 1);
+        c.station_seen(Some(other), host_ip, t);
+        assert_eq!(drain(&mut c).len(), 1, "the hold ended with the DHCP request");
+        // On a separate link nothing is held.
+        let mut c = core(4);
+        c.station_seen(Some(host), host_ip, now);
+        let out = drain(&mut c);
+        c.mlr_answer(tag_of(&out), MlrAnswer::NotFound, now);
+        c.station_seen(Some(host), host_ip, now);
+        assert_eq!(drain(&mut c).len(), 1);
     }
 
     #[test]
