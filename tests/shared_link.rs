@@ -52,18 +52,14 @@ fn cn_log(bed: &TestBed, k: usize) -> String {
     ["out", "log"]
         .iter()
         .map(|ext| {
-            std::fs::read_to_string(bed.dir.join(format!("tmipd-{name}.{ext}")))
-                .unwrap_or_default()
+            std::fs::read_to_string(bed.dir.join(format!("tmipd-{name}.{ext}"))).unwrap_or_default()
         })
         .collect()
 }
 
 fn assert_log(bed: &TestBed, k: usize, needle: &str) {
     let log = cn_log(bed, k);
-    assert!(
-        log.contains(needle),
-        "CN{k}'s log lacks {needle:?}:\n{log}"
-    );
+    assert!(log.contains(needle), "CN{k}'s log lacks {needle:?}:\n{log}");
 }
 
 fn mac_of(ns: &common::Netns, ifname: &str) -> String {
@@ -123,7 +119,11 @@ fn move_checked(bed: &mut TestBed, i: usize, cell: usize, t: &mut TcpCheck, labe
         w.lost,
         w.same_connection
     );
-    if w.lost != 0 || !w.same_connection || w.up_bytes == 0 || w.down_bytes == 0 || w.gap() > MAX_GAP
+    if w.lost != 0
+        || !w.same_connection
+        || w.up_bytes == 0
+        || w.down_bytes == 0
+        || w.gap() > MAX_GAP
     {
         panic!(
             "{label} CN{from}->CN{cell}: {w:?} (gap limit {MAX_GAP:?})\n{}\n{}",
@@ -153,20 +153,25 @@ fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
         shapes: vec![CnShape::SharedCore],
         ..Options::default()
     });
-    assert_log(
-        &bed,
-        1,
-        &format!("cn_if and mobile_if {CORE_IF}: shared"),
-    );
+    assert_log(&bed, 1, &format!("cn_if and mobile_if {CORE_IF}: shared"));
     assert_log(&bed, 2, "mobile_if mob0: separate");
     let i = bed.add_client(1);
     let c = dhcp(&mut bed, i);
-    println!("client got {}/30 at CN1 (one interface, on srv's link)", c.station());
+    println!(
+        "client got {}/30 at CN1 (one interface, on srv's link)",
+        c.station()
+    );
     assert!((SHARED_POOL.0..=SHARED_POOL.1).contains(&c.network()));
     let client_mac = bed.clients[i].mac.clone();
     let cn1_mac = mac_of(&bed.cn(1).ns, CORE_IF);
     let ms_ns = bed.clients[i].ns.name.clone();
-    let mut t = match TcpCheck::start(&bed.srv.name, SRV_IP, 7101, &ms_ns, Duration::from_millis(1)) {
+    let mut t = match TcpCheck::start(
+        &bed.srv.name,
+        SRV_IP,
+        7101,
+        &ms_ns,
+        Duration::from_millis(1),
+    ) {
         Ok(t) => t,
         Err(e) => panic!("{e}\n{}\n{}", bed.cn_state(), bed.logs()),
     };
@@ -178,10 +183,16 @@ fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
         let p = proxies(&bed, 1, CORE_IF);
         if cell == 1 {
             assert_cached(&bed, &bed.srv, c.station(), &client_mac, &label);
-            assert!(!p.contains(&c.station().to_string()), "{label}: CN1 still proxies: {p}");
+            assert!(
+                !p.contains(&c.station().to_string()),
+                "{label}: CN1 still proxies: {p}"
+            );
         } else {
             assert_cached(&bed, &bed.srv, c.station(), &cn1_mac, &label);
-            assert!(p.contains(&c.station().to_string()), "{label}: CN1 does not proxy: {p}");
+            assert!(
+                p.contains(&c.station().to_string()),
+                "{label}: CN1 does not proxy: {p}"
+            );
         }
     }
 
@@ -213,8 +224,20 @@ fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
         w.same_connection
     );
     assert!(w.lost == 0 && w.same_connection, "{w:?}\n{}", bed.logs());
-    move_checked(&mut bed, i, 1, &mut t, "[one interface] home after the restart");
-    assert_cached(&bed, &bed.srv, c.station(), &client_mac, "home after the restart");
+    move_checked(
+        &mut bed,
+        i,
+        1,
+        &mut t,
+        "[one interface] home after the restart",
+    );
+    assert_cached(
+        &bed,
+        &bed.srv,
+        c.station(),
+        &client_mac,
+        "home after the restart",
+    );
     finish(t, "[one interface]");
 }
 
@@ -247,7 +270,10 @@ fn openwrt_bridge_keeps_streams_to_a_client_and_a_host_on_the_other_port() {
     let start = |srv_ns: &str, ip: Ipv4Addr, port: u16| {
         TcpCheck::start(srv_ns, ip, port, &a_ns, Duration::from_millis(1))
     };
-    let (mut tb, mut th) = match (start(&b_ns, cb.station(), 7102), start(&h_ns, printer_ip, 7103)) {
+    let (mut tb, mut th) = match (
+        start(&b_ns, cb.station(), 7102),
+        start(&h_ns, printer_ip, 7103),
+    ) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(e), _) | (_, Err(e)) => panic!("{e}\n{}\n{}", bed.cn_state(), bed.logs()),
     };
@@ -267,7 +293,12 @@ fn openwrt_bridge_keeps_streams_to_a_client_and_a_host_on_the_other_port() {
             wh.lost
         );
         for (w, what) in [(&wb, "lan2 client"), (&wh, "lan2 host")] {
-            if w.lost != 0 || !w.same_connection || w.up_bytes == 0 || w.down_bytes == 0 || w.gap() > MAX_GAP {
+            if w.lost != 0
+                || !w.same_connection
+                || w.up_bytes == 0
+                || w.down_bytes == 0
+                || w.gap() > MAX_GAP
+            {
                 panic!(
                     "[br-lan] move {} ({what}): {w:?}\n{}\n{}",
                     n + 1,
@@ -312,7 +343,13 @@ fn a_wired_lan_keeps_its_hosts_in_touch_with_leaving_and_visiting_stations() {
         Err(e) => panic!("{e}\n{}\n{}", bed.cn_state(), bed.logs()),
     };
     for (n, cell) in [1, 3, 2].into_iter().enumerate() {
-        move_checked(&mut bed, a, cell, &mut t, &format!("[wired LAN] move {}", n + 1));
+        move_checked(
+            &mut bed,
+            a,
+            cell,
+            &mut t,
+            &format!("[wired LAN] move {}", n + 1),
+        );
     }
     finish(t, "[wired LAN] station of CN2 <-> LAN host");
 
@@ -321,17 +358,27 @@ fn a_wired_lan_keeps_its_hosts_in_touch_with_leaving_and_visiting_stations() {
     let cv = dhcp(&mut bed, v);
     bed.move_client(v, 2);
     // Its first frames reveal it to CN2 (capture).
-    bed.clients[v]
-        .ns
-        .sh(&format!("ping -c 3 -i 0.2 -W 1 {host_ip} >/dev/null 2>&1 || true"));
+    bed.clients[v].ns.sh(&format!(
+        "ping -c 3 -i 0.2 -W 1 {host_ip} >/dev/null 2>&1 || true"
+    ));
     let claimed = common::wait_for(Duration::from_secs(5), || {
         (bed.claimants(cv) == vec![2]).then_some(())
     });
-    assert!(claimed.is_some(), "CN2 did not adopt the visitor\n{}\n{}", bed.cn_state(), bed.logs());
+    assert!(
+        claimed.is_some(),
+        "CN2 did not adopt the visitor\n{}\n{}",
+        bed.cn_state(),
+        bed.logs()
+    );
     let v_ns = bed.clients[v].ns.name.clone();
     let t = match TcpCheck::start(&h_ns, host_ip, 7105, &v_ns, Duration::from_millis(1)) {
         Ok(t) => t,
-        Err(e) => panic!("visitor {} cannot reach the LAN host: {e}\n{}\n{}", cv.station(), bed.cn_state(), bed.logs()),
+        Err(e) => panic!(
+            "visitor {} cannot reach the LAN host: {e}\n{}\n{}",
+            cv.station(),
+            bed.cn_state(),
+            bed.logs()
+        ),
     };
     std::thread::sleep(Duration::from_secs(2));
     let rules = bed.cn(2).ns.sh("ip rule show");

@@ -1477,7 +1477,11 @@ mod tests {
         c.dhcp_lookup(other, LookupKind::Allocate, None, t);
         assert_eq!(drain(&mut c).len(), 1);
         c.station_seen(Some(other), host_ip, t);
-        assert_eq!(drain(&mut c).len(), 1, "the hold ended with the DHCP request");
+        assert_eq!(
+            drain(&mut c).len(),
+            1,
+            "the hold ended with the DHCP request"
+        );
         // On a separate link nothing is held.
         let mut c = core(4);
         c.station_seen(Some(host), host_ip, now);

@@ -369,7 +369,9 @@ impl TestBed {
                         "ip link add {BRIDGE_IF} type bridge forward_delay 0 stp_state 0 && \
                          ip link set {BRIDGE_IF} up"
                     ));
-                    for (port, cell) in [("lan1", format!("cell{k}")), ("lan2", format!("cell{k}b"))] {
+                    for (port, cell) in
+                        [("lan1", format!("cell{k}")), ("lan2", format!("cell{k}b"))]
+                    {
                         bed.add_cell_bridge(&cell);
                         let air_end = format!("c{k}{port}");
                         veth(&ns, port, &bed.air, &air_end);
