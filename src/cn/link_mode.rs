@@ -144,6 +144,41 @@ mod tests {
         assert!(r[1].contains("mobile_if wlan0: separate"), "{r:?}");
     }
 
+    /// Every ```rc block of docs/TMIPD.md's "Deployment shapes", with the
+    /// mode the section says it has.
+    #[test]
+    fn the_deployment_shapes_of_the_docs_parse_in_their_mode() {
+        let doc = include_str!("../../docs/TMIPD.md");
+        let section = doc
+            .split("## Deployment shapes")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("docs/TMIPD.md has a Deployment shapes section");
+        let blocks: Vec<&str> = section
+            .split("```rc\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        let mut modes = Vec::new();
+        for b in &blocks {
+            let c = TmipdConfig::parse("docs/TMIPD.md", b)
+                .unwrap_or_else(|e| panic!("example config does not parse: {e}\n{b}"));
+            // In the examples, bridges are named br-*.
+            modes.push(LinkMode::decide(&c, c.mobile_if.starts_with("br-")));
+        }
+        assert_eq!(
+            modes,
+            vec![
+                LinkMode::Separate,                      // separate interfaces
+                LinkMode::Shared(SharedWhy::SameAsCnIf), // one interface
+                LinkMode::Shared(SharedWhy::Configured), // wired LAN with hosts
+                LinkMode::Shared(SharedWhy::Bridge),     // OpenWrt br-lan
+                LinkMode::Separate,                      // several CNs on one node
+                LinkMode::Separate,                      // central pool
+            ]
+        );
+    }
+
     #[test]
     fn subnet_masks_the_host_bits() {
         assert_eq!(
