@@ -28,18 +28,11 @@ const SETTLE: Duration = Duration::from_millis(1500);
 const MAX_GAP: Duration = Duration::from_millis(50);
 
 fn bed(opts: Options) -> TestBed {
-    let mut bed = TestBed::new(opts);
-    if let Err(e) = bed.start_daemons(UP) {
-        panic!("daemons did not start: {e}\n{}", bed.logs());
-    }
-    bed
+    TestBed::started(opts, UP)
 }
 
 fn dhcp(bed: &mut TestBed, i: usize) -> Cell30 {
-    match bed.client_dhcp(i, UP) {
-        Ok(c) => c,
-        Err(e) => panic!("{e}\n{}", bed.logs()),
-    }
+    bed.client_lease(i, UP)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -119,6 +112,12 @@ fn move_checked(bed: &mut TestBed, i: usize, cell: usize, t: &mut TcpCheck, labe
         w.lost,
         w.same_connection
     );
+    assert_window(bed, &w, &format!("{label} CN{from}->CN{cell}"));
+}
+
+/// A move's window: nothing lost, the same connection, data both ways,
+/// no gap over [`MAX_GAP`]; else a panic with every CN's state and log.
+fn assert_window(bed: &TestBed, w: &traffic::TcpWindow, what: &str) {
     if w.lost != 0
         || !w.same_connection
         || w.up_bytes == 0
@@ -126,7 +125,7 @@ fn move_checked(bed: &mut TestBed, i: usize, cell: usize, t: &mut TcpCheck, labe
         || w.gap() > MAX_GAP
     {
         panic!(
-            "{label} CN{from}->CN{cell}: {w:?} (gap limit {MAX_GAP:?})\n{}\n{}",
+            "{what}: {w:?} (gap limit {MAX_GAP:?})\n{}\n{}",
             bed.cn_state(),
             bed.logs()
         );
@@ -134,10 +133,7 @@ fn move_checked(bed: &mut TestBed, i: usize, cell: usize, t: &mut TcpCheck, labe
 }
 
 fn finish(t: TcpCheck, label: &str) {
-    let (us, ur, ds, dr, err) = t.finish(Duration::from_secs(5));
-    println!("{label} totals: up {ur}/{us} B, down {dr}/{ds} B verified");
-    assert!(err.is_none(), "{label}: {err:?}");
-    assert_eq!((ur, dr), (us, ds), "{label}: every byte delivered");
+    t.finish_verified(label);
 }
 
 /// The seed's CN2/CN4: one interface (`cn_if core0`, `mobile_if core0`,
@@ -293,19 +289,7 @@ fn openwrt_bridge_keeps_streams_to_a_client_and_a_host_on_the_other_port() {
             wh.lost
         );
         for (w, what) in [(&wb, "lan2 client"), (&wh, "lan2 host")] {
-            if w.lost != 0
-                || !w.same_connection
-                || w.up_bytes == 0
-                || w.down_bytes == 0
-                || w.gap() > MAX_GAP
-            {
-                panic!(
-                    "[br-lan] move {} ({what}): {w:?}\n{}\n{}",
-                    n + 1,
-                    bed.cn_state(),
-                    bed.logs()
-                );
-            }
+            assert_window(&bed, w, &format!("[br-lan] move {} ({what})", n + 1));
         }
         let p = proxies(&bed, 1, BRIDGE_IF);
         assert_eq!(

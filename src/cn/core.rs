@@ -1110,13 +1110,16 @@ mod tests {
         }
     }
     fn core(max: usize) -> CnCore {
+        core_on(max, false)
+    }
+    fn core_on(max: usize, shared_link: bool) -> CnCore {
         let mut c = CnCore::new(CoreConfig {
             me: cn(1),
             reverse_tunnel: true,
             max_stations: max,
             max_peers: 4,
             fallback_lease_secs: 600,
-            shared_link: false,
+            shared_link,
         });
         c.mlr_bound(&[]);
         drain(&mut c);
@@ -1304,17 +1307,14 @@ mod tests {
     }
 
     fn shared_core() -> CnCore {
-        let mut c = CnCore::new(CoreConfig {
-            me: cn(1),
-            reverse_tunnel: true,
-            max_stations: 4,
-            max_peers: 4,
-            fallback_lease_secs: 600,
-            shared_link: true,
-        });
-        c.mlr_bound(&[]);
-        drain(&mut c);
-        c
+        core_on(4, true)
+    }
+
+    /// Station `n` of this CN's pool takes a lease here (outputs left queued).
+    fn lease_at_parent(c: &mut CnCore, n: u8, now: Instant) {
+        c.dhcp_lookup(mac(n), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(n, cn(1), None)), now);
     }
 
     fn data(out: Vec<Output>) -> Vec<DataAction> {
@@ -1330,9 +1330,7 @@ mod tests {
     fn on_a_shared_link_the_parent_proxies_for_a_station_that_left_and_announces_its_return() {
         let now = Instant::now();
         let mut c = shared_core();
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
-        let t = tag_of(&drain(&mut c));
-        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        lease_at_parent(&mut c, 1, now);
         let announce_station = DataAction::Announce {
             cell: cell(1),
             station_mac: Some(mac(1)),
@@ -1397,9 +1395,7 @@ mod tests {
     fn a_second_announcement_that_no_longer_holds_is_not_sent() {
         let now = Instant::now();
         let mut c = shared_core();
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
-        let t = tag_of(&drain(&mut c));
-        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        lease_at_parent(&mut c, 1, now);
         drain(&mut c);
         c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
         drain(&mut c);
@@ -1427,9 +1423,7 @@ mod tests {
         );
         // The same moves on a separate link: no ARP work for the core.
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
-        let t = tag_of(&drain(&mut c));
-        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        lease_at_parent(&mut c, 1, now);
         c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
         c.redirect(cell(1), None, cn(1), now).unwrap();
         c.tick(now + ANNOUNCE_AGAIN);
@@ -1509,9 +1503,7 @@ mod tests {
         assert!(c.take_departed().is_empty());
         // Station 1 at home (parent here), redirected to CN 3: departed;
         // the redirect back home adopts it again (not a departure).
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
-        let t = tag_of(&drain(&mut c));
-        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        lease_at_parent(&mut c, 1, now);
         drain(&mut c);
         c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
         assert_eq!(c.take_departed().as_slice(), &[mac(1)]);

@@ -611,6 +611,24 @@ impl TestBed {
 
     // ---------------------------------------------------------------- daemons
 
+    /// A bed with the daemons running, or a panic that shows their logs.
+    pub fn started(opts: Options, timeout: Duration) -> TestBed {
+        let mut bed = TestBed::new(opts);
+        if let Err(e) = bed.start_daemons(timeout) {
+            panic!("daemons did not start: {e}\n{}", bed.logs());
+        }
+        bed
+    }
+
+    /// [`TestBed::client_dhcp`], panicking with the daemons' logs if no
+    /// lease came.
+    pub fn client_lease(&mut self, i: usize, timeout: Duration) -> Cell30 {
+        match self.client_dhcp(i, timeout) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}\n{}", self.logs()),
+        }
+    }
+
     /// Write `mlrd.rc` and every CN's `tmipd.rc`, start mlrd then each tmipd
     /// and wait until each says it is up.
     pub fn start_daemons(&mut self, timeout: Duration) -> Result<(), String> {
