@@ -311,7 +311,7 @@ fn openwrt_bridge_keeps_streams_to_a_client_and_a_host_on_the_other_port() {
 #[test]
 fn a_wired_lan_keeps_its_hosts_in_touch_with_leaving_and_visiting_stations() {
     let mut bed = bed(Options {
-        rc_extra: vec![(2, "shared_link on".into())],
+        tmipd_extra_for: vec![(2, "shared_link on".into())],
         ..Options::default()
     });
     assert_log(&bed, 2, "mobile_if mob0: shared (shared_link on)");

@@ -80,10 +80,12 @@ pub struct Options {
     /// Put mlrd's `state_dir` (its fsynced journal) on tmpfs (/dev/shm)
     /// instead of the run directory's disk.
     pub mlr_state_tmpfs: bool,
+    /// Lines appended to every tmipd.rc (e.g. `max_peers 64`).
+    pub tmipd_extra: Vec<String>,
+    /// Lines appended to CN k's tmipd.rc only (0 = central), after those.
+    pub tmipd_extra_for: Vec<(usize, String)>,
     /// Wiring of CN k is `shapes[k - 1]` (missing: [`CnShape::Separate`]).
     pub shapes: Vec<CnShape>,
-    /// Extra `tmipd.rc` lines for CN k (0 = central).
-    pub rc_extra: Vec<(usize, String)>,
 }
 
 impl Default for Options {
@@ -95,8 +97,9 @@ impl Default for Options {
             debug_level: 3,
             keep_dir: false,
             mlr_state_tmpfs: false,
+            tmipd_extra: Vec::new(),
+            tmipd_extra_for: Vec::new(),
             shapes: Vec::new(),
-            rc_extra: Vec::new(),
         }
     }
 }
@@ -734,8 +737,9 @@ impl TestBed {
         } else {
             s.push_str("# no addr_pool: clients get their /30 from the central CN's pool\n");
         }
-        for (_, line) in self.opts.rc_extra.iter().filter(|(n, _)| *n == k) {
-            s.push_str(line);
+        let mine = self.opts.tmipd_extra_for.iter().filter(|(n, _)| *n == k);
+        for l in self.opts.tmipd_extra.iter().chain(mine.map(|(_, l)| l)) {
+            s.push_str(l);
             s.push('\n');
         }
         s
