@@ -147,7 +147,6 @@ fn finish(t: TcpCheck, label: &str) {
 fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
     let mut bed = bed(Options {
         shapes: vec![CnShape::SharedCore],
-        keep_dir: std::env::var_os("TMIP_KEEP").is_some(),
         ..Options::default()
     });
     assert_log(&bed, 1, &format!("cn_if and mobile_if {CORE_IF}: shared"));
