@@ -25,19 +25,16 @@
 //!                    run directory's disk (isolates disk-flush latency)
 //!   --record FILE    append the namespace names to FILE (scripts/demo uses it
 //!                    to clean up even if this process is killed)
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/common/testbed.rs"]
-mod testbed;
-#[path = "../tests/common/traffic.rs"]
-mod traffic;
+//!
+//! The bed is the workspace's one namespace test bed (`tmip_testbed`, the
+//! same the end-to-end tests use).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use testbed::{Options, Routing, TestBed, SRV_IP};
 use tmip::addr::Cell30;
-use traffic::{ProbeStream, TcpCheck};
+use tmip_testbed::bed::{Options, Routing, TestBed, SRV_IP};
+use tmip_testbed::traffic::{self, ProbeStream, TcpCheck};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 

@@ -250,7 +250,7 @@ fn openwrt_bridge_keeps_streams_to_a_client_and_a_host_on_the_other_port() {
     });
     assert_log(&bed, 1, &format!("mobile_if {BRIDGE_IF}: shared (a bridge"));
     let a = bed.add_client(1);
-    let b = bed.add_client_on(1, "cell1b");
+    let b = bed.add_client_on(1, "cell1b", testbed::CLIENT_IF);
     let ca = dhcp(&mut bed, a);
     let cb = dhcp(&mut bed, b);
     println!(
@@ -310,10 +310,11 @@ fn openwrt_bridge_keeps_streams_to_a_client_and_a_host_on_the_other_port() {
 /// on the LAN (not round through CN1, which has no route to that LAN).
 #[test]
 fn a_wired_lan_keeps_its_hosts_in_touch_with_leaving_and_visiting_stations() {
-    let mut bed = bed(Options {
-        tmipd_extra_for: vec![(2, "shared_link on".into())],
-        ..Options::default()
-    });
+    let mut bed = TestBed::new(Options::default());
+    bed.set_rc(2, &["shared_link on"]);
+    if let Err(e) = bed.start_daemons(UP) {
+        panic!("daemons did not start: {e}\n{}", bed.logs());
+    }
     assert_log(&bed, 2, "mobile_if mob0: shared (shared_link on)");
     let host_ip = Ipv4Addr::new(10, 2, 0, 250);
     let h = bed.add_host("cell2", host_ip, Ipv4Addr::new(10, 2, 0, 1));

@@ -6,6 +6,7 @@ mod config;
 mod journal;
 mod register;
 mod server;
+mod service;
 mod status;
 
 use config::MlrdConfig;
@@ -99,34 +100,6 @@ fn cpu_ms() -> u64 {
     ms(ru.ru_utime) + ms(ru.ru_stime)
 }
 
-/// Raise the open-file limit to its hard limit (thousands of CNs and
-/// clients); returns the limit now in force.
-fn raise_nofile() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain get/setrlimit on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return 1024;
-        }
-        if r.rlim_cur < r.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: r.rlim_max,
-                rlim_max: r.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                r.rlim_cur = r.rlim_max;
-            }
-        }
-    }
-    // rlim_t is 32 bits on some router targets.
-    #[allow(clippy::unnecessary_cast)]
-    let n = r.rlim_cur as u64;
-    n
-}
-
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = match parse_args(&argv) {
@@ -171,7 +144,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
     let cfg = MlrdConfig::load_source(&source).map_err(|e| e.to_string())?;
     let foreground = args.foreground || cfg.foreground;
     let level = args.debug.unwrap_or(cfg.debug_level);
-    let nofile = raise_nofile();
+    let nofile = tmip::daemon::raise_nofile();
 
     // Everything that can fail is opened before detaching, so a bad state
     // directory or a busy port is reported on the terminal.

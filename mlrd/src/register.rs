@@ -242,9 +242,19 @@ pub enum Change {
 /// Why a CN bind was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindError {
-    WrongNetwork { got: String },
+    WrongNetwork {
+        got: String,
+    },
     BadPool(String),
-    PoolOverlap { pool: PoolSpec, other: String },
+    PoolOverlap {
+        pool: PoolSpec,
+        other: String,
+    },
+    /// Another CN that is up holds this name (MLRP.md §4, `Conflict`).
+    NameTaken {
+        name: String,
+        other: String,
+    },
     TooManyCns,
 }
 
@@ -255,6 +265,9 @@ impl fmt::Display for BindError {
             BindError::BadPool(r) => f.write_str(r),
             BindError::PoolOverlap { pool, other } => {
                 write!(f, "pool {pool} overlaps a pool of bound CN {other}")
+            }
+            BindError::NameTaken { name, other } => {
+                write!(f, "CN name '{name}' is bound by CN {other}")
             }
             BindError::TooManyCns => f.write_str("too many CNs"),
         }
@@ -403,6 +416,10 @@ impl Register {
         self.lease_time = secs.max(1);
     }
 
+    /// Seconds of silence after which a bound CN is marked down.
+    pub fn dead_after(&self) -> u32 {
+        self.dead_after
+    }
     pub fn set_dead_after(&mut self, secs: u32) {
         self.dead_after = secs.max(1);
     }
@@ -513,10 +530,18 @@ impl Register {
         if me.is_none() && self.cns.len() >= MAX_CNS {
             return Err(BindError::TooManyCns);
         }
-        // Overlap with other CNs that are up: refuse.
+        // Overlap with, or the name of, other CNs that are up: refuse. A
+        // down CN's name and pools pass to the CN binding now (a CN moved
+        // to a new address keeps its name).
         for (i, other) in self.cns.iter().enumerate() {
             if Some(i as CnIdx) == me || !other.up {
                 continue;
+            }
+            if !name.is_empty() && other.name == name {
+                return Err(BindError::NameTaken {
+                    name: name.to_string(),
+                    other: format!("{}:{}", other.addr, other.port),
+                });
             }
             for p in &new_pools {
                 if other.pools.iter().any(|q| q.overlaps(p)) {
@@ -1111,6 +1136,31 @@ mod tests {
         // The same CN rebinding with the same pool is fine.
         bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
         assert_eq!(r.cns().len(), 1);
+    }
+
+    #[test]
+    fn a_name_bound_by_an_up_cn_is_refused_and_a_down_cns_name_passes_on() {
+        let mut r = reg();
+        r.bind_cn(NET, "cn1", ip("10.9.0.1"), 5554, &[], 0).unwrap();
+        let e = r
+            .bind_cn(NET, "cn1", ip("10.9.0.2"), 5554, &[], 0)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            BindError::NameTaken {
+                name: "cn1".into(),
+                other: "10.9.0.1:5554".into()
+            }
+        );
+        assert_eq!(r.cns().len(), 1);
+        // The holder itself binds again under its name.
+        r.bind_cn(NET, "cn1", ip("10.9.0.1"), 5554, &[], 0).unwrap();
+        // Once it is down, a CN at a new address may take the name.
+        r.cn_down(0);
+        r.bind_cn(NET, "cn1", ip("10.9.0.2"), 5554, &[], 0).unwrap();
+        // Empty names (no cn_name configured) never clash.
+        r.bind_cn(NET, "", ip("10.9.0.3"), 5554, &[], 0).unwrap();
+        r.bind_cn(NET, "", ip("10.9.0.4"), 5554, &[], 0).unwrap();
     }
 
     #[test]

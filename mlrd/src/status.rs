@@ -16,6 +16,14 @@ pub struct ServerStats {
     pub connections: usize,
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    /// Connections that have not completed their handshake now.
+    pub unauthenticated: usize,
+    /// Unauthenticated connections evicted for newcomers.
+    pub preauth_evicted: u64,
+    /// Connections closed for a bad frame or Hello before the handshake.
+    pub preauth_refused: u64,
+    /// Connections closed for not completing the handshake in time.
+    pub handshake_timeouts: u64,
     pub frames_in: u64,
     pub frames_rejected: u64,
     pub auth_failures: u64,
@@ -122,7 +130,7 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
     let _ = write!(
         o,
         "  \"counters\": {{\"binds\": {}, \"binds_refused\": {}, \"allocations\": {}, \"renewals\": {}, \"locates\": {}, \"locate_misses\": {}, \"moves\": {}, \"releases\": {}, \"expired\": {}, \"cns_down\": {}, \
-\"connections\": {}, \"connections_accepted\": {}, \"connections_refused\": {}, \"frames_in\": {}, \"frames_rejected\": {}, \"auth_failures\": {}, \"pushes_sent\": {}, \"journal_bytes\": {}, \"journal_generation\": {}, \"journal_syncs\": {}}}\n}}\n",
+\"connections\": {}, \"connections_accepted\": {}, \"connections_refused\": {}, \"unauthenticated\": {}, \"preauth_evicted\": {}, \"preauth_refused\": {}, \"handshake_timeouts\": {}, \"frames_in\": {}, \"frames_rejected\": {}, \"auth_failures\": {}, \"pushes_sent\": {}, \"journal_bytes\": {}, \"journal_generation\": {}, \"journal_syncs\": {}}}\n}}\n",
         c.binds,
         c.binds_refused,
         c.allocations,
@@ -136,6 +144,10 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
         srv.connections,
         srv.connections_accepted,
         srv.connections_refused,
+        srv.unauthenticated,
+        srv.preauth_evicted,
+        srv.preauth_refused,
+        srv.handshake_timeouts,
         srv.frames_in,
         srv.frames_rejected,
         srv.auth_failures,

@@ -75,6 +75,8 @@ pub struct Daemon {
     pub(super) signals: Signals,
     pub(super) listener: TcpListener,
     pub(super) peers: Vec<Option<PeerConn>>,
+    /// Refused or evicted CN-to-CN connections: one warning per interval.
+    pub(super) peer_refusals: crate::log_throttle::LogThrottle,
     /// The MLR link's state machine and its socket (mlr_io.rs).
     pub(super) mlr: MlrLink<MlrTag>,
     pub(super) mlr_conn: Option<mlrp::Conn>,

@@ -52,7 +52,9 @@ impl Daemon {
     pub(super) fn mlr_actions(&mut self) {
         while let Some(a) = self.mlr.poll_action() {
             match a {
-                Action::Connect(to) => match mlrp::Conn::connect(to) {
+                // From the CN address it binds as (mlrd refuses a CnBind
+                // whose address is not the connection's source).
+                Action::Connect(to) => match mlrp::Conn::connect(to, Some(self.me.ip)) {
                     Ok(c) => {
                         log::debug!(target: "mlrp", "connecting to MLR @ {to}");
                         self.mlr_conn = Some(c);

@@ -236,6 +236,7 @@ impl Daemon {
             signals,
             listener,
             peers: Vec::new(),
+            peer_refusals: crate::log_throttle::LogThrottle::new(Duration::from_secs(10)),
             mlr,
             mlr_conn: None,
             dhcp: None,

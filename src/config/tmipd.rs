@@ -379,7 +379,7 @@ impl TmipdConfig {
 
     /// Build from key/value lines (from an rc file or a UCI section).
     pub fn from_lines(file: &str, lines: &[RcLine]) -> Result<TmipdConfig, ConfigError> {
-        let mut seen: Vec<(&str, usize)> = Vec::new();
+        let mut once = super::rc::OnceEach::new(REPEATABLE);
         let mut mlr = None;
         let mut cn_name = String::new();
         let mut tunnel_prefix = None;
@@ -429,12 +429,7 @@ impl TmipdConfig {
                     format!("unknown key '{}'", l.key),
                 ));
             }
-            if !REPEATABLE.contains(&l.key) {
-                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == l.key) {
-                    return Err(l.error(file, format!("set twice (first on line {first})")));
-                }
-                seen.push((l.key, l.line));
-            }
+            once.check(file, l)?;
             match l.key {
                 "mlr" => mlr = Some(parse_mlr(l, file)?),
                 "cn_name" => {

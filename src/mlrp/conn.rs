@@ -45,8 +45,10 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Start a non-blocking connect to `to`.
-    pub fn connect(to: SocketAddrV4) -> io::Result<Conn> {
+    /// Start a non-blocking connect to `to`, from source address `from`
+    /// when given (a CN connects to the MLR from the address it binds as:
+    /// the MLR checks that they match).
+    pub fn connect(to: SocketAddrV4, from: Option<std::net::Ipv4Addr>) -> io::Result<Conn> {
         // SAFETY: plain socket(2).
         let fd = unsafe {
             libc::socket(
@@ -60,6 +62,12 @@ impl Conn {
         }
         // SAFETY: fd was just opened and is owned from here on.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if let Some(ip) = from {
+            nix::sys::socket::bind(
+                fd.as_raw_fd(),
+                &nix::sys::socket::SockaddrIn::from(SocketAddrV4::new(ip, 0)),
+            )?;
+        }
         let sa = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
             sin_port: to.port().to_be(),
@@ -223,14 +231,17 @@ impl Conn {
         }
     }
 
-    /// Read until the socket has nothing more or `budget` bytes came,
-    /// handing each chunk to `sink`; `Err(why)` when the connection is
-    /// gone (the chunks read before are handed over all the same).
+    /// Read until the socket has nothing more or `budget` bytes came (never
+    /// more: a caller may bound an unauthenticated peer to one Hello with
+    /// `Session::read_limit`), handing each chunk to `sink`; `Err(why)`
+    /// when the connection is gone (the chunks read before are handed over
+    /// all the same).
     pub fn read_all(&mut self, budget: usize, mut sink: impl FnMut(&[u8])) -> Result<(), String> {
         let mut buf = [0u8; 8192];
         let mut total = 0;
         while total < budget {
-            match self.recv(&mut buf) {
+            let want = (budget - total).min(buf.len());
+            match self.recv(&mut buf[..want]) {
                 Recv::Data(n) => {
                     total += n;
                     sink(&buf[..n]);
@@ -260,7 +271,7 @@ mod tests {
         let SocketAddr::V4(addr) = l.local_addr().unwrap() else {
             panic!()
         };
-        let mut c = Conn::connect(addr).unwrap();
+        let mut c = Conn::connect(addr, None).unwrap();
         let (s, _) = l.accept().unwrap();
         let t0 = Instant::now();
         while !c.finish_connect().unwrap() {
@@ -268,6 +279,28 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         (c, s)
+    }
+
+    #[test]
+    fn a_connect_from_an_address_leaves_from_it_and_read_all_keeps_its_budget() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let SocketAddr::V4(addr) = l.local_addr().unwrap() else {
+            panic!()
+        };
+        let from = Ipv4Addr::new(127, 0, 0, 2);
+        let mut c = Conn::connect(addr, Some(from)).unwrap();
+        let (mut s, seen_from) = l.accept().unwrap();
+        assert_eq!(seen_from.ip(), std::net::IpAddr::V4(from));
+        let t0 = Instant::now();
+        while !c.finish_connect().unwrap() {
+            assert!(t0.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        s.write_all(&[7u8; 1000]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut n = 0;
+        c.read_all(141, |b| n += b.len()).unwrap();
+        assert_eq!(n, 141, "no more than the budget is read");
     }
 
     #[test]
@@ -321,7 +354,7 @@ mod tests {
             panic!()
         };
         drop(l);
-        let failed = match Conn::connect(addr) {
+        let failed = match Conn::connect(addr, None) {
             Err(_) => true,
             Ok(mut c) => {
                 let t0 = Instant::now();

@@ -40,6 +40,9 @@ pub enum WireError {
     UnknownFlags(u8),
     /// `length` above [`super::MAX_FRAME_LEN`].
     FrameTooLarge(u32),
+    /// `length` above [`super::frame::MAX_HELLO_FRAME_LEN`] while the peer's
+    /// Hello is still awaited (nothing larger is valid before it).
+    HelloTooLarge(u32),
     /// `length` shorter than header + trailer.
     BadLength(u32),
     /// Unknown message type code.
@@ -66,6 +69,11 @@ impl fmt::Display for WireError {
                 f,
                 "frame length {n} over the limit of {}",
                 super::frame::MAX_FRAME_LEN
+            ),
+            WireError::HelloTooLarge(n) => write!(
+                f,
+                "frame length {n} before the handshake: the largest Hello is {} bytes",
+                super::frame::MAX_HELLO_FRAME_LEN
             ),
             WireError::BadLength(n) => write!(f, "frame length {n} too short for its header"),
             WireError::UnknownType(t) => write!(f, "unknown message type {t:#06x}"),
@@ -437,6 +445,9 @@ pub struct Hello {
 }
 
 impl Hello {
+    /// The longest Hello body: fixed fields and the longest software name.
+    pub const MAX_BODY_LEN: usize = 4 + 16 + 1 + MAX_NAME_LEN;
+
     pub fn parse(body: &[u8]) -> Result<Hello, WireError> {
         let mut r = Reader::new(body);
         let version = r.u8()?;
