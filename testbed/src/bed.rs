@@ -31,6 +31,13 @@
 //! with the CN at 10.k.0.1 and its pool 10.k.0.4-10.k.0.251; the central
 //! CN's pool 10.9.0.0/24.
 //!
+//! CN shapes ([`Options::shapes`], docs/TMIPD.md "Deployment shapes"): the
+//! default is a separate mobile interface; [`CnShape::SharedCore`] is a CN
+//! with one interface whose cell is the core bridge (pool [`SHARED_POOL`]
+//! in the core's /24); [`CnShape::Bridge`] is OpenWrt's `br-lan` with two
+//! ports (`cellK` and `cellKb`). [`TestBed::add_host`] plugs a plain host
+//! (not a station) into any bridge.
+//!
 //! Used by the namespace tests (`mod common; #[path = "common/testbed.rs"]
 //! mod testbed;`, a re-export of this module) and by the lab examples.
 //! Everything it creates is removed on drop; processes are ended by the pid
