@@ -29,6 +29,7 @@ pub const KEYS: &[&str] = &[
     "state_dir",
     "lease_time",
     "backup_mlr",
+    "primary_mlr",
     "max_connections",
     "cn_timeout",
     "max_unauth_per_source",
@@ -49,7 +50,10 @@ pub struct MlrdConfig {
     pub state_dir: String,
     /// Seconds a binding lives without renewal.
     pub lease_time: u32,
+    /// On the primary: the backup register it replicates to (HOST[:PORT]).
     pub backup_mlr: Option<String>,
+    /// On the backup: the primary it replicates from (HOST[:PORT]).
+    pub primary_mlr: Option<String>,
     /// Most MLRP connections at once; more are refused (logged).
     pub max_connections: usize,
     /// Seconds a bound CN may stay silent before it is marked down (CNs
@@ -77,6 +81,7 @@ impl Default for MlrdConfig {
             state_dir: "/var/lib/mlrd".into(),
             lease_time: 86_400,
             backup_mlr: None,
+            primary_mlr: None,
             max_connections: 8192,
             cn_timeout: 30,
             max_unauth_per_source: 16,
@@ -148,6 +153,7 @@ impl MlrdConfig {
                     }
                 }
                 "backup_mlr" => c.backup_mlr = Some(l.single(file)?.to_string()),
+                "primary_mlr" => c.primary_mlr = Some(l.single(file)?.to_string()),
                 "max_connections" => {
                     c.max_connections = l.parse(file)?;
                     if c.max_connections == 0 {
@@ -183,6 +189,13 @@ impl MlrdConfig {
         }
         if !network_seen {
             return Err(ConfigError::new(file, 0, "network_name is not set"));
+        }
+        if c.backup_mlr.is_some() && c.primary_mlr.is_some() {
+            return Err(ConfigError::new(
+                file,
+                0,
+                "backup_mlr (on the primary) and primary_mlr (on the backup) exclude each other",
+            ));
         }
         Ok(c)
     }

@@ -4,6 +4,7 @@
 
 mod config;
 mod journal;
+mod pair;
 mod register;
 mod server;
 mod service;
@@ -197,9 +198,6 @@ fn start(args: Args) -> Result<ExitCode, String> {
     if cfg.secret.is_none() {
         warn!("! No 'secret' set: MLRP frames are NOT authenticated. Set one in {source}.");
     }
-    if let Some(b) = &cfg.backup_mlr {
-        warn!("! backup_mlr {b}: replication to a backup MLR is not implemented in this version");
-    }
     info!("+ Bringing up MLR services...");
     let max_conns = cfg.max_connections.min(nofile.saturating_sub(32) as usize);
     if max_conns < cfg.max_connections {
@@ -231,6 +229,20 @@ fn start(args: Args) -> Result<ExitCode, String> {
         "[CNList]: Done. ({} CNs known, all down until they bind)",
         reg.cns().len()
     );
+    let epoch = journal::read_epoch(&cfg.state_dir);
+    let pair = match (&cfg.backup_mlr, &cfg.primary_mlr) {
+        (Some(b), _) => {
+            let a = server::peer_addr(b).map_err(|e| format!("backup_mlr: {e}"))?;
+            info!("[Replication]: primary of the pair; backup register {a}; epoch {epoch}");
+            pair::Pair::new(Some(a), true, epoch)
+        }
+        (None, Some(p)) => {
+            let a = server::peer_addr(p).map_err(|e| format!("primary_mlr: {e}"))?;
+            info!("[Replication]: backup of the pair; primary register {a}; epoch {epoch}");
+            pair::Pair::new(Some(a), false, epoch)
+        }
+        (None, None) => pair::Pair::new(None, false, epoch),
+    };
     let mut srv = server::Server::new(server::Setup {
         cfg,
         source,
@@ -239,6 +251,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
         journal,
         listener,
         max_conns,
+        pair,
     })
     .map_err(|e| format!("start: {e}"))?;
     info!(

@@ -390,6 +390,11 @@ pub struct Register {
 }
 
 impl Register {
+    /// An empty register with this one's settings.
+    pub fn empty_like(&self) -> Register {
+        Register::new(&self.network, self.lease_time, self.dead_after)
+    }
+
     pub fn new(network: &str, lease_time: u32, dead_after: u32) -> Register {
         Register {
             network: network.to_string(),
@@ -752,6 +757,22 @@ impl Register {
         requested: Option<Ipv4Addr>,
         now: u32,
     ) -> Result<(BindingRecord, bool), RegisterError> {
+        self.allocate_fenced(from, mac, requested, now, &|_| true)
+    }
+
+    /// As [`Register::allocate_requested`], but a new cell comes from
+    /// another CN's pool only when `eligible` says so for that CN (the
+    /// requester's own pools always qualify). A register of a pair uses it
+    /// so that, in a partition, it never hands out a cell from the pool of
+    /// a CN that may be bound to the other register (docs/MLRP.md).
+    pub fn allocate_fenced(
+        &mut self,
+        from: CnIdx,
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+        now: u32,
+        eligible: &dyn Fn(CnIdx) -> bool,
+    ) -> Result<(BindingRecord, bool), RegisterError> {
         if !self.is_up(from) {
             return Err(RegisterError::NotBound);
         }
@@ -772,7 +793,8 @@ impl Register {
             if !self.by_cell.contains_key(&cell) {
                 let owner = self.cns.iter_mut().enumerate().find_map(|(i, c)| {
                     let p = c.pools.iter_mut().find(|p| p.contains_cell(cell))?;
-                    c.up.then_some((i, p))
+                    let ok = c.up && (i == from as usize || eligible(i as CnIdx));
+                    ok.then_some((i, p))
                 });
                 if let Some((i, p)) = owner {
                     if !p.is_set(cell) {
@@ -797,7 +819,7 @@ impl Register {
             .chain((0..self.cns.len()).filter(|&i| i != from as usize));
         let mut got = None;
         for i in order {
-            if !self.cns[i].up {
+            if !self.cns[i].up || (i != from as usize && !eligible(i as CnIdx)) {
                 continue;
             }
             for p in &mut self.cns[i].pools {
@@ -1092,6 +1114,31 @@ mod tests {
             64
         );
         assert!(Pool::new(pool("0.0.0.0", "255.255.255.255")).is_err());
+    }
+
+    #[test]
+    fn a_fenced_allocation_uses_only_eligible_pools_besides_its_own() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.7")]);
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.255")]);
+        let not_b = |i: CnIdx| i != b;
+        // Its own pool first (two cells), then nothing: B's pool is fenced.
+        for n in 0..2 {
+            let (rec, _) = r.allocate_fenced(a, mac(n), None, 100, &not_b).unwrap();
+            assert_eq!(rec.parent, a);
+        }
+        assert_eq!(
+            r.allocate_fenced(a, mac(9), None, 100, &not_b).unwrap_err(),
+            RegisterError::PoolsExhausted
+        );
+        // A requested cell in B's pool is not handed out either.
+        let e = r.allocate_fenced(a, mac(9), Some(ip("10.2.0.9")), 100, &not_b);
+        assert_eq!(e.unwrap_err(), RegisterError::PoolsExhausted);
+        // B itself may use its pool, and unfenced A may too.
+        let (rec, _) = r.allocate_fenced(b, mac(10), None, 100, &not_b).unwrap();
+        assert_eq!(rec.parent, b);
+        let (rec, _) = r.allocate_requested(a, mac(11), None, 100).unwrap();
+        assert_eq!(rec.parent, b);
     }
 
     #[test]

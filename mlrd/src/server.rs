@@ -14,13 +14,19 @@
 //! read is cut off when its output passes [`MAX_OUTPUT`], and one peer gets
 //! at most [`READ_BUDGET`] bytes per iteration.
 
+#[path = "replication.rs"]
+mod replication;
+
 use crate::config::{MlrdConfig, Source};
 use crate::journal::Journal;
+use crate::pair::Pair;
 use crate::register::Register;
 use crate::service::{Service, Settings};
 use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
+pub use replication::peer_addr;
+use replication::{PeerLink, ReplicaLink, PROBE_EVERY};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -36,6 +42,8 @@ use tmip::mlrp::{
 const LISTENER: Token = 0;
 const SIGNALS: Token = 1;
 const FIRST_CONN: Token = 2;
+/// Our own connection to the other register of a pair.
+const PEER_LINK: Token = Token::MAX;
 /// Bytes read from one peer per loop iteration, so none can starve others.
 pub const READ_BUDGET: usize = 256 << 10;
 /// Requests handled for one peer per turn; the rest wait for the next
@@ -104,6 +112,9 @@ struct Conn {
     /// Pushes waiting for the CN to acknowledge earlier ones (the session
     /// allows MAX_OUTSTANDING unanswered requests).
     push_queue: VecDeque<Message>,
+    /// Output held until the backup register stored commit `seq`: from
+    /// absolute position `start` on (replication.rs).
+    held: VecDeque<(u64, u64)>,
 }
 
 impl Conn {
@@ -121,6 +132,8 @@ pub struct Setup {
     pub journal: Journal,
     pub listener: TcpListener,
     pub max_conns: usize,
+    /// The primary/backup pair (alone when no peer is configured).
+    pub pair: Pair,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +141,8 @@ enum Tick {
     Second,
     /// Watch the listener again after accept(2) failed (EMFILE...).
     Relisten,
+    /// Probe the peer register, time out the backup's acknowledgements.
+    Peer,
 }
 
 pub struct Server {
@@ -166,6 +181,20 @@ pub struct Server {
     /// Connections closed for a bad Hello or protocol error before it.
     preauth_error_log: LogThrottle,
     stop: bool,
+    pair: Pair,
+    peer_link: Option<PeerLink>,
+    /// The peer link's descriptor as registered with the poller.
+    peer_polled: Option<(i32, bool)>,
+    replica: Option<ReplicaLink>,
+    /// Snapshot chunks for a backup that just subscribed.
+    replica_outbox: Vec<Message>,
+    /// When each CN was last heard (the pair's allocation fence).
+    cn_heard: Vec<Option<Instant>>,
+    /// Commits streamed to the backup.
+    repl_seq: u64,
+    /// Standby: this round stores replicated records (commit durably and
+    /// only then acknowledge them).
+    repl_durable: bool,
 }
 
 fn settings(cfg: &MlrdConfig) -> Settings {
@@ -186,6 +215,9 @@ impl Server {
         poller.register(signals.as_raw_fd(), SIGNALS, false);
         let mut timers = Timers::new();
         timers.schedule_in(Instant::now(), Duration::from_secs(1), Tick::Second);
+        if s.pair.peer().is_some() {
+            timers.schedule_in(Instant::now(), Duration::ZERO, Tick::Peer);
+        }
         let key = key_for(&s.cfg);
         let throttle = LogThrottle::new(REFUSAL_LOG_INTERVAL);
         Ok(Server {
@@ -215,6 +247,14 @@ impl Server {
             handshake_log: throttle.clone(),
             preauth_error_log: throttle,
             stop: false,
+            pair: s.pair,
+            peer_link: None,
+            peer_polled: None,
+            replica: None,
+            replica_outbox: Vec::new(),
+            cn_heard: Vec::new(),
+            repl_seq: 0,
+            repl_durable: false,
         })
     }
 
@@ -228,6 +268,7 @@ impl Server {
                 Some(Duration::ZERO)
             };
             ready.clear();
+            self.sync_peer_poll();
             self.poller
                 .wait(timeout, &mut ready)
                 .map_err(|e| format!("poll: {e}"))?;
@@ -241,6 +282,7 @@ impl Server {
                 match tok {
                     LISTENER => self.accept(),
                     SIGNALS => self.on_signals(),
+                    PEER_LINK => self.on_peer_link(r),
                     t => self.on_conn(t - FIRST_CONN, r),
                 }
             }
@@ -255,6 +297,11 @@ impl Server {
                     Tick::Relisten => {
                         self.poller
                             .register(self.listener.as_raw_fd(), LISTENER, false);
+                    }
+                    Tick::Peer => {
+                        self.peer_tick(now);
+                        self.replica_tick(now);
+                        self.timers.schedule_in(now, PROBE_EVERY, Tick::Peer);
                     }
                 }
             }
@@ -364,6 +411,7 @@ impl Server {
             write_progress: now,
             closing: false,
             committed_len: 0,
+            held: VecDeque::new(),
             push_queue: VecDeque::new(),
         };
         let slot = match self.free_slots.pop() {
@@ -493,15 +541,26 @@ impl Server {
                     self.stats.frames_in += 1;
                     debug!(target: "mlrp", "{}: request {id}: {msg}", conn.peer);
                     self.service.heard(slot, now);
-                    let reply = self.service.handle(slot, conn.peer, msg, now);
+                    self.note_heard_conn(slot);
+                    let reply = self.handle_in_pair(slot, conn, msg, now);
                     debug!(target: "mlrp", "{}: reply {id}: {reply}", conn.peer);
                     if let Err(e) = conn.session.reply(id, &reply, conn.io.queue()) {
                         warn!("! {}: cannot send reply {id}: {e}", conn.peer);
+                    }
+                    if !self.replica_outbox.is_empty()
+                        && self.replica.as_ref().is_some_and(|r| r.slot == slot)
+                    {
+                        self.replica_send_pending(conn);
                     }
                 }
                 Ok(Incoming::Reply { id, msg }) => {
                     self.stats.frames_in += 1;
                     self.service.heard(slot, now);
+                    self.note_heard_conn(slot);
+                    if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
+                        self.on_replica_reply(id, msg);
+                        continue;
+                    }
                     match msg {
                         Message::Error(e) => {
                             warn!("! {}: push {id} refused: {}: {}", conn.peer, e.code, e.text)
@@ -640,13 +699,17 @@ impl Server {
         // allocations, releases, CN binds and expiry are still durable
         // before they are acknowledged, and their fdatasync covers the
         // moves written before them.
-        let mut durable = false;
+        let mut durable = std::mem::take(&mut self.repl_durable);
         let soft_changes = self.service.take_soft_changes();
         if self.service.reg().has_changes() {
             let changes = self.service.reg_mut().take_changes();
-            durable = changes.len() > soft_changes;
+            durable |= changes.len() > soft_changes;
             self.journal.record(self.service.reg(), &changes);
         }
+        // A backup gets the same records; the replies of a durable round
+        // wait for its acknowledgement (replication.rs).
+        let records = (self.replica.is_some() && self.journal.pending())
+            .then(|| self.journal.recorded().to_vec());
         if self.journal.pending() {
             let written = if durable {
                 self.journal.commit()
@@ -669,7 +732,10 @@ impl Server {
                         }
                     }
                 }
-            } else if self.journal.should_compact() {
+            } else if let Some(seq) = records.and_then(|r| self.replicate(&r, durable)) {
+                self.hold_round(seq);
+            }
+            if self.journal.should_compact() {
                 let t = Instant::now();
                 match self.journal.compact_in_background(self.service.reg()) {
                     Ok(()) => info!(
@@ -681,6 +747,11 @@ impl Server {
                     Err(e) => error!("! compaction failed: {e}"),
                 }
             }
+        }
+        // A standby's acknowledgements of replicated records leave only
+        // now that they are stored.
+        if self.peer_link.as_ref().is_some_and(|l| l.wants_flush()) {
+            self.peer_flush();
         }
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
@@ -702,7 +773,8 @@ impl Server {
         let Some(Some(c)) = self.conns.get_mut(slot) else {
             return;
         };
-        match c.io.flush() {
+        let limit = c.held.front().map_or(u64::MAX, |h| h.1);
+        match c.io.flush_upto(limit) {
             Ok(0) => {}
             Ok(_) => c.write_progress = Instant::now(),
             Err(e) => {
@@ -712,7 +784,9 @@ impl Server {
             }
         }
         c.committed_len = c.io.queued_len();
-        let want_write = c.pending() > 0;
+        // Held bytes do not make the socket worth watching for POLLOUT.
+        let unsent_from = c.io.queued_abs() - c.pending() as u64;
+        let want_write = limit.min(c.io.queued_abs()) > unsent_from;
         let want_read = c.pending() < OUTPUT_HIGH_WATER;
         if want_read && c.frames_waiting && !c.closing {
             // Frames read before the high-water mark are waiting in the
@@ -730,6 +804,18 @@ impl Server {
         }
     }
 
+    /// Keep the poller's entry for the peer link in step with the link
+    /// (its descriptor is deregistered when it closes: replication.rs).
+    fn sync_peer_poll(&mut self) {
+        let want = self.peer_link_fd();
+        if want != self.peer_polled {
+            if let Some((fd, w)) = want {
+                self.poller.register_interest(fd, PEER_LINK, true, w);
+            }
+            self.peer_polled = want;
+        }
+    }
+
     fn close(&mut self, slot: usize, why: &str) {
         let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
             return;
@@ -739,6 +825,9 @@ impl Server {
             let _ = c.io.flush();
         }
         self.poller.deregister(c.io.fd());
+        if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
+            self.drop_replica("its connection closed");
+        }
         if let Some(t) = c.preauth {
             self.preauth.remove(t);
         }
@@ -768,8 +857,12 @@ impl Server {
             Some(Err(e)) => error!("! background compaction failed: {e}; the journals are kept"),
             None => {}
         }
-        for s in self.service.tick(now_secs(), SWEEP_BUDGET) {
-            self.to_close.push((s, "CN silent".into()));
+        // A standby's register changes only by what the serving register
+        // streams (its expiry included).
+        if self.pair.serves() {
+            for s in self.service.tick(now_secs(), SWEEP_BUDGET) {
+                self.to_close.push((s, "CN silent".into()));
+            }
         }
         self.deliver_pushes();
         self.log_refusal_summaries(now);
@@ -876,6 +969,7 @@ impl Server {
     fn write_status(&mut self) {
         let doc = status::render(
             self.service.reg(),
+            &self.pair,
             &self.stats(),
             now_secs(),
             self.started.elapsed().as_secs(),
@@ -921,6 +1015,12 @@ impl Server {
         }
         if c.foreground != old.foreground {
             restart.push("foreground");
+        }
+        if c.backup_mlr != old.backup_mlr {
+            restart.push("backup_mlr");
+        }
+        if c.primary_mlr != old.primary_mlr {
+            restart.push("primary_mlr");
         }
         // Keep what needs a restart as it runs, so the state stays coherent.
         let (nn, port, lf, lg, sd, fg) = (

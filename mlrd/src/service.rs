@@ -129,6 +129,9 @@ pub struct Service {
     soft_changes: usize,
     requests: u64,
     started: u32,
+    /// In a register pair: which CNs' pools may serve another CN's
+    /// allocation now (replication.rs sets it around each Allocate).
+    fence: Option<Vec<bool>>,
 }
 
 fn cnref(reg: &Register, i: CnIdx) -> CnRef {
@@ -163,6 +166,7 @@ impl Service {
             soft_changes: 0,
             requests: 0,
             started: now,
+            fence: None,
         }
     }
 
@@ -172,6 +176,21 @@ impl Service {
     pub fn reg_mut(&mut self) -> &mut Register {
         &mut self.reg
     }
+    /// Allocate from other CNs' pools only where `fence` says so (`None`:
+    /// from every bound CN's).
+    pub fn set_fence(&mut self, fence: Option<Vec<bool>>) {
+        self.fence = fence;
+    }
+
+    /// Take another register's state (a standby receiving a snapshot):
+    /// no CN is bound here any more.
+    pub fn replace_register(&mut self, reg: Register) {
+        self.cn_conn = vec![None; reg.cns().len()];
+        self.conn_cn.clear();
+        self.pushes.clear();
+        self.reg = reg;
+    }
+
     pub fn set_settings(&mut self, s: Settings) {
         self.settings = s;
     }
@@ -315,10 +334,15 @@ impl Service {
             }
             Message::Allocate(a) => {
                 let cn = self.bound(conn)?;
-                let (rec, new) = self
-                    .reg
-                    .allocate_requested(cn, a.mac, a.requested, now)
-                    .map_err(Refusal::Register)?;
+                let (rec, new) = match &self.fence {
+                    Some(f) => {
+                        let eligible = |i: CnIdx| f.get(i as usize).copied().unwrap_or(false);
+                        self.reg
+                            .allocate_fenced(cn, a.mac, a.requested, now, &eligible)
+                    }
+                    None => self.reg.allocate_requested(cn, a.mac, a.requested, now),
+                }
+                .map_err(Refusal::Register)?;
                 if new {
                     debug!(target: "register", "{} allocated {} (parent {}) at {}", a.mac, rec.cell30(), self.cn_label(rec.parent), self.cn_label(cn));
                 }

@@ -54,7 +54,14 @@ pub fn json_str(out: &mut String, s: &str) {
 }
 
 /// Render the status document.
-pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u8) -> String {
+pub fn render(
+    reg: &Register,
+    pair: &crate::pair::Pair,
+    srv: &ServerStats,
+    now: u32,
+    uptime: u64,
+    debug: u8,
+) -> String {
     let mut o = String::with_capacity(4096);
     o.push_str("{\n  \"software\": ");
     json_str(&mut o, &format!("mlrd {}", tmip::VERSION));
@@ -65,6 +72,15 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
         ",\n  \"pid\": {},\n  \"uptime_secs\": {uptime},\n  \"debug_level\": {debug},\n  \"lease_time\": {},\n",
         std::process::id(),
         reg.lease_time()
+    );
+    let _ = writeln!(
+        o,
+        "  \"register\": {{\"role\": \"{}\", \"state\": \"{}\", \"epoch\": {}, \"replication\": \"{}\", \"peer\": \"{}\"}},",
+        pair.wire_role(),
+        pair.role(),
+        pair.epoch(),
+        pair.replication(),
+        pair.peer().map_or(String::new(), |p| p.to_string())
     );
     let counts = reg.per_cn_counts();
     o.push_str("  \"cns\": [");
@@ -196,7 +212,12 @@ mod tests {
             )
             .unwrap();
         r.allocate(a, MacAddr([2, 0, 0, 0, 0, 1]), 0).unwrap();
-        let doc = render(&r, &ServerStats::default(), 10, 5, 2);
+        let alone = crate::pair::Pair::new(None, false, 1);
+        let doc = render(&r, &alone, &ServerStats::default(), 10, 5, 2);
+        assert!(
+            doc.contains("\"register\": {\"role\": \"standalone\", \"state\": \"serving\", \"epoch\": 1, \"replication\": \"none\", \"peer\": \"\"}"),
+            "{doc}"
+        );
         assert!(doc.contains("\"network\": \"net \\\"x\\\"\""), "{doc}");
         assert!(doc.contains("\"name\": \"roof\\tcn\""), "{doc}");
         assert!(doc.contains("\"cells\": 64, \"used\": 1"), "{doc}");
@@ -212,6 +233,7 @@ mod tests {
         assert_eq!(doc.matches('[').count(), doc.matches(']').count());
         let empty = render(
             &Register::new("n", 60, 30),
+            &alone,
             &ServerStats::default(),
             0,
             0,

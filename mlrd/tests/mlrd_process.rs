@@ -562,7 +562,13 @@ fn max_connections_refusal_is_logged_and_survived() {
     // connection_slots_cannot_be_held_by_an_outsider).
     let mut m = Mlr::start("maxconn", "max_connections 5\n");
     let held = m.run(|| {
-        let v: Vec<Client> = (0..5).map(|_| connect()).collect();
+        let mut v: Vec<Client> = (0..5).map(|_| connect()).collect();
+        // A round trip on each, so mlrd has read every Hello and counts all
+        // five as authenticated (an unread Hello is an unauthenticated
+        // slot, which a newcomer would evict instead of being refused).
+        for c in v.iter_mut() {
+            c.call(&Message::Ping { nonce: 1 }).expect("ping");
+        }
         for _ in 0..3 {
             // Accepted by the kernel, then closed by mlrd unanswered.
             let mut s = TcpStream::connect(MLR).unwrap();

@@ -38,6 +38,8 @@ pub struct Conn {
     out: Vec<u8>,
     /// Bytes of `out` already written.
     sent: usize,
+    /// Bytes dropped from the front of `out` so far (for absolute marks).
+    drained: u64,
     /// A non-blocking connect is still in progress.
     connecting: bool,
     opened: Instant,
@@ -113,6 +115,7 @@ impl Conn {
             peer,
             out: Vec::new(),
             sent: 0,
+            drained: 0,
             connecting,
             opened: now,
             last_rx: now,
@@ -144,6 +147,16 @@ impl Conn {
     /// a mark for [`Conn::truncate`].
     pub fn queued_len(&self) -> usize {
         self.out.len()
+    }
+    /// Every byte ever queued, counted from the start of the connection:
+    /// an absolute mark for [`Conn::flush_upto`] that compaction does not
+    /// move.
+    pub fn queued_abs(&self) -> u64 {
+        self.drained + self.out.len() as u64
+    }
+    /// The absolute position of queue mark `mark` ([`Conn::queued_len`]).
+    pub fn abs(&self, mark: usize) -> u64 {
+        self.drained + mark as u64
     }
     /// POLLOUT wanted: a connect to finish or bytes to write.
     pub fn wants_write(&self) -> bool {
@@ -189,12 +202,22 @@ impl Conn {
     /// Write as much of the queue as the socket takes; returns the bytes
     /// written. Nothing is written while connecting.
     pub fn flush(&mut self) -> io::Result<usize> {
+        self.flush_upto(u64::MAX)
+    }
+
+    /// [`Conn::flush`], but nothing at or past absolute position `limit`
+    /// ([`Conn::queued_abs`]): bytes that must wait (replies held until a
+    /// backup register has stored what they acknowledge).
+    pub fn flush_upto(&mut self, limit: u64) -> io::Result<usize> {
         if self.connecting {
             return Ok(0);
         }
+        let end = usize::try_from(limit.saturating_sub(self.drained))
+            .unwrap_or(usize::MAX)
+            .min(self.out.len());
         let mut written = 0;
-        while self.sent < self.out.len() {
-            match self.stream.write(&self.out[self.sent..]) {
+        while self.sent < end {
+            match self.stream.write(&self.out[self.sent..end]) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed")),
                 Ok(n) => {
                     self.sent += n;
@@ -206,10 +229,12 @@ impl Conn {
             }
         }
         if self.sent == self.out.len() {
+            self.drained += self.out.len() as u64;
             self.out.clear();
             self.sent = 0;
         } else if self.sent > COMPACT_AFTER {
             self.out.drain(..self.sent);
+            self.drained += self.sent as u64;
             self.sent = 0;
         }
         Ok(written)
@@ -344,6 +369,23 @@ mod tests {
         c.queue().extend_from_slice(b"ghi");
         c.discard_unsent();
         assert_eq!(c.pending(), 0);
+    }
+
+    #[test]
+    fn held_bytes_wait_for_their_limit() {
+        let (mut c, mut s) = pair();
+        c.queue().extend_from_slice(b"free");
+        let hold = c.queued_abs();
+        c.queue().extend_from_slice(b"held");
+        assert_eq!(c.flush_upto(hold).unwrap(), 4);
+        assert_eq!(c.pending(), 4);
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"free");
+        assert_eq!(c.flush_upto(c.queued_abs()).unwrap(), 4);
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"held");
+        assert_eq!(c.queued_abs(), 8, "absolute positions survive the clear");
     }
 
     #[test]

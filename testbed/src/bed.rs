@@ -106,6 +106,10 @@ pub struct Options {
     pub tmipd_extra: Vec<String>,
     /// Wiring of CN k is `shapes[k - 1]` (missing: [`CnShape::Separate`]).
     pub shapes: Vec<CnShape>,
+    /// A backup register: namespace `mlrb` at [`BACKUP_MLR_IP`], mlrd there
+    /// with `primary_mlr`, the primary with `backup_mlr`, every tmipd with
+    /// `backup_mlr`.
+    pub backup_mlr: bool,
 }
 
 impl Default for Options {
@@ -119,6 +123,7 @@ impl Default for Options {
             mlr_state_tmpfs: false,
             tmipd_extra: Vec::new(),
             shapes: Vec::new(),
+            backup_mlr: false,
         }
     }
 }
@@ -127,6 +132,26 @@ pub const CORE_IF: &str = "core0";
 pub const MOBILE_IF: &str = "mob0";
 pub const CLIENT_IF: &str = "eth0";
 pub const MLR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 250);
+pub const BACKUP_MLR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 251);
+
+/// One register of a pair ([`Options::backup_mlr`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Register {
+    /// mlrd in namespace `mlr` (the bed's only one without a backup).
+    Primary,
+    /// mlrd in namespace `mlrb`.
+    Backup,
+}
+
+impl Register {
+    /// File name stem of its rc, output, status and state.
+    pub fn stem(self) -> &'static str {
+        match self {
+            Register::Primary => "mlrd",
+            Register::Backup => "mlrd-backup",
+        }
+    }
+}
 pub const SRV_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 pub const CENTRAL_CORE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
 pub const CENTRAL_POOL_IF: &str = "pool0";
@@ -323,11 +348,15 @@ pub struct TestBed {
     pub dir: PathBuf,
     // Processes first, so they die before their namespaces go.
     pub mlrd: Option<Proc>,
+    /// The backup register's mlrd ([`Options::backup_mlr`]).
+    pub mlrd_backup: Option<Proc>,
     pub clients: Vec<Client>,
     pub cns: Vec<Cn>,
     pub central: Option<Cn>,
     pub srv: Netns,
     pub mlr: Netns,
+    /// The backup register's namespace ([`Options::backup_mlr`]).
+    pub mlrb: Option<Netns>,
     pub air: Netns,
     /// Plain hosts (not stations) added with [`TestBed::add_host`].
     pub hosts: Vec<Netns>,
@@ -348,8 +377,12 @@ impl Drop for TestBed {
         if let Some(p) = self.mlrd.as_mut() {
             p.kill();
         }
+        if let Some(p) = self.mlrd_backup.as_mut() {
+            p.kill();
+        }
         if self.opts.mlr_state_tmpfs {
             let _ = fs::remove_dir_all(self.mlr_tmpfs_state());
+            let _ = fs::remove_dir_all(self.mlr_tmpfs_state().with_extension("backup"));
         }
     }
 }
@@ -395,11 +428,13 @@ impl TestBed {
             opts: opts.clone(),
             dir,
             mlrd: None,
+            mlrd_backup: None,
             clients: Vec::new(),
             cns: Vec::new(),
             central: None,
             srv,
             mlr,
+            mlrb: None,
             air,
             hosts: Vec::new(),
             mlrd_extra: Vec::new(),
@@ -408,6 +443,12 @@ impl TestBed {
         bed.core_port(&bed.mlr, "kmlr");
         bed.mlr
             .sh(&format!("ip addr add {MLR_IP}/24 dev {CORE_IF}"));
+        if opts.backup_mlr {
+            let b = Netns::new("mlrb");
+            bed.core_port(&b, "kmlrb");
+            b.sh(&format!("ip addr add {BACKUP_MLR_IP}/24 dev {CORE_IF}"));
+            bed.mlrb = Some(b);
+        }
         bed.core_port(&bed.srv, "ksrv");
         bed.srv
             .sh(&format!("ip addr add {SRV_IP}/24 dev {CORE_IF}"));
@@ -819,6 +860,10 @@ impl TestBed {
     pub fn start_daemons(&mut self, timeout: Duration) -> Result<(), String> {
         assert_eq!(self.opts.routing, Routing::Daemons);
         self.start_mlrd(timeout)?;
+        if self.opts.backup_mlr {
+            self.start_register(Register::Backup, timeout)?;
+            self.wait_register_log(Register::Backup, "Replica in sync", timeout)?;
+        }
         for k in self.cn_indexes() {
             self.start_tmipd(k, timeout)?;
         }
@@ -851,8 +896,122 @@ impl TestBed {
             fs::create_dir_all(&state).expect("state dir");
             rc.set("state_dir", state.display());
         }
+        if self.opts.backup_mlr {
+            rc.set("backup_mlr", BACKUP_MLR_IP);
+        }
         rc.apply(&self.mlrd_extra);
         rc
+    }
+
+    /// The `.rc` of register `r`: the primary's is [`TestBed::mlrd_rc`];
+    /// the backup's has its own files and state and `primary_mlr`.
+    pub fn register_rc(&self, r: Register) -> Rc {
+        let mut rc = self.mlrd_rc();
+        if r == Register::Backup {
+            rc.remove("backup_mlr");
+            let stem = r.stem();
+            let state = if self.opts.mlr_state_tmpfs {
+                self.mlr_tmpfs_state().with_extension("backup")
+            } else {
+                self.dir.join(format!("{stem}-state"))
+            };
+            fs::create_dir_all(&state).expect("state dir");
+            rc.set("state_dir", state.display())
+                .set("log_file", self.dir.join(format!("{stem}.log")).display())
+                .set(
+                    "status_file",
+                    self.dir.join(format!("{stem}.status")).display(),
+                )
+                .set("primary_mlr", MLR_IP);
+        }
+        rc
+    }
+
+    /// Write the rc of register `r`, start (or restart) its mlrd and wait
+    /// for it to listen.
+    pub fn start_register(&mut self, r: Register, timeout: Duration) -> Result<(), String> {
+        let stem = r.stem();
+        let rc = self.dir.join(format!("{stem}.rc"));
+        self.register_rc(r).write(&rc);
+        self.kill_register(r);
+        let ns = match r {
+            Register::Primary => self.mlr.name.clone(),
+            Register::Backup => self
+                .mlrb
+                .as_ref()
+                .expect("Options::backup_mlr")
+                .name
+                .clone(),
+        };
+        let p = Spawn::new(
+            &ns,
+            stem,
+            bin("mlrd"),
+            &self.dir.join(format!("{stem}.out")),
+        )
+        .args(["-F", "-f"])
+        .arg(&rc)
+        .append()
+        .start_until("MLR up and listening", timeout)?;
+        match r {
+            Register::Primary => self.mlrd = Some(p),
+            Register::Backup => self.mlrd_backup = Some(p),
+        }
+        Ok(())
+    }
+
+    fn register_proc(&mut self, r: Register) -> Option<&mut Proc> {
+        match r {
+            Register::Primary => self.mlrd.as_mut(),
+            Register::Backup => self.mlrd_backup.as_mut(),
+        }
+    }
+
+    /// SIGKILL register `r` (a crash).
+    pub fn kill_register(&mut self, r: Register) {
+        if let Some(mut p) = match r {
+            Register::Primary => self.mlrd.take(),
+            Register::Backup => self.mlrd_backup.take(),
+        } {
+            p.kill();
+        }
+    }
+
+    /// Everything register `r` said (all its runs).
+    pub fn register_log(&self, r: Register) -> String {
+        read(&self.dir.join(format!("{}.out", r.stem())))
+    }
+
+    /// Wait until register `r`'s current run says `needle`.
+    pub fn wait_register_log(
+        &mut self,
+        r: Register,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        match self.register_proc(r) {
+            Some(p) => p.wait_output(needle, timeout),
+            None => Err(format!("{} is not running", r.stem())),
+        }
+    }
+
+    /// Register `r`'s status JSON (SIGUSR1, then its `status_file`).
+    pub fn register_status(&self, r: Register) -> String {
+        let path = self.dir.join(format!("{}.status", r.stem()));
+        let _ = fs::remove_file(&path);
+        let p = match r {
+            Register::Primary => self.mlrd.as_ref(),
+            Register::Backup => self.mlrd_backup.as_ref(),
+        };
+        if let Some(p) = p {
+            p.signal(nix::sys::signal::Signal::SIGUSR1);
+        }
+        wait_for(Duration::from_secs(5), || {
+            fs::read_to_string(&path)
+                .ok()
+                .filter(|t| t.trim_end().ends_with('}'))
+        })
+        .unwrap_or_default()
     }
 
     /// Add a test's own mlrd.rc lines (a key replaces the bed's lines of
@@ -863,23 +1022,7 @@ impl TestBed {
 
     /// Write `mlrd.rc`, start (or restart) mlrd and wait for it to listen.
     pub fn start_mlrd(&mut self, timeout: Duration) -> Result<(), String> {
-        let rc = self.dir.join("mlrd.rc");
-        self.mlrd_rc().write(&rc);
-        if let Some(mut old) = self.mlrd.take() {
-            old.kill();
-        }
-        let p = Spawn::new(
-            &self.mlr.name,
-            "mlrd",
-            bin("mlrd"),
-            &self.dir.join("mlrd.out"),
-        )
-        .args(["-F", "-f"])
-        .arg(&rc)
-        .append()
-        .start_until("MLR up and listening", timeout)?;
-        self.mlrd = Some(p);
-        Ok(())
+        self.start_register(Register::Primary, timeout)
     }
 
     /// SIGKILL mlrd (the MLR going away).
@@ -935,6 +1078,9 @@ impl TestBed {
                     cn.mobile_if, o[0], o[1], o[2], o[0], o[1], o[2]
                 ),
             );
+        }
+        if self.opts.backup_mlr {
+            rc.set("backup_mlr", BACKUP_MLR_IP);
         }
         rc.apply(&self.opts.tmipd_extra);
         rc.apply(&cn.rc_extra);
