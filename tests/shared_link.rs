@@ -10,7 +10,9 @@
 //! Real mlrd and tmipd, busybox udhcpc, TCP streams checked byte for byte.
 //! Nobody's ARP cache is ever flushed by the tests. Needs root, busybox and
 //! the built daemons (`cargo build --workspace`). Gaps are asserted at
-//! 50 ms per move; on a loaded machine rerun before concluding.
+//! 50 ms per move; on a loaded machine rerun before concluding. The tests
+//! run one at a time (each holds [`ONE_AT_A_TIME`]): a gap is a timing, and
+//! two beds moving clients at once on two cores measure each other.
 mod common;
 #[path = "common/testbed.rs"]
 mod testbed;
@@ -26,6 +28,13 @@ use traffic::TcpCheck;
 const UP: Duration = Duration::from_secs(20);
 const SETTLE: Duration = Duration::from_millis(1500);
 const MAX_GAP: Duration = Duration::from_millis(50);
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Hold while a test runs (a failed test's poisoned lock is still a lock).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn bed(opts: Options) -> TestBed {
     TestBed::started(opts, UP)
@@ -145,6 +154,7 @@ fn finish(t: TcpCheck, label: &str) {
 /// entry the crash left, takes the station back and proxies again.
 #[test]
 fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
+    let _serial = one_at_a_time();
     let mut bed = bed(Options {
         shapes: vec![CnShape::SharedCore],
         ..Options::default()
@@ -243,6 +253,7 @@ fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
 /// CN2 and back twice while it streams to both.
 #[test]
 fn openwrt_bridge_keeps_streams_to_a_client_and_a_host_on_the_other_port() {
+    let _serial = one_at_a_time();
     let mut bed = bed(Options {
         cns: 2,
         shapes: vec![CnShape::Bridge],
@@ -310,6 +321,7 @@ fn openwrt_bridge_keeps_streams_to_a_client_and_a_host_on_the_other_port() {
 /// on the LAN (not round through CN1, which has no route to that LAN).
 #[test]
 fn a_wired_lan_keeps_its_hosts_in_touch_with_leaving_and_visiting_stations() {
+    let _serial = one_at_a_time();
     let mut bed = TestBed::new(Options::default());
     bed.set_rc(2, &["shared_link on"]);
     if let Err(e) = bed.start_daemons(UP) {
