@@ -415,6 +415,7 @@ fn stations_are_resynchronised_after_the_mlr_returns() {
         max_peers: 4,
         fallback_lease_secs: 600,
         new_station_rate: 0,
+        shared_link: false,
     });
     let mut l = link(t0);
     let mut m = bring_up(&mut l, t0);

@@ -346,6 +346,7 @@ mod tests {
             max_peers: 4,
             fallback_lease_secs: 600,
             new_station_rate: 0,
+            shared_link: false,
         });
         c.mlr_bound(&[]);
         while c.poll_output().is_some() {}
@@ -446,6 +447,7 @@ mod tests {
             max_peers: 4,
             fallback_lease_secs: 600,
             new_station_rate: 0,
+            shared_link: false,
         });
         c.mlr_bound(&[]);
         let Some(Output::Mlr { tag, .. }) = c.poll_output() else {
