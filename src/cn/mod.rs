@@ -11,6 +11,7 @@ pub mod dataplane_tunnel;
 pub mod dhcp_io;
 pub mod evaluate;
 pub mod iface;
+pub mod source_guard;
 pub mod station_events;
 pub mod stations;
 pub mod status;

@@ -11,6 +11,7 @@
 //! adoption) and [`Netlink::purge`] removes it.
 
 pub mod message;
+pub mod nftables;
 pub mod socket;
 
 use message::*;

@@ -1,0 +1,323 @@
+//! Source address validation ("IP source guard"), sans-IO: the nf_tables
+//! ruleset that makes a CN forward a packet from its mobile interface only
+//! when the packet's (source MAC, source IP) is a station adopted here, and
+//! the report of what it dropped. [`crate::cn::dataplane_guard`] commits the
+//! batches built here and follows the data plane's adoptions.
+//!
+//! Per instance, two tables named `tmip_<tunnel_prefix>` (unique per node):
+//!
+//! ```text
+//! table ip tmip_P {
+//!   counter spoofed { }
+//!   set stations { type ether_addr . ipv4_addr; size MAX_STATIONS; }
+//!   set spoofers { type ether_addr . ipv4_addr; size 64; flags dynamic,timeout; timeout 60s; }
+//!   chain guard {
+//!     type filter hook prerouting priority -300; policy accept;
+//!     iif MOBILE ether saddr . ip saddr != @stations update @spoofers { ether saddr . ip saddr }
+//!     iif MOBILE ether saddr . ip saddr != @stations counter name "spoofed" drop
+//!   }
+//! }
+//! table arp tmip_P {
+//!   counter spoofed { }
+//!   set stations { type ether_addr . ipv4_addr; size MAX_STATIONS; }
+//!   chain guard {
+//!     type filter hook input priority -300; policy accept;
+//!     iif MOBILE arp saddr ip != 0.0.0.0 arp saddr ether . arp saddr ip != @stations counter name "spoofed" drop
+//!   }
+//! }
+//! ```
+//!
+//! Why `prerouting` at -300: it sees every IPv4 packet from the cell,
+//! forwarded or addressed to the CN itself, before conntrack (-200) could
+//! keep state for a spoofed flow and before the routing decision (a
+//! reverse-tunnel rule matches on the source address). It runs after the
+//! packet sockets (the DHCP server, capture) got their copy, so DHCP from
+//! `0.0.0.0` and a roaming station's first frames at a new CN are still
+//! seen by tmipd; a `netdev ingress` chain would hide them from the DHCP
+//! socket. The arp `input` hook keeps the CN's neighbour table from
+//! believing a claim to a station's address (spoofed replies would redirect
+//! the station's downlink); probes (sender 0.0.0.0) pass.
+//!
+//! The `spoofers` set is written by the kernel (dynset) in a rule of its own
+//! before the drop: when it is full the update fails and that rule stops,
+//! but the drop rule still runs.
+
+use crate::addr::MacAddr;
+use crate::netlink::nftables::{
+    Batch, Expr, Family, SetSpec, KEY_ETHER_IPV4, KEY_ETHER_IPV4_LEN, NFT_CMP_EQ, NFT_CMP_NEQ,
+    NFT_META_IIF, NFT_META_IIFTYPE, NFT_PAYLOAD_LL_HEADER, NFT_PAYLOAD_NETWORK_HEADER,
+    NFT_REG32_02, NFT_REG_1, NF_DROP, NF_HOOK_ARP_IN, NF_HOOK_PREROUTING,
+};
+use std::net::Ipv4Addr;
+
+pub const CHAIN: &str = "guard";
+pub const STATIONS: &str = "stations";
+pub const SPOOFERS: &str = "spoofers";
+pub const COUNTER: &str = "spoofed";
+/// Before conntrack (-200), like nft's `raw` priority.
+pub const PRIORITY: i32 = -300;
+/// Recent offenders kept for the log.
+pub const SPOOFERS_SIZE: u32 = 64;
+pub const SPOOFERS_TIMEOUT_MS: u64 = 60_000;
+/// `ARPHRD_ETHER`, as `meta iiftype` loads it (host order u16).
+const ARPHRD_ETHER: u16 = 1;
+
+/// A set key: the MAC padded to 8 bytes, then the IPv4 address.
+pub type Key = [u8; KEY_ETHER_IPV4_LEN];
+
+pub fn key(mac: MacAddr, ip: Ipv4Addr) -> Key {
+    let mut k = [0u8; KEY_ETHER_IPV4_LEN];
+    k[..6].copy_from_slice(&mac.0);
+    k[8..].copy_from_slice(&ip.octets());
+    k
+}
+
+/// The (MAC, IP) of a key the kernel reported; `None` if it is not one.
+pub fn parse_key(k: &[u8]) -> Option<(MacAddr, Ipv4Addr)> {
+    if k.len() != KEY_ETHER_IPV4_LEN {
+        return None;
+    }
+    let mac: [u8; 6] = k[..6].try_into().ok()?;
+    let ip: [u8; 4] = k[8..].try_into().ok()?;
+    Some((MacAddr(mac), Ipv4Addr::from(ip)))
+}
+
+/// The table name of the instance with `tunnel_prefix`.
+pub fn table_name(tunnel_prefix: &str) -> String {
+    format!("tmip_{tunnel_prefix}")
+}
+
+/// One instance's guard: which tables, on which interface, how large.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceGuard {
+    table: String,
+    ifindex: u32,
+    size: u32,
+}
+
+impl SourceGuard {
+    /// `size`: most stations the set holds (the station table's limit).
+    pub fn new(tunnel_prefix: &str, ifindex: u32, size: u32) -> SourceGuard {
+        SourceGuard {
+            table: table_name(tunnel_prefix),
+            ifindex,
+            size,
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Removes the family's table if there is one (an earlier run's, even
+    /// a crashed one's), then creates it afresh with no station admitted.
+    /// In one batch this is atomic: no moment without a guard.
+    pub fn install(&self, b: &mut Batch, family: Family) {
+        self.remove(b, family);
+        let t = self.table.as_str();
+        b.add_table(family, t);
+        let hook = match family {
+            Family::Ip => NF_HOOK_PREROUTING,
+            Family::Arp => NF_HOOK_ARP_IN,
+        };
+        b.add_base_chain(family, t, CHAIN, hook, PRIORITY);
+        b.add_counter(family, t, COUNTER);
+        let stations = b.add_set(
+            family,
+            t,
+            &SetSpec {
+                name: STATIONS,
+                key_type: KEY_ETHER_IPV4,
+                key_len: KEY_ETHER_IPV4_LEN,
+                size: self.size,
+                timeout_ms: None,
+            },
+        );
+        let iif = self.ifindex.to_ne_bytes();
+        let ether = ARPHRD_ETHER.to_ne_bytes();
+        let not_station = Expr::Lookup {
+            sreg: NFT_REG_1,
+            set: STATIONS,
+            set_id: Some(stations),
+            invert: true,
+        };
+        let drop = [Expr::CounterRef { name: COUNTER }, Expr::Verdict(NF_DROP)];
+        match family {
+            Family::Ip => {
+                let spoofers = b.add_set(
+                    family,
+                    t,
+                    &SetSpec {
+                        name: SPOOFERS,
+                        key_type: KEY_ETHER_IPV4,
+                        key_len: KEY_ETHER_IPV4_LEN,
+                        size: SPOOFERS_SIZE,
+                        timeout_ms: Some(SPOOFERS_TIMEOUT_MS),
+                    },
+                );
+                let load_key = [
+                    // ether saddr -> reg 1 (bytes 0..6), ip saddr -> bytes 8..12
+                    Expr::Payload {
+                        dreg: NFT_REG_1,
+                        base: NFT_PAYLOAD_LL_HEADER,
+                        offset: 6,
+                        len: 6,
+                    },
+                    Expr::Payload {
+                        dreg: NFT_REG32_02,
+                        base: NFT_PAYLOAD_NETWORK_HEADER,
+                        offset: 12,
+                        len: 4,
+                    },
+                ];
+                let mut head = vec![
+                    Expr::Meta {
+                        key: NFT_META_IIF,
+                        dreg: NFT_REG_1,
+                    },
+                    Expr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: NFT_CMP_EQ,
+                        data: &iif,
+                    },
+                    // `ether saddr` needs an Ethernet link-layer header.
+                    Expr::Meta {
+                        key: NFT_META_IIFTYPE,
+                        dreg: NFT_REG_1,
+                    },
+                    Expr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: NFT_CMP_EQ,
+                        data: &ether,
+                    },
+                ];
+                head.extend_from_slice(&load_key);
+                head.push(not_station);
+                let mut record = head.clone();
+                record.extend_from_slice(&load_key);
+                record.push(Expr::DynsetUpdate {
+                    sreg: NFT_REG_1,
+                    set: SPOOFERS,
+                    set_id: Some(spoofers),
+                });
+                b.add_rule(family, t, CHAIN, &record);
+                head.extend_from_slice(&drop);
+                b.add_rule(family, t, CHAIN, &head);
+            }
+            Family::Arp => {
+                // ARP for Ethernet/IPv4 (arp_rcv checked the lengths):
+                // sender MAC at 8, sender IP at 14.
+                let mut rule = vec![
+                    Expr::Meta {
+                        key: NFT_META_IIF,
+                        dreg: NFT_REG_1,
+                    },
+                    Expr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: NFT_CMP_EQ,
+                        data: &iif,
+                    },
+                    Expr::Payload {
+                        dreg: NFT_REG_1,
+                        base: NFT_PAYLOAD_NETWORK_HEADER,
+                        offset: 14,
+                        len: 4,
+                    },
+                    Expr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: NFT_CMP_NEQ,
+                        data: &[0; 4],
+                    },
+                    Expr::Payload {
+                        dreg: NFT_REG_1,
+                        base: NFT_PAYLOAD_NETWORK_HEADER,
+                        offset: 8,
+                        len: 6,
+                    },
+                    Expr::Payload {
+                        dreg: NFT_REG32_02,
+                        base: NFT_PAYLOAD_NETWORK_HEADER,
+                        offset: 14,
+                        len: 4,
+                    },
+                    not_station,
+                ];
+                rule.extend_from_slice(&drop);
+                b.add_rule(family, t, CHAIN, &rule);
+            }
+        }
+    }
+
+    /// Removes the family's table; no error if there is none (the table is
+    /// created first, so the delete always finds one).
+    pub fn remove(&self, b: &mut Batch, family: Family) {
+        b.add_table(family, &self.table);
+        b.delete_table(family, &self.table);
+    }
+
+    /// Lets the station's packets through.
+    pub fn admit(&self, b: &mut Batch, family: Family, mac: MacAddr, ip: Ipv4Addr) {
+        b.add_elements(family, &self.table, STATIONS, &[&key(mac, ip)]);
+    }
+
+    /// Stops letting them through (the station left).
+    pub fn revoke(&self, b: &mut Batch, family: Family, mac: MacAddr, ip: Ipv4Addr) {
+        b.delete_elements(family, &self.table, STATIONS, &[&key(mac, ip)]);
+    }
+}
+
+/// Turns the drop counters, read now and then, into log lines: one per
+/// reading in which something was dropped, none while all is quiet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DropReport {
+    ip: u64,
+    arp: u64,
+}
+
+impl DropReport {
+    /// Total IPv4 packets and ARP frames dropped so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.ip, self.arp)
+    }
+
+    /// Takes the counters' current values and the recent offenders (from
+    /// the `spoofers` set); returns the line to log if anything new was
+    /// dropped.
+    pub fn update(
+        &mut self,
+        mobile_if: &str,
+        ip: u64,
+        arp: u64,
+        offenders: &[(MacAddr, Ipv4Addr)],
+    ) -> Option<String> {
+        // A counter that went down was reset (table re-created): count anew.
+        let new_ip = ip.checked_sub(self.ip).unwrap_or(ip);
+        let new_arp = arp.checked_sub(self.arp).unwrap_or(arp);
+        self.ip = ip;
+        self.arp = arp;
+        if new_ip == 0 && new_arp == 0 {
+            return None;
+        }
+        let mut line = format!(
+            "source guard on {mobile_if}: dropped {new_ip} IPv4 packet(s) and {new_arp} ARP frame(s) \
+             whose source is not a station adopted here ({ip} and {arp} in all)"
+        );
+        if !offenders.is_empty() {
+            const SHOWN: usize = 8;
+            let mut v: Vec<String> = offenders
+                .iter()
+                .take(SHOWN)
+                .map(|(mac, ip)| format!("{mac} as {ip}"))
+                .collect();
+            if offenders.len() > SHOWN {
+                v.push(format!("{} more", offenders.len() - SHOWN));
+            }
+            line.push_str("; IPv4 sources in the last minute: ");
+            line.push_str(&v.join(", "));
+        }
+        Some(line)
+    }
+}
+
+#[cfg(test)]
+mod tests;
