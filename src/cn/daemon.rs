@@ -7,6 +7,7 @@
 use super::conn::MlrpConn;
 use super::core::{CnCore, CoreConfig, MlrAnswer, Output};
 use super::dataplane::{CnAddr, DataPlane};
+use super::dataplane_guard::GuardedDataPlane;
 use super::dataplane_netlink::NetlinkDataPlane;
 use super::dhcp_io::DhcpIo;
 use super::iface::{self, IfaceInfo};
@@ -328,6 +329,21 @@ impl Daemon {
         )
         .map_err(|e| format!("data plane: {e}"))?;
         log::info!(target: "cn", "  [Tunnel Controller]: Done.");
+        let dp: Box<dyn DataPlane> = if cfg.source_guard {
+            let dp = GuardedDataPlane::open(
+                dp,
+                &cfg.mobile_if,
+                mobile_info.index,
+                &cfg.tunnel_prefix,
+                cfg.max_stations,
+            )
+            .map_err(|e| format!("{e} (set source_guard off to run without it)"))?;
+            log::info!(target: "cn", "  [{}]: Active.", dp.describe());
+            Box::new(dp)
+        } else {
+            log::warn!(target: "cn", "  [Source guard]: Off (source_guard off): stations' source addresses are not checked");
+            Box::new(dp)
+        };
         let signals = Signals::daemon_set().map_err(|e| format!("signals: {e}"))?;
         let now = Instant::now();
         Ok(Daemon {
@@ -337,7 +353,7 @@ impl Daemon {
             mobile_info,
             pools,
             core,
-            dp: Box::new(dp),
+            dp,
             timers: Timers::new(),
             signals,
             listener,
@@ -1128,6 +1144,7 @@ impl Daemon {
                     d.tick(now);
                 }
                 self.station_events_tick(now);
+                self.dp.tick(now);
                 self.timers
                     .schedule_in(now, Duration::from_secs(1), Timer::Tick);
             }

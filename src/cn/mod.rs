@@ -6,6 +6,7 @@ pub mod conn;
 pub mod core;
 pub mod daemon;
 pub mod dataplane;
+pub mod dataplane_guard;
 pub mod dataplane_netlink;
 pub mod dataplane_tunnel;
 pub mod dhcp_io;

@@ -229,6 +229,9 @@ pub struct TestBed {
     pub srv: Netns,
     pub mlr: Netns,
     pub air: Netns,
+    /// Extra `.rc` lines per CN (index as in [`TestBed::cn`]), appended by
+    /// [`TestBed::tmipd_rc`].
+    pub rc_extra: Vec<(usize, String)>,
 }
 
 impl Drop for TestBed {
@@ -304,6 +307,7 @@ impl TestBed {
             srv,
             mlr,
             air,
+            rc_extra: Vec::new(),
         };
         bed.core_port(&bed.mlr, "kmlr");
         bed.mlr
@@ -607,6 +611,10 @@ impl TestBed {
             ));
         } else {
             s.push_str("# no addr_pool: clients get their /30 from the central CN's pool\n");
+        }
+        for (_, line) in self.rc_extra.iter().filter(|(j, _)| *j == k) {
+            s.push_str(line);
+            s.push('\n');
         }
         s
     }
