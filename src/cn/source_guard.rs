@@ -13,6 +13,7 @@
 //!   set spoofers { type ether_addr . ipv4_addr; size 64; flags dynamic,timeout; timeout 60s; }
 //!   chain guard {
 //!     type filter hook prerouting priority -300; policy accept;
+//!     iif MOBILE ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept
 //!     iif MOBILE ether saddr . ip saddr != @stations update @spoofers { ether saddr . ip saddr }
 //!     iif MOBILE ether saddr . ip saddr != @stations counter name "spoofed" drop
 //!   }
@@ -38,6 +39,11 @@
 //! believing a claim to a station's address (spoofed replies would redirect
 //! the station's downlink); probes (sender 0.0.0.0) pass.
 //!
+//! DHCP client broadcasts (a DISCOVER from `0.0.0.0`, a roaming station's
+//! REBINDING from its N+1 before it is adopted here) are let through
+//! uncounted, as before the guard: the kernel never forwards a limited
+//! broadcast, and counting them would report every newcomer as a spoofer.
+//!
 //! The `spoofers` set is written by the kernel (dynset) in a rule of its own
 //! before the drop: when it is full the update fails and that rule stops,
 //! but the drop rule still runs.
@@ -45,8 +51,9 @@
 use crate::addr::MacAddr;
 use crate::netlink::nftables::{
     Batch, Expr, Family, SetSpec, KEY_ETHER_IPV4, KEY_ETHER_IPV4_LEN, NFT_CMP_EQ, NFT_CMP_NEQ,
-    NFT_META_IIF, NFT_META_IIFTYPE, NFT_PAYLOAD_LL_HEADER, NFT_PAYLOAD_NETWORK_HEADER,
-    NFT_REG32_02, NFT_REG_1, NF_DROP, NF_HOOK_ARP_IN, NF_HOOK_PREROUTING,
+    NFT_META_IIF, NFT_META_IIFTYPE, NFT_META_L4PROTO, NFT_PAYLOAD_LL_HEADER,
+    NFT_PAYLOAD_NETWORK_HEADER, NFT_PAYLOAD_TRANSPORT_HEADER, NFT_REG32_02, NFT_REG_1, NF_ACCEPT,
+    NF_DROP, NF_HOOK_ARP_IN, NF_HOOK_PREROUTING,
 };
 use std::net::Ipv4Addr;
 
@@ -193,6 +200,44 @@ impl SourceGuard {
                 ];
                 head.extend_from_slice(&load_key);
                 head.push(not_station);
+                let dhcp_ports = [0, 68, 0, 67]; // udp sport 68, dport 67
+                let dhcp_broadcast = [
+                    head[0].clone(),
+                    head[1].clone(),
+                    Expr::Payload {
+                        dreg: NFT_REG_1,
+                        base: NFT_PAYLOAD_NETWORK_HEADER,
+                        offset: 16,
+                        len: 4,
+                    },
+                    Expr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: NFT_CMP_EQ,
+                        data: &[0xff; 4],
+                    },
+                    Expr::Meta {
+                        key: NFT_META_L4PROTO,
+                        dreg: NFT_REG_1,
+                    },
+                    Expr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: NFT_CMP_EQ,
+                        data: &[libc::IPPROTO_UDP as u8],
+                    },
+                    Expr::Payload {
+                        dreg: NFT_REG_1,
+                        base: NFT_PAYLOAD_TRANSPORT_HEADER,
+                        offset: 0,
+                        len: 4,
+                    },
+                    Expr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: NFT_CMP_EQ,
+                        data: &dhcp_ports,
+                    },
+                    Expr::Verdict(NF_ACCEPT),
+                ];
+                b.add_rule(family, t, CHAIN, &dhcp_broadcast);
                 let mut record = head.clone();
                 record.extend_from_slice(&load_key);
                 record.push(Expr::DynsetUpdate {

@@ -99,8 +99,10 @@ pub const NFT_REG32_02: u32 = 10;
 // meta keys, payload bases, cmp ops, verdicts, dynset ops, hooks
 pub const NFT_META_IIF: u32 = 4;
 pub const NFT_META_IIFTYPE: u32 = 8;
+pub const NFT_META_L4PROTO: u32 = 16;
 pub const NFT_PAYLOAD_LL_HEADER: u32 = 0;
 pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+pub const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 pub const NFT_CMP_EQ: u32 = 0;
 pub const NFT_CMP_NEQ: u32 = 1;
 pub const NF_DROP: u32 = 0;

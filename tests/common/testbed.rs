@@ -229,9 +229,8 @@ pub struct TestBed {
     pub srv: Netns,
     pub mlr: Netns,
     pub air: Netns,
-    /// Extra `.rc` lines per CN (index as in [`TestBed::cn`]), appended by
-    /// [`TestBed::tmipd_rc`].
-    pub rc_extra: Vec<(usize, String)>,
+    /// Extra lines for CN `k`'s tmipd.rc (written at its next start).
+    pub tmipd_extra: Vec<(usize, String)>,
 }
 
 impl Drop for TestBed {
@@ -307,7 +306,7 @@ impl TestBed {
             srv,
             mlr,
             air,
-            rc_extra: Vec::new(),
+            tmipd_extra: Vec::new(),
         };
         bed.core_port(&bed.mlr, "kmlr");
         bed.mlr
@@ -612,8 +611,8 @@ impl TestBed {
         } else {
             s.push_str("# no addr_pool: clients get their /30 from the central CN's pool\n");
         }
-        for (_, line) in self.rc_extra.iter().filter(|(j, _)| *j == k) {
-            s.push_str(line);
+        for (_, extra) in self.tmipd_extra.iter().filter(|(c, _)| *c == k) {
+            s.push_str(extra);
             s.push('\n');
         }
         s
