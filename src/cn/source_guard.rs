@@ -89,6 +89,30 @@ pub fn parse_key(k: &[u8]) -> Option<(MacAddr, Ipv4Addr)> {
     Some((MacAddr(mac), Ipv4Addr::from(ip)))
 }
 
+fn meta(key: u32) -> Expr<'static> {
+    Expr::Meta {
+        key,
+        dreg: NFT_REG_1,
+    }
+}
+
+fn cmp(op: u32, data: &[u8]) -> Expr<'_> {
+    Expr::Cmp {
+        sreg: NFT_REG_1,
+        op,
+        data,
+    }
+}
+
+fn payload(dreg: u32, base: u32, offset: u32, len: u32) -> Expr<'static> {
+    Expr::Payload {
+        dreg,
+        base,
+        offset,
+        len,
+    }
+}
+
 /// The table name of the instance with `tunnel_prefix`.
 pub fn table_name(tunnel_prefix: &str) -> String {
     format!("tmip_{tunnel_prefix}")
@@ -142,6 +166,7 @@ impl SourceGuard {
         );
         let iif = self.ifindex.to_ne_bytes();
         let ether = ARPHRD_ETHER.to_ne_bytes();
+        let on_iif = [meta(NFT_META_IIF), cmp(NFT_CMP_EQ, &iif)];
         let not_station = Expr::Lookup {
             sreg: NFT_REG_1,
             set: STATIONS,
@@ -162,82 +187,29 @@ impl SourceGuard {
                         timeout_ms: Some(SPOOFERS_TIMEOUT_MS),
                     },
                 );
+                // ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept
+                let dhcp_ports = [0, 68, 0, 67];
+                let mut dhcp_broadcast = on_iif.to_vec();
+                dhcp_broadcast.extend([
+                    payload(NFT_REG_1, NFT_PAYLOAD_NETWORK_HEADER, 16, 4),
+                    cmp(NFT_CMP_EQ, &[0xff; 4]),
+                    meta(NFT_META_L4PROTO),
+                    cmp(NFT_CMP_EQ, &[libc::IPPROTO_UDP as u8]),
+                    payload(NFT_REG_1, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 4),
+                    cmp(NFT_CMP_EQ, &dhcp_ports),
+                    Expr::Verdict(NF_ACCEPT),
+                ]);
+                b.add_rule(family, t, CHAIN, &dhcp_broadcast);
+                // ether saddr -> reg 1 (bytes 0..6), ip saddr -> bytes 8..12
                 let load_key = [
-                    // ether saddr -> reg 1 (bytes 0..6), ip saddr -> bytes 8..12
-                    Expr::Payload {
-                        dreg: NFT_REG_1,
-                        base: NFT_PAYLOAD_LL_HEADER,
-                        offset: 6,
-                        len: 6,
-                    },
-                    Expr::Payload {
-                        dreg: NFT_REG32_02,
-                        base: NFT_PAYLOAD_NETWORK_HEADER,
-                        offset: 12,
-                        len: 4,
-                    },
+                    payload(NFT_REG_1, NFT_PAYLOAD_LL_HEADER, 6, 6),
+                    payload(NFT_REG32_02, NFT_PAYLOAD_NETWORK_HEADER, 12, 4),
                 ];
-                let mut head = vec![
-                    Expr::Meta {
-                        key: NFT_META_IIF,
-                        dreg: NFT_REG_1,
-                    },
-                    Expr::Cmp {
-                        sreg: NFT_REG_1,
-                        op: NFT_CMP_EQ,
-                        data: &iif,
-                    },
-                    // `ether saddr` needs an Ethernet link-layer header.
-                    Expr::Meta {
-                        key: NFT_META_IIFTYPE,
-                        dreg: NFT_REG_1,
-                    },
-                    Expr::Cmp {
-                        sreg: NFT_REG_1,
-                        op: NFT_CMP_EQ,
-                        data: &ether,
-                    },
-                ];
+                let mut head = on_iif.to_vec();
+                // `ether saddr` needs an Ethernet link-layer header.
+                head.extend([meta(NFT_META_IIFTYPE), cmp(NFT_CMP_EQ, &ether)]);
                 head.extend_from_slice(&load_key);
                 head.push(not_station);
-                let dhcp_ports = [0, 68, 0, 67]; // udp sport 68, dport 67
-                let dhcp_broadcast = [
-                    head[0].clone(),
-                    head[1].clone(),
-                    Expr::Payload {
-                        dreg: NFT_REG_1,
-                        base: NFT_PAYLOAD_NETWORK_HEADER,
-                        offset: 16,
-                        len: 4,
-                    },
-                    Expr::Cmp {
-                        sreg: NFT_REG_1,
-                        op: NFT_CMP_EQ,
-                        data: &[0xff; 4],
-                    },
-                    Expr::Meta {
-                        key: NFT_META_L4PROTO,
-                        dreg: NFT_REG_1,
-                    },
-                    Expr::Cmp {
-                        sreg: NFT_REG_1,
-                        op: NFT_CMP_EQ,
-                        data: &[libc::IPPROTO_UDP as u8],
-                    },
-                    Expr::Payload {
-                        dreg: NFT_REG_1,
-                        base: NFT_PAYLOAD_TRANSPORT_HEADER,
-                        offset: 0,
-                        len: 4,
-                    },
-                    Expr::Cmp {
-                        sreg: NFT_REG_1,
-                        op: NFT_CMP_EQ,
-                        data: &dhcp_ports,
-                    },
-                    Expr::Verdict(NF_ACCEPT),
-                ];
-                b.add_rule(family, t, CHAIN, &dhcp_broadcast);
                 let mut record = head.clone();
                 record.extend_from_slice(&load_key);
                 record.push(Expr::DynsetUpdate {
@@ -252,41 +224,14 @@ impl SourceGuard {
             Family::Arp => {
                 // ARP for Ethernet/IPv4 (arp_rcv checked the lengths):
                 // sender MAC at 8, sender IP at 14.
-                let mut rule = vec![
-                    Expr::Meta {
-                        key: NFT_META_IIF,
-                        dreg: NFT_REG_1,
-                    },
-                    Expr::Cmp {
-                        sreg: NFT_REG_1,
-                        op: NFT_CMP_EQ,
-                        data: &iif,
-                    },
-                    Expr::Payload {
-                        dreg: NFT_REG_1,
-                        base: NFT_PAYLOAD_NETWORK_HEADER,
-                        offset: 14,
-                        len: 4,
-                    },
-                    Expr::Cmp {
-                        sreg: NFT_REG_1,
-                        op: NFT_CMP_NEQ,
-                        data: &[0; 4],
-                    },
-                    Expr::Payload {
-                        dreg: NFT_REG_1,
-                        base: NFT_PAYLOAD_NETWORK_HEADER,
-                        offset: 8,
-                        len: 6,
-                    },
-                    Expr::Payload {
-                        dreg: NFT_REG32_02,
-                        base: NFT_PAYLOAD_NETWORK_HEADER,
-                        offset: 14,
-                        len: 4,
-                    },
+                let mut rule = on_iif.to_vec();
+                rule.extend([
+                    payload(NFT_REG_1, NFT_PAYLOAD_NETWORK_HEADER, 14, 4),
+                    cmp(NFT_CMP_NEQ, &[0; 4]),
+                    payload(NFT_REG_1, NFT_PAYLOAD_NETWORK_HEADER, 8, 6),
+                    payload(NFT_REG32_02, NFT_PAYLOAD_NETWORK_HEADER, 14, 4),
                     not_station,
-                ];
+                ]);
                 rule.extend_from_slice(&drop);
                 b.add_rule(family, t, CHAIN, &rule);
             }
