@@ -7,7 +7,8 @@
 //!   (the control: the same attack there must reach srv, which proves the
 //!   capture at srv would see it);
 //! - B (same CN) and C (another CN) send pings and TCP RSTs for A's stream
-//!   with A's source IP (and their own MAC): srv must never see one, A's byte-checked TCP stream
+//!   with A's source IP (and their own MAC), and B a flood of 5000 UDP
+//!   packets: srv must never see one, A's byte-checked TCP stream
 //!   and pings keep working, B's own traffic passes, and CN 1's and CN 2's
 //!   counters and logs name the drop (B's and C's MAC as A's address);
 //! - B claims A's address by ARP to CN 1: CN 1's neighbour entry for A keeps
@@ -35,11 +36,12 @@ use tmip::addr::Cell30;
 
 /// scapy sender: `MODE IFACE SRC_MAC DST_MAC SRC_IP DST_IP COUNT [ARGS]`.
 /// ping: ICMP echo with id ARGS[0]; rst: TCP RSTs from port ARGS[0] to
-/// ARGS[1] with sequence numbers spread over the whole space; arp: ARP
+/// ARGS[1] with sequence numbers spread over the whole space; flood: COUNT
+/// UDP packets from port ARGS[0] to port 9, back to back; arp: ARP
 /// requests "who has DST_IP, tell SRC_IP at SRC_MAC".
 const SENDER: &str = r#"
 import sys
-from scapy.all import Ether, IP, ICMP, TCP, ARP, Raw, sendp, conf
+from scapy.all import Ether, IP, ICMP, TCP, UDP, ARP, Raw, sendp, conf
 conf.verb = 0
 mode, iface, smac, dmac, sip, dip = sys.argv[1:7]
 n = int(sys.argv[7])
@@ -51,6 +53,12 @@ elif mode == "rst":
     sport, dport = int(sys.argv[8]), int(sys.argv[9])
     step = (1 << 32) // n
     frames = [e/IP(src=sip, dst=dip)/TCP(sport=sport, dport=dport, flags="R", seq=(i * step) & 0xffffffff) for i in range(n)]
+elif mode == "flood":
+    # UDP to the discard port, built once and sent as fast as scapy can.
+    f = e/IP(src=sip, dst=dip)/UDP(sport=int(sys.argv[8]), dport=9)/Raw(b"x" * 64)
+    sendp([f] * n, iface=iface, inter=0)
+    print("sent", n)
+    sys.exit(0)
 elif mode == "arp":
     frames = [e/ARP(op=1, hwsrc=smac, psrc=sip, hwdst="00:00:00:00:00:00", pdst=dip) for i in range(n)]
 else:
@@ -64,6 +72,8 @@ const ID_B_OWN: u16 = 0x0b02;
 const ID_C_SPOOF: u16 = 0x0c01;
 const ID_D_SPOOF: u16 = 0x0d01;
 const STREAM_PORT: u16 = 5701;
+/// Packets in the spoofed flood.
+const FLOOD: u32 = 5000;
 
 fn mac_of(ns: &str, dev: &str) -> String {
     sh(&format!(
@@ -122,7 +132,7 @@ impl SrvCapture {
             "-nn",
             "-l",
             "-p",
-            "icmp[icmptype] == icmp-echo or tcp[tcpflags] & tcp-rst != 0",
+            "icmp[icmptype] == icmp-echo or tcp[tcpflags] & tcp-rst != 0 or udp dst port 9",
         ])
         .stdout(Stdio::from(fs::File::create(&out).expect("capture file")))
         .stderr(Stdio::from(fs::File::create(&err).expect("capture err")));
@@ -152,6 +162,12 @@ impl SrvCapture {
             .iter()
             .filter(|l| l.contains(&from) && l.contains(&ident))
             .count()
+    }
+
+    /// UDP datagrams to the discard port from `src`, source port `sport`.
+    fn floods(&self, src: Ipv4Addr, sport: u16) -> usize {
+        let from = format!("IP {src}.{sport} > ");
+        self.lines().iter().filter(|l| l.contains(&from)).count()
     }
 
     /// TCP RSTs from `src` seen so far.
@@ -415,6 +431,43 @@ fn spoofed_sources_are_dropped_and_the_victim_keeps_service() {
         neigh3.contains(&mac_d),
         "control: CN3 (no guard) should have believed D: {neigh3}"
     );
+
+    // A flood as A from B, while A's stream runs; the same few through CN 3
+    // (no guard) prove srv's capture would count them.
+    let flood = |smac: &str, dmac: &str, n: u32, sport: u16| -> Vec<String> {
+        vec![
+            "flood".into(),
+            CLIENT_IF.into(),
+            smac.into(),
+            dmac.into(),
+            ip_a.to_string(),
+            SRV_IP.to_string(),
+            n.to_string(),
+            sport.to_string(),
+        ]
+    };
+    let before = counter(&bed, 1, "ip");
+    let t0 = Instant::now();
+    send(&bed, b, &flood(&mac_b, &gw1, FLOOD, 4242));
+    let took = t0.elapsed();
+    send(&bed, d, &flood(&mac_d, &gw3, 20, 4343));
+    let control = wait_for(Duration::from_secs(5), || {
+        (capture.floods(ip_a, 4343) >= 15).then_some(())
+    });
+    let dropped = counter(&bed, 1, "ip") - before;
+    println!(
+        "flood: {FLOOD} spoofed packets from B in {took:?}; CN1 dropped {dropped}; srv saw {} \
+         (control via CN3: {} of 20)",
+        capture.floods(ip_a, 4242),
+        capture.floods(ip_a, 4343)
+    );
+    assert!(
+        control.is_some(),
+        "the control flood via CN3 did not reach srv"
+    );
+    assert_eq!(capture.floods(ip_a, 4242), 0, "B's flood passed CN1");
+    // The cell may lose some of the flood before CN 1 (veth backlog).
+    assert!(dropped >= u64::from(FLOOD) / 2, "CN1 counted {dropped}");
 
     // A kept its service all along: the stream, and pings.
     let w = stream.window(&mark, Duration::from_secs(3));
