@@ -230,6 +230,30 @@ fn element(mac: &str, ip: Ipv4Addr) -> String {
     format!("{mac} . {ip}")
 }
 
+/// The entries of an `nft list set` output ("MAC . IP [timeout T expires E]").
+fn entries(set: &str) -> Vec<String> {
+    let Some(start) = set.find("elements = {") else {
+        return Vec::new();
+    };
+    let body = &set[start + "elements = {".len()..];
+    let body = &body[..body.find('}').unwrap_or(body.len())];
+    body.split(',').map(|e| e.trim().to_string()).collect()
+}
+
+/// `elem` is admitted for good (no expiry).
+fn holds(set: &str, elem: &str) -> bool {
+    entries(set)
+        .iter()
+        .any(|e| e.starts_with(elem) && !e.contains("expires"))
+}
+
+/// `elem` lingers after its station left (it expires).
+fn lingers(set: &str, elem: &str) -> bool {
+    entries(set)
+        .iter()
+        .any(|e| e.starts_with(elem) && e.contains("expires"))
+}
+
 fn lease(bed: &mut TestBed, i: usize) -> Cell30 {
     bed.client_dhcp(i, Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("{e}\n{}", bed.logs()))
@@ -276,10 +300,10 @@ fn spoofed_sources_are_dropped_and_the_victim_keeps_service() {
 
     // The stations CN 1 adopted are admitted, read back from the kernel.
     let set1 = admitted(&bed, 1);
-    assert!(set1.contains(&element(&mac_a, ip_a)), "{set1}");
-    assert!(set1.contains(&element(&mac_b, ip_b)), "{set1}");
+    assert!(holds(&set1, &element(&mac_a, ip_a)), "{set1}");
+    assert!(holds(&set1, &element(&mac_b, ip_b)), "{set1}");
     let set2 = admitted(&bed, 2);
-    assert!(set2.contains(&element(&mac_c, cell_c.station())), "{set2}");
+    assert!(holds(&set2, &element(&mac_c, cell_c.station())), "{set2}");
     assert!(!set2.contains(&mac_a), "A is not at CN2: {set2}");
 
     // A's service: a byte-checked TCP stream and pings to srv.
@@ -488,12 +512,13 @@ fn spoofed_sources_are_dropped_and_the_victim_keeps_service() {
         .sh_out(&format!("ping -c 3 -i 0.2 -W 2 {SRV_IP}"));
     assert!(ping.status.success(), "B's own pings failed");
 
-    // A roams to CN 2: admitted there, revoked at CN 1, stream intact.
+    // A roams to CN 2: admitted there; at CN 1 its pair lingers (expires
+    // after source_guard::LINGER_MS); the stream stays intact.
     let mark = stream.mark();
     bed.move_client(a, 2);
     let moved = wait_for(Duration::from_secs(10), || {
-        (admitted(&bed, 2).contains(&element(&mac_a, ip_a))
-            && !admitted(&bed, 1).contains(&element(&mac_a, ip_a)))
+        (holds(&admitted(&bed, 2), &element(&mac_a, ip_a))
+            && lingers(&admitted(&bed, 1), &element(&mac_a, ip_a)))
         .then_some(())
     });
     assert!(
@@ -557,7 +582,7 @@ fn guard_tables_survive_a_crash_are_replaced_at_restart_and_removed_on_term() {
     let a = bed.add_client(1);
     let cell = lease(&mut bed, a);
     let mac_a = bed.clients[a].mac.clone();
-    assert!(admitted(&bed, 1).contains(&element(&mac_a, cell.station())));
+    assert!(holds(&admitted(&bed, 1), &element(&mac_a, cell.station())));
 
     // A crash leaves the tables (and A's admission) in place: the cell
     // stays guarded while tmipd is down.
@@ -639,15 +664,16 @@ fn a_station_configured_by_hand_is_admitted_when_the_cn_adopts_it() {
         bed.logs()
     );
     println!("static station served after {:?}", t0.elapsed());
-    assert!(admitted(&bed, 2).contains(&element(&mac_s, cell.station())));
-    // Roaming to CN 1 by hand-configured station: admitted there, revoked here.
+    assert!(holds(&admitted(&bed, 2), &element(&mac_s, cell.station())));
+    // The hand-configured station roams to CN 1: admitted there, lingering
+    // here.
     bed.move_client(s, 1);
     let moved = wait_for(Duration::from_secs(10), || {
         let ok = sh_out(&format!("ip netns exec {ns} ping -c1 -W1 {SRV_IP}"))
             .status
             .success();
-        (ok && admitted(&bed, 1).contains(&element(&mac_s, cell.station()))
-            && !admitted(&bed, 2).contains(&mac_s))
+        (ok && holds(&admitted(&bed, 1), &element(&mac_s, cell.station()))
+            && lingers(&admitted(&bed, 2), &element(&mac_s, cell.station())))
         .then_some(())
     });
     assert!(

@@ -2,8 +2,9 @@
 //! station adoptions (a station is admitted to the guard's set when it is
 //! adopted here, with the MAC the CN knows it by, and revoked when it is
 //! withdrawn) and commits the [`SourceGuard`] batches over nf_tables. So
-//! the guard holds exactly the stations whose host route this CN installed,
-//! whether they got their lease here, roamed in, or were configured by hand.
+//! the guard holds exactly the stations whose host route this CN installed
+//! (and, for `source_guard::LINGER_MS`, those that just left), whether they
+//! got their lease here, roamed in, or were configured by hand.
 //!
 //! Start-up replaces a crashed run's tables in the same transaction that
 //! creates the new ones; TERM removes them. The ip table is required (an
@@ -11,7 +12,7 @@
 //! nf_tables arp family get a warning).
 
 use super::dataplane::{DataAction, DataPlane, DataPlaneError};
-use super::source_guard::{self, DropReport, SourceGuard, COUNTER, SPOOFERS};
+use super::source_guard::{self, DropReport, SourceGuard, COUNTER, LINGER_MS, SPOOFERS};
 use crate::addr::{Cell30, MacAddr};
 use crate::netlink::nftables::{Family, NfTables};
 use crate::netlink::NetlinkError;
@@ -33,8 +34,18 @@ pub struct GuardedDataPlane<D: DataPlane> {
     replaced_stale: bool,
     /// Stations admitted: cell -> the MAC it was admitted with.
     admitted: Vec<(Cell30, MacAddr)>,
+    /// Stations withdrawn lately, whose pair may still linger in the set
+    /// (oldest first; kept so a new station on the cell replaces it).
+    lingering: Vec<(Cell30, MacAddr)>,
+    max_lingering: usize,
     report: DropReport,
     next_report: Option<Instant>,
+}
+
+/// Removes `cell`'s entry from `list`, returning its MAC.
+fn take(list: &mut Vec<(Cell30, MacAddr)>, cell: Cell30) -> Option<MacAddr> {
+    let i = list.iter().position(|(c, _)| *c == cell)?;
+    Some(list.remove(i).1)
 }
 
 fn err(what: &str, e: NetlinkError) -> DataPlaneError {
@@ -78,6 +89,8 @@ impl<D: DataPlane> GuardedDataPlane<D> {
             arp,
             replaced_stale,
             admitted: Vec::new(),
+            lingering: Vec::new(),
+            max_lingering: max_stations,
             report: DropReport::default(),
             next_report: None,
         })
@@ -106,43 +119,55 @@ impl<D: DataPlane> GuardedDataPlane<D> {
     }
 
     fn admit(&mut self, mac: MacAddr, cell: Cell30) {
-        let previous = self
-            .admitted
-            .iter()
-            .position(|(c, _)| *c == cell)
-            .map(|i| self.admitted.swap_remove(i).1);
+        let previous = [
+            take(&mut self.admitted, cell),
+            take(&mut self.lingering, cell),
+        ];
+        let ip = cell.station();
         let mut b = self.nft.batch();
         for &f in self.families() {
-            if let Some(old) = previous.filter(|old| *old != mac) {
-                self.guard.revoke(&mut b, f, old, cell.station());
+            // Another station on this /30 before: its pair goes now.
+            for old in previous.iter().flatten().filter(|old| **old != mac) {
+                self.guard.revoke(&mut b, f, *old, ip);
             }
-            self.guard.admit(&mut b, f, mac, cell.station());
+            // The pair may still linger from an earlier stay here.
+            self.guard.readmit(&mut b, f, mac, ip);
         }
         if let Err(e) = self.nft.commit(b) {
-            log::warn!(target: "cn", "source guard: cannot admit {mac} as {}: {e}", cell.station());
+            log::warn!(target: "cn", "source guard: cannot admit {mac} as {ip}: {e}");
             return;
         }
-        log::debug!(target: "cn", "source guard: {mac} admitted as {}", cell.station());
+        log::debug!(target: "cn", "source guard: {mac} admitted as {ip}");
         self.admitted.push((cell, mac));
     }
 
-    fn revoke(&mut self, cell: Cell30) {
-        let Some(i) = self.admitted.iter().position(|(c, _)| *c == cell) else {
+    /// The station left: its pair lingers (see `source_guard::LINGER_MS`).
+    fn withdraw(&mut self, cell: Cell30) {
+        let Some(mac) = take(&mut self.admitted, cell) else {
             return;
         };
-        let (_, mac) = self.admitted.swap_remove(i);
+        let ip = cell.station();
         let mut b = self.nft.batch();
         for &f in self.families() {
-            self.guard.revoke(&mut b, f, mac, cell.station());
+            self.guard.linger(&mut b, f, mac, ip, LINGER_MS);
         }
-        match self.nft.commit(b) {
-            Ok(()) | Err(NetlinkError::Kernel(libc::ENOENT)) => {
-                log::debug!(target: "cn", "source guard: {mac} no longer admitted as {}", cell.station())
+        if let Err(e) = self.nft.commit(b) {
+            // No room to linger (set full): revoke at once.
+            log::debug!(target: "cn", "source guard: {mac} as {ip} cannot linger ({e})");
+            let mut b = self.nft.batch();
+            for &f in self.families() {
+                self.guard.revoke(&mut b, f, mac, ip);
             }
-            Err(e) => {
-                log::warn!(target: "cn", "source guard: cannot revoke {mac} as {}: {e}", cell.station())
+            if let Err(e) = self.nft.commit(b) {
+                log::warn!(target: "cn", "source guard: cannot revoke {mac} as {ip}: {e}");
             }
+            return;
         }
+        log::debug!(target: "cn", "source guard: {mac} as {ip} lingers {LINGER_MS} ms");
+        if self.lingering.len() >= self.max_lingering {
+            self.lingering.remove(0); // expired in the kernel long ago
+        }
+        self.lingering.push((cell, mac));
     }
 
     fn read_counter(&mut self, family: Family) -> u64 {
@@ -216,7 +241,7 @@ impl<D: DataPlane> DataPlane for GuardedDataPlane<D> {
             }
             DataAction::Withdraw { cell } => {
                 let r = self.inner.apply(action);
-                self.revoke(cell);
+                self.withdraw(cell);
                 r
             }
             _ => self.inner.apply(action),
@@ -230,6 +255,7 @@ impl<D: DataPlane> DataPlane for GuardedDataPlane<D> {
             self.guard.remove(&mut b, f);
         }
         self.admitted.clear();
+        self.lingering.clear();
         self.nft
             .commit(b)
             .map_err(|e| err(&format!("cannot remove table {}", self.guard.table()), e))?;

@@ -9,7 +9,7 @@
 //! ```text
 //! table ip tmip_P {
 //!   counter spoofed { }
-//!   set stations { type ether_addr . ipv4_addr; size MAX_STATIONS; }
+//!   set stations { type ether_addr . ipv4_addr; size 2*MAX_STATIONS; flags timeout; }
 //!   set spoofers { type ether_addr . ipv4_addr; size 64; flags dynamic,timeout; timeout 60s; }
 //!   chain guard {
 //!     type filter hook prerouting priority -300; policy accept;
@@ -20,7 +20,7 @@
 //! }
 //! table arp tmip_P {
 //!   counter spoofed { }
-//!   set stations { type ether_addr . ipv4_addr; size MAX_STATIONS; }
+//!   set stations { type ether_addr . ipv4_addr; size 2*MAX_STATIONS; flags timeout; }
 //!   chain guard {
 //!     type filter hook input priority -300; policy accept;
 //!     iif MOBILE arp saddr ip != 0.0.0.0 arp saddr ether . arp saddr ip != @stations counter name "spoofed" drop
@@ -44,6 +44,17 @@
 //! uncounted, as before the guard: the kernel never forwards a limited
 //! broadcast, and counting them would report every newcomer as a spoofer.
 //!
+//! A station that leaves is not dropped from `stations` at once: its element
+//! stays for [`LINGER_MS`] with a timeout, as the tunnel to a peer lingers.
+//! A station bouncing back before the new CN's ARP reached it still sends to
+//! this CN's MAC, and a stale withdraw can take a station off for a moment
+//! while it is still here; without the grace those packets would be lost
+//! (they were forwarded before the guard), and a TCP flow in backoff
+//! stalls for seconds. The lingering pair is the departed station's own
+//! MAC and IP, so only a full clone could use it, which the guard cannot
+//! stop anyway (docs/SECURITY.md). Hence the set's room for twice the
+//! stations.
+//!
 //! The `spoofers` set is written by the kernel (dynset) in a rule of its own
 //! before the drop: when it is full the update fails and that rule stops,
 //! but the drop rule still runs.
@@ -52,8 +63,9 @@ use crate::addr::MacAddr;
 use crate::netlink::nftables::{
     Batch, Expr, Family, SetSpec, KEY_ETHER_IPV4, KEY_ETHER_IPV4_LEN, NFT_CMP_EQ, NFT_CMP_NEQ,
     NFT_META_IIF, NFT_META_IIFTYPE, NFT_META_L4PROTO, NFT_PAYLOAD_LL_HEADER,
-    NFT_PAYLOAD_NETWORK_HEADER, NFT_PAYLOAD_TRANSPORT_HEADER, NFT_REG32_02, NFT_REG_1, NF_ACCEPT,
-    NF_DROP, NF_HOOK_ARP_IN, NF_HOOK_PREROUTING,
+    NFT_PAYLOAD_NETWORK_HEADER, NFT_PAYLOAD_TRANSPORT_HEADER, NFT_REG32_02, NFT_REG_1,
+    NFT_SET_DYNAMIC_TIMEOUT, NFT_SET_TIMEOUT, NF_ACCEPT, NF_DROP, NF_HOOK_ARP_IN,
+    NF_HOOK_PREROUTING,
 };
 use std::net::Ipv4Addr;
 
@@ -63,6 +75,9 @@ pub const SPOOFERS: &str = "spoofers";
 pub const COUNTER: &str = "spoofed";
 /// Before conntrack (-200), like nft's `raw` priority.
 pub const PRIORITY: i32 = -300;
+/// How long a withdrawn station's (MAC, IP) stays admitted (as long as a
+/// tunnel lingers, `dataplane_tunnel::TUNNEL_LINGER`).
+pub const LINGER_MS: u64 = 30_000;
 /// Recent offenders kept for the log.
 pub const SPOOFERS_SIZE: u32 = 64;
 pub const SPOOFERS_TIMEOUT_MS: u64 = 60_000;
@@ -127,12 +142,13 @@ pub struct SourceGuard {
 }
 
 impl SourceGuard {
-    /// `size`: most stations the set holds (the station table's limit).
-    pub fn new(tunnel_prefix: &str, ifindex: u32, size: u32) -> SourceGuard {
+    /// `max_stations`: the station table's limit (the set has room for as
+    /// many lingering ones again).
+    pub fn new(tunnel_prefix: &str, ifindex: u32, max_stations: u32) -> SourceGuard {
         SourceGuard {
             table: table_name(tunnel_prefix),
             ifindex,
-            size,
+            size: max_stations.saturating_mul(2),
         }
     }
 
@@ -161,6 +177,7 @@ impl SourceGuard {
                 key_type: KEY_ETHER_IPV4,
                 key_len: KEY_ETHER_IPV4_LEN,
                 size: self.size,
+                flags: NFT_SET_TIMEOUT,
                 timeout_ms: None,
             },
         );
@@ -184,6 +201,7 @@ impl SourceGuard {
                         key_type: KEY_ETHER_IPV4,
                         key_len: KEY_ETHER_IPV4_LEN,
                         size: SPOOFERS_SIZE,
+                        flags: NFT_SET_DYNAMIC_TIMEOUT,
                         timeout_ms: Some(SPOOFERS_TIMEOUT_MS),
                     },
                 );
@@ -245,14 +263,31 @@ impl SourceGuard {
         b.delete_table(family, &self.table);
     }
 
-    /// Lets the station's packets through.
+    /// Lets the station's packets through (an element already there, even
+    /// a lingering one, is left as it is).
     pub fn admit(&self, b: &mut Batch, family: Family, mac: MacAddr, ip: Ipv4Addr) {
-        b.add_elements(family, &self.table, STATIONS, &[&key(mac, ip)]);
+        b.add_elements(family, &self.table, STATIONS, &[&key(mac, ip)], None);
     }
 
-    /// Stops letting them through (the station left).
+    /// Lets them through for good, also when the pair was lingering (its
+    /// timeout is cleared: add, delete, add without a timeout).
+    pub fn readmit(&self, b: &mut Batch, family: Family, mac: MacAddr, ip: Ipv4Addr) {
+        self.revoke(b, family, mac, ip);
+        self.admit(b, family, mac, ip);
+    }
+
+    /// The station left: its pair stays admitted for `ms`, then expires.
+    pub fn linger(&self, b: &mut Batch, family: Family, mac: MacAddr, ip: Ipv4Addr, ms: u64) {
+        self.revoke(b, family, mac, ip);
+        b.add_elements(family, &self.table, STATIONS, &[&key(mac, ip)], Some(ms));
+    }
+
+    /// Stops letting them through now; no error if the pair is not there
+    /// (added first, so the delete always finds it).
     pub fn revoke(&self, b: &mut Batch, family: Family, mac: MacAddr, ip: Ipv4Addr) {
-        b.delete_elements(family, &self.table, STATIONS, &[&key(mac, ip)]);
+        let k = key(mac, ip);
+        b.add_elements(family, &self.table, STATIONS, &[&k], None);
+        b.delete_elements(family, &self.table, STATIONS, &[&k]);
     }
 }
 

@@ -67,6 +67,7 @@ const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
@@ -77,9 +78,11 @@ const NFTA_OBJ_DATA: u16 = 4;
 const NFTA_COUNTER_BYTES: u16 = 1;
 const NFTA_COUNTER_PACKETS: u16 = 2;
 
+/// `NFT_SET_TIMEOUT`: elements may carry a timeout.
+pub const NFT_SET_TIMEOUT: u32 = 0x10;
 /// `NFT_SET_TIMEOUT | NFT_SET_EVAL`: a set the data path adds to, whose
 /// elements expire.
-pub const NFT_SET_DYNAMIC_TIMEOUT: u32 = 0x10 | 0x20;
+pub const NFT_SET_DYNAMIC_TIMEOUT: u32 = NFT_SET_TIMEOUT | 0x20;
 /// `NFT_OBJECT_COUNTER`.
 pub const NFT_OBJECT_COUNTER: u32 = 1;
 
@@ -264,7 +267,9 @@ pub struct SetSpec<'a> {
     pub key_len: usize,
     /// Most elements the set takes.
     pub size: u32,
-    /// `Some(ms)`: a dynamic set whose elements expire after `ms`.
+    /// `NFT_SET_*` flags.
+    pub flags: u32,
+    /// The elements' default timeout.
     pub timeout_ms: Option<u64>,
 }
 
@@ -362,11 +367,7 @@ impl Batch {
     pub fn add_set(&mut self, family: Family, table: &str, s: &SetSpec<'_>) -> u32 {
         let id = self.next_set_id;
         self.next_set_id += 1;
-        let flags = if s.timeout_ms.is_some() {
-            NFT_SET_DYNAMIC_TIMEOUT
-        } else {
-            0
-        };
+        let flags = s.flags;
         self.message(NFT_MSG_NEWSET, NLM_F_CREATE, family, |m| {
             m.attr_str(NFTA_SET_TABLE, table)
                 .attr_str(NFTA_SET_NAME, s.name)
@@ -400,18 +401,26 @@ impl Batch {
     fn elements(
         &mut self,
         ty: u8,
-        flags: u16,
         family: Family,
         table: &str,
         set: &str,
         keys: &[&[u8]],
+        timeout_ms: Option<u64>,
     ) {
+        let flags = if ty == NFT_MSG_NEWSETELEM {
+            NLM_F_CREATE
+        } else {
+            0
+        };
         self.message(ty, flags, family, |m| {
             m.attr_str(NFTA_SET_ELEM_LIST_TABLE, table)
                 .attr_str(NFTA_SET_ELEM_LIST_SET, set);
             nested(m, NFTA_SET_ELEM_LIST_ELEMENTS, |m| {
                 for k in keys {
                     nested(m, NFTA_LIST_ELEM, |m| {
+                        if let Some(ms) = timeout_ms {
+                            m.attr(NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
+                        }
                         nested(m, NFTA_SET_ELEM_KEY, |m| {
                             m.attr(NFTA_DATA_VALUE, k);
                         });
@@ -421,14 +430,23 @@ impl Batch {
         });
     }
 
-    /// Adds elements to an existing set (one already there is no error).
-    pub fn add_elements(&mut self, family: Family, table: &str, set: &str, keys: &[&[u8]]) {
-        self.elements(NFT_MSG_NEWSETELEM, NLM_F_CREATE, family, table, set, keys);
+    /// Adds elements to an existing set (one already there is no error and
+    /// keeps its timeout, if it had one). With `timeout_ms` they expire (the
+    /// set needs `NFT_SET_TIMEOUT`).
+    pub fn add_elements(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        keys: &[&[u8]],
+        timeout_ms: Option<u64>,
+    ) {
+        self.elements(NFT_MSG_NEWSETELEM, family, table, set, keys, timeout_ms);
     }
 
     /// Removes elements from a set (one not there is refused: ENOENT).
     pub fn delete_elements(&mut self, family: Family, table: &str, set: &str, keys: &[&[u8]]) {
-        self.elements(NFT_MSG_DELSETELEM, 0, family, table, set, keys);
+        self.elements(NFT_MSG_DELSETELEM, family, table, set, keys, None);
     }
 
     /// Number of messages between begin and end so far.

@@ -53,7 +53,8 @@ fn normalized(batch: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn guard() -> SourceGuard {
-    // nft_install.nft: table tmip_t, iif "mob" (ifindex 3), size 256.
+    // nft_install.nft: table tmip_t, iif "mob" (ifindex 3), 256 stations
+    // (set size 512: room for as many lingering).
     SourceGuard::new("t", 3, 256)
 }
 
@@ -81,7 +82,7 @@ fn install_batch_is_the_bytes_nft_sends_for_the_same_ruleset() {
 
 #[cfg(target_endian = "little")]
 #[test]
-fn admit_and_revoke_are_the_bytes_nft_sends_for_add_and_delete_element() {
+fn admit_linger_and_revoke_are_the_bytes_nft_sends_for_the_same_elements() {
     let g = guard();
     let mac = MacAddr([2, 0, 0, 0, 0, 1]);
     let ip = Ipv4Addr::new(10, 1, 0, 5);
@@ -92,6 +93,14 @@ fn admit_and_revoke_are_the_bytes_nft_sends_for_add_and_delete_element() {
         b.finish().bytes,
         include_str!("../../netlink/testdata/nft_add.hex"),
     );
+    // add; delete; add with `timeout 30s`
+    let mut b = Batch::new(0, false);
+    g.linger(&mut b, Family::Ip, mac, ip, LINGER_MS);
+    assert_same(
+        b.finish().bytes,
+        include_str!("../../netlink/testdata/nft_linger.hex"),
+    );
+    // add; delete (so a pair that is not there is no error)
     let mut b = Batch::new(0, false);
     g.revoke(&mut b, Family::Ip, mac, ip);
     g.revoke(&mut b, Family::Arp, mac, ip);
@@ -99,6 +108,25 @@ fn admit_and_revoke_are_the_bytes_nft_sends_for_add_and_delete_element() {
         b.finish().bytes,
         include_str!("../../netlink/testdata/nft_del.hex"),
     );
+}
+
+#[test]
+fn readmission_clears_a_lingering_timeout() {
+    let g = guard();
+    let mut b = Batch::new(0, false);
+    g.readmit(
+        &mut b,
+        Family::Ip,
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        Ipv4Addr::new(10, 1, 0, 5),
+    );
+    let f = b.finish();
+    let ms: Vec<_> = messages(&f.bytes).map(|m| m.expect("message")).collect();
+    let types: Vec<u16> = ms.iter().map(|m| m.msg_type).collect();
+    // begin, NEWSETELEM, DELSETELEM, NEWSETELEM, end
+    assert_eq!(types, vec![16, 0x0a0c, 0x0a0e, 0x0a0c, 17]);
+    // The last add carries no NFTA_SET_ELEM_TIMEOUT: the same bytes as the first.
+    assert_eq!(ms[1].payload, ms[3].payload);
 }
 
 #[test]

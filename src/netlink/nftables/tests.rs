@@ -60,6 +60,7 @@ fn set_ids_count_up_within_a_batch() {
         key_type: KEY_ETHER_IPV4,
         key_len: KEY_ETHER_IPV4_LEN,
         size: 4,
+        flags: 0,
         timeout_ms: None,
     };
     assert_eq!(b.add_set(Family::Ip, "t", &spec), 1);
