@@ -68,13 +68,32 @@ impl<D: DataPlane> GuardedDataPlane<D> {
         let replaced_stale = [Family::Ip, Family::Arp]
             .iter()
             .any(|&f| nft.table_exists(f, &table).unwrap_or(false));
-        let mut b = nft.batch();
-        guard.install(&mut b, Family::Ip);
-        nft.commit(b)
+        // The stations an earlier run admitted keep passing while this run
+        // takes them back (re-establish): they linger in the new table,
+        // added in the same transaction that replaces the old one.
+        let carried: Vec<(MacAddr, Ipv4Addr)> = if replaced_stale {
+            nft.element_keys(Family::Ip, &table, source_guard::STATIONS)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|k| source_guard::parse_key(k))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let install = |nft: &mut NfTables, f: Family| {
+            let mut b = nft.batch();
+            guard.install(&mut b, f);
+            for &(mac, ip) in &carried {
+                guard.linger(&mut b, f, mac, ip, LINGER_MS);
+            }
+            nft.commit(b)
+        };
+        install(&mut nft, Family::Ip)
             .map_err(|e| err(&format!("cannot install table ip {table}"), e))?;
-        let mut b = nft.batch();
-        guard.install(&mut b, Family::Arp);
-        let arp = match nft.commit(b) {
+        if !carried.is_empty() {
+            log::info!(target: "cn", "  source guard: {} station(s) of the earlier run admitted for {} s meanwhile", carried.len(), LINGER_MS / 1000);
+        }
+        let arp = match install(&mut nft, Family::Arp) {
             Ok(()) => true,
             Err(e) => {
                 log::warn!(target: "cn", "source guard: no table arp {table} ({e}): ARP claiming a station's address is not dropped (kernel without nf_tables arp support)");
