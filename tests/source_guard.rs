@@ -265,7 +265,7 @@ fn spoofed_sources_are_dropped_and_the_victim_keeps_service() {
         cns: 3,
         ..Options::default()
     });
-    bed.tmipd_extra.push((3, "source_guard off".into()));
+    bed.set_rc(3, &["source_guard off"]);
     bed.start_daemons(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}\n{}", bed.logs()));
     for k in [1, 2] {
