@@ -144,6 +144,16 @@ pub enum SocketSetting {
     Path(String),
 }
 
+/// `shared_link`: is `mobile_if` a link the CN shares with hosts that are
+/// not stations (see `cn::link_mode`)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedLink {
+    /// Shared when `mobile_if` is also `cn_if` or is a bridge.
+    Auto,
+    On,
+    Off,
+}
+
 /// Where OpenWrt's hostapd puts its control sockets (`<dir>/<ifname>`).
 pub const HOSTAPD_CTRL_DIR: &str = "/var/run/hostapd";
 /// ubusd's socket since OpenWrt 21.02.
@@ -186,6 +196,9 @@ pub struct TmipdConfig {
     /// Seconds.
     pub lease_time: u32,
     pub reverse_tunnel: bool,
+    /// Whether `mobile_if` is shared with other hosts (proxy ARP for the
+    /// stations that leave it).
+    pub shared_link: SharedLink,
     /// Drop packets from mobile_if whose (source MAC, source IP) is not a
     /// station adopted here (nf_tables; see docs/SECURITY.md).
     pub source_guard: bool,
@@ -237,6 +250,7 @@ const KEYS: &[&str] = &[
     "static_route",
     "lease_time",
     "reverse_tunnel",
+    "shared_link",
     "source_guard",
     "cn_port",
     "listen_addr",
@@ -423,6 +437,7 @@ impl TmipdConfig {
             static_routes: Vec::new(),
             lease_time: 3600,
             reverse_tunnel: true,
+            shared_link: SharedLink::Auto,
             source_guard: true,
             cn_port: crate::CN_PORT,
             listen_addr: None,
@@ -522,6 +537,14 @@ impl TmipdConfig {
                     c.lease_time = n;
                 }
                 "reverse_tunnel" => c.reverse_tunnel = l.boolean(file)?,
+                "shared_link" => {
+                    c.shared_link = match l.single(file)? {
+                        "auto" => SharedLink::Auto,
+                        "on" | "1" | "true" | "yes" => SharedLink::On,
+                        "off" | "0" | "false" | "no" => SharedLink::Off,
+                        v => return Err(l.error(file, format!("want auto, on or off; got '{v}'"))),
+                    }
+                }
                 "source_guard" => c.source_guard = l.boolean(file)?,
                 "cn_port" => {
                     let p: u16 = l.parse(file)?;
@@ -709,6 +732,7 @@ impl TmipdConfig {
             self.log_file != new.log_file || self.log != new.log,
         );
         check("dhcp", self.dhcp != new.dhcp);
+        check("shared_link", self.shared_link != new.shared_link);
         check("source_guard", self.source_guard != new.source_guard);
         check("max_stations", self.max_stations != new.max_stations);
         check("max_peers", self.max_peers != new.max_peers);
