@@ -39,7 +39,13 @@ struct Scene {
 }
 
 fn scene(attacker_cell: usize) -> Scene {
+    scene_with(attacker_cell, &[])
+}
+
+/// [`scene`] with extra tmipd.rc lines for CN1.
+fn scene_with(attacker_cell: usize, cn1_rc: &[&str]) -> Scene {
     let mut bed = TestBed::with_cns(2);
+    bed.set_rc(1, cn1_rc);
     bed.start_all();
     let a = bed.add_client(1);
     let b = bed.add_client(attacker_cell);
@@ -262,7 +268,9 @@ for i in range(3):
 /// gratuitous ARP replies (broadcast, and unicast to the CN) for 3 s, past
 /// the kernel's ARP locktime, while srv pings A. The CN logs the spoof,
 /// keeps its neighbour entry for A pointing at A's MAC (PERMANENT), and
-/// every ping is answered; the MLR keeps A at CN1.
+/// every ping is answered; the MLR keeps A at CN1. CN1 runs without the
+/// IP source guard (`source_guard off`, which would drop the ARP at its
+/// input): this proves the CN's own checks, the guard has its own tests.
 #[test]
 fn arp_claiming_a_stations_address_is_not_believed() {
     let Scene {
@@ -272,7 +280,7 @@ fn arp_claiming_a_stations_address_is_not_believed() {
         cell,
         a_mac,
         b_mac,
-    } = scene(1);
+    } = scene_with(1, &["source_guard off"]);
     let srv = bed.srv.name.clone();
     let ip = cell.station();
     let pinger = std::thread::spawn(move || {
