@@ -325,6 +325,7 @@ impl Daemon {
             &cfg.mobile_if,
             &cfg.tunnel_prefix,
             cn_info.ip,
+            cfg.tunnel_backend,
         )
         .map_err(|e| format!("data plane: {e}"))?;
         log::info!(target: "cn", "  [Tunnel Controller]: Done.");

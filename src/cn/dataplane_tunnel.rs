@@ -23,7 +23,7 @@ use super::dataplane_netlink::NetlinkDataPlane;
 use crate::addr::Cell30;
 use crate::netlink::message::{Rule, RT_SCOPE_LINK};
 use crate::netlink::{Netlink, NetlinkError, Route, Scope, TMIP_RTPROT};
-use crate::tunnel::{BackendKind, Delivery, TunnelConfig, TunnelController};
+use crate::tunnel::{BackendChoice, BackendKind, Delivery, TunnelConfig, TunnelController};
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
@@ -82,9 +82,11 @@ impl TunnelDataPlane {
         mobile_if: &str,
         tunnel_prefix: &str,
         cn_ip: Ipv4Addr,
+        backend: BackendChoice,
     ) -> Result<Self, DataPlaneError> {
         let mut nl = Netlink::open().map_err(|e| err("rtnetlink", e))?;
-        let cfg = TunnelConfig::new(tunnel_prefix, cn_ip);
+        let mut cfg = TunnelConfig::new(tunnel_prefix, cn_ip);
+        cfg.backend = backend;
         let max_tunnels = cfg.max_tunnels;
         let tunnels = TunnelController::start(&mut nl, cfg).map_err(|e| err("tunnels", e))?;
         let mobile_index = nl
@@ -285,8 +287,9 @@ impl DataPlane for TunnelDataPlane {
             })
             .collect();
         v.push(format!(
-            "new tunnels use: {}",
-            self.tunnels.tunnel_backend().describe()
+            "new tunnels use: {} (tunnel_backend {})",
+            self.tunnels.tunnel_backend().describe(),
+            self.tunnels.backend_choice().as_str()
         ));
         v
     }

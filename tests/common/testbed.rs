@@ -58,6 +58,15 @@ pub struct Options {
     /// Put mlrd's `state_dir` (its fsynced journal) on tmpfs (/dev/shm)
     /// instead of the run directory's disk.
     pub mlr_state_tmpfs: bool,
+    /// tmipd's `tunnel_backend` (auto, kernel, userspace). Default: the
+    /// environment's `TMIP_TUNNEL_BACKEND` (the radio lab runs the roaming
+    /// tests with `kernel`), else `auto`.
+    pub tunnel_backend: String,
+}
+
+/// `TMIP_TUNNEL_BACKEND`, or `auto`.
+pub fn tunnel_backend_from_env() -> String {
+    std::env::var("TMIP_TUNNEL_BACKEND").unwrap_or_else(|_| "auto".to_string())
 }
 
 impl Default for Options {
@@ -69,6 +78,7 @@ impl Default for Options {
             debug_level: 3,
             keep_dir: false,
             mlr_state_tmpfs: false,
+            tunnel_backend: tunnel_backend_from_env(),
         }
     }
 }
@@ -574,6 +584,7 @@ impl TestBed {
              mlr {MLR_IP}\n\
              cn_name {name} test-bed\n\
              tunnel_prefix tmip{k}x\n\
+             tunnel_backend {}\n\
              cn_if {CORE_IF}\n\
              mobile_if {}\n\
              network_name {NETWORK_NAME}\n\
@@ -585,6 +596,7 @@ impl TestBed {
              status_file {}\n\
              reverse_tunnel true\n\
              lease_time 3600\n",
+            self.opts.tunnel_backend,
             cn.mobile_if,
             self.dir
                 .join(format!("tmipd-{}.log", name.to_lowercase()))
@@ -650,6 +662,9 @@ impl TestBed {
                 text.push_str(&String::from_utf8_lossy(&l[log_start as usize..]));
             }
             if text.contains("is now up and running") {
+                if let Some(l) = text.lines().find(|l| l.contains("new tunnels use")) {
+                    eprintln!("{label}: {}", l.trim_start_matches(|c: char| c != '+'));
+                }
                 return Ok(());
             }
             let alive = self.cn_mut(k).daemon.as_mut().map(|p| p.alive()) == Some(true);

@@ -38,6 +38,11 @@ return view.extend({
 		o.datatype = 'uinteger';
 		o = s.option(form.Flag, 'reverse_tunnel', _('Reverse tunnel'));
 		o.default = '1';
+		o = s.option(form.ListValue, 'tunnel_backend', _('Tunnel backend'), _('auto: kernel IPIP where kmod-ipip is installed, else userspace (TUN)'));
+		o.value('auto');
+		o.value('kernel');
+		o.value('userspace');
+		o.default = 'auto';
 		o = s.option(form.ListValue, 'debug_level', _('Debug level'));
 		for (var i = 0; i <= 7; i++)
 			o.value(String(i));
