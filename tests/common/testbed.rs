@@ -200,6 +200,8 @@ pub struct Cn {
     pub mobile_ip: Ipv4Addr,
     pub rc: PathBuf,
     pub daemon: Option<Proc>,
+    /// Extra lines appended to its tmipd.rc (e.g. `hostapd_ctrl PATH`).
+    pub extra_rc: String,
 }
 
 impl Cn {
@@ -351,6 +353,7 @@ impl TestBed {
                 mobile_ip: cn_mobile_ip(k),
                 rc,
                 daemon: None,
+                extra_rc: String::new(),
             });
         }
         if opts.central_pool {
@@ -374,6 +377,7 @@ impl TestBed {
                 mobile_ip: Ipv4Addr::new(10, 9, 0, 1),
                 rc,
                 daemon: None,
+                extra_rc: String::new(),
             });
         }
         bed
@@ -408,6 +412,37 @@ impl TestBed {
             standin_at: None,
         });
         i
+    }
+
+    /// Add a client namespace with no link yet: the test gives it one (the
+    /// radio lab moves a simulated Wi-Fi interface in and names it `eth0`,
+    /// so [`TestBed::client_dhcp`] works on it). `mac` is read from that
+    /// interface by [`TestBed::client_plugged`]. Returns its index.
+    pub fn add_client_unplugged(&mut self) -> usize {
+        let i = self.clients.len();
+        let ns = Netns::new(&format!("ms{i}"));
+        sysctl_host(&ns);
+        self.clients.push(Client {
+            ns,
+            air_port: String::new(),
+            mac: String::new(),
+            cell: 0,
+            addr: None,
+            dhcp: None,
+            standin_at: None,
+        });
+        i
+    }
+
+    /// Client `i` (from [`TestBed::add_client_unplugged`]) has its `eth0`
+    /// now: record its MAC.
+    pub fn client_plugged(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        c.mac = c
+            .ns
+            .sh(&format!("cat /sys/class/net/{CLIENT_IF}/address"))
+            .trim()
+            .to_string();
     }
 
     /// Which cell the air-side port of client `i` is on, read from the
@@ -620,6 +655,7 @@ impl TestBed {
         } else {
             s.push_str("# no addr_pool: clients get their /30 from the central CN's pool\n");
         }
+        s.push_str(&cn.extra_rc);
         s
     }
 
