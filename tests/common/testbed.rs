@@ -438,11 +438,10 @@ impl TestBed {
     /// now: record its MAC.
     pub fn client_plugged(&mut self, i: usize) {
         let c = &mut self.clients[i];
-        c.mac = c
-            .ns
-            .sh(&format!("cat /sys/class/net/{CLIENT_IF}/address"))
-            .trim()
-            .to_string();
+        c.mac =
+            c.ns.sh(&format!("cat /sys/class/net/{CLIENT_IF}/address"))
+                .trim()
+                .to_string();
     }
 
     /// Which cell the air-side port of client `i` is on, read from the
