@@ -190,6 +190,66 @@ fn radio_bed(wds: bool) -> RadioBed {
 }
 
 /// CN k's tmipd log (its log file, else its output in the foreground).
+impl RadioBed {
+    /// Index of the AP the station is associated with.
+    fn at(&self) -> usize {
+        let b = self.sta.bssid();
+        self.aps.iter().position(|a| a.bssid == b).unwrap()
+    }
+
+    /// A verified TCP stream station <-> srv.
+    fn stream(&self, port: u16) -> TcpCheck {
+        let ms_ns = &self.bed.clients[self.ms].ns.name;
+        let tcp = TcpCheck::start(&self.bed.srv.name, SRV_IP, port, ms_ns, PERIOD)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.bed.logs()));
+        std::thread::sleep(Duration::from_secs(2));
+        tcp
+    }
+
+    /// Roams the station to AP `to` while `tcp` runs; asserts the same
+    /// connection, nothing lost and adoption on hostapd's event. Returns
+    /// the figures and the CN's handover line.
+    fn roam_to(&self, tcp: &mut TcpCheck, to: usize, wds: bool) -> (Move, String) {
+        let mac = self.bed.clients[self.ms].mac.to_lowercase();
+        self.sta.scan_for(&self.aps[to].bssid);
+        let from = cn_log(&self.bed, to + 1).len();
+        let m = tcp.mark();
+        let (_, reassoc) = self.sta.roam(&self.aps[to].bssid);
+        let w = tcp.window(&m, SETTLE);
+        let same = tcp.same_connection();
+        let line = adopted_on_association(&self.bed, to + 1, from, &mac, wds);
+        if wds {
+            let vlan = format!("{}.sta1", self.aps[to].ifname);
+            assert!(
+                testbed_wait(
+                    &self.bed,
+                    to + 1,
+                    &format!("WDS link {vlan} for {mac}"),
+                    from
+                ),
+                "{}",
+                cn_log(&self.bed, to + 1)
+            );
+        }
+        let mv = Move {
+            to,
+            reassoc,
+            gap: w.gap(),
+            lost: w.lost,
+            same,
+        };
+        assert!(
+            mv.same && mv.lost == 0 && w.error.is_none(),
+            "move to AP{}: {} (error {:?})\n{}",
+            to + 1,
+            move_line(&mv),
+            w.error,
+            self.bed.logs()
+        );
+        (mv, line)
+    }
+}
+
 fn cn_log(bed: &TestBed, k: usize) -> String {
     let log = read(&bed.dir.join(format!("tmipd-cn{k}.log")));
     if log.is_empty() {
@@ -262,11 +322,7 @@ fn radio_wifi_roaming_between_cns_keeps_the_tcp_connection_and_loses_nothing_nex
 
     let mut rb = radio_bed(false);
     let mac = rb.bed.clients[rb.ms].mac.to_lowercase();
-    let mut at = rb
-        .aps
-        .iter()
-        .position(|a| a.bssid == rb.sta.bssid())
-        .unwrap();
+    let mut at = rb.at();
     let cell = rb
         .bed
         .client_dhcp(rb.ms, Duration::from_secs(60))
@@ -276,38 +332,12 @@ fn radio_wifi_roaming_between_cns_keeps_the_tcp_connection_and_loses_nothing_nex
         at + 1,
         at + 1
     );
-    let ms_ns = rb.bed.clients[rb.ms].ns.name.clone();
-    let mut tcp = TcpCheck::start(&rb.bed.srv.name, SRV_IP, 5102, &ms_ns, PERIOD)
-        .unwrap_or_else(|e| panic!("{e}\n{}", rb.bed.logs()));
-    std::thread::sleep(Duration::from_secs(2));
+    let mut tcp = rb.stream(5102);
     let mut moves = Vec::new();
-    let mut handovers = Vec::new();
     for _ in 0..MOVES {
         let to = 1 - at;
-        rb.sta.scan_for(&rb.aps[to].bssid);
-        let from = cn_log(&rb.bed, to + 1).len();
-        let m = tcp.mark();
-        let (_, reassoc) = rb.sta.roam(&rb.aps[to].bssid);
-        let w = tcp.window(&m, SETTLE);
-        let same = tcp.same_connection();
-        let line = adopted_on_association(&rb.bed, to + 1, from, &mac, false);
-        let mv = Move {
-            to,
-            reassoc,
-            gap: w.gap(),
-            lost: w.lost,
-            same,
-        };
+        let (mv, line) = rb.roam_to(&mut tcp, to, false);
         println!("TMip move {}\n  CN{}: {line}", move_line(&mv), to + 1);
-        assert!(
-            mv.same && mv.lost == 0 && w.error.is_none(),
-            "move to AP{}: {} (error {:?})\n{}",
-            to + 1,
-            move_line(&mv),
-            w.error,
-            rb.bed.logs()
-        );
-        handovers.push(line);
         moves.push(mv);
         at = to;
     }
@@ -346,11 +376,7 @@ fn radio_a_four_address_wds_station_gets_its_own_netdev_and_is_served_and_roamed
     }
     let mut rb = radio_bed(true);
     let mac = rb.bed.clients[rb.ms].mac.to_lowercase();
-    let mut at = rb
-        .aps
-        .iter()
-        .position(|a| a.bssid == rb.sta.bssid())
-        .unwrap();
+    let mut at = rb.at();
     let cell = rb
         .bed
         .client_dhcp(rb.ms, Duration::from_secs(60))
@@ -382,45 +408,16 @@ fn radio_a_four_address_wds_station_gets_its_own_netdev_and_is_served_and_roamed
         at + 1
     );
 
-    let ms_ns = rb.bed.clients[rb.ms].ns.name.clone();
-    let mut tcp = TcpCheck::start(&rb.bed.srv.name, SRV_IP, 5103, &ms_ns, PERIOD)
-        .unwrap_or_else(|e| panic!("{e}\n{}", rb.bed.logs()));
-    std::thread::sleep(Duration::from_secs(2));
+    let mut tcp = rb.stream(5103);
     for _ in 0..2 {
         let to = 1 - at;
-        rb.sta.scan_for(&rb.aps[to].bssid);
-        let from = cn_log(&rb.bed, to + 1).len();
-        let m = tcp.mark();
-        let (_, reassoc) = rb.sta.roam(&rb.aps[to].bssid);
-        let w = tcp.window(&m, SETTLE);
-        let same = tcp.same_connection();
-        let line = adopted_on_association(&rb.bed, to + 1, from, &mac, true);
+        let (mv, line) = rb.roam_to(&mut tcp, to, true);
         let vlan = format!("{}.sta1", rb.aps[to].ifname);
-        assert!(
-            testbed_wait(&rb.bed, to + 1, &format!("WDS link {vlan} for {mac}"), from),
-            "{}",
-            cn_log(&rb.bed, to + 1)
-        );
-        let mv = Move {
-            to,
-            reassoc,
-            gap: w.gap(),
-            lost: w.lost,
-            same,
-        };
         println!(
             "WDS move {}\n  CN{}: {line}\n  CN{}: WDS link {vlan} for {mac}",
             move_line(&mv),
             to + 1,
             to + 1
-        );
-        assert!(
-            mv.same && mv.lost == 0 && w.error.is_none(),
-            "WDS move to AP{}: {} (error {:?})\n{}",
-            to + 1,
-            move_line(&mv),
-            w.error,
-            rb.bed.logs()
         );
         // The AP left behind drops the silent station after its inactivity
         // limit, and its netdev with it.

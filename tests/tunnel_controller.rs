@@ -19,6 +19,14 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
+/// A namespace whose core interface `core0` holds 192.168.5.1/24.
+fn core_ns() -> Netns {
+    let ns = Netns::new("tc");
+    ns.sh("ip link add core0 type veth peer name core1 && ip link set core0 up && ip link set core1 up");
+    ns.sh("ip addr add 192.168.5.1/24 dev core0");
+    ns
+}
+
 #[test]
 fn forced_userspace_backend_refcounts_tunnels_and_purges_stale_state() {
     refcounts_and_purge(BackendChoice::Userspace);
@@ -32,9 +40,7 @@ fn forced_kernel_backend_builds_ipip_devices_or_refuses_to_start() {
         refcounts_and_purge(BackendChoice::Kernel);
         return;
     }
-    let ns = Netns::new("tc");
-    ns.sh("ip link add core0 type veth peer name core1 && ip link set core0 up");
-    ns.sh("ip addr add 192.168.5.1/24 dev core0");
+    let ns = core_ns();
     ns.run_in(|| {
         let mut nl = Netlink::open().unwrap();
         let mut cfg = TunnelConfig::new("tmc", ip("192.168.5.1"));
@@ -60,9 +66,7 @@ fn forced_kernel_backend_builds_ipip_devices_or_refuses_to_start() {
 #[test]
 fn auto_backend_prefers_kernel_ipip_where_the_kernel_has_it() {
     let has_ipip = kernel::has_ipip();
-    let ns = Netns::new("tc");
-    ns.sh("ip link add core0 type veth peer name core1 && ip link set core0 up");
-    ns.sh("ip addr add 192.168.5.1/24 dev core0");
+    let ns = core_ns();
     ns.run_in(|| {
         let mut nl = Netlink::open().unwrap();
         let mut cfg = TunnelConfig::new("tmc", ip("192.168.5.1"));
@@ -92,9 +96,7 @@ fn auto_backend_prefers_kernel_ipip_where_the_kernel_has_it() {
 
 fn refcounts_and_purge(backend: BackendChoice) {
     let kernel = backend == BackendChoice::Kernel;
-    let ns = Netns::new("tc");
-    ns.sh("ip link add core0 type veth peer name core1 && ip link set core0 up && ip link set core1 up");
-    ns.sh("ip addr add 192.168.5.1/24 dev core0");
+    let ns = core_ns();
     // Leftovers of an "earlier run": a device named with our prefix and a
     // tagged route through it.
     ns.sh("ip link add tmc7 type veth peer name old1 && ip link set tmc7 up");
