@@ -25,23 +25,22 @@
 //!                    else auto); each tmipd's start-up line naming the
 //!                    backend in use is printed
 //!   -v, --verbose    bench: print every move's gap per direction
+//!   --backup-mlr     run a pair of registers (mlrd primary + replicating
+//!                    backup; the CNs have backup_mlr)
 //!   --mlr-state-tmpfs  mlrd's fsynced journal on /dev/shm instead of the
 //!                    run directory's disk (isolates disk-flush latency)
 //!   --record FILE    append the namespace names to FILE (scripts/demo uses it
 //!                    to clean up even if this process is killed)
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/common/testbed.rs"]
-mod testbed;
-#[path = "../tests/common/traffic.rs"]
-mod traffic;
+//!
+//! The bed is the workspace's one namespace test bed (`tmip_testbed`, the
+//! same the end-to-end tests use).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use testbed::{Options, Routing, TestBed, SRV_IP};
 use tmip::addr::Cell30;
-use traffic::{ProbeStream, TcpCheck};
+use tmip_testbed::bed::{Options, Routing, TestBed, SRV_IP};
+use tmip_testbed::traffic::{self, ProbeStream, TcpCheck};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -95,6 +94,7 @@ struct Args {
     verbose: bool,
     mlr_tmpfs: bool,
     tunnel_backend: String,
+    backup_mlr: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -108,7 +108,8 @@ fn parse_args() -> Result<Args, String> {
         record: None,
         verbose: false,
         mlr_tmpfs: false,
-        tunnel_backend: testbed::tunnel_backend_from_env(),
+        tunnel_backend: tmip_testbed::bed::tunnel_backend_from_env(),
+        backup_mlr: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -118,6 +119,7 @@ fn parse_args() -> Result<Args, String> {
             "--keep" => a.keep = true,
             "-v" | "--verbose" => a.verbose = true,
             "--mlr-state-tmpfs" => a.mlr_tmpfs = true,
+            "--backup-mlr" => a.backup_mlr = true,
             "--moves" => {
                 a.moves = val("--moves")?
                     .split(',')
@@ -152,7 +154,7 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 println!(
                     "usage: roaming_demo [--standin] [--moves 2,3,1] [--bench N] [--window MS] \
-                     [--keep] [--debug N] [--tunnel-backend B] [--record FILE]"
+                     [--keep] [--debug N] [--tunnel-backend B] [--record FILE] [--backup-mlr]"
                 );
                 std::process::exit(0);
             }
@@ -206,6 +208,7 @@ fn run(args: &Args) -> Result<bool, String> {
         routing,
         keep_dir: args.keep,
         mlr_state_tmpfs: args.mlr_tmpfs,
+        backup_mlr: args.backup_mlr,
         debug_level: args.debug,
         tunnel_backend: args.tunnel_backend.clone(),
         ..Options::default()
@@ -216,6 +219,7 @@ fn run(args: &Args) -> Result<bool, String> {
             bed.mlr.name.clone(),
             bed.srv.name.clone(),
         ];
+        names.extend(bed.mlrb.as_ref().map(|n| n.name.clone()));
         names.extend(bed.cns.iter().map(|c| c.ns.name.clone()));
         record(f, &names)?;
     }

@@ -157,7 +157,10 @@ fn radio_bed(wds: bool) -> RadioBed {
         cn.ns
             .sh(&format!("ip addr add {}/24 dev {mobile_if}", cn.mobile_ip));
         cn.mobile_if = mobile_if;
-        cn.extra_rc = format!("hostapd_ctrl {}\nubus off\n", ap.ctrl.display());
+        cn.rc_extra = vec![
+            format!("hostapd_ctrl {}", ap.ctrl.display()),
+            "ubus off".to_string(),
+        ];
         aps.push(ap);
     }
     if let Err(e) = bed.start_daemons(Duration::from_secs(60)) {

@@ -10,93 +10,31 @@
 //!
 //! Exit status 0 only when every line passed.
 
-use super::daemon::{load_config, resolve, Options};
-use crate::mlrp::{random_nonce, CnEntry, Incoming, Message, NetworkKey, Role, Session};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpStream};
-use std::time::{Duration, Instant};
+use super::startup::{load_config, resolve, Options};
+use crate::mlrp::{Client, CnEntry, Message, NetworkKey, Role};
+use std::io::Write;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Open an MLRP session as a tool, send `msgs` in turn, return the replies.
+/// Connect as a tool and send `msgs` in turn over one session; the replies
+/// in order. An `Error` reply fails the whole exchange with its text.
 pub fn exchange(
     to: SocketAddrV4,
     key: Option<&NetworkKey>,
     msgs: &[Message],
 ) -> Result<Vec<Message>, String> {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut s =
-        TcpStream::connect_timeout(&SocketAddr::V4(to), TIMEOUT).map_err(|e| e.to_string())?;
-    let nonce = random_nonce().map_err(|e| e.to_string())?;
-    let mut sess = Session::new(Role::Tool, key, nonce);
-    let mut out = Vec::new();
-    sess.handshake(&mut out);
+    let mut c =
+        Client::connect(SocketAddr::V4(to), Role::Tool, key, TIMEOUT).map_err(|e| e.to_string())?;
     let mut replies = Vec::new();
-    let mut next = 0;
-    let mut waiting: Option<u32> = None;
-    let mut buf = [0u8; 4096];
-    loop {
-        if !out.is_empty() {
-            s.write_all(&out).map_err(|e| e.to_string())?;
-            out.clear();
-        }
-        if replies.len() == msgs.len() {
-            return Ok(replies);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err("no answer".into());
-        }
-        s.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-        let n = match s.read(&mut buf) {
-            Ok(0) => return Err("connection closed".into()),
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err("no answer".into())
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        sess.feed(&buf[..n]);
-        while let Some(ev) = sess.poll(&mut out) {
-            match ev {
-                Ok(Incoming::Established { .. }) => {}
-                Ok(Incoming::Reply { id, msg }) if Some(id) == waiting => {
-                    waiting = None;
-                    if let Message::Error(e) = &msg {
-                        return Err(format!("{}: {}", e.code, e.text));
-                    }
-                    replies.push(msg);
-                }
-                Ok(Incoming::Request { id, .. }) => {
-                    let _ = sess.reply(
-                        id,
-                        &Message::error(crate::mlrp::ErrorCode::Unsupported, "tool"),
-                        &mut out,
-                    );
-                }
-                Ok(_) => {}
-                Err(e) if e.is_fatal() => {
-                    if !out.is_empty() {
-                        let _ = s.write_all(&out);
-                    }
-                    return Err(e.to_string());
-                }
-                Err(_) => {}
-            }
-        }
-        if sess.is_established() && waiting.is_none() && next < msgs.len() {
-            waiting = Some(
-                sess.request(&msgs[next], &mut out)
-                    .map_err(|e| e.to_string())?,
-            );
-            next += 1;
+    for m in msgs {
+        match c.call(m).map_err(|e| e.to_string())? {
+            Message::Error(e) => return Err(format!("{}: {}", e.code, e.text)),
+            r => replies.push(r),
         }
     }
+    Ok(replies)
 }
 
 fn ping(to: SocketAddrV4, key: Option<&NetworkKey>) -> Result<(), String> {
@@ -104,6 +42,17 @@ fn ping(to: SocketAddrV4, key: Option<&NetworkKey>) -> Result<(), String> {
         Some(Message::Pong { nonce: 7 }) => Ok(()),
         Some(other) => Err(format!("unexpected answer {other}")),
         None => Err("no answer".into()),
+    }
+}
+
+/// ` (primary, epoch 2, replication in-sync)` for a register of a pair.
+fn register_detail(to: SocketAddrV4, key: Option<&NetworkKey>) -> String {
+    match exchange(to, key, &[Message::RegisterStatus]).map(|mut r| r.pop()) {
+        Ok(Some(Message::RegisterStatusReply(s))) => format!(
+            " ({}, epoch {}, replication {})",
+            s.role, s.epoch, s.replication
+        ),
+        _ => String::new(),
     }
 }
 
@@ -124,30 +73,50 @@ pub fn run(opts: &Options) -> i32 {
         .secret
         .as_ref()
         .map(|s| NetworkKey::derive(s.as_bytes(), &cfg.network_name));
-    let mlr = match resolve(&cfg.mlr.host, cfg.mlr.port) {
-        Ok(a) => a,
-        Err(e) => {
-            println!("+ MLR @ {}: Failed ({e}).", cfg.mlr.host);
-            return 1;
-        }
-    };
+    // The primary, then the backup register (if any): one line each. The
+    // CN list comes from the first that answers.
+    let mut registers = vec![("MLR", &cfg.mlr)];
+    if let Some(b) = &cfg.backup_mlr {
+        registers.push(("Backup MLR", b));
+    }
     let mut all = true;
-    let cns: Vec<CnEntry> = match exchange(
-        mlr,
-        key.as_ref(),
-        &[Message::Ping { nonce: 7 }, Message::ListCns],
-    ) {
-        Ok(r) => {
-            println!("+ MLR @ {}: Passed.", mlr.ip());
-            match r.into_iter().nth(1) {
-                Some(Message::CnList(l)) => l.entries,
-                _ => Vec::new(),
+    let mut cns: Option<Vec<CnEntry>> = None;
+    for (label, loc) in registers {
+        let addr = match resolve(&loc.host, loc.port) {
+            Ok(a) => a,
+            Err(e) => {
+                all = false;
+                println!("+ {label} @ {}: Failed ({e}).", loc.host);
+                continue;
+            }
+        };
+        match exchange(
+            addr,
+            key.as_ref(),
+            &[Message::Ping { nonce: 7 }, Message::ListCns],
+        ) {
+            Ok(r) => {
+                let detail = if cfg.backup_mlr.is_some() {
+                    register_detail(addr, key.as_ref())
+                } else {
+                    String::new()
+                };
+                println!("+ {label} @ {}: Passed{detail}.", addr.ip());
+                if cns.is_none() {
+                    if let Some(Message::CnList(l)) = r.into_iter().nth(1) {
+                        cns = Some(l.entries);
+                    }
+                }
+            }
+            Err(e) => {
+                all = false;
+                println!("+ {label} @ {}: Failed ({e}).", addr.ip());
             }
         }
-        Err(e) => {
-            println!("+ MLR @ {}: Failed ({e}).", mlr.ip());
-            return 1;
-        }
+    }
+    let Some(cns) = cns else {
+        let _ = std::io::stdout().flush();
+        return 1;
     };
     for e in cns {
         let at = if e.port == crate::CN_PORT {
