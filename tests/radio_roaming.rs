@@ -194,6 +194,17 @@ fn radio_bed(wds: bool) -> RadioBed {
 
 /// CN k's tmipd log (its log file, else its output in the foreground).
 impl RadioBed {
+    /// The station's DHCP lease where it is: (its MAC, AP index, /30).
+    fn lease(&mut self) -> (String, usize, tmip::addr::Cell30) {
+        let mac = self.bed.clients[self.ms].mac.to_lowercase();
+        let at = self.at();
+        let cell = self
+            .bed
+            .client_dhcp(self.ms, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.bed.logs()));
+        (mac, at, cell)
+    }
+
     /// Index of the AP the station is associated with.
     fn at(&self) -> usize {
         let b = self.sta.bssid();
@@ -324,12 +335,7 @@ fn radio_wifi_roaming_between_cns_keeps_the_tcp_connection_and_loses_nothing_nex
     let plain = plain_l2_roams();
 
     let mut rb = radio_bed(false);
-    let mac = rb.bed.clients[rb.ms].mac.to_lowercase();
-    let mut at = rb.at();
-    let cell = rb
-        .bed
-        .client_dhcp(rb.ms, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}\n{}", rb.bed.logs()));
+    let (mac, mut at, cell) = rb.lease();
     println!(
         "station {mac} on AP{} (CN{}) got {cell} by DHCP",
         at + 1,
@@ -378,12 +384,7 @@ fn radio_a_four_address_wds_station_gets_its_own_netdev_and_is_served_and_roamed
         return;
     }
     let mut rb = radio_bed(true);
-    let mac = rb.bed.clients[rb.ms].mac.to_lowercase();
-    let mut at = rb.at();
-    let cell = rb
-        .bed
-        .client_dhcp(rb.ms, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}\n{}", rb.bed.logs()));
+    let (mac, mut at, cell) = rb.lease();
     // hostapd made the station's AP/VLAN netdev, put it in the bridge, and
     // tmipd heard of it; the station's DHCP came through it.
     let vlan = format!("{}.sta1", rb.aps[at].ifname);

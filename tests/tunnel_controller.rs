@@ -19,6 +19,15 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
+/// Nothing named with the test's prefix is left.
+fn assert_no_tunnel_devices(nl: &mut Netlink) {
+    let links = nl.links().unwrap();
+    assert!(
+        links.iter().all(|l| !l.name.starts_with("tmc")),
+        "{links:?}"
+    );
+}
+
 /// A namespace whose core interface `core0` holds 192.168.5.1/24.
 fn core_ns() -> Netns {
     let ns = Netns::new("tc");
@@ -53,11 +62,7 @@ fn forced_kernel_backend_builds_ipip_devices_or_refuses_to_start() {
             matches!(e, TunnelError::NoBackend(_)) && msg.contains("tunnel_backend kernel"),
             "{msg}"
         );
-        assert!(nl
-            .links()
-            .unwrap()
-            .iter()
-            .all(|l| !l.name.starts_with("tmc")));
+        assert_no_tunnel_devices(&mut nl);
     });
 }
 
@@ -213,11 +218,7 @@ fn refcounts_and_purge(backend: BackendChoice) {
         };
         assert_eq!(name, "tmc0");
         ctl.shutdown(&mut nl);
-        assert!(nl
-            .links()
-            .unwrap()
-            .iter()
-            .all(|l| !l.name.starts_with("tmc")));
+        assert_no_tunnel_devices(&mut nl);
     });
 }
 
