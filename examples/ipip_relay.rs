@@ -6,12 +6,16 @@
 //!
 //! ipip_relay --prefix tmb --local 192.168.0.1 --peer 192.168.0.2 \
 //!            --route 10.2.0.0/24 [--route ...] [--debug N] [--no-offload]
+//!            [--backend auto|kernel|userspace]
+//!
+//! The line `backend <kind>` on stdout, before `ready`, names the backend
+//! the tunnel was built with (kernel IPIP or userspace).
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use tmip::event_loop::{Poller, Signals};
 use tmip::netlink::{Netlink, Route, TMIP_RTPROT};
-use tmip::tunnel::{Delivery, TunnelConfig, TunnelController};
+use tmip::tunnel::{BackendChoice, BackendKind, Delivery, TunnelConfig, TunnelController};
 
 struct Args {
     prefix: String,
@@ -20,6 +24,7 @@ struct Args {
     routes: Vec<(Ipv4Addr, u8)>,
     debug: u8,
     offload: bool,
+    backend: BackendChoice,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -29,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
     let mut routes = Vec::new();
     let mut debug = 2;
     let mut offload = true;
+    let mut backend = BackendChoice::Auto;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or(format!("{a} needs a value"));
@@ -49,6 +55,13 @@ fn parse_args() -> Result<Args, String> {
                 routes.push((ip, len));
             }
             "--no-offload" => offload = false,
+            "--backend" => {
+                let v = val()?;
+                backend = BackendChoice::parse(&v).ok_or(format!(
+                    "--backend {v}: want {}",
+                    BackendChoice::NAMES.join(", ")
+                ))?;
+            }
             "--debug" => debug = val()?.parse().map_err(|e| format!("--debug: {e}"))?,
             _ => return Err(format!("unknown argument {a}")),
         }
@@ -60,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
         routes,
         debug,
         offload,
+        backend,
     })
 }
 
@@ -90,6 +104,7 @@ fn run(a: Args) -> Result<(), String> {
     let mut nl = Netlink::open().map_err(|e| e.to_string())?;
     let mut cfg = TunnelConfig::new(&a.prefix, a.local);
     cfg.userspace_offload = a.offload;
+    cfg.backend = a.backend;
     let mut ctl = TunnelController::start(&mut nl, cfg).map_err(|e| e.to_string())?;
     ctl.log_supported();
     ctl.purge_stale(&mut nl, &[], &[])
@@ -114,6 +129,11 @@ fn run(a: Args) -> Result<(), String> {
     for fd in ctl.poll_fds() {
         poller.register(fd, fd as usize, false);
     }
+    let kind = match ctl.tunnel_backend() {
+        BackendKind::KernelIpip => "kernel",
+        _ => "userspace",
+    };
+    println!("backend {kind}");
     println!("ready");
     let mut ready = Vec::new();
     loop {

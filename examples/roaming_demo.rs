@@ -20,6 +20,10 @@
 //!   --window MS      how long to watch after each move (default 1500, bench 400)
 //!   --keep           keep the run directory (rc files, daemon logs)
 //!   --debug N        daemon debug level (default 3)
+//!   --tunnel-backend auto|kernel|userspace
+//!                    tmipd's tunnel_backend (default: $TMIP_TUNNEL_BACKEND,
+//!                    else auto); each tmipd's start-up line naming the
+//!                    backend in use is printed
 //!   -v, --verbose    bench: print every move's gap per direction
 //!   --backup-mlr     run a pair of registers (mlrd primary + replicating
 //!                    backup; the CNs have backup_mlr)
@@ -89,6 +93,7 @@ struct Args {
     record: Option<String>,
     verbose: bool,
     mlr_tmpfs: bool,
+    tunnel_backend: String,
     backup_mlr: bool,
 }
 
@@ -103,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
         record: None,
         verbose: false,
         mlr_tmpfs: false,
+        tunnel_backend: tmip_testbed::bed::tunnel_backend_from_env(),
         backup_mlr: false,
     };
     let mut it = std::env::args().skip(1);
@@ -139,10 +145,16 @@ fn parse_args() -> Result<Args, String> {
             }
             "--debug" => a.debug = val("--debug")?.parse().map_err(|_| "--debug N: 0..7")?,
             "--record" => a.record = Some(val("--record")?),
+            "--tunnel-backend" => {
+                a.tunnel_backend = val("--tunnel-backend")?;
+                if !tmip::tunnel::BackendChoice::NAMES.contains(&a.tunnel_backend.as_str()) {
+                    return Err("--tunnel-backend: auto, kernel or userspace".into());
+                }
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: roaming_demo [--standin] [--moves 2,3,1] [--bench N] [--window MS] \
-                     [--keep] [--debug N] [--record FILE] [--backup-mlr]"
+                     [--keep] [--debug N] [--tunnel-backend B] [--record FILE] [--backup-mlr]"
                 );
                 std::process::exit(0);
             }
@@ -198,6 +210,7 @@ fn run(args: &Args) -> Result<bool, String> {
         mlr_state_tmpfs: args.mlr_tmpfs,
         backup_mlr: args.backup_mlr,
         debug_level: args.debug,
+        tunnel_backend: args.tunnel_backend.clone(),
         ..Options::default()
     });
     if let Some(f) = &args.record {

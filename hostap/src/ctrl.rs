@@ -11,9 +11,12 @@
 //! tests). The daemon registers [`HostapdCtrl::fd`] for reading, calls
 //! [`HostapdCtrl::drain`] when it is readable, and calls
 //! [`HostapdCtrl::tick`] from a periodic timer (every few seconds):
-//! `tick` attaches when hostapd appears, PINGs while attached, and when a
-//! PING went unanswered for a whole period (hostapd stopped, restarted or
-//! hung) it reconnects and re-attaches. The fd never changes: a datagram
+//! `tick` attaches when hostapd appears, PINGs while attached, and when
+//! hostapd's socket is gone (stopped, restarted) or PINGs went unanswered
+//! for [`MISSED_PINGS`] periods (hung) it reconnects and re-attaches. One
+//! late PONG is not a hang: on a loaded machine (the radio lab's emulated
+//! guest) an answer can miss a period, and a needless re-attach loses the
+//! events sent meanwhile. The fd never changes: a datagram
 //! socket can be re-connected, so re-attaching needs no re-registration.
 //!
 //! Drain promptly: hostapd drops a monitor after repeated send failures
@@ -36,6 +39,8 @@ pub const DEFAULT_LOCAL_DIR: &str = "/tmp";
 
 /// hostapd's replies and events fit in 4 KiB (wpa_ctrl uses 4096 too).
 const RECV_BUF: usize = 4096;
+/// Periods without a PONG after which hostapd counts as hung.
+pub const MISSED_PINGS: u8 = 3;
 /// sun_path is 108 bytes including the NUL.
 const SUN_PATH_MAX: usize = 107;
 
@@ -98,6 +103,8 @@ pub struct HostapdCtrl {
     state: LinkState,
     /// A PING was sent at the last tick and no PONG came back yet.
     ping_outstanding: bool,
+    /// Ticks in a row that found a PING unanswered.
+    missed: u8,
     /// Datagrams read by a blocking `request` that belong to `drain`.
     pending: VecDeque<Vec<u8>>,
     /// A STA-FIRST/STA-NEXT walk is in progress (see [`HostapdCtrl::resync`]).
@@ -138,6 +145,7 @@ impl HostapdCtrl {
             server,
             state: LinkState::Down,
             ping_outstanding: false,
+            missed: 0,
             pending: VecDeque::new(),
             listing: false,
         };
@@ -177,16 +185,18 @@ impl HostapdCtrl {
     /// Returns the state after the tick.
     pub fn tick(&mut self) -> LinkState {
         match self.state {
-            LinkState::Attached if !self.ping_outstanding => {
-                if self.send_cmd("PING") {
+            LinkState::Attached => {
+                if self.ping_outstanding {
+                    self.missed += 1;
+                }
+                if self.missed >= MISSED_PINGS {
+                    log::warn!(target: "hostap", "hostapd at {} stopped answering; re-attaching", self.server.display());
+                    self.state = LinkState::Down;
+                } else if self.send_cmd("PING") {
                     self.ping_outstanding = true;
                     return self.state;
                 }
-                // The send failed: hostapd's socket is gone; re-attach below.
-            }
-            LinkState::Attached => {
-                log::warn!(target: "hostap", "hostapd at {} stopped answering; re-attaching", self.server.display());
-                self.state = LinkState::Down;
+                // Else the send failed: hostapd's socket is gone; re-attach.
             }
             LinkState::Attaching | LinkState::Down => {}
         }
@@ -197,6 +207,7 @@ impl HostapdCtrl {
     /// (Re)connect to hostapd's path and send ATTACH; the OK arrives in `drain`.
     fn start_attach(&mut self) {
         self.ping_outstanding = false;
+        self.missed = 0;
         self.listing = false;
         // Re-resolve the path every time: a restarted hostapd has a new socket.
         match self.sock.connect(&self.server) {
@@ -277,7 +288,10 @@ impl HostapdCtrl {
                 // the stations hostapd already has.
                 self.resync();
             }
-            (b"PONG\n", _) => self.ping_outstanding = false,
+            (b"PONG\n", _) => {
+                self.ping_outstanding = false;
+                self.missed = 0;
+            }
             (b"FAIL\n", LinkState::Attaching) => {
                 log::warn!(target: "hostap", "hostapd at {} refused ATTACH", self.server.display());
                 self.state = LinkState::Down;
@@ -560,6 +574,41 @@ mod tests {
         let mut buf = [0u8; 16];
         let n = server.recv(&mut buf).expect("DETACH on drop");
         assert_eq!(&buf[..n], b"DETACH");
+    }
+
+    #[test]
+    fn a_late_pong_is_not_a_hang_but_missed_pings_are() {
+        let dir = TempDir::new();
+        let spath = dir.0.join("wlan0");
+        let mut c = HostapdCtrl::new(&spath, &dir.0).expect("new");
+        let server = UnixDatagram::bind(&spath).expect("fake hostapd");
+        server
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        assert_eq!(c.tick(), LinkState::Attaching);
+        fake_reply(&server, b"ATTACH", b"OK\n");
+        std::thread::sleep(Duration::from_millis(20));
+        c.drain(|_| {});
+        fake_reply(&server, b"STA-FIRST", b"FAIL\n");
+        std::thread::sleep(Duration::from_millis(20));
+        c.drain(|_| {});
+        assert_eq!(c.state(), LinkState::Attached);
+        let mut buf = [0u8; 64];
+        // A PING answered one period late: still attached.
+        assert_eq!(c.tick(), LinkState::Attached);
+        assert_eq!(c.tick(), LinkState::Attached);
+        fake_reply(&server, b"PING", b"PONG\n");
+        std::thread::sleep(Duration::from_millis(20));
+        c.drain(|_| {});
+        assert_eq!(server.recv(&mut buf).expect("second PING"), 4);
+        // hostapd alive but silent: re-attach after MISSED_PINGS periods.
+        for _ in 0..MISSED_PINGS {
+            assert_eq!(c.tick(), LinkState::Attached);
+            assert_eq!(server.recv(&mut buf).expect("PING"), 4);
+        }
+        assert_eq!(c.tick(), LinkState::Attaching, "hung hostapd");
+        let n = server.recv(&mut buf).expect("ATTACH");
+        assert_eq!(&buf[..n], b"ATTACH");
     }
 
     #[test]

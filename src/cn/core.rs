@@ -677,6 +677,23 @@ impl CnCore {
         }
     }
 
+    /// The station's link here changed under it: hostapd moved a
+    /// four-address (WDS) station onto its own AP/VLAN interface once it
+    /// sent its first four-address frame. A station served here is adopted
+    /// again, so the ARP to it goes out again (the one sent on association
+    /// may not have reached it over the new link); any other station is an
+    /// arrival, as on association.
+    pub fn station_link_changed(&mut self, mac: MacAddr, now: Instant) {
+        self.now = self.now.max(now);
+        match self.stations.get(&mac) {
+            Some(s) if s.at == Whereabouts::Here => {
+                let cell = s.cell;
+                self.data(DataAction::AdoptLocal { mac, cell });
+            }
+            _ => self.station_associated(mac, now),
+        }
+    }
+
     /// Shared link: was `mac` found not to be a station lately?
     fn held_as_host(&mut self, mac: MacAddr, now: Instant) -> bool {
         self.not_stations
@@ -1472,6 +1489,36 @@ mod tests {
                 _ => None,
             })
             .expect("an MLR call")
+    }
+
+    #[test]
+    fn a_wds_link_for_a_station_served_here_adopts_it_again_else_looks_it_up() {
+        let now = Instant::now();
+        let mut c = core(8);
+        // Unknown here: an arrival, looked up by MAC.
+        c.station_link_changed(mac(1), now);
+        let out = drain(&mut c);
+        assert!(
+            matches!(&out[..], [Output::Mlr { call: MlrCall::LocateMac { mac: m }, .. }] if *m == mac(1)),
+            "{out:?}"
+        );
+        c.mlr_answer(
+            tag_of(&out),
+            MlrAnswer::Binding(binding(1, cn(1), None)),
+            now,
+        );
+        let adopt = Output::Data(DataAction::AdoptLocal {
+            mac: mac(1),
+            cell: cell(1),
+        });
+        assert!(drain(&mut c).contains(&adopt));
+        // Served here: its new link gets the adoption (and its ARP) again,
+        // with no MLR round trip.
+        c.station_link_changed(mac(1), now);
+        assert_eq!(drain(&mut c), vec![adopt]);
+        // A plain association of a station already here does nothing.
+        c.station_associated(mac(1), now);
+        assert!(drain(&mut c).is_empty());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::dataplane_netlink::NetlinkDataPlane;
 use crate::addr::Cell30;
 use crate::netlink::message::{Rule, RT_SCOPE_LINK};
 use crate::netlink::{Netlink, NetlinkError, Route, Scope, TMIP_RTPROT};
-use crate::tunnel::{BackendKind, Delivery, TunnelConfig, TunnelController};
+use crate::tunnel::{BackendChoice, BackendKind, Delivery, TunnelConfig, TunnelController};
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
@@ -99,12 +99,14 @@ impl TunnelDataPlane {
         mobile_if: &str,
         tunnel_prefix: &str,
         cn_ip: Ipv4Addr,
+        backend: BackendChoice,
         link_subnet: Option<(Ipv4Addr, u8)>,
     ) -> Result<Self, DataPlaneError> {
         let mut nl = Netlink::open().map_err(|e| err("rtnetlink", e))?;
         let mut cfg = TunnelConfig::new(tunnel_prefix, cn_ip);
         // One tunnel per peer CN: as many as the peer table can hold.
         cfg.max_tunnels = crate::config::tmipd::PEER_CAPACITY;
+        cfg.backend = backend;
         let max_tunnels = cfg.max_tunnels;
         let tunnels = TunnelController::start(&mut nl, cfg).map_err(|e| err("tunnels", e))?;
         let mobile_index = nl
@@ -364,8 +366,9 @@ impl DataPlane for TunnelDataPlane {
             })
             .collect();
         v.push(format!(
-            "new tunnels use: {}",
-            self.tunnels.tunnel_backend().describe()
+            "new tunnels use: {} (tunnel_backend {})",
+            self.tunnels.tunnel_backend().describe(),
+            self.tunnels.backend_choice().as_str()
         ));
         v
     }

@@ -215,6 +215,7 @@ impl Daemon {
             &cfg.mobile_if,
             &cfg.tunnel_prefix,
             cn_info.ip,
+            cfg.tunnel_backend,
             shared.then(|| super::link_mode::subnet(mobile_info.ip, mobile_info.prefix())),
         )
         .map_err(|e| format!("data plane: {e}"))?;

@@ -10,7 +10,8 @@
 //! the station, Move) as DHCP and capture arrivals. `Disconnected` is only
 //! logged: a station leaving this cell may be roaming, and the new CN's
 //! Move makes the MLR withdraw it here. A WDS station's netdev appearing is
-//! treated like `Connected`.
+//! treated like `Connected` for a station not yet here; one already served
+//! here is adopted again, so the ARP reaches it over its new netdev.
 
 use super::core::CnCore;
 use crate::addr::MacAddr;
@@ -131,7 +132,7 @@ pub fn apply(core: &mut CnCore, ev: &StationEvent, via: &str, mobile_if: &str, n
         }
         StationEvent::WdsAdded { ifname, .. } => {
             log::info!(target: "hostap", "WDS link {ifname} for {mac}");
-            core.station_associated(mac, now);
+            core.station_link_changed(mac, now);
         }
         StationEvent::WdsRemoved { ifname, .. } => {
             log::info!(target: "hostap", "WDS link {ifname} for {mac} removed");

@@ -10,6 +10,7 @@
 use super::rc::RcLine;
 use super::ConfigError;
 use crate::addr::{prefix_to_mask, Cell30};
+use crate::tunnel::BackendChoice;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -181,6 +182,8 @@ pub struct TmipdConfig {
     pub mlr_deadline_ms: Option<u32>,
     pub cn_name: String,
     pub tunnel_prefix: String,
+    /// `tunnel_backend auto|kernel|userspace` (default auto).
+    pub tunnel_backend: BackendChoice,
     pub cn_if: String,
     pub mobile_if: String,
     pub network_name: String,
@@ -239,6 +242,7 @@ const KEYS: &[&str] = &[
     "mlr_deadline",
     "cn_name",
     "tunnel_prefix",
+    "tunnel_backend",
     "cn_if",
     "mobile_if",
     "network_name",
@@ -429,6 +433,7 @@ impl TmipdConfig {
             mlr_deadline_ms: None,
             cn_name: String::new(),
             tunnel_prefix: String::new(),
+            tunnel_backend: BackendChoice::Auto,
             cn_if: String::new(),
             mobile_if: String::new(),
             network_name: String::new(),
@@ -499,6 +504,18 @@ impl TmipdConfig {
                         ));
                     }
                     tunnel_prefix = Some(v.to_string());
+                }
+                "tunnel_backend" => {
+                    let v = l.single(file)?;
+                    c.tunnel_backend = BackendChoice::parse(v).ok_or_else(|| {
+                        l.error(
+                            file,
+                            format!(
+                                "bad tunnel_backend '{v}' (want {})",
+                                BackendChoice::NAMES.join(", ")
+                            ),
+                        )
+                    })?;
                 }
                 "cn_if" => cn_if = Some(iface_name(l, file)?),
                 "mobile_if" => mobile_if = Some(iface_name(l, file)?),
@@ -725,6 +742,7 @@ impl TmipdConfig {
         check("cn_if", self.cn_if != new.cn_if);
         check("mobile_if", self.mobile_if != new.mobile_if);
         check("tunnel_prefix", self.tunnel_prefix != new.tunnel_prefix);
+        check("tunnel_backend", self.tunnel_backend != new.tunnel_backend);
         check("network_name", self.network_name != new.network_name);
         // Compare what the pools are, not which line they were on.
         let pools = |c: &TmipdConfig| -> Vec<(String, PoolBound, PoolBound)> {
@@ -841,6 +859,31 @@ source_guard off\n"
         assert_eq!(c.cn_port, 5600);
         assert_eq!(c.listen_addr, Some(Ipv4Addr::new(10, 13, 0, 5)));
         assert_eq!(c.max_stations, 3);
+    }
+
+    #[test]
+    fn tunnel_backend_is_auto_unless_forced() {
+        assert_eq!(
+            TmipdConfig::parse("t.rc", SEED).unwrap().tunnel_backend,
+            BackendChoice::Auto
+        );
+        for (v, want) in [
+            ("auto", BackendChoice::Auto),
+            ("kernel", BackendChoice::Kernel),
+            ("userspace", BackendChoice::Userspace),
+        ] {
+            let c = TmipdConfig::parse("t.rc", &format!("{SEED}tunnel_backend {v}\n")).unwrap();
+            assert_eq!(c.tunnel_backend, want);
+        }
+        let a = TmipdConfig::parse("t.rc", SEED).unwrap();
+        let k = TmipdConfig::parse("t.rc", &format!("{SEED}tunnel_backend kernel\n")).unwrap();
+        assert_eq!(a.restart_needed(&k), ["tunnel_backend"]);
+        assert_eq!(
+            TmipdConfig::parse("t.rc", &format!("{SEED}tunnel_backend ipip\n"))
+                .unwrap_err()
+                .to_string(),
+            "t.rc:10: tunnel_backend: bad tunnel_backend 'ipip' (want auto, kernel, userspace)"
+        );
     }
 
     #[test]

@@ -46,6 +46,38 @@ impl BackendKind {
     }
 }
 
+/// Which backend new tunnels use: `tunnel_backend auto|kernel|userspace`.
+/// `auto` prefers kernel IPIP where the kernel can make it; the other two
+/// force one backend and make start-up fail when it cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Kernel,
+    Userspace,
+}
+
+impl BackendChoice {
+    pub const NAMES: [&'static str; 3] = ["auto", "kernel", "userspace"];
+
+    pub fn parse(s: &str) -> Option<BackendChoice> {
+        match s {
+            "auto" => Some(BackendChoice::Auto),
+            "kernel" => Some(BackendChoice::Kernel),
+            "userspace" => Some(BackendChoice::Userspace),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Kernel => "kernel",
+            BackendChoice::Userspace => "userspace",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum TunnelError {
     Netlink(&'static str, NetlinkError),
@@ -87,8 +119,8 @@ pub struct TunnelConfig {
     pub local: Ipv4Addr,
     pub ttl: u8,
     pub max_tunnels: usize,
-    /// Skip the kernel backend even where it exists (tests, benchmarks).
-    pub disable_kernel: bool,
+    /// Which backend new tunnels use.
+    pub backend: BackendChoice,
     /// Userspace backend: TUN offloads (TSO reads segmented here, GRO-like
     /// coalesced writes). Fewer system calls per packet; see
     /// docs/benchmarks/dataplane.md.
@@ -102,7 +134,7 @@ impl TunnelConfig {
             local,
             ttl: ipip::DEFAULT_TTL,
             max_tunnels: 50,
-            disable_kernel: false,
+            backend: BackendChoice::Auto,
             userspace_offload: true,
         }
     }
@@ -155,22 +187,39 @@ impl TunnelController {
                 cfg.max_tunnels.saturating_sub(1)
             )));
         }
-        let kernel = if cfg.disable_kernel {
-            Err("disabled".to_string())
+        let kernel = if cfg.backend == BackendChoice::Userspace {
+            Err("not used (tunnel_backend userspace)".to_string())
         } else {
             kernel::probe(nl, &cfg.tunnel_prefix, cfg.local)
         };
-        let userspace = UserspaceIpip::open(cfg.local, cfg.ttl, cfg.userspace_offload)
-            .map_err(|e| format!("raw IPIP socket on {}: {e}", cfg.local))
-            .and_then(|u| {
-                std::fs::metadata("/dev/net/tun")
-                    .map(|_| u)
-                    .map_err(|e| format!("/dev/net/tun: {e}"))
-            });
-        if let (Err(k), Err(u)) = (&kernel, &userspace) {
-            return Err(TunnelError::NoBackend(format!(
-                "kernel: {k}; userspace: {u}"
-            )));
+        let userspace = if cfg.backend == BackendChoice::Kernel {
+            Err("not used (tunnel_backend kernel)".to_string())
+        } else {
+            UserspaceIpip::open(cfg.local, cfg.ttl, cfg.userspace_offload)
+                .map_err(|e| format!("raw IPIP socket on {}: {e}", cfg.local))
+                .and_then(|u| {
+                    std::fs::metadata("/dev/net/tun")
+                        .map(|_| u)
+                        .map_err(|e| format!("/dev/net/tun: {e}"))
+                })
+        };
+        match (cfg.backend, &kernel, &userspace) {
+            (BackendChoice::Kernel, Err(k), _) => {
+                return Err(TunnelError::NoBackend(format!(
+                    "tunnel_backend kernel: {k}"
+                )))
+            }
+            (BackendChoice::Userspace, _, Err(u)) => {
+                return Err(TunnelError::NoBackend(format!(
+                    "tunnel_backend userspace: {u}"
+                )))
+            }
+            (_, Err(k), Err(u)) => {
+                return Err(TunnelError::NoBackend(format!(
+                    "kernel: {k}; userspace: {u}"
+                )))
+            }
+            _ => {}
         }
         // With kernel tunnels in use, an open raw IPIP socket would only get
         // a copy of every tunnelled packet: keep the socket only when used.
@@ -209,8 +258,19 @@ impl TunnelController {
         }
     }
 
+    /// The `tunnel_backend` setting it was started with.
+    pub fn backend_choice(&self) -> BackendChoice {
+        self.cfg.backend
+    }
+
     /// The start-up lines, as the seed prints them.
     pub fn log_supported(&self) {
+        info!(
+            target: "tunnel",
+            "+ tunnel_backend {}: new tunnels use {}",
+            self.cfg.backend.as_str(),
+            self.tunnel_backend().describe()
+        );
         info!(target: "tunnel", "+ Supported tunnels (in order of preference):");
         for (k, n) in self.supported() {
             let unit = if k == BackendKind::Local {
@@ -221,7 +281,7 @@ impl TunnelController {
             info!(target: "tunnel", "+ {} ({n} {unit})", k.describe());
         }
         if let Err(why) = &self.kernel {
-            info!(target: "tunnel", "  (kernel IPIP unavailable: {why})");
+            info!(target: "tunnel", "  (kernel IPIP: {why})");
         }
         if let (false, Err(why)) = (self.userspace_ok, &self.userspace) {
             info!(target: "tunnel", "  (userspace IPIP unavailable: {why})");

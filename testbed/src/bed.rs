@@ -110,6 +110,15 @@ pub struct Options {
     /// with `primary_mlr`, the primary with `backup_mlr`, every tmipd with
     /// `backup_mlr`.
     pub backup_mlr: bool,
+    /// tmipd's `tunnel_backend` (auto, kernel, userspace). Default: the
+    /// environment's `TMIP_TUNNEL_BACKEND` (the radio lab runs the roaming
+    /// tests with `kernel`), else `auto`.
+    pub tunnel_backend: String,
+}
+
+/// `TMIP_TUNNEL_BACKEND`, or `auto`.
+pub fn tunnel_backend_from_env() -> String {
+    std::env::var("TMIP_TUNNEL_BACKEND").unwrap_or_else(|_| "auto".to_string())
 }
 
 impl Default for Options {
@@ -122,6 +131,7 @@ impl Default for Options {
             keep_dir: false,
             mlr_state_tmpfs: false,
             tmipd_extra: Vec::new(),
+            tunnel_backend: tunnel_backend_from_env(),
             shapes: Vec::new(),
             backup_mlr: false,
         }
@@ -230,6 +240,14 @@ impl Cn {
         .start_until("is now up and running", timeout)?;
         let pid = p.pid().unwrap_or_default();
         self.daemon = Some(p);
+        // Say which tunnel backend it chose (the lab's output shows it).
+        if let Some(l) = read(&self.log)
+            .lines()
+            .rev()
+            .find(|l| l.contains("new tunnels use"))
+        {
+            eprintln!("{label}: {}", l.trim_start_matches(|c: char| c != '+'));
+        }
         Ok(pid)
     }
 
@@ -663,6 +681,38 @@ impl TestBed {
         i
     }
 
+    /// Add a client namespace with no link yet: the test gives it one (the
+    /// radio lab moves a simulated Wi-Fi interface in and names it `eth0`,
+    /// so [`TestBed::client_dhcp`] works on it), then calls
+    /// [`TestBed::client_plugged`]. Returns its index.
+    pub fn add_client_unplugged(&mut self) -> usize {
+        let i = self.clients.len();
+        let ns = Netns::new(&format!("ms{i}"));
+        sysctl_host(&ns);
+        self.clients.push(Client {
+            ns,
+            ifname: CLIENT_IF.to_string(),
+            air_port: String::new(),
+            mac: String::new(),
+            cell: 0,
+            addr: None,
+            dhcp: None,
+            events: self.dir.join(format!("ms{i}.events")),
+            standin_at: None,
+        });
+        i
+    }
+
+    /// Client `i` (from [`TestBed::add_client_unplugged`]) has its
+    /// interface now: record its MAC.
+    pub fn client_plugged(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        c.mac =
+            c.ns.sh(&format!("cat /sys/class/net/{}/address", c.ifname))
+                .trim()
+                .to_string();
+    }
+
     /// Which cell the air-side port of client `i` is on, read from the
     /// kernel (not from our bookkeeping).
     pub fn client_cell_in_kernel(&self, i: usize) -> Option<usize> {
@@ -1058,7 +1108,8 @@ impl TestBed {
             .set("debug_level", self.opts.debug_level)
             .set("status_file", cn.status.display())
             .set("reverse_tunnel", "true")
-            .set("lease_time", 3600);
+            .set("lease_time", 3600)
+            .set("tunnel_backend", &self.opts.tunnel_backend);
         let offers_pool = if self.opts.central_pool {
             k == 0
         } else {

@@ -38,6 +38,11 @@ return view.extend({
 		o.datatype = 'uinteger';
 		o = s.option(form.Flag, 'reverse_tunnel', _('Reverse tunnel'));
 		o.default = '1';
+		o = s.option(form.ListValue, 'tunnel_backend', _('Tunnel backend'), _('auto: kernel IPIP where kmod-ipip is installed, else userspace (TUN)'));
+		o.value('auto');
+		o.value('kernel');
+		o.value('userspace');
+		o.default = 'auto';
 		o = s.option(form.ListValue, 'shared_link', _('Shared mobile link'), _('Other hosts on the mobile interface: "auto" (when it is the CN interface or a bridge), "on" or "off"'));
 		o.value('auto');
 		o.value('on');
