@@ -11,7 +11,7 @@ use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
-use p256::{PublicKey, SecretKey};
+pub use p256::{PublicKey, SecretKey};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::error::{Error, Result};
