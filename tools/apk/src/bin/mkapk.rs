@@ -6,6 +6,7 @@
 //!             [--compression deflate|none] --output FILE PKG.apk...
 //!   mkapk keygen --private KEY.pem --public KEY.pub.pem
 //!   mkapk pubkey --sign-key KEY.pem          (prints the public key)
+//!   mkapk check-version VERSION...           (exit 1 if apk refuses one)
 //!
 //! `pkg` takes the same --info/--script/--files as `apk mkpkg`; with
 //! SOURCE_DATE_EPOCH set every file's mtime is that value. Owners are
@@ -24,7 +25,8 @@ fn usage() -> ExitCode {
         "usage: mkapk pkg --info KEY:VALUE... [--script TYPE:FILE]... [--files DIR] [--compression deflate|none] --output FILE\n\
          \x20      mkapk index [--sign-key KEY.pem] [--description TEXT] [--compression deflate|none] --output FILE PKG...\n\
          \x20      mkapk keygen --private KEY.pem --public KEY.pub.pem\n\
-         \x20      mkapk pubkey --sign-key KEY.pem"
+         \x20      mkapk pubkey --sign-key KEY.pem\n\
+         \x20      mkapk check-version VERSION..."
     );
     ExitCode::from(2)
 }
@@ -181,6 +183,18 @@ fn pubkey(a: &Args) -> Result<()> {
     Ok(())
 }
 
+fn check_version(a: &Args) -> Result<()> {
+    let bad: Vec<&String> = a
+        .rest
+        .iter()
+        .filter(|v| !tmip_apk::version::is_valid(v))
+        .collect();
+    if a.rest.is_empty() || !bad.is_empty() {
+        return Err(Error::Input(format!("not valid apk versions: {bad:?}")));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
@@ -200,7 +214,7 @@ fn main() -> ExitCode {
     let Some(a) = parse_args(rest, &with_value) else {
         return usage();
     };
-    if !a.flags.is_empty() || (cmd != "index" && !a.rest.is_empty()) {
+    if !a.flags.is_empty() || (cmd != "index" && cmd != "check-version" && !a.rest.is_empty()) {
         return usage();
     }
     let r = match cmd.as_str() {
@@ -208,6 +222,7 @@ fn main() -> ExitCode {
         "index" => index(&a),
         "keygen" => keygen(&a),
         "pubkey" => pubkey(&a),
+        "check-version" => check_version(&a),
         _ => return usage(),
     };
     match r {
