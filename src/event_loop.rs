@@ -135,6 +135,72 @@ impl Poller {
     }
 }
 
+/// Poll tokens handed out from a slab: each registered source gets the
+/// lowest free token and the token maps back to it, so a loop needs no
+/// fixed token ranges per kind of source (a range that is too small
+/// silently leaves sources unpolled).
+#[derive(Debug, Clone)]
+pub struct TokenSlab<S> {
+    entries: Vec<Option<S>>,
+    free: Vec<Token>,
+}
+
+impl<S> Default for TokenSlab<S> {
+    fn default() -> Self {
+        TokenSlab {
+            entries: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<S> TokenSlab<S> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A token for `source`.
+    pub fn insert(&mut self, source: S) -> Token {
+        match self.free.pop() {
+            Some(t) => {
+                self.entries[t] = Some(source);
+                t
+            }
+            None => {
+                self.entries.push(Some(source));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    pub fn get(&self, token: Token) -> Option<&S> {
+        self.entries.get(token).and_then(Option::as_ref)
+    }
+
+    /// Give `token` back; its source is returned.
+    pub fn remove(&mut self, token: Token) -> Option<S> {
+        let s = self.entries.get_mut(token).and_then(Option::take);
+        if s.is_some() {
+            self.free.push(token);
+        }
+        s
+    }
+
+    /// Forget every token, keeping the buffers (a set rebuilt each round).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.free.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Handle to a scheduled timer, for cancelling it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerId(u64);
@@ -299,6 +365,42 @@ mod tests {
         assert_eq!(t.pop_expired(now), Some("c"));
         assert_eq!(t.pop_expired(now), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn token_slab_holds_64_peers_and_more_without_ranges() {
+        #[derive(Debug, PartialEq, Clone, Copy)]
+        enum Src {
+            Listener,
+            Tunnel(usize),
+            Peer(usize),
+        }
+        let mut s = TokenSlab::new();
+        let l = s.insert(Src::Listener);
+        let tunnels: Vec<Token> = (0..64).map(|i| s.insert(Src::Tunnel(i))).collect();
+        let peers: Vec<Token> = (0..64).map(|i| s.insert(Src::Peer(i))).collect();
+        assert_eq!(s.len(), 129);
+        assert_eq!(s.get(l), Some(&Src::Listener));
+        for (i, t) in tunnels.iter().enumerate() {
+            assert_eq!(s.get(*t), Some(&Src::Tunnel(i)));
+        }
+        for (i, t) in peers.iter().enumerate() {
+            assert_eq!(s.get(*t), Some(&Src::Peer(i)));
+        }
+        let mut all: Vec<Token> = tunnels.iter().chain(&peers).copied().collect();
+        all.push(l);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 129, "tokens are distinct");
+        // A freed token is reused, and stale lookups find nothing.
+        assert_eq!(s.remove(tunnels[63]), Some(Src::Tunnel(63)));
+        assert_eq!(s.get(tunnels[63]), None);
+        assert_eq!(s.remove(tunnels[63]), None);
+        assert_eq!(s.insert(Src::Tunnel(64)), tunnels[63]);
+        s.clear();
+        assert!(s.is_empty());
+        assert_eq!(s.get(l), None);
+        assert_eq!(s.insert(Src::Listener), 0);
     }
 
     #[test]

@@ -21,14 +21,14 @@ use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 use tmip::event_loop::{Poller, Readiness, Signals, Timers, Token};
 use tmip::mlrp::{
     self, BindReply, Binding, CnEntry, CnList, CnRef, ErrorCode, Incoming, Locate, Message,
-    MlrpError, NetworkKey, Pool, Role, Session, StatusReply,
+    MlrpError, NetworkKey, Pool, Recv, Role, Session, StatusReply,
 };
 
 const LISTENER: Token = 0;
@@ -79,15 +79,12 @@ pub fn now_secs() -> u32 {
 }
 
 struct Conn {
-    stream: TcpStream,
+    /// The socket and its write queue (shared with tmipd).
+    io: mlrp::Conn,
     peer: SocketAddr,
     session: Session,
-    out: Vec<u8>,
-    sent: usize,
     /// The CN this connection is the bound session of.
     cn: Option<CnIdx>,
-    opened: Instant,
-    last_rx: Instant,
     /// POLLOUT registered.
     want_write: bool,
     /// POLLIN registered (off while the output is over the high-water mark).
@@ -108,7 +105,7 @@ struct Conn {
 
 impl Conn {
     fn pending(&self) -> usize {
-        self.out.len() - self.sent
+        self.io.pending()
     }
 }
 
@@ -319,22 +316,16 @@ impl Server {
     }
 
     fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
-        stream.set_nonblocking(true)?;
-        let _ = stream.set_nodelay(true);
+        let mut io = mlrp::Conn::accepted(stream, peer)?;
         let mut session = Session::new(Role::Mlr, self.key.as_ref(), mlrp::random_nonce()?);
         session.set_label(peer.to_string());
-        let mut out = Vec::new();
-        session.handshake(&mut out);
+        session.handshake(io.queue());
         let now = Instant::now();
         let conn = Conn {
-            stream,
+            io,
             peer,
             session,
-            out,
-            sent: 0,
             cn: None,
-            opened: now,
-            last_rx: now,
             want_write: false,
             want_read: true,
             frames_waiting: false,
@@ -354,8 +345,7 @@ impl Server {
             }
         };
         if let Some(c) = &self.conns[slot] {
-            self.poller
-                .register(c.stream.as_raw_fd(), FIRST_CONN + slot, false);
+            self.poller.register(c.io.fd(), FIRST_CONN + slot, false);
         }
         self.nconns += 1;
         self.stats.connections_accepted += 1;
@@ -393,24 +383,22 @@ impl Server {
             && !conn.frames_waiting
             && conn.pending() < OUTPUT_HIGH_WATER
         {
-            match conn.stream.read(&mut buf) {
-                Ok(0) => {
+            match conn.io.recv(&mut buf) {
+                Recv::Closed => {
                     self.to_close.push((slot, "peer closed".into()));
                     conn.closing = true;
                     break;
                 }
-                Ok(n) => {
+                Recv::Data(n) => {
                     total += n;
-                    conn.last_rx = Instant::now();
                     conn.session.feed(&buf[..n]);
                     self.process_frames(slot, conn);
                     if n < buf.len() {
                         break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
+                Recv::WouldBlock => break,
+                Recv::Failed(e) => {
                     self.to_close.push((slot, format!("read: {e}")));
                     conn.closing = true;
                     break;
@@ -432,7 +420,7 @@ impl Server {
     }
 
     fn process_frames(&mut self, slot: usize, conn: &mut Conn) {
-        let before = conn.out.len();
+        let before = conn.io.queued_len();
         let now = now_secs();
         conn.frames_waiting = false;
         let mut handled = 0;
@@ -451,7 +439,7 @@ impl Server {
                 break;
             }
             handled += 1;
-            let Some(ev) = conn.session.poll(&mut conn.out) else {
+            let Some(ev) = conn.session.poll(conn.io.queue()) else {
                 break;
             };
             match ev {
@@ -467,7 +455,7 @@ impl Server {
                     }
                     let reply = self.handle(slot, conn, msg, now);
                     debug!(target: "mlrp", "{}: reply {id}: {reply}", conn.peer);
-                    if let Err(e) = conn.session.reply(id, &reply, &mut conn.out) {
+                    if let Err(e) = conn.session.reply(id, &reply, conn.io.queue()) {
                         warn!("! {}: cannot send reply {id}: {e}", conn.peer);
                     }
                 }
@@ -511,7 +499,7 @@ impl Server {
             let Some(msg) = conn.push_queue.pop_front() else {
                 break;
             };
-            match conn.session.request(&msg, &mut conn.out) {
+            match conn.session.request(&msg, conn.io.queue()) {
                 Ok(_) => self.stats.pushes_sent += 1,
                 Err(e) => {
                     warn!("! push to {}: {e}", conn.peer);
@@ -519,7 +507,7 @@ impl Server {
                 }
             }
         }
-        if conn.out.len() != before {
+        if conn.io.queued_len() != before {
             self.dirty.push(slot);
         }
         if conn.pending() > MAX_OUTPUT && !conn.closing {
@@ -529,7 +517,7 @@ impl Server {
                 conn.pending()
             );
             conn.closing = true;
-            conn.out.truncate(conn.sent);
+            conn.io.discard_unsent();
             self.to_close.push((slot, "not reading".into()));
         }
     }
@@ -783,7 +771,7 @@ impl Server {
                 Self::queue_push(conn, msg, slot, &mut self.to_close);
                 continue;
             }
-            match conn.session.request(&msg, &mut conn.out) {
+            match conn.session.request(&msg, conn.io.queue()) {
                 Ok(id) => {
                     debug!(target: "handover", "push {id} to {}: {msg}", conn.peer);
                     self.stats.pushes_sent += 1;
@@ -862,8 +850,8 @@ impl Server {
                 let dirty = std::mem::take(&mut self.dirty);
                 for s in dirty {
                     if let Some(Some(c)) = self.conns.get_mut(s) {
-                        if c.out.len() > c.committed_len {
-                            c.out.truncate(c.committed_len.max(c.sent));
+                        if c.io.queued_len() > c.committed_len {
+                            c.io.truncate(c.committed_len);
                             c.closing = true;
                             self.to_close.push((s, "journal write failed".into()));
                         }
@@ -898,32 +886,16 @@ impl Server {
         let Some(Some(c)) = self.conns.get_mut(slot) else {
             return;
         };
-        while c.sent < c.out.len() {
-            match c.stream.write(&c.out[c.sent..]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    c.sent += n;
-                    c.write_progress = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    c.closing = true;
-                    c.out.clear();
-                    c.sent = 0;
-                    self.to_close.push((slot, format!("write: {e}")));
-                    break;
-                }
+        match c.io.flush() {
+            Ok(0) => {}
+            Ok(_) => c.write_progress = Instant::now(),
+            Err(e) => {
+                c.closing = true;
+                c.io.discard_unsent();
+                self.to_close.push((slot, format!("write: {e}")));
             }
         }
-        if c.sent == c.out.len() {
-            c.out.clear();
-            c.sent = 0;
-        } else if c.sent > (64 << 10) {
-            c.out.drain(..c.sent);
-            c.sent = 0;
-        }
-        c.committed_len = c.out.len();
+        c.committed_len = c.io.queued_len();
         let want_write = c.pending() > 0;
         let want_read = c.pending() < OUTPUT_HIGH_WATER;
         if want_read && c.frames_waiting && !c.closing {
@@ -934,12 +906,8 @@ impl Server {
         if want_write != c.want_write || want_read != c.want_read {
             c.want_write = want_write;
             c.want_read = want_read;
-            self.poller.register_interest(
-                c.stream.as_raw_fd(),
-                FIRST_CONN + slot,
-                want_read,
-                want_write,
-            );
+            self.poller
+                .register_interest(c.io.fd(), FIRST_CONN + slot, want_read, want_write);
         }
         if c.closing && c.pending() == 0 {
             self.to_close.push((slot, String::new()));
@@ -952,9 +920,9 @@ impl Server {
         };
         // Best effort: a closing notice the session queued.
         if c.pending() > 0 && c.pending() < (64 << 10) {
-            let _ = c.stream.write(&c.out[c.sent..]);
+            let _ = c.io.flush();
         }
-        self.poller.deregister(c.stream.as_raw_fd());
+        self.poller.deregister(c.io.fd());
         if let Some(cn) = c.cn {
             if self.cn_conn.get(cn as usize).copied().flatten() == Some(slot) {
                 self.cn_conn[cn as usize] = None;
@@ -1030,15 +998,16 @@ impl Server {
                     stall.as_secs()
                 );
                 c.closing = true;
-                c.out.truncate(c.sent);
+                c.io.discard_unsent();
                 self.to_close.push((i, "not reading".into()));
                 continue;
             }
-            if !c.session.is_established() && now.duration_since(c.opened) > HANDSHAKE_TIMEOUT {
+            if !c.session.is_established() && now.duration_since(c.io.opened()) > HANDSHAKE_TIMEOUT
+            {
                 self.to_close.push((i, "no handshake in time".into()));
             } else if c.cn.is_none()
                 && c.session.is_established()
-                && now.duration_since(c.last_rx) > IDLE_TIMEOUT
+                && now.duration_since(c.io.last_rx()) > IDLE_TIMEOUT
             {
                 self.to_close.push((i, "idle".into()));
             }

@@ -55,7 +55,6 @@ pub enum MlrCall {
         mac: MacAddr,
         cell: Cell30,
     },
-    Ping,
     ListCns,
 }
 
@@ -66,9 +65,52 @@ pub enum MlrAnswer {
     NotFound,
     CnList(Vec<(CnAddr, String)>),
     Ack,
-    Pong,
     Error(String),
 }
+
+/// Why the core could not carry out a redirect or take a station: the
+/// shell picks the MLRP refusal code from the variant
+/// ([`CoreError::is_table_full`]), never from the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreError {
+    /// The station table holds `capacity` stations already.
+    StationTableFull { capacity: usize, cell: Cell30 },
+    /// No room for a tunnel to one more peer CN.
+    PeerTableFull { mac: MacAddr, peer: CnAddr },
+    /// A redirect named a cell with no station this CN knows.
+    UnknownStation { cell: Cell30 },
+}
+
+impl CoreError {
+    /// A table is full (as opposed to a request naming something unknown).
+    pub fn is_table_full(&self) -> bool {
+        matches!(
+            self,
+            CoreError::StationTableFull { .. } | CoreError::PeerTableFull { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for CoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoreError::StationTableFull { capacity, cell } => {
+                write!(
+                    f,
+                    "station table full ({capacity} stations): refusing {cell}"
+                )
+            }
+            CoreError::PeerTableFull { mac, peer } => {
+                write!(f, "peer table full: cannot tunnel {mac} to parent {peer}")
+            }
+            CoreError::UnknownStation { cell } => {
+                write!(f, "redirect of {cell}: station unknown here")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
 
 /// The address handed to a DHCP client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +151,6 @@ enum Purpose {
     },
     Move,
     Release,
-    Ping,
     ListCns,
     Reestablish,
     Locate,
@@ -306,12 +347,6 @@ impl CnCore {
         }
     }
 
-    pub fn ping_mlr(&mut self) {
-        if self.mlr_up {
-            self.call(MlrCall::Ping, Purpose::Ping);
-        }
-    }
-
     fn answer_from_table(&mut self, mac: MacAddr, now: Instant, why: &str) {
         let result = match self.stations.get(&mac) {
             Some(s) if s.at == Whereabouts::Here => {
@@ -492,9 +527,9 @@ impl CnCore {
                             }),
                         })
                     }
-                    Err(msg) => self.out.push_back(Output::Dhcp {
+                    Err(e) => self.out.push_back(Output::Dhcp {
                         mac,
-                        result: Err(LookupFailure::Unavailable(msg)),
+                        result: Err(LookupFailure::Unavailable(e.to_string())),
                     }),
                 }
             }
@@ -612,7 +647,7 @@ impl CnCore {
                     s.expires = now + Duration::from_secs(u64::from(b.lease_secs));
                 }
             }
-            (Purpose::Move | Purpose::Release | Purpose::Ping | Purpose::ListCns, a) => {
+            (Purpose::Move | Purpose::Release | Purpose::ListCns, a) => {
                 if let MlrAnswer::Error(e) = a {
                     self.counters.mlr_errors += 1;
                     log::warn!(target: "mlrp", "MLR refused a request: {e}");
@@ -623,7 +658,7 @@ impl CnCore {
 
     /// Make the table and the data plane match binding `b` with the station
     /// attached here, and tell the MLR it is here if it does not know yet.
-    fn adopt(&mut self, b: &Binding, now: Instant) -> Result<(), String> {
+    fn adopt(&mut self, b: &Binding, now: Instant) -> Result<(), CoreError> {
         let me = self.cfg.me;
         let parent = (b.parent != me).then_some(b.parent);
         let expires = now + Duration::from_secs(u64::from(b.lease_secs));
@@ -653,13 +688,19 @@ impl CnCore {
                 b.mac
             );
             self.log_refusal(&msg);
-            return Err(msg);
+            return Err(CoreError::StationTableFull {
+                capacity: self.stations.limit(),
+                cell: b.cell,
+            });
         }
         if let Some(p) = parent {
             if self.peers.get(p).is_none() && self.peers.len() >= self.peers_limit() {
-                let msg = format!("peer table full: cannot tunnel {} to parent {p}", b.mac);
-                log::warn!(target: "cn", "{msg}");
-                return Err(msg);
+                let e = CoreError::PeerTableFull {
+                    mac: b.mac,
+                    peer: p,
+                };
+                log::warn!(target: "cn", "{e}");
+                return Err(e);
             }
         }
         if let Some(o) = old {
@@ -675,7 +716,10 @@ impl CnCore {
         };
         self.stations
             .upsert(st)
-            .map_err(|f| format!("station table full ({}): refusing {}", f.capacity, b.mac))?;
+            .map_err(|f| CoreError::StationTableFull {
+                capacity: f.capacity,
+                cell: b.cell,
+            })?;
         self.counters.adoptions += 1;
         self.data(DataAction::AdoptLocal {
             mac: b.mac,
@@ -753,7 +797,7 @@ impl CnCore {
 
     /// After a restart: take back a station the MLR lists here (attached
     /// here) or parented here and at a peer.
-    fn reestablish(&mut self, b: &Binding, now: Instant) -> Result<(), String> {
+    fn reestablish(&mut self, b: &Binding, now: Instant) -> Result<(), CoreError> {
         let me = self.cfg.me;
         if b.at == Some(me) || b.at.is_none() {
             return self.adopt(b, now);
@@ -806,7 +850,7 @@ impl CnCore {
         to: CnAddr,
         lease_secs: u32,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), CoreError> {
         let old = self.stations.get(&mac).cloned();
         if let Some(o) = &old {
             if o.at == Whereabouts::AtPeer(to) && o.cell == cell {
@@ -817,10 +861,10 @@ impl CnCore {
             }
         } else if self.stations.len() >= self.stations.limit() {
             self.counters.refused_full += 1;
-            return Err(format!(
-                "station table full ({}): cannot route {cell} to {to}",
-                self.stations.limit()
-            ));
+            return Err(CoreError::StationTableFull {
+                capacity: self.stations.limit(),
+                cell,
+            });
         }
         if let Some(o) = old {
             self.forget(&o);
@@ -835,7 +879,10 @@ impl CnCore {
         };
         self.stations
             .upsert(st)
-            .map_err(|f| format!("station table full ({}): cannot route {cell}", f.capacity))?;
+            .map_err(|f| CoreError::StationTableFull {
+                capacity: f.capacity,
+                cell,
+            })?;
         self.tunnel_acquire(to);
         self.data(DataAction::RouteToPeer { cell, peer: to });
         Ok(())
@@ -849,13 +896,13 @@ impl CnCore {
         mac: Option<MacAddr>,
         to: CnAddr,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), CoreError> {
         self.counters.redirects += 1;
         let Some(mac) = mac
             .or_else(|| self.stations.by_cell(cell).map(|s| s.mac))
             .filter(|m| m.is_station())
         else {
-            return Err(format!("redirect of {cell}: station unknown here"));
+            return Err(CoreError::UnknownStation { cell });
         };
         if to == self.cfg.me {
             // Back home. The MLR says so only because this CN claimed the
@@ -1500,6 +1547,27 @@ mod tests {
         c.redirect(cell(5), Some(mac(5)), cn(2), Instant::now())
             .unwrap();
         assert_eq!(c.stations().len(), 1);
+    }
+
+    #[test]
+    fn redirect_refusals_are_typed() {
+        let now = Instant::now();
+        let mut c = core(1);
+        assert_eq!(
+            c.redirect(cell(5), None, cn(2), now),
+            Err(CoreError::UnknownStation { cell: cell(5) })
+        );
+        c.redirect(cell(5), Some(mac(5)), cn(2), now).unwrap();
+        let e = c.redirect(cell(6), Some(mac(6)), cn(2), now).unwrap_err();
+        assert_eq!(
+            e,
+            CoreError::StationTableFull {
+                capacity: 1,
+                cell: cell(6)
+            }
+        );
+        assert!(e.is_table_full());
+        assert!(!CoreError::UnknownStation { cell: cell(6) }.is_table_full());
     }
 
     /// Not an assertion about speed: prints the fixed footprint of the

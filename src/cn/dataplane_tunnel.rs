@@ -84,7 +84,9 @@ impl TunnelDataPlane {
         cn_ip: Ipv4Addr,
     ) -> Result<Self, DataPlaneError> {
         let mut nl = Netlink::open().map_err(|e| err("rtnetlink", e))?;
-        let cfg = TunnelConfig::new(tunnel_prefix, cn_ip);
+        let mut cfg = TunnelConfig::new(tunnel_prefix, cn_ip);
+        // One tunnel per peer CN: as many as the peer table can hold.
+        cfg.max_tunnels = crate::config::tmipd::PEER_CAPACITY;
         let max_tunnels = cfg.max_tunnels;
         let tunnels = TunnelController::start(&mut nl, cfg).map_err(|e| err("tunnels", e))?;
         let mobile_index = nl

@@ -10,93 +10,31 @@
 //!
 //! Exit status 0 only when every line passed.
 
-use super::daemon::{load_config, resolve, Options};
-use crate::mlrp::{random_nonce, CnEntry, Incoming, Message, NetworkKey, Role, Session};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpStream};
-use std::time::{Duration, Instant};
+use super::startup::{load_config, resolve, Options};
+use crate::mlrp::{Client, CnEntry, Message, NetworkKey, Role};
+use std::io::Write;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Open an MLRP session as a tool, send `msgs` in turn, return the replies.
+/// Connect as a tool and send `msgs` in turn over one session; the replies
+/// in order. An `Error` reply fails the whole exchange with its text.
 pub fn exchange(
     to: SocketAddrV4,
     key: Option<&NetworkKey>,
     msgs: &[Message],
 ) -> Result<Vec<Message>, String> {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut s =
-        TcpStream::connect_timeout(&SocketAddr::V4(to), TIMEOUT).map_err(|e| e.to_string())?;
-    let nonce = random_nonce().map_err(|e| e.to_string())?;
-    let mut sess = Session::new(Role::Tool, key, nonce);
-    let mut out = Vec::new();
-    sess.handshake(&mut out);
+    let mut c =
+        Client::connect(SocketAddr::V4(to), Role::Tool, key, TIMEOUT).map_err(|e| e.to_string())?;
     let mut replies = Vec::new();
-    let mut next = 0;
-    let mut waiting: Option<u32> = None;
-    let mut buf = [0u8; 4096];
-    loop {
-        if !out.is_empty() {
-            s.write_all(&out).map_err(|e| e.to_string())?;
-            out.clear();
-        }
-        if replies.len() == msgs.len() {
-            return Ok(replies);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err("no answer".into());
-        }
-        s.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-        let n = match s.read(&mut buf) {
-            Ok(0) => return Err("connection closed".into()),
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err("no answer".into())
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        sess.feed(&buf[..n]);
-        while let Some(ev) = sess.poll(&mut out) {
-            match ev {
-                Ok(Incoming::Established { .. }) => {}
-                Ok(Incoming::Reply { id, msg }) if Some(id) == waiting => {
-                    waiting = None;
-                    if let Message::Error(e) = &msg {
-                        return Err(format!("{}: {}", e.code, e.text));
-                    }
-                    replies.push(msg);
-                }
-                Ok(Incoming::Request { id, .. }) => {
-                    let _ = sess.reply(
-                        id,
-                        &Message::error(crate::mlrp::ErrorCode::Unsupported, "tool"),
-                        &mut out,
-                    );
-                }
-                Ok(_) => {}
-                Err(e) if e.is_fatal() => {
-                    if !out.is_empty() {
-                        let _ = s.write_all(&out);
-                    }
-                    return Err(e.to_string());
-                }
-                Err(_) => {}
-            }
-        }
-        if sess.is_established() && waiting.is_none() && next < msgs.len() {
-            waiting = Some(
-                sess.request(&msgs[next], &mut out)
-                    .map_err(|e| e.to_string())?,
-            );
-            next += 1;
+    for m in msgs {
+        match c.call(m).map_err(|e| e.to_string())? {
+            Message::Error(e) => return Err(format!("{}: {}", e.code, e.text)),
+            r => replies.push(r),
         }
     }
+    Ok(replies)
 }
 
 fn ping(to: SocketAddrV4, key: Option<&NetworkKey>) -> Result<(), String> {

@@ -2,7 +2,7 @@
 //! reaction to DHCP lookups, MLR answers, redirects and withdrawals), the
 //! data-plane interface it drives, and the daemon shell around them.
 
-pub mod conn;
+pub mod console;
 pub mod core;
 pub mod daemon;
 pub mod dataplane;
@@ -11,6 +11,12 @@ pub mod dataplane_tunnel;
 pub mod dhcp_io;
 pub mod evaluate;
 pub mod iface;
+pub mod mlr_io;
+pub mod mlr_link;
+pub mod peer_listener;
+pub mod pushed;
+pub mod reload;
+pub mod startup;
 pub mod station_events;
 pub mod stations;
 pub mod status;

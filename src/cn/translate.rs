@@ -28,7 +28,7 @@ pub fn binding(b: &mlrp::Binding) -> Binding {
 }
 
 /// The request message for a core call made by CN `me`.
-pub fn request(call: &MlrCall, me: CnAddr, ping_nonce: u64) -> Message {
+pub fn request(call: &MlrCall, me: CnAddr) -> Message {
     match *call {
         MlrCall::Allocate { mac, requested } => {
             Message::Allocate(mlrp::Allocate { mac, requested })
@@ -41,7 +41,6 @@ pub fn request(call: &MlrCall, me: CnAddr, ping_nonce: u64) -> Message {
             to: cn_ref(me),
         }),
         MlrCall::Release { mac, cell } => Message::Release(mlrp::Release { mac, cell }),
-        MlrCall::Ping => Message::Ping { nonce: ping_nonce },
         MlrCall::ListCns => Message::ListCns,
     }
 }
@@ -59,7 +58,6 @@ pub fn answer(msg: Message) -> MlrAnswer {
                 .collect(),
         ),
         Message::Ack => MlrAnswer::Ack,
-        Message::Pong { .. } => MlrAnswer::Pong,
         other => MlrAnswer::Error(format!("unexpected reply {other}")),
     }
 }
@@ -78,7 +76,7 @@ mod tests {
         };
         let mac = MacAddr([2, 0, 0, 0, 0, 1]);
         let cell = Cell30::containing(Ipv4Addr::new(10, 1, 0, 4));
-        let m = request(&MlrCall::Move { mac, cell }, me, 0);
+        let m = request(&MlrCall::Move { mac, cell }, me);
         assert!(matches!(m, Message::Move(mv) if mv.to == CnRef::new(me.ip, 5554)));
         let b = mlrp::Binding {
             mac,

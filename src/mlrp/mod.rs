@@ -10,6 +10,7 @@
 //! | `message.rs` | every message body: one typed repr per message with `parse` / `emit` / `buffer_len`, the [`Message`] enum, `Display` for logs |
 //! | `auth.rs` | key derivation ([`NetworkKey`], per-direction session keys), HMAC-SHA256 tags, nonces from `getrandom(2)` |
 //! | `session.rs` | the sans-IO per-connection codec ([`Session`]): handshake, sequence and replay checks, request/reply matching |
+//! | `conn.rs` | the non-blocking connection both daemons poll ([`Conn`]): stream, write queue, reads handed to a session |
 //! | `client.rs` | a small blocking client over `std::net::TcpStream` ([`Client`]) for `tmipd -E`, tests and benchmarks |
 //!
 //! # Using a session (sans-IO)
@@ -40,12 +41,14 @@
 
 pub mod auth;
 pub mod client;
+pub mod conn;
 pub mod frame;
 pub mod message;
 pub mod session;
 
 pub use auth::{random_nonce, NetworkKey, Nonce, NONCE_LEN};
 pub use client::{Client, ClientError};
+pub use conn::{Conn, Recv};
 pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION};
 pub use message::{
     Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, ErrorCode, ErrorReply, Hello,

@@ -58,6 +58,8 @@ pub struct Options {
     /// Put mlrd's `state_dir` (its fsynced journal) on tmpfs (/dev/shm)
     /// instead of the run directory's disk.
     pub mlr_state_tmpfs: bool,
+    /// Lines appended to every tmipd.rc (e.g. `max_peers 64`).
+    pub tmipd_extra: Vec<String>,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             debug_level: 3,
             keep_dir: false,
             mlr_state_tmpfs: false,
+            tmipd_extra: Vec::new(),
         }
     }
 }
@@ -607,6 +610,10 @@ impl TestBed {
             ));
         } else {
             s.push_str("# no addr_pool: clients get their /30 from the central CN's pool\n");
+        }
+        for l in &self.opts.tmipd_extra {
+            s.push_str(l);
+            s.push('\n');
         }
         s
     }
