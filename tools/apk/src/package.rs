@@ -313,10 +313,18 @@ pub fn build(spec: &PackageSpec) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// `ADBd` + raw deflate of the whole uncompressed file.
+/// `ADBd` + raw deflate of the whole uncompressed file, by zopfli: the
+/// deflate apk inflates, about 3% smaller than zlib's level 9, and the same
+/// bytes every time. 5 iterations: 15 give 0.01% more for 3x the time.
 pub fn compress(plain: &[u8]) -> Vec<u8> {
     let mut out = MAGIC_DEFLATE.to_vec();
-    out.extend(miniz_oxide::deflate::compress_to_vec(plain, 9));
+    let options = zopfli::Options {
+        iteration_count: std::num::NonZeroU64::new(5).unwrap_or(std::num::NonZeroU64::MIN),
+        ..Default::default()
+    };
+    let deflated = zopfli::compress(options, zopfli::Format::Deflate, plain, &mut out);
+    // writing into a Vec cannot fail
+    debug_assert!(deflated.is_ok());
     out
 }
 
