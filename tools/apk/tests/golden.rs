@@ -364,3 +364,43 @@ fn writer_refuses_what_apk_refuses() {
         .push(("postinst".into(), b"#!/bin/sh\n".to_vec()));
     assert!(package::build(&spec).is_err());
 }
+
+/// The copies in tests/data are the project's reference files: the nearest
+/// `shared/testdata/apk-v3` above the repository (CI clones the repository
+/// beside a copy of shared/) holds the same bytes. Fails, never skips, when
+/// that folder is missing.
+#[test]
+fn copies_match_the_shared_reference_files() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = here
+        .ancestors()
+        .map(|a| a.join("shared/testdata/apk-v3"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "no shared/testdata/apk-v3 in any folder above {}",
+                here.display()
+            )
+        });
+    for name in [
+        "hello-1.2.3-r1.apk",
+        "hello-1.2.3-r1.apk.adbdump.txt",
+        "hello-common-1.2.3-r1.apk",
+        "hello-common-1.2.3-r1.apk.adbdump.txt",
+        "hello-common-1.2.3-r1.uncompressed.apk",
+        "hello-input-tree.tar.gz",
+        "packages.adb",
+        "packages.adb.adbdump.txt",
+        "sample-key.pem",
+        "sample-key.pub.pem",
+    ] {
+        let theirs = fs::read(shared.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", shared.join(name).display()));
+        assert_eq!(
+            data(name),
+            theirs,
+            "tests/data/{name} differs from {}",
+            shared.display()
+        );
+    }
+}
