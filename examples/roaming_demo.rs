@@ -21,23 +21,22 @@
 //!   --keep           keep the run directory (rc files, daemon logs)
 //!   --debug N        daemon debug level (default 3)
 //!   -v, --verbose    bench: print every move's gap per direction
+//!   --backup-mlr     run a pair of registers (mlrd primary + replicating
+//!                    backup; the CNs have backup_mlr)
 //!   --mlr-state-tmpfs  mlrd's fsynced journal on /dev/shm instead of the
 //!                    run directory's disk (isolates disk-flush latency)
 //!   --record FILE    append the namespace names to FILE (scripts/demo uses it
 //!                    to clean up even if this process is killed)
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/common/testbed.rs"]
-mod testbed;
-#[path = "../tests/common/traffic.rs"]
-mod traffic;
+//!
+//! The bed is the workspace's one namespace test bed (`tmip_testbed`, the
+//! same the end-to-end tests use).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use testbed::{Options, Routing, TestBed, SRV_IP};
 use tmip::addr::Cell30;
-use traffic::{ProbeStream, TcpCheck};
+use tmip_testbed::bed::{Options, Routing, TestBed, SRV_IP};
+use tmip_testbed::traffic::{self, ProbeStream, TcpCheck};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -90,6 +89,7 @@ struct Args {
     record: Option<String>,
     verbose: bool,
     mlr_tmpfs: bool,
+    backup_mlr: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -103,6 +103,7 @@ fn parse_args() -> Result<Args, String> {
         record: None,
         verbose: false,
         mlr_tmpfs: false,
+        backup_mlr: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -112,6 +113,7 @@ fn parse_args() -> Result<Args, String> {
             "--keep" => a.keep = true,
             "-v" | "--verbose" => a.verbose = true,
             "--mlr-state-tmpfs" => a.mlr_tmpfs = true,
+            "--backup-mlr" => a.backup_mlr = true,
             "--moves" => {
                 a.moves = val("--moves")?
                     .split(',')
@@ -140,7 +142,7 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 println!(
                     "usage: roaming_demo [--standin] [--moves 2,3,1] [--bench N] [--window MS] \
-                     [--keep] [--debug N] [--record FILE]"
+                     [--keep] [--debug N] [--record FILE] [--backup-mlr]"
                 );
                 std::process::exit(0);
             }
@@ -194,6 +196,7 @@ fn run(args: &Args) -> Result<bool, String> {
         routing,
         keep_dir: args.keep,
         mlr_state_tmpfs: args.mlr_tmpfs,
+        backup_mlr: args.backup_mlr,
         debug_level: args.debug,
         ..Options::default()
     });
@@ -203,6 +206,7 @@ fn run(args: &Args) -> Result<bool, String> {
             bed.mlr.name.clone(),
             bed.srv.name.clone(),
         ];
+        names.extend(bed.mlrb.as_ref().map(|n| n.name.clone()));
         names.extend(bed.cns.iter().map(|c| c.ns.name.clone()));
         record(f, &names)?;
     }

@@ -4,12 +4,9 @@
 //! transaction at a time, and prints the DISCOVER->OFFER (an MLR Allocate,
 //! adoption of N+2 over rtnetlink, the OFFER) and REQUEST->ACK (an MLR
 //! Locate) latencies, then the same again for renewals of known MACs.
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/tmipd_bed/mod.rs"]
-mod tmipd_bed;
+//! The bed is the workspace's one namespace test bed (`tmip_testbed`).
 
-use tmipd_bed::*;
+use tmip_testbed::bed::*;
 
 const N: usize = 300;
 
@@ -69,17 +66,24 @@ for label, r in (("new MACs", 1), ("known MACs", 2)):
 "#;
 
 fn main() {
-    let mut bed = Bed::new(1, Some("bench"));
+    let mut bed = TestBed::new(Options {
+        cns: 1,
+        // The per-transaction debug lines would be part of the figure.
+        debug_level: 2,
+        ..Options::default()
+    });
     // A pool big enough for N stations, and room for them in the table.
     bed.set_rc(
-        0,
-        &["max_stations 1024", "addr_pool mob 10.20.0.4 10.20.15.248"],
+        1,
+        &[
+            "max_stations 1024",
+            &format!("addr_pool {MOBILE_IF} 10.20.0.4 10.20.15.248"),
+        ],
     );
-    let rc = read(&bed.cns[0].rc).replace("addr_pool mob * *\n", "");
-    std::fs::write(&bed.cns[0].rc, rc).unwrap();
     bed.start_all();
-    let c = bed.client(0);
-    let script = bed.dir.path("bench.py");
+    let i = bed.add_client(1);
+    let c = &bed.clients[i];
+    let script = bed.dir.join("bench.py");
     std::fs::write(&script, CLIENT).unwrap();
     let out =
         c.ns.command("/usr/bin/python3")
@@ -97,7 +101,9 @@ fn main() {
         String::from_utf8_lossy(&out.stderr),
         bed.cns[0].log_text()
     );
-    let st = bed.cns[0].ns.sh("ip -4 addr show dev mob | grep -c /32");
-    println!("gateway addresses adopted on mob: {}", st.trim());
+    let st = bed.cns[0]
+        .ns
+        .sh(&format!("ip -4 addr show dev {MOBILE_IF} | grep -c /32"));
+    println!("gateway addresses adopted on {MOBILE_IF}: {}", st.trim());
     bed.cns[0].stop();
 }

@@ -128,21 +128,3 @@ fn plain_reply_is_held_off_by_locktime_on_a_fresh_entry() {
         "a plain reply overrode the fresh entry: {neigh}"
     );
 }
-
-/// A test-driver example binary; `cargo test` builds examples, a lone
-/// `cargo test --test NAME` may not.
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let p = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("examples")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} not built: run `cargo build --examples` (or plain `cargo test`) first",
-        p.display()
-    );
-    p
-}

@@ -12,22 +12,12 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tmip::addr::MacAddr;
 use tmip::capture::{Arrival, ArrivalCapture, ArrivalKind, Read};
+use tmip::packet_socket::PacketSocket;
 
 /// Open the capture from a thread that entered the CN namespace: the pcap
 /// socket stays bound to that namespace afterwards, wherever it is used.
 fn open_in(ns: &Netns, ifname: &str, own: MacAddr) -> ArrivalCapture {
-    use std::os::fd::AsRawFd;
-    let path = format!("/run/netns/{}", ns.name);
-    let ifname = ifname.to_string();
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).expect("open netns");
-        // SAFETY: setns on a valid namespace fd; affects this thread only.
-        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        ArrivalCapture::open(&ifname, own, Duration::ZERO).expect("open capture")
-    })
-    .join()
-    .expect("capture thread")
+    ns.run_in(|| ArrivalCapture::open(ifname, own, Duration::ZERO).expect("open capture"))
 }
 
 fn mac_of(ns: &Netns, dev: &str) -> MacAddr {
@@ -185,7 +175,9 @@ fn static_station_is_detected_by_arp_and_ip_and_own_traffic_is_not() {
     //    from a packet socket in the station namespace, each timed from
     //    send() to the report (printed, not asserted: figures belong in
     //    docs/benchmarks, timing is not a pass criterion here).
-    let tx = packet_socket_in(&sta, "sta0");
+    let tx = sta
+        .run_in(|| PacketSocket::open("sta0", 0, None))
+        .expect("packet socket in the station namespace");
     let mut lat = Vec::new();
     for i in 0..50u8 {
         let mac = MacAddr([0x02, 0x77, 0, 0, 1, i]);
@@ -196,14 +188,7 @@ fn static_station_is_detected_by_arp_and_ip_and_own_traffic_is_not() {
             &tmip::wire::arp::Repr::announcement(mac, ip),
         );
         let t = Instant::now();
-        // SAFETY: sending a valid buffer on a socket we own.
-        let n = unsafe { libc::send(tx.0, f.as_ptr().cast(), f.len(), 0) };
-        assert_eq!(
-            n,
-            f.len() as isize,
-            "send: {}",
-            std::io::Error::last_os_error()
-        );
+        tx.send(&f).expect("send");
         let (a, _) = wait_arrival(&mut cap, Duration::from_secs(2), &mut seen, |a| {
             a.mac == mac
         })
@@ -219,49 +204,4 @@ fn static_station_is_detected_by_arp_and_ip_and_own_traffic_is_not() {
         lat[lat.len() * 95 / 100],
         lat[lat.len() - 1]
     );
-}
-
-struct Fd(i32);
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: closing a descriptor we own.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// An AF_PACKET socket bound to `dev` inside `ns` (opened from a thread
-/// that entered the namespace; usable from anywhere afterwards).
-fn packet_socket_in(ns: &Netns, dev: &str) -> Fd {
-    use std::os::fd::AsRawFd;
-    let path = format!("/run/netns/{}", ns.name);
-    let dev = std::ffi::CString::new(dev).expect("dev");
-    let fd = std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).expect("open netns");
-        // SAFETY: setns on a valid namespace fd; affects this thread only.
-        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-        // SAFETY: plain socket/bind calls with checked results.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            assert!(
-                fd >= 0,
-                "packet socket: {}",
-                std::io::Error::last_os_error()
-            );
-            let idx = libc::if_nametoindex(dev.as_ptr());
-            assert!(idx > 0);
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_ifindex = idx as i32;
-            let r = libc::bind(
-                fd,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            );
-            assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
-            fd
-        }
-    })
-    .join()
-    .expect("socket thread");
-    Fd(fd)
 }

@@ -15,37 +15,13 @@ mod common;
 use common::*;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const POOL: &str = "10.50.0.0-10.50.0.255";
 const STATION: &str = "10.50.0.1/30";
 const GATEWAY: &str = "10.50.0.2";
-
-/// A temp directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let p = std::env::temp_dir().join(unique("dhcpt"));
-        fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn read(p: &Path) -> String {
-    fs::read_to_string(p).unwrap_or_default()
-}
 
 /// Server namespace + client namespace + running dhcpd_standalone.
 struct Bed {
@@ -55,7 +31,7 @@ struct Bed {
     srv_pid: u32,
     /// The client's interface name (unique on the host: dhcpcd keys files by it).
     ifname: String,
-    dir: TempDir,
+    dir: RunDir,
 }
 
 impl Bed {
@@ -68,7 +44,7 @@ impl Bed {
         // What tmipd does per station: answer for N+2, host route to N+1.
         srv.sh(&format!("ip addr add {GATEWAY}/32 dev e0"));
         srv.sh("ip route add 10.50.0.0/24 dev e0");
-        let dir = TempDir::new();
+        let dir = RunDir::new("dhcpt");
         let out = fs::File::create(dir.path("server.out")).unwrap();
         let err = fs::File::create(dir.path("server.err")).unwrap();
         let mut cmd = srv.command(example("dhcpd_standalone"));
@@ -549,22 +525,4 @@ fn malformed_frames_are_logged_and_survived() {
     bed.assert_installed();
     bed.assert_server_alive();
     bed.cli.kill(pid);
-}
-
-/// A test-driver example binary; `cargo test` builds examples, a lone
-/// `cargo test --test NAME` may not.
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let p = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("examples")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} not built: run `cargo build --examples` (or plain `cargo test`) first",
-        p.display()
-    );
-    p
 }

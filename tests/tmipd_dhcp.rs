@@ -2,12 +2,11 @@
 //! in network namespaces: busybox udhcpc, ISC dhclient and dhcpcd each
 //! obtain a /30 from the MLR through a CN, install it, and renew it; a
 //! client moved to another CN's cell gets the same address there.
-mod common;
-mod tmipd_bed;
+use std::time::Duration;
+use tmip_testbed::bed::*;
+use tmip_testbed::*;
 
-use tmipd_bed::*;
-
-/// N+1 of a /30 inside `prefix` (`10.13.101.`): the station rule.
+/// N+1 of a /30 inside `prefix` (`10.1.0.`): the station rule.
 fn is_station_address(ip: &str, prefix: &str) -> bool {
     ip.starts_with(prefix)
         && ip
@@ -19,18 +18,24 @@ fn is_station_address(ip: &str, prefix: &str) -> bool {
 
 #[test]
 fn udhcpc_dhclient_and_dhcpcd_obtain_install_and_renew_a_lease() {
-    let mut bed = Bed::new(1, Some("s3cret"));
+    let mut bed = TestBed::with_cns(1);
     // A 12 s lease makes every client renew (T1 = 6 s) within the test.
-    bed.set_rc(0, &["lease_time 12", "debug_level 4"]);
+    bed.set_rc(1, &["lease_time 12", "debug_level 4"]);
     bed.start_all();
-    let mut clients = vec![bed.client(0), bed.client(0), bed.client(0)];
-    clients[0].udhcpc(&bed.dir, &[]);
-    clients[1].dhclient(&bed.dir);
-    clients[2].dhcpcd(&bed.dir);
+    let clients = [
+        bed.add_client(1),
+        bed.add_client(1),
+        // dhcpcd names its files after the interface, host-wide.
+        bed.add_client_if(1, &unique("k")),
+    ];
+    bed.udhcpc(clients[0], &[]);
+    bed.dhclient(clients[1]);
+    bed.dhcpcd(clients[2]);
     let names = ["udhcpc", "dhclient", "dhcpcd"];
     let prefix = bed.cns[0].mobile_prefix();
     let mut addrs = Vec::new();
-    for (c, name) in clients.iter().zip(names) {
+    for (&i, name) in clients.iter().zip(names) {
+        let c = &bed.clients[i];
         let ip = c
             .wait_event(&["bound", "BOUND", "REBOOT"], 0, 20)
             .unwrap_or_else(|| {
@@ -44,11 +49,7 @@ fn udhcpc_dhclient_and_dhcpcd_obtain_install_and_renew_a_lease() {
         // Installed: N+1/30 on the link, and the gateway N+2 answers.
         let installed = c.address().unwrap_or_default();
         assert_eq!(installed, format!("{ip}/30"), "{name}");
-        let gw = {
-            let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-            o[3] += 1;
-            format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])
-        };
+        let gw = gateway_of(&ip);
         let route = c.ns.sh("ip -4 route show default");
         assert!(route.contains(&format!("via {gw}")), "{name}: {route}");
         c.ns.sh(&format!("ping -c1 -W2 {gw}"));
@@ -59,7 +60,8 @@ fn udhcpc_dhclient_and_dhcpcd_obtain_install_and_renew_a_lease() {
     addrs.dedup();
     assert_eq!(addrs.len(), 3, "each client its own /30: {addrs:?}");
     // Renewal: each client renews with the CN (and the CN with the MLR).
-    for (c, name) in clients.iter().zip(names) {
+    for (&i, name) in clients.iter().zip(names) {
+        let c = &bed.clients[i];
         let ip = c
             .wait_event(&["renew", "RENEW", "REBIND"], 0, 25)
             .unwrap_or_else(|| {
@@ -74,82 +76,79 @@ fn udhcpc_dhclient_and_dhcpcd_obtain_install_and_renew_a_lease() {
     }
     let log = bed.cns[0].log_text();
     assert!(log.contains("(Renewing)"), "{log}");
-    for mut c in clients {
-        c.stop();
+    for i in clients {
+        bed.clients[i].stop_dhcp();
     }
     bed.cns[0].stop();
 }
 
 #[test]
 fn a_client_moved_to_another_cn_gets_the_same_address() {
-    let mut bed = Bed::new(2, None);
-    bed.set_rc(0, &["debug_level 3"]);
+    let mut bed = TestBed::with_cns(2);
+    bed.set_rc(1, &["debug_level 3"]);
     bed.start_all();
-    let mut c = bed.client(0);
-    c.udhcpc(&bed.dir, &["-n", "-q"]);
-    let ip = c
+    let c = bed.add_client(1);
+    bed.udhcpc(c, &["-n", "-q"]);
+    let ip = bed.clients[c]
         .wait_event(&["bound"], 0, 20)
         .unwrap_or_else(|| panic!("no lease at CN 1\n{}", bed.cns[0].log_text()));
     assert!(is_station_address(&ip, &bed.cns[0].mobile_prefix()), "{ip}");
-    let pid = c.pid.take().unwrap();
-    c.ns.wait(pid, std::time::Duration::from_secs(5));
+    bed.clients[c].wait_dhcp(Duration::from_secs(5));
     // Roam to CN 2's cell and ask again from scratch.
-    bed.move_client(&c, 1);
-    c.ns.sh(&format!("ip addr flush dev {}", c.ifname));
-    c.udhcpc(&bed.dir, &["-n", "-q"]);
-    let again = c
+    bed.move_client(c, 2);
+    bed.clients[c]
+        .ns
+        .sh(&format!("ip addr flush dev {CLIENT_IF}"));
+    bed.udhcpc(c, &["-n", "-q"]);
+    let again = bed.clients[c]
         .wait_event(&["bound"], 1, 20)
         .unwrap_or_else(|| panic!("no lease at CN 2\n{}", bed.cns[1].log_text()));
     assert_eq!(again, ip, "same /30 at the other CN");
     // CN 2 now serves it (gateway address on its mobile interface) with
     // CN 1 as the parent; CN 1 routes the cell to CN 2.
-    let gw = {
-        let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-        o[3] += 1;
-        format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])
-    };
-    let a2 = bed.cns[1].ns.sh("ip -4 addr show dev mob");
+    let gw = gateway_of(&ip);
+    let a2 = bed.cns[1]
+        .ns
+        .sh(&format!("ip -4 addr show dev {MOBILE_IF}"));
     assert!(a2.contains(&format!("{gw}/32")), "{a2}");
-    c.ns.sh(&format!("ping -c1 -W2 {gw}"));
+    bed.clients[c].ns.sh(&format!("ping -c1 -W2 {gw}"));
     assert!(
-        bed.cns[0].wait_log("is now at CN 10.13.0.2", 0, 5),
+        bed.cns[0].wait_log(&format!("is now at CN {}", cn_core_ip(2)), 0, 5),
         "CN 1 (the parent) was not told:\n{}",
         bed.cns[0].log_text()
     );
     bed.cns[1].stop();
     bed.cns[0].stop();
     // TERM removed what each CN installed.
-    let a1 = bed.cns[0].ns.sh("ip -4 addr show dev mob");
+    let a1 = bed.cns[0]
+        .ns
+        .sh(&format!("ip -4 addr show dev {MOBILE_IF}"));
     assert!(!a1.contains("/32"), "{a1}");
 }
 
 #[test]
 fn a_released_lease_is_withdrawn_from_the_cn() {
-    let mut bed = Bed::new(1, None);
-    bed.set_rc(0, &["debug_level 4"]);
+    let mut bed = TestBed::with_cns(1);
+    bed.set_rc(1, &["debug_level 4"]);
     bed.start_all();
-    let mut c = bed.client(0);
+    let c = bed.add_client(1);
     // -R: send RELEASE when udhcpc is told to stop.
-    c.udhcpc(&bed.dir, &["-R"]);
-    let ip = c.wait_event(&["bound"], 0, 20).expect("lease");
-    let gw = {
-        let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-        o[3] += 1;
-        format!("{}.{}.{}.{}/32", o[0], o[1], o[2], o[3])
-    };
-    assert!(bed.cns[0].ns.sh("ip -4 addr show dev mob").contains(&gw));
-    c.stop();
+    bed.udhcpc(c, &["-R"]);
+    let ip = bed.clients[c].wait_event(&["bound"], 0, 20).expect("lease");
+    let gw = format!("{}/32", gateway_of(&ip));
+    assert!(bed.cns[0].mobile_addrs().contains(&gw));
+    bed.clients[c].stop_dhcp();
     assert!(
         bed.cns[0].wait_log("released", 0, 5),
         "{}",
         bed.cns[0].log_text()
     );
-    let gone = common::wait_for(std::time::Duration::from_secs(5), || {
-        (!bed.cns[0].ns.sh("ip -4 addr show dev mob").contains(&gw)).then_some(())
+    let gone = wait_for(Duration::from_secs(5), || {
+        (!bed.cns[0].mobile_addrs().contains(&gw)).then_some(())
     });
     assert!(
         gone.is_some(),
-        "{gw} still on mob after RELEASE\n{}",
+        "{gw} still on {MOBILE_IF} after RELEASE\n{}",
         bed.cns[0].log_text()
     );
     bed.cns[0].stop();

@@ -13,80 +13,12 @@
 //! arrival for the station before the handover line.
 //!
 //! Needs root, hostapd, wpa_supplicant, tcpdump, busybox (scripts/setup).
-mod common;
-mod tmipd_bed;
-
-use common::{wait_for, Netns};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use tmipd_bed::*;
-
-fn write_hostapd_conf(dir: &Path, iface: &str, ctrl: &Path) -> std::path::PathBuf {
-    let conf = dir.join(format!("hostapd-{iface}.conf"));
-    std::fs::write(
-        &conf,
-        format!(
-            "interface={iface}\ndriver=wired\nctrl_interface={}\nieee8021x=1\neap_server=1\n\
-             eap_user_file={}\neapol_version=2\nlogger_stdout=-1\nlogger_stdout_level=2\n",
-            ctrl.display(),
-            dir.join("eap_user").display()
-        ),
-    )
-    .expect("hostapd.conf");
-    std::fs::write(dir.join("eap_user"), "\"tmip\"\tMD5\t\"secret\"\n").expect("eap_user");
-    conf
-}
-
-fn start_hostapd(ns: &mut Netns, conf: &Path, sock: &Path, out: &Path) -> u32 {
-    let _ = std::fs::remove_file(sock);
-    let log = std::fs::File::create(out).expect("hostapd log");
-    let mut c = ns.command("hostapd");
-    c.arg(conf).stdout(Stdio::from(log)).stderr(Stdio::null());
-    let pid = ns.spawn(c);
-    assert!(
-        wait_for(Duration::from_secs(5), || sock.exists().then_some(())).is_some(),
-        "hostapd did not create {} (is hostapd installed?)\n{}",
-        sock.display(),
-        read(out)
-    );
-    pid
-}
-
-/// wpa_supplicant on the station, plus one EAPOL-Start from its MAC so
-/// authentication starts at once (wpa_supplicant waits 2 s before its own).
-fn start_supplicant(ns: &mut Netns, ifname: &str, dir: &Path, mac: &str) -> u32 {
-    let conf = dir.join(format!("wpas-{ifname}.conf"));
-    let wctrl = dir.join(format!("wctrl-{ifname}"));
-    std::fs::write(
-        &conf,
-        format!(
-            "ctrl_interface={}\nap_scan=0\nnetwork={{\n\tkey_mgmt=IEEE8021X\n\teap=MD5\n\t\
-             identity=\"tmip\"\n\tpassword=\"secret\"\n\teapol_flags=0\n}}\n",
-            wctrl.display()
-        ),
-    )
-    .expect("wpas.conf");
-    let mut c = ns.command("wpa_supplicant");
-    c.args(["-D", "wired", "-i", ifname, "-c"]).arg(&conf);
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    let pid = ns.spawn(c);
-    let cli = format!("wpa_cli -p {} -i {ifname} status", wctrl.display());
-    let ready = wait_for(Duration::from_secs(5), || {
-        String::from_utf8_lossy(&ns.sh_out(&cli).stdout)
-            .contains("wpa_state=ASSOCIATED")
-            .then_some(())
-    });
-    assert!(ready.is_some(), "wpa_supplicant did not start");
-    // EAPOL-Start (version 2, type 1, length 0) to the PAE group address.
-    let src = mac.replace(':', "");
-    ns.sh(&format!(
-        "python3 -c \"import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); \
-         s.bind(('{ifname}',0)); d=bytes.fromhex('0180c2000003{src}888e02010000'); \
-         s.send(d+bytes(60-len(d)))\""
-    ));
-    pid
-}
+use tmip::addr::MacAddr;
+use tmip_testbed::bed::*;
+use tmip_testbed::wired8021x::{hostapd_conf, start_hostapd, start_supplicant};
+use tmip_testbed::{read, wait_for};
 
 /// Frames in tcpdump's `-tt -e -n` text output: (time, source MAC, line).
 fn frames(text: &str) -> Vec<(f64, String, String)> {
@@ -100,20 +32,14 @@ fn frames(text: &str) -> Vec<(f64, String, String)> {
         .collect()
 }
 
-fn gateway_of(ip: &str) -> String {
-    let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-    o[3] += 1;
-    format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])
-}
-
 #[test]
 fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything() {
-    let mut bed = Bed::new(2, None);
-    let hctl = bed.dir.path("hctl");
-    let sock = hctl.join("mob");
-    bed.set_rc(0, &["debug_level 4", "hostapd_ctrl off", "ubus off"]);
+    let mut bed = TestBed::with_cns(2);
+    let hctl = bed.dir.join("hctl");
+    let sock = hctl.join(MOBILE_IF);
+    bed.set_rc(1, &["debug_level 4", "hostapd_ctrl off", "ubus off"]);
     bed.set_rc(
-        1,
+        2,
         &[
             "debug_level 4",
             &format!("hostapd_ctrl {}", sock.display()),
@@ -134,8 +60,8 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
         "{}",
         bed.cns[1].log_text()
     );
-    let conf = write_hostapd_conf(&bed.dir.0, "mob", &hctl);
-    let hlog = bed.dir.path("hostapd.log");
+    let conf = hostapd_conf(&bed.dir, MOBILE_IF, &hctl);
+    let hlog = bed.dir.join("hostapd.log");
     let hapd = start_hostapd(&mut bed.cns[1].ns, &conf, &sock, &hlog);
     assert!(
         bed.cns[1].wait_log("attached to hostapd at", 0, 5),
@@ -144,29 +70,26 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
     );
 
     // The station gets its /30 at CN 1 (udhcpc exits after the lease).
-    let mut c = bed.client(0);
-    c.udhcpc(&bed.dir, &["-n", "-q"]);
-    let ip = c
+    let c = bed.add_client(1);
+    bed.udhcpc(c, &["-n", "-q"]);
+    let ip = bed.clients[c]
         .wait_event(&["bound"], 0, 20)
         .unwrap_or_else(|| panic!("no lease at CN 1\n{}", bed.cns[0].log_text()));
-    let pid = c.pid.take().unwrap();
-    c.ns.wait(pid, Duration::from_secs(5));
+    bed.clients[c].wait_dhcp(Duration::from_secs(5));
     let gw = gateway_of(&ip);
-    let sta_mac =
-        c.ns.sh(&format!("cat /sys/class/net/{}/address", c.ifname))
-            .trim()
-            .to_lowercase();
+    let sta_mac = bed.clients[c].mac.to_lowercase();
     let cn2_mac = bed.cns[1]
         .ns
-        .sh("cat /sys/class/net/mob/address")
+        .sh(&format!("cat /sys/class/net/{MOBILE_IF}/address"))
         .trim()
         .to_lowercase();
 
     // Watch every ARP/IPv4 frame on the station's bridge port.
-    let cap = bed.dir.path("port.txt");
-    let cap_err = bed.dir.path("port.err");
+    let cap = bed.dir.join("port.txt");
+    let cap_err = bed.dir.join("port.err");
     let mut td = bed.air.command("tcpdump");
-    td.args(["-l", "-n", "-e", "-tt", "-i", &c.port, "arp or ip"])
+    let port = bed.clients[c].air_port.clone();
+    td.args(["-l", "-n", "-e", "-tt", "-i", &port, "arp or ip"])
         .stdout(Stdio::from(std::fs::File::create(&cap).unwrap()))
         .stderr(Stdio::from(std::fs::File::create(&cap_err).unwrap()));
     let td_pid = bed.air.spawn(td);
@@ -181,9 +104,12 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
 
     // Roam to CN 2's cell (link stays up) and authenticate there.
     let from = bed.cns[1].log_text().len();
-    bed.move_client(&c, 1);
+    bed.move_client(c, 2);
     let t_auth = std::time::Instant::now();
-    let sup = start_supplicant(&mut c.ns, &c.ifname, &bed.dir.0, &sta_mac);
+    let dir = bed.dir.clone();
+    let cl = &mut bed.clients[c];
+    let mac: MacAddr = sta_mac.parse().expect("station MAC");
+    let sup = start_supplicant(&mut cl.ns, &cl.ifname, &dir, mac.0);
     assert!(
         bed.cns[1].wait_log("from association event to adoption", from, 10),
         "CN 2 did not adopt on the hostapd event\nCN 2:\n{}\nhostapd:\n{}",
@@ -192,17 +118,17 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
     );
     let t_adopted = t_auth.elapsed();
     // Right away: CN 2 serves the station (gateway N+2 and route to N+1).
-    let addrs = bed.cns[1].ns.sh("ip -4 addr show dev mob");
+    let addrs = bed.cns[1].mobile_addrs();
     assert!(addrs.contains(&format!("{gw}/32")), "{addrs}");
     let route = bed.cns[1].ns.sh(&format!("ip -4 route show {ip}"));
     assert!(
-        route.contains("dev mob"),
+        route.contains(&format!("dev {MOBILE_IF}")),
         "no route to {ip} at CN 2: {route}"
     );
     let log2 = bed.cns[1].log_text()[from..].to_string();
     let ev = log2
         .find(&format!(
-            "station {sta_mac} connected on mob (hostapd_ctrl)"
+            "station {sta_mac} connected on {MOBILE_IF} (hostapd_ctrl)"
         ))
         .unwrap_or_else(|| panic!("no hostapd event line\n{log2}"));
     let adopted = log2.find("from association event to adoption").unwrap();
@@ -213,7 +139,7 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
     );
     // The parent (CN 1) is told and routes the cell to CN 2.
     assert!(
-        bed.cns[0].wait_log("is now at CN 10.13.0.2", 0, 5),
+        bed.cns[0].wait_log(&format!("is now at CN {}", cn_core_ip(2)), 0, 5),
         "{}",
         bed.cns[0].log_text()
     );
@@ -247,7 +173,7 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
         &log2[..log2.len().min(adopted + 400)]
     );
     // And the gateway answers through CN 2.
-    c.ns.sh(&format!("ping -c1 -W2 {gw}"));
+    bed.clients[c].ns.sh(&format!("ping -c1 -W2 {gw}"));
 
     // hostapd killed and restarted: CN 2 notices, re-attaches, keeps going.
     bed.cns[1].ns.kill(hapd);
@@ -263,11 +189,8 @@ fn a_roaming_station_is_adopted_on_hostapd_association_before_it_sends_anything(
         "CN 2 did not re-attach\n{}",
         bed.cns[1].log_text()
     );
-    assert!(bed.cns[1]
-        .ns
-        .sh("ip -4 addr show dev mob")
-        .contains(&format!("{gw}/32")));
-    c.ns.kill(sup);
+    assert!(bed.cns[1].mobile_addrs().contains(&format!("{gw}/32")));
+    bed.clients[c].ns.kill(sup);
     bed.cns[1].stop();
     bed.cns[0].stop();
 }

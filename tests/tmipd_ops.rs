@@ -2,19 +2,27 @@
 //! `-E` connectivity evaluation, a restart that takes its stations back,
 //! the MLR going away and coming back, a full station table, hostile input
 //! on the DHCP and MLRP ports, and two instances on one node.
-mod common;
-mod tmipd_bed;
-
-use common::*;
 use std::time::Duration;
-use tmipd_bed::*;
+use tmip_testbed::bed::*;
+use tmip_testbed::*;
 
-fn lease(c: &mut Client, bed: &Bed, skip: usize) -> String {
-    c.udhcpc(&bed.dir, &["-n", "-q", "-t", "5", "-T", "1"]);
-    let ip = c.wait_event(&["bound"], skip, 20);
-    if let Some(pid) = c.pid.take() {
-        c.ns.wait(pid, Duration::from_secs(10));
+fn start_cn(bed: &mut TestBed, k: usize, args: &[&str]) {
+    if let Err(e) = bed.cn_mut(k).start(args, Duration::from_secs(15)) {
+        panic!("{e}");
     }
+}
+
+fn start_mlrd(bed: &mut TestBed) {
+    if let Err(e) = bed.start_mlrd(Duration::from_secs(15)) {
+        panic!("{e}");
+    }
+}
+
+/// A lease for client `c` by `udhcpc -n -q` (which exits once bound).
+fn lease(bed: &mut TestBed, c: usize, skip: usize) -> String {
+    bed.udhcpc(c, &["-n", "-q", "-t", "5", "-T", "1"]);
+    let ip = bed.clients[c].wait_event(&["bound"], skip, 20);
+    bed.clients[c].wait_dhcp(Duration::from_secs(10));
     ip.unwrap_or_else(|| {
         panic!(
             "no lease\n{}",
@@ -23,17 +31,11 @@ fn lease(c: &mut Client, bed: &Bed, skip: usize) -> String {
     })
 }
 
-fn gateway_of(ip: &str) -> String {
-    let mut o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
-    o[3] += 1;
-    format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])
-}
-
 #[test]
 fn evaluation_lists_the_mlr_and_every_cn_and_fails_when_one_is_down() {
-    let mut bed = Bed::new(2, Some("eval-secret"));
+    let mut bed = TestBed::with_cns(2);
     bed.start_all();
-    let (code, out) = bed.evaluate(0);
+    let (code, out) = bed.evaluate(1);
     println!("{out}");
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
@@ -41,51 +43,55 @@ fn evaluation_lists_the_mlr_and_every_cn_and_fails_when_one_is_down() {
         .iter()
         .position(|l| *l == "Network Connectivity Evaluation")
         .expect(&out);
-    assert_eq!(lines[i + 1], "+ MLR @ 10.13.0.250: Passed.");
+    assert_eq!(lines[i + 1], format!("+ MLR @ {MLR_IP}: Passed."));
     let mut cns: Vec<&str> = lines[i + 2..].to_vec();
     cns.sort();
     assert_eq!(
         cns,
         [
-            "+ CN @ 10.13.0.1 [Test CN 1]: Passed.",
-            "+ CN @ 10.13.0.2 [Test CN 2]: Passed."
+            format!("+ CN @ {} [CN1 test-bed]: Passed.", cn_core_ip(1)),
+            format!("+ CN @ {} [CN2 test-bed]: Passed.", cn_core_ip(2))
         ]
     );
     // CN 2 dies without unbinding: the MLR still lists it, the ping fails.
     bed.cns[1].crash();
-    let (code, out) = bed.evaluate(0);
+    let (code, out) = bed.evaluate(1);
     println!("{out}");
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("+ CN @ 10.13.0.1 [Test CN 1]: Passed."),
+        out.contains(&format!("+ CN @ {} [CN1 test-bed]: Passed.", cn_core_ip(1))),
         "{out}"
     );
+    let failed = format!("+ CN @ {} [CN2 test-bed]: Failed (", cn_core_ip(2));
     assert!(
         out.lines()
-            .any(|l| l.starts_with("+ CN @ 10.13.0.2 [Test CN 2]: Failed (") && l.ends_with(").")),
+            .any(|l| l.starts_with(&failed) && l.ends_with(").")),
         "{out}"
     );
     // The MLR down: its line fails, exit 1.
     bed.stop_mlrd();
-    let (code, out) = bed.evaluate(0);
+    let (code, out) = bed.evaluate(1);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("+ MLR @ 10.13.0.250: Failed ("), "{out}");
+    assert!(
+        out.contains(&format!("+ MLR @ {MLR_IP}: Failed (")),
+        "{out}"
+    );
     bed.cns[0].stop();
 }
 
 #[test]
 fn a_restarted_cn_re_establishes_its_stations() {
-    let mut bed = Bed::new(1, None);
+    let mut bed = TestBed::with_cns(1);
     bed.start_all();
-    let mut c = bed.client(0);
-    let ip = lease(&mut c, &bed, 0);
+    let c = bed.add_client(1);
+    let ip = lease(&mut bed, c, 0);
     let gw = gateway_of(&ip);
     // A crash leaves the adopted gateway address behind.
     bed.cns[0].crash();
-    let left = bed.cns[0].ns.sh("ip -4 addr show dev mob");
+    let left = bed.cns[0].mobile_addrs();
     assert!(left.contains(&format!("{gw}/32")), "{left}");
     let from = bed.cns[0].log_text().len();
-    bed.cns[0].start(&[]);
+    start_cn(&mut bed, 1, &[]);
     let log = bed.cns[0].log_text()[from..].to_string();
     assert!(
         log.contains(
@@ -93,11 +99,11 @@ fn a_restarted_cn_re_establishes_its_stations() {
         ),
         "{log}"
     );
-    let now = bed.cns[0].ns.sh("ip -4 addr show dev mob");
+    let now = bed.cns[0].mobile_addrs();
     assert!(now.contains(&format!("{gw}/32")), "{now}");
-    c.ns.sh(&format!("ping -c1 -W2 {gw}"));
+    bed.clients[c].ns.sh(&format!("ping -c1 -W2 {gw}"));
     // And it is in the status the operator sees.
-    let pid = bed.cns[0].pid.unwrap();
+    let pid = bed.cns[0].pid().unwrap();
     bed.cns[0].ns.signal(pid, nix::sys::signal::Signal::SIGUSR1);
     let st = wait_for(Duration::from_secs(5), || {
         let s = read(&bed.cns[0].status);
@@ -110,12 +116,12 @@ fn a_restarted_cn_re_establishes_its_stations() {
 
 #[test]
 fn without_the_mlr_a_cn_keeps_serving_and_rebinds_when_it_returns() {
-    let mut bed = Bed::new(1, None);
-    bed.set_rc(0, &["lease_time 12"]);
+    let mut bed = TestBed::with_cns(1);
+    bed.set_rc(1, &["lease_time 12"]);
     bed.start_all();
-    let mut c = bed.client(0);
-    c.udhcpc(&bed.dir, &[]);
-    let ip = c.wait_event(&["bound"], 0, 20).expect("lease");
+    let c = bed.add_client(1);
+    bed.udhcpc(c, &[]);
+    let ip = bed.clients[c].wait_event(&["bound"], 0, 20).expect("lease");
     bed.stop_mlrd();
     assert!(
         bed.cns[0].wait_log("lost the MLR link", 0, 10),
@@ -123,11 +129,11 @@ fn without_the_mlr_a_cn_keeps_serving_and_rebinds_when_it_returns() {
         bed.cns[0].log_text()
     );
     // The renewal (T1 = 6 s) is answered from the CN's own table.
-    let renewed = c
+    let renewed = bed.clients[c]
         .wait_event(&["renew"], 0, 20)
         .unwrap_or_else(|| panic!("no renewal without the MLR\n{}", bed.cns[0].log_text()));
     assert_eq!(renewed, ip);
-    bed.start_mlrd();
+    start_mlrd(&mut bed);
     assert!(
         bed.cns[0].wait_log("Bind accepted (re-established link)", 0, 40),
         "{}",
@@ -138,53 +144,53 @@ fn without_the_mlr_a_cn_keeps_serving_and_rebinds_when_it_returns() {
         "{}",
         bed.cns[0].log_text()
     );
-    c.stop();
+    bed.clients[c].stop_dhcp();
     bed.cns[0].stop();
 }
 
 #[test]
 fn a_full_station_table_refuses_the_newcomer_and_serves_the_others() {
-    let mut bed = Bed::new(1, None);
-    bed.set_rc(0, &["max_stations 1"]);
+    let mut bed = TestBed::with_cns(1);
+    bed.set_rc(1, &["max_stations 1"]);
     bed.start_all();
-    let mut a = bed.client(0);
-    let ip = lease(&mut a, &bed, 0);
-    let mut b = bed.client(0);
-    b.udhcpc(&bed.dir, &["-n", "-q", "-t", "2", "-T", "1"]);
-    let pid = b.pid.take().unwrap();
-    let st =
-        b.ns.wait(pid, Duration::from_secs(15))
-            .expect("udhcpc ends");
+    let a = bed.add_client(1);
+    let ip = lease(&mut bed, a, 0);
+    let b = bed.add_client(1);
+    bed.udhcpc(b, &["-n", "-q", "-t", "2", "-T", "1"]);
+    let st = bed.clients[b]
+        .wait_dhcp(Duration::from_secs(15))
+        .expect("udhcpc ends");
     assert!(!st.success(), "the second station got a lease");
-    assert!(b.events().is_empty());
+    assert!(bed.clients[b].events().is_empty());
     let log = bed.cns[0].log_text();
     assert!(
         log.contains("station table full (1 stations): refusing"),
         "{log}"
     );
     // The station already served still gets its address.
-    let again = lease(&mut a, &bed, 1);
+    let again = lease(&mut bed, a, 1);
     assert_eq!(again, ip);
     bed.cns[0].stop();
 }
 
 #[test]
 fn malformed_dhcp_and_mlrp_input_is_logged_and_survived() {
-    let mut bed = Bed::new(1, Some("hostile"));
+    let mut bed = TestBed::with_cns(1);
     bed.start_all();
     // MLRP garbage at the CN-to-CN port, from the MLR's namespace: text, an
     // oversized length, a half frame left hanging, a flood of junk.
     let py = r#"
 import socket, time
 def conn():
-    s = socket.create_connection(("10.13.0.1", 5554), timeout=3)
+    s = socket.create_connection(("CN1", 5554), timeout=3)
     return s
 s = conn(); s.sendall(b"GET / HTTP/1.0\r\n\r\n"); time.sleep(0.2); s.close()
 s = conn(); s.sendall(b"MLRP" + b"\x01\x00" + b"\xff\xff\xff\xff" + b"\x00" * 14); time.sleep(0.2); s.close()
 half = conn(); half.sendall(b"ML")
 s = conn(); s.sendall(bytes(range(256)) * 64); time.sleep(0.2); s.close()
 time.sleep(0.5)
-"#;
+"#
+    .replace("CN1", &cn_core_ip(1).to_string());
     let out = bed.mlr.sh_out(&format!("/usr/bin/python3 -c '{py}'"));
     assert!(
         out.status.success(),
@@ -192,7 +198,7 @@ time.sleep(0.5)
         String::from_utf8_lossy(&out.stderr)
     );
     // Malformed DHCP on the cell, from a client namespace (scapy).
-    let mut c = bed.client(0);
+    let c = bed.add_client(1);
     let py = format!(
         r#"
 from scapy.all import Ether, IP, UDP, BOOTP, DHCP, Raw, sendp
@@ -204,9 +210,11 @@ sendp(base/BOOTP(chaddr=b"\x02\x00\x00\x00\x00\x99", xid=2)/Raw(b"\x63\x82\x53\x
 sendp(base/BOOTP(chaddr=b"\x02\x00\x00\x00\x00\x99", xid=3, op=2)/DHCP(options=[("message-type","offer"),"end"]), iface=i, verbose=0)
 sendp(base/Raw(bytes(range(256))*2), iface=i, verbose=0)
 "#,
-        ifname = c.ifname
+        ifname = bed.clients[c].ifname
     );
-    let out = c.ns.sh_out(&format!("/usr/bin/python3 -c '{py}'"));
+    let out = bed.clients[c]
+        .ns
+        .sh_out(&format!("/usr/bin/python3 -c '{py}'"));
     assert!(
         out.status.success(),
         "{}",
@@ -220,85 +228,93 @@ sendp(base/Raw(bytes(range(256))*2), iface=i, verbose=0)
     let log = bed.cns[0].log_text();
     for l in log
         .lines()
-        .filter(|l| l.contains("malformed") || l.contains("from 10.13.0.250:"))
+        .filter(|l| l.contains("malformed") || l.contains(&format!("from {MLR_IP}:")))
     {
         println!("logged: {l}");
     }
     assert!(
-        log.contains("from 10.13.0.250:"),
+        log.contains(&format!("from {MLR_IP}:")),
         "MLRP garbage not logged:\n{log}"
     );
     // Still alive and serving: the evaluation passes and a client gets a lease.
-    let (code, out) = bed.evaluate(0);
+    let (code, out) = bed.evaluate(1);
     assert_eq!(code, 0, "{out}\n{log}");
-    let ip = lease(&mut c, &bed, 0);
-    assert!(ip.starts_with("10.13.101."), "{ip}");
+    let ip = lease(&mut bed, c, 0);
+    assert!(ip.starts_with(&bed.cns[0].mobile_prefix()), "{ip}");
     bed.cns[0].stop();
 }
 
 #[test]
 fn two_instances_on_one_node_serve_their_own_cells() {
-    let mut bed = Bed::new(1, None);
+    let mut bed = TestBed::with_cns(1);
     // A second mobile interface and cell on CN 1's node.
     bed.air
         .sh("ip link add cellb type bridge && ip link set cellb up");
     veth(&bed.cns[0].ns, "mob2", &bed.air, "mb");
     bed.air.sh("ip link set mb master cellb");
-    bed.cns[0].ns.sh("ip addr add 10.13.150.1/24 dev mob2");
-    let rc2 = bed.dir.path("cn1b.rc");
-    std::fs::write(
-        &rc2,
-        format!(
-            "mlr {MLR_IP}\ncn_name Second instance\ntunnel_prefix ttb\ncn_if core\nmobile_if mob2\n\
-             network_name {NETWORK}\naddr_pool mob2 * *\ncn_port 5555\nstatus_file {}\n",
-            bed.dir.path("cn1b.status").display()
-        ),
-    )
-    .unwrap();
+    bed.cns[0].ns.sh("ip addr add 10.150.0.1/24 dev mob2");
+    // The second instance's rc: CN 1's with its own name, interface, pool
+    // and port.
+    let rc2 = bed.dir.join("cn1b.rc");
+    let mut rc = Rc::new("second instance");
+    for l in bed.tmipd_rc(1).lines().filter(|l| !l.starts_with('#')) {
+        rc.apply(&[l]);
+    }
+    rc.apply(&[
+        "cn_name Second instance",
+        "tunnel_prefix ttb",
+        "mobile_if mob2",
+        "addr_pool mob2 * *",
+        "cn_port 5555",
+        &format!("status_file {}", bed.dir.join("cn1b.status").display()),
+    ]);
+    rc.write(&rc2);
     bed.start_all();
-    let log2 = bed.dir.path("cn1b.log");
-    let out = std::fs::File::create(&log2).unwrap();
-    let mut cmd = bed.cns[0].ns.command(bin("tmipd"));
-    cmd.arg("-F").arg("-f").arg(&rc2);
-    cmd.stdout(std::process::Stdio::from(out.try_clone().unwrap()))
-        .stderr(std::process::Stdio::from(out));
-    let pid2 = bed.cns[0].ns.spawn(cmd);
-    wait_for(Duration::from_secs(15), || {
-        read(&log2).contains("is now up and running").then_some(())
-    })
-    .unwrap_or_else(|| panic!("second instance: {}", read(&log2)));
-    let (code, out) = bed.evaluate(0);
+    let second = Spawn::new(
+        &bed.cns[0].ns.name,
+        "tmipd (second instance)",
+        bin("tmipd"),
+        &bed.dir.join("cn1b.out"),
+    )
+    .args(["-F", "-f"])
+    .arg(&rc2)
+    .start_until("is now up and running", Duration::from_secs(15));
+    let mut second = second.unwrap_or_else(|e| panic!("{e}"));
+    let (code, out) = bed.evaluate(1);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("+ CN @ 10.13.0.1 [Test CN 1]: Passed."),
+        out.contains(&format!("+ CN @ {} [CN1 test-bed]: Passed.", cn_core_ip(1))),
         "{out}"
     );
     assert!(
-        out.contains("+ CN @ 10.13.0.1:5555 [Second instance]: Passed."),
+        out.contains(&format!(
+            "+ CN @ {}:5555 [Second instance]: Passed.",
+            cn_core_ip(1)
+        )),
         "{out}"
     );
     // Each cell's client gets an address from its own instance's pool.
-    let mut a = bed.client(0);
-    let ip_a = lease(&mut a, &bed, 0);
-    assert!(ip_a.starts_with("10.13.101."), "{ip_a}");
-    let mut b = bed.client(0);
-    bed.air.sh(&format!("ip link set {} master cellb", b.port));
-    let ip_b = lease(&mut b, &bed, 0);
-    assert!(ip_b.starts_with("10.13.150."), "{ip_b}");
-    bed.cns[0]
-        .ns
-        .signal(pid2, nix::sys::signal::Signal::SIGTERM);
-    let st = bed.cns[0].ns.wait(pid2, Duration::from_secs(10));
+    let a = bed.add_client(1);
+    let ip_a = lease(&mut bed, a, 0);
+    assert!(ip_a.starts_with(&bed.cns[0].mobile_prefix()), "{ip_a}");
+    let b = bed.add_client(1);
+    bed.air.sh(&format!(
+        "ip link set {} master cellb",
+        bed.clients[b].air_port
+    ));
+    let ip_b = lease(&mut bed, b, 0);
+    assert!(ip_b.starts_with("10.150.0."), "{ip_b}");
+    let st = second.stop(Duration::from_secs(10));
     assert!(st.is_some_and(|s| s.success()), "{st:?}");
     bed.cns[0].stop();
 }
 
 #[test]
 fn signals_and_console_work_in_the_foreground() {
-    let mut bed = Bed::new(1, None);
-    bed.start_mlrd();
+    let mut bed = TestBed::with_cns(1);
+    start_mlrd(&mut bed);
     // The console reads a FIFO so the test can type into it.
-    let fifo = bed.dir.path("console");
+    let fifo = bed.dir.join("console");
     sh(&format!("mkfifo {}", fifo.display()));
     let log = bed.cns[0].log.clone();
     let mut cmd = bed.cns[0].ns.command("sh");
@@ -319,8 +335,8 @@ fn signals_and_console_work_in_the_foreground() {
         "{}",
         read(&log)
     );
-    let mut c = bed.client(0);
-    let ip = lease(&mut c, &bed, 0);
+    let c = bed.add_client(1);
+    let ip = lease(&mut bed, c, 0);
     use std::io::Write;
     writeln!(console, "clients").unwrap();
     writeln!(console, "cns").unwrap();
@@ -355,7 +371,8 @@ fn signals_and_console_work_in_the_foreground() {
         read(&log)
     );
     // HUP: live settings applied, the rest named as needing a restart.
-    bed.set_rc(0, &["debug_level 3", "cn_port 6000"]);
+    bed.set_rc(1, &["debug_level 3", "cn_port 6000"]);
+    let ns = &bed.cns[0].ns;
     ns.signal(pid, nix::sys::signal::Signal::SIGHUP);
     assert!(
         bed.cns[0].wait_log("need a restart to take effect: cn_port", 0, 5),
@@ -374,30 +391,31 @@ fn signals_and_console_work_in_the_foreground() {
     drop(console);
     let st = bed.cns[0].ns.wait(pid, Duration::from_secs(10));
     assert!(st.is_some_and(|s| s.success()), "{st:?}\n{}", read(&log));
-    let addrs = bed.cns[0].ns.sh("ip -4 addr show dev mob");
+    let addrs = bed.cns[0].mobile_addrs();
     assert!(!addrs.contains("/32"), "{addrs}");
 }
 
 #[test]
 fn starts_from_a_uci_section_and_evaluates_with_it() {
-    let mut bed = Bed::new(1, None);
-    bed.start_mlrd();
-    let uci = bed.dir.path("tmip");
+    let mut bed = TestBed::with_cns(1);
+    start_mlrd(&mut bed);
+    let uci = bed.dir.join("tmip");
     std::fs::write(
         &uci,
         format!(
             "config mlrd 'mlr'\n\toption network_name 'x'\n\n\
              config tmipd 'cell'\n\toption enabled '1'\n\toption mlr '{MLR_IP}'\n\
-             \toption cn_name 'UCI CN'\n\toption tunnel_prefix 'ttu'\n\toption cn_if 'core'\n\
-             \toption mobile_if 'mob'\n\toption network_name '{NETWORK}'\n\
-             \tlist addr_pool 'mob * *'\n\tlist dns '10.13.0.250'\n\toption log '1'\n\
+             \toption cn_name 'UCI CN'\n\toption tunnel_prefix 'ttu'\n\toption cn_if '{CORE_IF}'\n\
+             \toption mobile_if '{MOBILE_IF}'\n\toption network_name '{NETWORK_NAME}'\n\
+             \toption secret '{SECRET}'\n\
+             \tlist addr_pool '{MOBILE_IF} * *'\n\tlist dns '{MLR_IP}'\n\toption log '1'\n\
              \toption status_file '{}'\n",
-            bed.dir.path("uci.status").display()
+            bed.dir.join("uci.status").display()
         ),
     )
     .unwrap();
     let uci_s = uci.display().to_string();
-    bed.cns[0].start(&["-u", "@tmipd[0]", "-c", &uci_s]);
+    start_cn(&mut bed, 1, &["-u", "@tmipd[0]", "-c", &uci_s]);
     assert!(bed.cns[0]
         .log_text()
         .contains("(UCI CN) is now up and running"));
@@ -414,19 +432,20 @@ fn starts_from_a_uci_section_and_evaluates_with_it() {
         "{text}"
     );
     assert!(
-        text.contains("+ CN @ 10.13.0.1 [UCI CN]: Passed."),
+        text.contains(&format!("+ CN @ {} [UCI CN]: Passed.", cn_core_ip(1))),
         "{text}"
     );
-    let mut c = bed.client(0);
-    assert!(lease(&mut c, &bed, 0).starts_with("10.13.101."));
+    let c = bed.add_client(1);
+    let ip = lease(&mut bed, c, 0);
+    assert!(ip.starts_with(&bed.cns[0].mobile_prefix()), "{ip}");
     bed.cns[0].stop();
 }
 
 #[test]
 fn a_wrong_network_name_or_secret_is_refused_at_start() {
-    let mut bed = Bed::new(1, Some("right"));
-    bed.start_mlrd();
-    let run = |bed: &Bed| {
+    let mut bed = TestBed::with_cns(1);
+    start_mlrd(&mut bed);
+    let run = |bed: &TestBed| {
         // `timeout`: a CN that wrongly keeps running must not hang the test.
         let out = bed.cns[0]
             .ns
@@ -445,7 +464,7 @@ fn a_wrong_network_name_or_secret_is_refused_at_start() {
         )
     };
     // Another network's name.
-    let text = read(&bed.cns[0].rc).replace(NETWORK, "other-net");
+    let text = read(&bed.cns[0].rc).replace(NETWORK_NAME, "other-net");
     std::fs::write(&bed.cns[0].rc, text).unwrap();
     let (code, err) = run(&bed);
     assert_eq!(code, Some(1), "{err}");
@@ -455,8 +474,8 @@ fn a_wrong_network_name_or_secret_is_refused_at_start() {
     );
     // The right name with the wrong secret.
     let text = read(&bed.cns[0].rc)
-        .replace("other-net", NETWORK)
-        .replace("secret right", "secret wrong");
+        .replace("other-net", NETWORK_NAME)
+        .replace(&format!("secret {SECRET}"), "secret wrong");
     std::fs::write(&bed.cns[0].rc, text).unwrap();
     let (code, err) = run(&bed);
     assert_eq!(code, Some(1), "{err}");
@@ -472,22 +491,20 @@ fn a_wrong_network_name_or_secret_is_refused_at_start() {
 
 #[test]
 fn pool_conflicts_are_reported_and_an_overlapping_pool_is_refused() {
-    let mut bed = Bed::new(2, None);
-    // CN 1's pool holds its own mobile address 10.13.101.1: a warning.
-    bed.set_rc(0, &["addr_pool mob 10.13.101.0 10.13.101.60"]);
-    let rc = read(&bed.cns[0].rc).replace("addr_pool mob * *\n", "");
-    std::fs::write(&bed.cns[0].rc, rc).unwrap();
-    bed.start_mlrd();
-    bed.cns[0].start(&[]);
+    let mut bed = TestBed::with_cns(2);
+    // CN 1's pool holds its own mobile address 10.1.0.1: a warning.
+    bed.set_rc(1, &[&format!("addr_pool {MOBILE_IF} 10.1.0.0 10.1.0.60")]);
+    start_mlrd(&mut bed);
+    start_cn(&mut bed, 1, &[]);
     let log = bed.cns[0].log_text();
     assert!(
         log.contains(
-            "+ Conflict: pool [10.13.101.0 --> 10.13.101.60] holds this CN's own address 10.13.101.1"
+            "+ Conflict: pool [10.1.0.0 --> 10.1.0.60] holds this CN's own address 10.1.0.1"
         ),
         "{log}"
     );
     // CN 2 offers part of CN 1's pool: the MLR refuses the bind, tmipd exits 1.
-    bed.set_rc(1, &["addr_pool mob 10.13.101.32 10.13.101.100"]);
+    bed.set_rc(2, &[&format!("addr_pool {MOBILE_IF} 10.1.0.32 10.1.0.100")]);
     let out = bed.cns[1]
         .ns
         .command("timeout")
@@ -533,16 +550,17 @@ impl Drop for PidFileGuard {
 
 #[test]
 fn daemon_mode_detaches_logs_to_its_file_and_exits_on_term() {
-    let mut bed = Bed::new(1, None);
-    bed.start_mlrd();
-    let file_log = bed.dir.path("daemon.log");
-    let pid_file = bed.dir.path("tmipd.pid");
+    let mut bed = TestBed::with_cns(1);
+    start_mlrd(&mut bed);
+    let file_log = bed.dir.join("daemon.log");
+    let pid_file = bed.dir.join("tmipd.pid");
     let guard = PidFileGuard(pid_file.clone());
     bed.set_rc(
-        0,
+        1,
         &[
             &format!("log_file {}", file_log.display()),
             &format!("pid_file {}", pid_file.display()),
+            "foreground false",
         ],
     );
     let out = bed.cns[0]
@@ -572,7 +590,7 @@ fn daemon_mode_detaches_logs_to_its_file_and_exits_on_term() {
     .unwrap_or_else(|| panic!("{}", read(&file_log)));
     let pid = wait_for(Duration::from_secs(5), || guard.pid()).expect("pid file");
     // The log file has timestamps; the daemon serves.
-    let (code, out) = bed.evaluate(0);
+    let (code, out) = bed.evaluate(1);
     assert_eq!(code, 0, "{out}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
@@ -589,25 +607,27 @@ fn daemon_mode_detaches_logs_to_its_file_and_exits_on_term() {
 
 #[test]
 fn a_cn_started_before_its_mlr_comes_up_and_binds_later() {
-    let mut bed = Bed::new(1, None);
-    bed.cns[0].start(&[]);
+    let mut bed = TestBed::with_cns(1);
+    start_cn(&mut bed, 1, &[]);
     let log = bed.cns[0].log_text();
     assert!(
-        log.contains("+ Binding CN to the mobile network [tmip-test]: Failed ("),
+        log.contains(&format!(
+            "+ Binding CN to the mobile network [{NETWORK_NAME}]: Failed ("
+        )),
         "{log}"
     );
     assert!(
         log.contains("Querying MLR: deferred until the MLR is reachable"),
         "{log}"
     );
-    bed.start_mlrd();
+    start_mlrd(&mut bed);
     assert!(
         bed.cns[0].wait_log("Bind accepted (re-established link)", 0, 20),
         "{}",
         bed.cns[0].log_text()
     );
-    let mut c = bed.client(0);
-    let ip = lease(&mut c, &bed, 0);
-    assert!(ip.starts_with("10.13.101."), "{ip}");
+    let c = bed.add_client(1);
+    let ip = lease(&mut bed, c, 0);
+    assert!(ip.starts_with(&bed.cns[0].mobile_prefix()), "{ip}");
     bed.cns[0].stop();
 }

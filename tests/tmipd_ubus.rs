@@ -6,20 +6,18 @@
 //!
 //! - tmipd publishes its object (`tmip`) and answers `status` with the
 //!   USR1 document's fields (what the LuCI view reads), `clients` and `cns`;
-//! - it subscribes to `hostapd.mob` (played by `FakeHostapd` with raw
+//! - it subscribes to `hostapd.mob0` (played by `FakeHostapd` with raw
 //!   frames), and a `sta-authorized` notification for a station bound at
 //!   another CN makes it adopt the station, as the control interface does.
-mod common;
 #[path = "support/fake_ubusd.rs"]
 mod fake_ubusd;
-mod tmipd_bed;
 
 use fake_ubusd::*;
 use std::time::{Duration, Instant};
 use tmip::ubus::client::{UbusClient, UbusEvent};
 use tmip::ubus::msg::{status, Message, MsgType};
 use tmip::ubus::Value;
-use tmipd_bed::*;
+use tmip_testbed::bed::*;
 
 /// Drive the test's own ubus client until `want` says Some.
 fn pump<T>(
@@ -81,12 +79,13 @@ fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
 
 #[test]
 fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
-    let mut bed = Bed::new(2, None);
-    let sock = bed.dir.path("ubus.sock");
+    let mut bed = TestBed::with_cns(2);
+    let sock = bed.dir.join("ubus.sock");
     let ubusd = FakeUbusd::start(&sock);
-    bed.set_rc(0, &["hostapd_ctrl off", "ubus off"]);
+    let hostapd_obj = format!("hostapd.{MOBILE_IF}");
+    bed.set_rc(1, &["hostapd_ctrl off", "ubus off"]);
     bed.set_rc(
-        1,
+        2,
         &[
             "debug_level 4",
             "hostapd_ctrl off",
@@ -108,9 +107,10 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
     let (st, data) = call(&mut me, "tmip", "status", Value::table());
     assert_eq!(st, status::OK);
     let s = data.first().expect("status data");
-    assert_eq!(s.get("name").and_then(Value::as_str), Some("Test CN 2"));
-    assert_eq!(s.get("network").and_then(Value::as_str), Some(NETWORK));
-    assert_eq!(s.get("cn").and_then(Value::as_str), Some("10.13.0.2"));
+    assert_eq!(s.get("name").and_then(Value::as_str), Some("CN2 test-bed"));
+    assert_eq!(s.get("network").and_then(Value::as_str), Some(NETWORK_NAME));
+    let cn2 = cn_core_ip(2).to_string();
+    assert_eq!(s.get("cn").and_then(Value::as_str), Some(cn2.as_str()));
     assert_eq!(s.get("mlr_up").and_then(Value::as_bool), Some(true));
     assert!(s.get("version").and_then(Value::as_str).is_some());
     assert_eq!(s.get("max_stations").and_then(Value::as_i64), Some(256));
@@ -121,22 +121,18 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
     assert_eq!(st, status::METHOD_NOT_FOUND);
 
     // A station with a binding from CN 1 moves to CN 2's cell, silent.
-    let mut c = bed.client(0);
-    c.udhcpc(&bed.dir, &["-n", "-q"]);
-    let ip = c
+    let c = bed.add_client(1);
+    bed.udhcpc(c, &["-n", "-q"]);
+    let ip = bed.clients[c]
         .wait_event(&["bound"], 0, 20)
         .unwrap_or_else(|| panic!("no lease at CN 1\n{}", bed.cns[0].log_text()));
-    let pid = c.pid.take().unwrap();
-    c.ns.wait(pid, Duration::from_secs(5));
-    let sta_mac =
-        c.ns.sh(&format!("cat /sys/class/net/{}/address", c.ifname))
-            .trim()
-            .to_lowercase();
-    bed.move_client(&c, 1);
+    bed.clients[c].wait_dhcp(Duration::from_secs(5));
+    let sta_mac = bed.clients[c].mac.to_lowercase();
+    bed.move_client(c, 2);
 
-    // hostapd.mob appears on the bus: tmipd subscribes, asks get_clients.
+    // hostapd.mob0 appears on the bus: tmipd subscribes, asks get_clients.
     let from = bed.cns[1].log_text().len();
-    let mut hapd = FakeHostapd::connect_as(&sock, "hostapd.mob");
+    let mut hapd = FakeHostapd::connect_as(&sock, &hostapd_obj);
     let n = Message::parse(&hapd.recv()).map(|m| (m.hdr.msg_type(), m.attrs.active));
     assert_eq!(
         n.ok(),
@@ -145,14 +141,14 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
     );
     hapd.serve_get_clients(&Value::table().with("clients", Value::table()));
     assert!(
-        bed.cns[1].wait_log("subscribed to hostapd.mob", from, 5),
+        bed.cns[1].wait_log(&format!("subscribed to {hostapd_obj}"), from, 5),
         "{}",
         bed.cns[1].log_text()
     );
     let data = Value::table()
         .with("address", Value::String(sta_mac.clone()))
         .with("auth-alg", Value::String("open".into()))
-        .with("ifname", Value::String("mob".into()));
+        .with("ifname", Value::String(MOBILE_IF.into()));
     hapd.notify("sta-authorized", &data, true);
     assert!(
         bed.cns[1].wait_log("from association event to adoption", from, 10),
@@ -162,13 +158,13 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
     let log2 = bed.cns[1].log_text()[from..].to_string();
     assert!(
         log2.contains(&format!(
-            "station {sta_mac} connected on mob (ubus hostapd.mob)"
+            "station {sta_mac} connected on {MOBILE_IF} (ubus {hostapd_obj})"
         )),
         "{log2}"
     );
     let route = bed.cns[1].ns.sh(&format!("ip -4 route show {ip}"));
     assert!(
-        route.contains("dev mob"),
+        route.contains(&format!("dev {MOBILE_IF}")),
         "no route to {ip} at CN 2: {route}"
     );
 
@@ -186,7 +182,7 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
     assert_eq!(list[0].get("at").and_then(Value::as_str), Some("here"));
     assert_eq!(
         list[0].get("parent").and_then(Value::as_str),
-        Some("10.13.0.1")
+        Some(cn_core_ip(1).to_string().as_str())
     );
     assert!(list[0].get("since").and_then(Value::as_i64).is_some());
     let (st, _) = call(
@@ -200,7 +196,7 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
     let cns = array(&data[0], "cns");
     assert!(
         cns.iter()
-            .any(|p| p.get("cn").and_then(Value::as_str) == Some("10.13.0.1")),
+            .any(|p| p.get("cn").and_then(Value::as_str) == Some(&*cn_core_ip(1).to_string())),
         "{data:?}"
     );
     let (_, data) = call(&mut me, "tmip", "status", Value::table());

@@ -21,35 +21,14 @@ mod fake_ubusd;
 use fake_ubusd::*;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tmip::ubus::blob::{Attrs, Value};
 use tmip::ubus::client::{ObjectSpec, UbusClient, UbusEvent};
 use tmip::ubus::msg::{status, Message, MsgBuilder, MsgType};
+use tmip_testbed::RunDir;
 
 // ---------------------------------------------------------------------------
 // Test-side helpers.
-
-static N: AtomicU32 = AtomicU32::new(0);
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new() -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "ubus-e2e-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).expect("tmp");
-        TempDir(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Drive clients as the daemon's loop would until `want` returns Some.
 fn pump<T>(
@@ -98,8 +77,8 @@ const STA_MAC: [u8; 6] = [2, 0x11, 0x22, 0x33, 0x44, 0x55];
 #[test]
 fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
     use hostap::StationEvent;
-    let dir = TempDir::new();
-    let sock = dir.0.join("ubus.sock");
+    let dir = RunDir::new("ubus-e2e");
+    let sock = dir.join("ubus.sock");
     let ubusd = FakeUbusd::start(&sock);
 
     let mut tmipd = UbusClient::new(&sock);
@@ -351,8 +330,8 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
 
 #[test]
 fn garbage_from_ubusd_drops_the_connection_not_the_process() {
-    let dir = TempDir::new();
-    let sock = dir.0.join("bad.sock");
+    let dir = RunDir::new("ubus-e2e");
+    let sock = dir.join("bad.sock");
     let l = UnixListener::bind(&sock).expect("bind");
     let mut c = UbusClient::new(&sock);
     c.tick(Instant::now());
@@ -367,8 +346,8 @@ fn garbage_from_ubusd_drops_the_connection_not_the_process() {
 
 #[test]
 fn requests_ubusd_never_completes_time_out() {
-    let dir = TempDir::new();
-    let sock = dir.0.join("mute.sock");
+    let dir = RunDir::new("ubus-e2e");
+    let sock = dir.join("mute.sock");
     let l = UnixListener::bind(&sock).expect("bind");
     let mut c = UbusClient::new(&sock);
     c.add_object(ObjectSpec::tmip());
@@ -407,8 +386,8 @@ fn requests_ubusd_never_completes_time_out() {
 /// survived: no panic, and the connection keeps working afterwards.
 #[test]
 fn random_frames_from_ubusd_are_survived() {
-    let dir = TempDir::new();
-    let sock = dir.0.join("fuzz.sock");
+    let dir = RunDir::new("ubus-e2e");
+    let sock = dir.join("fuzz.sock");
     let l = UnixListener::bind(&sock).expect("bind");
     let mut c = UbusClient::new(&sock);
     c.add_object(ObjectSpec::tmip());

@@ -16,6 +16,14 @@ pub struct ServerStats {
     pub connections: usize,
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    /// Connections that have not completed their handshake now.
+    pub unauthenticated: usize,
+    /// Unauthenticated connections evicted for newcomers.
+    pub preauth_evicted: u64,
+    /// Connections closed for a bad frame or Hello before the handshake.
+    pub preauth_refused: u64,
+    /// Connections closed for not completing the handshake in time.
+    pub handshake_timeouts: u64,
     pub frames_in: u64,
     pub frames_rejected: u64,
     pub auth_failures: u64,
@@ -46,7 +54,14 @@ pub fn json_str(out: &mut String, s: &str) {
 }
 
 /// Render the status document.
-pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u8) -> String {
+pub fn render(
+    reg: &Register,
+    pair: &crate::pair::Pair,
+    srv: &ServerStats,
+    now: u32,
+    uptime: u64,
+    debug: u8,
+) -> String {
     let mut o = String::with_capacity(4096);
     o.push_str("{\n  \"software\": ");
     json_str(&mut o, &format!("mlrd {}", tmip::VERSION));
@@ -57,6 +72,15 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
         ",\n  \"pid\": {},\n  \"uptime_secs\": {uptime},\n  \"debug_level\": {debug},\n  \"lease_time\": {},\n",
         std::process::id(),
         reg.lease_time()
+    );
+    let _ = writeln!(
+        o,
+        "  \"register\": {{\"role\": \"{}\", \"state\": \"{}\", \"epoch\": {}, \"replication\": \"{}\", \"peer\": \"{}\"}},",
+        pair.wire_role(),
+        pair.role(),
+        pair.epoch(),
+        pair.replication(),
+        pair.peer().map_or(String::new(), |p| p.to_string())
     );
     let counts = reg.per_cn_counts();
     o.push_str("  \"cns\": [");
@@ -122,7 +146,7 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
     let _ = write!(
         o,
         "  \"counters\": {{\"binds\": {}, \"binds_refused\": {}, \"allocations\": {}, \"renewals\": {}, \"locates\": {}, \"locate_misses\": {}, \"moves\": {}, \"releases\": {}, \"expired\": {}, \"cns_down\": {}, \
-\"connections\": {}, \"connections_accepted\": {}, \"connections_refused\": {}, \"frames_in\": {}, \"frames_rejected\": {}, \"auth_failures\": {}, \"pushes_sent\": {}, \"journal_bytes\": {}, \"journal_generation\": {}, \"journal_syncs\": {}}}\n}}\n",
+\"connections\": {}, \"connections_accepted\": {}, \"connections_refused\": {}, \"unauthenticated\": {}, \"preauth_evicted\": {}, \"preauth_refused\": {}, \"handshake_timeouts\": {}, \"frames_in\": {}, \"frames_rejected\": {}, \"auth_failures\": {}, \"pushes_sent\": {}, \"journal_bytes\": {}, \"journal_generation\": {}, \"journal_syncs\": {}}}\n}}\n",
         c.binds,
         c.binds_refused,
         c.allocations,
@@ -136,6 +160,10 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
         srv.connections,
         srv.connections_accepted,
         srv.connections_refused,
+        srv.unauthenticated,
+        srv.preauth_evicted,
+        srv.preauth_refused,
+        srv.handshake_timeouts,
         srv.frames_in,
         srv.frames_rejected,
         srv.auth_failures,
@@ -184,7 +212,12 @@ mod tests {
             )
             .unwrap();
         r.allocate(a, MacAddr([2, 0, 0, 0, 0, 1]), 0).unwrap();
-        let doc = render(&r, &ServerStats::default(), 10, 5, 2);
+        let alone = crate::pair::Pair::new(None, false, 1);
+        let doc = render(&r, &alone, &ServerStats::default(), 10, 5, 2);
+        assert!(
+            doc.contains("\"register\": {\"role\": \"standalone\", \"state\": \"serving\", \"epoch\": 1, \"replication\": \"none\", \"peer\": \"\"}"),
+            "{doc}"
+        );
         assert!(doc.contains("\"network\": \"net \\\"x\\\"\""), "{doc}");
         assert!(doc.contains("\"name\": \"roof\\tcn\""), "{doc}");
         assert!(doc.contains("\"cells\": 64, \"used\": 1"), "{doc}");
@@ -200,6 +233,7 @@ mod tests {
         assert_eq!(doc.matches('[').count(), doc.matches(']').count());
         let empty = render(
             &Register::new("n", 60, 30),
+            &alone,
             &ServerStats::default(),
             0,
             0,

@@ -3,16 +3,12 @@
 //! signals and start-up errors. Clients run on threads that enter the
 //! namespace with setns(2), so they reach mlrd on the namespace's loopback.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
-use common::*;
 use nix::sys::signal::Signal;
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,59 +17,45 @@ use tmip::mlrp::{
     Allocate, BindReply, Client, ClientError, CnBind, CnRef, ErrorCode, Locate, Message, Move,
     NetworkKey, Pool, Release, Role,
 };
+use tmip_testbed::bed::{NETWORK_NAME as NET, SECRET};
+use tmip_testbed::{
+    closed_by_peer, enter_netns, in_netns, mlrd_rc, sh, sh_out, wait_for, Netns, Proc, Rc, RunDir,
+    Spawn,
+};
 
-const NET: &str = "testnet";
-const SECRET: &str = "s3cret";
 const MLR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 6554);
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("mlrd-it-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// mlrd running in its own namespace, logging to a file we can read.
+/// mlrd running in its own namespace (reached on its loopback), started
+/// from the test bed's mlrd.rc; each start's output in its own file.
 struct Mlr {
     ns: Netns,
-    dir: Scratch,
-    pid: u32,
+    dir: RunDir,
+    rc: Rc,
+    proc: Option<Proc>,
     starts: usize,
     /// Command line; default `-f <dir>/mlrd.rc`.
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
 
-fn base_config(dir: &Scratch, extra: &str) -> String {
-    format!(
-        "network_name {NET}\nport 6554\nforeground true\nlog true\nsecret {SECRET}\nstate_dir {}\nstatus_file {}\nlease_time 3600\ncn_timeout 30\n{extra}",
-        dir.path("state").display(),
-        dir.path("status.json").display()
-    )
-}
-
 impl Mlr {
+    /// The bed's mlrd.rc with `cn_timeout 30`, then `extra` lines.
     fn start(tag: &str, extra: &str) -> Mlr {
         let ns = Netns::new("ml");
-        let dir = Scratch::new(tag);
-        std::fs::write(dir.path("mlrd.rc"), base_config(&dir, extra)).unwrap();
+        // CNs bind from the address they claim: make all of 10/8 local, so
+        // clients can speak as any CN 10.x from their own source address.
+        ns.sh("ip addr add 10.0.0.1/8 dev lo");
+        let dir = RunDir::new(&format!("mlrd-{tag}"));
+        let mut rc = mlrd_rc(NET, SECRET, &dir);
+        rc.set("cn_timeout", 30);
+        rc.apply(&extra.lines().collect::<Vec<_>>());
+        rc.write(&dir.path("mlrd.rc"));
         let args = vec!["-f".into(), dir.path("mlrd.rc").display().to_string()];
         let mut m = Mlr {
             ns,
             dir,
-            pid: 0,
+            rc,
+            proc: None,
             starts: 0,
             args,
             env: Vec::new(),
@@ -86,35 +68,43 @@ impl Mlr {
         self.dir.path(&format!("log.{}", self.starts))
     }
 
+    fn status_path(&self) -> PathBuf {
+        self.dir.path("mlrd.status")
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.path("mlr-state")
+    }
+
     /// Start (or restart) mlrd and wait until it listens.
     fn spawn(&mut self) {
         self.starts += 1;
-        let log = std::fs::File::create(self.log_path()).unwrap();
-        let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_mlrd"));
-        cmd.args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        self.pid = self.ns.spawn(cmd);
-        let ok = wait_for(Duration::from_secs(10), || {
-            self.log().contains("MLR up and listening").then_some(())
-        });
-        assert!(ok.is_some(), "mlrd did not come up:\n{}", self.log());
+        let mut s = Spawn::new(
+            &self.ns.name,
+            "mlrd",
+            env!("CARGO_BIN_EXE_mlrd"),
+            &self.log_path(),
+        )
+        .args(&self.args);
+        for (k, v) in &self.env {
+            s = s.env(k, v);
+        }
+        match s.start_until("MLR up and listening", Duration::from_secs(10)) {
+            Ok(p) => self.proc = Some(p),
+            Err(e) => panic!("mlrd did not come up: {e}"),
+        }
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// Restart with `extra` appended to mlrd.rc (later keys win).
+    /// Restart with `extra` applied to mlrd.rc (a key replaces its line).
     fn with_extra(mut self, extra: &str) -> Mlr {
         self.signal(Signal::SIGTERM);
-        self.ns
-            .wait(self.pid, Duration::from_secs(5))
-            .expect("exited");
-        let rc = self.dir.path("mlrd.rc");
-        let text = std::fs::read_to_string(&rc).unwrap();
-        std::fs::write(&rc, format!("{text}{extra}")).unwrap();
+        self.wait(Duration::from_secs(5)).expect("exited");
+        self.rc.apply(&extra.lines().collect::<Vec<_>>());
+        self.rc.write(&self.dir.path("mlrd.rc"));
         self.spawn();
         self
     }
@@ -129,36 +119,38 @@ impl Mlr {
     }
 
     fn signal(&self, s: Signal) {
-        self.ns.signal(self.pid, s);
+        if let Some(p) = &self.proc {
+            p.signal(s);
+        }
+    }
+
+    /// Wait for mlrd to exit by itself; its status.
+    fn wait(&mut self, t: Duration) -> Option<ExitStatus> {
+        self.proc.as_mut()?.wait(t)
+    }
+
+    /// kill -9 (and reap), then wait until nothing runs in the namespace:
+    /// a background compaction's forked child dies with mlrd (PDEATHSIG)
+    /// but a moment later, and holds the listening socket until then.
+    fn kill9(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            p.kill();
+        }
+        let pids = format!("ip netns pids {}", self.ns.name);
+        wait_for(Duration::from_secs(5), || {
+            sh(&pids).trim().is_empty().then_some(())
+        })
+        .expect("mlrd's processes gone after kill -9");
     }
 
     fn alive(&mut self) -> bool {
-        self.ns.wait(self.pid, Duration::from_millis(0)).is_none()
+        self.proc.as_mut().is_some_and(Proc::alive)
     }
 
     /// Run `f` on a thread inside the namespace.
     fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        in_ns(&self.ns.name, f)
+        in_netns(&self.ns.name, f)
     }
-}
-
-/// Run `f` on a new thread that has entered network namespace `name`.
-fn in_ns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{name}");
-    std::thread::spawn(move || {
-        enter_ns(&path);
-        f()
-    })
-    .join()
-    .expect("namespace thread panicked")
-}
-
-fn enter_ns(path: &str) {
-    let f = std::fs::File::open(path).expect("open netns");
-    use std::os::fd::AsRawFd;
-    // SAFETY: setns on this thread only, with a namespace fd we opened.
-    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
 }
 
 fn key() -> NetworkKey {
@@ -167,6 +159,19 @@ fn key() -> NetworkKey {
 
 fn connect() -> Client {
     Client::connect(MLR, Role::Cn, Some(&key()), Duration::from_secs(5)).expect("connect")
+}
+
+/// Connect from source address `from` (a CN binds from its own address).
+fn connect_from(from: &str) -> Client {
+    let mlr = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6554);
+    Client::connect_from(
+        from.parse().unwrap(),
+        mlr,
+        Role::Cn,
+        Some(&key()),
+        Duration::from_secs(5),
+    )
+    .expect("connect")
 }
 
 fn pool(a: &str, b: &str) -> Pool {
@@ -178,7 +183,7 @@ fn pool(a: &str, b: &str) -> Pool {
 
 /// Connect and bind as CN `addr`:5554 with `pools`.
 fn bind_cn(addr: &str, pools: Vec<Pool>) -> Client {
-    let mut c = connect();
+    let mut c = connect_from(addr);
     let r = c
         .call(&Message::CnBind(CnBind {
             network_name: NET.into(),
@@ -214,9 +219,9 @@ fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice()
     let acked: Arc<Mutex<HashMap<u32, Cell30>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let (a2, s2) = (acked.clone(), stop.clone());
-    let path = format!("/var/run/netns/{}", m.ns.name);
+    let ns = m.ns.name.clone();
     let worker = std::thread::spawn(move || {
-        enter_ns(&path);
+        enter_netns(&ns);
         let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
         let mut i = 0;
         while !s2.load(Ordering::Relaxed) {
@@ -237,15 +242,14 @@ fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice()
         (acked.lock().unwrap().len() >= 300).then_some(())
     })
     .expect("allocations flowing");
-    m.ns.signal(m.pid, Signal::SIGKILL);
-    let _ = m.ns.wait(m.pid, Duration::from_secs(5));
+    m.kill9();
     stop.store(true, Ordering::Relaxed);
     worker.join().unwrap();
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 300);
     // Also a torn record at the end, as a crash in the middle of a write
     // leaves it: a length promising more bytes than follow.
-    let journal = std::fs::read_dir(m.dir.path("state"))
+    let journal = std::fs::read_dir(m.state_path())
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -376,10 +380,10 @@ fn status_number(st: &str, key: &str) -> u64 {
 }
 
 fn status_of(m: &Mlr) -> String {
-    let _ = std::fs::remove_file(m.dir.path("status.json"));
+    let _ = std::fs::remove_file(m.status_path());
     m.signal(Signal::SIGUSR1);
     wait_for(Duration::from_secs(5), || {
-        std::fs::read_to_string(m.dir.path("status.json"))
+        std::fs::read_to_string(m.status_path())
             .ok()
             .filter(|s| s.contains("journal_syncs"))
     })
@@ -449,8 +453,7 @@ fn moves_are_journalled_without_waiting_for_the_disk_and_survive_kill9() {
         "moves are written to the journal: {st}"
     );
     // Crash: the last location is there after the restart.
-    m.ns.signal(m.pid, Signal::SIGKILL);
-    let _ = m.ns.wait(m.pid, Duration::from_secs(5));
+    m.kill9();
     m.spawn();
     let r = m.run(|| {
         let mut c = connect();
@@ -473,22 +476,9 @@ fn moves_are_journalled_without_waiting_for_the_disk_and_survive_kill9() {
     assert!(status_number(&st, "journal_syncs") >= 2, "{st}");
 }
 
-fn raise_nofile() {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: get/setrlimit on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        r.rlim_cur = r.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-    }
-}
-
 #[test]
 fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd() {
-    raise_nofile();
+    tmip::daemon::raise_nofile();
     let mut m = Mlr::start("hostile", "");
     let (worst, mean, idle) = m.run(|| {
         let mut good = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
@@ -497,10 +487,12 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
             requested: None,
         }))
         .unwrap();
-        // 3000 idle connections that never say a word.
+        // 3000 idle connections that never say a word, from 200 addresses
+        // (15 each: under max_unauth_per_source, so all of them stay).
         let mut idle = Vec::new();
-        for _ in 0..3000 {
-            idle.push(TcpStream::connect(MLR).expect("idle connect"));
+        for i in 0..3000u32 {
+            let src = Ipv4Addr::new(10, 77, (i / 15 / 250) as u8, (i / 15 % 250) as u8 + 1);
+            idle.push(tcp_from(src).expect("idle connect"));
         }
         // Garbage.
         let mut g = TcpStream::connect(MLR).unwrap();
@@ -553,7 +545,7 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
     assert!(log.contains("protocol error"), "{log}");
     m.signal(Signal::SIGUSR1);
     m.wait_log("Status written");
-    let st = std::fs::read_to_string(m.dir.path("status.json")).unwrap();
+    let st = std::fs::read_to_string(m.status_path()).unwrap();
     let accepted: u64 = st
         .split("\"connections_accepted\": ")
         .nth(1)
@@ -565,16 +557,39 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
 
 #[test]
 fn max_connections_refusal_is_logged_and_survived() {
+    // A connection is refused only when every slot holds an authenticated
+    // one (unauthenticated ones are evicted instead: see
+    // connection_slots_cannot_be_held_by_an_outsider).
     let mut m = Mlr::start("maxconn", "max_connections 5\n");
-    m.run(|| {
-        let mut v = Vec::new();
-        for _ in 0..8 {
-            v.push(TcpStream::connect(MLR).unwrap());
+    let held = m.run(|| {
+        let mut v: Vec<Client> = (0..5).map(|_| connect()).collect();
+        // A round trip on each, so mlrd has read every Hello and counts all
+        // five as authenticated (an unread Hello is an unauthenticated
+        // slot, which a newcomer would evict instead of being refused).
+        for c in v.iter_mut() {
+            c.call(&Message::Ping { nonce: 1 }).expect("ping");
         }
-        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..3 {
+            // Accepted by the kernel, then closed by mlrd unanswered.
+            let mut s = TcpStream::connect(MLR).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut b = [0u8; 64];
+            assert!(
+                !matches!(s.read(&mut b), Ok(n) if n > 0),
+                "refused peer got bytes"
+            );
+        }
+        v
     });
     m.wait_log("Refusing connection from 127.0.0.1:");
+    assert_eq!(
+        m.log().matches("Refusing connection from").count(),
+        1,
+        "refusals are logged once per interval:\n{}",
+        m.log()
+    );
     assert!(m.alive());
+    drop(held);
     // Once those are gone, a client gets in again.
     m.run(|| {
         let ok = wait_for(Duration::from_secs(5), || {
@@ -582,6 +597,12 @@ fn max_connections_refusal_is_logged_and_survived() {
         });
         assert!(ok.is_some());
     });
+    // The other refusals (2, or 3 if a retry above came before mlrd saw
+    // the closes) are counted in one summary line.
+    m.wait_log_for(
+        "more connection(s) in the last 10 s: max_connections 5 reached, all authenticated",
+        Duration::from_secs(15),
+    );
 }
 
 #[test]
@@ -600,7 +621,7 @@ fn bind_is_refused_for_a_wrong_network_name_and_a_wrong_secret() {
                 }))
             });
         let wrong_secret = r.is_err();
-        let mut c = connect();
+        let mut c = connect_from("10.9.0.7");
         let r = c
             .call(&Message::CnBind(CnBind {
                 network_name: "some-other-net".into(),
@@ -639,7 +660,7 @@ fn bind_is_refused_for_a_wrong_network_name_and_a_wrong_secret() {
     assert!(
         log.lines()
             .any(|l| l.contains("Bind refused for CN 10.9.0.7:5554")
-                && l.contains("from 127.0.0.1:")
+                && l.contains("from 10.9.0.7:")
                 && l.contains("wrong network name 'some-other-net'")),
         "{log}"
     );
@@ -662,12 +683,12 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
     // USR1: status JSON.
     m.signal(Signal::SIGUSR1);
     m.wait_log("Status written");
-    let st = std::fs::read_to_string(m.dir.path("status.json")).unwrap();
+    let st = std::fs::read_to_string(m.status_path()).unwrap();
     assert!(st.contains("\"bindings_count\": 3"), "{st}");
     // Valid JSON, checked by a real parser.
     let check = Command::new("python3")
         .args(["-c", "import json,sys; json.load(open(sys.argv[1]))"])
-        .arg(m.dir.path("status.json"))
+        .arg(m.status_path())
         .output()
         .expect("python3 (in scripts/setup's packages)");
     assert!(check.status.success(), "{check:?}\n{st}");
@@ -705,11 +726,11 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
     });
     // TERM: clean exit with a snapshot.
     m.signal(Signal::SIGTERM);
-    let st = m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    let st = m.wait(Duration::from_secs(5)).expect("exited");
     assert!(st.success(), "{st:?}");
     assert!(m.log().contains("State saved: snapshot 1 with 3 bindings"));
-    assert!(m.dir.path("state/snapshot").exists());
-    assert!(m.dir.path("state/journal.1").exists());
+    assert!(m.state_path().join("snapshot").exists());
+    assert!(m.state_path().join("journal.1").exists());
     std::fs::write(&rc, good.replace("port 6555", "port 6554")).unwrap();
     m.spawn();
     assert!(m.log().contains("3 bindings restored"), "{}", m.log());
@@ -725,7 +746,7 @@ fn run_mlrd(args: &[&str]) -> std::process::Output {
 #[test]
 fn config_errors_name_file_and_line_and_exit_non_zero() {
     // These fail before any socket is opened, so no namespace is needed.
-    let d = Scratch::new("cfgerr");
+    let d = RunDir::new("mlrd-cfgerr");
     let rc = d.path("bad.rc");
     std::fs::write(&rc, "network_name n\n# comment\nfrobnicate yes\n").unwrap();
     let out = run_mlrd(&["-F", "-f", rc.to_str().unwrap()]);
@@ -753,9 +774,9 @@ fn config_errors_name_file_and_line_and_exit_non_zero() {
 fn uci_section_with_u_and_c_starts_and_hup_rereads_it() {
     let mut m = Mlr::start("uci", "");
     m.signal(Signal::SIGTERM);
-    m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    m.wait(Duration::from_secs(5)).expect("exited");
     let uci = m.dir.path("tmip");
-    let state = m.dir.path("state");
+    let state = m.state_path();
     let write = |lease: u32| {
         std::fs::write(
             &uci,
@@ -813,15 +834,13 @@ fn daemon_mode_detaches_and_logs_to_log_file() {
         }
     }
     let _reap = Reap(ns.name.clone());
-    let dir = Scratch::new("daemon");
+    let dir = RunDir::new("mlrd-daemon");
     let log = dir.path("mlrd.log");
     let rc = dir.path("mlrd.rc");
-    std::fs::write(
-        &rc,
-        base_config(&dir, &format!("log_file {}\n", log.display()))
-            .replace("foreground true", "foreground false"),
-    )
-    .unwrap();
+    mlrd_rc(NET, SECRET, &dir)
+        .set("log_file", log.display())
+        .set("foreground", "false")
+        .write(&rc);
     let out = ns
         .command(env!("CARGO_BIN_EXE_mlrd"))
         .arg("-f")
@@ -910,7 +929,7 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
     // Compact every few kilobytes of journal (the default is 16 MB).
     m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
     m.signal(Signal::SIGTERM);
-    m.ns.wait(m.pid, Duration::from_secs(5)).expect("exited");
+    m.wait(Duration::from_secs(5)).expect("exited");
     m.spawn();
     let log_path = m.log_path();
     let compactions = move || {
@@ -952,8 +971,7 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
         log.matches("Journal compacted into snapshot").count() >= 3,
         "{log}"
     );
-    m.ns.signal(m.pid, Signal::SIGKILL);
-    let _ = m.ns.wait(m.pid, Duration::from_secs(5));
+    m.kill9();
     m.spawn();
     let n = acked.len();
     assert!(
@@ -1040,6 +1058,13 @@ fn pushes_beyond_the_unanswered_limit_are_queued_not_lost() {
     assert!(!m.log().contains("does not answer pushes"), "{}", m.log());
 }
 
+/// A TCP connection to the MLR from source address `src` (any 10.x: the
+/// namespace's loopback owns 10/8).
+fn tcp_from(src: Ipv4Addr) -> std::io::Result<TcpStream> {
+    let mlr = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6554);
+    tmip::mlrp::client::tcp_connect_from(src, mlr, Duration::from_secs(5))
+}
+
 /// A TCP connection to the MLR with a tiny receive buffer, so what mlrd
 /// sends piles up on its side when we do not read.
 fn connect_small_rcvbuf() -> TcpStream {
@@ -1070,8 +1095,8 @@ fn a_peer_that_never_reads_is_cut_off_and_others_are_served() {
     let m = Mlr::start("slowpeer", "").with_extra("cn_timeout 3\n");
     let worst = m.run(|| {
         // 90 CNs with 64 pools each make every CnList reply ~48 KB.
-        let mut c = connect();
         for k in 0..90u8 {
+            let mut c = connect_from(&format!("10.200.0.{}", k + 1));
             let pools = (0..64u8)
                 .map(|p| Pool {
                     first: Ipv4Addr::new(10, k, p * 4, 0),
@@ -1196,4 +1221,278 @@ fn a_deep_pipeline_is_answered_in_full_and_in_order() {
             }
         }
     });
+}
+
+// ---- issue 8: outsiders and secret holders against the MLR -------------
+
+/// CN 10.9.0.1 bound with pool 10.1.0.0/24, and station `mac(1)`'s
+/// binding there (the victim whose binding must not change).
+fn cn1_with_a_station() -> (Client, tmip::mlrp::Binding) {
+    let mut cn = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+    let r = cn
+        .call(&Message::Allocate(Allocate {
+            mac: mac(1),
+            requested: None,
+        }))
+        .unwrap();
+    match r {
+        Message::Binding(b) => (cn, b),
+        r => panic!("no binding: {r:?}"),
+    }
+}
+
+/// mlrd's resident set in KiB (VmRSS).
+fn rss_kib(pid: u32) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS")
+}
+
+/// A frame header announcing `len` bytes, as a Hello with a MAC would start.
+fn hello_header(len: u32) -> Vec<u8> {
+    let mut h = vec![b'M', b'L', 1, 0x02];
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[0; 8]); // sequence 0
+    h.extend_from_slice(&[0; 4]); // request id 0
+    h.extend_from_slice(&[0, 1, 0, 0]); // Hello, reserved
+    h
+}
+
+#[test]
+fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat() {
+    tmip::daemon::raise_nofile();
+    let m = Mlr::start("preauthmem", "");
+    let before = rss_kib(m.proc.as_ref().and_then(Proc::pid).expect("mlrd pid"));
+    let (bindings_ok, refused, bound_during) = m.run(|| {
+        let (_cn1, b) = cn1_with_a_station();
+        // The attack of finding 4: 2000 connections (from 125 addresses,
+        // 16 each) each sending 65,000 bytes of a Hello claiming 65,536.
+        let mut body = hello_header(65_536);
+        body.resize(65_000, 0x55);
+        let mut held = Vec::new();
+        for i in 0..2000u32 {
+            let src = Ipv4Addr::new(10, 66, (i / 16 / 250) as u8, (i / 16 % 250) as u8 + 1);
+            let mut s = tcp_from(src).expect("attack connect");
+            s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+            // Most of it lands in socket buffers before mlrd's reset.
+            let _ = s.write_all(&body);
+            held.push(s);
+        }
+        // mlrd closed every one of them (after its Hello and a notice).
+        let refused = held
+            .iter()
+            .filter(|s| closed_by_peer(s, Duration::from_secs(5)))
+            .count();
+        // A real CN binds and locates during the attack, its binding intact.
+        let t = Instant::now();
+        let mut cn2 = bind_cn("10.9.0.2", vec![]);
+        let bound_during = t.elapsed();
+        let r = cn2.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+        let ok = matches!(&r, Message::Binding(x) if x.cell == b.cell
+            && x.at == CnRef::new("10.9.0.1".parse().unwrap(), 5554));
+        drop(held);
+        (ok, refused, bound_during)
+    });
+    let after = rss_kib(m.proc.as_ref().and_then(Proc::pid).expect("mlrd pid"));
+    eprintln!(
+        "2000 x 65,000-byte Hellos: RSS {before} KiB -> {after} KiB; {refused} closed by mlrd; a CN bound in {bound_during:?}"
+    );
+    assert_eq!(refused, 2000);
+    assert!(bindings_ok, "the victim's binding changed");
+    assert!(bound_during < Duration::from_secs(1), "{bound_during:?}");
+    // Before the fix this grew by ~128 MB (64 KiB per connection).
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+    let log = m.log();
+    assert!(
+        log.contains("frame length 65536 before the handshake: the largest Hello is 141 bytes"),
+        "{log}"
+    );
+    // 2000 refusals, a handful of lines: one per interval plus a count.
+    let lines = log.matches("before the handshake; closing").count();
+    assert!((1..=3).contains(&lines), "{lines} lines:\n{log}");
+}
+
+#[test]
+fn connection_slots_cannot_be_held_by_an_outsider() {
+    tmip::daemon::raise_nofile();
+    let m = Mlr::start(
+        "slots",
+        "max_connections 300\nmax_unauth_per_source 16\nhandshake_timeout 3\n",
+    );
+    let (bound_in, located, from_one_kept) = m.run(|| {
+        let (cn1, b) = cn1_with_a_station();
+        // Finding 5: one outside host opens 1000 idle connections.
+        let mut idle = Vec::new();
+        for _ in 0..1000 {
+            idle.push(tcp_from(Ipv4Addr::new(10, 66, 0, 1)).expect("connect"));
+        }
+        // mlrd evicted as it accepted: how many of them are still open?
+        std::thread::sleep(Duration::from_millis(500));
+        let from_one_kept = idle
+            .iter()
+            .filter(|s| !closed_by_peer(s, Duration::ZERO))
+            .count();
+        // Then 400 more hosts one each, more than there are slots.
+        for i in 0..400u32 {
+            let src = Ipv4Addr::new(10, 67, (i / 250) as u8, (i % 250) as u8 + 1);
+            idle.push(tcp_from(src).expect("connect"));
+        }
+        // A CN restarting now (all slots in use) still connects and binds.
+        drop(cn1);
+        let t = Instant::now();
+        let mut cn1 = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let bound_in = t.elapsed();
+        let r = cn1.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+        let located = matches!(&r, Message::Binding(x) if x.cell == b.cell);
+        drop(idle);
+        (bound_in, located, from_one_kept)
+    });
+    eprintln!(
+        "1000 idle from one host + 400 hosts, 300 slots: {from_one_kept} of the one host's left open; CN rebound in {bound_in:?}"
+    );
+    assert_eq!(from_one_kept, 16, "max_unauth_per_source 16");
+    assert!(bound_in < Duration::from_secs(1), "{bound_in:?}");
+    assert!(located, "the CN's station binding changed");
+    m.wait_log("Evicting unauthenticated connection from 10.6");
+    // ~1100 evictions, logged once plus a count when the interval ends.
+    m.wait_log_for(
+        "more unauthenticated connection(s) in the last 10 s",
+        Duration::from_secs(15),
+    );
+    let log = m.log();
+    let lines = log.lines().filter(|l| l.contains("Evict")).count();
+    assert!(lines <= 4, "{lines} eviction lines:\n{log}");
+    assert!(!log.contains("Refusing connection"), "{log}");
+    assert!(m
+        .log()
+        .contains("CN 10.9.0.1:5554 [cn 10.9.0.1] bound from 10.9.0.1:"));
+}
+
+#[test]
+fn an_unauthenticated_connection_is_closed_after_handshake_timeout() {
+    let m = Mlr::start("hstimeout", "handshake_timeout 2\n");
+    let gone = m.run(|| {
+        let s = tcp_from(Ipv4Addr::new(10, 66, 0, 1)).unwrap();
+        let t = Instant::now();
+        assert!(closed_by_peer(&s, Duration::from_secs(6)), "never closed");
+        t.elapsed()
+    });
+    assert!(
+        gone >= Duration::from_secs(2) && gone < Duration::from_secs(5),
+        "closed after {gone:?}"
+    );
+    m.wait_log("no handshake within handshake_timeout 2 s; closing");
+}
+
+#[test]
+fn cn_identity_no_cn_binds_as_another_or_takes_a_bound_name() {
+    let m = Mlr::start("identity", "");
+    let (spoof, name, cn1_ok) = m.run(|| {
+        let (mut cn1, b) = cn1_with_a_station();
+        // Finding 6: a secret holder at 10.9.0.100 binds as 10.9.0.1:5554
+        // with no pools.
+        let mut evil = connect_from("10.9.0.100");
+        let spoof = evil
+            .call(&Message::CnBind(CnBind {
+                network_name: NET.into(),
+                cn_name: "evil".into(),
+                cn_addr: "10.9.0.1".parse().unwrap(),
+                cn_port: 5554,
+                pools: vec![],
+            }))
+            .unwrap();
+        // A second CN under CN1's name.
+        let mut twin = connect_from("10.9.0.2");
+        let name = twin
+            .call(&Message::CnBind(CnBind {
+                network_name: NET.into(),
+                cn_name: "cn 10.9.0.1".into(),
+                cn_addr: "10.9.0.2".parse().unwrap(),
+                cn_port: 5554,
+                pools: vec![],
+            }))
+            .unwrap();
+        // CN1's session is still its bound one: it can allocate, and its
+        // station's binding is where it was.
+        let r = cn1
+            .call(&Message::Allocate(Allocate {
+                mac: mac(2),
+                requested: None,
+            }))
+            .unwrap();
+        let l = cn1.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+        let ok = matches!(r, Message::Binding(_))
+            && matches!(&l, Message::Binding(x) if x.cell == b.cell
+                && x.at == CnRef::new("10.9.0.1".parse().unwrap(), 5554));
+        (spoof, name, ok)
+    });
+    assert!(
+        matches!(
+            spoof,
+            Message::BindReply(BindReply::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            })
+        ),
+        "{spoof:?}"
+    );
+    assert!(
+        matches!(
+            name,
+            Message::BindReply(BindReply::Refused {
+                code: ErrorCode::Conflict,
+                ..
+            })
+        ),
+        "{name:?}"
+    );
+    assert!(cn1_ok, "CN1 lost its session or its station");
+    let log = m.log();
+    assert!(
+        log.lines().any(|l| l
+            .contains("Bind refused for CN 10.9.0.1:5554 [evil] from 10.9.0.100:")
+            && l.contains("CN address 10.9.0.1 is not the connection's source 10.9.0.100")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Bind refused for CN 10.9.0.2:5554")
+                && l.contains("CN name 'cn 10.9.0.1' is bound by CN 10.9.0.1:5554")),
+        "{log}"
+    );
+    // (CN1's allocate after both attempts proves its session stayed bound.)
+    assert_eq!(log.matches("bound from").count(), 1, "{log}");
+}
+
+#[test]
+fn a_key_set_twice_in_mlrd_rc_stops_mlrd_with_file_and_line() {
+    let d = RunDir::new("mlrd-dupkey");
+    let rc = d.path("dup.rc");
+    std::fs::write(
+        &rc,
+        "network_name n\nport 6554\nsecret one\n# later\nport 7000\n",
+    )
+    .unwrap();
+    let out = run_mlrd(&["-F", "-f", rc.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:5: port: set twice (first on line 2)",
+            rc.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&rc, "network_name n\nsecret one\nsecret two\n").unwrap();
+    let out = run_mlrd(&["-F", "-f", rc.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(":3: secret: set twice (first on line 2)")
+    );
 }

@@ -11,6 +11,7 @@ use super::rc::RcLine;
 use super::ConfigError;
 use crate::addr::{prefix_to_mask, Cell30};
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 pub use super::{Source, UCI_FILE};
 /// The UCI section type tmipd reads.
@@ -158,6 +159,14 @@ pub struct TmipdConfig {
     /// Where to re-read them from on SIGHUP.
     pub origin: Source,
     pub mlr: MlrLocation,
+    /// The backup register; the CN fails over to it and back.
+    pub backup_mlr: Option<MlrLocation>,
+    /// MLR heartbeat interval (ms); `None`: the MLR's bind reply decides,
+    /// or [`DEFAULT_FAILOVER_HEARTBEAT_MS`] with a `backup_mlr`.
+    pub mlr_heartbeat_ms: Option<u32>,
+    /// Silence after which the MLR is taken for dead (ms); `None`: three
+    /// heartbeats, or [`DEFAULT_FAILOVER_DEADLINE_MS`] with a `backup_mlr`.
+    pub mlr_deadline_ms: Option<u32>,
     pub cn_name: String,
     pub tunnel_prefix: String,
     pub cn_if: String,
@@ -192,9 +201,19 @@ pub struct TmipdConfig {
     pub ubus_object: Option<String>,
 }
 
+/// With a `backup_mlr`, a dead register is noticed within a second:
+/// pings every 250 ms, dead after 1000 ms of silence (a process that dies
+/// closes its connections, which the CN notices at once; the heartbeat is
+/// for hosts and links that fail silently).
+pub const DEFAULT_FAILOVER_HEARTBEAT_MS: u32 = 250;
+pub const DEFAULT_FAILOVER_DEADLINE_MS: u32 = 1000;
+
 /// Keys accepted (for the unknown-key message).
 const KEYS: &[&str] = &[
     "mlr",
+    "backup_mlr",
+    "mlr_heartbeat",
+    "mlr_deadline",
     "cn_name",
     "tunnel_prefix",
     "cn_if",
@@ -365,7 +384,7 @@ impl TmipdConfig {
 
     /// Build from key/value lines (from an rc file or a UCI section).
     pub fn from_lines(file: &str, lines: &[RcLine]) -> Result<TmipdConfig, ConfigError> {
-        let mut seen: Vec<(&str, usize)> = Vec::new();
+        let mut once = super::rc::OnceEach::new(REPEATABLE);
         let mut mlr = None;
         let mut cn_name = String::new();
         let mut tunnel_prefix = None;
@@ -379,6 +398,9 @@ impl TmipdConfig {
                 host: String::new(),
                 port: crate::MLR_PORT,
             },
+            backup_mlr: None,
+            mlr_heartbeat_ms: None,
+            mlr_deadline_ms: None,
             cn_name: String::new(),
             tunnel_prefix: String::new(),
             cn_if: String::new(),
@@ -414,14 +436,24 @@ impl TmipdConfig {
                     format!("unknown key '{}'", l.key),
                 ));
             }
-            if !REPEATABLE.contains(&l.key) {
-                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == l.key) {
-                    return Err(l.error(file, format!("set twice (first on line {first})")));
-                }
-                seen.push((l.key, l.line));
-            }
+            once.check(file, l)?;
             match l.key {
                 "mlr" => mlr = Some(parse_mlr(l, file)?),
+                "backup_mlr" => c.backup_mlr = Some(parse_mlr(l, file)?),
+                "mlr_heartbeat" => {
+                    let n: u32 = l.parse(file)?;
+                    if !(20..=60_000).contains(&n) {
+                        return Err(l.error(file, "want 20..60000 milliseconds"));
+                    }
+                    c.mlr_heartbeat_ms = Some(n);
+                }
+                "mlr_deadline" => {
+                    let n: u32 = l.parse(file)?;
+                    if !(50..=600_000).contains(&n) {
+                        return Err(l.error(file, "want 50..600000 milliseconds"));
+                    }
+                    c.mlr_deadline_ms = Some(n);
+                }
                 "cn_name" => {
                     if l.rest.len() > 64 {
                         return Err(l.error(file, "longer than 64 bytes"));
@@ -530,6 +562,26 @@ impl TmipdConfig {
         }
         let missing = |k: &str| ConfigError::new(file, 0, format!("missing mandatory key '{k}'"));
         c.mlr = mlr.ok_or_else(|| missing("mlr"))?;
+        if c.backup_mlr.is_some() && c.mlr_deadline_ms.is_some_and(|d| d < 600) {
+            return Err(ConfigError::new(
+                file,
+                0,
+                "with backup_mlr, mlr_deadline must be at least 600 ms (a register of a pair stops allocating from a CN's pool 500 ms after it last heard it)",
+            ));
+        }
+        if let (Some(h), Some(d)) = (c.heartbeat().0, c.heartbeat().1) {
+            if d <= h {
+                return Err(ConfigError::new(
+                    file,
+                    0,
+                    format!(
+                        "mlr_deadline ({} ms) must be longer than mlr_heartbeat ({} ms)",
+                        d.as_millis(),
+                        h.as_millis()
+                    ),
+                ));
+            }
+        }
         c.cn_if = cn_if.ok_or_else(|| missing("cn_if"))?;
         c.mobile_if = mobile_if.ok_or_else(|| missing("mobile_if"))?;
         c.network_name = network_name.ok_or_else(|| missing("network_name"))?;
@@ -602,6 +654,19 @@ impl TmipdConfig {
         }
     }
 
+    /// The MLR heartbeat interval and silence deadline in force: the
+    /// configured ones, else the failover defaults when a backup is
+    /// configured, else `None` (the MLR's bind reply decides).
+    pub fn heartbeat(&self) -> (Option<Duration>, Option<Duration>) {
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        let backup = self.backup_mlr.is_some();
+        let pick = |set: Option<u32>, default: u32| set.or(backup.then_some(default)).map(ms);
+        (
+            pick(self.mlr_heartbeat_ms, DEFAULT_FAILOVER_HEARTBEAT_MS),
+            pick(self.mlr_deadline_ms, DEFAULT_FAILOVER_DEADLINE_MS),
+        )
+    }
+
     /// The settings a HUP cannot change in a running daemon, by name, when
     /// `new` differs from `self` in them.
     pub fn restart_needed(&self, new: &TmipdConfig) -> Vec<&'static str> {
@@ -612,6 +677,12 @@ impl TmipdConfig {
             }
         };
         check("mlr", self.mlr != new.mlr);
+        check("backup_mlr", self.backup_mlr != new.backup_mlr);
+        check(
+            "mlr_heartbeat",
+            self.mlr_heartbeat_ms != new.mlr_heartbeat_ms,
+        );
+        check("mlr_deadline", self.mlr_deadline_ms != new.mlr_deadline_ms);
         check("cn_if", self.cn_if != new.cn_if);
         check("mobile_if", self.mobile_if != new.mobile_if);
         check("tunnel_prefix", self.tunnel_prefix != new.tunnel_prefix);
@@ -665,6 +736,40 @@ log_file /var/log/tmipd.log\nlog true\n";
         assert!(c.log && c.dhcp && c.reverse_tunnel && !c.foreground);
         assert_eq!(c.cn_port, 5554);
         assert_eq!(c.debug_level, 2);
+    }
+
+    #[test]
+    fn backup_mlr_and_the_heartbeat_settings() {
+        let c = TmipdConfig::parse("t.rc", SEED).unwrap();
+        assert_eq!(c.backup_mlr, None);
+        assert_eq!(c.heartbeat(), (None, None), "no backup: the MLR decides");
+        let text = format!("{SEED}backup_mlr mlr2.foo.bar.com:7000\n");
+        let c = TmipdConfig::parse("t.rc", &text).unwrap();
+        let b = c.backup_mlr.clone().unwrap();
+        assert_eq!((b.host.as_str(), b.port), ("mlr2.foo.bar.com", 7000));
+        let ms = |v| Some(Duration::from_millis(v));
+        assert_eq!(
+            c.heartbeat(),
+            (ms(250), ms(1000)),
+            "failover defaults: <= 1 s"
+        );
+        let text = format!("{SEED}backup_mlr b\nmlr_heartbeat 100\nmlr_deadline 700\n");
+        let c = TmipdConfig::parse("t.rc", &text).unwrap();
+        assert_eq!(c.heartbeat(), (ms(100), ms(700)));
+        let e = TmipdConfig::parse("t.rc", &format!("{SEED}backup_mlr b\nmlr_deadline 400\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("at least 600 ms"), "{e}");
+        let e = TmipdConfig::parse(
+            "t.rc",
+            &format!("{SEED}mlr_heartbeat 500\nmlr_deadline 400\n"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("must be longer"), "{e}");
+        let e = TmipdConfig::parse("t.rc", &format!("{SEED}mlr_heartbeat 5\n")).unwrap_err();
+        assert!(e.to_string().contains("t.rc:10: mlr_heartbeat"), "{e}");
+        let a = TmipdConfig::parse("t.rc", SEED).unwrap();
+        let b = TmipdConfig::parse("t.rc", &format!("{SEED}backup_mlr b\n")).unwrap();
+        assert_eq!(a.restart_needed(&b), vec!["backup_mlr"]);
     }
 
     #[test]
