@@ -6,7 +6,8 @@
 
 use super::core::{CnCore, CoreConfig};
 use super::daemon::{Daemon, MlrTag, Timer};
-use super::dataplane::CnAddr;
+use super::dataplane::{CnAddr, DataPlane};
+use super::dataplane_guard::GuardedDataPlane;
 use super::dataplane_netlink::NetlinkDataPlane;
 use super::dhcp_io::DhcpIo;
 use super::iface::{self, IfaceInfo};
@@ -191,12 +192,14 @@ impl Daemon {
             .and_then(|l| l.set_nonblocking(true).map(|_| l))
             .map_err(|e| format!("cannot listen on {listen_ip}:{}: {e}", cfg.cn_port))?;
         log::info!(target: "cn", "  [MLRP Session Dispatcher ({listen_ip}:{})]: Done.", cfg.cn_port);
+        let shared = super::link_mode::LinkMode::of(&cfg).is_shared();
         let core = CnCore::new(CoreConfig {
             me,
             reverse_tunnel: cfg.reverse_tunnel,
             max_stations: cfg.max_stations,
             max_peers: cfg.max_peers,
             fallback_lease_secs: cfg.lease_time,
+            shared_link: shared,
         });
         log::info!(target: "cn", "  [Station table ({} entries)]: Done.", core.stations().limit());
         let dp = NetlinkDataPlane::open(
@@ -211,9 +214,30 @@ impl Daemon {
             &cfg.mobile_if,
             &cfg.tunnel_prefix,
             cn_info.ip,
+            shared.then(|| super::link_mode::subnet(mobile_info.ip, mobile_info.prefix())),
         )
         .map_err(|e| format!("data plane: {e}"))?;
         log::info!(target: "cn", "  [Tunnel Controller]: Done.");
+        let dp: Box<dyn DataPlane> = if cfg.source_guard && shared {
+            // Hosts that are not stations (the LAN, the core when mobile_if
+            // is cn_if) send on this link: "stations only" would cut them off.
+            log::warn!(target: "cn", "  [Source guard]: Off on a shared mobile link ({}): hosts that are not stations use it; give the cells a link of their own to guard them", cfg.mobile_if);
+            Box::new(dp)
+        } else if cfg.source_guard {
+            let dp = GuardedDataPlane::open(
+                dp,
+                &cfg.mobile_if,
+                mobile_info.index,
+                &cfg.tunnel_prefix,
+                cfg.max_stations,
+            )
+            .map_err(|e| format!("{e} (set source_guard off to run without it)"))?;
+            log::info!(target: "cn", "  [{}]: Active.", dp.describe());
+            Box::new(dp)
+        } else {
+            log::warn!(target: "cn", "  [Source guard]: Off (source_guard off): stations' source addresses are not checked");
+            Box::new(dp)
+        };
         let signals = Signals::daemon_set().map_err(|e| format!("signals: {e}"))?;
         let bind = mlrp::CnBind {
             network_name: cfg.network_name.clone(),
@@ -245,7 +269,7 @@ impl Daemon {
             mobile_info,
             pools,
             core,
-            dp: Box::new(dp),
+            dp,
             timers: Timers::new(),
             signals,
             listener,
@@ -332,6 +356,10 @@ impl Daemon {
         }
         log::info!(target: "cn", "+ Using the following mobile facing interface...");
         for l in self.mobile_info.report() {
+            log::info!(target: "cn", "{l}");
+        }
+        log::info!(target: "cn", "+ Interface modes:");
+        for l in super::link_mode::LinkMode::of(&self.cfg).report(&self.cfg) {
             log::info!(target: "cn", "{l}");
         }
         // Stations reach the network only through this CN's forwarding.

@@ -144,6 +144,16 @@ pub enum SocketSetting {
     Path(String),
 }
 
+/// `shared_link`: is `mobile_if` a link the CN shares with hosts that are
+/// not stations (see `cn::link_mode`)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedLink {
+    /// Shared when `mobile_if` is also `cn_if` or is a bridge.
+    Auto,
+    On,
+    Off,
+}
+
 /// Where OpenWrt's hostapd puts its control sockets (`<dir>/<ifname>`).
 pub const HOSTAPD_CTRL_DIR: &str = "/var/run/hostapd";
 /// ubusd's socket since OpenWrt 21.02.
@@ -186,6 +196,12 @@ pub struct TmipdConfig {
     /// Seconds.
     pub lease_time: u32,
     pub reverse_tunnel: bool,
+    /// Whether `mobile_if` is shared with other hosts (proxy ARP for the
+    /// stations that leave it).
+    pub shared_link: SharedLink,
+    /// Drop packets from mobile_if whose (source MAC, source IP) is not a
+    /// station adopted here (nf_tables; see docs/SECURITY.md).
+    pub source_guard: bool,
     /// TCP port of this CN's CN-to-CN MLRP listener.
     pub cn_port: u16,
     /// Address the CN-to-CN listener binds; `None` = the `cn_if` address.
@@ -234,6 +250,8 @@ const KEYS: &[&str] = &[
     "static_route",
     "lease_time",
     "reverse_tunnel",
+    "shared_link",
+    "source_guard",
     "cn_port",
     "listen_addr",
     "max_stations",
@@ -419,6 +437,8 @@ impl TmipdConfig {
             static_routes: Vec::new(),
             lease_time: 3600,
             reverse_tunnel: true,
+            shared_link: SharedLink::Auto,
+            source_guard: true,
             cn_port: crate::CN_PORT,
             listen_addr: None,
             max_stations: 256,
@@ -517,6 +537,15 @@ impl TmipdConfig {
                     c.lease_time = n;
                 }
                 "reverse_tunnel" => c.reverse_tunnel = l.boolean(file)?,
+                "shared_link" => {
+                    c.shared_link = match l.single(file)? {
+                        "auto" => SharedLink::Auto,
+                        "on" | "1" | "true" | "yes" => SharedLink::On,
+                        "off" | "0" | "false" | "no" => SharedLink::Off,
+                        v => return Err(l.error(file, format!("want auto, on or off; got '{v}'"))),
+                    }
+                }
+                "source_guard" => c.source_guard = l.boolean(file)?,
                 "cn_port" => {
                     let p: u16 = l.parse(file)?;
                     if p == 0 {
@@ -703,6 +732,8 @@ impl TmipdConfig {
             self.log_file != new.log_file || self.log != new.log,
         );
         check("dhcp", self.dhcp != new.dhcp);
+        check("shared_link", self.shared_link != new.shared_link);
+        check("source_guard", self.source_guard != new.source_guard);
         check("max_stations", self.max_stations != new.max_stations);
         check("max_peers", self.max_peers != new.max_peers);
         check("cn_name", self.cn_name != new.cn_name);
@@ -733,7 +764,7 @@ log_file /var/log/tmipd.log\nlog true\n";
         assert_eq!(c.network_name, "my-tmip-mobility");
         assert_eq!(c.addr_pools.len(), 1);
         assert_eq!(c.addr_pools[0].first, PoolBound::Subnet);
-        assert!(c.log && c.dhcp && c.reverse_tunnel && !c.foreground);
+        assert!(c.log && c.dhcp && c.reverse_tunnel && c.source_guard && !c.foreground);
         assert_eq!(c.cn_port, 5554);
         assert_eq!(c.debug_level, 2);
     }
@@ -784,11 +815,12 @@ log_file /var/log/tmipd.log\nlog true\n";
         let t = format!(
             "{SEED}secret \"s3cret #x\"\ndhcp off\ndns 10.0.0.53\ndns 9.9.9.9 1.1.1.1\n\
 domain example.org\nstatic_route 192.168.0.0/16 10.13.0.1\nlease_time 600\n\
-reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n"
+reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n\
+source_guard off\n"
         );
         let c = TmipdConfig::parse("t.rc", &t).unwrap();
         assert_eq!(c.secret.as_deref(), Some("s3cret #x"));
-        assert!(!c.dhcp && !c.reverse_tunnel);
+        assert!(!c.dhcp && !c.reverse_tunnel && !c.source_guard);
         assert_eq!(c.dns.len(), 3);
         assert_eq!(c.static_routes[0].len, 16);
         assert_eq!(c.lease_time, 600);
