@@ -99,6 +99,9 @@ pub struct Daemon {
     /// Station addresses an earlier run left, asked about once bound.
     pub(super) leftovers: Vec<Ipv4Addr>,
     pub(super) conflict_list: Option<Vec<CnEntry>>,
+    /// The register of the latest bind (an `mlr_failover` event when the
+    /// next bind is to another).
+    pub(super) last_register: Option<std::net::SocketAddrV4>,
 }
 
 /// Put every source in the poll set, each under a token of its own.
@@ -249,6 +252,9 @@ impl Daemon {
                 }
             }
         }
+        while let Some(ev) = self.core.poll_event() {
+            self.emit(&ev);
+        }
         let departed = self.core.take_departed();
         #[cfg(feature = "capture")]
         if let Some(c) = self.capture.as_mut() {
@@ -259,6 +265,14 @@ impl Daemon {
         #[cfg(not(feature = "capture"))]
         drop(departed);
         self.mlr_flush();
+    }
+
+    /// An event for the operator: the log (debug level 3) and ubus.
+    pub(super) fn emit(&mut self, ev: &super::events::CnEvent) {
+        log::debug!(target: "event", "{ev}");
+        if let Some(u) = self.ubus.as_mut() {
+            u.send_event(ev, self.me);
+        }
     }
 
     // ---------------------------------------------------------------- DHCP

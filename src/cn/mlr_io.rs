@@ -4,6 +4,7 @@
 //! No decision about the link is taken here.
 
 use super::daemon::{Daemon, MlrTag};
+use super::events::CnEvent;
 use super::mlr_link::{Action, Event};
 use super::translate;
 use crate::event_loop::Readiness;
@@ -90,7 +91,13 @@ impl Daemon {
         while let Some(ev) = self.mlr.poll_event() {
             let now = Instant::now();
             match ev {
-                Event::Bound { .. } => {
+                Event::Bound { again } => {
+                    let register = self.mlr.register();
+                    if let Some(from) = self.last_register.filter(|r| *r != register) {
+                        self.emit(&CnEvent::MlrFailover { from, to: register });
+                    }
+                    self.last_register = Some(register);
+                    self.emit(&CnEvent::MlrUp { register, again });
                     // Start-up reports its own bind and resynchronises
                     // once the detection services run.
                     if self.startup_done {
@@ -108,6 +115,11 @@ impl Daemon {
                     retry_in,
                 } => {
                     if was_bound {
+                        self.emit(&CnEvent::MlrDown {
+                            register: self.mlr.register(),
+                            why: why.clone(),
+                            retry_in,
+                        });
                         log::warn!(target: "mlrp", "lost the MLR link: {why}");
                         self.core.mlr_lost(now);
                     }

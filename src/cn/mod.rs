@@ -10,6 +10,7 @@ pub mod dataplane_netlink;
 pub mod dataplane_tunnel;
 pub mod dhcp_io;
 pub mod evaluate;
+pub mod events;
 pub mod iface;
 pub mod mlr_io;
 pub mod mlr_link;

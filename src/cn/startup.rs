@@ -249,6 +249,7 @@ impl Daemon {
             startup_done: false,
             leftovers: Vec::new(),
             conflict_list: None,
+            last_register: None,
             cfg,
         })
     }

@@ -18,11 +18,14 @@
 //! ubusd restarts, all from [`UbusLink::tick`].
 
 use super::core::CnCore;
+use super::dataplane::CnAddr;
+use super::events::{millis, CnEvent, RefuseReason};
 use super::station_events;
 use super::status::{self, Identity};
 use crate::addr::MacAddr;
 use crate::config::tmipd::TmipdConfig;
 use crate::event_loop::Readiness;
+use crate::ubus::blob::Value;
 use crate::ubus::client::IncomingCall;
 use crate::ubus::msg::status as code;
 use crate::ubus::{ObjectSpec, UbusClient, UbusEvent};
@@ -130,8 +133,22 @@ impl UbusLink {
                     station_events::apply(core, &event, &via, &self.mobile_if, now);
                 }
                 UbusEvent::Call(call) => self.answer(&call, core, id, now),
+                UbusEvent::Reply { status, .. } if status != code::OK => {
+                    log::debug!(target: "ubus", "ubusd refused a request (an event?): status {status}")
+                }
                 UbusEvent::Reply { .. } | UbusEvent::Lookup { .. } => {}
             }
+        }
+    }
+
+    /// Send `ev` as ubus event `<object>` (`tmip`, `tmip.<section>`):
+    /// `ubus listen tmip` shows it. Dropped while ubusd is not connected.
+    pub fn send_event(&mut self, ev: &CnEvent, me: CnAddr) {
+        if !self.client.is_connected() {
+            return;
+        }
+        if let Err(e) = self.client.send_event(&self.object, event_value(ev, me)) {
+            log::debug!(target: "ubus", "event {}: {e}", ev.kind());
         }
     }
 
@@ -156,6 +173,102 @@ impl UbusLink {
     }
 }
 
+/// The blobmsg table of event `ev` at CN `me` (docs/TMIPD.md "ubus
+/// events" lists the fields).
+pub fn event_value(ev: &CnEvent, me: CnAddr) -> Value {
+    fn s(v: impl ToString) -> Value {
+        Value::String(v.to_string())
+    }
+    let mut t: Vec<(String, Value)> = vec![("event".into(), s(ev.kind()))];
+    let mut put = |k: &str, v: Value| t.push((k.to_string(), v));
+    match ev {
+        CnEvent::Arrived { mac, ip, how } => {
+            put("mac", s(mac));
+            if let Some(ip) = ip {
+                put("ip", s(ip));
+            }
+            put("how", s(how.as_str()));
+        }
+        CnEvent::Adopted { mac, cell, parent } => {
+            put("mac", s(mac));
+            put("ip", s(cell.station()));
+            put("cell", s(cell));
+            put("parent", s(parent.unwrap_or(me)));
+            put("parent_here", Value::Bool(parent.is_none()));
+        }
+        CnEvent::Handover {
+            mac,
+            cell,
+            from,
+            to,
+            parent,
+            interruption,
+            how,
+        } => {
+            put("mac", s(mac));
+            put("ip", s(cell.station()));
+            put("cell", s(cell));
+            put("from", s(from));
+            put("to", s(to));
+            put("parent", s(parent));
+            put("interruption_ms", Value::Double(millis(*interruption)));
+            let us = i32::try_from(interruption.as_micros()).unwrap_or(i32::MAX);
+            put("interruption_us", Value::Int32(us));
+            put("how", s(how.as_str()));
+        }
+        CnEvent::Departed { mac, cell, to, why } => {
+            put("mac", s(mac));
+            put("ip", s(cell.station()));
+            put("cell", s(cell));
+            if let Some(to) = to {
+                put("to", s(to));
+            }
+            put("reason", s(why.as_str()));
+        }
+        CnEvent::Released { mac, cell } => {
+            put("mac", s(mac));
+            if let Some(c) = cell {
+                put("ip", s(c.station()));
+                put("cell", s(c));
+            }
+        }
+        CnEvent::Refused { mac, cell, reason } => {
+            put("mac", s(mac));
+            if let Some(c) = cell {
+                put("cell", s(c));
+            }
+            put("reason", s(reason.as_str()));
+            match reason {
+                RefuseReason::TableFull { capacity } => put(
+                    "capacity",
+                    Value::Int32(i32::try_from(*capacity).unwrap_or(i32::MAX)),
+                ),
+                RefuseReason::PeerTableFull { parent } => put("parent", s(parent)),
+            }
+        }
+        CnEvent::MlrUp { register, again } => {
+            put("register", s(register));
+            put("again", Value::Bool(*again));
+        }
+        CnEvent::MlrDown {
+            register,
+            why,
+            retry_in,
+        } => {
+            put("register", s(register));
+            put("reason", s(why));
+            let secs = i32::try_from(retry_in.as_secs()).unwrap_or(i32::MAX);
+            put("retry_in_s", Value::Int32(secs));
+        }
+        CnEvent::MlrFailover { from, to } => {
+            put("from", s(from));
+            put("to", s(to));
+        }
+    }
+    t.push(("cn".into(), s(me)));
+    Value::Table(t)
+}
+
 /// What the start-up log says about ubus.
 pub fn describe(cfg: &TmipdConfig) -> String {
     match cfg.ubus_socket() {
@@ -174,5 +287,43 @@ mod tests {
         assert_eq!(o.path, "tmip.cell2");
         let names: Vec<&str> = o.methods.iter().map(|(m, _)| m.as_str()).collect();
         assert_eq!(names, ["status", "clients", "cns"]);
+    }
+
+    #[test]
+    fn a_handover_event_carries_from_to_parent_and_the_interruption() {
+        use crate::addr::Cell30;
+        use crate::cn::events::Arrival;
+        use std::net::Ipv4Addr;
+        use std::time::Duration;
+        let cn = |n| CnAddr {
+            ip: Ipv4Addr::new(10, 0, 0, n),
+            port: crate::CN_PORT,
+        };
+        let ev = CnEvent::Handover {
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+            cell: Cell30::containing(Ipv4Addr::new(10, 1, 0, 5)),
+            from: cn(1),
+            to: cn(2),
+            parent: cn(1),
+            interruption: Duration::from_micros(12_345),
+            how: Arrival::Hostapd,
+        };
+        let v = event_value(&ev, cn(2));
+        let f = |k| v.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+        assert_eq!(f("event"), "handover");
+        assert_eq!(f("mac"), "02:00:00:00:00:01");
+        assert_eq!(f("ip"), "10.1.0.5");
+        assert_eq!(f("cell"), "10.1.0.4/30");
+        assert_eq!(
+            (f("from"), f("to"), f("parent")),
+            ("10.0.0.1".into(), "10.0.0.2".into(), "10.0.0.1".into())
+        );
+        assert_eq!(f("how"), "hostapd");
+        assert_eq!(f("cn"), "10.0.0.2");
+        assert_eq!(v.get("interruption_ms"), Some(&Value::Double(12.3)));
+        assert_eq!(
+            v.get("interruption_us").and_then(Value::as_i64),
+            Some(12_345)
+        );
     }
 }

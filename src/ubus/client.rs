@@ -77,6 +77,9 @@ impl From<BlobError> for UbusError {
     }
 }
 
+/// ubusd's event object (UBUS_SYSTEM_OBJECT_EVENT): `send`, `register`.
+pub const EVENT_OBJECT: u32 = 1;
+
 /// An object to publish: its path and, per method, its argument names and
 /// blobmsg types (see [`blobmsg_type`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -516,6 +519,20 @@ impl UbusClient {
         });
         self.send(frame);
         Ok(req)
+    }
+
+    /// Send event `id` with `data` (a table), as libubus
+    /// `ubus_send_event` does: an INVOKE of `send` on ubusd's event object
+    /// (id 1) with `{"id": id, "data": data}`. ubusd passes it to every
+    /// listener whose pattern matches `id` (exactly, or a prefix when the
+    /// pattern ends in `*`) as an INVOKE of method `id` with `data`; the
+    /// STATUS comes back as a [`UbusEvent::Reply`].
+    pub fn send_event(&mut self, id: &str, data: Value) -> Result<RequestId, UbusError> {
+        let args = Value::Table(vec![
+            ("id".into(), Value::String(id.into())),
+            ("data".into(), data),
+        ]);
+        self.invoke(EVENT_OBJECT, "send", &args)
     }
 
     /// Look up objects by path (a trailing `*` matches a prefix).
