@@ -99,6 +99,10 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
         bed.cns[1].log_text()
     );
 
+    // One line per publication (the client and tmipd used to log it both).
+    let log = bed.cns[1].log_text();
+    assert_eq!(log.matches("published ubus object").count(), 1, "{log}");
+
     let mut me = UbusClient::new(&sock);
     pump(&mut me, Duration::from_secs(3), |ev| {
         matches!(ev, UbusEvent::Connected { .. }).then_some(())

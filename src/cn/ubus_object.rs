@@ -25,19 +25,136 @@ use super::status::{self, Identity};
 use crate::addr::MacAddr;
 use crate::config::tmipd::TmipdConfig;
 use crate::event_loop::Readiness;
-use crate::ubus::blob::Value;
-use crate::ubus::client::IncomingCall;
+use crate::ubus::blob::{blobmsg_type, Value};
+use crate::ubus::client::{IncomingCall, RequestId};
 use crate::ubus::msg::status as code;
 use crate::ubus::{ObjectSpec, UbusClient, UbusEvent};
+use hostap::StationEvent;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-/// The methods of the object (argument names and blobmsg types).
+/// The object: `status`, `clients {mac}`, `cns` (argument names and
+/// blobmsg types) under `path`.
 pub fn object_spec(path: &str) -> ObjectSpec {
     ObjectSpec {
         path: path.to_string(),
-        ..ObjectSpec::tmip()
+        methods: vec![
+            ("status".into(), vec![]),
+            ("clients".into(), vec![("mac".into(), blobmsg_type::STRING)]),
+            ("cns".into(), vec![]),
+        ],
     }
+}
+
+/// The subscription to `hostapd.<ifname>` seen from tmipd: its
+/// notifications as station events, and, right after (re)subscribing, the
+/// stations hostapd already has (`get_clients`; notifications sent before
+/// the subscription are lost).
+#[derive(Debug)]
+pub struct HostapdWatch {
+    path: String,
+    resync: Option<RequestId>,
+}
+
+impl HostapdWatch {
+    pub fn new(path: &str) -> HostapdWatch {
+        HostapdWatch {
+            path: path.to_string(),
+            resync: None,
+        }
+    }
+
+    /// The station events in `ev` (asks `get_clients` on `client` when the
+    /// subscription is (re)made). Notifications that are not station moves
+    /// (`probe`, `auth`, ...) give none: hostapd sends one per probe request.
+    pub fn station_events(&mut self, client: &mut UbusClient, ev: &UbusEvent) -> Vec<StationEvent> {
+        match ev {
+            UbusEvent::Subscribed { path, target } if *path == self.path => {
+                match client.invoke(*target, "get_clients", &Value::table()) {
+                    Ok(req) => self.resync = Some(req),
+                    Err(e) => log::debug!(target: "ubus", "{path} get_clients: {e}"),
+                }
+                Vec::new()
+            }
+            UbusEvent::Reply { req, status, data } if Some(*req) == self.resync => {
+                self.resync = None;
+                if *status != code::OK {
+                    log::debug!(target: "ubus", "{} get_clients: status {status}", self.path);
+                    return Vec::new();
+                }
+                let evs = clients_from_get_clients(data);
+                for e in &evs {
+                    log::debug!(target: "ubus", "{}: resync: {e}", self.path);
+                }
+                evs
+            }
+            UbusEvent::Notify { path, method, args } if *path == self.path => {
+                match station_event(method, args) {
+                    Ok(Some(e)) => {
+                        log::debug!(target: "ubus", "{path}: {e}");
+                        vec![e]
+                    }
+                    Ok(None) => {
+                        log::trace!(target: "ubus", "{path}: {method} ignored");
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        log::warn!(target: "ubus", "{path}: {e}");
+                        Vec::new()
+                    }
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A hostapd notification (`method`, its blobmsg table) through hostap's
+/// mapping ([`hostap::from_ubus_notification`]), scalars flattened to text.
+pub fn station_event(
+    method: &str,
+    args: &Value,
+) -> Result<Option<StationEvent>, hostap::UbusEventError> {
+    let pairs: Vec<(String, String)> = match args {
+        Value::Table(t) => t
+            .iter()
+            .filter_map(|(k, v)| v.scalar_text().map(|s| (k.clone(), s)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    hostap::from_ubus_notification(method, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Authorized stations in hostapd's `get_clients` reply
+/// (`{"clients": {"<mac>": {"authorized": true, "vlanid": N, ...}}}`) as
+/// `Connected` events.
+pub fn clients_from_get_clients(replies: &[Value]) -> Vec<StationEvent> {
+    let mut out = Vec::new();
+    for r in replies {
+        let Some(Value::Table(clients)) = r.get("clients") else {
+            continue;
+        };
+        for (mac, info) in clients {
+            if info.get("authorized").and_then(Value::as_bool) != Some(true) {
+                continue;
+            }
+            let vlan = info
+                .get("vlanid")
+                .or_else(|| info.get("vlan"))
+                .and_then(Value::as_i64)
+                .map(|v| v.to_string());
+            let mut fields = vec![("address", mac.as_str())];
+            if let Some(v) = vlan.as_deref() {
+                fields.push(("vlan", v));
+            }
+            match hostap::from_ubus_notification("sta-authorized", fields) {
+                Ok(Some(ev)) => out.push(ev),
+                Ok(None) => {}
+                Err(e) => log::warn!(target: "ubus", "get_clients: {e}"),
+            }
+        }
+    }
+    out
 }
 
 /// The ubus connection of one tmipd instance.
@@ -45,6 +162,7 @@ pub struct UbusLink {
     client: UbusClient,
     object: String,
     mobile_if: String,
+    hostapd: HostapdWatch,
 }
 
 impl UbusLink {
@@ -60,6 +178,7 @@ impl UbusLink {
             client,
             object,
             mobile_if: cfg.mobile_if.clone(),
+            hostapd: HostapdWatch::new(&hostapd),
         })
     }
 
@@ -109,6 +228,10 @@ impl UbusLink {
     /// hostapd's station events to it.
     pub fn process(&mut self, core: &mut CnCore, id: &Identity, now: Instant) {
         while let Some(ev) = self.client.poll_event() {
+            for event in self.hostapd.station_events(&mut self.client, &ev) {
+                let via = format!("ubus {}", self.hostapd.path);
+                station_events::apply(core, &event, &via, &self.mobile_if, now);
+            }
             match ev {
                 UbusEvent::Connected { client_id } => {
                     log::debug!(target: "ubus", "connected to ubusd at {} as client {client_id:08x}", self.client.socket_path().display())
@@ -128,10 +251,7 @@ impl UbusLink {
                 UbusEvent::Unsubscribed { path } => {
                     log::info!(target: "ubus", "{path} went away; subscribing again when it is back")
                 }
-                UbusEvent::Station { path, event } => {
-                    let via = format!("ubus {path}");
-                    station_events::apply(core, &event, &via, &self.mobile_if, now);
-                }
+                UbusEvent::Notify { .. } => {}
                 UbusEvent::Call(call) => self.answer(&call, core, id, now),
                 UbusEvent::Reply { status, .. } if status != code::OK => {
                     log::debug!(target: "ubus", "ubusd refused a request (an event?): status {status}")
@@ -287,6 +407,40 @@ mod tests {
         assert_eq!(o.path, "tmip.cell2");
         let names: Vec<&str> = o.methods.iter().map(|(m, _)| m.as_str()).collect();
         assert_eq!(names, ["status", "clients", "cns"]);
+        let sig = o.signature();
+        assert_eq!(sig.get("status"), Some(&Value::table()));
+        assert_eq!(
+            sig.get("clients"),
+            Some(&Value::table().with("mac", Value::Int32(3)))
+        );
+        assert!(sig.get("cns").is_some());
+    }
+
+    #[test]
+    fn get_clients_reply_maps_authorized_stations_with_vlan() {
+        let reply = Value::table().with(
+            "clients",
+            Value::table()
+                .with(
+                    "02:00:00:00:00:01",
+                    Value::table()
+                        .with("authorized", Value::Int8(1))
+                        .with("vlanid", Value::Int32(12)),
+                )
+                .with(
+                    "02:00:00:00:00:02",
+                    Value::table().with("authorized", Value::Int8(0)),
+                )
+                .with("junk", Value::table().with("authorized", Value::Int8(1)))
+                .with("02:00:00:00:00:03", Value::String("not a table".into())),
+        );
+        assert_eq!(
+            clients_from_get_clients(&[reply, Value::table()]),
+            vec![StationEvent::Connected {
+                mac: [2, 0, 0, 0, 0, 1],
+                vlan: Some(12)
+            }]
+        );
     }
 
     #[test]
