@@ -17,9 +17,11 @@ return view.extend({
 		s.addremove = true;
 		s.anonymous = false;
 
+		// init.d runs a section without `enabled` (config_get_bool ... 1):
+		// the form's default must be the same, and an untouched Flag equal
+		// to its default writes nothing (rmempty), so Save keeps UCI as is.
 		o = s.option(form.Flag, 'enabled', _('Enabled'));
-		o.rmempty = false;
-		o.default = '0';
+		o.default = '1';
 		s.option(form.Value, 'mlr', _('MLR'), _('host[:port], port 6554 by default'));
 		s.option(form.Value, 'cn_name', _('CN name'));
 		s.option(form.Value, 'network_name', _('Network name'));
@@ -36,6 +38,7 @@ return view.extend({
 		o = s.option(form.DynamicList, 'static_route', _('Static routes'), _('NET/LEN GATEWAY'));
 		o = s.option(form.Value, 'lease_time', _('Lease time (s)'));
 		o.datatype = 'uinteger';
+		o.placeholder = '3600';
 		o = s.option(form.Flag, 'reverse_tunnel', _('Reverse tunnel'));
 		o.default = '1';
 		o = s.option(form.ListValue, 'debug_level', _('Debug level'));
@@ -59,9 +62,11 @@ return view.extend({
 		s.addremove = true;
 		s.anonymous = false;
 
+		// init.d runs a section without `enabled` (config_get_bool ... 1):
+		// the form's default must be the same, and an untouched Flag equal
+		// to its default writes nothing (rmempty), so Save keeps UCI as is.
 		o = s.option(form.Flag, 'enabled', _('Enabled'));
-		o.rmempty = false;
-		o.default = '0';
+		o.default = '1';
 		s.option(form.Value, 'network_name', _('Network name'));
 		o = s.option(form.Value, 'port', _('Port'));
 		o.datatype = 'port';
@@ -69,6 +74,7 @@ return view.extend({
 		s.option(form.Value, 'state_dir', _('State directory'));
 		o = s.option(form.Value, 'lease_time', _('Lease time (s)'));
 		o.datatype = 'uinteger';
+		o.placeholder = '86400';
 		s.option(form.Value, 'backup_mlr', _('Backup MLR'));
 		o = s.option(form.Value, 'secret', _('Secret'));
 		o.password = true;
