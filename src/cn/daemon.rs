@@ -102,6 +102,8 @@ pub struct Daemon {
     /// The register of the latest bind (an `mlr_failover` event when the
     /// next bind is to another).
     pub(super) last_register: Option<std::net::SocketAddrV4>,
+    /// Router advertisements on mobile_if in the first seconds (a warning).
+    pub(super) ra_watch: Option<super::ipv6_check::RaWatch>,
 }
 
 /// Put every source in the poll set, each under a token of its own.
@@ -391,6 +393,9 @@ impl Daemon {
                     d.tick(now);
                 }
                 self.station_events_tick(now);
+                if self.ra_watch.as_mut().is_some_and(|w| !w.poll(now)) {
+                    self.ra_watch = None;
+                }
                 self.timers
                     .schedule_in(now, Duration::from_secs(1), Timer::Tick);
             }

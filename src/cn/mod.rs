@@ -12,6 +12,7 @@ pub mod dhcp_io;
 pub mod evaluate;
 pub mod events;
 pub mod iface;
+pub mod ipv6_check;
 pub mod mlr_io;
 pub mod mlr_link;
 pub mod peer_listener;
