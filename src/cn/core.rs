@@ -234,7 +234,21 @@ pub struct CnCore {
     /// Events for the operator ([`CnCore::poll_event`]); the latest
     /// [`MAX_EVENTS`] when nobody takes them.
     events: VecDeque<CnEvent>,
+    /// The latest handovers to this CN (for the status page's timeline).
+    handovers: VecDeque<HandoverRecord>,
 }
+
+/// One handover to this CN, as the status keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoverRecord {
+    pub at: Instant,
+    pub mac: MacAddr,
+    pub from: CnAddr,
+    pub interruption: Duration,
+}
+
+/// Handovers kept for the status.
+pub const MAX_HANDOVERS: usize = 32;
 
 /// Events kept when the shell does not take them.
 const MAX_EVENTS: usize = 256;
@@ -260,6 +274,7 @@ impl CnCore {
             associated_offline: heapless::Vec::new(),
             departed: heapless::Vec::new(),
             events: VecDeque::new(),
+            handovers: VecDeque::new(),
         }
     }
 
@@ -289,7 +304,29 @@ impl CnCore {
         self.events.pop_front()
     }
 
+    /// The latest handovers to this CN, oldest first.
+    pub fn handovers(&self) -> impl Iterator<Item = &HandoverRecord> {
+        self.handovers.iter()
+    }
+
     fn event(&mut self, e: CnEvent) {
+        if let CnEvent::Handover {
+            mac,
+            from,
+            interruption,
+            ..
+        } = e
+        {
+            if self.handovers.len() >= MAX_HANDOVERS {
+                self.handovers.pop_front();
+            }
+            self.handovers.push_back(HandoverRecord {
+                at: self.now,
+                mac,
+                from,
+                interruption,
+            });
+        }
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
         }

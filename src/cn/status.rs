@@ -170,6 +170,20 @@ pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
                 .with("tunnel_users", u64v(p.users as u64))
         })
         .collect();
+    // The latest handovers to this CN: the status page's timeline.
+    let handovers = core
+        .handovers()
+        .map(|h| {
+            Value::table()
+                .with("mac", Value::String(h.mac.to_string()))
+                .with("from", Value::String(h.from.to_string()))
+                .with("ago", u64v(now.saturating_duration_since(h.at).as_secs()))
+                .with(
+                    "interruption_ms",
+                    Value::Double(crate::cn::events::millis(h.interruption)),
+                )
+        })
+        .collect();
     let c = core.counters;
     Value::table()
         .with("version", Value::String(crate::VERSION.into()))
@@ -181,6 +195,7 @@ pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
         .with("max_stations", u64v(core.stations().limit() as u64))
         .with("stations", Value::Array(stations))
         .with("peers", Value::Array(peers))
+        .with("handovers", Value::Array(handovers))
         .with(
             "counters",
             Value::table()

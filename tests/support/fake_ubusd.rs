@@ -26,8 +26,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tmip::ubus::blob::{BlobWriter, Value};
+use tmip::ubus::client::{UbusClient, UbusEvent};
 use tmip::ubus::msg::{attr, frame_len, status, Message, MsgBuilder, MsgType};
 
 // ---------------------------------------------------------------------------
@@ -311,7 +312,12 @@ pub fn handle(g: &mut State, cl: u32, frame: &[u8]) {
                 .objects
                 .iter()
                 .filter(|(_, o)| o.has_type && o.path.is_some())
-                .filter(|(_, o)| want.is_none() || o.path == want)
+                .filter(|(_, o)| match (&want, &o.path) {
+                    (None, _) => true,
+                    // ubusd_handle_lookup: a trailing `*` matches a prefix.
+                    (Some(w), Some(p)) if w.ends_with('*') => p.starts_with(&w[..w.len() - 1]),
+                    (Some(w), p) => p.as_deref() == Some(w.as_str()),
+                })
                 .map(|(k, o)| (*k, o.path.clone().unwrap_or_default(), o.signature.clone()))
                 .collect();
             for (oid, path, sig) in &found {
@@ -613,9 +619,9 @@ impl FakeListener {
     /// The next event (id, data), answering it as libubus does; `None`
     /// when none comes within `timeout`.
     pub fn next_event(&mut self, timeout: Duration) -> Option<(String, Value)> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }
@@ -642,4 +648,58 @@ impl FakeListener {
             return Some((id, data));
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// A test's own ubus client (tmip::ubus::UbusClient), driven until an answer.
+
+/// Drive the test's own ubus client until `want` says Some.
+pub fn pump<T>(
+    c: &mut UbusClient,
+    timeout: Duration,
+    mut want: impl FnMut(UbusEvent) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        c.tick(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: c.fd().unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 20) };
+        if pfd.revents != 0 {
+            c.on_readable();
+        }
+        while let Some(ev) = c.poll_event() {
+            if let Some(r) = want(ev) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+/// `ubus call <object> <method> <args>` from the test: (status, data).
+pub fn call(c: &mut UbusClient, object: &str, method: &str, args: Value) -> (i32, Vec<Value>) {
+    let req = c.lookup(object).expect("lookup");
+    let id = pump(c, Duration::from_secs(3), |ev| match ev {
+        UbusEvent::Lookup {
+            req: r, objects, ..
+        } if r == req => Some(objects.first().map(|o| o.1)),
+        _ => None,
+    })
+    .expect("lookup answered")
+    .unwrap_or_else(|| panic!("no ubus object '{object}'"));
+    let req = c.invoke(id, method, &args).expect("invoke");
+    pump(c, Duration::from_secs(3), |ev| match ev {
+        UbusEvent::Reply {
+            req: r,
+            status,
+            data,
+        } if r == req => Some((status, data)),
+        _ => None,
+    })
+    .expect("call answered")
 }
