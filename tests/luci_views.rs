@@ -33,6 +33,83 @@ use tmip_testbed::traffic::TcpCheck;
 
 const UP: Duration = Duration::from_secs(20);
 
+/// The page: a LuCI-like frame, the runtime stand-in, the view VIEW.
+const PAGE: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>TMip - LuCI</title>\
+<style>body{font-family:sans-serif;margin:0;background:#fff;color:#222}\
+header{background:#1f3a5f;color:#fff;padding:10px 20px;font-size:18px}\
+#view{padding:10px 20px;max-width:960px}h2{margin:8px 0}h3{margin:18px 0 4px}h4{margin:12px 0 4px;color:#1f3a5f}\
+.cbi-map-descr,.cbi-section-descr{color:#555;margin:4px 0 8px}\
+table.table{border-collapse:collapse;font-size:13px}\
+.table td,.table th{border:1px solid #ddd;padding:3px 10px;text-align:left}\
+.cbi-value{display:grid;grid-template-columns:220px 300px;gap:2px 12px;margin:4px 0;align-items:center;font-size:13px}\
+.cbi-value input[type=text],.cbi-value input[type=password],.cbi-value textarea{width:280px;padding:3px}\
+.cbi-value-description{grid-column:2;color:#777;font-size:11px}.cbi-value-error{grid-column:2;color:#c62828;font-size:12px}\
+fieldset{border:1px solid #ddd;border-radius:6px;margin:10px 0}\
+.cbi-button-apply{background:#1565c0;color:#fff;border:0;padding:8px 16px;border-radius:4px;margin:10px 0}</style>\
+<script src=\"/standin.js\"></script></head><body><header>OpenWrt &mdash; Services &rsaquo; TMip mobility</header>\
+<div id=\"view\"></div><script>LuciStandin.run('/view/VIEW.js')</script></body></html>";
+
+/// The UCI package as the stand-in's uci model: [{name, type, options}].
+fn uci_json(pkg: &tmip::config::uci::Package) -> String {
+    let secs: Vec<String> = pkg
+        .sections
+        .iter()
+        .map(|s| {
+            let opts: Vec<String> = s
+                .options
+                .iter()
+                .map(|o| {
+                    let v = match &o.value {
+                        tmip::config::uci::Value::Single(v) => json_str(v),
+                        tmip::config::uci::Value::List(l) => format!(
+                            "[{}]",
+                            l.iter().map(|x| json_str(x)).collect::<Vec<_>>().join(",")
+                        ),
+                    };
+                    format!("{}:{v}", json_str(&o.name))
+                })
+                .collect();
+            format!(
+                "{{\"name\":{},\"type\":{},\"options\":{{{}}}}}",
+                json_str(&s.name),
+                json_str(&s.ty),
+                opts.join(",")
+            )
+        })
+        .collect();
+    format!("[{}]", secs.join(","))
+}
+
+/// Apply the form's changes ([{op, section, option, value}]) as uci set/unset.
+fn apply(pkg: &mut tmip::config::uci::Package, changes: &serde_json_lite::J) {
+    use tmip::config::uci::{Opt, Value as U};
+    for c in changes.arr() {
+        let Some(sec) = pkg
+            .sections
+            .iter_mut()
+            .find(|s| s.name == c.get("section").s())
+        else {
+            continue;
+        };
+        let name = c.get("option").s().to_string();
+        sec.options.retain(|o| o.name != name);
+        if c.get("op").s() == "set" {
+            let value = match c.get("value") {
+                serde_json_lite::J::Arr(a) => {
+                    U::List(a.iter().map(|x| x.s().to_string()).collect())
+                }
+                v => U::Single(v.s().to_string()),
+            };
+            sec.options.push(Opt {
+                name,
+                value,
+                line: 0,
+                item_lines: Vec::new(),
+            });
+        }
+    }
+}
+
 fn app() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("openwrt/luci-app-tmip")
 }
@@ -82,7 +159,7 @@ fn query(q: &str) -> Vec<(String, String)> {
 
 /// The stand-in's server: the page, the runtime, the views, and `/ubus/*`
 /// forwarded to the bus at `sock`.
-fn serve(listener: TcpListener, sock: PathBuf, stop: Arc<AtomicBool>) {
+fn serve(listener: TcpListener, sock: PathBuf, uci: Option<PathBuf>, stop: Arc<AtomicBool>) {
     listener.set_nonblocking(true).expect("nonblocking");
     let mut bus = UbusClient::new(&sock);
     pump(&mut bus, Duration::from_secs(3), |ev| {
@@ -100,29 +177,46 @@ fn serve(listener: TcpListener, sock: PathBuf, stop: Arc<AtomicBool>) {
         if r.read_line(&mut line).is_err() {
             continue;
         }
+        let mut length = 0usize;
         loop {
             let mut h = String::new();
             if r.read_line(&mut h).map(|n| n == 0).unwrap_or(true) || h.trim().is_empty() {
                 break;
             }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut req_body = vec![0u8; length];
+        if std::io::Read::read_exact(&mut r, &mut req_body).is_err() {
+            continue;
         }
         let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
         let (path, q) = target.split_once('?').unwrap_or((&target, ""));
         let (ctype, body): (&str, Vec<u8>) = match path {
             "/" => (
                 "text/html",
-                "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>TMip - LuCI</title>\
-                 <style>body{font-family:sans-serif;margin:0;background:#fff;color:#222}\
-                 header{background:#1f3a5f;color:#fff;padding:10px 20px;font-size:18px}\
-                 #view{padding:10px 20px;max-width:960px}h2{margin:8px 0}h3{margin:18px 0 4px}\
-                 .cbi-map-descr,.cbi-section-descr{color:#555;margin:4px 0 8px}\
-                 table.table{border-collapse:collapse;font-size:13px}\
-                 .table td,.table th{border:1px solid #ddd;padding:3px 10px;text-align:left}</style>\
-                 <script src=\"/standin.js\"></script></head><body><header>OpenWrt &mdash; Services &rsaquo; TMip mobility</header>\
-                 <div id=\"view\"></div><script>LuciStandin.run('/view/tmip/status.js')</script></body></html>"
-                    .as_bytes()
-                    .to_vec(),
+                PAGE.replace(
+                    "VIEW",
+                    &query(q)
+                        .into_iter()
+                        .find(|(k, _)| k == "view")
+                        .map(|(_, v)| v)
+                        .unwrap_or_else(|| "tmip/status".into()),
+                )
+                .into_bytes(),
             ),
+            "/uci/get" => {
+                let pkg = tmip::config::uci::read(uci.as_deref().expect("uci file")).expect("uci");
+                ("application/json", uci_json(&pkg).into_bytes())
+            }
+            "/uci/apply" => {
+                let path = uci.as_deref().expect("uci file");
+                let mut pkg = tmip::config::uci::read(path).expect("uci");
+                apply(&mut pkg, &parse_json(&String::from_utf8_lossy(&req_body)));
+                std::fs::write(path, pkg.export()).expect("write uci");
+                ("application/json", b"{}".to_vec())
+            }
             "/standin.js" => (
                 "application/javascript",
                 std::fs::read(app().join("tests/standin.js")).expect("standin"),
@@ -142,7 +236,10 @@ fn serve(listener: TcpListener, sock: PathBuf, stop: Arc<AtomicBool>) {
                     })
                     .unwrap_or_default();
                 let list: Vec<String> = names.iter().map(|(n, _)| json_str(n)).collect();
-                ("application/json", format!("[{}]", list.join(",")).into_bytes())
+                (
+                    "application/json",
+                    format!("[{}]", list.join(",")).into_bytes(),
+                )
             }
             "/ubus/call" => {
                 let q = query(q);
@@ -386,7 +483,7 @@ fn status_view_draws_every_instance_with_its_stations_and_arrows_in_chromium() {
     let stop = Arc::new(AtomicBool::new(false));
     let server = {
         let (stop, sock) = (stop.clone(), node_sock.clone());
-        std::thread::spawn(move || serve(listener, sock, stop))
+        std::thread::spawn(move || serve(listener, sock, None, stop))
     };
     // TMIP_SCREENSHOTS=docs refreshes docs/luci-status.png (what operators
     // see); otherwise the picture goes to the run directory.
@@ -499,4 +596,127 @@ fn status_view_draws_every_instance_with_its_stations_and_arrows_in_chromium() {
     }
     assert!(shot.exists(), "screenshot");
     println!("screenshot: {}", shot.display());
+}
+
+/// The settings view saves nothing it was not told to: an untouched Save
+/// leaves /etc/config/tmip byte for byte as it was (sections without
+/// `enabled` stay enabled: the data-loss bug wrote enabled='0' into them),
+/// an invalid pool entry is refused with a message, and an edit changes
+/// exactly that option. Screenshot: docs/luci-settings.png with
+/// TMIP_SCREENSHOTS=docs.
+#[test]
+fn settings_view_untouched_save_changes_nothing_and_an_edit_changes_one_option_in_chromium() {
+    let dir = tmip_testbed::RunDir::new("luci-settings");
+    let uci_path = dir.join("tmip");
+    let hand = "config tmipd 'main'\n\toption mlr '10.0.0.250'\n\toption cn_if 'core0'\n\
+                \toption mobile_if 'mob0'\n\toption network_name 'tmip-testbed'\n\
+                \tlist addr_pool 'mob0 * *'\n\tlist dns '192.168.1.1'\n\n\
+                config tmipd 'cn2'\n\toption enabled '0'\n\toption mlr '10.0.0.250'\n\
+                \toption cn_if 'core0'\n\toption mobile_if 'mob1'\n\toption network_name 'tmip-testbed'\n\
+                \toption ubus_object 'tmip.cn2'\n\toption dhcp '0'\n\n\
+                config mlrd 'mlr'\n\toption network_name 'tmip-testbed'\n\toption state_dir '/tmp/mlrd'\n";
+    let original = tmip::config::uci::parse("tmip", hand)
+        .expect("uci")
+        .export();
+    std::fs::write(&uci_path, &original).expect("write");
+    let sock = dir.join("ubus.sock");
+    let _bus = FakeUbusd::start(&sock);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/?view=tmip/settings",
+        listener.local_addr().expect("addr")
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let (stop, uci) = (stop.clone(), uci_path.clone());
+        std::thread::spawn(move || serve(listener, sock, Some(uci), stop))
+    };
+    let shot = match std::env::var("TMIP_SCREENSHOTS") {
+        Ok(d) if !d.is_empty() => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(d)
+            .join("luci-settings.png"),
+        _ => dir.join("luci-settings.png"),
+    };
+    let out = Command::new("node")
+        .arg(app().join("tests/settings.test.js"))
+        .arg(&url)
+        .arg(&shot)
+        .output()
+        .expect("node");
+    stop.store(true, Ordering::Relaxed);
+    let _ = server.join();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser test failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{stdout}");
+    let r = parse_json(stdout.trim());
+    assert!(r.get("errors").arr().is_empty(), "{stdout}");
+    // The page shows the sections as init.d runs them: main and mlr
+    // enabled (no `enabled` option), cn2 disabled.
+    let enabled: Vec<(String, bool)> = r
+        .get("shown")
+        .get("enabled")
+        .arr()
+        .iter()
+        .map(|e| {
+            (
+                e.arr()[0].s().to_string(),
+                e.arr()[1] == serde_json_lite::J::Bool(true),
+            )
+        })
+        .collect();
+    assert_eq!(
+        enabled,
+        vec![
+            ("cbid.tmip.main.enabled".to_string(), true),
+            ("cbid.tmip.cn2.enabled".to_string(), false),
+            ("cbid.tmip.mlr.enabled".to_string(), true)
+        ],
+        "{stdout}"
+    );
+    // 1. Untouched: no change, the file as it was.
+    let untouched = r.get("untouched");
+    assert_eq!(
+        untouched.get("saved"),
+        &serde_json_lite::J::Bool(true),
+        "{stdout}"
+    );
+    assert!(
+        untouched.get("changes").arr().is_empty(),
+        "an untouched Save changed: {stdout}"
+    );
+    // 2. An invalid pool entry: refused, with the validator's message.
+    assert_eq!(
+        r.get("invalid").get("saved"),
+        &serde_json_lite::J::Bool(false),
+        "{stdout}"
+    );
+    assert!(r.get("message").s().contains("Expecting"), "{stdout}");
+    // 3. One edit: exactly that option.
+    let edited = r.get("edited").get("changes").arr();
+    assert_eq!(edited.len(), 1, "{stdout}");
+    assert_eq!(
+        (
+            edited[0].get("op").s(),
+            edited[0].get("section").s(),
+            edited[0].get("option").s(),
+            edited[0].get("value").s()
+        ),
+        ("set", "main", "lease_time", "7200"),
+        "{stdout}"
+    );
+    let now = std::fs::read_to_string(&uci_path).expect("read");
+    let pkg = tmip::config::uci::parse("tmip", &now).expect("uci");
+    assert_eq!(
+        pkg.section("main").and_then(|s| s.get("lease_time")),
+        Some("7200")
+    );
+    assert_eq!(
+        now.replace("\toption lease_time '7200'\n", ""),
+        original,
+        "only lease_time changed"
+    );
 }
