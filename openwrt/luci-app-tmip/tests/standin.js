@@ -71,6 +71,8 @@
 			return JSON.stringify([].concat(a == null ? [] : a)) === JSON.stringify([].concat(b == null ? [] : b));
 		return a === b;
 	}
+	/* LuCI renders option descriptions as HTML. */
+	function html(node, markup) { node.innerHTML = markup; return node; }
 	function Option(kind, name, title, descr) {
 		this.kind = kind; this.option = name; this.title = title; this.description = descr;
 		this.rmempty = true; this.optional = false; this.default = null; this.choices = [];
@@ -99,7 +101,7 @@
 		var err = E('div', { 'class': 'cbi-value-error', id: id + '.error' });
 		return E('div', { 'class': 'cbi-value', 'data-option': this.option }, [
 			E('label', { 'class': 'cbi-value-title', 'for': id }, this.title), w, err,
-			this.description ? E('div', { 'class': 'cbi-value-description' }, this.description) : null ]);
+			this.description ? html(E('div', { 'class': 'cbi-value-description' }), this.description) : null ]);
 	};
 	Option.prototype.formvalue = function(sid) {
 		var w = this.widgets[sid];
