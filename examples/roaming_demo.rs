@@ -21,6 +21,8 @@
 //!   --keep           keep the run directory (rc files, daemon logs)
 //!   --debug N        daemon debug level (default 3)
 //!   -v, --verbose    bench: print every move's gap per direction
+//!   --backup-mlr     run a pair of registers (mlrd primary + replicating
+//!                    backup; the CNs have backup_mlr)
 //!   --mlr-state-tmpfs  mlrd's fsynced journal on /dev/shm instead of the
 //!                    run directory's disk (isolates disk-flush latency)
 //!   --record FILE    append the namespace names to FILE (scripts/demo uses it
@@ -87,6 +89,7 @@ struct Args {
     record: Option<String>,
     verbose: bool,
     mlr_tmpfs: bool,
+    backup_mlr: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -100,6 +103,7 @@ fn parse_args() -> Result<Args, String> {
         record: None,
         verbose: false,
         mlr_tmpfs: false,
+        backup_mlr: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -109,6 +113,7 @@ fn parse_args() -> Result<Args, String> {
             "--keep" => a.keep = true,
             "-v" | "--verbose" => a.verbose = true,
             "--mlr-state-tmpfs" => a.mlr_tmpfs = true,
+            "--backup-mlr" => a.backup_mlr = true,
             "--moves" => {
                 a.moves = val("--moves")?
                     .split(',')
@@ -137,7 +142,7 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 println!(
                     "usage: roaming_demo [--standin] [--moves 2,3,1] [--bench N] [--window MS] \
-                     [--keep] [--debug N] [--record FILE]"
+                     [--keep] [--debug N] [--record FILE] [--backup-mlr]"
                 );
                 std::process::exit(0);
             }
@@ -191,6 +196,7 @@ fn run(args: &Args) -> Result<bool, String> {
         routing,
         keep_dir: args.keep,
         mlr_state_tmpfs: args.mlr_tmpfs,
+        backup_mlr: args.backup_mlr,
         debug_level: args.debug,
         ..Options::default()
     });
@@ -200,6 +206,7 @@ fn run(args: &Args) -> Result<bool, String> {
             bed.mlr.name.clone(),
             bed.srv.name.clone(),
         ];
+        names.extend(bed.mlrb.as_ref().map(|n| n.name.clone()));
         names.extend(bed.cns.iter().map(|c| c.ns.name.clone()));
         record(f, &names)?;
     }

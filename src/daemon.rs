@@ -30,3 +30,32 @@ pub fn daemonize() -> io::Result<()> {
 pub fn write_pidfile(path: &str) -> io::Result<()> {
     std::fs::write(path, format!("{}\n", std::process::id()))
 }
+
+/// Raise the open-file limit to its hard limit (thousands of CNs and
+/// clients, or a benchmark's thousands of sockets); returns the limit now
+/// in force.
+pub fn raise_nofile() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain get/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                r.rlim_cur = r.rlim_max;
+            }
+        }
+    }
+    // rlim_t is 32 bits on some router targets.
+    #[allow(clippy::unnecessary_cast)]
+    let n = r.rlim_cur as u64;
+    n
+}

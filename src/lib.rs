@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod dhcp;
 pub mod event_loop;
+pub mod log_throttle;
 pub mod logging;
 pub mod mlrp;
 pub mod netlink;

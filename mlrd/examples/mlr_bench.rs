@@ -4,7 +4,16 @@
 //! ```text
 //! cargo build --release -p mlrd --bins --examples
 //! sudo target/release/examples/mlr_bench [--clients 4] [--window 64] [--max 1000000] [--secs 3] [--keep] [--no-compact]
+//! sudo target/release/examples/mlr_bench --preauth 8192
 //! ```
+//!
+//! `--preauth N` measures only the pre-authentication attack instead
+//! (docs/SECURITY.md): N connections from N/16 addresses (the default
+//! `max_unauth_per_source`), each sending all but the last byte of a
+//! maximal bogus Hello (141 bytes announced, 140 sent) and holding it; then
+//! mlrd's RSS, and how long a CN takes to connect, handshake and bind while
+//! every slot is held. The bench raises its own RLIMIT_NOFILE for the N
+//! sockets; mlrd raises its own at start.
 //!
 //! It needs root: mlrd runs in a network namespace the bench makes (and
 //! removes), with a fresh state directory under $TMPDIR, and the client
@@ -52,6 +61,8 @@ struct Opts {
     keep: bool,
     /// Never compact: every binding stays in the journal (worst restart).
     no_compact: bool,
+    /// Run the pre-authentication attack with this many connections only.
+    preauth: usize,
 }
 
 fn opts() -> Opts {
@@ -62,6 +73,7 @@ fn opts() -> Opts {
         secs: 3.0,
         keep: false,
         no_compact: false,
+        preauth: 0,
     };
     let a: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -81,6 +93,7 @@ fn opts() -> Opts {
             "--window" => o.window = v.parse().expect("--window N"),
             "--max" => o.max = v.parse().expect("--max N"),
             "--secs" => o.secs = v.parse().expect("--secs S"),
+            "--preauth" => o.preauth = v.parse().expect("--preauth N"),
             x => panic!("unknown option {x}"),
         }
         i += 2;
@@ -122,7 +135,18 @@ struct Pipe {
 
 impl Pipe {
     fn connect() -> Pipe {
-        let s = TcpStream::connect(MLR).expect("connect to mlrd");
+        Pipe::on(TcpStream::connect(MLR).expect("connect to mlrd"))
+    }
+
+    /// From source address `src` (a CN binds from the address it claims).
+    fn connect_from(src: Ipv4Addr) -> Pipe {
+        let mlr = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6554);
+        let s = mlrp::client::tcp_connect_from(src, mlr, Duration::from_secs(10))
+            .expect("connect to mlrd");
+        Pipe::on(s)
+    }
+
+    fn on(s: TcpStream) -> Pipe {
         s.set_nodelay(true).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut p = Pipe {
@@ -189,7 +213,7 @@ impl Pipe {
 }
 
 fn bind(client: usize) -> Pipe {
-    let mut p = Pipe::connect();
+    let mut p = Pipe::connect_from(cn_addr(client));
     let r = p.call(Message::CnBind(CnBind {
         network_name: NET.into(),
         cn_name: format!("bench cn {client}"),
@@ -405,6 +429,105 @@ fn allocate_range(
     (pipes, n as f64 / dt.as_secs_f64())
 }
 
+/// VmRSS and VmHWM (peak) of `pid` in KiB.
+fn rss_hwm_kib(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `n` hostile pre-authentication connections holding 140 of a 141-byte
+/// bogus Hello each; then a CN binds. See the module docs.
+fn preauth_attack(ns: &str, n: usize, m: &Mlrd, rss0: u64) {
+    let limit = tmip::daemon::raise_nofile();
+    assert!(
+        limit as usize > n + 64,
+        "open-file hard limit {limit} is too low for {n} connections"
+    );
+    let mut hello = vec![b'M', b'L', 1, 0x02];
+    hello.extend_from_slice(&(mlrp::MAX_HELLO_FRAME_LEN as u32).to_be_bytes());
+    hello.extend_from_slice(&[0; 12]); // sequence 0, request id 0
+    hello.extend_from_slice(&[0, 1, 0, 0]); // Hello, reserved
+    hello.resize(mlrp::MAX_HELLO_FRAME_LEN - 1, 0xa5);
+    let sent = hello.len();
+    let ns2 = ns.to_string();
+    let (held, t_attack) = std::thread::spawn(move || {
+        enter_ns(&ns2);
+        let mlr = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6554);
+        let t = Instant::now();
+        let mut held = Vec::with_capacity(n);
+        for i in 0..n {
+            let k = i / 16;
+            let src = Ipv4Addr::new(10, 201, (k / 250) as u8, (k % 250) as u8 + 1);
+            let mut s = mlrp::client::tcp_connect_from(src, mlr, Duration::from_secs(10))
+                .expect("attack connect");
+            s.write_all(&hello).expect("attack write");
+            held.push(s);
+        }
+        (held, t.elapsed())
+    })
+    .join()
+    .unwrap();
+    // Let mlrd accept and read every one.
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss, hwm) = rss_hwm_kib(m.pid());
+    println!(
+        "pre-auth attack: {n} connections from {} addresses, each holding {} bytes of a {}-byte bogus Hello, opened in {:?}",
+        n.div_ceil(16),
+        sent,
+        mlrp::MAX_HELLO_FRAME_LEN,
+        t_attack
+    );
+    println!(
+        "mlrd RSS {rss} KiB (peak {hwm} KiB; {} KiB over empty, {:.0} bytes per connection)",
+        rss.saturating_sub(rss0),
+        rss.saturating_sub(rss0) as f64 * 1024.0 / n as f64
+    );
+    let ns2 = ns.to_string();
+    let (t_bind, t_locate) = std::thread::spawn(move || {
+        enter_ns(&ns2);
+        let t = Instant::now();
+        let mut p = bind(0);
+        let t_bind = t.elapsed();
+        let t = Instant::now();
+        p.call(Message::Locate(Locate::ByMac(mac(0, 0))));
+        (t_bind, t.elapsed())
+    })
+    .join()
+    .unwrap();
+    println!(
+        "a CN connected, handshook and bound in {t_bind:?} during the attack (then a locate answered in {t_locate:?})"
+    );
+    // How many hostile connections mlrd still holds (the CN evicted one
+    // when every slot was in use).
+    let mut open = 0;
+    for mut s in held {
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 512];
+        let closed = loop {
+            match s.read(&mut b) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+                Err(_) => break true,
+            }
+        };
+        if !closed {
+            open += 1;
+        }
+    }
+    let (rss_end, hwm_end) = rss_hwm_kib(m.pid());
+    println!(
+        "hostile connections still open: {open} of {n}; mlrd RSS {rss_end} KiB, peak {hwm_end} KiB"
+    );
+}
+
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort_unstable();
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
@@ -483,16 +606,23 @@ fn main() {
     );
     cleanup_on_panic();
     let ns = format!("mlrbench{}", std::process::id() % 100000);
-    sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+    // The CNs' (10.200.0.x) and attackers' (10.201.x.y) addresses are the
+    // namespace's own: all of 10/8 on lo.
+    sh(&format!(
+        "ip netns add {ns} && ip -n {ns} link set lo up && ip -n {ns} addr add 10.255.255.254/8 dev lo"
+    ));
     let dir = std::env::temp_dir().join(format!("mlr_bench.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("mlrd.rc"),
         format!(
-            "network_name {NET}\nport 6554\nforeground true\nlog true\ndebug_level 2\nsecret \"{SECRET}\"\nstate_dir {}\nstatus_file {}\nlease_time 86400\n",
+            "network_name {NET}\nport 6554\nforeground true\nlog true\ndebug_level 2\nsecret \"{SECRET}\"\nstate_dir {}\nstatus_file {}\nlease_time 86400\n{}",
             dir.join("state").display(),
-            dir.join("status.json").display()
+            dir.join("status.json").display(),
+            // The attack holds its connections for the whole measurement
+            // (the worst case; the default 10 s would close them sooner).
+            if o.preauth > 0 { "handshake_timeout 60\n" } else { "" }
         ),
     )
     .unwrap();
@@ -515,6 +645,10 @@ fn main() {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!("empty start: {:?}, RSS {} KiB", t_start, rss0);
+    if o.preauth > 0 {
+        preauth_attack(&ns, o.preauth, &m, rss0);
+        return;
+    }
 
     let ns2 = ns.clone();
     let nclients = o.clients;

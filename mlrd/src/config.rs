@@ -1,7 +1,8 @@
 //! mlrd's configuration: the TMip 0.14a `mlrd.rc` keys (`network_name`,
 //! `port`, `foreground`, `log_file`, `log`) plus this implementation's
 //! (`status_file`, `debug_level`, `secret`, `state_dir`, `lease_time`,
-//! `backup_mlr`, `max_connections`, `cn_timeout`). One typed struct,
+//! `backup_mlr`, `max_connections`, `cn_timeout`, `max_unauth_per_source`,
+//! `handshake_timeout`). One typed struct,
 //! validated once; an unknown key or bad value is an error naming the file
 //! and line. The same lines can come from UCI (`Section::rc_lines()`).
 
@@ -15,8 +16,7 @@ pub const UCI_TYPE: &str = "mlrd";
 
 pub use tmip::config::Source;
 
-/// Every key mlrd accepts, for error messages and the shipped mlrd.rc test.
-#[cfg_attr(not(test), allow(dead_code))]
+/// Every key mlrd accepts (each at most once).
 pub const KEYS: &[&str] = &[
     "network_name",
     "port",
@@ -29,8 +29,11 @@ pub const KEYS: &[&str] = &[
     "state_dir",
     "lease_time",
     "backup_mlr",
+    "primary_mlr",
     "max_connections",
     "cn_timeout",
+    "max_unauth_per_source",
+    "handshake_timeout",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +50,21 @@ pub struct MlrdConfig {
     pub state_dir: String,
     /// Seconds a binding lives without renewal.
     pub lease_time: u32,
+    /// On the primary: the backup register it replicates to (HOST[:PORT]).
     pub backup_mlr: Option<String>,
+    /// On the backup: the primary it replicates from (HOST[:PORT]).
+    pub primary_mlr: Option<String>,
     /// Most MLRP connections at once; more are refused (logged).
     pub max_connections: usize,
     /// Seconds a bound CN may stay silent before it is marked down (CNs
     /// are told to ping every third of this); also how long a peer may
     /// leave replies unread before it is cut off.
     pub cn_timeout: u32,
+    /// Most connections from one address that have not completed their
+    /// handshake; a new one evicts that address's oldest.
+    pub max_unauth_per_source: usize,
+    /// Seconds a connection has to complete the MLRP handshake.
+    pub handshake_timeout: u32,
 }
 
 impl Default for MlrdConfig {
@@ -70,8 +81,11 @@ impl Default for MlrdConfig {
             state_dir: "/var/lib/mlrd".into(),
             lease_time: 86_400,
             backup_mlr: None,
+            primary_mlr: None,
             max_connections: 8192,
             cn_timeout: 30,
+            max_unauth_per_source: 16,
+            handshake_timeout: 10,
         }
     }
 }
@@ -92,7 +106,11 @@ impl MlrdConfig {
     pub fn from_lines(file: &str, lines: &[RcLine<'_>]) -> Result<MlrdConfig, ConfigError> {
         let mut c = MlrdConfig::default();
         let mut network_seen = false;
+        let mut once = tmip::config::rc::OnceEach::new(&[]);
         for l in lines {
+            if KEYS.contains(&l.key) {
+                once.check(file, l)?;
+            }
             match l.key {
                 "network_name" => {
                     if l.rest.is_empty() {
@@ -135,6 +153,7 @@ impl MlrdConfig {
                     }
                 }
                 "backup_mlr" => c.backup_mlr = Some(l.single(file)?.to_string()),
+                "primary_mlr" => c.primary_mlr = Some(l.single(file)?.to_string()),
                 "max_connections" => {
                     c.max_connections = l.parse(file)?;
                     if c.max_connections == 0 {
@@ -145,6 +164,18 @@ impl MlrdConfig {
                     c.cn_timeout = l.parse(file)?;
                     if c.cn_timeout < 3 {
                         return Err(l.error(file, "must be at least 3 seconds"));
+                    }
+                }
+                "max_unauth_per_source" => {
+                    c.max_unauth_per_source = l.parse(file)?;
+                    if c.max_unauth_per_source == 0 {
+                        return Err(l.error(file, "bad value '0'"));
+                    }
+                }
+                "handshake_timeout" => {
+                    c.handshake_timeout = l.parse(file)?;
+                    if !(1..=300).contains(&c.handshake_timeout) {
+                        return Err(l.error(file, "must be 1..300 seconds"));
                     }
                 }
                 other => {
@@ -158,6 +189,13 @@ impl MlrdConfig {
         }
         if !network_seen {
             return Err(ConfigError::new(file, 0, "network_name is not set"));
+        }
+        if c.backup_mlr.is_some() && c.primary_mlr.is_some() {
+            return Err(ConfigError::new(
+                file,
+                0,
+                "backup_mlr (on the primary) and primary_mlr (on the backup) exclude each other",
+            ));
         }
         Ok(c)
     }
@@ -188,7 +226,7 @@ mod tests {
     #[test]
     fn reads_every_extra_key() {
         let c = parse(
-            "network_name n\nstatus_file /tmp/s.json\ndebug_level 5\nsecret \"a b#c\"\nstate_dir /tmp/st\nlease_time 600\nbackup_mlr 10.0.0.2\nmax_connections 100\ncn_timeout 9\n",
+            "network_name n\nstatus_file /tmp/s.json\ndebug_level 5\nsecret \"a b#c\"\nstate_dir /tmp/st\nlease_time 600\nbackup_mlr 10.0.0.2\nmax_connections 100\ncn_timeout 9\nmax_unauth_per_source 4\nhandshake_timeout 3\n",
         )
         .unwrap();
         assert_eq!(c.debug_level, 5);
@@ -196,6 +234,8 @@ mod tests {
         assert_eq!(c.lease_time, 600);
         assert_eq!(c.max_connections, 100);
         assert_eq!(c.cn_timeout, 9);
+        assert_eq!(c.max_unauth_per_source, 4);
+        assert_eq!(c.handshake_timeout, 3);
         assert_eq!(c.backup_mlr.as_deref(), Some("10.0.0.2"));
     }
 
@@ -225,6 +265,24 @@ mod tests {
             parse("port 1\n").unwrap_err().to_string(),
             "mlrd.rc: network_name is not set"
         );
+    }
+
+    #[test]
+    fn a_key_set_twice_is_an_error_naming_both_lines() {
+        assert_eq!(
+            parse("network_name n\nport 6554\n# again\nport 7000\n")
+                .unwrap_err()
+                .to_string(),
+            "mlrd.rc:4: port: set twice (first on line 2)"
+        );
+        assert_eq!(
+            parse("secret a\nnetwork_name n\nsecret b\n")
+                .unwrap_err()
+                .to_string(),
+            "mlrd.rc:3: secret: set twice (first on line 1)"
+        );
+        // (UCI keeps libuci's rule instead: a repeated option replaces the
+        // earlier one before mlrd sees the section.)
     }
 
     #[test]

@@ -467,6 +467,18 @@ impl Journal {
         !self.buf.is_empty()
     }
 
+    /// The records encoded since the last write (what the next commit
+    /// writes): the primary streams them to its backup.
+    pub fn recorded(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Queue records received from the primary, as they are, for the next
+    /// commit.
+    pub fn append_records(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
     /// Write what was recorded and make it durable. Only after this returns
     /// Ok may the replies acknowledging those changes be sent.
     pub fn commit(&mut self) -> Result<(), JournalError> {
@@ -720,6 +732,76 @@ fn load_snapshot(
     Ok(())
 }
 
+/// Apply replicated journal records (a `ReplRecords` body) to `reg`.
+/// Damaged or unknown records are an error: the stream came over an
+/// authenticated session, so damage means a bug, not a torn write.
+pub fn apply_records(reg: &mut Register, data: &[u8]) -> Result<usize, String> {
+    let (n, _, damaged) = apply_from(reg, data, 0)?;
+    if damaged {
+        return Err("damaged replication records".into());
+    }
+    Ok(n)
+}
+
+/// Apply every whole record of `data` from `off`: how many, where the walk
+/// stopped, and whether it stopped on a damaged record.
+fn apply_from(reg: &mut Register, data: &[u8], off: usize) -> Result<(usize, usize, bool), String> {
+    let mut n = 0;
+    let mut err = None;
+    let (end, damaged) = walk(data, off, |kind, p| match apply(reg, kind, p, false) {
+        Ok(()) => {
+            n += 1;
+            true
+        }
+        Err(e) => {
+            err = Some(e);
+            false
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok((n, end, damaged)),
+    }
+}
+
+/// A register loaded from a replicated snapshot (the bytes of
+/// [`encode_snapshot`]), with `template`'s settings.
+pub fn register_from_snapshot(template: &Register, data: &[u8]) -> Result<Register, String> {
+    let mut reg = template.empty_like();
+    let mut report = LoadReport::default();
+    load_snapshot(
+        Path::new("replicated snapshot"),
+        data,
+        &mut reg,
+        &mut report,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(reg)
+}
+
+/// The epoch this register is in (state_dir/epoch; 1 when absent).
+pub fn read_epoch(dir: &str) -> u32 {
+    fs::read_to_string(Path::new(dir).join("epoch"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// Store the epoch durably (temporary file, fsync, rename).
+pub fn write_epoch(dir: &str, epoch: u32) -> Result<(), JournalError> {
+    let dirp = Path::new(dir);
+    let tmp = dirp.join("epoch.tmp");
+    {
+        let mut f = File::create(&tmp).map_err(io_err(tmp.display()))?;
+        f.write_all(format!("{epoch}\n").as_bytes())
+            .map_err(io_err(tmp.display()))?;
+        f.sync_all().map_err(io_err(tmp.display()))?;
+    }
+    fs::rename(&tmp, dirp.join("epoch")).map_err(io_err("epoch rename"))?;
+    sync_dir(dirp);
+    Ok(())
+}
+
 fn replay_journal(
     path: &Path,
     data: &[u8],
@@ -736,22 +818,9 @@ fn replay_journal(
             path.display()
         )));
     }
-    let mut n = 0;
-    let mut err = None;
-    let (end, damaged) = walk(data, 16, |kind, p| match apply(reg, kind, p, false) {
-        Ok(()) => {
-            n += 1;
-            true
-        }
-        Err(e) => {
-            err = Some(e);
-            false
-        }
-    });
-    if let Some(e) = err {
-        return Err(JournalError::Corrupt(format!("{}: {e}", path.display())));
-    }
-    report.journal_records += n;
+    let (n, end, damaged) = apply_from(reg, data, 16)
+        .map_err(|e| JournalError::Corrupt(format!("{}: {e}", path.display())))?;
+    report.journal_records += n as u64;
     Ok((end, damaged))
 }
 

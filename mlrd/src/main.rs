@@ -4,8 +4,10 @@
 
 mod config;
 mod journal;
+mod pair;
 mod register;
 mod server;
+mod service;
 mod status;
 
 use config::MlrdConfig;
@@ -99,34 +101,6 @@ fn cpu_ms() -> u64 {
     ms(ru.ru_utime) + ms(ru.ru_stime)
 }
 
-/// Raise the open-file limit to its hard limit (thousands of CNs and
-/// clients); returns the limit now in force.
-fn raise_nofile() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain get/setrlimit on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return 1024;
-        }
-        if r.rlim_cur < r.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: r.rlim_max,
-                rlim_max: r.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                r.rlim_cur = r.rlim_max;
-            }
-        }
-    }
-    // rlim_t is 32 bits on some router targets.
-    #[allow(clippy::unnecessary_cast)]
-    let n = r.rlim_cur as u64;
-    n
-}
-
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = match parse_args(&argv) {
@@ -171,7 +145,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
     let cfg = MlrdConfig::load_source(&source).map_err(|e| e.to_string())?;
     let foreground = args.foreground || cfg.foreground;
     let level = args.debug.unwrap_or(cfg.debug_level);
-    let nofile = raise_nofile();
+    let nofile = tmip::daemon::raise_nofile();
 
     // Everything that can fail is opened before detaching, so a bad state
     // directory or a busy port is reported on the terminal.
@@ -224,9 +198,6 @@ fn start(args: Args) -> Result<ExitCode, String> {
     if cfg.secret.is_none() {
         warn!("! No 'secret' set: MLRP frames are NOT authenticated. Set one in {source}.");
     }
-    if let Some(b) = &cfg.backup_mlr {
-        warn!("! backup_mlr {b}: replication to a backup MLR is not implemented in this version");
-    }
     info!("+ Bringing up MLR services...");
     let max_conns = cfg.max_connections.min(nofile.saturating_sub(32) as usize);
     if max_conns < cfg.max_connections {
@@ -258,6 +229,20 @@ fn start(args: Args) -> Result<ExitCode, String> {
         "[CNList]: Done. ({} CNs known, all down until they bind)",
         reg.cns().len()
     );
+    let epoch = journal::read_epoch(&cfg.state_dir);
+    let pair = match (&cfg.backup_mlr, &cfg.primary_mlr) {
+        (Some(b), _) => {
+            let a = server::peer_addr(b).map_err(|e| format!("backup_mlr: {e}"))?;
+            info!("[Replication]: primary of the pair; backup register {a}; epoch {epoch}");
+            pair::Pair::new(Some(a), true, epoch)
+        }
+        (None, Some(p)) => {
+            let a = server::peer_addr(p).map_err(|e| format!("primary_mlr: {e}"))?;
+            info!("[Replication]: backup of the pair; primary register {a}; epoch {epoch}");
+            pair::Pair::new(Some(a), false, epoch)
+        }
+        (None, None) => pair::Pair::new(None, false, epoch),
+    };
     let mut srv = server::Server::new(server::Setup {
         cfg,
         source,
@@ -266,6 +251,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
         journal,
         listener,
         max_conns,
+        pair,
     })
     .map_err(|e| format!("start: {e}"))?;
     info!(

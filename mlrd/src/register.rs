@@ -242,9 +242,19 @@ pub enum Change {
 /// Why a CN bind was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindError {
-    WrongNetwork { got: String },
+    WrongNetwork {
+        got: String,
+    },
     BadPool(String),
-    PoolOverlap { pool: PoolSpec, other: String },
+    PoolOverlap {
+        pool: PoolSpec,
+        other: String,
+    },
+    /// Another CN that is up holds this name (MLRP.md §4, `Conflict`).
+    NameTaken {
+        name: String,
+        other: String,
+    },
     TooManyCns,
 }
 
@@ -255,6 +265,9 @@ impl fmt::Display for BindError {
             BindError::BadPool(r) => f.write_str(r),
             BindError::PoolOverlap { pool, other } => {
                 write!(f, "pool {pool} overlaps a pool of bound CN {other}")
+            }
+            BindError::NameTaken { name, other } => {
+                write!(f, "CN name '{name}' is bound by CN {other}")
             }
             BindError::TooManyCns => f.write_str("too many CNs"),
         }
@@ -377,6 +390,11 @@ pub struct Register {
 }
 
 impl Register {
+    /// An empty register with this one's settings.
+    pub fn empty_like(&self) -> Register {
+        Register::new(&self.network, self.lease_time, self.dead_after)
+    }
+
     pub fn new(network: &str, lease_time: u32, dead_after: u32) -> Register {
         Register {
             network: network.to_string(),
@@ -403,6 +421,10 @@ impl Register {
         self.lease_time = secs.max(1);
     }
 
+    /// Seconds of silence after which a bound CN is marked down.
+    pub fn dead_after(&self) -> u32 {
+        self.dead_after
+    }
     pub fn set_dead_after(&mut self, secs: u32) {
         self.dead_after = secs.max(1);
     }
@@ -513,10 +535,18 @@ impl Register {
         if me.is_none() && self.cns.len() >= MAX_CNS {
             return Err(BindError::TooManyCns);
         }
-        // Overlap with other CNs that are up: refuse.
+        // Overlap with, or the name of, other CNs that are up: refuse. A
+        // down CN's name and pools pass to the CN binding now (a CN moved
+        // to a new address keeps its name).
         for (i, other) in self.cns.iter().enumerate() {
             if Some(i as CnIdx) == me || !other.up {
                 continue;
+            }
+            if !name.is_empty() && other.name == name {
+                return Err(BindError::NameTaken {
+                    name: name.to_string(),
+                    other: format!("{}:{}", other.addr, other.port),
+                });
             }
             for p in &new_pools {
                 if other.pools.iter().any(|q| q.overlaps(p)) {
@@ -727,6 +757,22 @@ impl Register {
         requested: Option<Ipv4Addr>,
         now: u32,
     ) -> Result<(BindingRecord, bool), RegisterError> {
+        self.allocate_fenced(from, mac, requested, now, &|_| true)
+    }
+
+    /// As [`Register::allocate_requested`], but a new cell comes from
+    /// another CN's pool only when `eligible` says so for that CN (the
+    /// requester's own pools always qualify). A register of a pair uses it
+    /// so that, in a partition, it never hands out a cell from the pool of
+    /// a CN that may be bound to the other register (docs/MLRP.md).
+    pub fn allocate_fenced(
+        &mut self,
+        from: CnIdx,
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+        now: u32,
+        eligible: &dyn Fn(CnIdx) -> bool,
+    ) -> Result<(BindingRecord, bool), RegisterError> {
         if !self.is_up(from) {
             return Err(RegisterError::NotBound);
         }
@@ -747,7 +793,8 @@ impl Register {
             if !self.by_cell.contains_key(&cell) {
                 let owner = self.cns.iter_mut().enumerate().find_map(|(i, c)| {
                     let p = c.pools.iter_mut().find(|p| p.contains_cell(cell))?;
-                    c.up.then_some((i, p))
+                    let ok = c.up && (i == from as usize || eligible(i as CnIdx));
+                    ok.then_some((i, p))
                 });
                 if let Some((i, p)) = owner {
                     if !p.is_set(cell) {
@@ -772,7 +819,7 @@ impl Register {
             .chain((0..self.cns.len()).filter(|&i| i != from as usize));
         let mut got = None;
         for i in order {
-            if !self.cns[i].up {
+            if !self.cns[i].up || (i != from as usize && !eligible(i as CnIdx)) {
                 continue;
             }
             for p in &mut self.cns[i].pools {
@@ -1070,6 +1117,31 @@ mod tests {
     }
 
     #[test]
+    fn a_fenced_allocation_uses_only_eligible_pools_besides_its_own() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.7")]);
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.255")]);
+        let not_b = |i: CnIdx| i != b;
+        // Its own pool first (two cells), then nothing: B's pool is fenced.
+        for n in 0..2 {
+            let (rec, _) = r.allocate_fenced(a, mac(n), None, 100, &not_b).unwrap();
+            assert_eq!(rec.parent, a);
+        }
+        assert_eq!(
+            r.allocate_fenced(a, mac(9), None, 100, &not_b).unwrap_err(),
+            RegisterError::PoolsExhausted
+        );
+        // A requested cell in B's pool is not handed out either.
+        let e = r.allocate_fenced(a, mac(9), Some(ip("10.2.0.9")), 100, &not_b);
+        assert_eq!(e.unwrap_err(), RegisterError::PoolsExhausted);
+        // B itself may use its pool, and unfenced A may too.
+        let (rec, _) = r.allocate_fenced(b, mac(10), None, 100, &not_b).unwrap();
+        assert_eq!(rec.parent, b);
+        let (rec, _) = r.allocate_requested(a, mac(11), None, 100).unwrap();
+        assert_eq!(rec.parent, b);
+    }
+
+    #[test]
     fn bind_refuses_a_wrong_network_name() {
         let mut r = reg();
         let e = r
@@ -1111,6 +1183,31 @@ mod tests {
         // The same CN rebinding with the same pool is fine.
         bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
         assert_eq!(r.cns().len(), 1);
+    }
+
+    #[test]
+    fn a_name_bound_by_an_up_cn_is_refused_and_a_down_cns_name_passes_on() {
+        let mut r = reg();
+        r.bind_cn(NET, "cn1", ip("10.9.0.1"), 5554, &[], 0).unwrap();
+        let e = r
+            .bind_cn(NET, "cn1", ip("10.9.0.2"), 5554, &[], 0)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            BindError::NameTaken {
+                name: "cn1".into(),
+                other: "10.9.0.1:5554".into()
+            }
+        );
+        assert_eq!(r.cns().len(), 1);
+        // The holder itself binds again under its name.
+        r.bind_cn(NET, "cn1", ip("10.9.0.1"), 5554, &[], 0).unwrap();
+        // Once it is down, a CN at a new address may take the name.
+        r.cn_down(0);
+        r.bind_cn(NET, "cn1", ip("10.9.0.2"), 5554, &[], 0).unwrap();
+        // Empty names (no cn_name configured) never clash.
+        r.bind_cn(NET, "", ip("10.9.0.3"), 5554, &[], 0).unwrap();
+        r.bind_cn(NET, "", ip("10.9.0.4"), 5554, &[], 0).unwrap();
     }
 
     #[test]

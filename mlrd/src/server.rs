@@ -14,26 +14,36 @@
 //! read is cut off when its output passes [`MAX_OUTPUT`], and one peer gets
 //! at most [`READ_BUDGET`] bytes per iteration.
 
+#[path = "replication.rs"]
+mod replication;
+
 use crate::config::{MlrdConfig, Source};
 use crate::journal::Journal;
-use crate::register::{BindError, BindingRecord, CnIdx, PoolSpec, Push, Register, NO_CN};
+use crate::pair::Pair;
+use crate::register::Register;
+use crate::service::{Service, Settings};
 use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
+pub use replication::peer_addr;
+use replication::{PeerLink, ReplicaLink, PROBE_EVERY};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 use tmip::event_loop::{Poller, Readiness, Signals, Timers, Token};
+use tmip::log_throttle::LogThrottle;
 use tmip::mlrp::{
-    self, BindReply, Binding, CnEntry, CnList, CnRef, ErrorCode, Incoming, Locate, Message,
-    MlrpError, NetworkKey, Pool, Recv, Role, Session, StatusReply,
+    self, Admit, ErrorCode, Incoming, Message, MlrpError, NetworkKey, PreAuth, Recv, Role, Session,
+    Ticket,
 };
 
 const LISTENER: Token = 0;
 const SIGNALS: Token = 1;
 const FIRST_CONN: Token = 2;
+/// Our own connection to the other register of a pair.
+const PEER_LINK: Token = Token::MAX;
 /// Bytes read from one peer per loop iteration, so none can starve others.
 pub const READ_BUDGET: usize = 256 << 10;
 /// Requests handled for one peer per turn; the rest wait for the next
@@ -47,8 +57,9 @@ pub const OUTPUT_HIGH_WATER: usize = 256 << 10;
 /// A peer with this much unsent output (pushes can still add to a paused
 /// peer's backlog) is not reading: it is cut off.
 pub const MAX_OUTPUT: usize = 4 << 20;
-/// A connection must complete the MLRP handshake within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Warnings about refused or evicted peers: one line per this interval,
+/// plus a count of the rest (the log must not grow at an attacker's pace).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// An established connection that is not a bound CN may idle this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Slab slots the lease sweep visits per tick (a million every ~16 s).
@@ -83,8 +94,8 @@ struct Conn {
     io: mlrp::Conn,
     peer: SocketAddr,
     session: Session,
-    /// The CN this connection is the bound session of.
-    cn: Option<CnIdx>,
+    /// Counted in [`PreAuth`] until the peer's Hello is accepted.
+    preauth: Option<Ticket>,
     /// POLLOUT registered.
     want_write: bool,
     /// POLLIN registered (off while the output is over the high-water mark).
@@ -101,6 +112,9 @@ struct Conn {
     /// Pushes waiting for the CN to acknowledge earlier ones (the session
     /// allows MAX_OUTSTANDING unanswered requests).
     push_queue: VecDeque<Message>,
+    /// Output held until the backup register stored commit `seq`: from
+    /// absolute position `start` on (replication.rs).
+    held: VecDeque<(u64, u64)>,
 }
 
 impl Conn {
@@ -118,6 +132,8 @@ pub struct Setup {
     pub journal: Journal,
     pub listener: TcpListener,
     pub max_conns: usize,
+    /// The primary/backup pair (alone when no peer is configured).
+    pub pair: Pair,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,13 +141,15 @@ enum Tick {
     Second,
     /// Watch the listener again after accept(2) failed (EMFILE...).
     Relisten,
+    /// Probe the peer register, time out the backup's acknowledgements.
+    Peer,
 }
 
 pub struct Server {
     cfg: MlrdConfig,
     source: Source,
     debug_override: Option<u8>,
-    reg: Register,
+    service: Service,
     journal: Journal,
     listener: TcpListener,
     poller: Poller,
@@ -139,10 +157,13 @@ pub struct Server {
     timers: Timers<Tick>,
     conns: Vec<Option<Conn>>,
     free_slots: Vec<usize>,
+    /// Slots closed this iteration: reusable from the next one, once no
+    /// list of this iteration (`to_close`, `dirty`) can still name them.
+    released: Vec<usize>,
     nconns: usize,
     max_conns: usize,
-    /// CN index -> slot of its bound session.
-    cn_conn: Vec<Option<usize>>,
+    /// Connections that have not completed their handshake, by age/source.
+    preauth: PreAuth<usize>,
     key: Option<NetworkKey>,
     stats: ServerStats,
     started: Instant,
@@ -150,32 +171,36 @@ pub struct Server {
     dirty: Vec<usize>,
     /// Slots whose reading resumed with frames still buffered in the session.
     resume: Vec<usize>,
-    pushes: Vec<Push>,
-    /// Of this round's register changes, how many are moves (soft state,
-    /// written but not fdatasynced before the replies: `commit_and_flush`).
-    soft_changes: usize,
     to_close: Vec<(usize, String)>,
-    refused_since_log: u64,
+    /// Connections refused: every slot holds an authenticated one.
+    refused_log: LogThrottle,
+    /// Unauthenticated connections evicted to make room.
+    evicted_log: LogThrottle,
+    /// Connections that did not complete the handshake in time.
+    handshake_log: LogThrottle,
+    /// Connections closed for a bad Hello or protocol error before it.
+    preauth_error_log: LogThrottle,
     stop: bool,
-    requests: u64,
+    pair: Pair,
+    peer_link: Option<PeerLink>,
+    /// The peer link's descriptor as registered with the poller.
+    peer_polled: Option<(i32, bool)>,
+    replica: Option<ReplicaLink>,
+    /// Snapshot chunks for a backup that just subscribed.
+    replica_outbox: Vec<Message>,
+    /// When each CN was last heard (the pair's allocation fence).
+    cn_heard: Vec<Option<Instant>>,
+    /// Commits streamed to the backup.
+    repl_seq: u64,
+    /// Standby: this round stores replicated records (commit durably and
+    /// only then acknowledge them).
+    repl_durable: bool,
 }
 
-fn cnref(reg: &Register, i: CnIdx) -> CnRef {
-    match reg.cn(i) {
-        Some(c) => CnRef::new(c.addr, c.port),
-        None => CnRef::new(Ipv4Addr::UNSPECIFIED, 0),
+fn settings(cfg: &MlrdConfig) -> Settings {
+    Settings {
+        ping_interval_secs: (cfg.cn_timeout / 3).max(1) as u16,
     }
-}
-
-fn binding_msg(reg: &Register, r: &BindingRecord, now: u32) -> Message {
-    Message::Binding(Binding {
-        mac: r.mac(),
-        cell: r.cell30(),
-        parent: cnref(reg, r.parent),
-        at: cnref(reg, r.at),
-        previous: (r.previous != NO_CN).then(|| cnref(reg, r.previous)),
-        lease_remaining_secs: r.remaining(now),
-    })
 }
 
 fn key_for(cfg: &MlrdConfig) -> Option<NetworkKey> {
@@ -190,14 +215,18 @@ impl Server {
         poller.register(signals.as_raw_fd(), SIGNALS, false);
         let mut timers = Timers::new();
         timers.schedule_in(Instant::now(), Duration::from_secs(1), Tick::Second);
+        if s.pair.peer().is_some() {
+            timers.schedule_in(Instant::now(), Duration::ZERO, Tick::Peer);
+        }
         let key = key_for(&s.cfg);
-        let ncn = s.reg.cns().len();
+        let throttle = LogThrottle::new(REFUSAL_LOG_INTERVAL);
         Ok(Server {
             key,
+            service: Service::new(s.reg, settings(&s.cfg), now_secs()),
+            preauth: PreAuth::new(s.cfg.max_unauth_per_source),
             cfg: s.cfg,
             source: s.source,
             debug_override: s.debug_override,
-            reg: s.reg,
             journal: s.journal,
             listener: s.listener,
             poller,
@@ -205,19 +234,27 @@ impl Server {
             timers,
             conns: Vec::new(),
             free_slots: Vec::new(),
+            released: Vec::new(),
             nconns: 0,
             max_conns: s.max_conns,
-            cn_conn: vec![None; ncn],
             stats: ServerStats::default(),
             started: Instant::now(),
             dirty: Vec::new(),
             resume: Vec::new(),
-            pushes: Vec::new(),
-            soft_changes: 0,
             to_close: Vec::new(),
-            refused_since_log: 0,
+            refused_log: throttle.clone(),
+            evicted_log: throttle.clone(),
+            handshake_log: throttle.clone(),
+            preauth_error_log: throttle,
             stop: false,
-            requests: 0,
+            pair: s.pair,
+            peer_link: None,
+            peer_polled: None,
+            replica: None,
+            replica_outbox: Vec::new(),
+            cn_heard: Vec::new(),
+            repl_seq: 0,
+            repl_durable: false,
         })
     }
 
@@ -231,6 +268,7 @@ impl Server {
                 Some(Duration::ZERO)
             };
             ready.clear();
+            self.sync_peer_poll();
             self.poller
                 .wait(timeout, &mut ready)
                 .map_err(|e| format!("poll: {e}"))?;
@@ -244,6 +282,7 @@ impl Server {
                 match tok {
                     LISTENER => self.accept(),
                     SIGNALS => self.on_signals(),
+                    PEER_LINK => self.on_peer_link(r),
                     t => self.on_conn(t - FIRST_CONN, r),
                 }
             }
@@ -259,16 +298,21 @@ impl Server {
                         self.poller
                             .register(self.listener.as_raw_fd(), LISTENER, false);
                     }
+                    Tick::Peer => {
+                        self.peer_tick(now);
+                        self.replica_tick(now);
+                        self.timers.schedule_in(now, PROBE_EVERY, Tick::Peer);
+                    }
                 }
             }
             self.commit_and_flush();
         }
-        match self.journal.compact(&self.reg) {
+        match self.journal.compact(self.service.reg()) {
             Ok(()) => {
                 info!(
                     "+ State saved: snapshot {} with {} bindings. MLR stopped.",
                     self.journal.generation(),
-                    self.reg.binding_count()
+                    self.service.reg().binding_count()
                 );
                 Ok(())
             }
@@ -297,15 +341,7 @@ impl Server {
                     break;
                 }
             };
-            if self.nconns >= self.max_conns {
-                self.stats.connections_refused += 1;
-                self.refused_since_log += 1;
-                if self.refused_since_log == 1 {
-                    warn!(
-                        "! Refusing connection from {peer}: {} connections open (max_connections {})",
-                        self.nconns, self.max_conns
-                    );
-                }
+            if !self.admit(peer) {
                 drop(stream);
                 continue;
             }
@@ -313,6 +349,49 @@ impl Server {
                 warn!("! {peer}: cannot set up connection: {e}");
             }
         }
+    }
+
+    /// Make room for a new connection from `peer` by the rules of
+    /// [`PreAuth`]; false when it must be refused.
+    fn admit(&mut self, peer: SocketAddr) -> bool {
+        let now = Instant::now();
+        let (slot, why) = match self.preauth.admit(peer.ip(), self.nconns, self.max_conns) {
+            Admit::Accept => return true,
+            Admit::Refuse => {
+                self.stats.connections_refused += 1;
+                if self.refused_log.hit(now) {
+                    warn!(
+                        "! Refusing connection from {peer}: all {} connections are authenticated (max_connections {})",
+                        self.nconns, self.max_conns
+                    );
+                }
+                return false;
+            }
+            Admit::EvictSameSource(slot) => (slot, "per-source limit"),
+            Admit::EvictOldest(slot) => (slot, "all slots in use"),
+        };
+        self.stats.preauth_evicted += 1;
+        if let Some(Some(c)) = self.conns.get_mut(slot) {
+            // Its ticket is void now; the slot is freed before `peer` takes one.
+            c.preauth = None;
+            if self.evicted_log.hit(now) {
+                warn!(
+                    "! Evicting unauthenticated connection from {} ({why}: max_unauth_per_source {}, max_connections {}) for a new one from {peer}",
+                    c.peer,
+                    self.preauth.per_source(),
+                    self.max_conns
+                );
+            }
+            // After our Hello if that is still queued; `close` sends both
+            // best effort.
+            c.session.close(
+                ErrorCode::Unavailable,
+                "evicted: handshake not complete",
+                c.io.queue(),
+            );
+        }
+        self.close(slot, "evicted before authenticating");
+        true
     }
 
     fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
@@ -325,13 +404,14 @@ impl Server {
             io,
             peer,
             session,
-            cn: None,
+            preauth: None,
             want_write: false,
             want_read: true,
             frames_waiting: false,
             write_progress: now,
             closing: false,
             committed_len: 0,
+            held: VecDeque::new(),
             push_queue: VecDeque::new(),
         };
         let slot = match self.free_slots.pop() {
@@ -344,7 +424,9 @@ impl Server {
                 self.conns.len() - 1
             }
         };
-        if let Some(c) = &self.conns[slot] {
+        let ticket = self.preauth.insert(peer.ip(), slot);
+        if let Some(c) = &mut self.conns[slot] {
+            c.preauth = Some(ticket);
             self.poller.register(c.io.fd(), FIRST_CONN + slot, false);
         }
         self.nconns += 1;
@@ -383,7 +465,13 @@ impl Server {
             && !conn.frames_waiting
             && conn.pending() < OUTPUT_HIGH_WATER
         {
-            match conn.io.recv(&mut buf) {
+            // Before its Hello, a peer gets no more than the largest Hello
+            // into memory (docs/SECURITY.md, pre-authentication memory).
+            let want = conn.session.read_limit().min(buf.len());
+            if want == 0 {
+                break;
+            }
+            match conn.io.recv(&mut buf[..want]) {
                 Recv::Closed => {
                     self.to_close.push((slot, "peer closed".into()));
                     conn.closing = true;
@@ -393,7 +481,7 @@ impl Server {
                     total += n;
                     conn.session.feed(&buf[..n]);
                     self.process_frames(slot, conn);
-                    if n < buf.len() {
+                    if n < want {
                         break;
                     }
                 }
@@ -444,25 +532,34 @@ impl Server {
             };
             match ev {
                 Ok(Incoming::Established { peer }) => {
+                    if let Some(t) = conn.preauth.take() {
+                        self.preauth.remove(t);
+                    }
                     debug!(target: "mlrp", "{}: established ({:?}, {})", conn.peer, peer.role, peer.software);
                 }
                 Ok(Incoming::Request { id, msg }) => {
                     self.stats.frames_in += 1;
-                    self.requests += 1;
                     debug!(target: "mlrp", "{}: request {id}: {msg}", conn.peer);
-                    if let Some(cn) = conn.cn {
-                        self.reg.heard(cn, now);
-                    }
-                    let reply = self.handle(slot, conn, msg, now);
+                    self.service.heard(slot, now);
+                    self.note_heard_conn(slot);
+                    let reply = self.handle_in_pair(slot, conn, msg, now);
                     debug!(target: "mlrp", "{}: reply {id}: {reply}", conn.peer);
                     if let Err(e) = conn.session.reply(id, &reply, conn.io.queue()) {
                         warn!("! {}: cannot send reply {id}: {e}", conn.peer);
                     }
+                    if !self.replica_outbox.is_empty()
+                        && self.replica.as_ref().is_some_and(|r| r.slot == slot)
+                    {
+                        self.replica_send_pending(conn);
+                    }
                 }
                 Ok(Incoming::Reply { id, msg }) => {
                     self.stats.frames_in += 1;
-                    if let Some(cn) = conn.cn {
-                        self.reg.heard(cn, now);
+                    self.service.heard(slot, now);
+                    self.note_heard_conn(slot);
+                    if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
+                        self.on_replica_reply(id, msg);
+                        continue;
                     }
                     match msg {
                         Message::Error(e) => {
@@ -483,7 +580,14 @@ impl Server {
                         } else {
                             format!("protocol error: {e}")
                         };
-                        if !matches!(e, MlrpError::PeerClosed(_)) {
+                        if conn.preauth.is_some() {
+                            // Before authentication: anyone can send this,
+                            // as often as they like.
+                            self.stats.preauth_refused += 1;
+                            if self.preauth_error_log.hit(Instant::now()) {
+                                warn!("! {}: {why} before the handshake; closing", conn.peer);
+                            }
+                        } else if !matches!(e, MlrpError::PeerClosed(_)) {
                             warn!("! {}: {why}; closing", conn.peer);
                         }
                         conn.closing = true;
@@ -522,249 +626,16 @@ impl Server {
         }
     }
 
-    /// Answer one request.
-    fn handle(&mut self, slot: usize, conn: &mut Conn, msg: Message, now: u32) -> Message {
-        let peer = conn.peer;
-        let bound = conn.cn.filter(|&c| self.reg.cn(c).is_some_and(|c| c.up));
-        match msg {
-            Message::Ping { nonce } => Message::Pong { nonce },
-            Message::CnBind(b) => {
-                let pools: Vec<PoolSpec> = b
-                    .pools
-                    .iter()
-                    .map(|p| PoolSpec {
-                        first: p.first,
-                        last: p.last,
-                    })
-                    .collect();
-                match self.reg.bind_cn(
-                    &b.network_name,
-                    &b.cn_name,
-                    b.cn_addr,
-                    b.cn_port,
-                    &pools,
-                    now,
-                ) {
-                    Ok((idx, notes)) => {
-                        for n in notes {
-                            warn!("! CN {}:{}: {n}", b.cn_addr, b.cn_port);
-                        }
-                        if self.cn_conn.len() <= idx as usize {
-                            self.cn_conn.resize(idx as usize + 1, None);
-                        }
-                        if let Some(old) = self.cn_conn[idx as usize] {
-                            if old != slot {
-                                if let Some(Some(oc)) = self.conns.get_mut(old) {
-                                    oc.cn = None;
-                                }
-                                self.to_close
-                                    .push((old, "replaced by a new session of its CN".into()));
-                            }
-                        }
-                        if let Some(prev) = conn.cn.filter(|&p| p != idx) {
-                            self.cn_conn[prev as usize] = None;
-                            self.reg.cn_down(prev);
-                        }
-                        self.cn_conn[idx as usize] = Some(slot);
-                        conn.cn = Some(idx);
-                        info!(
-                            "+ CN {}:{} [{}] bound from {peer} ({} pool(s))",
-                            b.cn_addr,
-                            b.cn_port,
-                            b.cn_name,
-                            pools.len()
-                        );
-                        for p in &pools {
-                            debug!(target: "cn", "+   pool {p}");
-                        }
-                        // A restarted parent must route its stations that
-                        // are elsewhere into the tunnels again.
-                        let again = self.reg.redirects_for_parent(idx);
-                        if !again.is_empty() {
-                            info!(
-                                "+   {} station(s) parented there are elsewhere: redirects pushed",
-                                again.len()
-                            );
-                            self.pushes.extend(again);
-                        }
-                        Message::BindReply(BindReply::Accepted {
-                            lease_time_secs: self.reg.lease_time(),
-                            ping_interval_secs: (self.cfg.cn_timeout / 3).max(1) as u16,
-                        })
-                    }
-                    Err(e) => {
-                        warn!(
-                            "! Bind refused for CN {}:{} [{}] from {peer}: {e}",
-                            b.cn_addr, b.cn_port, b.cn_name
-                        );
-                        let code = match e {
-                            BindError::WrongNetwork { .. } => ErrorCode::WrongNetwork,
-                            BindError::PoolOverlap { .. } => ErrorCode::Conflict,
-                            BindError::BadPool(_) => ErrorCode::BadRequest,
-                            BindError::TooManyCns => ErrorCode::TableFull,
-                        };
-                        let mut text = e.to_string();
-                        mlrp::message::truncate_utf8(&mut text, mlrp::message::MAX_TEXT_LEN);
-                        Message::BindReply(BindReply::Refused { code, text })
-                    }
-                }
-            }
-            Message::Unbind => {
-                if let Some(c) = conn.cn.take() {
-                    self.reg.cn_down(c);
-                    if let Some(e) = self.cn_conn.get_mut(c as usize) {
-                        *e = None;
-                    }
-                    info!("- CN {} unbound", self.cn_label(c));
-                }
-                Message::Ack
-            }
-            Message::Allocate(a) => {
-                let Some(cn) = bound else {
-                    return Message::error(ErrorCode::NotBound, "bind first");
-                };
-                match self.reg.allocate_requested(cn, a.mac, a.requested, now) {
-                    Ok((rec, new)) => {
-                        if new {
-                            debug!(target: "register", "{} allocated {} (parent {}) at {}", a.mac, rec.cell30(), self.cn_label(rec.parent), self.cn_label(cn));
-                        }
-                        binding_msg(&self.reg, &rec, now)
-                    }
-                    Err(e) => Message::error(register_code(e), e.to_string()),
-                }
-            }
-            Message::Locate(l) => {
-                let r = match l {
-                    Locate::ByMac(m) => self.reg.locate_mac(m),
-                    Locate::ByIp(ip) => self.reg.locate_ip(ip),
-                };
-                match r {
-                    Some(rec) => binding_msg(&self.reg, &rec, now),
-                    None => Message::error(ErrorCode::NotFound, "no binding"),
-                }
-            }
-            Message::Move(m) => {
-                if bound.is_none() {
-                    return Message::error(ErrorCode::NotBound, "bind first");
-                }
-                let Some(to) = self.reg.find_cn(m.to.addr, m.to.port) else {
-                    return Message::error(ErrorCode::NotFound, "unknown CN");
-                };
-                let before = self.reg.change_count();
-                match self.reg.move_to(m.mac, m.cell, to, now) {
-                    Ok((rec, pushes)) => {
-                        // Where a station is: soft state (see commit_and_flush).
-                        self.soft_changes += self.reg.change_count().saturating_sub(before);
-                        debug!(target: "handover", "{} {} now at {} (parent {}, previous {})", m.mac, m.cell, self.cn_label(to), self.cn_label(rec.parent), self.cn_label(rec.previous));
-                        self.pushes.extend(pushes);
-                        binding_msg(&self.reg, &rec, now)
-                    }
-                    Err(e) => Message::error(register_code(e), e.to_string()),
-                }
-            }
-            Message::Release(rel) => {
-                let Some(cn) = bound else {
-                    return Message::error(ErrorCode::NotBound, "bind first");
-                };
-                match self.reg.get(rel.mac) {
-                    Some(r) if r.cell30() != rel.cell => {
-                        return Message::error(ErrorCode::Conflict, "cell does not match")
-                    }
-                    None => return Message::error(ErrorCode::NotFound, "no binding"),
-                    _ => {}
-                }
-                match self.reg.release(rel.mac, cn) {
-                    Ok((rec, pushes)) => {
-                        debug!(target: "register", "{} released {}", rel.mac, rec.cell30());
-                        self.pushes.extend(pushes);
-                        Message::Ack
-                    }
-                    Err(e) => Message::error(register_code(e), e.to_string()),
-                }
-            }
-            Message::ListCns => Message::CnList(CnList {
-                entries: self
-                    .reg
-                    .cns()
-                    .iter()
-                    .take(mlrp::message::MAX_CN_ENTRIES)
-                    .map(|c| {
-                        let mut name = c.name.clone();
-                        mlrp::message::truncate_utf8(&mut name, mlrp::message::MAX_NAME_LEN);
-                        CnEntry {
-                            name,
-                            addr: c.addr,
-                            port: c.port,
-                            up: c.up,
-                            pools: c
-                                .pools
-                                .iter()
-                                .take(mlrp::message::MAX_POOLS)
-                                .map(|p| Pool {
-                                    first: p.spec.first,
-                                    last: p.spec.last,
-                                })
-                                .collect(),
-                        }
-                    })
-                    .collect(),
-            }),
-            Message::Status => {
-                let cns = self.reg.cns();
-                let pools: usize = cns.iter().map(|c| c.pools.len()).sum();
-                let free: u64 = cns
-                    .iter()
-                    .filter(|c| c.up)
-                    .flat_map(|c| c.pools.iter())
-                    .map(|p| (p.size() - p.used()) as u64)
-                    .sum();
-                Message::StatusReply(StatusReply {
-                    uptime_secs: self.started.elapsed().as_secs().min(u32::MAX as u64) as u32,
-                    cns: cns.len() as u32,
-                    cns_up: cns.iter().filter(|c| c.up).count() as u32,
-                    pools: pools as u32,
-                    bindings: self.reg.binding_count() as u32,
-                    free_cells: free.min(u32::MAX as u64) as u32,
-                    requests: self.requests,
-                    software: format!("mlrd {}", tmip::VERSION),
-                })
-            }
-            other => Message::error(
-                ErrorCode::Unsupported,
-                format!("{:?} is not a request the MLR serves", other.msg_type()),
-            ),
-        }
-    }
-
-    fn cn_label(&self, i: CnIdx) -> String {
-        match self.reg.cn(i) {
-            Some(c) => format!("{}:{}", c.addr, c.port),
-            None => "-".into(),
-        }
-    }
-
     /// Send the register's pushes over the target CNs' bound sessions.
     fn deliver_pushes(&mut self) {
-        for p in std::mem::take(&mut self.pushes) {
-            let (cn, msg) = match p {
-                Push::Redirect { cn, mac, cell, to } => (
-                    cn,
-                    Message::Redirect(mlrp::Redirect {
-                        mac,
-                        cell,
-                        to: cnref(&self.reg, to),
-                    }),
-                ),
-                Push::Withdraw { cn, mac, cell } => {
-                    (cn, Message::Withdraw(mlrp::Withdraw { mac, cell }))
-                }
-            };
-            let slot = self.cn_conn.get(cn as usize).copied().flatten();
+        for p in self.service.take_pushes() {
+            let (cn, msg) = self.service.push_message(p);
+            let slot = self.service.conn_of(cn);
             let Some(conn) = slot
                 .and_then(|s| self.conns.get_mut(s))
                 .and_then(Option::as_mut)
             else {
-                debug!(target: "handover", "CN {} has no session: {msg} not delivered (it resyncs when it binds)", self.cn_label(cn));
+                debug!(target: "handover", "CN {} has no session: {msg} not delivered (it resyncs when it binds)", self.service.cn_label(cn));
                 continue;
             };
             if !conn.push_queue.is_empty() {
@@ -828,13 +699,17 @@ impl Server {
         // allocations, releases, CN binds and expiry are still durable
         // before they are acknowledged, and their fdatasync covers the
         // moves written before them.
-        let mut durable = false;
-        if self.reg.has_changes() {
-            let changes = self.reg.take_changes();
-            durable = changes.len() > self.soft_changes;
-            self.journal.record(&self.reg, &changes);
+        let mut durable = std::mem::take(&mut self.repl_durable);
+        let soft_changes = self.service.take_soft_changes();
+        if self.service.reg().has_changes() {
+            let changes = self.service.reg_mut().take_changes();
+            durable |= changes.len() > soft_changes;
+            self.journal.record(self.service.reg(), &changes);
         }
-        self.soft_changes = 0;
+        // A backup gets the same records; the replies of a durable round
+        // wait for its acknowledgement (replication.rs).
+        let records = (self.replica.is_some() && self.journal.pending())
+            .then(|| self.journal.recorded().to_vec());
         if self.journal.pending() {
             let written = if durable {
                 self.journal.commit()
@@ -857,18 +732,26 @@ impl Server {
                         }
                     }
                 }
-            } else if self.journal.should_compact() {
+            } else if let Some(seq) = records.and_then(|r| self.replicate(&r, durable)) {
+                self.hold_round(seq);
+            }
+            if self.journal.should_compact() {
                 let t = Instant::now();
-                match self.journal.compact_in_background(&self.reg) {
+                match self.journal.compact_in_background(self.service.reg()) {
                     Ok(()) => info!(
                         "+ Compacting the journal: snapshot {} of {} bindings written in the background (loop paused {} ms)",
                         self.journal.generation(),
-                        self.reg.binding_count(),
+                        self.service.reg().binding_count(),
                         t.elapsed().as_millis()
                     ),
                     Err(e) => error!("! compaction failed: {e}"),
                 }
             }
+        }
+        // A standby's acknowledgements of replicated records leave only
+        // now that they are stored.
+        if self.peer_link.as_ref().is_some_and(|l| l.wants_flush()) {
+            self.peer_flush();
         }
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
@@ -877,16 +760,21 @@ impl Server {
             self.flush(s);
         }
         self.dirty = dirty;
+        for (s, why) in self.service.take_to_close() {
+            self.to_close.push((s, why.into()));
+        }
         for (s, why) in std::mem::take(&mut self.to_close) {
             self.close(s, &why);
         }
+        self.free_slots.append(&mut self.released);
     }
 
     fn flush(&mut self, slot: usize) {
         let Some(Some(c)) = self.conns.get_mut(slot) else {
             return;
         };
-        match c.io.flush() {
+        let limit = c.held.front().map_or(u64::MAX, |h| h.1);
+        match c.io.flush_upto(limit) {
             Ok(0) => {}
             Ok(_) => c.write_progress = Instant::now(),
             Err(e) => {
@@ -896,7 +784,9 @@ impl Server {
             }
         }
         c.committed_len = c.io.queued_len();
-        let want_write = c.pending() > 0;
+        // Held bytes do not make the socket worth watching for POLLOUT.
+        let unsent_from = c.io.queued_abs() - c.pending() as u64;
+        let want_write = limit.min(c.io.queued_abs()) > unsent_from;
         let want_read = c.pending() < OUTPUT_HIGH_WATER;
         if want_read && c.frames_waiting && !c.closing {
             // Frames read before the high-water mark are waiting in the
@@ -914,6 +804,18 @@ impl Server {
         }
     }
 
+    /// Keep the poller's entry for the peer link in step with the link
+    /// (its descriptor is deregistered when it closes: replication.rs).
+    fn sync_peer_poll(&mut self) {
+        let want = self.peer_link_fd();
+        if want != self.peer_polled {
+            if let Some((fd, w)) = want {
+                self.poller.register_interest(fd, PEER_LINK, true, w);
+            }
+            self.peer_polled = want;
+        }
+    }
+
     fn close(&mut self, slot: usize, why: &str) {
         let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
             return;
@@ -923,22 +825,23 @@ impl Server {
             let _ = c.io.flush();
         }
         self.poller.deregister(c.io.fd());
-        if let Some(cn) = c.cn {
-            if self.cn_conn.get(cn as usize).copied().flatten() == Some(slot) {
-                self.cn_conn[cn as usize] = None;
-                if self.reg.cn_down(cn) {
-                    info!(
-                        "- CN {} down: session from {} closed{}{}",
-                        self.cn_label(cn),
-                        c.peer,
-                        if why.is_empty() { "" } else { ": " },
-                        why
-                    );
-                }
-            }
+        if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
+            self.drop_replica("its connection closed");
+        }
+        if let Some(t) = c.preauth {
+            self.preauth.remove(t);
+        }
+        if let Some(cn) = self.service.closed(slot) {
+            info!(
+                "- CN {} down: session from {} closed{}{}",
+                self.service.cn_label(cn),
+                c.peer,
+                if why.is_empty() { "" } else { ": " },
+                why
+            );
         }
         debug!(target: "mlrp", "{}: closed {why}", c.peer);
-        self.free_slots.push(slot);
+        self.released.push(slot);
         self.nconns -= 1;
     }
 
@@ -954,37 +857,16 @@ impl Server {
             Some(Err(e)) => error!("! background compaction failed: {e}; the journals are kept"),
             None => {}
         }
-        let secs = now_secs();
-        let (gone, pushes) = self.reg.expire(secs, SWEEP_BUDGET);
-        for r in &gone {
-            debug!(target: "register", "lease of {} ({}) expired", r.mac(), r.cell30());
-        }
-        if !gone.is_empty() {
-            info!("- {} lease(s) expired, their /30s are free", gone.len());
-        }
-        self.pushes.extend(pushes);
-        for cn in self.reg.check_liveness(secs) {
-            warn!(
-                "! CN {} down: silent for {} s (its stations' bindings are kept)",
-                self.cn_label(cn),
-                self.cfg.cn_timeout
-            );
-            if let Some(s) = self.cn_conn.get_mut(cn as usize).and_then(Option::take) {
-                if let Some(Some(c)) = self.conns.get_mut(s) {
-                    c.cn = None;
-                }
+        // A standby's register changes only by what the serving register
+        // streams (its expiry included).
+        if self.pair.serves() {
+            for s in self.service.tick(now_secs(), SWEEP_BUDGET) {
                 self.to_close.push((s, "CN silent".into()));
             }
         }
         self.deliver_pushes();
-        if self.refused_since_log > 1 {
-            warn!(
-                "! Refused {} more connections: max_connections {} reached",
-                self.refused_since_log - 1,
-                self.max_conns
-            );
-        }
-        self.refused_since_log = 0;
+        self.log_refusal_summaries(now);
+        let handshake_timeout = Duration::from_secs(self.cfg.handshake_timeout as u64);
         let stall = Duration::from_secs(self.cfg.cn_timeout as u64);
         for (i, c) in self.conns.iter_mut().enumerate() {
             let Some(c) = c else { continue };
@@ -1002,15 +884,55 @@ impl Server {
                 self.to_close.push((i, "not reading".into()));
                 continue;
             }
-            if !c.session.is_established() && now.duration_since(c.io.opened()) > HANDSHAKE_TIMEOUT
+            if !c.session.is_established() && now.duration_since(c.io.opened()) > handshake_timeout
             {
+                self.stats.handshake_timeouts += 1;
+                if self.handshake_log.hit(now) {
+                    warn!(
+                        "! {}: no handshake within handshake_timeout {} s; closing",
+                        c.peer,
+                        handshake_timeout.as_secs()
+                    );
+                }
                 self.to_close.push((i, "no handshake in time".into()));
-            } else if c.cn.is_none()
+            } else if self.service.cn_of(i).is_none()
                 && c.session.is_established()
                 && now.duration_since(c.io.last_rx()) > IDLE_TIMEOUT
             {
                 self.to_close.push((i, "idle".into()));
             }
+        }
+    }
+
+    /// The counts behind the rate-limited warnings, once per interval.
+    fn log_refusal_summaries(&mut self, now: Instant) {
+        if let Some(n) = self.refused_log.summary(now) {
+            warn!(
+                "! Refused {n} more connection(s) in the last {} s: max_connections {} reached, all authenticated",
+                REFUSAL_LOG_INTERVAL.as_secs(),
+                self.max_conns
+            );
+        }
+        if let Some(n) = self.evicted_log.summary(now) {
+            warn!(
+                "! Evicted {n} more unauthenticated connection(s) in the last {} s (max_unauth_per_source {}, max_connections {})",
+                REFUSAL_LOG_INTERVAL.as_secs(),
+                self.preauth.per_source(),
+                self.max_conns
+            );
+        }
+        if let Some(n) = self.handshake_log.summary(now) {
+            warn!(
+                "! Closed {n} more connection(s) without a handshake within handshake_timeout {} s in the last {} s",
+                self.cfg.handshake_timeout,
+                REFUSAL_LOG_INTERVAL.as_secs()
+            );
+        }
+        if let Some(n) = self.preauth_error_log.summary(now) {
+            warn!(
+                "! Refused {n} more connection(s) for a bad Hello or frame before the handshake in the last {} s",
+                REFUSAL_LOG_INTERVAL.as_secs()
+            );
         }
     }
 
@@ -1039,13 +961,15 @@ impl Server {
             journal_bytes: self.journal.journal_bytes(),
             journal_generation: self.journal.generation(),
             journal_syncs: self.journal.syncs(),
+            unauthenticated: self.preauth.len(),
             ..self.stats
         }
     }
 
     fn write_status(&mut self) {
         let doc = status::render(
-            &self.reg,
+            self.service.reg(),
+            &self.pair,
             &self.stats(),
             now_secs(),
             self.started.elapsed().as_secs(),
@@ -1055,8 +979,8 @@ impl Server {
             Ok(()) => info!(
                 "+ Status written to {} ({} CNs, {} bindings)",
                 self.cfg.status_file,
-                self.reg.cns().len(),
-                self.reg.binding_count()
+                self.service.reg().cns().len(),
+                self.service.reg().binding_count()
             ),
             Err(e) => error!("! status_file {}: {e}", self.cfg.status_file),
         }
@@ -1092,6 +1016,12 @@ impl Server {
         if c.foreground != old.foreground {
             restart.push("foreground");
         }
+        if c.backup_mlr != old.backup_mlr {
+            restart.push("backup_mlr");
+        }
+        if c.primary_mlr != old.primary_mlr {
+            restart.push("primary_mlr");
+        }
         // Keep what needs a restart as it runs, so the state stays coherent.
         let (nn, port, lf, lg, sd, fg) = (
             old.network_name.clone(),
@@ -1106,7 +1036,7 @@ impl Server {
             info!("+   debug_level now {}", c.debug_level);
         }
         if c.lease_time != old.lease_time {
-            self.reg.set_lease_time(c.lease_time);
+            self.service.reg_mut().set_lease_time(c.lease_time);
             info!(
                 "+   lease_time now {} s (for renewals from now on)",
                 c.lease_time
@@ -1122,6 +1052,13 @@ impl Server {
         }
         if c.cn_timeout != old.cn_timeout {
             info!("+   cn_timeout now {} s", c.cn_timeout);
+        }
+        if c.max_unauth_per_source != old.max_unauth_per_source {
+            self.preauth.set_per_source(c.max_unauth_per_source);
+            info!("+   max_unauth_per_source now {}", c.max_unauth_per_source);
+        }
+        if c.handshake_timeout != old.handshake_timeout {
+            info!("+   handshake_timeout now {} s", c.handshake_timeout);
         }
         if c.status_file != old.status_file {
             info!("+   status_file now {}", c.status_file);
@@ -1139,18 +1076,8 @@ impl Server {
         c.log = lg;
         c.state_dir = sd;
         c.foreground = fg;
-        self.reg.set_dead_after(self.cfg.cn_timeout);
+        self.service.reg_mut().set_dead_after(self.cfg.cn_timeout);
+        self.service.set_settings(settings(&self.cfg));
         info!("+ Configuration reloaded");
-    }
-}
-
-fn register_code(e: crate::register::RegisterError) -> ErrorCode {
-    use crate::register::RegisterError as R;
-    match e {
-        R::NotBound => ErrorCode::NotBound,
-        R::NotFound | R::UnknownCn => ErrorCode::NotFound,
-        R::PoolsExhausted => ErrorCode::PoolExhausted,
-        R::CellMismatch => ErrorCode::Conflict,
-        R::BadMac => ErrorCode::BadRequest,
     }
 }

@@ -15,6 +15,14 @@ pub struct ServerStats {
     pub connections: usize,
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    /// Connections that have not completed their handshake now.
+    pub unauthenticated: usize,
+    /// Unauthenticated connections evicted for newcomers.
+    pub preauth_evicted: u64,
+    /// Connections closed for a bad frame or Hello before the handshake.
+    pub preauth_refused: u64,
+    /// Connections closed for not completing the handshake in time.
+    pub handshake_timeouts: u64,
     pub frames_in: u64,
     pub frames_rejected: u64,
     pub auth_failures: u64,
@@ -58,6 +66,16 @@ struct BindingJson {
     lease_remaining: u32,
 }
 
+/// This register's place in a primary/backup pair.
+#[derive(Serialize)]
+struct RegisterJson {
+    role: String,
+    state: String,
+    epoch: u32,
+    replication: String,
+    peer: String,
+}
+
 #[derive(Serialize)]
 struct CountersJson {
     binds: u64,
@@ -73,6 +91,10 @@ struct CountersJson {
     connections: usize,
     connections_accepted: u64,
     connections_refused: u64,
+    unauthenticated: usize,
+    preauth_evicted: u64,
+    preauth_refused: u64,
+    handshake_timeouts: u64,
     frames_in: u64,
     frames_rejected: u64,
     auth_failures: u64,
@@ -92,6 +114,7 @@ struct StatusJson<'a> {
     uptime_secs: u64,
     debug_level: u8,
     lease_time: u32,
+    register: RegisterJson,
     cns: Vec<CnJson<'a>>,
     bindings_count: usize,
     bindings_listed: usize,
@@ -100,7 +123,14 @@ struct StatusJson<'a> {
 }
 
 /// Render the status document (JSON through serde-json-core, as tmipd's).
-pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u8) -> String {
+pub fn render(
+    reg: &Register,
+    pair: &crate::pair::Pair,
+    srv: &ServerStats,
+    now: u32,
+    uptime: u64,
+    debug: u8,
+) -> String {
     let software = format!("mlrd {}", tmip::VERSION);
     let counts = reg.per_cn_counts();
     let cns: Vec<CnJson> = reg
@@ -153,6 +183,13 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
         uptime_secs: uptime,
         debug_level: debug,
         lease_time: reg.lease_time(),
+        register: RegisterJson {
+            role: pair.wire_role().to_string(),
+            state: pair.role().to_string(),
+            epoch: pair.epoch(),
+            replication: pair.replication().to_string(),
+            peer: pair.peer().map_or(String::new(), |p| p.to_string()),
+        },
         cns,
         bindings_count: n,
         bindings_listed: bindings.len(),
@@ -171,6 +208,10 @@ pub fn render(reg: &Register, srv: &ServerStats, now: u32, uptime: u64, debug: u
             connections: srv.connections,
             connections_accepted: srv.connections_accepted,
             connections_refused: srv.connections_refused,
+            unauthenticated: srv.unauthenticated,
+            preauth_evicted: srv.preauth_evicted,
+            preauth_refused: srv.preauth_refused,
+            handshake_timeouts: srv.handshake_timeouts,
             frames_in: srv.frames_in,
             frames_rejected: srv.frames_rejected,
             auth_failures: srv.auth_failures,
@@ -231,7 +272,12 @@ mod tests {
             )
             .unwrap();
         r.allocate(a, MacAddr([2, 0, 0, 0, 0, 1]), 0).unwrap();
-        let doc = render(&r, &ServerStats::default(), 10, 5, 2);
+        let alone = crate::pair::Pair::new(None, false, 1);
+        let doc = render(&r, &alone, &ServerStats::default(), 10, 5, 2);
+        assert!(
+            doc.contains("\"register\":{\"role\":\"standalone\",\"state\":\"serving\",\"epoch\":1,\"replication\":\"none\",\"peer\":\"\"}"),
+            "{doc}"
+        );
         assert!(doc.contains("\"network\":\"net \\\"x\\\"\""), "{doc}");
         assert!(doc.contains("\"name\":\"roof\\tcn\""), "{doc}");
         assert!(doc.contains("\"cells\":64,\"used\":1"), "{doc}");
@@ -252,6 +298,7 @@ mod tests {
         assert_eq!(doc.matches('[').count(), doc.matches(']').count());
         let empty = render(
             &Register::new("n", 60, 30),
+            &alone,
             &ServerStats::default(),
             0,
             0,

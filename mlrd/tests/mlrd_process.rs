@@ -19,7 +19,8 @@ use tmip::mlrp::{
 };
 use tmip_testbed::bed::{NETWORK_NAME as NET, SECRET};
 use tmip_testbed::{
-    enter_netns, in_netns, mlrd_rc, sh, sh_out, wait_for, Netns, Proc, Rc, RunDir, Spawn,
+    closed_by_peer, enter_netns, in_netns, mlrd_rc, sh, sh_out, wait_for, Netns, Proc, Rc, RunDir,
+    Spawn,
 };
 
 const MLR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 6554);
@@ -41,6 +42,9 @@ impl Mlr {
     /// The bed's mlrd.rc with `cn_timeout 30`, then `extra` lines.
     fn start(tag: &str, extra: &str) -> Mlr {
         let ns = Netns::new("ml");
+        // CNs bind from the address they claim: make all of 10/8 local, so
+        // clients can speak as any CN 10.x from their own source address.
+        ns.sh("ip addr add 10.0.0.1/8 dev lo");
         let dir = RunDir::new(&format!("mlrd-{tag}"));
         let mut rc = mlrd_rc(NET, SECRET, &dir);
         rc.set("cn_timeout", 30);
@@ -157,6 +161,19 @@ fn connect() -> Client {
     Client::connect(MLR, Role::Cn, Some(&key()), Duration::from_secs(5)).expect("connect")
 }
 
+/// Connect from source address `from` (a CN binds from its own address).
+fn connect_from(from: &str) -> Client {
+    let mlr = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6554);
+    Client::connect_from(
+        from.parse().unwrap(),
+        mlr,
+        Role::Cn,
+        Some(&key()),
+        Duration::from_secs(5),
+    )
+    .expect("connect")
+}
+
 fn pool(a: &str, b: &str) -> Pool {
     Pool {
         first: a.parse().unwrap(),
@@ -166,7 +183,7 @@ fn pool(a: &str, b: &str) -> Pool {
 
 /// Connect and bind as CN `addr`:5554 with `pools`.
 fn bind_cn(addr: &str, pools: Vec<Pool>) -> Client {
-    let mut c = connect();
+    let mut c = connect_from(addr);
     let r = c
         .call(&Message::CnBind(CnBind {
             network_name: NET.into(),
@@ -460,22 +477,9 @@ fn moves_are_journalled_without_waiting_for_the_disk_and_survive_kill9() {
     assert!(status_number(&st, "journal_syncs") >= 2, "{st}");
 }
 
-fn raise_nofile() {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: get/setrlimit on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        r.rlim_cur = r.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-    }
-}
-
 #[test]
 fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd() {
-    raise_nofile();
+    tmip::daemon::raise_nofile();
     let mut m = Mlr::start("hostile", "");
     let (worst, mean, idle) = m.run(|| {
         let mut good = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
@@ -484,10 +488,12 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
             requested: None,
         }))
         .unwrap();
-        // 3000 idle connections that never say a word.
+        // 3000 idle connections that never say a word, from 200 addresses
+        // (15 each: under max_unauth_per_source, so all of them stay).
         let mut idle = Vec::new();
-        for _ in 0..3000 {
-            idle.push(TcpStream::connect(MLR).expect("idle connect"));
+        for i in 0..3000u32 {
+            let src = Ipv4Addr::new(10, 77, (i / 15 / 250) as u8, (i / 15 % 250) as u8 + 1);
+            idle.push(tcp_from(src).expect("idle connect"));
         }
         // Garbage.
         let mut g = TcpStream::connect(MLR).unwrap();
@@ -547,16 +553,39 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
 
 #[test]
 fn max_connections_refusal_is_logged_and_survived() {
+    // A connection is refused only when every slot holds an authenticated
+    // one (unauthenticated ones are evicted instead: see
+    // connection_slots_cannot_be_held_by_an_outsider).
     let mut m = Mlr::start("maxconn", "max_connections 5\n");
-    m.run(|| {
-        let mut v = Vec::new();
-        for _ in 0..8 {
-            v.push(TcpStream::connect(MLR).unwrap());
+    let held = m.run(|| {
+        let mut v: Vec<Client> = (0..5).map(|_| connect()).collect();
+        // A round trip on each, so mlrd has read every Hello and counts all
+        // five as authenticated (an unread Hello is an unauthenticated
+        // slot, which a newcomer would evict instead of being refused).
+        for c in v.iter_mut() {
+            c.call(&Message::Ping { nonce: 1 }).expect("ping");
         }
-        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..3 {
+            // Accepted by the kernel, then closed by mlrd unanswered.
+            let mut s = TcpStream::connect(MLR).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut b = [0u8; 64];
+            assert!(
+                !matches!(s.read(&mut b), Ok(n) if n > 0),
+                "refused peer got bytes"
+            );
+        }
+        v
     });
     m.wait_log("Refusing connection from 127.0.0.1:");
+    assert_eq!(
+        m.log().matches("Refusing connection from").count(),
+        1,
+        "refusals are logged once per interval:\n{}",
+        m.log()
+    );
     assert!(m.alive());
+    drop(held);
     // Once those are gone, a client gets in again.
     m.run(|| {
         let ok = wait_for(Duration::from_secs(5), || {
@@ -564,6 +593,12 @@ fn max_connections_refusal_is_logged_and_survived() {
         });
         assert!(ok.is_some());
     });
+    // The other refusals (2, or 3 if a retry above came before mlrd saw
+    // the closes) are counted in one summary line.
+    m.wait_log_for(
+        "more connection(s) in the last 10 s: max_connections 5 reached, all authenticated",
+        Duration::from_secs(15),
+    );
 }
 
 #[test]
@@ -582,7 +617,7 @@ fn bind_is_refused_for_a_wrong_network_name_and_a_wrong_secret() {
                 }))
             });
         let wrong_secret = r.is_err();
-        let mut c = connect();
+        let mut c = connect_from("10.9.0.7");
         let r = c
             .call(&Message::CnBind(CnBind {
                 network_name: "some-other-net".into(),
@@ -621,7 +656,7 @@ fn bind_is_refused_for_a_wrong_network_name_and_a_wrong_secret() {
     assert!(
         log.lines()
             .any(|l| l.contains("Bind refused for CN 10.9.0.7:5554")
-                && l.contains("from 127.0.0.1:")
+                && l.contains("from 10.9.0.7:")
                 && l.contains("wrong network name 'some-other-net'")),
         "{log}"
     );
@@ -973,7 +1008,10 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
 
 #[test]
 fn pushes_beyond_the_unanswered_limit_are_queued_not_lost() {
-    let m = Mlr::start("pushq", "");
+    // A reads nothing until the end, so mlrd hears nothing from it: a
+    // cn_timeout longer than the run keeps its pool up (each allocation
+    // is fdatasynced, and 1,200 of them take tens of seconds on a busy disk).
+    let m = Mlr::start("pushq", "cn_timeout 3600\n");
     let (got, n) = m.run(|| {
         // A owns the pool; B serves the stations and moves each to itself,
         // so every move pushes a Redirect to A, which does not read yet.
@@ -1019,6 +1057,13 @@ fn pushes_beyond_the_unanswered_limit_are_queued_not_lost() {
     assert!(!m.log().contains("does not answer pushes"), "{}", m.log());
 }
 
+/// A TCP connection to the MLR from source address `src` (any 10.x: the
+/// namespace's loopback owns 10/8).
+fn tcp_from(src: Ipv4Addr) -> std::io::Result<TcpStream> {
+    let mlr = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 6554);
+    tmip::mlrp::client::tcp_connect_from(src, mlr, Duration::from_secs(5))
+}
+
 /// A TCP connection to the MLR with a tiny receive buffer, so what mlrd
 /// sends piles up on its side when we do not read.
 fn connect_small_rcvbuf() -> TcpStream {
@@ -1049,8 +1094,8 @@ fn a_peer_that_never_reads_is_cut_off_and_others_are_served() {
     let m = Mlr::start("slowpeer", "").with_extra("cn_timeout 3\n");
     let worst = m.run(|| {
         // 90 CNs with 64 pools each make every CnList reply ~48 KB.
-        let mut c = connect();
         for k in 0..90u8 {
+            let mut c = connect_from(&format!("10.200.0.{}", k + 1));
             let pools = (0..64u8)
                 .map(|p| Pool {
                     first: Ipv4Addr::new(10, k, p * 4, 0),
@@ -1175,4 +1220,278 @@ fn a_deep_pipeline_is_answered_in_full_and_in_order() {
             }
         }
     });
+}
+
+// ---- issue 8: outsiders and secret holders against the MLR -------------
+
+/// CN 10.9.0.1 bound with pool 10.1.0.0/24, and station `mac(1)`'s
+/// binding there (the victim whose binding must not change).
+fn cn1_with_a_station() -> (Client, tmip::mlrp::Binding) {
+    let mut cn = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+    let r = cn
+        .call(&Message::Allocate(Allocate {
+            mac: mac(1),
+            requested: None,
+        }))
+        .unwrap();
+    match r {
+        Message::Binding(b) => (cn, b),
+        r => panic!("no binding: {r:?}"),
+    }
+}
+
+/// mlrd's resident set in KiB (VmRSS).
+fn rss_kib(pid: u32) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS")
+}
+
+/// A frame header announcing `len` bytes, as a Hello with a MAC would start.
+fn hello_header(len: u32) -> Vec<u8> {
+    let mut h = vec![b'M', b'L', 1, 0x02];
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[0; 8]); // sequence 0
+    h.extend_from_slice(&[0; 4]); // request id 0
+    h.extend_from_slice(&[0, 1, 0, 0]); // Hello, reserved
+    h
+}
+
+#[test]
+fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat() {
+    tmip::daemon::raise_nofile();
+    let m = Mlr::start("preauthmem", "");
+    let before = rss_kib(m.proc.as_ref().and_then(Proc::pid).expect("mlrd pid"));
+    let (bindings_ok, refused, bound_during) = m.run(|| {
+        let (_cn1, b) = cn1_with_a_station();
+        // The attack of finding 4: 2000 connections (from 125 addresses,
+        // 16 each) each sending 65,000 bytes of a Hello claiming 65,536.
+        let mut body = hello_header(65_536);
+        body.resize(65_000, 0x55);
+        let mut held = Vec::new();
+        for i in 0..2000u32 {
+            let src = Ipv4Addr::new(10, 66, (i / 16 / 250) as u8, (i / 16 % 250) as u8 + 1);
+            let mut s = tcp_from(src).expect("attack connect");
+            s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+            // Most of it lands in socket buffers before mlrd's reset.
+            let _ = s.write_all(&body);
+            held.push(s);
+        }
+        // mlrd closed every one of them (after its Hello and a notice).
+        let refused = held
+            .iter()
+            .filter(|s| closed_by_peer(s, Duration::from_secs(5)))
+            .count();
+        // A real CN binds and locates during the attack, its binding intact.
+        let t = Instant::now();
+        let mut cn2 = bind_cn("10.9.0.2", vec![]);
+        let bound_during = t.elapsed();
+        let r = cn2.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+        let ok = matches!(&r, Message::Binding(x) if x.cell == b.cell
+            && x.at == CnRef::new("10.9.0.1".parse().unwrap(), 5554));
+        drop(held);
+        (ok, refused, bound_during)
+    });
+    let after = rss_kib(m.proc.as_ref().and_then(Proc::pid).expect("mlrd pid"));
+    eprintln!(
+        "2000 x 65,000-byte Hellos: RSS {before} KiB -> {after} KiB; {refused} closed by mlrd; a CN bound in {bound_during:?}"
+    );
+    assert_eq!(refused, 2000);
+    assert!(bindings_ok, "the victim's binding changed");
+    assert!(bound_during < Duration::from_secs(1), "{bound_during:?}");
+    // Before the fix this grew by ~128 MB (64 KiB per connection).
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+    let log = m.log();
+    assert!(
+        log.contains("frame length 65536 before the handshake: the largest Hello is 141 bytes"),
+        "{log}"
+    );
+    // 2000 refusals, a handful of lines: one per interval plus a count.
+    let lines = log.matches("before the handshake; closing").count();
+    assert!((1..=3).contains(&lines), "{lines} lines:\n{log}");
+}
+
+#[test]
+fn connection_slots_cannot_be_held_by_an_outsider() {
+    tmip::daemon::raise_nofile();
+    let m = Mlr::start(
+        "slots",
+        "max_connections 300\nmax_unauth_per_source 16\nhandshake_timeout 3\n",
+    );
+    let (bound_in, located, from_one_kept) = m.run(|| {
+        let (cn1, b) = cn1_with_a_station();
+        // Finding 5: one outside host opens 1000 idle connections.
+        let mut idle = Vec::new();
+        for _ in 0..1000 {
+            idle.push(tcp_from(Ipv4Addr::new(10, 66, 0, 1)).expect("connect"));
+        }
+        // mlrd evicted as it accepted: how many of them are still open?
+        std::thread::sleep(Duration::from_millis(500));
+        let from_one_kept = idle
+            .iter()
+            .filter(|s| !closed_by_peer(s, Duration::ZERO))
+            .count();
+        // Then 400 more hosts one each, more than there are slots.
+        for i in 0..400u32 {
+            let src = Ipv4Addr::new(10, 67, (i / 250) as u8, (i % 250) as u8 + 1);
+            idle.push(tcp_from(src).expect("connect"));
+        }
+        // A CN restarting now (all slots in use) still connects and binds.
+        drop(cn1);
+        let t = Instant::now();
+        let mut cn1 = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let bound_in = t.elapsed();
+        let r = cn1.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+        let located = matches!(&r, Message::Binding(x) if x.cell == b.cell);
+        drop(idle);
+        (bound_in, located, from_one_kept)
+    });
+    eprintln!(
+        "1000 idle from one host + 400 hosts, 300 slots: {from_one_kept} of the one host's left open; CN rebound in {bound_in:?}"
+    );
+    assert_eq!(from_one_kept, 16, "max_unauth_per_source 16");
+    assert!(bound_in < Duration::from_secs(1), "{bound_in:?}");
+    assert!(located, "the CN's station binding changed");
+    m.wait_log("Evicting unauthenticated connection from 10.6");
+    // ~1100 evictions, logged once plus a count when the interval ends.
+    m.wait_log_for(
+        "more unauthenticated connection(s) in the last 10 s",
+        Duration::from_secs(15),
+    );
+    let log = m.log();
+    let lines = log.lines().filter(|l| l.contains("Evict")).count();
+    assert!(lines <= 4, "{lines} eviction lines:\n{log}");
+    assert!(!log.contains("Refusing connection"), "{log}");
+    assert!(m
+        .log()
+        .contains("CN 10.9.0.1:5554 [cn 10.9.0.1] bound from 10.9.0.1:"));
+}
+
+#[test]
+fn an_unauthenticated_connection_is_closed_after_handshake_timeout() {
+    let m = Mlr::start("hstimeout", "handshake_timeout 2\n");
+    let gone = m.run(|| {
+        let s = tcp_from(Ipv4Addr::new(10, 66, 0, 1)).unwrap();
+        let t = Instant::now();
+        assert!(closed_by_peer(&s, Duration::from_secs(6)), "never closed");
+        t.elapsed()
+    });
+    assert!(
+        gone >= Duration::from_secs(2) && gone < Duration::from_secs(5),
+        "closed after {gone:?}"
+    );
+    m.wait_log("no handshake within handshake_timeout 2 s; closing");
+}
+
+#[test]
+fn cn_identity_no_cn_binds_as_another_or_takes_a_bound_name() {
+    let m = Mlr::start("identity", "");
+    let (spoof, name, cn1_ok) = m.run(|| {
+        let (mut cn1, b) = cn1_with_a_station();
+        // Finding 6: a secret holder at 10.9.0.100 binds as 10.9.0.1:5554
+        // with no pools.
+        let mut evil = connect_from("10.9.0.100");
+        let spoof = evil
+            .call(&Message::CnBind(CnBind {
+                network_name: NET.into(),
+                cn_name: "evil".into(),
+                cn_addr: "10.9.0.1".parse().unwrap(),
+                cn_port: 5554,
+                pools: vec![],
+            }))
+            .unwrap();
+        // A second CN under CN1's name.
+        let mut twin = connect_from("10.9.0.2");
+        let name = twin
+            .call(&Message::CnBind(CnBind {
+                network_name: NET.into(),
+                cn_name: "cn 10.9.0.1".into(),
+                cn_addr: "10.9.0.2".parse().unwrap(),
+                cn_port: 5554,
+                pools: vec![],
+            }))
+            .unwrap();
+        // CN1's session is still its bound one: it can allocate, and its
+        // station's binding is where it was.
+        let r = cn1
+            .call(&Message::Allocate(Allocate {
+                mac: mac(2),
+                requested: None,
+            }))
+            .unwrap();
+        let l = cn1.call(&Message::Locate(Locate::ByMac(mac(1)))).unwrap();
+        let ok = matches!(r, Message::Binding(_))
+            && matches!(&l, Message::Binding(x) if x.cell == b.cell
+                && x.at == CnRef::new("10.9.0.1".parse().unwrap(), 5554));
+        (spoof, name, ok)
+    });
+    assert!(
+        matches!(
+            spoof,
+            Message::BindReply(BindReply::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            })
+        ),
+        "{spoof:?}"
+    );
+    assert!(
+        matches!(
+            name,
+            Message::BindReply(BindReply::Refused {
+                code: ErrorCode::Conflict,
+                ..
+            })
+        ),
+        "{name:?}"
+    );
+    assert!(cn1_ok, "CN1 lost its session or its station");
+    let log = m.log();
+    assert!(
+        log.lines().any(|l| l
+            .contains("Bind refused for CN 10.9.0.1:5554 [evil] from 10.9.0.100:")
+            && l.contains("CN address 10.9.0.1 is not the connection's source 10.9.0.100")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Bind refused for CN 10.9.0.2:5554")
+                && l.contains("CN name 'cn 10.9.0.1' is bound by CN 10.9.0.1:5554")),
+        "{log}"
+    );
+    // (CN1's allocate after both attempts proves its session stayed bound.)
+    assert_eq!(log.matches("bound from").count(), 1, "{log}");
+}
+
+#[test]
+fn a_key_set_twice_in_mlrd_rc_stops_mlrd_with_file_and_line() {
+    let d = RunDir::new("mlrd-dupkey");
+    let rc = d.path("dup.rc");
+    std::fs::write(
+        &rc,
+        "network_name n\nport 6554\nsecret one\n# later\nport 7000\n",
+    )
+    .unwrap();
+    let out = run_mlrd(&["-F", "-f", rc.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:5: port: set twice (first on line 2)",
+            rc.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&rc, "network_name n\nsecret one\nsecret two\n").unwrap();
+    let out = run_mlrd(&["-F", "-f", rc.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(":3: secret: set twice (first on line 2)")
+    );
 }

@@ -59,12 +59,16 @@ impl Daemon {
             },
             (Some("status"), _) => {
                 println!(
-                    "CN {} ({}) on network [{}]; MLR @ {}: {}; {} station(s), {} peer CN(s); debug level {}",
+                    "CN {} ({}) on network [{}]; MLR @ {}: {}{}; {} station(s), {} peer CN(s); debug level {}",
                     self.me,
                     self.cfg.cn_name,
                     self.cfg.network_name,
                     self.mlr.register(),
                     self.mlr.phase(),
+                    match self.mlr.register_status() {
+                        Some(s) => format!(" (epoch {}, replication {})", s.epoch, s.replication),
+                        None => String::new(),
+                    },
                     self.core.stations().len(),
                     self.core.peers().len(),
                     logging::level()

@@ -75,6 +75,8 @@ pub struct Daemon {
     pub(super) signals: Signals,
     pub(super) listener: TcpListener,
     pub(super) peers: Vec<Option<PeerConn>>,
+    /// Refused or evicted CN-to-CN connections: one warning per interval.
+    pub(super) peer_refusals: crate::log_throttle::LogThrottle,
     /// The MLR link's state machine and its socket (mlr_io.rs).
     pub(super) mlr: MlrLink<MlrTag>,
     pub(super) mlr_conn: Option<mlrp::Conn>,
@@ -104,6 +106,17 @@ pub struct Daemon {
     pub(super) last_register: Option<std::net::SocketAddrV4>,
     /// Router advertisements on mobile_if in the first seconds (a warning).
     pub(super) ra_watch: Option<super::ipv6_check::RaWatch>,
+}
+
+/// The register in use, its epoch and replication state, for the status
+/// documents and the console.
+pub(super) fn mlr_view(link: &MlrLink<MlrTag>) -> (String, u32, String) {
+    let st = link.register_status();
+    (
+        link.register().to_string(),
+        st.map_or(0, |s| s.epoch),
+        st.map_or(String::new(), |s| s.replication.to_string()),
+    )
 }
 
 /// Put every source in the poll set, each under a token of its own.
@@ -373,11 +386,13 @@ impl Daemon {
         if let Some(r) = r {
             u.on_ready(r);
         }
-        let mlr = self.mlr.register().to_string();
+        let (mlr, epoch, repl) = mlr_view(&self.mlr);
         let id = status::Identity {
             name: &self.cfg.cn_name,
             network: &self.cfg.network_name,
             mlr: &mlr,
+            mlr_epoch: epoch,
+            mlr_replication: &repl,
         };
         u.process(&mut self.core, &id, Instant::now());
     }

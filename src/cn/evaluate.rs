@@ -45,6 +45,17 @@ fn ping(to: SocketAddrV4, key: Option<&NetworkKey>) -> Result<(), String> {
     }
 }
 
+/// ` (primary, epoch 2, replication in-sync)` for a register of a pair.
+fn register_detail(to: SocketAddrV4, key: Option<&NetworkKey>) -> String {
+    match exchange(to, key, &[Message::RegisterStatus]).map(|mut r| r.pop()) {
+        Ok(Some(Message::RegisterStatusReply(s))) => format!(
+            " ({}, epoch {}, replication {})",
+            s.role, s.epoch, s.replication
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Run the evaluation; returns the exit code.
 pub fn run(opts: &Options) -> i32 {
     println!("+ Starting TMip Correspondent Node [{}]", crate::VERSION);
@@ -62,30 +73,50 @@ pub fn run(opts: &Options) -> i32 {
         .secret
         .as_ref()
         .map(|s| NetworkKey::derive(s.as_bytes(), &cfg.network_name));
-    let mlr = match resolve(&cfg.mlr.host, cfg.mlr.port) {
-        Ok(a) => a,
-        Err(e) => {
-            println!("+ MLR @ {}: Failed ({e}).", cfg.mlr.host);
-            return 1;
-        }
-    };
+    // The primary, then the backup register (if any): one line each. The
+    // CN list comes from the first that answers.
+    let mut registers = vec![("MLR", &cfg.mlr)];
+    if let Some(b) = &cfg.backup_mlr {
+        registers.push(("Backup MLR", b));
+    }
     let mut all = true;
-    let cns: Vec<CnEntry> = match exchange(
-        mlr,
-        key.as_ref(),
-        &[Message::Ping { nonce: 7 }, Message::ListCns],
-    ) {
-        Ok(r) => {
-            println!("+ MLR @ {}: Passed.", mlr.ip());
-            match r.into_iter().nth(1) {
-                Some(Message::CnList(l)) => l.entries,
-                _ => Vec::new(),
+    let mut cns: Option<Vec<CnEntry>> = None;
+    for (label, loc) in registers {
+        let addr = match resolve(&loc.host, loc.port) {
+            Ok(a) => a,
+            Err(e) => {
+                all = false;
+                println!("+ {label} @ {}: Failed ({e}).", loc.host);
+                continue;
+            }
+        };
+        match exchange(
+            addr,
+            key.as_ref(),
+            &[Message::Ping { nonce: 7 }, Message::ListCns],
+        ) {
+            Ok(r) => {
+                let detail = if cfg.backup_mlr.is_some() {
+                    register_detail(addr, key.as_ref())
+                } else {
+                    String::new()
+                };
+                println!("+ {label} @ {}: Passed{detail}.", addr.ip());
+                if cns.is_none() {
+                    if let Some(Message::CnList(l)) = r.into_iter().nth(1) {
+                        cns = Some(l.entries);
+                    }
+                }
+            }
+            Err(e) => {
+                all = false;
+                println!("+ {label} @ {}: Failed ({e}).", addr.ip());
             }
         }
-        Err(e) => {
-            println!("+ MLR @ {}: Failed ({e}).", mlr.ip());
-            return 1;
-        }
+    }
+    let Some(cns) = cns else {
+        let _ = std::io::stdout().flush();
+        return 1;
     };
     for e in cns {
         let at = if e.port == crate::CN_PORT {

@@ -53,7 +53,9 @@ impl Daemon {
     pub(super) fn mlr_actions(&mut self) {
         while let Some(a) = self.mlr.poll_action() {
             match a {
-                Action::Connect(to) => match mlrp::Conn::connect(to) {
+                // From the CN address it binds as (mlrd refuses a CnBind
+                // whose address is not the connection's source).
+                Action::Connect(to) => match mlrp::Conn::connect(to, Some(self.me.ip)) {
                     Ok(c) => {
                         log::debug!(target: "mlrp", "connecting to MLR @ {to}");
                         self.mlr_conn = Some(c);
@@ -91,8 +93,11 @@ impl Daemon {
         while let Some(ev) = self.mlr.poll_event() {
             let now = Instant::now();
             match ev {
-                Event::Bound { again } => {
-                    let register = self.mlr.register();
+                Event::Bound {
+                    again,
+                    register,
+                    epoch,
+                } => {
                     if let Some(from) = self.last_register.filter(|r| *r != register) {
                         self.emit(&CnEvent::MlrFailover { from, to: register });
                     }
@@ -101,7 +106,8 @@ impl Daemon {
                     // Start-up reports its own bind and resynchronises
                     // once the detection services run.
                     if self.startup_done {
-                        log::info!(target: "cn", "+ Binding CN to the mobile network [{}]: Bind accepted (re-established link).", self.cfg.network_name);
+                        log::info!(target: "cn", "+ Binding CN to the mobile network [{}]: Bind accepted (re-established link) by MLR @ {register}{}.", self.cfg.network_name,
+                            if epoch > 0 { format!(", epoch {epoch}") } else { String::new() });
                         let left = std::mem::take(&mut self.leftovers);
                         self.core.mlr_bound(&left);
                     }
@@ -113,18 +119,23 @@ impl Daemon {
                     why,
                     was_bound,
                     retry_in,
+                    next,
                 } => {
                     if was_bound {
                         self.emit(&CnEvent::MlrDown {
-                            register: self.mlr.register(),
+                            register: self.last_register.unwrap_or_else(|| self.mlr.register()),
                             why: why.clone(),
                             retry_in,
                         });
                         log::warn!(target: "mlrp", "lost the MLR link: {why}");
                         self.core.mlr_lost(now);
                     }
-                    if self.startup_done {
-                        log::warn!(target: "mlrp", "MLR @ {} unreachable ({why}); serving local stations, retrying in {}s", self.mlr.register().ip(), retry_in.as_secs());
+                    if self.startup_done || self.mlr.registers().len() > 1 {
+                        if retry_in.is_zero() {
+                            log::warn!(target: "mlrp", "MLR unreachable ({why}); failing over to MLR @ {next}");
+                        } else {
+                            log::warn!(target: "mlrp", "MLR unreachable ({why}); serving local stations, retrying MLR @ {next} in {}s", retry_in.as_secs());
+                        }
                     }
                 }
                 Event::Answer { tag, msg } => match tag {

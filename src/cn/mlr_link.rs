@@ -13,12 +13,22 @@
 //! - it hands [`MlrLink::poll_event`]s (bound, down, answers, requests the
 //!   MLR pushes) to the core.
 //!
+//! With a backup register configured the link is bound to one register at
+//! a time and fails over: when the bound register is lost it tries the
+//! other one at once, and alternates (with the backoff after each round of
+//! both) until one binds. Each register says in `RegisterStatusReply` which
+//! epoch it is in (a promotion raises it) and whether it serves; the link
+//! follows the highest epoch it has seen: a register in an older epoch (an
+//! old primary that has not stepped down) or a standby backup is left for
+//! the other. The heartbeat is that same `RegisterStatus` request, so a
+//! register that steps down is noticed within a heartbeat.
+//!
 //! Unit tests drive it with a fake clock against a real MLR-side
 //! [`Session`] and no sockets.
 
 use crate::mlrp::{
-    self, BindReply, CnBind, ErrorCode, Incoming, Message, MlrpError, NetworkKey, RequestId, Role,
-    Session,
+    self, BindReply, CnBind, ErrorCode, Incoming, Message, MlrpError, NetworkKey, RegisterRole,
+    RegisterStatusReply, RequestId, Role, Session,
 };
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -36,7 +46,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the link needs to know.
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
-    pub register: SocketAddrV4,
+    /// The primary register first, then the backup (if any).
+    pub registers: Vec<SocketAddrV4>,
     pub key: Option<NetworkKey>,
     /// The bind request sent once the session is up.
     pub bind: CnBind,
@@ -53,7 +64,7 @@ pub struct LinkConfig {
 impl LinkConfig {
     pub fn new(register: SocketAddrV4, key: Option<NetworkKey>, bind: CnBind) -> LinkConfig {
         LinkConfig {
-            register,
+            registers: vec![register],
             key,
             bind,
             heartbeat: None,
@@ -62,6 +73,13 @@ impl LinkConfig {
             backoff_min: BACKOFF_MIN,
             backoff_max: BACKOFF_MAX,
         }
+    }
+
+    /// Add the backup register.
+    pub fn with_backup(mut self, backup: SocketAddrV4) -> LinkConfig {
+        self.registers.truncate(1);
+        self.registers.push(backup);
+        self
     }
 }
 
@@ -122,17 +140,24 @@ impl fmt::Display for BindFailure {
 /// What happened on the link, for the core and the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<T> {
-    /// The MLR accepted our bind; `again` after an earlier bind was lost
-    /// (the core resynchronises its stations).
-    Bound { again: bool },
+    /// The register accepted our bind; `again` after an earlier bind was
+    /// lost (the core resynchronises its stations). `epoch` 0: the register
+    /// does not take part in failover (it did not answer RegisterStatus).
+    Bound {
+        again: bool,
+        register: SocketAddrV4,
+        epoch: u32,
+    },
     /// The MLR refused the bind (the link retries with backoff).
     Refused { why: String },
-    /// The connection is gone; a retry follows in `retry_in`. `was_bound`:
-    /// the calls in flight will not be answered.
+    /// The connection is gone; the next attempt goes to `next` in
+    /// `retry_in` (at once when failing over to the other register).
+    /// `was_bound`: the calls in flight will not be answered.
     Down {
         why: String,
         was_bound: bool,
         retry_in: Duration,
+        next: SocketAddrV4,
     },
     /// The answer to the request made with `tag`.
     Answer { tag: T, msg: Message },
@@ -164,7 +189,8 @@ impl std::error::Error for LinkError {}
 #[derive(Debug, Clone, Copy)]
 enum Pend<T> {
     Bind,
-    Ping,
+    /// RegisterStatus: sent with the bind and as the heartbeat.
+    Status,
     Caller(T),
 }
 
@@ -188,7 +214,17 @@ pub struct MlrLink<T> {
     outcome: Option<Result<(), BindFailure>>,
     binds: u64,
     attempts: u64,
-    ping_nonce: u64,
+    /// Index in `cfg.registers` of the register tried or bound now.
+    current: usize,
+    /// Failed attempts since the last bind (for the backoff: it grows
+    /// after each round over every register).
+    failures: usize,
+    /// The bind was accepted; the register's status is awaited.
+    accepted: Option<Duration>,
+    /// The latest status of the current register.
+    status: Option<RegisterStatusReply>,
+    /// The highest epoch any register reported.
+    max_epoch: u32,
 }
 
 impl<T: Copy + fmt::Debug> MlrLink<T> {
@@ -213,7 +249,11 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
             outcome: None,
             binds: 0,
             attempts: 0,
-            ping_nonce: 0,
+            current: 0,
+            failures: 0,
+            accepted: None,
+            status: None,
+            max_epoch: 0,
         }
     }
 
@@ -223,8 +263,22 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
     pub fn is_bound(&self) -> bool {
         self.phase == Phase::Bound
     }
+    /// The register bound now, or tried next.
     pub fn register(&self) -> SocketAddrV4 {
-        self.cfg.register
+        self.cfg.registers[self.current]
+    }
+    /// Every configured register, primary first.
+    pub fn registers(&self) -> &[SocketAddrV4] {
+        &self.cfg.registers
+    }
+    /// The current register's latest status (epoch, role, replication),
+    /// if it answered one.
+    pub fn register_status(&self) -> Option<&RegisterStatusReply> {
+        self.status.as_ref()
+    }
+    /// The highest epoch seen from any register.
+    pub fn max_epoch(&self) -> u32 {
+        self.max_epoch
     }
     /// The outcome of the latest attempt (`None` while the first runs).
     pub fn outcome(&self) -> Option<&Result<(), BindFailure>> {
@@ -254,7 +308,7 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
             self.attempts += 1;
             self.phase = Phase::Connecting;
             self.deadline_at = Some(now + self.cfg.connect_timeout);
-            self.actions.push_back(Action::Connect(self.cfg.register));
+            self.actions.push_back(Action::Connect(self.register()));
             return;
         }
         if self.deadline_at.is_some_and(|t| t <= now) && self.phase != Phase::Bound {
@@ -271,15 +325,7 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
             return;
         }
         if self.ping_at.is_some_and(|t| t <= now) {
-            self.ping_nonce = self.ping_nonce.wrapping_add(1);
-            let ping = Message::Ping {
-                nonce: self.ping_nonce,
-            };
-            if let Some(s) = self.session.as_mut() {
-                if let Ok(id) = s.request(&ping, &mut self.out) {
-                    self.pend.insert(id, Pend::Ping);
-                }
-            }
+            self.send_status();
             self.ping_at = Some(now + self.heartbeat);
         }
     }
@@ -297,7 +343,7 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
             }
         };
         let mut s = Session::new(Role::Cn, self.cfg.key.as_ref(), nonce);
-        s.set_label(self.cfg.register.to_string());
+        s.set_label(self.register().to_string());
         s.handshake(&mut self.out);
         self.session = Some(s);
         self.phase = Phase::Handshake;
@@ -334,7 +380,8 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
                     log::trace!(target: "mlrp", "<- MLR reply {id}: {msg}");
                     match self.pend.remove(&id) {
                         Some(Pend::Bind) => self.on_bind_reply(msg, now),
-                        Some(Pend::Ping) | None => {}
+                        Some(Pend::Status) => self.on_status(msg, now),
+                        None => {}
                         Some(Pend::Caller(tag)) => {
                             self.events.push_back(Event::Answer { tag, msg })
                         }
@@ -409,6 +456,7 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
         self.pend.clear();
     }
 
+    /// The bind and, pipelined behind it, the register's status.
     fn send_bind(&mut self, now: Instant) {
         let bind = Message::CnBind(self.cfg.bind.clone());
         let Some(s) = self.session.as_mut() else {
@@ -418,9 +466,70 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
             Ok(id) => {
                 self.pend.insert(id, Pend::Bind);
                 self.phase = Phase::Binding;
+                self.accepted = None;
+                self.status = None;
+                self.send_status();
             }
             Err(e) => self.down(&format!("cannot encode the bind: {e}"), now),
         }
+    }
+
+    fn send_status(&mut self) {
+        if let Some(s) = self.session.as_mut() {
+            if let Ok(id) = s.request(&Message::RegisterStatus, &mut self.out) {
+                self.pend.insert(id, Pend::Status);
+            }
+        }
+    }
+
+    /// A `RegisterStatus` answer, to the bind or a heartbeat. A register
+    /// that does not know the request (no failover) counts as epoch 0.
+    fn on_status(&mut self, msg: Message, now: Instant) {
+        let st = match msg {
+            Message::RegisterStatusReply(st) => Some(st),
+            _ => None,
+        };
+        if let Some(st) = st {
+            if st.epoch < self.max_epoch {
+                let why = format!(
+                    "register in epoch {} behind epoch {} seen before: stale",
+                    st.epoch, self.max_epoch
+                );
+                self.down(&why, now);
+                return;
+            }
+            if st.role == RegisterRole::Backup {
+                self.down("register is a standby backup", now);
+                return;
+            }
+            self.max_epoch = st.epoch;
+        }
+        self.status = st;
+        if self.phase == Phase::Binding {
+            if let Some(every) = self.accepted.take() {
+                self.bound(every, now);
+            }
+        }
+    }
+
+    fn bound(&mut self, every: Duration, now: Instant) {
+        self.phase = Phase::Bound;
+        self.backoff = self.cfg.backoff_min;
+        self.failures = 0;
+        self.outcome = Some(Ok(()));
+        self.heartbeat = self.cfg.heartbeat.unwrap_or(every);
+        self.silence = self.cfg.deadline.unwrap_or(self.heartbeat * 3);
+        // A configured deadline shorter than the MLR's ping interval would
+        // take a live register for dead between two pings.
+        self.heartbeat = self.heartbeat.min(self.silence / 3);
+        self.deadline_at = None;
+        self.ping_at = Some(now + self.heartbeat);
+        self.binds += 1;
+        self.events.push_back(Event::Bound {
+            again: self.binds > 1,
+            register: self.register(),
+            epoch: self.status.map_or(0, |s| s.epoch),
+        });
     }
 
     fn on_bind_reply(&mut self, msg: Message, now: Instant) {
@@ -428,19 +537,19 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
             Message::BindReply(BindReply::Accepted {
                 ping_interval_secs, ..
             }) => {
-                self.phase = Phase::Bound;
-                self.backoff = self.cfg.backoff_min;
-                self.outcome = Some(Ok(()));
-                self.heartbeat = self.cfg.heartbeat.unwrap_or_else(|| {
-                    Duration::from_secs(u64::from(ping_interval_secs).clamp(1, 60))
-                });
-                self.silence = self.cfg.deadline.unwrap_or(self.heartbeat * 3);
-                self.deadline_at = None;
-                self.ping_at = Some(now + self.heartbeat);
-                self.binds += 1;
-                self.events.push_back(Event::Bound {
-                    again: self.binds > 1,
-                });
+                let every = Duration::from_secs(u64::from(ping_interval_secs).clamp(1, 60));
+                if self.pend.values().any(|p| matches!(p, Pend::Status)) {
+                    self.accepted = Some(every);
+                } else {
+                    self.bound(every, now);
+                }
+            }
+            Message::BindReply(BindReply::Refused {
+                code: ErrorCode::NotPrimary,
+                text,
+            }) => {
+                // Not a configuration error: the other register serves.
+                self.down(&format!("standby backup: {text}"), now);
             }
             Message::BindReply(BindReply::Refused { code, text }) => {
                 let why = format!("{code}: {text}");
@@ -468,13 +577,29 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
         if self.outcome.is_none() || was_bound {
             self.outcome = Some(Err(BindFailure::Unreachable(why.to_string())));
         }
-        let retry_in = self.backoff;
-        self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
+        self.accepted = None;
+        self.status = None;
+        // Next: the other register, at once when it has not been tried
+        // since the last bind; after a round over all of them, back off.
+        let n = self.cfg.registers.len();
+        self.current = (self.current + 1) % n;
+        if was_bound {
+            self.failures = 0;
+        }
+        self.failures += 1;
+        let retry_in = if n > 1 && (was_bound || self.failures % n != 0) {
+            Duration::ZERO
+        } else {
+            let wait = self.backoff;
+            self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
+            wait
+        };
         self.retry_at = Some(now + retry_in);
         self.events.push_back(Event::Down {
             why: why.to_string(),
             was_bound,
             retry_in,
+            next: self.register(),
         });
     }
 }

@@ -7,7 +7,7 @@ use crate::addr::{Cell30, MacAddr};
 use crate::cn::core::{CnCore, CoreConfig, MlrAnswer, Output};
 use crate::cn::dataplane::CnAddr;
 use crate::cn::translate;
-use crate::mlrp::{Binding, CnRef};
+use crate::mlrp::{Binding, CnRef, RegisterRole, RegisterStatusReply};
 use std::net::Ipv4Addr;
 
 const MLR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 250), 6554);
@@ -81,7 +81,25 @@ impl FakeMlr {
     }
 }
 
+/// A standalone register in epoch 1 that serves everything.
 fn accept(msg: &Message) -> Option<Message> {
+    serve_in(1, RegisterRole::Primary)(msg)
+}
+
+/// A register in `epoch` with `role` that accepts binds.
+fn serve_in(epoch: u32, role: RegisterRole) -> impl Fn(&Message) -> Option<Message> {
+    move |msg| match msg {
+        Message::RegisterStatus => Some(Message::RegisterStatusReply(RegisterStatusReply {
+            epoch,
+            role,
+            replication: mlrp::ReplicationState::None,
+            peer: CnRef::new(Ipv4Addr::UNSPECIFIED, 0),
+        })),
+        other => serve_plain(other),
+    }
+}
+
+fn serve_plain(msg: &Message) -> Option<Message> {
     match msg {
         Message::CnBind(_) => Some(Message::BindReply(BindReply::Accepted {
             lease_time_secs: 600,
@@ -129,7 +147,14 @@ fn connects_handshakes_and_binds() {
     assert_eq!(l.phase(), Phase::Bound);
     assert_eq!(l.outcome(), Some(&Ok(())));
     assert!(matches!(&m.got[0].1, Message::CnBind(b) if b.cn_name == "cn1"));
-    assert_eq!(events(&mut l), vec![Event::Bound { again: false }]);
+    assert_eq!(
+        events(&mut l),
+        vec![Event::Bound {
+            again: false,
+            register: MLR,
+            epoch: 1
+        }]
+    );
     // The MLR asked for a ping every second: three missed pings kill it.
     assert_eq!(
         l.heartbeat(),
@@ -153,12 +178,13 @@ fn heartbeat_keeps_a_live_link_and_detects_a_dead_one() {
     }
     assert_eq!(now, t0 + Duration::from_secs(10));
     assert_eq!(l.phase(), Phase::Bound);
-    let pings = m
+    // The heartbeat is RegisterStatus: one with the bind, one a second.
+    let beats = m
         .got
         .iter()
-        .filter(|(_, msg)| matches!(msg, Message::Ping { .. }))
+        .filter(|(_, msg)| matches!(msg, Message::RegisterStatus))
         .count();
-    assert_eq!(pings, 10);
+    assert_eq!(beats, 11);
     // The MLR goes silent: pings go out, nothing comes back; the link is
     // declared dead three seconds after the MLR was last heard.
     let heard = now;
@@ -388,6 +414,7 @@ fn stations_are_resynchronised_after_the_mlr_returns() {
         max_stations: 16,
         max_peers: 4,
         fallback_lease_secs: 600,
+        shared_link: false,
     });
     let mut l = link(t0);
     let mut m = bring_up(&mut l, t0);
@@ -428,7 +455,14 @@ fn stations_are_resynchronised_after_the_mlr_returns() {
     l.handle_connected(t2);
     let mut m2 = FakeMlr::new(Some(&key()));
     m2.pump(&mut l, t2, &mut accept);
-    assert_eq!(events(&mut l).first(), Some(&Event::Bound { again: true }));
+    assert_eq!(
+        events(&mut l).first(),
+        Some(&Event::Bound {
+            again: true,
+            register: MLR,
+            epoch: 1
+        })
+    );
     // Redo the bound event for the core (events() drained it above).
     core.mlr_bound(&[]);
     core_to_link(&mut core, &mut l, t2);
@@ -447,4 +481,188 @@ fn stations_are_resynchronised_after_the_mlr_returns() {
     link_to_core(&mut core, &mut l, t2);
     assert!(core.mlr_up());
     assert!(core.stations().get(&mac).is_some());
+}
+
+// ---------------------------------------------------------------- failover
+
+const BACKUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 251), 6554);
+
+fn pair_link(t0: Instant) -> MlrLink<u64> {
+    let mut cfg = LinkConfig::new(MLR, Some(key()), bind_msg()).with_backup(BACKUP);
+    cfg.heartbeat = Some(Duration::from_millis(250));
+    cfg.deadline = Some(Duration::from_millis(1000));
+    MlrLink::new(cfg, t0)
+}
+
+/// Let the link connect to whichever register it asks for at `now`, and
+/// answer as `serve`; returns that register.
+fn bind_to(
+    l: &mut MlrLink<u64>,
+    now: Instant,
+    serve: &dyn Fn(&Message) -> Option<Message>,
+) -> (SocketAddrV4, FakeMlr) {
+    l.handle_timeout(now);
+    let to = actions(l)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Connect(to) => Some(to),
+            _ => None,
+        })
+        .expect("a connect");
+    l.handle_connected(now);
+    let mut m = FakeMlr::new(Some(&key()));
+    m.pump(l, now, &mut |msg| serve(msg));
+    (to, m)
+}
+
+#[test]
+fn fails_over_to_the_backup_at_once_and_back() {
+    let t0 = Instant::now();
+    let mut l = pair_link(t0);
+    let (to, _p) = bind_to(&mut l, t0, &serve_in(1, RegisterRole::Primary));
+    assert_eq!(to, MLR, "the primary first");
+    assert!(l.is_bound());
+    events(&mut l);
+    // The primary's process dies: its connection closes.
+    let t1 = t0 + Duration::from_secs(5);
+    l.handle_closed("connection closed by peer", t1);
+    let ev = events(&mut l);
+    assert!(
+        matches!(&ev[..], [Event::Down { was_bound: true, retry_in, next, .. }]
+            if retry_in.is_zero() && *next == BACKUP),
+        "{ev:?}"
+    );
+    assert_eq!(l.poll_timeout(), Some(t1), "no backoff before the backup");
+    // The backup promoted itself (epoch 2).
+    let (to, mut b) = bind_to(&mut l, t1, &serve_in(2, RegisterRole::Primary));
+    assert_eq!(to, BACKUP);
+    assert_eq!(
+        events(&mut l),
+        vec![Event::Bound {
+            again: true,
+            register: BACKUP,
+            epoch: 2
+        }]
+    );
+    assert_eq!(l.max_epoch(), 2);
+    // Now the backup's host vanishes silently: the heartbeat notices
+    // within a second and the link goes back to the old primary.
+    let heard = t1;
+    let mut now = t1;
+    while l.is_bound() {
+        now = l.poll_timeout().unwrap();
+        l.handle_timeout(now);
+        b.pump(&mut l, now, &mut |_| None);
+    }
+    assert!(now - heard <= Duration::from_secs(1), "{:?}", now - heard);
+    let ev = events(&mut l);
+    assert!(
+        matches!(ev.last(), Some(Event::Down { next, retry_in, .. }) if *next == MLR && retry_in.is_zero()),
+        "{ev:?}"
+    );
+    // The old primary came back as backup and promoted itself (epoch 3).
+    let (to, _p) = bind_to(&mut l, now, &serve_in(3, RegisterRole::Primary));
+    assert_eq!(to, MLR);
+    assert!(l.is_bound());
+    assert_eq!(l.register_status().map(|s| s.epoch), Some(3));
+}
+
+#[test]
+fn a_register_of_an_older_epoch_is_left_for_the_other() {
+    let t0 = Instant::now();
+    let mut l = pair_link(t0);
+    bind_to(&mut l, t0, &serve_in(1, RegisterRole::Primary));
+    l.handle_closed("connection reset", t0);
+    bind_to(&mut l, t0, &serve_in(2, RegisterRole::Primary));
+    assert!(l.is_bound() && l.register() == BACKUP);
+    l.handle_closed("connection reset", t0);
+    events(&mut l);
+    // The old primary answers, still in epoch 1 (cut off, not stepped
+    // down): the link does not bind there.
+    let (to, _) = bind_to(&mut l, t0, &serve_in(1, RegisterRole::Primary));
+    assert_eq!(to, MLR);
+    assert!(!l.is_bound());
+    let ev = events(&mut l);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Down { why, next, .. }
+            if why.contains("stale") && *next == BACKUP)),
+        "{ev:?}"
+    );
+    assert!(!ev.iter().any(|e| matches!(e, Event::Bound { .. })));
+}
+
+#[test]
+fn a_standby_backup_sends_the_cn_back_to_the_primary() {
+    let t0 = Instant::now();
+    let mut l = pair_link(t0);
+    // The primary refuses the connection (restarting); the backup is a
+    // standby that still hears the primary and refuses the bind.
+    l.handle_timeout(t0);
+    assert_eq!(actions(&mut l), vec![Action::Connect(MLR)]);
+    l.handle_closed("connection refused", t0);
+    let refuse = |msg: &Message| match msg {
+        Message::CnBind(_) => Some(Message::BindReply(BindReply::Refused {
+            code: ErrorCode::NotPrimary,
+            text: "standby backup of 10.0.0.250:6554".into(),
+        })),
+        other => serve_in(1, RegisterRole::Backup)(other),
+    };
+    let (to, _) = bind_to(&mut l, t0, &refuse);
+    assert_eq!(to, BACKUP);
+    assert!(!l.is_bound());
+    assert!(
+        matches!(l.outcome(), Some(Err(BindFailure::Unreachable(_)))),
+        "a standby is not a configuration error: {:?}",
+        l.outcome()
+    );
+    // Both tried: back off, then the primary again.
+    assert_eq!(l.poll_timeout(), Some(t0 + BACKOFF_MIN));
+    let (to, _) = bind_to(
+        &mut l,
+        t0 + BACKOFF_MIN,
+        &serve_in(1, RegisterRole::Primary),
+    );
+    assert_eq!(to, MLR);
+    assert!(l.is_bound());
+}
+
+#[test]
+fn a_register_that_steps_down_is_left_within_a_heartbeat() {
+    let t0 = Instant::now();
+    let mut l = pair_link(t0);
+    let (_, mut m) = bind_to(&mut l, t0, &serve_in(1, RegisterRole::Primary));
+    events(&mut l);
+    let now = l.poll_timeout().unwrap();
+    assert_eq!(now, t0 + Duration::from_millis(250));
+    l.handle_timeout(now);
+    m.pump(&mut l, now, &mut |msg| {
+        serve_in(1, RegisterRole::Backup)(msg)
+    });
+    assert!(!l.is_bound());
+    assert!(matches!(
+        events(&mut l).last(),
+        Some(Event::Down { next, .. }) if *next == BACKUP
+    ));
+}
+
+#[test]
+fn a_register_without_failover_support_binds_in_epoch_0() {
+    let t0 = Instant::now();
+    let mut l = link(t0);
+    l.handle_timeout(t0);
+    actions(&mut l);
+    l.handle_connected(t0);
+    let mut m = FakeMlr::new(Some(&key()));
+    m.pump(&mut l, t0, &mut |msg| match msg {
+        Message::RegisterStatus => Some(Message::error(ErrorCode::BadRequest, "unknown type")),
+        other => serve_plain(other),
+    });
+    assert_eq!(
+        events(&mut l),
+        vec![Event::Bound {
+            again: false,
+            register: MLR,
+            epoch: 0
+        }]
+    );
 }

@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod events;
 pub mod iface;
 pub mod ipv6_check;
+pub mod link_mode;
 pub mod mlr_io;
 pub mod mlr_link;
 pub mod peer_listener;

@@ -16,6 +16,9 @@ const MAX_PEER_CONNS: usize = 64;
 /// time, or has been silent this long, is closed (slots are few).
 const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Unauthenticated CN-to-CN connections from one address (a peer CN needs
+/// one); more evict that address's oldest (mlrp::admission).
+const PEER_UNAUTH_PER_SOURCE: usize = 4;
 /// Bytes read from one peer per readiness, so none can starve the loop.
 const READ_BUDGET: usize = 128 << 10;
 /// A peer that leaves this much of our output unread is cut off.
@@ -39,9 +42,7 @@ impl Daemon {
         loop {
             match self.listener.accept() {
                 Ok((s, addr)) => {
-                    let live = self.peers.iter().filter(|p| p.is_some()).count();
-                    if live >= MAX_PEER_CONNS {
-                        log::warn!(target: "mlrp", "refusing CN connection from {addr}: {MAX_PEER_CONNS} already open");
+                    if !self.admit_peer(addr) {
                         continue;
                     }
                     let conn = mlrp::Conn::accepted(s, addr).and_then(|mut io| {
@@ -71,16 +72,62 @@ impl Daemon {
         }
     }
 
+    /// Make room for a CN-to-CN connection from `addr` by the rules of
+    /// `mlrp::admission` (per-source cap, oldest unauthenticated evicted
+    /// when full); false: refuse it.
+    fn admit_peer(&mut self, addr: std::net::SocketAddr) -> bool {
+        let live = self.peers.iter().filter(|p| p.is_some()).count();
+        let unauth = self.peers.iter().enumerate().filter_map(|(i, p)| {
+            let c = p.as_ref().filter(|c| !c.session.is_established())?;
+            Some((i, c.io.peer().ip(), c.io.opened()))
+        });
+        let now = Instant::now();
+        let (i, why) = match mlrp::admit_among(
+            unauth,
+            addr.ip(),
+            live,
+            MAX_PEER_CONNS,
+            PEER_UNAUTH_PER_SOURCE,
+        ) {
+            mlrp::Admit::Accept => return true,
+            mlrp::Admit::Refuse => {
+                if self.peer_refusals.hit(now) {
+                    log::warn!(target: "mlrp", "refusing CN connection from {addr}: all {MAX_PEER_CONNS} are authenticated");
+                }
+                return false;
+            }
+            mlrp::Admit::EvictSameSource(i) => (i, "per-source limit"),
+            mlrp::Admit::EvictOldest(i) => (i, "all slots in use"),
+        };
+        if let Some(c) = self.peers.get_mut(i).and_then(Option::take) {
+            if self.peer_refusals.hit(now) {
+                log::warn!(target: "mlrp", "evicting unauthenticated CN connection from {} ({why}) for one from {addr}", c.io.peer());
+            }
+            c.close(ErrorCode::Unavailable, "evicted: handshake not complete");
+        }
+        true
+    }
+
     /// Close CN-to-CN connections that never finished their handshake or
     /// went silent, so idle or half-open sockets cannot hold every slot.
     pub(super) fn sweep_peers(&mut self, now: Instant) {
+        if let Some(n) = self.peer_refusals.summary(now) {
+            log::warn!(target: "mlrp", "refused or evicted {n} more CN connection(s) in the last 10 s");
+        }
         for slot in self.peers.iter_mut() {
             let Some(c) = slot else { continue };
-            let idle = now.saturating_duration_since(c.io.last_rx());
-            let limit = if c.session.is_established() {
-                PEER_IDLE_TIMEOUT
+            // Before the handshake, from the connect: trickling bytes does
+            // not extend it.
+            let (idle, limit) = if c.session.is_established() {
+                (
+                    now.saturating_duration_since(c.io.last_rx()),
+                    PEER_IDLE_TIMEOUT,
+                )
             } else {
-                PEER_HANDSHAKE_TIMEOUT
+                (
+                    now.saturating_duration_since(c.io.opened()),
+                    PEER_HANDSHAKE_TIMEOUT,
+                )
             };
             if idle > limit {
                 log::info!(target: "mlrp", "closing CN connection {} (idle {}s)", c.io.peer(), idle.as_secs());
@@ -107,7 +154,9 @@ impl Daemon {
             return;
         }
         let session = &mut c.session;
-        let mut closed = c.io.read_all(READ_BUDGET, |b| session.feed(b)).err();
+        // Before the peer's Hello, no more than the largest Hello.
+        let budget = READ_BUDGET.min(session.read_limit());
+        let mut closed = c.io.read_all(budget, |b| session.feed(b)).err();
         let mut events = Vec::new();
         while let Some(ev) = c.session.poll(c.io.queue()) {
             let fatal = matches!(&ev, Err(e) if e.is_fatal());
@@ -117,6 +166,8 @@ impl Daemon {
                 break;
             }
         }
+        // Never authenticated: anyone may send this, as often as they like.
+        let preauth = c.session.peer().is_none();
         for ev in events {
             match ev {
                 Ok(Incoming::Request { id, msg }) => {
@@ -132,6 +183,11 @@ impl Daemon {
                     log::debug!(target: "mlrp", "CN-to-CN session with {who} ({}, {})", peer.role, peer.software);
                 }
                 Ok(Incoming::Reply { .. }) => {}
+                Err(e) if preauth => {
+                    if self.peer_refusals.hit(Instant::now()) {
+                        log::warn!(target: "mlrp", "MLRP input from {who} refused before the handshake: {e}");
+                    }
+                }
                 Err(e) => log::warn!(target: "mlrp", "MLRP input from {who} refused: {e}"),
             }
         }

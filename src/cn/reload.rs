@@ -58,13 +58,15 @@ impl Daemon {
     }
 
     pub(super) fn status_json(&self) -> Result<String, String> {
-        let mlr = self.mlr.register().to_string();
+        let (mlr, epoch, repl) = super::daemon::mlr_view(&self.mlr);
         status::json(
             &self.core,
             &status::Identity {
                 name: &self.cfg.cn_name,
                 network: &self.cfg.network_name,
                 mlr: &mlr,
+                mlr_epoch: epoch,
+                mlr_replication: &repl,
             },
             Instant::now(),
         )

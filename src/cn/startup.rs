@@ -117,6 +117,13 @@ pub fn run(opts: Options) -> i32 {
         Ok(a) => a,
         Err(e) => return fail(format!("{}: mlr: {e}", cfg.source)),
     };
+    let backup_addr = match &cfg.backup_mlr {
+        Some(b) => match resolve(&b.host, b.port) {
+            Ok(a) => Some(a),
+            Err(e) => return fail(format!("{}: backup_mlr: {e}", cfg.source)),
+        },
+        None => None,
+    };
     let cn_info = match iface::query(&cfg.cn_if) {
         Ok(i) => i,
         Err(e) => return fail(format!("{}: cn_if: {e}", cfg.source)),
@@ -145,7 +152,7 @@ pub fn run(opts: Options) -> i32 {
         return fail(format!("cannot open log file {}: {e}", cfg.log_file));
     }
     log::info!(target: "cn", "+ Logging started for TMip Correspondent Node [{}]", crate::VERSION);
-    let mut d = match Daemon::bring_up(cfg, mlr_addr, cn_info, mobile_info, pools) {
+    let mut d = match Daemon::bring_up(cfg, mlr_addr, backup_addr, cn_info, mobile_info, pools) {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
@@ -162,6 +169,7 @@ impl Daemon {
     pub(super) fn bring_up(
         cfg: TmipdConfig,
         mlr_addr: SocketAddrV4,
+        backup_addr: Option<SocketAddrV4>,
         cn_info: IfaceInfo,
         mobile_info: IfaceInfo,
         pools: Vec<Pool>,
@@ -183,12 +191,14 @@ impl Daemon {
             .and_then(|l| l.set_nonblocking(true).map(|_| l))
             .map_err(|e| format!("cannot listen on {listen_ip}:{}: {e}", cfg.cn_port))?;
         log::info!(target: "cn", "  [MLRP Session Dispatcher ({listen_ip}:{})]: Done.", cfg.cn_port);
+        let shared = super::link_mode::LinkMode::of(&cfg).is_shared();
         let core = CnCore::new(CoreConfig {
             me,
             reverse_tunnel: cfg.reverse_tunnel,
             max_stations: cfg.max_stations,
             max_peers: cfg.max_peers,
             fallback_lease_secs: cfg.lease_time,
+            shared_link: shared,
         });
         log::info!(target: "cn", "  [Station table ({} entries)]: Done.", core.stations().limit());
         let dp = NetlinkDataPlane::open(
@@ -203,6 +213,7 @@ impl Daemon {
             &cfg.mobile_if,
             &cfg.tunnel_prefix,
             cn_info.ip,
+            shared.then(|| super::link_mode::subnet(mobile_info.ip, mobile_info.prefix())),
         )
         .map_err(|e| format!("data plane: {e}"))?;
         log::info!(target: "cn", "  [Tunnel Controller]: Done.");
@@ -220,7 +231,16 @@ impl Daemon {
                 })
                 .collect(),
         };
-        let mlr = MlrLink::new(LinkConfig::new(mlr_addr, key.clone(), bind), Instant::now());
+        let mut link = LinkConfig::new(mlr_addr, key.clone(), bind);
+        if let Some(b) = backup_addr {
+            link = link.with_backup(b);
+            // A register host that vanished holds a SYN unanswered: with
+            // another register to try, give up on it sooner.
+            link.connect_timeout = Duration::from_secs(2);
+            log::info!(target: "cn", "  [MLR failover: primary {mlr_addr}, backup {b}]: Done.");
+        }
+        (link.heartbeat, link.deadline) = cfg.heartbeat();
+        let mlr = MlrLink::new(link, Instant::now());
         Ok(Daemon {
             key,
             me,
@@ -233,6 +253,7 @@ impl Daemon {
             signals,
             listener,
             peers: Vec::new(),
+            peer_refusals: crate::log_throttle::LogThrottle::new(Duration::from_secs(10)),
             mlr,
             mlr_conn: None,
             dhcp: None,
@@ -323,6 +344,10 @@ impl Daemon {
         }
         log::info!(target: "cn", "+ Using the following mobile facing interface...");
         for l in self.mobile_info.report() {
+            log::info!(target: "cn", "{l}");
+        }
+        log::info!(target: "cn", "+ Interface modes:");
+        for l in super::link_mode::LinkMode::of(&self.cfg).report(&self.cfg) {
             log::info!(target: "cn", "{l}");
         }
         // Stations reach the network only through this CN's forwarding.

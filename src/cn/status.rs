@@ -42,6 +42,8 @@ struct StatusJson<'a> {
     network: &'a str,
     mlr: &'a str,
     mlr_up: bool,
+    mlr_epoch: u32,
+    mlr_replication: &'a str,
     max_stations: usize,
     stations: &'a [StationJson<'a>],
     peers: &'a [PeerJson<'a>],
@@ -52,7 +54,13 @@ struct StatusJson<'a> {
 pub struct Identity<'a> {
     pub name: &'a str,
     pub network: &'a str,
+    /// The register in use (bound, or tried next).
     pub mlr: &'a str,
+    /// Its epoch (0: not known, or a register without failover).
+    pub mlr_epoch: u32,
+    /// Its replication state as it reported it (`none`, `peer-down`,
+    /// `catching-up`, `in-sync`; empty when not known).
+    pub mlr_replication: &'a str,
 }
 
 /// One station as the status documents show it.
@@ -121,6 +129,8 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
         network: id.network,
         mlr: id.mlr,
         mlr_up: core.mlr_up(),
+        mlr_epoch: id.mlr_epoch,
+        mlr_replication: id.mlr_replication,
         max_stations: core.stations().limit(),
         stations: &stations,
         peers: &peers,
@@ -192,6 +202,8 @@ pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
         .with("network", Value::String(id.network.into()))
         .with("mlr", Value::String(id.mlr.into()))
         .with("mlr_up", Value::Bool(core.mlr_up()))
+        .with("mlr_epoch", u64v(u64::from(id.mlr_epoch)))
+        .with("mlr_replication", Value::String(id.mlr_replication.into()))
         .with("max_stations", u64v(core.stations().limit() as u64))
         .with("stations", Value::Array(stations))
         .with("peers", Value::Array(peers))
@@ -327,6 +339,7 @@ mod tests {
             max_stations: 4,
             max_peers: 4,
             fallback_lease_secs: 600,
+            shared_link: false,
         });
         c.mlr_bound(&[]);
         while c.poll_output().is_some() {}
@@ -355,6 +368,8 @@ mod tests {
                 name: "cn \"one\"",
                 network: "net",
                 mlr: "10.0.0.250",
+                mlr_epoch: 2,
+                mlr_replication: "in-sync",
             },
             now,
         )
@@ -372,6 +387,8 @@ mod tests {
                 name: &odd,
                 network: &odd,
                 mlr: "m",
+                mlr_epoch: 2,
+                mlr_replication: "in-sync",
             },
             now,
         )
@@ -421,6 +438,7 @@ mod tests {
             max_stations: 4,
             max_peers: 4,
             fallback_lease_secs: 600,
+            shared_link: false,
         });
         c.mlr_bound(&[]);
         let Some(Output::Mlr { tag, .. }) = c.poll_output() else {
@@ -454,6 +472,8 @@ mod tests {
             name: "one",
             network: "net",
             mlr: "10.0.0.250:6554",
+            mlr_epoch: 2,
+            mlr_replication: "in-sync",
         };
         let v = value(&c, &id, now);
         let j = json(&c, &id, now).unwrap();

@@ -96,6 +96,37 @@ pub fn parse<'a>(file: &str, text: &'a str) -> Result<Vec<RcLine<'a>>, ConfigErr
     Ok(out)
 }
 
+/// Refuses a key set on two lines (a second `port` or `secret` silently
+/// winning is a mistake waiting to happen), except the repeatable ones that
+/// add one entry per line. Both daemons' loaders check every line with it,
+/// in file order, so the first mistake in the file is the one reported.
+#[derive(Debug)]
+pub struct OnceEach<'k, 'a> {
+    repeatable: &'k [&'k str],
+    seen: Vec<(&'a str, usize)>,
+}
+
+impl<'k, 'a> OnceEach<'k, 'a> {
+    pub fn new(repeatable: &'k [&'k str]) -> Self {
+        OnceEach {
+            repeatable,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Err naming both lines if `l`'s key was set before.
+    pub fn check(&mut self, file: &str, l: &RcLine<'a>) -> Result<(), ConfigError> {
+        if self.repeatable.contains(&l.key) {
+            return Ok(());
+        }
+        if let Some((_, first)) = self.seen.iter().find(|(k, _)| *k == l.key) {
+            return Err(l.error(file, format!("set twice (first on line {first})")));
+        }
+        self.seen.push((l.key, l.line));
+        Ok(())
+    }
+}
+
 fn strip_comment(s: &str) -> &str {
     let b = s.as_bytes();
     for i in 0..b.len() {
@@ -128,6 +159,21 @@ mod tests {
         assert_eq!(l[0].rest, "a#b c");
         let e = parse("x.rc", "\n\nsecret \"abc\n").unwrap_err();
         assert_eq!(e.to_string(), "x.rc:3: secret: unterminated quote");
+    }
+
+    #[test]
+    fn a_key_set_twice_is_refused_with_both_lines() {
+        let l = parse("m.rc", "port 1\nname a\n\nport 2\n").unwrap();
+        let mut once = OnceEach::new(&[]);
+        assert!(once.check("m.rc", &l[0]).is_ok());
+        assert!(once.check("m.rc", &l[1]).is_ok());
+        assert_eq!(
+            once.check("m.rc", &l[2]).unwrap_err().to_string(),
+            "m.rc:4: port: set twice (first on line 1)"
+        );
+        let l = parse("m.rc", "pool a\npool b\n").unwrap();
+        let mut once = OnceEach::new(&["pool"]);
+        assert!(l.iter().all(|l| once.check("m.rc", l).is_ok()));
     }
 
     #[test]

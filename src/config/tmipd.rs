@@ -11,6 +11,7 @@ use super::rc::RcLine;
 use super::ConfigError;
 use crate::addr::{prefix_to_mask, Cell30};
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 pub use super::{Source, UCI_FILE};
 /// The UCI section type tmipd reads.
@@ -143,6 +144,16 @@ pub enum SocketSetting {
     Path(String),
 }
 
+/// `shared_link`: is `mobile_if` a link the CN shares with hosts that are
+/// not stations (see `cn::link_mode`)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedLink {
+    /// Shared when `mobile_if` is also `cn_if` or is a bridge.
+    Auto,
+    On,
+    Off,
+}
+
 /// Where OpenWrt's hostapd puts its control sockets (`<dir>/<ifname>`).
 pub const HOSTAPD_CTRL_DIR: &str = "/var/run/hostapd";
 /// ubusd's socket since OpenWrt 21.02.
@@ -158,6 +169,14 @@ pub struct TmipdConfig {
     /// Where to re-read them from on SIGHUP.
     pub origin: Source,
     pub mlr: MlrLocation,
+    /// The backup register; the CN fails over to it and back.
+    pub backup_mlr: Option<MlrLocation>,
+    /// MLR heartbeat interval (ms); `None`: the MLR's bind reply decides,
+    /// or [`DEFAULT_FAILOVER_HEARTBEAT_MS`] with a `backup_mlr`.
+    pub mlr_heartbeat_ms: Option<u32>,
+    /// Silence after which the MLR is taken for dead (ms); `None`: three
+    /// heartbeats, or [`DEFAULT_FAILOVER_DEADLINE_MS`] with a `backup_mlr`.
+    pub mlr_deadline_ms: Option<u32>,
     pub cn_name: String,
     pub tunnel_prefix: String,
     pub cn_if: String,
@@ -177,6 +196,9 @@ pub struct TmipdConfig {
     /// Seconds.
     pub lease_time: u32,
     pub reverse_tunnel: bool,
+    /// Whether `mobile_if` is shared with other hosts (proxy ARP for the
+    /// stations that leave it).
+    pub shared_link: SharedLink,
     /// TCP port of this CN's CN-to-CN MLRP listener.
     pub cn_port: u16,
     /// Address the CN-to-CN listener binds; `None` = the `cn_if` address.
@@ -192,9 +214,19 @@ pub struct TmipdConfig {
     pub ubus_object: Option<String>,
 }
 
+/// With a `backup_mlr`, a dead register is noticed within a second:
+/// pings every 250 ms, dead after 1000 ms of silence (a process that dies
+/// closes its connections, which the CN notices at once; the heartbeat is
+/// for hosts and links that fail silently).
+pub const DEFAULT_FAILOVER_HEARTBEAT_MS: u32 = 250;
+pub const DEFAULT_FAILOVER_DEADLINE_MS: u32 = 1000;
+
 /// Keys accepted (for the unknown-key message).
 const KEYS: &[&str] = &[
     "mlr",
+    "backup_mlr",
+    "mlr_heartbeat",
+    "mlr_deadline",
     "cn_name",
     "tunnel_prefix",
     "cn_if",
@@ -215,6 +247,7 @@ const KEYS: &[&str] = &[
     "static_route",
     "lease_time",
     "reverse_tunnel",
+    "shared_link",
     "cn_port",
     "listen_addr",
     "max_stations",
@@ -365,7 +398,7 @@ impl TmipdConfig {
 
     /// Build from key/value lines (from an rc file or a UCI section).
     pub fn from_lines(file: &str, lines: &[RcLine]) -> Result<TmipdConfig, ConfigError> {
-        let mut seen: Vec<(&str, usize)> = Vec::new();
+        let mut once = super::rc::OnceEach::new(REPEATABLE);
         let mut mlr = None;
         let mut cn_name = String::new();
         let mut tunnel_prefix = None;
@@ -379,6 +412,9 @@ impl TmipdConfig {
                 host: String::new(),
                 port: crate::MLR_PORT,
             },
+            backup_mlr: None,
+            mlr_heartbeat_ms: None,
+            mlr_deadline_ms: None,
             cn_name: String::new(),
             tunnel_prefix: String::new(),
             cn_if: String::new(),
@@ -397,6 +433,7 @@ impl TmipdConfig {
             static_routes: Vec::new(),
             lease_time: 3600,
             reverse_tunnel: true,
+            shared_link: SharedLink::Auto,
             cn_port: crate::CN_PORT,
             listen_addr: None,
             max_stations: 256,
@@ -414,14 +451,24 @@ impl TmipdConfig {
                     format!("unknown key '{}'", l.key),
                 ));
             }
-            if !REPEATABLE.contains(&l.key) {
-                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == l.key) {
-                    return Err(l.error(file, format!("set twice (first on line {first})")));
-                }
-                seen.push((l.key, l.line));
-            }
+            once.check(file, l)?;
             match l.key {
                 "mlr" => mlr = Some(parse_mlr(l, file)?),
+                "backup_mlr" => c.backup_mlr = Some(parse_mlr(l, file)?),
+                "mlr_heartbeat" => {
+                    let n: u32 = l.parse(file)?;
+                    if !(20..=60_000).contains(&n) {
+                        return Err(l.error(file, "want 20..60000 milliseconds"));
+                    }
+                    c.mlr_heartbeat_ms = Some(n);
+                }
+                "mlr_deadline" => {
+                    let n: u32 = l.parse(file)?;
+                    if !(50..=600_000).contains(&n) {
+                        return Err(l.error(file, "want 50..600000 milliseconds"));
+                    }
+                    c.mlr_deadline_ms = Some(n);
+                }
                 "cn_name" => {
                     if l.rest.len() > 64 {
                         return Err(l.error(file, "longer than 64 bytes"));
@@ -485,6 +532,14 @@ impl TmipdConfig {
                     c.lease_time = n;
                 }
                 "reverse_tunnel" => c.reverse_tunnel = l.boolean(file)?,
+                "shared_link" => {
+                    c.shared_link = match l.single(file)? {
+                        "auto" => SharedLink::Auto,
+                        "on" | "1" | "true" | "yes" => SharedLink::On,
+                        "off" | "0" | "false" | "no" => SharedLink::Off,
+                        v => return Err(l.error(file, format!("want auto, on or off; got '{v}'"))),
+                    }
+                }
                 "cn_port" => {
                     let p: u16 = l.parse(file)?;
                     if p == 0 {
@@ -530,6 +585,26 @@ impl TmipdConfig {
         }
         let missing = |k: &str| ConfigError::new(file, 0, format!("missing mandatory key '{k}'"));
         c.mlr = mlr.ok_or_else(|| missing("mlr"))?;
+        if c.backup_mlr.is_some() && c.mlr_deadline_ms.is_some_and(|d| d < 600) {
+            return Err(ConfigError::new(
+                file,
+                0,
+                "with backup_mlr, mlr_deadline must be at least 600 ms (a register of a pair stops allocating from a CN's pool 500 ms after it last heard it)",
+            ));
+        }
+        if let (Some(h), Some(d)) = (c.heartbeat().0, c.heartbeat().1) {
+            if d <= h {
+                return Err(ConfigError::new(
+                    file,
+                    0,
+                    format!(
+                        "mlr_deadline ({} ms) must be longer than mlr_heartbeat ({} ms)",
+                        d.as_millis(),
+                        h.as_millis()
+                    ),
+                ));
+            }
+        }
         c.cn_if = cn_if.ok_or_else(|| missing("cn_if"))?;
         c.mobile_if = mobile_if.ok_or_else(|| missing("mobile_if"))?;
         c.network_name = network_name.ok_or_else(|| missing("network_name"))?;
@@ -602,6 +677,19 @@ impl TmipdConfig {
         }
     }
 
+    /// The MLR heartbeat interval and silence deadline in force: the
+    /// configured ones, else the failover defaults when a backup is
+    /// configured, else `None` (the MLR's bind reply decides).
+    pub fn heartbeat(&self) -> (Option<Duration>, Option<Duration>) {
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        let backup = self.backup_mlr.is_some();
+        let pick = |set: Option<u32>, default: u32| set.or(backup.then_some(default)).map(ms);
+        (
+            pick(self.mlr_heartbeat_ms, DEFAULT_FAILOVER_HEARTBEAT_MS),
+            pick(self.mlr_deadline_ms, DEFAULT_FAILOVER_DEADLINE_MS),
+        )
+    }
+
     /// The settings a HUP cannot change in a running daemon, by name, when
     /// `new` differs from `self` in them.
     pub fn restart_needed(&self, new: &TmipdConfig) -> Vec<&'static str> {
@@ -612,6 +700,12 @@ impl TmipdConfig {
             }
         };
         check("mlr", self.mlr != new.mlr);
+        check("backup_mlr", self.backup_mlr != new.backup_mlr);
+        check(
+            "mlr_heartbeat",
+            self.mlr_heartbeat_ms != new.mlr_heartbeat_ms,
+        );
+        check("mlr_deadline", self.mlr_deadline_ms != new.mlr_deadline_ms);
         check("cn_if", self.cn_if != new.cn_if);
         check("mobile_if", self.mobile_if != new.mobile_if);
         check("tunnel_prefix", self.tunnel_prefix != new.tunnel_prefix);
@@ -632,6 +726,7 @@ impl TmipdConfig {
             self.log_file != new.log_file || self.log != new.log,
         );
         check("dhcp", self.dhcp != new.dhcp);
+        check("shared_link", self.shared_link != new.shared_link);
         check("max_stations", self.max_stations != new.max_stations);
         check("max_peers", self.max_peers != new.max_peers);
         check("cn_name", self.cn_name != new.cn_name);
@@ -665,6 +760,40 @@ log_file /var/log/tmipd.log\nlog true\n";
         assert!(c.log && c.dhcp && c.reverse_tunnel && !c.foreground);
         assert_eq!(c.cn_port, 5554);
         assert_eq!(c.debug_level, 2);
+    }
+
+    #[test]
+    fn backup_mlr_and_the_heartbeat_settings() {
+        let c = TmipdConfig::parse("t.rc", SEED).unwrap();
+        assert_eq!(c.backup_mlr, None);
+        assert_eq!(c.heartbeat(), (None, None), "no backup: the MLR decides");
+        let text = format!("{SEED}backup_mlr mlr2.foo.bar.com:7000\n");
+        let c = TmipdConfig::parse("t.rc", &text).unwrap();
+        let b = c.backup_mlr.clone().unwrap();
+        assert_eq!((b.host.as_str(), b.port), ("mlr2.foo.bar.com", 7000));
+        let ms = |v| Some(Duration::from_millis(v));
+        assert_eq!(
+            c.heartbeat(),
+            (ms(250), ms(1000)),
+            "failover defaults: <= 1 s"
+        );
+        let text = format!("{SEED}backup_mlr b\nmlr_heartbeat 100\nmlr_deadline 700\n");
+        let c = TmipdConfig::parse("t.rc", &text).unwrap();
+        assert_eq!(c.heartbeat(), (ms(100), ms(700)));
+        let e = TmipdConfig::parse("t.rc", &format!("{SEED}backup_mlr b\nmlr_deadline 400\n"))
+            .unwrap_err();
+        assert!(e.to_string().contains("at least 600 ms"), "{e}");
+        let e = TmipdConfig::parse(
+            "t.rc",
+            &format!("{SEED}mlr_heartbeat 500\nmlr_deadline 400\n"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("must be longer"), "{e}");
+        let e = TmipdConfig::parse("t.rc", &format!("{SEED}mlr_heartbeat 5\n")).unwrap_err();
+        assert!(e.to_string().contains("t.rc:10: mlr_heartbeat"), "{e}");
+        let a = TmipdConfig::parse("t.rc", SEED).unwrap();
+        let b = TmipdConfig::parse("t.rc", &format!("{SEED}backup_mlr b\n")).unwrap();
+        assert_eq!(a.restart_needed(&b), vec!["backup_mlr"]);
     }
 
     #[test]

@@ -61,6 +61,37 @@ impl From<MlrpError> for ClientError {
     }
 }
 
+/// A blocking TCP connection to `addr` from source address `local`,
+/// giving up after `timeout` (SO_SNDTIMEO bounds connect(2)).
+pub fn tcp_connect_from(
+    local: std::net::Ipv4Addr,
+    addr: std::net::SocketAddrV4,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    use nix::sys::socket::{self as ns, sockopt, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+    let fd = ns::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    ns::bind(
+        fd.as_raw_fd(),
+        &ns::SockaddrIn::from(std::net::SocketAddrV4::new(local, 0)),
+    )?;
+    let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
+    ns::setsockopt(&fd, sockopt::SendTimeout, &tv)?;
+    ns::connect(fd.as_raw_fd(), &ns::SockaddrIn::from(addr))?;
+    // Back to no send timeout: callers set their own.
+    ns::setsockopt(
+        &fd,
+        sockopt::SendTimeout,
+        &nix::sys::time::TimeVal::new(0, 0),
+    )?;
+    Ok(TcpStream::from(fd))
+}
+
 /// A connected, handshaken MLRP connection.
 pub struct Client {
     stream: TcpStream,
@@ -92,6 +123,31 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let deadline = Instant::now() + timeout;
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        Self::handshake_on(stream, addr, role, key, timeout, deadline)
+    }
+
+    /// As [`Client::connect`], from source address `local` (a CN binds
+    /// from the address it claims; tests speak as several CNs).
+    pub fn connect_from(
+        local: std::net::Ipv4Addr,
+        addr: std::net::SocketAddrV4,
+        role: Role,
+        key: Option<&NetworkKey>,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let stream = tcp_connect_from(local, addr, timeout)?;
+        Self::handshake_on(stream, SocketAddr::V4(addr), role, key, timeout, deadline)
+    }
+
+    fn handshake_on(
+        stream: TcpStream,
+        addr: SocketAddr,
+        role: Role,
+        key: Option<&NetworkKey>,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> Result<Client, ClientError> {
         // Requests and replies are small and latency-bound.
         stream.set_nodelay(true)?;
         let mut session = Session::new(role, key, random_nonce()?);

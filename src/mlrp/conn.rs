@@ -38,6 +38,8 @@ pub struct Conn {
     out: Vec<u8>,
     /// Bytes of `out` already written.
     sent: usize,
+    /// Bytes dropped from the front of `out` so far (for absolute marks).
+    drained: u64,
     /// A non-blocking connect is still in progress.
     connecting: bool,
     opened: Instant,
@@ -45,8 +47,10 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Start a non-blocking connect to `to`.
-    pub fn connect(to: SocketAddrV4) -> io::Result<Conn> {
+    /// Start a non-blocking connect to `to`, from source address `from`
+    /// when given (a CN connects to the MLR from the address it binds as:
+    /// the MLR checks that they match).
+    pub fn connect(to: SocketAddrV4, from: Option<std::net::Ipv4Addr>) -> io::Result<Conn> {
         // SAFETY: plain socket(2).
         let fd = unsafe {
             libc::socket(
@@ -60,6 +64,12 @@ impl Conn {
         }
         // SAFETY: fd was just opened and is owned from here on.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if let Some(ip) = from {
+            nix::sys::socket::bind(
+                fd.as_raw_fd(),
+                &nix::sys::socket::SockaddrIn::from(SocketAddrV4::new(ip, 0)),
+            )?;
+        }
         let sa = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
             sin_port: to.port().to_be(),
@@ -105,6 +115,7 @@ impl Conn {
             peer,
             out: Vec::new(),
             sent: 0,
+            drained: 0,
             connecting,
             opened: now,
             last_rx: now,
@@ -136,6 +147,16 @@ impl Conn {
     /// a mark for [`Conn::truncate`].
     pub fn queued_len(&self) -> usize {
         self.out.len()
+    }
+    /// Every byte ever queued, counted from the start of the connection:
+    /// an absolute mark for [`Conn::flush_upto`] that compaction does not
+    /// move.
+    pub fn queued_abs(&self) -> u64 {
+        self.drained + self.out.len() as u64
+    }
+    /// The absolute position of queue mark `mark` ([`Conn::queued_len`]).
+    pub fn abs(&self, mark: usize) -> u64 {
+        self.drained + mark as u64
     }
     /// POLLOUT wanted: a connect to finish or bytes to write.
     pub fn wants_write(&self) -> bool {
@@ -181,12 +202,22 @@ impl Conn {
     /// Write as much of the queue as the socket takes; returns the bytes
     /// written. Nothing is written while connecting.
     pub fn flush(&mut self) -> io::Result<usize> {
+        self.flush_upto(u64::MAX)
+    }
+
+    /// [`Conn::flush`], but nothing at or past absolute position `limit`
+    /// ([`Conn::queued_abs`]): bytes that must wait (replies held until a
+    /// backup register has stored what they acknowledge).
+    pub fn flush_upto(&mut self, limit: u64) -> io::Result<usize> {
         if self.connecting {
             return Ok(0);
         }
+        let end = usize::try_from(limit.saturating_sub(self.drained))
+            .unwrap_or(usize::MAX)
+            .min(self.out.len());
         let mut written = 0;
-        while self.sent < self.out.len() {
-            match self.stream.write(&self.out[self.sent..]) {
+        while self.sent < end {
+            match self.stream.write(&self.out[self.sent..end]) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "peer closed")),
                 Ok(n) => {
                     self.sent += n;
@@ -198,10 +229,12 @@ impl Conn {
             }
         }
         if self.sent == self.out.len() {
+            self.drained += self.out.len() as u64;
             self.out.clear();
             self.sent = 0;
         } else if self.sent > COMPACT_AFTER {
             self.out.drain(..self.sent);
+            self.drained += self.sent as u64;
             self.sent = 0;
         }
         Ok(written)
@@ -223,14 +256,17 @@ impl Conn {
         }
     }
 
-    /// Read until the socket has nothing more or `budget` bytes came,
-    /// handing each chunk to `sink`; `Err(why)` when the connection is
-    /// gone (the chunks read before are handed over all the same).
+    /// Read until the socket has nothing more or `budget` bytes came (never
+    /// more: a caller may bound an unauthenticated peer to one Hello with
+    /// `Session::read_limit`), handing each chunk to `sink`; `Err(why)`
+    /// when the connection is gone (the chunks read before are handed over
+    /// all the same).
     pub fn read_all(&mut self, budget: usize, mut sink: impl FnMut(&[u8])) -> Result<(), String> {
         let mut buf = [0u8; 8192];
         let mut total = 0;
         while total < budget {
-            match self.recv(&mut buf) {
+            let want = (budget - total).min(buf.len());
+            match self.recv(&mut buf[..want]) {
                 Recv::Data(n) => {
                     total += n;
                     sink(&buf[..n]);
@@ -260,7 +296,7 @@ mod tests {
         let SocketAddr::V4(addr) = l.local_addr().unwrap() else {
             panic!()
         };
-        let mut c = Conn::connect(addr).unwrap();
+        let mut c = Conn::connect(addr, None).unwrap();
         let (s, _) = l.accept().unwrap();
         let t0 = Instant::now();
         while !c.finish_connect().unwrap() {
@@ -268,6 +304,28 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         (c, s)
+    }
+
+    #[test]
+    fn a_connect_from_an_address_leaves_from_it_and_read_all_keeps_its_budget() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let SocketAddr::V4(addr) = l.local_addr().unwrap() else {
+            panic!()
+        };
+        let from = Ipv4Addr::new(127, 0, 0, 2);
+        let mut c = Conn::connect(addr, Some(from)).unwrap();
+        let (mut s, seen_from) = l.accept().unwrap();
+        assert_eq!(seen_from.ip(), std::net::IpAddr::V4(from));
+        let t0 = Instant::now();
+        while !c.finish_connect().unwrap() {
+            assert!(t0.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        s.write_all(&[7u8; 1000]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut n = 0;
+        c.read_all(141, |b| n += b.len()).unwrap();
+        assert_eq!(n, 141, "no more than the budget is read");
     }
 
     #[test]
@@ -314,6 +372,23 @@ mod tests {
     }
 
     #[test]
+    fn held_bytes_wait_for_their_limit() {
+        let (mut c, mut s) = pair();
+        c.queue().extend_from_slice(b"free");
+        let hold = c.queued_abs();
+        c.queue().extend_from_slice(b"held");
+        assert_eq!(c.flush_upto(hold).unwrap(), 4);
+        assert_eq!(c.pending(), 4);
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"free");
+        assert_eq!(c.flush_upto(c.queued_abs()).unwrap(), 4);
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"held");
+        assert_eq!(c.queued_abs(), 8, "absolute positions survive the clear");
+    }
+
+    #[test]
     fn a_refused_connect_is_an_error() {
         // Bind then drop: nothing listens on the port any more.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -321,7 +396,7 @@ mod tests {
             panic!()
         };
         drop(l);
-        let failed = match Conn::connect(addr) {
+        let failed = match Conn::connect(addr, None) {
             Err(_) => true,
             Ok(mut c) => {
                 let t0 = Instant::now();

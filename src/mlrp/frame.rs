@@ -25,6 +25,12 @@ pub const MAC_LEN: usize = 32;
 /// The largest frame (header + body + trailer) a peer may send: 64 KiB.
 /// A longer `length` field is refused before any of the body is buffered.
 pub const MAX_FRAME_LEN: usize = 65536;
+/// The largest valid Hello frame: header, a Hello body with the longest
+/// software name (21 + 64 bytes), and the HMAC trailer: 141 bytes. Until
+/// the peer's Hello is accepted nothing longer is valid, so a longer
+/// `length` is refused from the header and an unauthenticated peer can
+/// make the receiver buffer at most this much (docs/SECURITY.md).
+pub const MAX_HELLO_FRAME_LEN: usize = HEADER_LEN + super::message::Hello::MAX_BODY_LEN + MAC_LEN;
 
 /// Header flag bits. Bits not listed here must be zero.
 pub mod flags {

@@ -40,6 +40,9 @@ pub enum WireError {
     UnknownFlags(u8),
     /// `length` above [`super::MAX_FRAME_LEN`].
     FrameTooLarge(u32),
+    /// `length` above [`super::frame::MAX_HELLO_FRAME_LEN`] while the peer's
+    /// Hello is still awaited (nothing larger is valid before it).
+    HelloTooLarge(u32),
     /// `length` shorter than header + trailer.
     BadLength(u32),
     /// Unknown message type code.
@@ -66,6 +69,11 @@ impl fmt::Display for WireError {
                 f,
                 "frame length {n} over the limit of {}",
                 super::frame::MAX_FRAME_LEN
+            ),
+            WireError::HelloTooLarge(n) => write!(
+                f,
+                "frame length {n} before the handshake: the largest Hello is {} bytes",
+                super::frame::MAX_HELLO_FRAME_LEN
             ),
             WireError::BadLength(n) => write!(f, "frame length {n} too short for its header"),
             WireError::UnknownType(t) => write!(f, "unknown message type {t:#06x}"),
@@ -369,6 +377,9 @@ pub enum ErrorCode {
     Unavailable,
     /// Anything else that went wrong inside the peer.
     Internal,
+    /// This register is the standby backup of another (which serves):
+    /// bind there. (Also: a replication peer that is not the primary.)
+    NotPrimary,
     /// A code this version does not know (kept so it can be logged).
     Other(u16),
 }
@@ -389,6 +400,7 @@ impl ErrorCode {
             ErrorCode::Protocol => 11,
             ErrorCode::Unavailable => 12,
             ErrorCode::Internal => 13,
+            ErrorCode::NotPrimary => 14,
             ErrorCode::Other(v) => v,
         }
     }
@@ -407,6 +419,7 @@ impl ErrorCode {
             11 => ErrorCode::Protocol,
             12 => ErrorCode::Unavailable,
             13 => ErrorCode::Internal,
+            14 => ErrorCode::NotPrimary,
             v => ErrorCode::Other(v),
         }
     }
@@ -437,6 +450,9 @@ pub struct Hello {
 }
 
 impl Hello {
+    /// The longest Hello body: fixed fields and the longest software name.
+    pub const MAX_BODY_LEN: usize = 4 + 16 + 1 + MAX_NAME_LEN;
+
     pub fn parse(body: &[u8]) -> Result<Hello, WireError> {
         let mut r = Reader::new(body);
         let version = r.u8()?;
@@ -1028,6 +1044,254 @@ impl StatusReply {
     }
 }
 
+/// What a register is in a pair (`RegisterStatusReply::role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterRole {
+    /// No backup and no primary configured: serves alone.
+    Standalone,
+    /// Serves CNs (the primary, or a backup that promoted itself).
+    Primary,
+    /// Standby backup: replicates from the primary, refuses CN binds.
+    Backup,
+    Other(u8),
+}
+
+impl RegisterRole {
+    pub fn to_u8(self) -> u8 {
+        match self {
+            RegisterRole::Standalone => 0,
+            RegisterRole::Primary => 1,
+            RegisterRole::Backup => 2,
+            RegisterRole::Other(v) => v,
+        }
+    }
+    pub fn from_u8(v: u8) -> RegisterRole {
+        match v {
+            0 => RegisterRole::Standalone,
+            1 => RegisterRole::Primary,
+            2 => RegisterRole::Backup,
+            v => RegisterRole::Other(v),
+        }
+    }
+}
+
+impl fmt::Display for RegisterRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegisterRole::Standalone => f.write_str("standalone"),
+            RegisterRole::Primary => f.write_str("primary"),
+            RegisterRole::Backup => f.write_str("backup"),
+            RegisterRole::Other(v) => write!(f, "role {v}"),
+        }
+    }
+}
+
+/// The state of a register's replication link (`RegisterStatusReply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicationState {
+    /// No peer configured.
+    None,
+    /// The peer is unreachable: serving alone.
+    PeerDown,
+    /// The backup is being brought up to date (snapshot + tail).
+    CatchingUp,
+    /// Every acknowledged change is stored on both registers.
+    InSync,
+    Other(u8),
+}
+
+impl ReplicationState {
+    pub fn to_u8(self) -> u8 {
+        match self {
+            ReplicationState::None => 0,
+            ReplicationState::PeerDown => 1,
+            ReplicationState::CatchingUp => 2,
+            ReplicationState::InSync => 3,
+            ReplicationState::Other(v) => v,
+        }
+    }
+    pub fn from_u8(v: u8) -> ReplicationState {
+        match v {
+            0 => ReplicationState::None,
+            1 => ReplicationState::PeerDown,
+            2 => ReplicationState::CatchingUp,
+            3 => ReplicationState::InSync,
+            v => ReplicationState::Other(v),
+        }
+    }
+}
+
+impl fmt::Display for ReplicationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplicationState::None => f.write_str("none"),
+            ReplicationState::PeerDown => f.write_str("peer-down"),
+            ReplicationState::CatchingUp => f.write_str("catching-up"),
+            ReplicationState::InSync => f.write_str("in-sync"),
+            ReplicationState::Other(v) => write!(f, "state {v}"),
+        }
+    }
+}
+
+/// A register's place in a primary/backup pair (reply to
+/// `RegisterStatus`): its epoch (raised by each promotion), its role, its
+/// replication state and the other register of the pair (0.0.0.0:0 when
+/// none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterStatusReply {
+    pub epoch: u32,
+    pub role: RegisterRole,
+    pub replication: ReplicationState,
+    pub peer: CnRef,
+}
+
+impl RegisterStatusReply {
+    pub fn parse(body: &[u8]) -> Result<RegisterStatusReply, WireError> {
+        let mut r = Reader::new(body);
+        let s = RegisterStatusReply {
+            epoch: r.u32()?,
+            role: RegisterRole::from_u8(r.u8()?),
+            replication: ReplicationState::from_u8(r.u8()?),
+            peer: r.cnref()?,
+        };
+        r.finish()?;
+        Ok(s)
+    }
+    pub fn buffer_len(&self) -> usize {
+        12
+    }
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut w = Writer::new(buf);
+        w.u32(self.epoch);
+        w.u8(self.role.to_u8());
+        w.u8(self.replication.to_u8());
+        w.cnref(self.peer);
+    }
+}
+
+/// Most journal bytes one replication frame carries (frames are at most
+/// 64 KiB).
+pub const MAX_REPL_DATA: usize = 60_000;
+
+fn repl_data(r: &mut Reader<'_>) -> Result<Vec<u8>, WireError> {
+    let n = r.u16()? as usize;
+    if n > MAX_REPL_DATA {
+        return Err(WireError::TooMany("replication bytes", n));
+    }
+    Ok(r.take(n)?.to_vec())
+}
+
+/// Backup -> primary: stream your register to me. `epoch` is the
+/// backup's; the primary answers `Ack` and then sends a snapshot
+/// (`ReplSnapshot` chunks) and every later journal record
+/// (`ReplRecords`), or `Error{NotPrimary}` when it does not serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplSubscribe {
+    pub epoch: u32,
+}
+
+impl ReplSubscribe {
+    pub fn parse(body: &[u8]) -> Result<ReplSubscribe, WireError> {
+        let mut r = Reader::new(body);
+        let s = ReplSubscribe { epoch: r.u32()? };
+        r.finish()?;
+        Ok(s)
+    }
+    pub fn buffer_len(&self) -> usize {
+        4
+    }
+    pub fn emit(&self, buf: &mut [u8]) {
+        Writer::new(buf).u32(self.epoch);
+    }
+}
+
+/// Primary -> backup: chunk `chunk` (from 0) of a snapshot of the
+/// register, in mlrd's snapshot file format; `last` on the final chunk,
+/// after which the backup replaces its state with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplSnapshot {
+    pub epoch: u32,
+    pub chunk: u32,
+    pub last: bool,
+    pub data: Vec<u8>,
+}
+
+impl ReplSnapshot {
+    pub fn parse(body: &[u8]) -> Result<ReplSnapshot, WireError> {
+        let mut r = Reader::new(body);
+        let epoch = r.u32()?;
+        let chunk = r.u32()?;
+        let flags = r.u8()?;
+        if flags & !1 != 0 {
+            return Err(WireError::Malformed("unknown snapshot flags"));
+        }
+        r.zero("reserved byte")?;
+        let data = repl_data(&mut r)?;
+        r.finish()?;
+        Ok(ReplSnapshot {
+            epoch,
+            chunk,
+            last: flags & 1 != 0,
+            data,
+        })
+    }
+    pub fn validate(&self) -> Result<(), WireError> {
+        if self.data.len() > MAX_REPL_DATA {
+            return Err(WireError::TooMany("replication bytes", self.data.len()));
+        }
+        Ok(())
+    }
+    pub fn buffer_len(&self) -> usize {
+        12 + self.data.len()
+    }
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut w = Writer::new(buf);
+        w.u32(self.epoch);
+        w.u32(self.chunk);
+        w.u8(u8::from(self.last));
+        w.u8(0);
+        w.u16(self.data.len() as u16);
+        w.put(&self.data);
+    }
+}
+
+/// Primary -> backup: journal records (mlrd's journal record format) of
+/// one commit, numbered `seq` from 1 after the snapshot. The backup
+/// answers `Ack` only once it has written and fdatasynced them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplRecords {
+    pub epoch: u32,
+    pub seq: u64,
+    pub data: Vec<u8>,
+}
+
+impl ReplRecords {
+    pub fn parse(body: &[u8]) -> Result<ReplRecords, WireError> {
+        let mut r = Reader::new(body);
+        let epoch = r.u32()?;
+        let seq = r.u64()?;
+        let data = repl_data(&mut r)?;
+        r.finish()?;
+        Ok(ReplRecords { epoch, seq, data })
+    }
+    pub fn validate(&self) -> Result<(), WireError> {
+        if self.data.len() > MAX_REPL_DATA {
+            return Err(WireError::TooMany("replication bytes", self.data.len()));
+        }
+        Ok(())
+    }
+    pub fn buffer_len(&self) -> usize {
+        14 + self.data.len()
+    }
+    pub fn emit(&self, buf: &mut [u8]) {
+        let mut w = Writer::new(buf);
+        w.u32(self.epoch);
+        w.u64(self.seq);
+        w.u16(self.data.len() as u16);
+        w.put(&self.data);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The message enum
 
@@ -1062,6 +1326,11 @@ pub enum MessageType {
     CnList = 0x0031,
     Status = 0x0032,
     StatusReply = 0x0033,
+    RegisterStatus = 0x0040,
+    RegisterStatusReply = 0x0041,
+    ReplSubscribe = 0x0042,
+    ReplSnapshot = 0x0043,
+    ReplRecords = 0x0044,
 }
 
 impl MessageType {
@@ -1087,6 +1356,11 @@ impl MessageType {
             0x0031 => CnList,
             0x0032 => Status,
             0x0033 => StatusReply,
+            0x0040 => RegisterStatus,
+            0x0041 => RegisterStatusReply,
+            0x0042 => ReplSubscribe,
+            0x0043 => ReplSnapshot,
+            0x0044 => ReplRecords,
             _ => return None,
         })
     }
@@ -1094,9 +1368,12 @@ impl MessageType {
         use MessageType::*;
         match self {
             Hello => Kind::Handshake,
-            Error | Ack | Pong | BindReply | Binding | CnList | StatusReply => Kind::Reply,
+            Error | Ack | Pong | BindReply | Binding | CnList | StatusReply
+            | RegisterStatusReply => Kind::Reply,
             Ping | CnBind | Unbind | Allocate | Locate | Move | Redirect | Withdraw | Release
-            | ListCns | Status => Kind::Request,
+            | ListCns | Status | RegisterStatus | ReplSubscribe | ReplSnapshot | ReplRecords => {
+                Kind::Request
+            }
         }
     }
 }
@@ -1129,6 +1406,12 @@ pub enum Message {
     CnList(CnList),
     Status,
     StatusReply(StatusReply),
+    /// Which register is this, in which epoch, replicating how?
+    RegisterStatus,
+    RegisterStatusReply(RegisterStatusReply),
+    ReplSubscribe(ReplSubscribe),
+    ReplSnapshot(ReplSnapshot),
+    ReplRecords(ReplRecords),
 }
 
 impl Message {
@@ -1153,6 +1436,11 @@ impl Message {
             Message::CnList(_) => MessageType::CnList,
             Message::Status => MessageType::Status,
             Message::StatusReply(_) => MessageType::StatusReply,
+            Message::RegisterStatus => MessageType::RegisterStatus,
+            Message::RegisterStatusReply(_) => MessageType::RegisterStatusReply,
+            Message::ReplSubscribe(_) => MessageType::ReplSubscribe,
+            Message::ReplSnapshot(_) => MessageType::ReplSnapshot,
+            Message::ReplRecords(_) => MessageType::ReplRecords,
         }
     }
 
@@ -1201,6 +1489,13 @@ impl Message {
             MessageType::CnList => Message::CnList(CnList::parse(body)?),
             MessageType::Status => return empty(Message::Status),
             MessageType::StatusReply => Message::StatusReply(StatusReply::parse(body)?),
+            MessageType::RegisterStatus => return empty(Message::RegisterStatus),
+            MessageType::RegisterStatusReply => {
+                Message::RegisterStatusReply(RegisterStatusReply::parse(body)?)
+            }
+            MessageType::ReplSubscribe => Message::ReplSubscribe(ReplSubscribe::parse(body)?),
+            MessageType::ReplSnapshot => Message::ReplSnapshot(ReplSnapshot::parse(body)?),
+            MessageType::ReplRecords => Message::ReplRecords(ReplRecords::parse(body)?),
         })
     }
 
@@ -1213,6 +1508,8 @@ impl Message {
             Message::BindReply(m) => m.validate(),
             Message::CnList(m) => m.validate(),
             Message::StatusReply(m) => m.validate(),
+            Message::ReplSnapshot(m) => m.validate(),
+            Message::ReplRecords(m) => m.validate(),
             _ => Ok(()),
         }
     }
@@ -1222,7 +1519,11 @@ impl Message {
         match self {
             Message::Hello(m) => m.buffer_len(),
             Message::Error(m) => m.buffer_len(),
-            Message::Ack | Message::Unbind | Message::ListCns | Message::Status => 0,
+            Message::Ack
+            | Message::Unbind
+            | Message::ListCns
+            | Message::Status
+            | Message::RegisterStatus => 0,
             Message::Ping { .. } | Message::Pong { .. } => 8,
             Message::CnBind(m) => m.buffer_len(),
             Message::BindReply(m) => m.buffer_len(),
@@ -1235,6 +1536,10 @@ impl Message {
             Message::Release(m) => m.buffer_len(),
             Message::CnList(m) => m.buffer_len(),
             Message::StatusReply(m) => m.buffer_len(),
+            Message::RegisterStatusReply(m) => m.buffer_len(),
+            Message::ReplSubscribe(m) => m.buffer_len(),
+            Message::ReplSnapshot(m) => m.buffer_len(),
+            Message::ReplRecords(m) => m.buffer_len(),
         }
     }
 
@@ -1243,7 +1548,11 @@ impl Message {
         match self {
             Message::Hello(m) => m.emit(buf),
             Message::Error(m) => m.emit(buf),
-            Message::Ack | Message::Unbind | Message::ListCns | Message::Status => {}
+            Message::Ack
+            | Message::Unbind
+            | Message::ListCns
+            | Message::Status
+            | Message::RegisterStatus => {}
             Message::Ping { nonce } | Message::Pong { nonce } => {
                 Writer::new(buf).u64(*nonce);
             }
@@ -1258,6 +1567,10 @@ impl Message {
             Message::Release(m) => m.emit(buf),
             Message::CnList(m) => m.emit(buf),
             Message::StatusReply(m) => m.emit(buf),
+            Message::RegisterStatusReply(m) => m.emit(buf),
+            Message::ReplSubscribe(m) => m.emit(buf),
+            Message::ReplSnapshot(m) => m.emit(buf),
+            Message::ReplRecords(m) => m.emit(buf),
         }
     }
 }
@@ -1337,6 +1650,28 @@ impl fmt::Display for Message {
                 "StatusReply uptime {}s cns {}/{} up pools {} bindings {} free cells {} requests {} software {:?}",
                 s.uptime_secs, s.cns_up, s.cns, s.pools, s.bindings, s.free_cells, s.requests, s.software
             ),
+            Message::RegisterStatus => f.write_str("RegisterStatus"),
+            Message::RegisterStatusReply(r) => write!(
+                f,
+                "RegisterStatusReply epoch {} {} replication {} peer {}",
+                r.epoch, r.role, r.replication, r.peer
+            ),
+            Message::ReplSubscribe(m) => write!(f, "ReplSubscribe epoch {}", m.epoch),
+            Message::ReplSnapshot(m) => write!(
+                f,
+                "ReplSnapshot epoch {} chunk {}{} ({} bytes)",
+                m.epoch,
+                m.chunk,
+                if m.last { " last" } else { "" },
+                m.data.len()
+            ),
+            Message::ReplRecords(m) => write!(
+                f,
+                "ReplRecords epoch {} seq {} ({} bytes)",
+                m.epoch,
+                m.seq,
+                m.data.len()
+            ),
         }
     }
 }
@@ -1373,6 +1708,67 @@ mod tests {
         let mut long = bytes.to_vec();
         long.push(0);
         assert!(Message::parse(msg.msg_type() as u16, &long).is_err());
+    }
+
+    #[test]
+    fn register_status_layout_is_pinned() {
+        pinned(Message::RegisterStatus, &[]);
+        #[rustfmt::skip]
+        let bytes = [
+            0x00, 0x00, 0x00, 0x03,       // epoch 3
+            0x01,                         // role: primary
+            0x03,                         // replication: in sync
+            10, 0, 0, 251, 0x19, 0x9a,    // peer 10.0.0.251:6554
+        ];
+        pinned(
+            Message::RegisterStatusReply(RegisterStatusReply {
+                epoch: 3,
+                role: RegisterRole::Primary,
+                replication: ReplicationState::InSync,
+                peer: CnRef::new(Ipv4Addr::new(10, 0, 0, 251), 6554),
+            }),
+            &bytes,
+        );
+        assert_eq!(ErrorCode::from_u16(14), ErrorCode::NotPrimary);
+        pinned(
+            Message::ReplSubscribe(ReplSubscribe { epoch: 2 }),
+            &[0, 0, 0, 2],
+        );
+        #[rustfmt::skip]
+        let snap = [
+            0, 0, 0, 2,                   // epoch 2
+            0, 0, 0, 7,                   // chunk 7
+            0x01, 0x00,                   // last, reserved
+            0x00, 0x03, b'M', b'L', b'R', // 3 bytes of snapshot
+        ];
+        pinned(
+            Message::ReplSnapshot(ReplSnapshot {
+                epoch: 2,
+                chunk: 7,
+                last: true,
+                data: b"MLR".to_vec(),
+            }),
+            &snap,
+        );
+        #[rustfmt::skip]
+        let recs = [
+            0, 0, 0, 2,                   // epoch 2
+            0, 0, 0, 0, 0, 0, 0x01, 0x00, // seq 256
+            0x00, 0x02, 0xab, 0xcd,       // 2 bytes of records
+        ];
+        pinned(
+            Message::ReplRecords(ReplRecords {
+                epoch: 2,
+                seq: 256,
+                data: vec![0xab, 0xcd],
+            }),
+            &recs,
+        );
+        // Unknown snapshot flags are refused.
+        let mut bad = snap;
+        bad[8] = 2;
+        assert!(Message::parse(0x0043, &bad).is_err());
+        assert_eq!(ErrorCode::NotPrimary.to_u16(), 14);
     }
 
     #[test]

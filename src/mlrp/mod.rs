@@ -6,6 +6,7 @@
 //!
 //! | file | owns |
 //! |---|---|
+//! | `admission.rs` | which connections get a slot before they authenticate ([`PreAuth`]): per-source cap, eviction of the oldest unauthenticated |
 //! | `frame.rs` | the 24-byte frame header as a checked view ([`Frame`]), flags, limits |
 //! | `message.rs` | every message body: one typed repr per message with `parse` / `emit` / `buffer_len`, the [`Message`] enum, `Display` for logs |
 //! | `auth.rs` | key derivation ([`NetworkKey`], per-direction session keys), HMAC-SHA256 tags, nonces from `getrandom(2)` |
@@ -39,6 +40,7 @@
 //! caller's output buffer (and the `String`/`Vec` fields of the few messages
 //! that carry names), and never panics on input.
 
+pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod conn;
@@ -46,13 +48,15 @@ pub mod frame;
 pub mod message;
 pub mod session;
 
+pub use admission::{admit_among, Admit, PreAuth, Ticket};
 pub use auth::{random_nonce, NetworkKey, Nonce, NONCE_LEN};
 pub use client::{Client, ClientError};
 pub use conn::{Conn, Recv};
-pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION};
+pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, VERSION};
 pub use message::{
     Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, ErrorCode, ErrorReply, Hello,
-    Kind, Locate, Message, MessageType, Move, Pool, Redirect, Release, Role, StatusReply,
+    Kind, Locate, Message, MessageType, Move, Pool, Redirect, RegisterRole, RegisterStatusReply,
+    Release, ReplRecords, ReplSnapshot, ReplSubscribe, ReplicationState, Role, StatusReply,
     WireError, Withdraw,
 };
 pub use session::{Incoming, MlrpError, RequestId, Session};

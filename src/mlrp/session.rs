@@ -28,16 +28,19 @@
 //! (and pings bound peers); the session only sees bytes.
 //!
 //! Memory: the receive buffer holds at most one partial frame (a `length`
-//! over [`MAX_FRAME_LEN`] is refused as soon as its 8 bytes arrive) plus what
-//! the caller fed since its last `poll`; call `poll` until `None` after each
-//! `feed`.
+//! over [`MAX_FRAME_LEN`] is refused as soon as its 8 bytes arrive; before
+//! the peer's Hello, one over [`MAX_HELLO_FRAME_LEN`]) plus what the caller
+//! fed since its last `poll`; call `poll` until `None` after each `feed`.
+//! A caller that reads at most [`Session::read_limit`] bytes keeps an
+//! unauthenticated peer's buffer within one Hello.
 
 use core::fmt;
 use std::collections::VecDeque;
 
 use super::auth::{NetworkKey, Nonce, Tagger};
 use super::frame::{
-    flags, peek_length, Frame, Header, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION,
+    flags, peek_length, Frame, Header, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN,
+    VERSION,
 };
 use super::message::{ErrorCode, ErrorReply, Hello, Kind, Message, MessageType, Role, WireError};
 
@@ -312,6 +315,19 @@ impl Session {
         let _ = self.encode(0, 0, &hello, Tag::Hello, out);
     }
 
+    /// How many bytes the caller should read and feed at most now. Before
+    /// the peer's Hello is accepted it is what the largest Hello still
+    /// needs, so an unauthenticated peer never makes the session hold more
+    /// than [`MAX_HELLO_FRAME_LEN`] bytes; afterwards it is unbounded (the
+    /// caller's own read budget applies).
+    pub fn read_limit(&self) -> usize {
+        match self.state {
+            State::AwaitHello => MAX_HELLO_FRAME_LEN.saturating_sub(self.buffered()),
+            State::Established => usize::MAX,
+            State::Closed => 0,
+        }
+    }
+
     /// Add bytes read from the socket.
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.state == State::Closed {
@@ -337,8 +353,9 @@ impl Session {
             }
             let avail = &self.rx[self.rx_pos..];
             // Refuse garbage and oversized lengths as early as the bytes
-            // allow, before buffering any body.
-            if let Err(e) = precheck(avail) {
+            // allow, before buffering any body. Until the peer's Hello is
+            // accepted, nothing longer than a Hello is valid.
+            if let Err(e) = precheck(avail, self.state == State::AwaitHello) {
                 return Some(Err(self.fail(MlrpError::Frame(e), out)));
             }
             let len = peek_length(avail)? as usize;
@@ -660,7 +677,9 @@ impl Session {
 }
 
 /// Header checks possible on a partial frame, field by field as bytes arrive.
-fn precheck(avail: &[u8]) -> Result<(), WireError> {
+/// `pre_hello`: the peer's Hello is still awaited, so the frame may be no
+/// longer than the largest Hello.
+fn precheck(avail: &[u8], pre_hello: bool) -> Result<(), WireError> {
     use super::frame::MAGIC;
     if let Some(m) = avail.get(..2) {
         if m != MAGIC {
@@ -688,6 +707,9 @@ fn precheck(avail: &[u8]) -> Result<(), WireError> {
         };
         if len as usize > MAX_FRAME_LEN {
             return Err(WireError::FrameTooLarge(len));
+        }
+        if pre_hello && len as usize > MAX_HELLO_FRAME_LEN {
+            return Err(WireError::HelloTooLarge(len));
         }
         if (len as usize) < HEADER_LEN + mac {
             return Err(WireError::BadLength(len));

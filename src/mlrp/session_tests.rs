@@ -414,17 +414,28 @@ fn unauthenticated_frame_after_an_authenticated_hello_is_refused() {
     );
 }
 
+/// Feed the first 8 bytes of a header announcing `len`, in two parts: the
+/// first 7 must not decide anything; returns what the 8th brings.
+fn header_in_two(
+    b: &mut Session,
+    flag_bits: u8,
+    len: u32,
+    out: &mut Vec<u8>,
+) -> Option<Result<Incoming, MlrpError>> {
+    let mut head = vec![MAGIC[0], MAGIC[1], VERSION, flag_bits];
+    head.extend_from_slice(&len.to_be_bytes());
+    b.feed(&head[..7]);
+    assert_eq!(b.poll(out), None);
+    b.feed(&head[7..]);
+    b.poll(out)
+}
+
 #[test]
 fn oversized_length_is_refused_from_the_first_eight_bytes() {
     let (_a, mut b) = pair(false);
-    let mut head = vec![MAGIC[0], MAGIC[1], VERSION, 0];
-    head.extend_from_slice(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
-    b.feed(&head[..7]);
-    assert_eq!(b.poll(&mut Vec::new()), None);
-    b.feed(&head[7..]);
     let mut out = Vec::new();
     assert_eq!(
-        b.poll(&mut out),
+        header_in_two(&mut b, 0, MAX_FRAME_LEN as u32 + 1, &mut out),
         Some(Err(MlrpError::Frame(WireError::FrameTooLarge(
             MAX_FRAME_LEN as u32 + 1
         ))))
@@ -705,4 +716,56 @@ fn binding_reply_survives_the_whole_path() {
         a.poll(&mut Vec::new()),
         Some(Ok(Incoming::Reply { id, msg: binding }))
     );
+}
+
+#[test]
+fn before_the_hello_a_length_over_the_largest_hello_is_refused_at_the_header() {
+    // The largest valid Hello: longest software name, with a MAC.
+    let k = key();
+    let mut a = Session::new(Role::Cn, Some(&k), [1; 16]);
+    let mut hello = Vec::new();
+    let longest = Message::Hello(Hello {
+        version: VERSION,
+        role: Role::Cn,
+        nonce: [1; 16],
+        software: "x".repeat(crate::mlrp::message::MAX_NAME_LEN),
+    });
+    a.encode(0, 0, &longest, Tag::Hello, &mut hello).unwrap();
+    assert_eq!(hello.len(), MAX_HELLO_FRAME_LEN);
+    assert_eq!(MAX_HELLO_FRAME_LEN, 141, "docs/MLRP.md names 141");
+    let mut b = Session::new(Role::Mlr, Some(&k), [2; 16]);
+    assert_eq!(b.read_limit(), 141);
+    b.feed(&hello[..100]);
+    assert_eq!(b.read_limit(), 41);
+    assert_eq!(b.poll(&mut Vec::new()), None);
+    b.feed(&hello[100..]);
+    assert!(matches!(
+        b.poll(&mut Vec::new()),
+        Some(Ok(Incoming::Established { .. }))
+    ));
+    assert_eq!(b.read_limit(), usize::MAX);
+
+    // One byte more, announced in the header: refused from the 8 bytes of
+    // the header, before any body is buffered.
+    let mut b = Session::new(Role::Mlr, Some(&k), [2; 16]);
+    let mut out = Vec::new();
+    assert_eq!(
+        header_in_two(&mut b, flags::MAC, MAX_HELLO_FRAME_LEN as u32 + 1, &mut out),
+        Some(Err(MlrpError::Frame(WireError::HelloTooLarge(142))))
+    );
+    assert_eq!(notice_code(&out), ErrorCode::Protocol);
+    b.feed(&[0; 1000]);
+    assert_eq!(b.buffered(), 0);
+    assert_eq!(b.read_limit(), 0);
+
+    // The old worst case of finding 4: a Hello claiming 64 KiB.
+    let mut b = Session::new(Role::Mlr, None, [2; 16]);
+    let mut bogus = raw(0, 0, 0, MessageType::Hello as u16, &[0; 200], None);
+    bogus[4..8].copy_from_slice(&(MAX_FRAME_LEN as u32).to_be_bytes());
+    b.feed(&bogus);
+    assert!(matches!(
+        b.poll(&mut Vec::new()),
+        Some(Err(MlrpError::Frame(WireError::HelloTooLarge(65536))))
+    ));
+    assert_eq!(b.buffered(), 0);
 }

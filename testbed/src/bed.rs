@@ -31,6 +31,13 @@
 //! with the CN at 10.k.0.1 and its pool 10.k.0.4-10.k.0.251; the central
 //! CN's pool 10.9.0.0/24.
 //!
+//! CN shapes ([`Options::shapes`], docs/TMIPD.md "Deployment shapes"): the
+//! default is a separate mobile interface; [`CnShape::SharedCore`] is a CN
+//! with one interface whose cell is the core bridge (pool [`SHARED_POOL`]
+//! in the core's /24); [`CnShape::Bridge`] is OpenWrt's `br-lan` with two
+//! ports (`cellK` and `cellKb`). [`TestBed::add_host`] plugs a plain host
+//! (not a station) into any bridge.
+//!
 //! Used by the namespace tests (`mod common; #[path = "common/testbed.rs"]
 //! mod testbed;`, a re-export of this module) and by the lab examples.
 //! Everything it creates is removed on drop; processes are ended by the pid
@@ -58,6 +65,28 @@ pub enum Routing {
     StandIn,
 }
 
+/// How CN `k` is wired (the deployment shapes of docs/TMIPD.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CnShape {
+    /// `core0` on the core, `mob0` into its own cell bridge `cellK`.
+    Separate,
+    /// One interface (the seed's "Mobile_IF & CN_IF"): `mobile_if` is
+    /// `core0`, its cell is the core bridge itself (where `srv` and the
+    /// MLR are), and its pool [`SHARED_POOL`] lies in the core's /24, so
+    /// `srv` has its stations on-link.
+    SharedCore,
+    /// OpenWrt: `mobile_if` is a bridge `br-lan` inside the CN holding two
+    /// ports: `lan1` into cell bridge `cellK` (the radio) and `lan2` into
+    /// `cellKb` (a wired LAN port).
+    Bridge,
+}
+
+/// Pool of a [`CnShape::SharedCore`] CN: part of the core's 10.0.0.0/24.
+pub const SHARED_POOL: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(10, 0, 0, 128), Ipv4Addr::new(10, 0, 0, 191));
+/// The bridge of a [`CnShape::Bridge`] CN.
+pub const BRIDGE_IF: &str = "br-lan";
+
 /// Shape of the bed.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -75,6 +104,12 @@ pub struct Options {
     /// Lines for every tmipd.rc (e.g. `max_peers 64`); a key replaces the
     /// bed's line of that key. [`TestBed::set_rc`] adds lines per CN.
     pub tmipd_extra: Vec<String>,
+    /// Wiring of CN k is `shapes[k - 1]` (missing: [`CnShape::Separate`]).
+    pub shapes: Vec<CnShape>,
+    /// A backup register: namespace `mlrb` at [`BACKUP_MLR_IP`], mlrd there
+    /// with `primary_mlr`, the primary with `backup_mlr`, every tmipd with
+    /// `backup_mlr`.
+    pub backup_mlr: bool,
 }
 
 impl Default for Options {
@@ -87,6 +122,8 @@ impl Default for Options {
             keep_dir: false,
             mlr_state_tmpfs: false,
             tmipd_extra: Vec::new(),
+            shapes: Vec::new(),
+            backup_mlr: false,
         }
     }
 }
@@ -95,6 +132,26 @@ pub const CORE_IF: &str = "core0";
 pub const MOBILE_IF: &str = "mob0";
 pub const CLIENT_IF: &str = "eth0";
 pub const MLR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 250);
+pub const BACKUP_MLR_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 251);
+
+/// One register of a pair ([`Options::backup_mlr`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Register {
+    /// mlrd in namespace `mlr` (the bed's only one without a backup).
+    Primary,
+    /// mlrd in namespace `mlrb`.
+    Backup,
+}
+
+impl Register {
+    /// File name stem of its rc, output, status and state.
+    pub fn stem(self) -> &'static str {
+        match self {
+            Register::Primary => "mlrd",
+            Register::Backup => "mlrd-backup",
+        }
+    }
+}
 pub const SRV_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 pub const CENTRAL_CORE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
 pub const CENTRAL_POOL_IF: &str = "pool0";
@@ -114,6 +171,7 @@ pub fn cn_mobile_ip(k: usize) -> Ipv4Addr {
 pub struct Cn {
     /// 1-based; 0 for the central CN.
     pub index: usize,
+    pub shape: CnShape,
     pub ns: Netns,
     pub core_ip: Ipv4Addr,
     pub mobile_if: String,
@@ -290,12 +348,18 @@ pub struct TestBed {
     pub dir: PathBuf,
     // Processes first, so they die before their namespaces go.
     pub mlrd: Option<Proc>,
+    /// The backup register's mlrd ([`Options::backup_mlr`]).
+    pub mlrd_backup: Option<Proc>,
     pub clients: Vec<Client>,
     pub cns: Vec<Cn>,
     pub central: Option<Cn>,
     pub srv: Netns,
     pub mlr: Netns,
+    /// The backup register's namespace ([`Options::backup_mlr`]).
+    pub mlrb: Option<Netns>,
     pub air: Netns,
+    /// Plain hosts (not stations) added with [`TestBed::add_host`].
+    pub hosts: Vec<Netns>,
     /// The test's own mlrd.rc lines (see [`TestBed::set_mlrd_rc`]).
     mlrd_extra: Vec<String>,
     /// Removes `dir` (unless `keep_dir`) after everything else.
@@ -313,8 +377,12 @@ impl Drop for TestBed {
         if let Some(p) = self.mlrd.as_mut() {
             p.kill();
         }
+        if let Some(p) = self.mlrd_backup.as_mut() {
+            p.kill();
+        }
         if self.opts.mlr_state_tmpfs {
             let _ = fs::remove_dir_all(self.mlr_tmpfs_state());
+            let _ = fs::remove_dir_all(self.mlr_tmpfs_state().with_extension("backup"));
         }
     }
 }
@@ -360,43 +428,80 @@ impl TestBed {
             opts: opts.clone(),
             dir,
             mlrd: None,
+            mlrd_backup: None,
             clients: Vec::new(),
             cns: Vec::new(),
             central: None,
             srv,
             mlr,
+            mlrb: None,
             air,
+            hosts: Vec::new(),
             mlrd_extra: Vec::new(),
             _run: run,
         };
         bed.core_port(&bed.mlr, "kmlr");
         bed.mlr
             .sh(&format!("ip addr add {MLR_IP}/24 dev {CORE_IF}"));
+        if opts.backup_mlr {
+            let b = Netns::new("mlrb");
+            bed.core_port(&b, "kmlrb");
+            b.sh(&format!("ip addr add {BACKUP_MLR_IP}/24 dev {CORE_IF}"));
+            bed.mlrb = Some(b);
+        }
         bed.core_port(&bed.srv, "ksrv");
         bed.srv
             .sh(&format!("ip addr add {SRV_IP}/24 dev {CORE_IF}"));
         sysctl_host(&bed.srv);
 
         for k in 1..=opts.cns {
+            let shape = opts.shapes.get(k - 1).copied().unwrap_or(CnShape::Separate);
             let ns = Netns::new(&format!("cn{k}"));
             bed.core_port(&ns, &format!("k{k}"));
             sysctl_router(&ns);
             ns.sh(&format!("ip addr add {}/24 dev {CORE_IF}", cn_core_ip(k)));
-            bed.air.sh(&format!(
-                "ip link add cell{k} type bridge forward_delay 0 stp_state 0 && \
-                 ip link set cell{k} type bridge mcast_snooping 0 && ip link set cell{k} up"
-            ));
-            veth(&ns, MOBILE_IF, &bed.air, &format!("c{k}"));
-            bed.air.sh(&format!("ip link set c{k} master cell{k}"));
-            ns.sh(&format!(
-                "ip addr add {}/24 dev {MOBILE_IF}",
-                cn_mobile_ip(k)
-            ));
-            // The wider network routes each CN's cell subnet to that CN
-            // (it is the parent of every /30 in its pool).
-            bed.srv
-                .sh(&format!("ip route add 10.{k}.0.0/24 via {}", cn_core_ip(k)));
-            let cn = bed.new_cn(k, ns, cn_core_ip(k), MOBILE_IF, cn_mobile_ip(k));
+            let (mobile_if, mobile_ip) = match shape {
+                // Its cell is the core bridge: nothing more to wire.
+                CnShape::SharedCore => (CORE_IF, cn_core_ip(k)),
+                CnShape::Separate => {
+                    bed.add_bridge(&format!("cell{k}"));
+                    veth(&ns, MOBILE_IF, &bed.air, &format!("c{k}"));
+                    bed.air.sh(&format!("ip link set c{k} master cell{k}"));
+                    ns.sh(&format!(
+                        "ip addr add {}/24 dev {MOBILE_IF}",
+                        cn_mobile_ip(k)
+                    ));
+                    (MOBILE_IF, cn_mobile_ip(k))
+                }
+                CnShape::Bridge => {
+                    ns.sh(&format!(
+                        "ip link add {BRIDGE_IF} type bridge forward_delay 0 stp_state 0 && \
+                         ip link set {BRIDGE_IF} up"
+                    ));
+                    for (port, cell) in
+                        [("lan1", format!("cell{k}")), ("lan2", format!("cell{k}b"))]
+                    {
+                        bed.add_bridge(&cell);
+                        let air_end = format!("c{k}{port}");
+                        veth(&ns, port, &bed.air, &air_end);
+                        ns.sh(&format!("ip link set {port} master {BRIDGE_IF}"));
+                        bed.air.sh(&format!("ip link set {air_end} master {cell}"));
+                    }
+                    ns.sh(&format!(
+                        "ip addr add {}/24 dev {BRIDGE_IF}",
+                        cn_mobile_ip(k)
+                    ));
+                    (BRIDGE_IF, cn_mobile_ip(k))
+                }
+            };
+            if shape != CnShape::SharedCore {
+                // The wider network routes each CN's cell subnet to that CN
+                // (it is the parent of every /30 in its pool).
+                bed.srv
+                    .sh(&format!("ip route add 10.{k}.0.0/24 via {}", cn_core_ip(k)));
+            }
+            let mut cn = bed.new_cn(k, ns, cn_core_ip(k), mobile_if, mobile_ip);
+            cn.shape = shape;
             bed.cns.push(cn);
         }
         if opts.central_pool {
@@ -441,6 +546,7 @@ impl TestBed {
         };
         Cn {
             index,
+            shape: CnShape::Separate,
             ns,
             core_ip,
             mobile_if: mobile_if.into(),
@@ -467,6 +573,49 @@ impl TestBed {
         })
     }
 
+    /// A bed with the daemons running, or a panic that shows their logs.
+    pub fn started(opts: Options, timeout: Duration) -> TestBed {
+        let mut bed = TestBed::new(opts);
+        if let Err(e) = bed.start_daemons(timeout) {
+            panic!("daemons did not start: {e}\n{}", bed.logs());
+        }
+        bed
+    }
+
+    /// A bridge in `air` (a cell, or a LAN segment).
+    fn add_bridge(&self, name: &str) {
+        self.air.sh(&format!(
+            "ip link add {name} type bridge forward_delay 0 stp_state 0 && \
+             ip link set {name} type bridge mcast_snooping 0 && ip link set {name} up"
+        ));
+    }
+
+    /// The air bridge that is CN `k`'s cell: `cellK`, or the core bridge
+    /// for a [`CnShape::SharedCore`] CN.
+    pub fn cell_bridge(&self, k: usize) -> String {
+        match self.cns.get(k.wrapping_sub(1)).map(|c| c.shape) {
+            Some(CnShape::SharedCore) => "core".into(),
+            _ => format!("cell{k}"),
+        }
+    }
+
+    /// A plain host (not a station: no DHCP, no mobility) `ip/24` with
+    /// default route via `gw`, plugged into air bridge `bridge` (a cell,
+    /// `cellKb`, or `core`). Returns its index in [`TestBed::hosts`].
+    pub fn add_host(&mut self, bridge: &str, ip: Ipv4Addr, gw: Ipv4Addr) -> usize {
+        let i = self.hosts.len();
+        let ns = Netns::new(&format!("h{i}"));
+        sysctl_host(&ns);
+        let port = format!("h{i}");
+        veth(&ns, CLIENT_IF, &self.air, &port);
+        self.air.sh(&format!("ip link set {port} master {bridge}"));
+        ns.sh(&format!(
+            "ip addr add {ip}/24 dev {CLIENT_IF} && ip route add default via {gw}"
+        ));
+        self.hosts.push(ns);
+        i
+    }
+
     /// Plug `ns`'s `core0` into the core bridge through air-side port `port`.
     fn core_port(&self, ns: &Netns, port: &str) {
         veth(ns, CORE_IF, &self.air, port);
@@ -482,13 +631,20 @@ impl TestBed {
     /// and lease files after the interface, host-wide: give each dhcpcd
     /// client a [`unique`](crate::unique) name).
     pub fn add_client_if(&mut self, cell: usize, ifname: &str) -> usize {
+        let bridge = self.cell_bridge(cell);
+        self.add_client_on(cell, &bridge, ifname)
+    }
+
+    /// A client plugged into air bridge `bridge`, which belongs to CN
+    /// `cell` (e.g. `cellKb`, the second port of a [`CnShape::Bridge`] CN).
+    pub fn add_client_on(&mut self, cell: usize, bridge: &str, ifname: &str) -> usize {
         let i = self.clients.len();
         let ns = Netns::new(&format!("ms{i}"));
         sysctl_host(&ns);
         let air_port = format!("m{i}");
         veth(&ns, ifname, &self.air, &air_port);
         self.air
-            .sh(&format!("ip link set {air_port} master cell{cell}"));
+            .sh(&format!("ip link set {air_port} master {bridge}"));
         let mac = ns
             .sh(&format!("cat /sys/class/net/{ifname}/address"))
             .trim()
@@ -515,7 +671,7 @@ impl TestBed {
             .sh(&format!("ip -o link show dev {}", self.clients[i].air_port));
         let m = out.split(" master ").nth(1)?;
         let name = m.split_whitespace().next()?;
-        name.strip_prefix("cell")?.parse().ok()
+        (1..=self.cns.len()).find(|&k| self.cell_bridge(k) == name)
     }
 
     /// Configure client `i` by hand: N+1/30, default via N+2 (the seed's
@@ -529,6 +685,15 @@ impl TestBed {
             cell30.gateway()
         ));
         c.addr = Some(cell30);
+    }
+
+    /// [`TestBed::client_dhcp`], panicking with the daemons' logs if no
+    /// lease came.
+    pub fn client_lease(&mut self, i: usize, timeout: Duration) -> Cell30 {
+        match self.client_dhcp(i, timeout) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}\n{}", self.logs()),
+        }
     }
 
     /// Run busybox `udhcpc` in client `i` (kept running so it renews) and
@@ -659,9 +824,10 @@ impl TestBed {
     /// client). Returns the instant just before the change.
     pub fn move_client(&mut self, i: usize, cell: usize) -> Instant {
         let port = self.clients[i].air_port.clone();
+        let bridge = self.cell_bridge(cell);
         let t = Instant::now();
         sh(&format!(
-            "ip -n {} link set {port} master cell{cell}",
+            "ip -n {} link set {port} master {bridge}",
             self.air.name
         ));
         self.clients[i].cell = cell;
@@ -694,6 +860,10 @@ impl TestBed {
     pub fn start_daemons(&mut self, timeout: Duration) -> Result<(), String> {
         assert_eq!(self.opts.routing, Routing::Daemons);
         self.start_mlrd(timeout)?;
+        if self.opts.backup_mlr {
+            self.start_register(Register::Backup, timeout)?;
+            self.wait_register_log(Register::Backup, "Replica in sync", timeout)?;
+        }
         for k in self.cn_indexes() {
             self.start_tmipd(k, timeout)?;
         }
@@ -726,8 +896,122 @@ impl TestBed {
             fs::create_dir_all(&state).expect("state dir");
             rc.set("state_dir", state.display());
         }
+        if self.opts.backup_mlr {
+            rc.set("backup_mlr", BACKUP_MLR_IP);
+        }
         rc.apply(&self.mlrd_extra);
         rc
+    }
+
+    /// The `.rc` of register `r`: the primary's is [`TestBed::mlrd_rc`];
+    /// the backup's has its own files and state and `primary_mlr`.
+    pub fn register_rc(&self, r: Register) -> Rc {
+        let mut rc = self.mlrd_rc();
+        if r == Register::Backup {
+            rc.remove("backup_mlr");
+            let stem = r.stem();
+            let state = if self.opts.mlr_state_tmpfs {
+                self.mlr_tmpfs_state().with_extension("backup")
+            } else {
+                self.dir.join(format!("{stem}-state"))
+            };
+            fs::create_dir_all(&state).expect("state dir");
+            rc.set("state_dir", state.display())
+                .set("log_file", self.dir.join(format!("{stem}.log")).display())
+                .set(
+                    "status_file",
+                    self.dir.join(format!("{stem}.status")).display(),
+                )
+                .set("primary_mlr", MLR_IP);
+        }
+        rc
+    }
+
+    /// Write the rc of register `r`, start (or restart) its mlrd and wait
+    /// for it to listen.
+    pub fn start_register(&mut self, r: Register, timeout: Duration) -> Result<(), String> {
+        let stem = r.stem();
+        let rc = self.dir.join(format!("{stem}.rc"));
+        self.register_rc(r).write(&rc);
+        self.kill_register(r);
+        let ns = match r {
+            Register::Primary => self.mlr.name.clone(),
+            Register::Backup => self
+                .mlrb
+                .as_ref()
+                .expect("Options::backup_mlr")
+                .name
+                .clone(),
+        };
+        let p = Spawn::new(
+            &ns,
+            stem,
+            bin("mlrd"),
+            &self.dir.join(format!("{stem}.out")),
+        )
+        .args(["-F", "-f"])
+        .arg(&rc)
+        .append()
+        .start_until("MLR up and listening", timeout)?;
+        match r {
+            Register::Primary => self.mlrd = Some(p),
+            Register::Backup => self.mlrd_backup = Some(p),
+        }
+        Ok(())
+    }
+
+    fn register_proc(&mut self, r: Register) -> Option<&mut Proc> {
+        match r {
+            Register::Primary => self.mlrd.as_mut(),
+            Register::Backup => self.mlrd_backup.as_mut(),
+        }
+    }
+
+    /// SIGKILL register `r` (a crash).
+    pub fn kill_register(&mut self, r: Register) {
+        if let Some(mut p) = match r {
+            Register::Primary => self.mlrd.take(),
+            Register::Backup => self.mlrd_backup.take(),
+        } {
+            p.kill();
+        }
+    }
+
+    /// Everything register `r` said (all its runs).
+    pub fn register_log(&self, r: Register) -> String {
+        read(&self.dir.join(format!("{}.out", r.stem())))
+    }
+
+    /// Wait until register `r`'s current run says `needle`.
+    pub fn wait_register_log(
+        &mut self,
+        r: Register,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        match self.register_proc(r) {
+            Some(p) => p.wait_output(needle, timeout),
+            None => Err(format!("{} is not running", r.stem())),
+        }
+    }
+
+    /// Register `r`'s status JSON (SIGUSR1, then its `status_file`).
+    pub fn register_status(&self, r: Register) -> String {
+        let path = self.dir.join(format!("{}.status", r.stem()));
+        let _ = fs::remove_file(&path);
+        let p = match r {
+            Register::Primary => self.mlrd.as_ref(),
+            Register::Backup => self.mlrd_backup.as_ref(),
+        };
+        if let Some(p) = p {
+            p.signal(nix::sys::signal::Signal::SIGUSR1);
+        }
+        wait_for(Duration::from_secs(5), || {
+            fs::read_to_string(&path)
+                .ok()
+                .filter(|t| t.trim_end().ends_with('}'))
+        })
+        .unwrap_or_default()
     }
 
     /// Add a test's own mlrd.rc lines (a key replaces the bed's lines of
@@ -738,23 +1022,7 @@ impl TestBed {
 
     /// Write `mlrd.rc`, start (or restart) mlrd and wait for it to listen.
     pub fn start_mlrd(&mut self, timeout: Duration) -> Result<(), String> {
-        let rc = self.dir.join("mlrd.rc");
-        self.mlrd_rc().write(&rc);
-        if let Some(mut old) = self.mlrd.take() {
-            old.kill();
-        }
-        let p = Spawn::new(
-            &self.mlr.name,
-            "mlrd",
-            bin("mlrd"),
-            &self.dir.join("mlrd.out"),
-        )
-        .args(["-F", "-f"])
-        .arg(&rc)
-        .append()
-        .start_until("MLR up and listening", timeout)?;
-        self.mlrd = Some(p);
-        Ok(())
+        self.start_register(Register::Primary, timeout)
     }
 
     /// SIGKILL mlrd (the MLR going away).
@@ -796,7 +1064,12 @@ impl TestBed {
         } else {
             k != 0
         };
-        if offers_pool {
+        if offers_pool && cn.shape == CnShape::SharedCore {
+            rc.set(
+                "addr_pool",
+                format!("{CORE_IF} {} {}", SHARED_POOL.0, SHARED_POOL.1),
+            );
+        } else if offers_pool {
             let o = cn.mobile_ip.octets();
             rc.set(
                 "addr_pool",
@@ -805,6 +1078,9 @@ impl TestBed {
                     cn.mobile_if, o[0], o[1], o[2], o[0], o[1], o[2]
                 ),
             );
+        }
+        if self.opts.backup_mlr {
+            rc.set("backup_mlr", BACKUP_MLR_IP);
         }
         rc.apply(&self.opts.tmipd_extra);
         rc.apply(&cn.rc_extra);
@@ -928,6 +1204,12 @@ impl TestBed {
 
     /// The CN (index; 0 = central) whose pool `c` comes from: the parent.
     pub fn parent_of(&self, c: Cell30) -> usize {
+        if let Some(cn) = self.cns.iter().find(|cn| {
+            cn.shape == CnShape::SharedCore
+                && (SHARED_POOL.0..=SHARED_POOL.1).contains(&c.network())
+        }) {
+            return cn.index;
+        }
         match c.network().octets()[1] {
             9 if self.central.is_some() => 0,
             k => k as usize,

@@ -234,3 +234,31 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Whether the peer has closed `s`: reads (and discards) what is waiting,
+/// waiting at most `wait` for more (zero: only what is there now). For
+/// tests that count which of many connections a daemon kept.
+pub fn closed_by_peer(mut s: &std::net::TcpStream, wait: Duration) -> bool {
+    use std::io::Read;
+    if wait.is_zero() {
+        s.set_nonblocking(true).expect("nonblocking");
+    } else {
+        s.set_read_timeout(Some(wait)).expect("read timeout");
+    }
+    let mut b = [0u8; 512];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}

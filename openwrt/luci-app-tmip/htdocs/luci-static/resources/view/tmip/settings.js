@@ -16,14 +16,15 @@
 var TMIPD_DEFAULTS = {
 	enabled: '1', dhcp: '1', reverse_tunnel: '1', log: '1', foreground: '0',
 	debug_level: '2', lease_time: '3600', cn_port: '5554', max_stations: '256',
-	max_peers: '32', hostapd_ctrl: 'auto', ubus: 'auto',
+	max_peers: '32', hostapd_ctrl: 'auto', ubus: 'auto', shared_link: 'auto',
 	log_file: '/var/log/tmipd.log', status_file: '/var/run/tmipd.status'
 };
 
 var MLRD_DEFAULTS = {
 	enabled: '1', log: '1', foreground: '0', port: '6554', debug_level: '2',
 	lease_time: '86400', state_dir: '/var/lib/mlrd', max_connections: '8192',
-	cn_timeout: '30', log_file: '/var/log/mlrd.log', status_file: '/tmp/mlrd.status'
+	cn_timeout: '30', log_file: '/var/log/mlrd.log', status_file: '/tmp/mlrd.status',
+	max_unauth_per_source: '16', handshake_timeout: '10'
 };
 
 function flag(s, name, title, defs, descr) {
@@ -89,6 +90,9 @@ return view.extend({
 
 		flag(s, 'enabled', _('Enabled'), D);
 		value(s, 'mlr', _('MLR'), D, 'or(hostport,host)', _('host[:port], port 6554 by default'));
+		value(s, 'backup_mlr', _('Backup MLR'), D, 'or(hostport,host)', _('The primary/backup pair\'s other register'));
+		value(s, 'mlr_heartbeat', _('MLR heartbeat (ms)'), D, 'uinteger', _('Default: what the MLR asks for (faster with a backup MLR)'));
+		value(s, 'mlr_deadline', _('MLR deadline (ms)'), D, 'uinteger', _('Silence after which the MLR link is dropped'));
 		value(s, 'cn_name', _('CN name'), D);
 		value(s, 'network_name', _('Network name'), D);
 		o = value(s, 'tunnel_prefix', _('Tunnel prefix'), D, 'maxlength(11)', _('Unique per instance on this node'));
@@ -106,6 +110,13 @@ return view.extend({
 		o.validate = validateRoute;
 		value(s, 'lease_time', _('Lease time (s)'), D, 'uinteger');
 		flag(s, 'reverse_tunnel', _('Reverse tunnel'), D);
+		o = value(s, 'shared_link', _('Shared mobile link'), D, null, _('Other hosts on the mobile interface: "auto" (when it is the CN interface or a bridge), "on" or "off"'));
+		o.value('auto');
+		o.value('on');
+		o.value('off');
+		o.validate = function(section_id, v) {
+			return (v == null || v === '' || v === 'auto' || v === 'on' || v === 'off') ? true : _('Expecting "auto", "on" or "off"');
+		};
 		value(s, 'debug_level', _('Debug level'), D, 'range(0,7)', _('0 (silent) to 7'));
 		o = value(s, 'secret', _('Secret'), D);
 		o.password = true;
@@ -139,10 +150,13 @@ return view.extend({
 		value(s, 'state_dir', _('State directory'), M, 'string');
 		value(s, 'lease_time', _('Lease time (s)'), M, 'uinteger');
 		value(s, 'backup_mlr', _('Backup MLR'), M, 'or(hostport,host)');
+		value(s, 'primary_mlr', _('Primary MLR'), M, 'or(hostport,host)', _('Set on the backup register of a pair'));
 		o = value(s, 'secret', _('Secret'), M);
 		o.password = true;
 		value(s, 'max_connections', _('Max. connections'), M, 'uinteger');
 		value(s, 'cn_timeout', _('CN timeout (s)'), M, 'uinteger');
+		value(s, 'max_unauth_per_source', _('Max. unauthenticated per source'), M, 'uinteger');
+		value(s, 'handshake_timeout', _('Handshake timeout (s)'), M, 'uinteger');
 		value(s, 'debug_level', _('Debug level'), M, 'range(0,7)');
 		flag(s, 'log', _('Log'), M);
 		value(s, 'log_file', _('Log file'), M, 'string');

@@ -1,0 +1,566 @@
+//! The backup register (issue 9) with the real daemons: two mlrd (primary
+//! in `mlr`, backup in `mlrb`, replicating), tmipd on each CN with
+//! `backup_mlr`, real DHCP clients and TCP streams.
+//!
+//! - kill -9 of the primary while a client streams TCP and then moves: no
+//!   byte lost, the gap is printed and bounded; every CN binds to the
+//!   backup; a new client gets a lease from it; the old primary, restarted,
+//!   becomes the backup and both registers hold the same bindings.
+//! - kill -9 and restart of the backup: the primary serves alone meanwhile,
+//!   the backup catches up, nothing is lost.
+//! - 200 allocations across a failover (a CN's MLRP session from the test,
+//!   as tmipd makes them): no /30 twice, the first 100 kept.
+mod common;
+#[path = "common/testbed.rs"]
+mod testbed;
+#[path = "common/traffic.rs"]
+mod traffic;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+use testbed::{Options, Register, TestBed, BACKUP_MLR_IP, MLR_IP, NETWORK_NAME, SECRET, SRV_IP};
+use tmip::addr::{Cell30, MacAddr};
+use tmip::mlrp::{self, BindReply, Client, CnBind, Message, NetworkKey, Role};
+use traffic::TcpCheck;
+
+const UP: Duration = Duration::from_secs(20);
+
+fn pair_bed(cns: usize) -> TestBed {
+    let mut bed = TestBed::new(Options {
+        cns,
+        backup_mlr: true,
+        ..Options::default()
+    });
+    if let Err(e) = bed.start_daemons(UP) {
+        panic!("daemons did not start: {e}\n{}", bed.logs());
+    }
+    bed
+}
+
+/// The `"bindings": [...]` part of a register's status JSON (the rest,
+/// uptime and counters, differs between registers).
+fn bindings_of(status: &str) -> String {
+    let Some(start) = status.find("\"bindings\":[") else {
+        return String::new();
+    };
+    let rest = &status[start..];
+    let end = rest.find(']').map_or(rest.len(), |e| e + 1);
+    rest[..end].to_string()
+}
+
+fn cn_out(bed: &TestBed, k: usize) -> std::path::PathBuf {
+    bed.cn(k).log.clone()
+}
+
+/// When the CN whose terminal output is `out` says it bound to `reg`
+/// (past byte `since`); polled every 5 ms.
+fn bound_at(out: &std::path::Path, since: usize, reg: Ipv4Addr, wait: Duration) -> Option<Instant> {
+    let needle = format!("by MLR @ {reg}:6554");
+    let end = Instant::now() + wait;
+    while Instant::now() < end {
+        let t = std::fs::read_to_string(out).unwrap_or_default();
+        if t.get(since..).is_some_and(|t| t.contains(&needle)) {
+            return Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+fn log_len(bed: &TestBed, k: usize) -> usize {
+    std::fs::metadata(cn_out(bed, k))
+        .map(|m| m.len() as usize)
+        .unwrap_or(0)
+}
+
+/// Restart register `r`, wait until it is a replica in sync; then the
+/// status JSON of (primary, backup).
+fn restart_in_sync(bed: &mut TestBed, r: Register) -> (String, String) {
+    if let Err(e) = bed.start_register(r, UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    if let Err(e) = bed.wait_register_log(r, "Replica in sync", UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    (
+        bed.register_status(Register::Primary),
+        bed.register_status(Register::Backup),
+    )
+}
+
+#[test]
+fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
+    let mut bed = pair_bed(2);
+    let i = bed.add_client(1);
+    let c = match bed.client_dhcp(i, UP) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}\n{}", bed.logs()),
+    };
+    println!("client got {}/30 from the primary", c.station());
+    let (code, out) = bed.evaluate(1);
+    print!("{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "+ MLR @ {MLR_IP}: Passed (primary, epoch 1, replication in-sync)."
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "+ Backup MLR @ {BACKUP_MLR_IP}: Passed (backup, epoch 1, replication in-sync)."
+        )),
+        "{out}"
+    );
+    let ms = bed.clients[i].ns.name.clone();
+    let mut t = match TcpCheck::start(&bed.srv.name, SRV_IP, 5001, &ms, Duration::from_millis(1)) {
+        Ok(t) => t,
+        Err(e) => panic!("{e}\n{}", bed.logs()),
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let outs: Vec<_> = (1..=2)
+        .map(|k| (cn_out(&bed, k), log_len(&bed, k)))
+        .collect();
+    // The primary crashes; the client moves right after.
+    let m = t.mark();
+    let killed = Instant::now();
+    let watch = std::thread::spawn(move || {
+        outs.iter()
+            .map(|(f, since)| bound_at(f, *since, BACKUP_MLR_IP, Duration::from_secs(10)))
+            .collect::<Vec<_>>()
+    });
+    bed.kill_register(Register::Primary);
+    std::thread::sleep(Duration::from_millis(100));
+    bed.move_client(i, 2);
+    let w = t.window(&m, Duration::from_millis(2500));
+    let bound = watch.join().expect("watcher");
+    for (k, b) in bound.iter().enumerate() {
+        match b {
+            Some(at) => println!(
+                "CN{} bound to the backup {:.0} ms after the kill",
+                k + 1,
+                at.duration_since(killed).as_secs_f64() * 1e3
+            ),
+            None => panic!("CN{} never bound to the backup\n{}", k + 1, bed.logs()),
+        }
+    }
+    println!(
+        "[failover + move] tcp gap {:.1} ms, lost {} B, same connection {}, rx {}/{} B",
+        w.gap().as_secs_f64() * 1e3,
+        w.lost,
+        w.same_connection,
+        w.up_bytes,
+        w.down_bytes
+    );
+    assert_eq!(w.lost, 0, "bytes lost\n{}", bed.logs());
+    assert!(w.same_connection, "{w:?}");
+    assert!(
+        w.gap() <= Duration::from_secs(2),
+        "gap {:?} over 2 s (a loaded machine stretches it; rerun before concluding)\n{}",
+        w.gap(),
+        bed.logs()
+    );
+    assert!(
+        bed.register_log(Register::Backup)
+            .contains("Promoted to serving register, epoch 2"),
+        "{}",
+        bed.register_log(Register::Backup)
+    );
+    // A new client gets its lease from the backup.
+    let j = bed.add_client(2);
+    let cj = match bed.client_dhcp(j, UP) {
+        Ok(c) => c,
+        Err(e) => panic!("new client after failover: {e}\n{}", bed.logs()),
+    };
+    println!("new client got {}/30 from the backup", cj.station());
+    assert_ne!(cj, c);
+    // The CN's status document names the register in use and its epoch.
+    let path = bed.dir.join("tmipd-cn2.status");
+    let _ = std::fs::remove_file(&path);
+    if let Some(p) = bed.cns[1].daemon.as_ref() {
+        p.signal(nix::sys::signal::Signal::SIGUSR1);
+    }
+    let st = common::wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&path).ok()
+    })
+    .unwrap_or_default();
+    assert!(
+        st.contains(&format!("\"mlr\":\"{BACKUP_MLR_IP}:6554\",\"mlr_up\":true,\"mlr_epoch\":2,\"mlr_replication\":\"peer-down\"")),
+        "{st}"
+    );
+    let (code, out) = bed.evaluate(1);
+    print!("{out}");
+    assert_ne!(code, 0, "the dead primary fails its line");
+    assert!(
+        out.contains(&format!("+ MLR @ {MLR_IP}: Failed (")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "+ Backup MLR @ {BACKUP_MLR_IP}: Passed (primary, epoch 2, replication peer-down)."
+        )),
+        "{out}"
+    );
+    // The old primary returns: it becomes the backup and catches up.
+    let (p, b) = restart_in_sync(&mut bed, Register::Primary);
+    assert!(p.contains("\"role\":\"backup\""), "{p}");
+    assert!(
+        b.contains("\"role\":\"primary\",\"state\":\"serving\",\"epoch\":2"),
+        "{b}"
+    );
+    let (pb, bb) = (bindings_of(&p), bindings_of(&b));
+    assert!(bb.contains(&c.station().to_string()), "{bb}");
+    assert!(bb.contains(&cj.station().to_string()), "{bb}");
+    assert_eq!(pb, bb, "both registers hold the same bindings");
+    let (us, ur, ds, dr, err) = t.finish(Duration::from_secs(5));
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!((ur, dr), (us, ds), "every byte delivered");
+}
+
+#[test]
+fn backup_killed_and_restarted_catches_up() {
+    let mut bed = pair_bed(1);
+    let a = bed.add_client(1);
+    let ca = bed
+        .client_dhcp(a, UP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", bed.logs()));
+    bed.kill_register(Register::Backup);
+    // Alone: the primary still allocates (and says so).
+    let b = bed.add_client(1);
+    let cb = bed
+        .client_dhcp(b, UP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", bed.logs()));
+    if let Err(e) = bed.wait_register_log(Register::Primary, "serving alone", UP) {
+        panic!("{e}");
+    }
+    let st = bed.register_status(Register::Primary);
+    assert!(st.contains("\"replication\":\"peer-down\""), "{st}");
+    let (p, bk) = restart_in_sync(&mut bed, Register::Backup);
+    assert!(p.contains("\"replication\":\"in-sync\""), "{p}");
+    for cell in [ca, cb] {
+        assert!(
+            bindings_of(&bk).contains(&cell.station().to_string()),
+            "backup lacks {cell}: {bk}"
+        );
+    }
+    assert_eq!(bindings_of(&p), bindings_of(&bk));
+}
+
+/// A CN's MLRP session (a test's stand-in for tmipd), bound as `name` at
+/// 10.0.0.`host` with `pools`. A CN binds only as its source address: the
+/// calling namespace must hold 10.0.0.`host` ([`stand_in_address`]).
+fn bind_as(at: Ipv4Addr, name: &str, host: u8, pools: Vec<mlrp::Pool>) -> Result<Client, String> {
+    let key = NetworkKey::derive(SECRET.as_bytes(), NETWORK_NAME);
+    let me = Ipv4Addr::new(10, 0, 0, host);
+    let mut c = Client::connect_from(
+        me,
+        SocketAddrV4::new(at, 6554),
+        Role::Cn,
+        Some(&key),
+        Duration::from_secs(3),
+    )
+    .map_err(|e| e.to_string())?;
+    let r = c
+        .call(&Message::CnBind(CnBind {
+            network_name: NETWORK_NAME.into(),
+            cn_name: name.into(),
+            cn_addr: me,
+            cn_port: 5554,
+            pools,
+        }))
+        .map_err(|e| e.to_string())?;
+    match r {
+        Message::BindReply(BindReply::Accepted { .. }) => Ok(c),
+        other => Err(format!("bind: {other}")),
+    }
+}
+
+/// Give namespace `ns` the core address 10.0.0.`host` of a stand-in CN.
+fn stand_in_address(ns: &common::Netns, host: u8) {
+    ns.sh(&format!("ip addr add 10.0.0.{host}/24 dev core0"));
+}
+
+/// A CN session with a pool of its own (10.60.0.0-10.60.3.255).
+fn bound_cn(at: Ipv4Addr, k: usize) -> Result<Client, String> {
+    let pool = mlrp::Pool {
+        first: Ipv4Addr::new(10, 60, 0, 0),
+        last: Ipv4Addr::new(10, 60, 3, 255),
+    };
+    bind_as(at, &format!("alloc{k}"), 60 + k as u8, vec![pool])
+}
+
+fn allocate(c: &mut Client, n: u16) -> Result<Cell30, String> {
+    let mac = MacAddr([2, 0x60, 0, 0, (n >> 8) as u8, n as u8]);
+    match c
+        .call(&Message::Allocate(mlrp::Allocate {
+            mac,
+            requested: None,
+        }))
+        .map_err(|e| e.to_string())?
+    {
+        Message::Binding(b) if b.mac == mac => Ok(b.cell),
+        other => Err(format!("allocate {mac}: {other}")),
+    }
+}
+
+#[test]
+fn allocations_across_a_failover_are_never_given_twice() {
+    let mut bed = pair_bed(1);
+    stand_in_address(&bed.mlr, 61);
+    let before: Vec<Cell30> = bed.mlr.run_in(|| {
+        let mut c = bound_cn(MLR_IP, 1).expect("bind to the primary");
+        (0..100)
+            .map(|n| allocate(&mut c, n).expect("allocate"))
+            .collect()
+    });
+    bed.kill_register(Register::Primary);
+    // The CN session moves to the backup (the first bind promotes it).
+    let (after, again): (Vec<Cell30>, Vec<Cell30>) = bed.mlr.run_in(|| {
+        let mut c = None;
+        for _ in 0..50 {
+            match bound_cn(BACKUP_MLR_IP, 1) {
+                Ok(x) => {
+                    c = Some(x);
+                    break;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        let mut c = c.expect("bind to the backup");
+        let after = (100..200)
+            .map(|n| allocate(&mut c, n).expect("allocate"))
+            .collect();
+        let again = (0..100)
+            .map(|n| allocate(&mut c, n).expect("allocate again"))
+            .collect();
+        (after, again)
+    });
+    assert_eq!(
+        again, before,
+        "the backup kept every allocation of the primary"
+    );
+    let mut all: Vec<Cell30> = before.iter().chain(&after).copied().collect();
+    all.sort_by_key(|c| u32::from(c.network()));
+    all.dedup();
+    assert_eq!(all.len(), 200, "a /30 was given twice");
+    println!("200 allocations across the failover, 200 distinct /30s");
+}
+
+/// (mac, cell) of every binding in a register's status JSON.
+fn bindings_list(status: &str) -> Vec<(String, String)> {
+    let b = bindings_of(status);
+    let mut out = Vec::new();
+    for entry in b.split("{\"mac\":\"").skip(1) {
+        let mac = entry.split('"').next().unwrap_or_default().to_string();
+        let cell = entry
+            .split("\"cell\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        out.push((mac, cell));
+    }
+    out
+}
+
+/// Both registers alive but cut off from each other, the CNs split between
+/// them: neither hands out a /30 the other one does. The primary keeps a
+/// pool-less CN session and CN1 (whose pool runs out); CN2 and another
+/// pool-less session are on the promoted backup. The primary still counts
+/// CN2 as bound (its session never closed), yet must not allocate from
+/// CN2's pool. When the partition heals, the primary steps down and the
+/// CNs end on the backup's epoch.
+#[test]
+fn a_partition_never_binds_a_cell_twice() {
+    let mut bed = pair_bed(2);
+    let cn2 = bed.cns[1].ns.name.clone();
+    let mlrb = bed.mlrb.as_ref().map(|n| n.name.clone()).expect("mlrb");
+    let since = log_len(&bed, 2);
+    // The cut: the registers cannot reach each other, CN2 cannot reach
+    // the primary.
+    bed.mlr
+        .sh(&format!("ip route add prohibit {BACKUP_MLR_IP}/32"));
+    common::sh(&format!("ip -n {mlrb} route add prohibit {MLR_IP}/32"));
+    common::sh(&format!("ip -n {cn2} route add prohibit {MLR_IP}/32"));
+    let out2 = cn_out(&bed, 2);
+    if bound_at(&out2, since, BACKUP_MLR_IP, Duration::from_secs(10)).is_none() {
+        panic!("CN2 did not fail over to the backup\n{}", bed.logs());
+    }
+    println!("partition: CN2 bound to the promoted backup");
+    stand_in_address(&bed.mlr, 71);
+    stand_in_address(bed.mlrb.as_ref().expect("mlrb"), 72);
+    // Let the primary's view of CN2 go stale (its session stays open).
+    std::thread::sleep(Duration::from_millis(700));
+    let pool_less = |at: Ipv4Addr, k: usize, first: u16| -> Vec<Result<Cell30, String>> {
+        let mut c = bind_as(at, &format!("poolless{k}"), 70 + k as u8, Vec::new())
+            .expect("bind a pool-less CN");
+        (first..first + 80).map(|n| allocate(&mut c, n)).collect()
+    };
+    let pst = bed.register_status(Register::Primary);
+    let cns_part = pst.split("\"cns\":[").nth(1).unwrap_or_default();
+    for l in cns_part.lines().take(4) {
+        println!("partition: primary's CN {}", l.trim());
+    }
+    let at_primary = bed.mlr.run_in(|| pool_less(MLR_IP, 1, 0));
+    let at_backup = bed
+        .mlrb
+        .as_ref()
+        .expect("mlrb")
+        .run_in(|| pool_less(BACKUP_MLR_IP, 2, 1000));
+    let p_cells: Vec<Cell30> = at_primary.iter().filter_map(|r| r.clone().ok()).collect();
+    let b_cells: Vec<Cell30> = at_backup.iter().filter_map(|r| r.clone().ok()).collect();
+    println!(
+        "partition: primary allocated {} (then {} refused), backup allocated {}",
+        p_cells.len(),
+        at_primary.len() - p_cells.len(),
+        b_cells.len()
+    );
+    assert!(
+        p_cells.iter().all(|c| c.network().octets()[1] == 1),
+        "primary: only CN1's pool: {p_cells:?}"
+    );
+    assert!(
+        b_cells.iter().all(|c| c.network().octets()[1] == 2),
+        "backup: only CN2's pool: {b_cells:?}"
+    );
+    assert!(
+        at_primary
+            .iter()
+            .any(|r| r.as_ref().is_err_and(|e| e.contains("PoolExhausted"))),
+        "CN1's pool ran out at the primary and CN2's was not used: {at_primary:?}"
+    );
+    // Across both registers, no cell is bound to two MACs.
+    let mut all: Vec<(String, String)> = bindings_list(&bed.register_status(Register::Primary));
+    all.extend(bindings_list(&bed.register_status(Register::Backup)));
+    let mut by_cell = std::collections::HashMap::new();
+    for (mac, cell) in &all {
+        if let Some(other) = by_cell.insert(cell.clone(), mac.clone()) {
+            assert_eq!(&other, mac, "{cell} bound to {other} and {mac}");
+        }
+    }
+    // Heal: the primary hears the backup's higher epoch and steps down.
+    bed.mlr
+        .sh(&format!("ip route del prohibit {BACKUP_MLR_IP}/32"));
+    common::sh(&format!("ip -n {mlrb} route del prohibit {MLR_IP}/32"));
+    common::sh(&format!("ip -n {cn2} route del prohibit {MLR_IP}/32"));
+    if let Err(e) = bed.wait_register_log(Register::Primary, "stepping down", UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    if let Err(e) = bed.wait_register_log(Register::Primary, "Replica in sync", UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    let since1 = 0;
+    if bound_at(
+        &cn_out(&bed, 1),
+        since1,
+        BACKUP_MLR_IP,
+        Duration::from_secs(10),
+    )
+    .is_none()
+    {
+        panic!(
+            "CN1 did not move to the backup after the heal\n{}",
+            bed.logs()
+        );
+    }
+    println!("healed: the old primary stood down; CN1 on the backup");
+}
+
+/// The primary acknowledges an allocation only once the backup stored it:
+/// with the backup frozen (SIGSTOP) an allocation's reply waits until the
+/// primary gives up on the backup (2 s) and serves alone; a move (soft
+/// state) is not held. The backup, thawed, subscribes again and catches up.
+#[test]
+fn allocations_wait_for_the_backup_and_moves_do_not() {
+    let bed = pair_bed(1);
+    stand_in_address(&bed.mlr, 61);
+    let mut c = bed
+        .mlr
+        .run_in(|| bound_cn(MLR_IP, 1))
+        .expect("bind to the primary");
+    // In sync: an allocation costs a round trip to the backup.
+    let t = Instant::now();
+    let first = allocate(&mut c, 1).expect("allocate");
+    println!(
+        "allocation with the backup in sync: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let backup = bed.mlrd_backup.as_ref().expect("backup running");
+    backup.signal(nix::sys::signal::Signal::SIGSTOP);
+    // A move is answered at once.
+    let t = Instant::now();
+    let mv = c
+        .call(&Message::Move(mlrp::Move {
+            mac: MacAddr([2, 0x60, 0, 0, 0, 1]),
+            cell: first,
+            to: mlrp::CnRef::new(Ipv4Addr::new(10, 0, 0, 61), 5554),
+        }))
+        .expect("move");
+    let move_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(matches!(mv, Message::Binding(_)), "{mv}");
+    // An allocation waits for the frozen backup until it is dropped.
+    c.set_timeout(Duration::from_secs(10));
+    let t = Instant::now();
+    let second = allocate(&mut c, 2).expect("allocate while the backup is frozen");
+    let held = t.elapsed();
+    println!(
+        "backup frozen: move answered in {move_ms:.1} ms, allocation held {:.0} ms",
+        held.as_secs_f64() * 1e3
+    );
+    assert!(
+        move_ms < 1000.0,
+        "a move waited for the backup: {move_ms} ms"
+    );
+    assert!(
+        held >= Duration::from_millis(1500),
+        "the allocation was acknowledged before the backup stored it ({held:?})"
+    );
+    assert!(
+        bed.register_log(Register::Primary)
+            .contains("serving alone"),
+        "{}",
+        bed.register_log(Register::Primary)
+    );
+    // Thawed, the backup notices, subscribes again and catches up.
+    if let Some(p) = bed.mlrd_backup.as_ref() {
+        p.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+    let synced = common::wait_for(UP, || {
+        (bed.register_log(Register::Backup)
+            .matches("Replica in sync")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    assert!(synced.is_some(), "{}", bed.logs());
+    let bk = bed.register_status(Register::Backup);
+    assert!(
+        bindings_of(&bk).contains(&second.station().to_string()),
+        "{bk}"
+    );
+}
+
+/// Only the configured peer register may subscribe to the register's
+/// contents: a holder of the secret elsewhere (here: a CN's namespace) is
+/// refused.
+#[test]
+fn only_the_peer_register_may_subscribe() {
+    let bed = pair_bed(1);
+    let r = bed.cns[0].ns.run_in(|| {
+        let key = NetworkKey::derive(SECRET.as_bytes(), NETWORK_NAME);
+        let mut c = Client::connect_from(
+            bed.cns[0].core_ip,
+            SocketAddrV4::new(MLR_IP, 6554),
+            Role::Mlr,
+            Some(&key),
+            Duration::from_secs(3),
+        )
+        .expect("connect");
+        c.call(&Message::ReplSubscribe(mlrp::ReplSubscribe { epoch: 9 }))
+            .expect("an answer")
+    });
+    assert!(
+        matches!(&r, Message::Error(e) if e.code == mlrp::ErrorCode::Unauthorized),
+        "{r}"
+    );
+}
