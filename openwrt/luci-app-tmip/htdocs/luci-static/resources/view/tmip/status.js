@@ -101,20 +101,20 @@ function mapSvg(st) {
 	});
 	/* The CNs. */
 	order.forEach(function(a) {
-		var p = pos[a], mine = (a == me);
+		var pt = pos[a], mine = (a == me);
 		o.push('<g data-node="cn" data-addr="' + esc(a) + '"' + (mine ? ' data-me="1"' : '') + '>');
-		o.push('<rect x="' + (p.x - 62) + '" y="' + (p.y - 22) + '" width="124" height="44" rx="8" fill="' + (mine ? COLOURS.me : COLOURS.cn) + '"' + (mine ? ' stroke="#004d40" stroke-width="3"' : '') + '/>');
-		o.push('<text x="' + p.x + '" y="' + (p.y - 4) + '" text-anchor="middle" fill="#fff" font-weight="bold">' + esc(String(names[a] || _('peer CN')).slice(0, 18)) + '</text>');
-		o.push('<text x="' + p.x + '" y="' + (p.y + 12) + '" text-anchor="middle" fill="#fff">' + esc(a) + '</text></g>');
+		o.push('<rect x="' + (pt.x - 62) + '" y="' + (pt.y - 22) + '" width="124" height="44" rx="8" fill="' + (mine ? COLOURS.me : COLOURS.cn) + '"' + (mine ? ' stroke="#004d40" stroke-width="3"' : '') + '/>');
+		o.push('<text x="' + pt.x + '" y="' + (pt.y - 4) + '" text-anchor="middle" fill="#fff" font-weight="bold">' + esc(String(names[a] || _('peer CN')).slice(0, 18)) + '</text>');
+		o.push('<text x="' + pt.x + '" y="' + (pt.y + 12) + '" text-anchor="middle" fill="#fff">' + esc(a) + '</text></g>');
 	});
 	/* The stations, linked to the CN they are at. */
 	stations.forEach(function(s) {
-		var p = spos[s.mac], c = pos[addr(s.at)], k = stateOf(s);
-		o.push('<line x1="' + c.x + '" y1="' + (c.y + 22) + '" x2="' + p.x + '" y2="' + (p.y - 14) + '" stroke="' + COLOURS[k] + '" stroke-opacity="0.5"/>');
+		var pt = spos[s.mac], c = pos[addr(s.at)], k = stateOf(s);
+		o.push('<line x1="' + c.x + '" y1="' + (c.y + 22) + '" x2="' + pt.x + '" y2="' + (pt.y - 14) + '" stroke="' + COLOURS[k] + '" stroke-opacity="0.5"/>');
 		o.push('<g data-node="station" data-mac="' + esc(s.mac) + '" data-state="' + k + '" data-at="' + esc(addr(s.at)) + '" data-parent="' + esc(addr(s.parent)) + '">');
-		o.push('<circle cx="' + p.x + '" cy="' + p.y + '" r="14" fill="' + COLOURS[k] + '"/>');
-		o.push('<text x="' + p.x + '" y="' + (p.y + 4) + '" text-anchor="middle" fill="#fff" font-size="10">' + esc(s.mac.slice(-5)) + '</text>');
-		o.push('<text x="' + p.x + '" y="' + (p.y + 30) + '" text-anchor="middle" fill="#333" font-size="11">' + esc(s.ip) + '</text></g>');
+		o.push('<circle cx="' + pt.x + '" cy="' + pt.y + '" r="14" fill="' + COLOURS[k] + '"/>');
+		o.push('<text x="' + pt.x + '" y="' + (pt.y + 4) + '" text-anchor="middle" fill="#fff" font-size="10">' + esc(s.mac.slice(-5)) + '</text>');
+		o.push('<text x="' + pt.x + '" y="' + (pt.y + 30) + '" text-anchor="middle" fill="#333" font-size="11">' + esc(s.ip) + '</text></g>');
 	});
 	/* Legend. */
 	[ [ 'home', _('at its parent') ], [ 'visitor', _('visiting here') ], [ 'away', _('parented here, away') ] ].forEach(function(l, i) {
@@ -209,7 +209,7 @@ return view.extend({
 	},
 
 	draw: function(data) {
-		var sts = (data[0] || []).filter(function(s) { return s && s.__object; });
+		var sts = (data[0] || []).filter(function(x) { return x && x.__object; });
 		var svc = { tmipd: data[1], mlrd: data[2] };
 		var procs = E('p', {}, _('procd: tmipd %s; mlrd %s').format(
 			instances(svc.tmipd, 'tmipd').join(', ') || _('none'),
