@@ -434,6 +434,53 @@ mod serde_json_lite {
     }
 }
 
+/// Serve the page (view `query`, the bus at `sock`, the UCI file `uci`)
+/// and run `openwrt/luci-app-tmip/tests/<name>.test.js` in Chromium; its
+/// JSON report (checked for page errors) and raw output. The screenshot
+/// goes to `dir`, or to docs/luci-<name>.png with TMIP_SCREENSHOTS=docs.
+fn browser(
+    name: &str,
+    query: &str,
+    sock: &Path,
+    uci: Option<&Path>,
+    dir: &Path,
+) -> (serde_json_lite::J, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/{query}", listener.local_addr().expect("addr"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let (stop, sock, uci) = (stop.clone(), sock.to_path_buf(), uci.map(Path::to_path_buf));
+        std::thread::spawn(move || serve(listener, sock, uci, stop))
+    };
+    let shot = match std::env::var("TMIP_SCREENSHOTS") {
+        Ok(d) if !d.is_empty() => Path::new(env!("CARGO_MANIFEST_DIR")).join(d),
+        _ => dir.to_path_buf(),
+    }
+    .join(format!("luci-{name}.png"));
+    let out = Command::new("node")
+        .arg(app().join(format!("tests/{name}.test.js")))
+        .arg(&url)
+        .arg(&shot)
+        .output()
+        .expect("node (scripts/setup installs nodejs)");
+    stop.store(true, Ordering::Relaxed);
+    let _ = server.join();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "browser test failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{stdout}");
+    assert!(shot.exists(), "screenshot {}", shot.display());
+    let report = parse_json(stdout.trim());
+    assert!(
+        report.get("errors").arr().is_empty(),
+        "page errors: {stdout}"
+    );
+    (report, stdout)
+}
+
 #[test]
 fn status_view_draws_every_instance_with_its_stations_and_arrows_in_chromium() {
     let mut bed = TestBed::with_cns(3);
@@ -478,41 +525,7 @@ fn status_view_draws_every_instance_with_its_stations_and_arrows_in_chromium() {
     assert_eq!(bed.claimants(cells[1]), vec![2], "{}", bed.cn_state());
     let _ = tcp.finish(Duration::from_secs(3));
 
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/", listener.local_addr().expect("addr"));
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = {
-        let (stop, sock) = (stop.clone(), node_sock.clone());
-        std::thread::spawn(move || serve(listener, sock, None, stop))
-    };
-    // TMIP_SCREENSHOTS=docs refreshes docs/luci-status.png (what operators
-    // see); otherwise the picture goes to the run directory.
-    let shot = match std::env::var("TMIP_SCREENSHOTS") {
-        Ok(d) if !d.is_empty() => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(d)
-            .join("luci-status.png"),
-        _ => bed.dir.join("luci-status.png"),
-    };
-    let out = Command::new("node")
-        .arg(app().join("tests/status.test.js"))
-        .arg(&url)
-        .arg(&shot)
-        .output()
-        .expect("node (scripts/setup installs nodejs)");
-    stop.store(true, Ordering::Relaxed);
-    let _ = server.join();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser test failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{stdout}");
-    let report = parse_json(stdout.trim());
-    assert!(
-        report.get("errors").arr().is_empty(),
-        "page errors: {stdout}"
-    );
+    let (report, stdout) = browser("status", "", &node_sock, None, &bed.dir);
     let inst = report.get("instances").arr();
     let objects: Vec<&str> = inst.iter().map(|i| i.get("object").s()).collect();
     assert_eq!(objects, ["tmip", "tmip.cn2"], "{stdout}");
@@ -594,8 +607,6 @@ fn status_view_draws_every_instance_with_its_stations_and_arrows_in_chromium() {
             );
         }
     }
-    assert!(shot.exists(), "screenshot");
-    println!("screenshot: {}", shot.display());
 }
 
 /// The settings view saves nothing it was not told to: an untouched Save
@@ -621,39 +632,13 @@ fn settings_view_untouched_save_changes_nothing_and_an_edit_changes_one_option_i
     std::fs::write(&uci_path, &original).expect("write");
     let sock = dir.join("ubus.sock");
     let _bus = FakeUbusd::start(&sock);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!(
-        "http://{}/?view=tmip/settings",
-        listener.local_addr().expect("addr")
+    let (r, stdout) = browser(
+        "settings",
+        "?view=tmip/settings",
+        &sock,
+        Some(&uci_path),
+        &dir,
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = {
-        let (stop, uci) = (stop.clone(), uci_path.clone());
-        std::thread::spawn(move || serve(listener, sock, Some(uci), stop))
-    };
-    let shot = match std::env::var("TMIP_SCREENSHOTS") {
-        Ok(d) if !d.is_empty() => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(d)
-            .join("luci-settings.png"),
-        _ => dir.join("luci-settings.png"),
-    };
-    let out = Command::new("node")
-        .arg(app().join("tests/settings.test.js"))
-        .arg(&url)
-        .arg(&shot)
-        .output()
-        .expect("node");
-    stop.store(true, Ordering::Relaxed);
-    let _ = server.join();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser test failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{stdout}");
-    let r = parse_json(stdout.trim());
-    assert!(r.get("errors").arr().is_empty(), "{stdout}");
     // The page shows the sections as init.d runs them: main and mlr
     // enabled (no `enabled` option), cn2 disabled.
     let enabled: Vec<(String, bool)> = r
