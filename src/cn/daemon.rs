@@ -411,6 +411,7 @@ impl Daemon {
                 if self.ra_watch.as_mut().is_some_and(|w| !w.poll(now)) {
                     self.ra_watch = None;
                 }
+                self.dp.tick(now);
                 self.timers
                     .schedule_in(now, Duration::from_secs(1), Timer::Tick);
             }

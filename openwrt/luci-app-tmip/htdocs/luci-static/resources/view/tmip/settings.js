@@ -16,7 +16,7 @@
 var TMIPD_DEFAULTS = {
 	enabled: '1', dhcp: '1', reverse_tunnel: '1', log: '1', foreground: '0',
 	debug_level: '2', lease_time: '3600', cn_port: '5554', max_stations: '256',
-	max_peers: '32', hostapd_ctrl: 'auto', ubus: 'auto', shared_link: 'auto',
+	max_peers: '32', hostapd_ctrl: 'auto', ubus: 'auto', shared_link: 'auto', source_guard: '1',
 	log_file: '/var/log/tmipd.log', status_file: '/var/run/tmipd.status'
 };
 
@@ -117,6 +117,7 @@ return view.extend({
 		o.validate = function(section_id, v) {
 			return (v == null || v === '' || v === 'auto' || v === 'on' || v === 'off') ? true : _('Expecting "auto", "on" or "off"');
 		};
+		flag(s, 'source_guard', _('Source guard'), D, _('Forward a packet from the mobile interface only when its source MAC and IP are those of a station served here'));
 		value(s, 'debug_level', _('Debug level'), D, 'range(0,7)', _('0 (silent) to 7'));
 		o = value(s, 'secret', _('Secret'), D);
 		o.password = true;
