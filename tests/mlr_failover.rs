@@ -40,7 +40,7 @@ fn pair_bed(cns: usize) -> TestBed {
 /// The `"bindings": [...]` part of a register's status JSON (the rest,
 /// uptime and counters, differs between registers).
 fn bindings_of(status: &str) -> String {
-    let Some(start) = status.find("\"bindings\":[") else {
+    let Some(start) = status.find("\"bindings\": [") else {
         return String::new();
     };
     let rest = &status[start..];
@@ -203,9 +203,9 @@ fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
     );
     // The old primary returns: it becomes the backup and catches up.
     let (p, b) = restart_in_sync(&mut bed, Register::Primary);
-    assert!(p.contains("\"role\":\"backup\""), "{p}");
+    assert!(p.contains("\"role\": \"backup\""), "{p}");
     assert!(
-        b.contains("\"role\":\"primary\",\"state\":\"serving\",\"epoch\":2"),
+        b.contains("\"role\": \"primary\", \"state\": \"serving\", \"epoch\": 2"),
         "{b}"
     );
     let (pb, bb) = (bindings_of(&p), bindings_of(&b));
@@ -234,9 +234,9 @@ fn backup_killed_and_restarted_catches_up() {
         panic!("{e}");
     }
     let st = bed.register_status(Register::Primary);
-    assert!(st.contains("\"replication\":\"peer-down\""), "{st}");
+    assert!(st.contains("\"replication\": \"peer-down\""), "{st}");
     let (p, bk) = restart_in_sync(&mut bed, Register::Backup);
-    assert!(p.contains("\"replication\":\"in-sync\""), "{p}");
+    assert!(p.contains("\"replication\": \"in-sync\""), "{p}");
     for cell in [ca, cb] {
         assert!(
             bindings_of(&bk).contains(&cell.station().to_string()),
@@ -350,10 +350,10 @@ fn allocations_across_a_failover_are_never_given_twice() {
 fn bindings_list(status: &str) -> Vec<(String, String)> {
     let b = bindings_of(status);
     let mut out = Vec::new();
-    for entry in b.split("{\"mac\":\"").skip(1) {
+    for entry in b.split("{\"mac\": \"").skip(1) {
         let mac = entry.split('"').next().unwrap_or_default().to_string();
         let cell = entry
-            .split("\"cell\":\"")
+            .split("\"cell\": \"")
             .nth(1)
             .and_then(|r| r.split('"').next())
             .unwrap_or_default()
@@ -397,7 +397,7 @@ fn a_partition_never_binds_a_cell_twice() {
         (first..first + 80).map(|n| allocate(&mut c, n)).collect()
     };
     let pst = bed.register_status(Register::Primary);
-    let cns_part = pst.split("\"cns\":[").nth(1).unwrap_or_default();
+    let cns_part = pst.split("\"cns\": [").nth(1).unwrap_or_default();
     for l in cns_part.lines().take(4) {
         println!("partition: primary's CN {}", l.trim());
     }

@@ -366,13 +366,12 @@ fn move_pushes_redirect_to_the_parent_and_withdraw_to_the_previous_cn() {
     });
 }
 
-/// `"key":N` from the status JSON.
+/// `"key": N` from the status JSON.
 fn status_number(st: &str, key: &str) -> u64 {
     let at = st
-        .find(&format!("\"{key}\":"))
+        .find(&format!("\"{key}\": "))
         .unwrap_or_else(|| panic!("{key} not in {st}"));
-    st[at + key.len() + 3..]
-        .trim_start()
+    st[at + key.len() + 4..]
         .chars()
         .take_while(char::is_ascii_digit)
         .collect::<String>()
@@ -547,7 +546,12 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
     m.signal(Signal::SIGUSR1);
     m.wait_log("Status written");
     let st = std::fs::read_to_string(m.status_path()).unwrap();
-    let accepted = status_number(&st, "connections_accepted");
+    let accepted: u64 = st
+        .split("\"connections_accepted\": ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("connections_accepted in status");
     assert!(accepted >= 3004, "{st}");
 }
 
@@ -680,7 +684,7 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
     m.signal(Signal::SIGUSR1);
     m.wait_log("Status written");
     let st = std::fs::read_to_string(m.status_path()).unwrap();
-    assert_eq!(status_number(&st, "bindings_count"), 3, "{st}");
+    assert!(st.contains("\"bindings_count\": 3"), "{st}");
     // Valid JSON, checked by a real parser.
     let check = Command::new("python3")
         .args(["-c", "import json,sys; json.load(open(sys.argv[1]))"])
@@ -688,8 +692,8 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
         .output()
         .expect("python3 (in scripts/setup's packages)");
     assert!(check.status.success(), "{check:?}\n{st}");
-    assert!(st.contains("\"name\":\"cn 10.9.0.1\""), "{st}");
-    assert!(st.contains("\"mac\":\"02:10:00:00:00:02\""), "{st}");
+    assert!(st.contains("\"name\": \"cn 10.9.0.1\""), "{st}");
+    assert!(st.contains("\"mac\": \"02:10:00:00:00:02\""), "{st}");
     // USR2: debug level 2 -> 3.
     m.signal(Signal::SIGUSR2);
     m.wait_log("debug level now 3");

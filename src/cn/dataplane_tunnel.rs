@@ -71,6 +71,8 @@ pub struct TunnelDataPlane {
     reverse: Vec<(Cell30, u32)>,
     /// Tunnels the core no longer needs, kept until [`TUNNEL_LINGER`].
     idle: Vec<(CnAddr, std::time::Instant)>,
+    /// Stations (N+1) with a permanent neighbour entry on mobile_if.
+    neighbours: Vec<Ipv4Addr>,
     /// A shared mobile link's subnet: a visiting station's traffic to it
     /// is exempt from the reverse tunnel (its hosts are right here; the
     /// parent may not even route to them).
@@ -119,9 +121,19 @@ impl TunnelDataPlane {
             routed: Vec::new(),
             reverse: Vec::new(),
             idle: Vec::new(),
+            neighbours: Vec::new(),
             link_subnet,
             link_rule: false,
         })
+    }
+
+    /// The permanent neighbour entry goes with the station.
+    fn forget_neighbour(&mut self, ip: Ipv4Addr) {
+        self.neighbours.retain(|n| *n != ip);
+        match self.nl.delete_neighbour(self.mobile_index, ip) {
+            Err(e) if !gone(&e) => log::warn!(target: "tunnel", "delete neighbour {ip}: {e}"),
+            _ => {}
+        }
     }
 
     fn tables(&self) -> Vec<u32> {
@@ -390,14 +402,22 @@ impl DataPlane for TunnelDataPlane {
                 // We know the station's MAC: a neighbour entry now spares the
                 // first packets an ARP resolution, and replaces an entry that
                 // failed while the station was away (the kernel would hold
-                // or drop traffic to it for hundreds of ms).
+                // or drop traffic to it for hundreds of ms). PERMANENT: ARP
+                // from the cell cannot replace it, so another station
+                // claiming this address (a gratuitous ARP overrides even a
+                // fresh REACHABLE entry) does not get its traffic.
                 self.nl
-                    .set_neighbour_reachable(self.mobile_index, cell.station(), mac.0)
-                    .map_err(|e| err(&format!("neighbour {} {mac}", cell.station()), e))
+                    .add_neighbour(self.mobile_index, cell.station(), mac.0)
+                    .map_err(|e| err(&format!("neighbour {} {mac}", cell.station()), e))?;
+                if !self.neighbours.contains(&cell.station()) {
+                    self.neighbours.push(cell.station());
+                }
+                Ok(())
             }
             DataAction::Withdraw { cell } => {
                 let r = self.remove_reverse(cell);
                 self.inner.apply(action)?;
+                self.forget_neighbour(cell.station());
                 r
             }
             DataAction::ProxyArp { .. }
@@ -420,6 +440,9 @@ impl DataPlane for TunnelDataPlane {
             if let Err(e) = self.remove_reverse(c) {
                 log::warn!(target: "tunnel", "{e}");
             }
+        }
+        for ip in std::mem::take(&mut self.neighbours) {
+            self.forget_neighbour(ip);
         }
         self.tunnels.shutdown(&mut self.nl);
         self.routed.clear();
