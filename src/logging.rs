@@ -53,9 +53,24 @@ pub fn level() -> u8 {
     LEVEL.load(Ordering::Relaxed)
 }
 
-/// Set the debug level (clamped to 0..=7).
+/// The most verbose `log` level any target shows at TMip level `n`: the
+/// `log` macros skip everything above it without formatting arguments.
+pub fn max_filter(n: u8) -> LevelFilter {
+    match n {
+        0 => LevelFilter::Error,
+        1 => LevelFilter::Warn,
+        2 => LevelFilter::Info,
+        3 | 4 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    }
+}
+
+/// Set the debug level (clamped to 0..=7), and `log`'s max level with it
+/// (start-up, console `debug N`, USR2, HUP all come through here).
 pub fn set_level(n: u8) {
-    LEVEL.store(n.min(MAX_LEVEL), Ordering::Relaxed);
+    let n = n.min(MAX_LEVEL);
+    LEVEL.store(n, Ordering::Relaxed);
+    log::set_max_level(max_filter(n));
 }
 
 /// Step the level as SIGUSR2 does: up by one, wrapping 7 -> 0. Returns the new level.
@@ -127,9 +142,10 @@ pub fn init(sink: Sink, level: u8) -> io::Result<()> {
         }
     };
     let logger = LOGGER.get_or_init(|| TmipLogger { inner });
-    // The runtime level is checked in `enabled`; let every record reach it.
+    // `log`'s max level follows the TMip level (set_level); the per-target
+    // rule is checked in `enabled`.
     if log::set_logger(logger).is_ok() {
-        log::set_max_level(LevelFilter::Trace);
+        log::set_max_level(max_filter(self::level()));
     }
     Ok(())
 }
@@ -145,5 +161,36 @@ mod tests {
         assert_eq!(required_level(Level::Debug, "dhcp"), 4);
         assert_eq!(required_level(Level::Debug, "mlrp::session"), 5);
         assert_eq!(required_level(Level::Trace, "packet"), 7);
+    }
+
+    #[test]
+    fn the_max_level_admits_exactly_what_some_target_shows() {
+        let all = [
+            Level::Error,
+            Level::Warn,
+            Level::Info,
+            Level::Debug,
+            Level::Trace,
+        ];
+        let targets = ["mlrd", "handover", "tunnel", "dhcp", "mlrp", "packet"];
+        for n in 0..=MAX_LEVEL {
+            let shown = all
+                .iter()
+                .filter(|l| targets.iter().any(|t| required_level(**l, t) <= n))
+                .max()
+                .copied();
+            assert_eq!(
+                max_filter(n),
+                shown
+                    .map(|l| l.to_level_filter())
+                    .unwrap_or(LevelFilter::Off),
+                "level {n}"
+            );
+        }
+        set_level(2);
+        assert_eq!(log::max_level(), LevelFilter::Info);
+        set_level(3);
+        assert_eq!(log::max_level(), LevelFilter::Debug);
+        set_level(DEFAULT_LEVEL);
     }
 }

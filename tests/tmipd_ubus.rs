@@ -13,62 +13,11 @@
 mod fake_ubusd;
 
 use fake_ubusd::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tmip::ubus::client::{UbusClient, UbusEvent};
 use tmip::ubus::msg::{status, Message, MsgType};
 use tmip::ubus::Value;
 use tmip_testbed::bed::*;
-
-/// Drive the test's own ubus client until `want` says Some.
-fn pump<T>(
-    c: &mut UbusClient,
-    timeout: Duration,
-    mut want: impl FnMut(UbusEvent) -> Option<T>,
-) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        c.tick(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: c.fd().unwrap_or(-1),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, 20) };
-        if pfd.revents != 0 {
-            c.on_readable();
-        }
-        while let Some(ev) = c.poll_event() {
-            if let Some(r) = want(ev) {
-                return Some(r);
-            }
-        }
-    }
-    None
-}
-
-/// `ubus call <object> <method> <args>` from the test: (status, data).
-fn call(c: &mut UbusClient, object: &str, method: &str, args: Value) -> (i32, Vec<Value>) {
-    let req = c.lookup(object).expect("lookup");
-    let id = pump(c, Duration::from_secs(3), |ev| match ev {
-        UbusEvent::Lookup {
-            req: r, objects, ..
-        } if r == req => Some(objects.first().map(|o| o.1)),
-        _ => None,
-    })
-    .expect("lookup answered")
-    .unwrap_or_else(|| panic!("no ubus object '{object}'"));
-    let req = c.invoke(id, method, &args).expect("invoke");
-    pump(c, Duration::from_secs(3), |ev| match ev {
-        UbusEvent::Reply {
-            req: r,
-            status,
-            data,
-        } if r == req => Some((status, data)),
-        _ => None,
-    })
-    .expect("call answered")
-}
 
 fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     match v.get(key) {
@@ -98,6 +47,10 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
         "{}",
         bed.cns[1].log_text()
     );
+
+    // One line per publication (the client and tmipd used to log it both).
+    let log = bed.cns[1].log_text();
+    assert_eq!(log.matches("published ubus object").count(), 1, "{log}");
 
     let mut me = UbusClient::new(&sock);
     pump(&mut me, Duration::from_secs(3), |ev| {

@@ -22,8 +22,9 @@ use fake_ubusd::*;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
+use tmip::cn::ubus_object::{object_spec, HostapdWatch};
 use tmip::ubus::blob::{Attrs, Value};
-use tmip::ubus::client::{ObjectSpec, UbusClient, UbusEvent};
+use tmip::ubus::client::{UbusClient, UbusEvent};
 use tmip::ubus::msg::{status, Message, MsgBuilder, MsgType};
 use tmip_testbed::RunDir;
 
@@ -82,9 +83,12 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
     let ubusd = FakeUbusd::start(&sock);
 
     let mut tmipd = UbusClient::new(&sock);
-    tmipd.add_object(ObjectSpec::tmip());
+    tmipd.add_object(object_spec("tmip"));
     // Subscribe before hostapd exists: retried on tick until it appears.
     tmipd.subscribe("hostapd.wlan0");
+    // What tmipd makes of the subscription (cn::ubus_object): station
+    // events from notifications, get_clients after each (re)subscription.
+    let mut watch = HostapdWatch::new("hostapd.wlan0");
     let tmip_id = pump(
         &mut [&mut tmipd],
         Duration::from_secs(3),
@@ -97,14 +101,13 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
     assert!(!tmipd.is_subscribed("hostapd.wlan0"));
 
     let mut hapd = FakeHostapd::connect(&sock);
-    let target = pump(
-        &mut [&mut tmipd],
-        Duration::from_secs(3),
-        |_, ev, _| match ev {
+    let target = pump(&mut [&mut tmipd], Duration::from_secs(3), |_, ev, c| {
+        watch.station_events(c, &ev);
+        match ev {
             UbusEvent::Subscribed { target, .. } => Some(target),
             _ => None,
-        },
-    )
+        }
+    })
     .expect("subscribed once hostapd.wlan0 exists");
     assert_eq!(target, hapd.obj);
     // ubusd told the publisher it has a subscriber (hostapd's has_subscribers).
@@ -134,14 +137,9 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
             ),
     );
     hapd.serve_get_clients(&clients);
-    let ev = pump(
-        &mut [&mut tmipd],
-        Duration::from_secs(3),
-        |_, ev, _| match ev {
-            UbusEvent::Station { event, .. } => Some(event),
-            _ => None,
-        },
-    )
+    let ev = pump(&mut [&mut tmipd], Duration::from_secs(3), |_, ev, c| {
+        watch.station_events(c, &ev).into_iter().next()
+    })
     .expect("resync station event");
     assert_eq!(
         ev,
@@ -158,14 +156,9 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
         .with("vlan", Value::Int32(7))
         .with("ifname", Value::String("wlan0".into()));
     let seq = hapd.notify("sta-authorized", &data, false);
-    let ev = pump(
-        &mut [&mut tmipd],
-        Duration::from_secs(3),
-        |_, ev, _| match ev {
-            UbusEvent::Station { event, .. } => Some(event),
-            _ => None,
-        },
-    )
+    let ev = pump(&mut [&mut tmipd], Duration::from_secs(3), |_, ev, c| {
+        watch.station_events(c, &ev).into_iter().next()
+    })
     .expect("station event");
     assert_eq!(
         ev,
@@ -194,14 +187,9 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
         &Value::table().with("address", Value::String(STA.into())),
         true,
     );
-    let ev = pump(
-        &mut [&mut tmipd],
-        Duration::from_secs(3),
-        |_, ev, _| match ev {
-            UbusEvent::Station { event, .. } => Some(event),
-            _ => None,
-        },
-    )
+    let ev = pump(&mut [&mut tmipd], Duration::from_secs(3), |_, ev, c| {
+        watch.station_events(c, &ev).into_iter().next()
+    })
     .expect("disassoc event");
     assert_eq!(ev, StationEvent::Disconnected { mac: STA_MAC });
 
@@ -276,14 +264,13 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
     })
     .expect("unsubscribed when hostapd left");
     let hapd2 = FakeHostapd::connect(&sock);
-    let t2 = pump(
-        &mut [&mut tmipd],
-        Duration::from_secs(3),
-        |_, ev, _| match ev {
+    let t2 = pump(&mut [&mut tmipd], Duration::from_secs(3), |_, ev, c| {
+        watch.station_events(c, &ev);
+        match ev {
             UbusEvent::Subscribed { target, .. } => Some(target),
             _ => None,
-        },
-    )
+        }
+    })
     .expect("re-subscribed to the restarted hostapd");
     assert_eq!(t2, hapd2.obj);
     drop(hapd2);
@@ -298,7 +285,8 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
     let _ubusd2 = FakeUbusd::start(&sock);
     let mut hapd3 = FakeHostapd::connect(&sock);
     let mut published = false;
-    pump(&mut [&mut tmipd], Duration::from_secs(5), |_, ev, _| {
+    pump(&mut [&mut tmipd], Duration::from_secs(5), |_, ev, c| {
+        watch.station_events(c, &ev);
         if matches!(&ev, UbusEvent::ObjectAdded { path, .. } if path == "tmip") {
             published = true;
         }
@@ -311,14 +299,9 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
         &Value::table().with("address", Value::String(STA.into())),
         true,
     );
-    let ev = pump(
-        &mut [&mut tmipd],
-        Duration::from_secs(3),
-        |_, ev, _| match ev {
-            UbusEvent::Station { event, .. } => Some(event),
-            _ => None,
-        },
-    );
+    let ev = pump(&mut [&mut tmipd], Duration::from_secs(3), |_, ev, c| {
+        watch.station_events(c, &ev).into_iter().next()
+    });
     assert_eq!(
         ev,
         Some(StationEvent::Connected {
@@ -350,7 +333,7 @@ fn requests_ubusd_never_completes_time_out() {
     let sock = dir.join("mute.sock");
     let l = UnixListener::bind(&sock).expect("bind");
     let mut c = UbusClient::new(&sock);
-    c.add_object(ObjectSpec::tmip());
+    c.add_object(object_spec("tmip"));
     c.tick(Instant::now());
     let (mut s, _) = l.accept().expect("accept");
     // HELLO only; then silence (a hung ubusd).
@@ -390,7 +373,7 @@ fn random_frames_from_ubusd_are_survived() {
     let sock = dir.join("fuzz.sock");
     let l = UnixListener::bind(&sock).expect("bind");
     let mut c = UbusClient::new(&sock);
-    c.add_object(ObjectSpec::tmip());
+    c.add_object(object_spec("tmip"));
     c.subscribe("hostapd.wlan0");
     c.tick(Instant::now());
     let (mut s, _) = l.accept().expect("accept");

@@ -25,6 +25,7 @@
 
 use super::admission::{NewStations, RefusalLogs};
 use super::dataplane::{CnAddr, DataAction};
+use super::events::{millis, Arrival, CnEvent, DepartReason, RefuseReason};
 use super::stations::{PeerTable, Station, StationTable, Whereabouts};
 use crate::addr::{Cell30, MacAddr};
 use std::collections::{HashMap, VecDeque};
@@ -176,6 +177,7 @@ pub enum LookupFailure {
 enum Purpose {
     Dhcp {
         mac: MacAddr,
+        seen: Instant,
         /// Came through a DHCP relay: must not move a station.
         relayed: bool,
         /// An `Offer` (DISCOVER): a binding without `at` is only held.
@@ -185,7 +187,10 @@ enum Purpose {
     Release,
     ListCns,
     Reestablish,
-    Locate,
+    /// Locate of a station seen here (by capture) at `seen`.
+    Locate {
+        seen: Instant,
+    },
     /// Locate by MAC of a source seen on a shared link with an address
     /// that cannot be a static client's: unknown at the MLR means it is one
     /// of the link's ordinary hosts.
@@ -307,6 +312,11 @@ pub struct CnCore {
     /// Stations that stopped being served here since the daemon last asked
     /// ([`CnCore::take_departed`]); the latest 64.
     departed: heapless::Vec<MacAddr, 64>,
+    /// Events for the operator ([`CnCore::poll_event`]); the latest
+    /// [`MAX_EVENTS`] when nobody takes them.
+    events: VecDeque<CnEvent>,
+    /// The latest handovers to this CN (for the status page's timeline).
+    handovers: VecDeque<HandoverRecord>,
     new_stations: NewStations,
     refusals: RefusalLogs,
     /// Second gratuitous ARPs still to send (shared link); the latest 32.
@@ -315,6 +325,21 @@ pub struct CnCore {
     /// [`NOT_A_STATION_HOLD`]); the latest 64.
     not_stations: heapless::Vec<(MacAddr, Instant), 64>,
 }
+
+/// One handover to this CN, as the status keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoverRecord {
+    pub at: Instant,
+    pub mac: MacAddr,
+    pub from: CnAddr,
+    pub interruption: Duration,
+}
+
+/// Handovers kept for the status.
+pub const MAX_HANDOVERS: usize = 32;
+
+/// Events kept when the shell does not take them.
+const MAX_EVENTS: usize = 256;
 
 /// After a RELEASE, frames from the station are not taken as an arrival
 /// for this long (they may have been sent before the release).
@@ -337,6 +362,8 @@ impl CnCore {
             now: Instant::now(),
             associated_offline: heapless::Vec::new(),
             departed: heapless::Vec::new(),
+            events: VecDeque::new(),
+            handovers: VecDeque::new(),
             new_stations: NewStations::new(rate),
             refusals: RefusalLogs::default(),
             announce_again: heapless::Vec::new(),
@@ -363,6 +390,44 @@ impl CnCore {
     /// Next output to carry out.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    /// Next event for the operator (ubus events, the log).
+    pub fn poll_event(&mut self) -> Option<CnEvent> {
+        self.events.pop_front()
+    }
+
+    /// The latest handovers to this CN, oldest first.
+    pub fn handovers(&self) -> impl Iterator<Item = &HandoverRecord> {
+        self.handovers.iter()
+    }
+
+    fn event(&mut self, e: CnEvent) {
+        if let CnEvent::Handover {
+            mac,
+            from,
+            interruption,
+            ..
+        } = e
+        {
+            if self.handovers.len() >= MAX_HANDOVERS {
+                self.handovers.pop_front();
+            }
+            self.handovers.push_back(HandoverRecord {
+                at: self.now,
+                mac,
+                from,
+                interruption,
+            });
+        }
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+
+    fn served_here(&self, mac: MacAddr) -> bool {
+        matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here)
     }
 
     /// Stations that were served here and no longer are (withdrawn,
@@ -504,10 +569,22 @@ impl CnCore {
             (LookupKind::Locate, _) => MlrCall::LocateMac { mac },
         };
         let offer = matches!(call, MlrCall::Offer { .. });
+        let asked = self
+            .pending
+            .values()
+            .any(|p| matches!(p, Purpose::Dhcp { mac: m, .. } if *m == mac));
+        if !asked && !self.served_here(mac) {
+            self.event(CnEvent::Arrived {
+                mac,
+                ip: requested,
+                how: Arrival::Dhcp,
+            });
+        }
         self.call(
             call,
             Purpose::Dhcp {
                 mac,
+                seen: now,
                 relayed,
                 offer,
             },
@@ -595,6 +672,13 @@ impl CnCore {
             self.stations.limit()
         );
         self.log_refusal(&msg);
+        self.event(CnEvent::Refused {
+            mac,
+            cell: None,
+            reason: RefuseReason::TableFull {
+                capacity: self.stations.limit(),
+            },
+        });
         self.out.push_back(Output::Dhcp {
             mac,
             result: Err(LookupFailure::Unavailable(msg)),
@@ -625,15 +709,25 @@ impl CnCore {
             if self.held_as_host(mac, now) {
                 return;
             }
+            let asked = self.pending.values().any(|p| {
+                matches!(p, Purpose::Associated { mac: m, .. } | Purpose::LocateSeen { mac: m, .. } if *m == mac)
+            });
+            if !asked {
+                self.event(CnEvent::Arrived {
+                    mac,
+                    ip,
+                    how: Arrival::Capture,
+                });
+            }
             // Only a station address (N+1) can be a static client's.
             let purpose = match ip {
                 Some(ip) if u32::from(ip) & 3 == 1 => Purpose::LocateSeen { mac, ip, seen: now },
                 _ if self.cfg.shared_link => Purpose::LocateHost { mac },
-                _ => Purpose::Locate,
+                _ => Purpose::Locate { seen: now },
             };
             self.call(MlrCall::LocateMac { mac }, purpose);
         } else if let Some(ip) = ip {
-            self.call(MlrCall::LocateIp { ip }, Purpose::Locate);
+            self.call(MlrCall::LocateIp { ip }, Purpose::Locate { seen: now });
         }
     }
 
@@ -670,6 +764,11 @@ impl CnCore {
             matches!(p, Purpose::Associated { mac: m, .. } | Purpose::LocateSeen { mac: m, .. } if *m == mac)
         });
         if !asked {
+            self.event(CnEvent::Arrived {
+                mac,
+                ip: None,
+                how: Arrival::Hostapd,
+            });
             self.call(
                 MlrCall::LocateMac { mac },
                 Purpose::Associated { mac, seen: now },
@@ -739,6 +838,10 @@ impl CnCore {
         }
         let _ = self.released.push((mac, now));
         log::info!(target: "dhcp", "{mac} released {cell}");
+        self.event(CnEvent::Released {
+            mac,
+            cell: Some(s.cell),
+        });
         self.forget(&s);
         if self.mlr_up {
             self.call(MlrCall::Release { mac, cell: s.cell }, Purpose::Release);
@@ -819,7 +922,7 @@ impl CnCore {
                     result: Err(LookupFailure::Unavailable(msg)),
                 });
             }
-            (Purpose::Dhcp { mac, .. }, MlrAnswer::Binding(b)) => {
+            (Purpose::Dhcp { mac, seen, .. }, MlrAnswer::Binding(b)) => {
                 if b.mac != mac {
                     log::warn!(target: "mlrp", "MLR answered for {} when asked for {mac}", b.mac);
                     self.out.push_back(Output::Dhcp {
@@ -833,6 +936,7 @@ impl CnCore {
                 match self.adopt(&b, now) {
                     Ok(()) => {
                         self.move_if_parent_elsewhere(&b);
+                        self.handover_event(&b, seen, now, Arrival::Dhcp);
                         self.out.push_back(Output::Dhcp {
                             mac,
                             result: Ok(Lease {
@@ -864,12 +968,11 @@ impl CnCore {
                     result: Err(LookupFailure::Unavailable(format!("MLR: {other:?}"))),
                 });
             }
-            (Purpose::Locate, MlrAnswer::Binding(b)) => {
-                if let Err(e) = self.adopt(&b, now) {
-                    log::warn!(target: "handover", "{e}");
-                }
-            }
-            (Purpose::Locate, _) => {}
+            (Purpose::Locate { seen }, MlrAnswer::Binding(b)) => match self.adopt(&b, now) {
+                Ok(()) => self.handover_event(&b, seen, now, Arrival::Capture),
+                Err(e) => log::warn!(target: "handover", "{e}"),
+            },
+            (Purpose::Locate { .. }, _) => {}
             (Purpose::LocateHost { .. }, MlrAnswer::Binding(b)) => {
                 if let Err(e) = self.adopt(&b, now) {
                     log::warn!(target: "handover", "{e}");
@@ -880,7 +983,7 @@ impl CnCore {
             (Purpose::Revalidate { mac }, a) => self.revalidated(mac, a, now),
             (Purpose::LocateSeen { seen, .. }, MlrAnswer::Binding(b)) => {
                 match self.adopt(&b, now) {
-                    Ok(()) => self.log_handover(&b, seen, now),
+                    Ok(()) => self.log_handover(&b, seen, now, Arrival::Capture),
                     Err(e) => log::warn!(target: "handover", "{e}"),
                 }
             }
@@ -909,7 +1012,7 @@ impl CnCore {
             (Purpose::LocateSeen { .. }, _) => {}
             (Purpose::Associated { mac, seen }, MlrAnswer::Binding(b)) if b.mac == mac => {
                 match self.adopt(&b, now) {
-                    Ok(()) => self.log_handover_by(&b, seen, now, "association event"),
+                    Ok(()) => self.log_handover(&b, seen, now, Arrival::Hostapd),
                     Err(e) => log::warn!(target: "handover", "{e}"),
                 }
             }
@@ -940,7 +1043,7 @@ impl CnCore {
                     match self.adopt(&b, now) {
                         Ok(()) => {
                             self.move_if_parent_elsewhere(&b);
-                            self.log_handover(&b, seen, now);
+                            self.log_handover(&b, seen, now, Arrival::Capture);
                         }
                         Err(e) => log::warn!(target: "handover", "{e}"),
                     }
@@ -1027,6 +1130,13 @@ impl CnCore {
                 b.mac
             );
             self.log_refusal(&msg);
+            self.event(CnEvent::Refused {
+                mac: b.mac,
+                cell: Some(b.cell),
+                reason: RefuseReason::TableFull {
+                    capacity: self.stations.limit(),
+                },
+            });
             return Err(CoreError::StationTableFull {
                 capacity: self.stations.limit(),
                 cell: b.cell,
@@ -1039,6 +1149,11 @@ impl CnCore {
                     peer: p,
                 };
                 log::warn!(target: "cn", "{e}");
+                self.event(CnEvent::Refused {
+                    mac: b.mac,
+                    cell: Some(b.cell),
+                    reason: RefuseReason::PeerTableFull { parent: p },
+                });
                 return Err(e);
             }
         }
@@ -1060,6 +1175,11 @@ impl CnCore {
                 cell: b.cell,
             })?;
         self.counters.adoptions += 1;
+        self.event(CnEvent::Adopted {
+            mac: b.mac,
+            cell: b.cell,
+            parent,
+        });
         self.data(DataAction::AdoptLocal {
             mac: b.mac,
             cell: b.cell,
@@ -1094,14 +1214,10 @@ impl CnCore {
     }
 
     /// The one line per handover (debug level 3): who, from where, and the
-    /// time from its first frame seen here to its adoption (the data-plane
-    /// changes are carried out right after).
-    fn log_handover(&self, b: &Binding, seen: Instant, now: Instant) {
-        self.log_handover_by(b, seen, now, "first frame")
-    }
-
-    /// [`log_handover`](Self::log_handover) naming what revealed the station.
-    fn log_handover_by(&self, b: &Binding, seen: Instant, now: Instant, what: &str) {
+    /// time from its first frame seen here (or its association, or its DHCP
+    /// request) to its adoption (the data-plane changes are carried out
+    /// right after); and the handover event when it came from another CN.
+    fn log_handover(&mut self, b: &Binding, seen: Instant, now: Instant, how: Arrival) {
         let from = match b.at {
             Some(a) if a != self.cfg.me => format!("CN {a}"),
             Some(_) => "here".to_string(),
@@ -1112,13 +1228,35 @@ impl CnCore {
         } else {
             format!("CN {}", b.parent)
         };
+        let what = match how {
+            Arrival::Capture => "first frame",
+            Arrival::Hostapd => "association event",
+            Arrival::Dhcp => "DHCP request",
+        };
         log::debug!(
             target: "handover",
             "handover {} ({}) from {from} to here, parent {parent}: {:.1} ms from {what} to adoption",
             b.mac,
             b.cell,
-            now.saturating_duration_since(seen).as_secs_f64() * 1000.0
+            millis(now.saturating_duration_since(seen))
         );
+        self.handover_event(b, seen, now, how);
+    }
+
+    /// The handover event, when binding `b` (as the MLR had it before this
+    /// CN's Move) places the station at another CN.
+    fn handover_event(&mut self, b: &Binding, seen: Instant, now: Instant, how: Arrival) {
+        if let Some(from) = b.at.filter(|a| *a != self.cfg.me) {
+            self.event(CnEvent::Handover {
+                mac: b.mac,
+                cell: b.cell,
+                from,
+                to: self.cfg.me,
+                parent: b.parent,
+                interruption: now.saturating_duration_since(seen),
+                how,
+            });
+        }
     }
 
     /// A new binding from another CN's pool (central pool, static client):
@@ -1332,12 +1470,21 @@ impl CnCore {
             return Ok(());
         }
         // If the station was attached here, it has left.
+        let was_here = self.served_here(mac);
         let lease = self
             .stations
             .get(&mac)
             .map(|s| s.expires.saturating_duration_since(now).as_secs() as u32)
             .unwrap_or(self.cfg.fallback_lease_secs);
         self.parent_redirect(mac, cell, to, lease, now)?;
+        if was_here {
+            self.event(CnEvent::Departed {
+                mac,
+                cell,
+                to: Some(to),
+                why: DepartReason::Redirected,
+            });
+        }
         log::debug!(target: "handover", "{cell} redirected to CN {to}");
         Ok(())
     }
@@ -1350,6 +1497,12 @@ impl CnCore {
             self.forget(&s);
             match s.at {
                 Whereabouts::Here => {
+                    self.event(CnEvent::Departed {
+                        mac: s.mac,
+                        cell,
+                        to: None,
+                        why: DepartReason::Withdrawn,
+                    });
                     log::debug!(target: "handover", "{} ({cell}) withdrawn from here", s.mac)
                 }
                 // The MLR withdraws a cell from its parent only when the
@@ -1400,6 +1553,14 @@ impl CnCore {
             MlrAnswer::Binding(_) | MlrAnswer::NotFound => {
                 log::info!(target: "cn", "binding of {mac} ({}) expired", s.cell);
                 self.forget(&s);
+                if s.at == Whereabouts::Here {
+                    self.event(CnEvent::Departed {
+                        mac,
+                        cell: s.cell,
+                        to: None,
+                        why: DepartReason::Expired,
+                    });
+                }
             }
             // No verdict (MLR error): keep it and ask again after the grace.
             _ => {}
@@ -1558,6 +1719,70 @@ mod tests {
         assert!(!out
             .iter()
             .any(|o| matches!(o, Output::Data(DataAction::TunnelUp { .. }))));
+    }
+
+    fn events(c: &mut CnCore) -> Vec<CnEvent> {
+        std::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    #[test]
+    fn events_tell_arrival_adoption_handover_departure_release_and_refusal() {
+        let t0 = Instant::now();
+        let mut c = core(1);
+        c.mlr_up = true;
+        // Seen by capture, bound at CN 2 (its parent): a handover to here,
+        // measured from the frame to the adoption.
+        c.station_seen(Some(mac(1)), Some(cell(1).station()), t0);
+        let t = tag_of(&drain(&mut c));
+        let t1 = t0 + Duration::from_millis(7);
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(2), Some(cn(2)))), t1);
+        assert_eq!(
+            events(&mut c),
+            vec![
+                CnEvent::Arrived {
+                    mac: mac(1),
+                    ip: Some(cell(1).station()),
+                    how: Arrival::Capture
+                },
+                CnEvent::Adopted {
+                    mac: mac(1),
+                    cell: cell(1),
+                    parent: Some(cn(2))
+                },
+                CnEvent::Handover {
+                    mac: mac(1),
+                    cell: cell(1),
+                    from: cn(2),
+                    to: cn(1),
+                    parent: cn(2),
+                    interruption: Duration::from_millis(7),
+                    how: Arrival::Capture
+                },
+            ]
+        );
+        // The table (1 station) is full: a newcomer is refused.
+        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, false, t1);
+        assert_eq!(
+            events(&mut c),
+            vec![CnEvent::Refused {
+                mac: mac(2),
+                cell: None,
+                reason: RefuseReason::TableFull { capacity: 1 }
+            }]
+        );
+        c.withdraw(cell(1));
+        assert_eq!(
+            events(&mut c),
+            vec![CnEvent::Departed {
+                mac: mac(1),
+                cell: cell(1),
+                to: None,
+                why: DepartReason::Withdrawn
+            }]
+        );
+        // A RELEASE from a station not served here is refused: no event.
+        c.station_released(mac(1), cell(1));
+        assert_eq!(events(&mut c), vec![]);
     }
 
     #[test]

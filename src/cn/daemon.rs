@@ -101,6 +101,11 @@ pub struct Daemon {
     /// Station addresses an earlier run left, asked about once bound.
     pub(super) leftovers: Vec<Ipv4Addr>,
     pub(super) conflict_list: Option<Vec<CnEntry>>,
+    /// The register of the latest bind (an `mlr_failover` event when the
+    /// next bind is to another).
+    pub(super) last_register: Option<std::net::SocketAddrV4>,
+    /// Router advertisements on mobile_if in the first seconds (a warning).
+    pub(super) ra_watch: Option<super::ipv6_check::RaWatch>,
 }
 
 /// The register in use, its epoch and replication state, for the status
@@ -262,6 +267,9 @@ impl Daemon {
                 }
             }
         }
+        while let Some(ev) = self.core.poll_event() {
+            self.emit(&ev);
+        }
         let departed = self.core.take_departed();
         #[cfg(feature = "capture")]
         if let Some(c) = self.capture.as_mut() {
@@ -272,6 +280,14 @@ impl Daemon {
         #[cfg(not(feature = "capture"))]
         drop(departed);
         self.mlr_flush();
+    }
+
+    /// An event for the operator: the log (debug level 3) and ubus.
+    pub(super) fn emit(&mut self, ev: &super::events::CnEvent) {
+        log::debug!(target: "event", "{ev}");
+        if let Some(u) = self.ubus.as_mut() {
+            u.send_event(ev, self.me);
+        }
     }
 
     // ---------------------------------------------------------------- DHCP
@@ -400,6 +416,9 @@ impl Daemon {
                     d.tick(now);
                 }
                 self.station_events_tick(now);
+                if self.ra_watch.as_mut().is_some_and(|w| !w.poll(now)) {
+                    self.ra_watch = None;
+                }
                 self.dp.tick(now);
                 self.timers
                     .schedule_in(now, Duration::from_secs(1), Timer::Tick);

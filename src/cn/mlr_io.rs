@@ -4,6 +4,7 @@
 //! No decision about the link is taken here.
 
 use super::daemon::{Daemon, MlrTag};
+use super::events::CnEvent;
 use super::mlr_link::{Action, Event};
 use super::translate;
 use crate::event_loop::Readiness;
@@ -93,8 +94,15 @@ impl Daemon {
             let now = Instant::now();
             match ev {
                 Event::Bound {
-                    register, epoch, ..
+                    again,
+                    register,
+                    epoch,
                 } => {
+                    if let Some(from) = self.last_register.filter(|r| *r != register) {
+                        self.emit(&CnEvent::MlrFailover { from, to: register });
+                    }
+                    self.last_register = Some(register);
+                    self.emit(&CnEvent::MlrUp { register, again });
                     // Start-up reports its own bind and resynchronises
                     // once the detection services run.
                     if self.startup_done {
@@ -114,6 +122,11 @@ impl Daemon {
                     next,
                 } => {
                     if was_bound {
+                        self.emit(&CnEvent::MlrDown {
+                            register: self.last_register.unwrap_or_else(|| self.mlr.register()),
+                            why: why.clone(),
+                            retry_in,
+                        });
                         log::warn!(target: "mlrp", "lost the MLR link: {why}");
                         self.core.mlr_lost(now);
                     }

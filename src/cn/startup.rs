@@ -293,6 +293,8 @@ impl Daemon {
             startup_done: false,
             leftovers: Vec::new(),
             conflict_list: None,
+            last_register: None,
+            ra_watch: None,
             cfg,
         })
     }
@@ -303,6 +305,13 @@ impl Daemon {
         for b in self.dp.backends() {
             log::info!(target: "cn", "  + {b}");
         }
+        // IPv6 is not mobile: say so if the mobility network has it.
+        super::ipv6_check::warn_global_addresses(&self.cfg.mobile_if);
+        self.ra_watch = super::ipv6_check::RaWatch::start(
+            &self.cfg.mobile_if,
+            self.mobile_info.index,
+            Instant::now(),
+        );
         // Remember what an earlier run left adopted before purging it, so the
         // stations can be taken back once the MLR confirms them.
         self.leftovers = self.dp.leftover_stations();

@@ -17,6 +17,15 @@ struct StationJson<'a> {
     expires_in: u64,
 }
 
+/// One of the latest handovers to this CN (the status page's timeline).
+#[derive(Serialize)]
+struct HandoverJson<'a> {
+    mac: &'a str,
+    from: &'a str,
+    ago: u64,
+    interruption_ms: f64,
+}
+
 #[derive(Serialize)]
 struct PeerJson<'a> {
     cn: &'a str,
@@ -54,6 +63,7 @@ struct StatusJson<'a> {
     max_stations: usize,
     stations: &'a [StationJson<'a>],
     peers: &'a [PeerJson<'a>],
+    handovers: &'a [HandoverJson<'a>],
     counters: CountersJson,
 }
 
@@ -127,6 +137,26 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
             tunnel_users: *u,
         })
         .collect();
+    let handover_text: Vec<(String, String, u64, f64)> = core
+        .handovers()
+        .map(|h| {
+            (
+                h.mac.to_string(),
+                h.from.to_string(),
+                now.saturating_duration_since(h.at).as_secs(),
+                crate::cn::events::millis(h.interruption),
+            )
+        })
+        .collect();
+    let handovers: Vec<HandoverJson> = handover_text
+        .iter()
+        .map(|(m, f, ago, ms)| HandoverJson {
+            mac: m,
+            from: f,
+            ago: *ago,
+            interruption_ms: *ms,
+        })
+        .collect();
     let c = core.counters;
     let me = core.me().to_string();
     let doc = StatusJson {
@@ -141,6 +171,7 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
         max_stations: core.stations().limit(),
         stations: &stations,
         peers: &peers,
+        handovers: &handovers,
         counters: CountersJson {
             lookups: c.lookups,
             refused_full: c.refused_full,
@@ -162,7 +193,7 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
     // once escaped (\u00XX).
     let names: usize = 6 * (id.name.len() + id.network.len() + id.mlr.len())
         + peers.iter().map(|p| 6 * p.name.len() + 128).sum::<usize>();
-    let mut buf = vec![0u8; 1024 + names + 256 * stations.len()];
+    let mut buf = vec![0u8; 1024 + names + 256 * stations.len() + 160 * handovers.len()];
     let n = serde_json_core::to_slice(&doc, &mut buf).map_err(|e| format!("status JSON: {e}"))?;
     buf.truncate(n);
     String::from_utf8(buf).map_err(|e| format!("status JSON: {e}"))
@@ -194,6 +225,20 @@ pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
                 .with("tunnel_users", u64v(p.users as u64))
         })
         .collect();
+    // The latest handovers to this CN: the status page's timeline.
+    let handovers = core
+        .handovers()
+        .map(|h| {
+            Value::table()
+                .with("mac", Value::String(h.mac.to_string()))
+                .with("from", Value::String(h.from.to_string()))
+                .with("ago", u64v(now.saturating_duration_since(h.at).as_secs()))
+                .with(
+                    "interruption_ms",
+                    Value::Double(crate::cn::events::millis(h.interruption)),
+                )
+        })
+        .collect();
     let c = core.counters;
     Value::table()
         .with("version", Value::String(crate::VERSION.into()))
@@ -207,6 +252,7 @@ pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
         .with("max_stations", u64v(core.stations().limit() as u64))
         .with("stations", Value::Array(stations))
         .with("peers", Value::Array(peers))
+        .with("handovers", Value::Array(handovers))
         .with(
             "counters",
             Value::table()
@@ -490,7 +536,15 @@ mod tests {
         for (k, _) in top {
             assert!(j.contains(&format!("\"{k}\":")), "{k} not in {j}");
         }
-        assert_eq!(top.len(), j.matches("\":").count() - 6 - 3 - 13, "{j}");
+        // Nested keys: a station 6, a peer 3, the counters 13, a handover 4.
+        let Some(Value::Array(hs)) = v.get("handovers") else {
+            panic!("handovers")
+        };
+        assert_eq!(
+            top.len(),
+            j.matches("\":").count() - 6 - 3 - 13 - 4 * hs.len(),
+            "{j}"
+        );
         let st = &v.get("stations").unwrap();
         let Value::Array(st) = st else { panic!() };
         assert_eq!(st[0].get("ip").and_then(Value::as_str), Some("10.13.100.9"));
@@ -511,7 +565,8 @@ mod tests {
         );
         let read_top = js_fields(js, "st");
         assert!(read_top.len() >= 8, "{read_top:?}");
-        for f in &read_top {
+        // `__object` is the view's own note of which instance answered.
+        for f in read_top.iter().filter(|f| !f.starts_with("__")) {
             assert!(
                 v.get(f).is_some(),
                 "status.js reads st.{f}, ubus status lacks it"

@@ -934,6 +934,20 @@ source_guard off\n"
     }
 
     #[test]
+    fn a_bad_list_entry_is_named_by_its_own_line() {
+        let text = "config tmipd 'main'\n\
+                    \toption mlr '10.0.0.250'\n\
+                    \toption cn_if 'core0'\n\
+                    \toption mobile_if 'mob0'\n\
+                    \toption network_name 'n'\n\
+                    \tlist dns '192.168.1.1'\n\
+                    \tlist dns '192.168.1.2'\n\
+                    \tlist dns 'not-an-address'\n";
+        let e = TmipdConfig::from_uci("/etc/config/tmip", text, "main").unwrap_err();
+        assert!(e.to_string().starts_with("/etc/config/tmip:8:"), "{e}");
+    }
+
+    #[test]
     fn reads_the_shipped_uci_defaults_and_names_uci_lines() {
         let text = include_str!("../../openwrt/tmipd/files/tmip.config");
         let c = TmipdConfig::from_uci("/etc/config/tmip", text, "main").unwrap();

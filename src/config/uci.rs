@@ -76,6 +76,9 @@ pub struct Opt {
     /// Line of the `option`/`list` keyword that last set it (for a list,
     /// the line of its first item).
     pub line: usize,
+    /// The line of each item (one for a plain option), so an error names
+    /// the bad entry's line, not the list's first.
+    pub item_lines: Vec<usize>,
 }
 
 impl Opt {
@@ -127,7 +130,7 @@ impl Section {
     /// The section as `.rc` lines, so the daemons validate UCI and `.rc`
     /// input with one code path: `option addr_pool 'wlan0 * *'` becomes key
     /// `addr_pool`, rest `wlan0 * *`; each list item is its own line; the
-    /// line number is the option's. `enabled` belongs to the init script
+    /// line number is the item's. `enabled` belongs to the init script
     /// and is skipped.
     pub fn rc_lines(&self) -> Vec<RcLine<'_>> {
         let mut out = Vec::new();
@@ -135,9 +138,9 @@ impl Section {
             if INIT_SCRIPT_OPTIONS.contains(&o.name.as_str()) {
                 continue;
             }
-            for v in o.values() {
+            for (k, v) in o.values().enumerate() {
                 out.push(RcLine {
-                    line: o.line,
+                    line: o.item_lines.get(k).copied().unwrap_or(o.line),
                     key: &o.name,
                     rest: v.trim(),
                 });
@@ -657,7 +660,10 @@ impl<'a> Parser<'a> {
             // uci_add_list
             match existing {
                 Some(i) => match &mut opts[i].value {
-                    Value::List(items) => items.push(value),
+                    Value::List(items) => {
+                        items.push(value);
+                        opts[i].item_lines.push(line);
+                    }
                     Value::Single(old) => {
                         let old = std::mem::take(old);
                         let first_line = opts[i].line;
@@ -666,6 +672,7 @@ impl<'a> Parser<'a> {
                             name,
                             value: Value::List(vec![old, value]),
                             line: first_line,
+                            item_lines: vec![first_line, line],
                         });
                     }
                 },
@@ -673,6 +680,7 @@ impl<'a> Parser<'a> {
                     name,
                     value: Value::List(vec![value]),
                     line,
+                    item_lines: vec![line],
                 }),
             }
         } else if value.is_empty() {
@@ -691,6 +699,7 @@ impl<'a> Parser<'a> {
                 name,
                 value: Value::Single(value),
                 line,
+                item_lines: vec![line],
             });
         }
         Ok(())

@@ -1,16 +1,18 @@
 //! Non-blocking ubus client for the daemon's poll loop (openwrt.md §4.3).
 //!
-//! What tmipd needs from ubus, and nothing more:
+//! A transport: it knows ubus, not tmipd (the `tmip` object and what
+//! hostapd's notifications mean live in `cn::ubus_object` and `hostap`).
 //! - connect to `/var/run/ubus/ubus.sock` (ubusd greets with HELLO carrying
 //!   our client id);
-//! - publish objects (the `tmip` object with `status`, `clients`, `cns`)
-//!   with ADD_OBJECT + SIGNATURE and answer INVOKEs on them with DATA then
-//!   STATUS, echoing `seq` and `peer`;
-//! - subscribe to `hostapd.<ifname>`: an anonymous object (ADD_OBJECT with
-//!   no attributes), LOOKUP of the target, SUBSCRIBE {OBJID: ours, TARGET:
-//!   theirs}; hostapd's notifications then arrive as INVOKEs on our
-//!   anonymous object and become [`hostap::StationEvent`]s;
-//! - plain LOOKUP and INVOKE for calls to other objects.
+//! - publish objects ([`ObjectSpec`]) with ADD_OBJECT + SIGNATURE and hand
+//!   INVOKEs on them over as [`UbusEvent::Call`]; answer with
+//!   [`UbusClient::reply`] (DATA then STATUS, echoing `seq` and `peer`);
+//! - subscribe to an object (e.g. `hostapd.<ifname>`): an anonymous object
+//!   (ADD_OBJECT with no attributes), LOOKUP of the target, SUBSCRIBE
+//!   {OBJID: ours, TARGET: theirs}; its notifications then arrive as
+//!   INVOKEs on our anonymous object and become raw [`UbusEvent::Notify`];
+//! - plain LOOKUP and INVOKE for calls to other objects, and events
+//!   ([`UbusClient::send_event`]).
 //!
 //! The client owns the socket and buffers but never blocks: register
 //! [`UbusClient::fd`] for reading (and writing while
@@ -22,10 +24,9 @@
 //! target was missing. The fd changes on reconnect: after `tick` or
 //! `on_readable`, re-register if `fd()` differs from what you registered.
 
-use super::blob::{blobmsg_type, BlobError, Value};
+use super::blob::{BlobError, Value};
 use super::msg::{attr, frame_len, status, Message, MsgBuilder, MsgError, MsgType};
 use core::fmt;
-use hostap::StationEvent;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -77,8 +78,11 @@ impl From<BlobError> for UbusError {
     }
 }
 
+/// ubusd's event object (UBUS_SYSTEM_OBJECT_EVENT): `send`, `register`.
+pub const EVENT_OBJECT: u32 = 1;
+
 /// An object to publish: its path and, per method, its argument names and
-/// blobmsg types (see [`blobmsg_type`]).
+/// blobmsg types (see [`blobmsg_type`](super::blob::blobmsg_type)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectSpec {
     pub path: String,
@@ -86,18 +90,6 @@ pub struct ObjectSpec {
 }
 
 impl ObjectSpec {
-    /// The `tmip` status object: `status`, `clients {mac}`, `cns`.
-    pub fn tmip() -> ObjectSpec {
-        ObjectSpec {
-            path: "tmip".into(),
-            methods: vec![
-                ("status".into(), vec![]),
-                ("clients".into(), vec![("mac".into(), blobmsg_type::STRING)]),
-                ("cns".into(), vec![]),
-            ],
-        }
-    }
-
     /// The ADD_OBJECT request publishing this object (`peer` 0).
     pub fn add_object_frame(&self, seq: u16) -> Result<Vec<u8>, MsgError> {
         MsgBuilder::new(MsgType::AddObject, seq, 0)
@@ -161,10 +153,13 @@ pub enum UbusEvent {
     Unsubscribed { path: String },
     /// A method call on one of our objects.
     Call(IncomingCall),
-    /// A hostapd notification on a subscription, as a station event.
-    /// Notifications that are not station moves (`probe`, `auth`, ...) are
-    /// answered and dropped: hostapd sends one per probe request.
-    Station { path: String, event: StationEvent },
+    /// A notification from the object subscribed to as `path` (answered
+    /// already): its type (`method`) and data (`args`, a table).
+    Notify {
+        path: String,
+        method: String,
+        args: Value,
+    },
     /// The reply to [`UbusClient::invoke`]: every DATA, then the status.
     Reply {
         req: RequestId,
@@ -211,8 +206,6 @@ enum Pending {
     Subscribe(usize),
     Invoke(RequestId, Vec<Value>),
     Lookup(RequestId, Vec<(String, u32)>),
-    /// `get_clients` on a freshly subscribed hostapd (subscription index).
-    Resync(usize, Vec<Value>),
 }
 
 #[derive(Debug)]
@@ -229,38 +222,6 @@ pub fn subscribe_frame(seq: u16, anon: u32, target: u32) -> Result<Vec<u8>, MsgE
         .u32(attr::OBJID, anon)
         .u32(attr::TARGET, target)
         .finish()
-}
-
-/// Authorized stations in hostapd's `get_clients` reply
-/// (`{"freq":..,"clients":{"<mac>":{"authorized":true,"vlanid":N,..}}}`),
-/// as `Connected` events. Entries that do not parse are skipped.
-pub fn clients_from_get_clients(replies: &[Value]) -> Vec<StationEvent> {
-    let mut out = Vec::new();
-    for r in replies {
-        let Some(Value::Table(clients)) = r.get("clients") else {
-            continue;
-        };
-        for (mac, info) in clients {
-            if info.get("authorized").and_then(Value::as_bool) != Some(true) {
-                continue;
-            }
-            let vlan = info
-                .get("vlanid")
-                .or_else(|| info.get("vlan"))
-                .and_then(Value::as_i64)
-                .map(|v| v.to_string());
-            let mut fields = vec![("address", mac.as_str())];
-            if let Some(v) = vlan.as_deref() {
-                fields.push(("vlan", v));
-            }
-            match hostap::from_ubus_notification("sta-authorized", fields) {
-                Ok(Some(ev)) => out.push(ev),
-                Ok(None) => {}
-                Err(e) => log::warn!(target: "ubus", "get_clients: {e}"),
-            }
-        }
-    }
-    out
 }
 
 /// The ubus connection. See the module docs for how to drive it.
@@ -437,7 +398,6 @@ impl UbusClient {
                         s.phase = SubPhase::Idle;
                     }
                 }
-                Pending::Resync(..) => {}
             }
         }
     }
@@ -516,6 +476,20 @@ impl UbusClient {
         });
         self.send(frame);
         Ok(req)
+    }
+
+    /// Send event `id` with `data` (a table), as libubus
+    /// `ubus_send_event` does: an INVOKE of `send` on ubusd's event object
+    /// (id 1) with `{"id": id, "data": data}`. ubusd passes it to every
+    /// listener whose pattern matches `id` (exactly, or a prefix when the
+    /// pattern ends in `*`) as an INVOKE of method `id` with `data`; the
+    /// STATUS comes back as a [`UbusEvent::Reply`].
+    pub fn send_event(&mut self, id: &str, data: Value) -> Result<RequestId, UbusError> {
+        let args = Value::Table(vec![
+            ("id".into(), Value::String(id.into())),
+            ("data".into(), data),
+        ]);
+        self.invoke(EVENT_OBJECT, "send", &args)
     }
 
     /// Look up objects by path (a trailing `*` matches a prefix).
@@ -680,7 +654,6 @@ impl UbusClient {
             MsgType::Hello => {
                 if self.client_id.is_none() {
                     self.client_id = Some(m.hdr.peer);
-                    log::info!(target: "ubus", "connected to ubusd as client {:08x}", m.hdr.peer);
                     self.events.push_back(UbusEvent::Connected {
                         client_id: m.hdr.peer,
                     });
@@ -697,7 +670,7 @@ impl UbusClient {
             MsgType::Unsubscribe => {
                 let Some(id) = m.attrs.objid else { return };
                 if let Some(s) = self.subs.iter_mut().find(|s| s.anon == Some(id)) {
-                    log::info!(target: "ubus", "subscription to {} ended", s.path);
+                    log::debug!(target: "ubus", "subscription to {} ended", s.path);
                     s.phase = SubPhase::Idle;
                     s.target = None;
                     let path = s.path.clone();
@@ -739,13 +712,11 @@ impl UbusClient {
                         }
                     }
                 }
-                Pending::Invoke(_, data) | Pending::Resync(_, data) => {
-                    match m.attrs.data.map(Value::decode_fields) {
-                        Some(Ok(v)) => data.push(v),
-                        Some(Err(e)) => log::warn!(target: "ubus", "reply data: {e}"),
-                        None => {}
-                    }
-                }
+                Pending::Invoke(_, data) => match m.attrs.data.map(Value::decode_fields) {
+                    Some(Ok(v)) => data.push(v),
+                    Some(Err(e)) => log::warn!(target: "ubus", "reply data: {e}"),
+                    None => {}
+                },
                 Pending::Lookup(_, objs) => {
                     if let (Some(p), Some(id)) = (m.attrs.objpath, m.attrs.objid) {
                         objs.push((p.to_string(), id));
@@ -764,7 +735,6 @@ impl UbusClient {
                 let path = p.spec.path.clone();
                 match p.id {
                     Some(id) if code == status::OK => {
-                        log::info!(target: "ubus", "published ubus object {path} ({id:08x})");
                         self.events.push_back(UbusEvent::ObjectAdded { path, id });
                     }
                     _ => {
@@ -799,11 +769,9 @@ impl UbusClient {
                 }
                 if let (Pending::Subscribe(_), Some(target)) = (&o.what, s.target) {
                     s.phase = SubPhase::Subscribed;
-                    log::info!(target: "ubus", "subscribed to {}", s.path);
                     let path = s.path.clone();
                     self.events
                         .push_back(UbusEvent::Subscribed { path, target });
-                    self.send_resync(k, target);
                 } else {
                     self.advance_sub(k);
                 }
@@ -818,45 +786,6 @@ impl UbusClient {
                 status: code,
                 objects,
             }),
-            Pending::Resync(k, data) => {
-                let Some(path) = self.subs.get(k).map(|s| s.path.clone()) else {
-                    return;
-                };
-                if code != status::OK {
-                    log::debug!(target: "ubus", "{path} get_clients: status {code}");
-                    return;
-                }
-                for event in clients_from_get_clients(&data) {
-                    log::debug!(target: "ubus", "{path}: resync: {event}");
-                    self.events.push_back(UbusEvent::Station {
-                        path: path.clone(),
-                        event,
-                    });
-                }
-            }
-        }
-    }
-
-    /// Ask a freshly subscribed hostapd for the stations it already has
-    /// (notifications sent before we subscribed are lost).
-    fn send_resync(&mut self, k: usize, target: u32) {
-        let seq = self.next_seq();
-        match MsgBuilder::new(MsgType::Invoke, seq, target)
-            .u32(attr::OBJID, target)
-            .string(attr::METHOD, "get_clients")
-            .fields(attr::DATA, &Value::table())
-            .finish()
-        {
-            Ok(f) => {
-                self.outstanding.push(Outstanding {
-                    seq,
-                    peer: target,
-                    what: Pending::Resync(k, Vec::new()),
-                    sent: Instant::now(),
-                });
-                self.send(f);
-            }
-            Err(e) => log::error!(target: "ubus", "get_clients: {e}"),
         }
     }
 
@@ -905,22 +834,12 @@ impl UbusClient {
         if let Some(s) = self.subs.iter().find(|s| s.anon == Some(objid)) {
             let path = s.path.clone();
             // A notification from the object we subscribed to.
-            let pairs: Vec<(String, String)> = match &args {
-                Value::Table(t) => t
-                    .iter()
-                    .filter_map(|(k, v)| v.scalar_text().map(|s| (k.clone(), s)))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let fields = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            match hostap::from_ubus_notification(method, fields) {
-                Ok(Some(event)) => {
-                    log::debug!(target: "ubus", "{path}: {event}");
-                    self.events.push_back(UbusEvent::Station { path, event });
-                }
-                Ok(None) => log::trace!(target: "ubus", "{path}: {method} ignored"),
-                Err(e) => log::warn!(target: "ubus", "{path}: {e}"),
-            }
+            log::trace!(target: "ubus", "{path}: {method}");
+            self.events.push_back(UbusEvent::Notify {
+                path,
+                method: method.to_string(),
+                args,
+            });
             if !no_reply {
                 self.send_status(m.hdr.seq, m.hdr.peer, objid, status::OK);
             }
@@ -995,33 +914,6 @@ impl UbusClient {
 mod tests {
     use super::*;
 
-    #[test]
-    fn get_clients_reply_maps_authorized_stations_with_vlan() {
-        let reply = Value::table().with(
-            "clients",
-            Value::table()
-                .with(
-                    "02:00:00:00:00:01",
-                    Value::table()
-                        .with("authorized", Value::Int8(1))
-                        .with("vlanid", Value::Int32(12)),
-                )
-                .with(
-                    "02:00:00:00:00:02",
-                    Value::table().with("authorized", Value::Int8(0)),
-                )
-                .with("junk", Value::table().with("authorized", Value::Int8(1)))
-                .with("02:00:00:00:00:03", Value::String("not a table".into())),
-        );
-        assert_eq!(
-            clients_from_get_clients(&[reply, Value::table()]),
-            vec![StationEvent::Connected {
-                mac: [2, 0, 0, 0, 0, 1],
-                vlan: Some(12)
-            }]
-        );
-    }
-
     /// ADD_OBJECT "tmip" with one argument-less method "status", by hand:
     /// hdr `00 06 | 00 01 | 00 00 00 00`;
     /// OBJPATH (2) "tmip\0" = 5 bytes -> len 9 `02 00 00 09`, padded to 12;
@@ -1057,16 +949,5 @@ mod tests {
             subscribe_frame(5, 0x1122_3344, 0xaabb_ccdd).expect("frame"),
             want
         );
-    }
-
-    #[test]
-    fn tmip_signature_is_one_table_per_method() {
-        let sig = ObjectSpec::tmip().signature();
-        assert_eq!(sig.get("status"), Some(&Value::table()));
-        assert_eq!(
-            sig.get("clients"),
-            Some(&Value::table().with("mac", Value::Int32(3)))
-        );
-        assert!(sig.get("cns").is_some());
     }
 }

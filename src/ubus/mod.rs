@@ -1,5 +1,7 @@
-//! ubus over its unix socket: blob/blobmsg codec, client calls, object
-//! registration (the `tmip` status object) and subscriptions.
+//! ubus over its unix socket, as a transport: blob/blobmsg codec, client
+//! calls, object registration, subscriptions (raw notifications) and
+//! events. What tmipd publishes and how it reads hostapd is
+//! `cn::ubus_object`'s.
 //!
 //! - [`blob`]: libubox blob_attr/blobmsg codec and the [`Value`] tree.
 //! - [`msg`]: `ubus_msghdr`, message types, attribute ids, framing.
@@ -9,14 +11,14 @@
 //!
 //! ```text
 //! let mut bus = UbusClient::new(client::DEFAULT_SOCKET);
-//! bus.add_object(ObjectSpec::tmip());          // status, clients {mac}, cns
+//! bus.add_object(ubus_object::object_spec("tmip")); // status, clients {mac}, cns
 //! bus.subscribe(&format!("hostapd.{mobile_if}"));
 //! timer every 1 s:  bus.tick(now); re-register bus.fd() if it changed
 //!                   (POLLOUT too while bus.wants_write())
 //! fd readable:      bus.on_readable();   fd writable: bus.on_writable();
 //! then:             while let Some(ev) = bus.poll_event() { match ev {
 //!     UbusEvent::Call(c)              => bus.reply(&c, status::OK, Some(&value))?,
-//!     UbusEvent::Station { event, .. } => cn.station_event(event, now),
+//!     UbusEvent::Notify { path, method, args } => hostapd.station_events(..),
 //!     _ => log it } }
 //! ```
 //!

@@ -6,11 +6,15 @@
 //! as `peer`, relaying DATA/STATUS replies with `peer` rewritten to the
 //! object id, SUBSCRIBE (+ NOTIFY {ACTIVE} to the publisher), NOTIFY fan-out
 //! as INVOKE to each subscriber (honouring NO_REPLY), and UNSUBSCRIBE when a
-//! target's client goes away. It is strict: a reply without the attributes
+//! target's client goes away, and the event object (id 1: `register`
+//! `{object, pattern}` and `send` `{id, data}`, delivered to every listener
+//! whose pattern matches `id` exactly or, ending in `*`, by prefix, as an
+//! INVOKE of method `id`, as ubusd_event.c does). It is strict: a reply without the attributes
 //! ubusd requires is dropped, so a client that gets the format wrong fails.
 //!
 //! [`FakeHostapd`] plays hostapd's ubus side with raw frames (publishes
-//! `hostapd.<ifname>`, sends NOTIFYs).
+//! `hostapd.<ifname>`, sends NOTIFYs). [`FakeListener`] is `ubus listen
+//! PATTERN` (libubus ubus_register_event_handler) in raw frames.
 //!
 //! Used by tests/ubus_peer.rs and tests/tmipd_ubus.rs
 //! (`#[path = "support/fake_ubusd.rs"] mod fake_ubusd;`).
@@ -22,8 +26,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tmip::ubus::blob::{BlobWriter, Value};
+use tmip::ubus::client::{UbusClient, UbusEvent};
 use tmip::ubus::msg::{attr, frame_len, status, Message, MsgBuilder, MsgType};
 
 // ---------------------------------------------------------------------------
@@ -44,6 +49,70 @@ pub struct State {
     pub next_id: u32,
     pub clients: HashMap<u32, UnixStream>,
     pub objects: HashMap<u32, Obj>,
+    /// Event listeners: (client, object, pattern).
+    pub listeners: Vec<(u32, u32, String)>,
+    pub event_seq: u16,
+}
+
+/// ubusd's event object (UBUS_SYSTEM_OBJECT_EVENT).
+pub const EVENT_OBJECT: u32 = 1;
+
+/// ubusd_event.c: a pattern ending in `*` matches by prefix, any other
+/// exactly.
+pub fn pattern_matches(pattern: &str, id: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => id.starts_with(prefix),
+        None => pattern == id,
+    }
+}
+
+/// ubusd_event_recv: `register` and `send` on the event object.
+fn event_object(g: &mut State, cl: u32, method: &str, data: Option<&[u8]>) -> i32 {
+    let Some(args) = data.and_then(|d| Value::decode_fields(d).ok()) else {
+        return status::INVALID_ARGUMENT;
+    };
+    match method {
+        "register" => {
+            let obj = args.get("object").and_then(|v| v.as_i64());
+            let pattern = args.get("pattern").and_then(|v| v.as_str()).unwrap_or("*");
+            match obj.and_then(|o| u32::try_from(o).ok()) {
+                Some(o) if g.objects.get(&o).map(|x| x.client) == Some(cl) => {
+                    g.listeners.push((cl, o, pattern.to_string()));
+                    0
+                }
+                _ => status::INVALID_ARGUMENT,
+            }
+        }
+        "send" => {
+            let (Some(id), Some(Value::Table(_))) =
+                (args.get("id").and_then(|v| v.as_str()), args.get("data"))
+            else {
+                return status::INVALID_ARGUMENT;
+            };
+            let mut w = BlobWriter::new();
+            if let Some(d) = args.get("data") {
+                d.encode_fields(&mut w).expect("event data");
+            }
+            let targets: Vec<(u32, u32)> = g
+                .listeners
+                .iter()
+                .filter(|(c, _, p)| *c != cl && pattern_matches(p, id))
+                .map(|(c, o, _)| (*c, *o))
+                .collect();
+            for (c, o) in targets {
+                g.event_seq = g.event_seq.wrapping_add(1);
+                let f = MsgBuilder::new(MsgType::Invoke, g.event_seq, 0)
+                    .u32(attr::OBJID, o)
+                    .string(attr::METHOD, id)
+                    .raw(attr::DATA, w.bytes())
+                    .finish()
+                    .expect("event");
+                g.send(c, &f);
+            }
+            0
+        }
+        _ => status::METHOD_NOT_FOUND,
+    }
 }
 
 impl State {
@@ -161,6 +230,7 @@ pub fn serve(mut s: UnixStream, st: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
     // Client gone: free its objects, tell subscribers (ubusd_free_object).
     let mut g = st.lock().expect("lock");
     g.clients.remove(&id);
+    g.listeners.retain(|(c, _, _)| *c != id);
     let mine: Vec<u32> = g
         .objects
         .iter()
@@ -242,7 +312,12 @@ pub fn handle(g: &mut State, cl: u32, frame: &[u8]) {
                 .objects
                 .iter()
                 .filter(|(_, o)| o.has_type && o.path.is_some())
-                .filter(|(_, o)| want.is_none() || o.path == want)
+                .filter(|(_, o)| match (&want, &o.path) {
+                    (None, _) => true,
+                    // ubusd_handle_lookup: a trailing `*` matches a prefix.
+                    (Some(w), Some(p)) if w.ends_with('*') => p.starts_with(&w[..w.len() - 1]),
+                    (Some(w), p) => p.as_deref() == Some(w.as_str()),
+                })
                 .map(|(k, o)| (*k, o.path.clone().unwrap_or_default(), o.signature.clone()))
                 .collect();
             for (oid, path, sig) in &found {
@@ -262,6 +337,7 @@ pub fn handle(g: &mut State, cl: u32, frame: &[u8]) {
             })
         }
         Some(MsgType::Invoke) => match (a.objid, a.method) {
+            (Some(EVENT_OBJECT), Some(method)) => Some(event_object(g, cl, method, a.data)),
             (Some(oid), Some(method)) => match g.objects.get(&oid).map(|o| o.client) {
                 None => Some(status::NOT_FOUND),
                 Some(owner) => {
@@ -476,4 +552,154 @@ impl FakeHostapd {
             .expect("send");
         self.seq
     }
+}
+
+/// `ubus listen PATTERN` in raw frames: an anonymous object registered on
+/// the event object; events arrive as INVOKEs of method = event id.
+pub struct FakeListener {
+    pub s: UnixStream,
+    pub buf: Vec<u8>,
+    pub obj: u32,
+}
+
+impl FakeListener {
+    pub fn connect(path: &Path, pattern: &str) -> FakeListener {
+        let s = UnixStream::connect(path).expect("listener connect");
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        let mut l = FakeListener {
+            s,
+            buf: Vec::new(),
+            obj: 0,
+        };
+        let hello = l.recv().expect("hello");
+        assert_eq!(hello[1], MsgType::Hello as u8);
+        // An object with neither path nor type (libubus event handler).
+        let f = MsgBuilder::new(MsgType::AddObject, 1, 0)
+            .finish()
+            .expect("add");
+        l.s.write_all(&f).expect("send");
+        let d = l.recv().expect("add data");
+        l.obj = Message::parse(&d)
+            .expect("data")
+            .attrs
+            .objid
+            .expect("objid");
+        let st = l.recv().expect("add status");
+        assert_eq!(Message::parse(&st).expect("st").attrs.status, Some(0));
+        let args = Value::table()
+            .with("object", Value::Int32(l.obj as i32))
+            .with("pattern", Value::String(pattern.into()));
+        let f = MsgBuilder::new(MsgType::Invoke, 2, EVENT_OBJECT)
+            .u32(attr::OBJID, EVENT_OBJECT)
+            .string(attr::METHOD, "register")
+            .fields(attr::DATA, &args)
+            .finish()
+            .expect("register");
+        l.s.write_all(&f).expect("send");
+        let st = l.recv().expect("register status");
+        assert_eq!(Message::parse(&st).expect("st").attrs.status, Some(0));
+        l
+    }
+
+    /// The next frame, or `None` after the read timeout.
+    pub fn recv(&mut self) -> Option<Vec<u8>> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Ok(Some(n)) = frame_len(&self.buf) {
+                return Some(self.buf.drain(..n).collect());
+            }
+            match self.s.read(&mut chunk) {
+                Ok(n) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next event (id, data), answering it as libubus does; `None`
+    /// when none comes within `timeout`.
+    pub fn next_event(&mut self, timeout: Duration) -> Option<(String, Value)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.s
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .expect("timeout");
+            let f = self.recv()?;
+            let Ok(m) = Message::parse(&f) else { continue };
+            if m.hdr.msg_type() != Some(MsgType::Invoke) {
+                continue;
+            }
+            let id = m.attrs.method.unwrap_or_default().to_string();
+            let data = m
+                .attrs
+                .data
+                .and_then(|d| Value::decode_fields(d).ok())
+                .unwrap_or(Value::Table(Vec::new()));
+            let st = MsgBuilder::new(MsgType::Status, m.hdr.seq, m.hdr.peer)
+                .i32(attr::STATUS, 0)
+                .u32(attr::OBJID, self.obj)
+                .finish()
+                .expect("status");
+            let _ = self.s.write_all(&st);
+            return Some((id, data));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A test's own ubus client (tmip::ubus::UbusClient), driven until an answer.
+
+/// Drive the test's own ubus client until `want` says Some.
+pub fn pump<T>(
+    c: &mut UbusClient,
+    timeout: Duration,
+    mut want: impl FnMut(UbusEvent) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        c.tick(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: c.fd().unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 20) };
+        if pfd.revents != 0 {
+            c.on_readable();
+        }
+        while let Some(ev) = c.poll_event() {
+            if let Some(r) = want(ev) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+/// `ubus call <object> <method> <args>` from the test: (status, data).
+pub fn call(c: &mut UbusClient, object: &str, method: &str, args: Value) -> (i32, Vec<Value>) {
+    let req = c.lookup(object).expect("lookup");
+    let id = pump(c, Duration::from_secs(3), |ev| match ev {
+        UbusEvent::Lookup {
+            req: r, objects, ..
+        } if r == req => Some(objects.first().map(|o| o.1)),
+        _ => None,
+    })
+    .expect("lookup answered")
+    .unwrap_or_else(|| panic!("no ubus object '{object}'"));
+    let req = c.invoke(id, method, &args).expect("invoke");
+    pump(c, Duration::from_secs(3), |ev| match ev {
+        UbusEvent::Reply {
+            req: r,
+            status,
+            data,
+        } if r == req => Some((status, data)),
+        _ => None,
+    })
+    .expect("call answered")
 }

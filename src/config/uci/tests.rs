@@ -94,6 +94,7 @@ fn export_round_trips_byte_for_byte() {
         // line numbers differ, values do not
         for (a, b) in o.iter_mut().zip(&again.sections[0].options) {
             a.line = b.line;
+            a.item_lines = b.item_lines.clone();
         }
         o
     });
@@ -361,7 +362,7 @@ fn rc_lines_bridge_skips_enabled_and_splits_lists() {
         [
             (4, "mlr", "10.0.0.1"),
             (5, "addr_pool", "wlan0 * *"),
-            (5, "addr_pool", "wlan1 10.1.0.0 10.1.255.252"),
+            (6, "addr_pool", "wlan1 10.1.0.0 10.1.255.252"),
             (7, "secret", "it's a secret"),
         ]
     );

@@ -4,86 +4,169 @@
 
 /* /etc/config/tmip: the tmipd sections (one per CN instance) and the mlrd
  * section. Save & Apply commits through rpcd, which emits config.change:
- * procd's reload trigger then HUPs the daemons whose section changed. */
+ * procd's reload trigger then HUPs the daemons whose section changed.
+ *
+ * Defaults: an option the section does not set means the daemon's (or
+ * init script's) default. So the form never writes a default: Values show
+ * it as a placeholder (an empty field is removed, i.e. stays unset), and
+ * Flags carry the same default with rmempty (a Flag equal to its default
+ * is removed). Saving an untouched form leaves UCI as it was
+ * (tests/luci: "an untouched Save changes nothing"). */
+
+var TMIPD_DEFAULTS = {
+	enabled: '1', dhcp: '1', reverse_tunnel: '1', log: '1', foreground: '0',
+	debug_level: '2', lease_time: '3600', cn_port: '5554', max_stations: '256',
+	max_peers: '32', hostapd_ctrl: 'auto', ubus: 'auto', tunnel_backend: 'auto', shared_link: 'auto', source_guard: '1',
+	log_file: '/var/log/tmipd.log', status_file: '/var/run/tmipd.status'
+};
+
+var MLRD_DEFAULTS = {
+	enabled: '1', log: '1', foreground: '0', port: '6554', debug_level: '2',
+	lease_time: '86400', state_dir: '/var/lib/mlrd', max_connections: '8192',
+	cn_timeout: '30', log_file: '/var/log/mlrd.log', status_file: '/tmp/mlrd.status',
+	max_unauth_per_source: '16', handshake_timeout: '10'
+};
+
+function flag(s, name, title, defs, descr) {
+	var o = s.option(form.Flag, name, title, descr);
+	o.default = defs[name];
+	o.rmempty = true;
+	return o;
+}
+
+function value(s, name, title, defs, datatype, descr) {
+	var o = s.option(form.Value, name, title, descr);
+	if (defs[name] != null)
+		o.placeholder = defs[name];
+	if (datatype)
+		o.datatype = datatype;
+	o.rmempty = true;
+	return o;
+}
+
+/* IFACE FIRST LAST, FIRST/LAST an address or "*" (the subnet edge). */
+function validatePool(section_id, v) {
+	if (v == null || v === '')
+		return true;
+	var f = String(v).trim().split(/\s+/);
+	var ip4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+	if (f.length != 3 || !/^[A-Za-z0-9_.-]{1,15}$/.test(f[0]))
+		return _('Expecting: IFACE FIRST LAST');
+	for (var i = 1; i < 3; i++)
+		if (f[i] !== '*' && !ip4.test(f[i]))
+			return _('Expecting an IPv4 address or "*"');
+	return true;
+}
+
+/* NET/LEN GATEWAY */
+function validateRoute(section_id, v) {
+	if (v == null || v === '')
+		return true;
+	var f = String(v).trim().split(/\s+/);
+	var ip4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+	var net = f[0] ? f[0].split('/') : [];
+	if (f.length != 2 || net.length != 2 || !ip4.test(net[0]) || !/^([0-9]|[12]\d|3[0-2])$/.test(net[1]) || !ip4.test(f[1]))
+		return _('Expecting: NET/LEN GATEWAY');
+	return true;
+}
+
+/* A socket path, "auto" or "off". */
+function validateSocket(section_id, v) {
+	if (v == null || v === '' || v === 'auto' || v === 'off' || /^\/\S+$/.test(v))
+		return true;
+	return _('Expecting a socket path, "auto" or "off"');
+}
 
 return view.extend({
 	render: function() {
-		var m, s, o;
+		var m, s, o, D = TMIPD_DEFAULTS, M = MLRD_DEFAULTS;
 
 		m = new form.Map('tmip', _('TMip mobility'),
-			_('Correspondent nodes (tmipd) hand out /30 cells to Wi-Fi stations and keep them reachable across access points; the mobile location register (mlrd) tracks where each station is.'));
+			_('Correspondent nodes (tmipd) hand out /30 cells to Wi-Fi stations and keep them reachable across access points; the mobile location register (mlrd) tracks where each station is. Empty fields mean the daemon\'s default (shown greyed).'));
 
 		s = m.section(form.TypedSection, 'tmipd', _('Correspondent nodes'));
 		s.addremove = true;
 		s.anonymous = false;
 
-		o = s.option(form.Flag, 'enabled', _('Enabled'));
-		o.rmempty = false;
-		o.default = '0';
-		s.option(form.Value, 'mlr', _('MLR'), _('host[:port], port 6554 by default'));
-		s.option(form.Value, 'cn_name', _('CN name'));
-		s.option(form.Value, 'network_name', _('Network name'));
-		o = s.option(form.Value, 'tunnel_prefix', _('Tunnel prefix'), _('Unique per instance on this node'));
+		flag(s, 'enabled', _('Enabled'), D);
+		value(s, 'mlr', _('MLR'), D, 'or(hostport,host)', _('host[:port], port 6554 by default'));
+		value(s, 'backup_mlr', _('Backup MLR'), D, 'or(hostport,host)', _('The primary/backup pair\'s other register'));
+		value(s, 'mlr_heartbeat', _('MLR heartbeat (ms)'), D, 'uinteger', _('Default: what the MLR asks for (faster with a backup MLR)'));
+		value(s, 'mlr_deadline', _('MLR deadline (ms)'), D, 'uinteger', _('Silence after which the MLR link is dropped'));
+		value(s, 'cn_name', _('CN name'), D);
+		value(s, 'network_name', _('Network name'), D);
+		o = value(s, 'tunnel_prefix', _('Tunnel prefix'), D, 'maxlength(11)', _('Unique per instance on this node'));
 		o.placeholder = 'tmip0';
-		s.option(form.Value, 'cn_if', _('CN interface'));
-		s.option(form.Value, 'mobile_if', _('Mobile interface'));
+		value(s, 'cn_if', _('CN interface'), D, 'network');
+		value(s, 'mobile_if', _('Mobile interface'), D, 'network');
 		o = s.option(form.DynamicList, 'addr_pool', _('Address pools'), _('IFACE FIRST LAST, "*" for the subnet edge'));
 		o.placeholder = 'wlan0 * *';
-		o = s.option(form.Flag, 'dhcp', _('DHCP server'));
-		o.default = '1';
-		s.option(form.DynamicList, 'dns', _('DNS servers'));
-		s.option(form.Value, 'domain', _('Domain'));
+		o.validate = validatePool;
+		flag(s, 'dhcp', _('DHCP server'), D);
+		o = s.option(form.DynamicList, 'dns', _('DNS servers'));
+		o.datatype = 'ip4addr';
+		value(s, 'domain', _('Domain'), D, 'hostname');
 		o = s.option(form.DynamicList, 'static_route', _('Static routes'), _('NET/LEN GATEWAY'));
-		o = s.option(form.Value, 'lease_time', _('Lease time (s)'));
-		o.datatype = 'uinteger';
-		o = s.option(form.Flag, 'reverse_tunnel', _('Reverse tunnel'));
-		o.default = '1';
-		o = s.option(form.ListValue, 'tunnel_backend', _('Tunnel backend'), _('auto: kernel IPIP where kmod-ipip is installed, else userspace (TUN)'));
+		o.validate = validateRoute;
+		value(s, 'lease_time', _('Lease time (s)'), D, 'uinteger');
+		flag(s, 'reverse_tunnel', _('Reverse tunnel'), D);
+		o = value(s, 'tunnel_backend', _('Tunnel backend'), D, null, _('auto: kernel IPIP where kmod-ipip is installed, else userspace (TUN)'));
 		o.value('auto');
 		o.value('kernel');
 		o.value('userspace');
-		o.default = 'auto';
-		o = s.option(form.ListValue, 'shared_link', _('Shared mobile link'), _('Other hosts on the mobile interface: "auto" (when it is the CN interface or a bridge), "on" or "off"'));
+		o = value(s, 'shared_link', _('Shared mobile link'), D, null, _('Other hosts on the mobile interface: "auto" (when it is the CN interface or a bridge), "on" or "off"'));
 		o.value('auto');
 		o.value('on');
 		o.value('off');
-		o.default = 'auto';
-		o = s.option(form.Flag, 'source_guard', _('Source guard'), _('Forward a packet from the mobile interface only when its source MAC and IP are those of a station served here'));
-		o.default = '1';
-		o = s.option(form.ListValue, 'debug_level', _('Debug level'));
-		for (var i = 0; i <= 7; i++)
-			o.value(String(i));
-		o.default = '1';
-		o = s.option(form.Value, 'secret', _('Secret'));
+		o.validate = function(section_id, v) {
+			return (v == null || v === '' || v === 'auto' || v === 'on' || v === 'off') ? true : _('Expecting "auto", "on" or "off"');
+		};
+		flag(s, 'source_guard', _('Source guard'), D, _('Forward a packet from the mobile interface only when its source MAC and IP are those of a station served here'));
+		value(s, 'debug_level', _('Debug level'), D, 'range(0,7)', _('0 (silent) to 7'));
+		o = value(s, 'secret', _('Secret'), D);
 		o.password = true;
-		o = s.option(form.Value, 'hostapd_ctrl', _('hostapd control socket'), _('Station events from hostapd: a socket path, "auto" (/var/run/hostapd/&lt;mobile interface&gt;) or "off"'));
+		value(s, 'cn_port', _('CN-to-CN port'), D, 'port');
+		value(s, 'listen_addr', _('CN-to-CN listen address'), D, 'ip4addr', _('Default: the CN interface\'s address'));
+		value(s, 'max_stations', _('Max. stations'), D, 'range(1,4096)');
+		value(s, 'max_peers', _('Max. peer CNs'), D, 'range(1,64)');
+		o = value(s, 'hostapd_ctrl', _('hostapd control socket'), D, null, _('Station events from hostapd: a socket path, "auto" (/var/run/hostapd/&lt;mobile interface&gt;) or "off"'));
 		o.value('auto');
 		o.value('off');
-		o.default = 'auto';
-		o = s.option(form.Value, 'ubus', _('ubus socket'), _('A socket path, "auto" (/var/run/ubus/ubus.sock) or "off"'));
+		o.validate = validateSocket;
+		o = value(s, 'ubus', _('ubus socket'), D, null, _('A socket path, "auto" (/var/run/ubus/ubus.sock) or "off"'));
 		o.value('auto');
 		o.value('off');
-		o.default = 'auto';
-		o = s.option(form.Value, 'ubus_object', _('ubus object'), _('Default "tmip" for the section "main" (the status page reads it), "tmip.&lt;section&gt;" for others'));
-		o.optional = true;
+		o.validate = validateSocket;
+		o = value(s, 'ubus_object', _('ubus object'), D, null, _('Default "tmip" for the section "main", "tmip.&lt;section&gt;" for others'));
+		o.placeholder = 'tmip';
+		flag(s, 'log', _('Log'), D);
+		value(s, 'log_file', _('Log file'), D, 'string');
+		value(s, 'status_file', _('Status file'), D, 'string');
+		value(s, 'pid_file', _('PID file'), D, 'string');
+		flag(s, 'foreground', _('Foreground'), D, _('procd runs the daemon with -F anyway'));
 
 		s = m.section(form.TypedSection, 'mlrd', _('Mobile location register'));
 		s.addremove = true;
 		s.anonymous = false;
 
-		o = s.option(form.Flag, 'enabled', _('Enabled'));
-		o.rmempty = false;
-		o.default = '0';
-		s.option(form.Value, 'network_name', _('Network name'));
-		o = s.option(form.Value, 'port', _('Port'));
-		o.datatype = 'port';
-		o.placeholder = '6554';
-		s.option(form.Value, 'state_dir', _('State directory'));
-		o = s.option(form.Value, 'lease_time', _('Lease time (s)'));
-		o.datatype = 'uinteger';
-		s.option(form.Value, 'backup_mlr', _('Backup MLR'));
-		o = s.option(form.Value, 'secret', _('Secret'));
+		flag(s, 'enabled', _('Enabled'), M);
+		value(s, 'network_name', _('Network name'), M);
+		value(s, 'port', _('Port'), M, 'port');
+		value(s, 'state_dir', _('State directory'), M, 'string');
+		value(s, 'lease_time', _('Lease time (s)'), M, 'uinteger');
+		value(s, 'backup_mlr', _('Backup MLR'), M, 'or(hostport,host)');
+		value(s, 'primary_mlr', _('Primary MLR'), M, 'or(hostport,host)', _('Set on the backup register of a pair'));
+		o = value(s, 'secret', _('Secret'), M);
 		o.password = true;
+		value(s, 'max_connections', _('Max. connections'), M, 'uinteger');
+		value(s, 'cn_timeout', _('CN timeout (s)'), M, 'uinteger');
+		value(s, 'max_unauth_per_source', _('Max. unauthenticated per source'), M, 'uinteger');
+		value(s, 'handshake_timeout', _('Handshake timeout (s)'), M, 'uinteger');
+		value(s, 'debug_level', _('Debug level'), M, 'range(0,7)');
+		flag(s, 'log', _('Log'), M);
+		value(s, 'log_file', _('Log file'), M, 'string');
+		value(s, 'status_file', _('Status file'), M, 'string');
+		flag(s, 'foreground', _('Foreground'), M, _('procd runs the daemon with -F anyway'));
 
 		return m.render();
 	}

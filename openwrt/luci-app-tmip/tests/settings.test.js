@@ -1,0 +1,23 @@
+// The settings view in headless Chromium: node settings.test.js URL SCREENSHOT.png
+// 1. Save the untouched form; 2. an invalid pool entry is refused with a
+// message; 3. change main's lease_time and Save. Prints each result as JSON
+// for tests/luci_views.rs, which checks the UCI file.
+'use strict';
+const { withView } = require('./browser');
+
+const [url, shot] = process.argv.slice(2);
+withView(url, async (page) => {
+  const shown = await page.evaluate(() => ({
+    enabled: Array.from(document.querySelectorAll('[id$=".enabled"]')).map((w) => [w.id, w.checked]),
+    options: document.querySelectorAll('[data-option]').length,
+  }));
+  await page.screenshot({ path: shot, fullPage: true });
+  const untouched = await page.evaluate(() => LuciStandin.map.save());
+  await page.fill('[id="cbid.tmip.main.addr_pool"]', 'mob0 * *\nwlan0 1.2.3');
+  const invalid = await page.evaluate(() => LuciStandin.map.save());
+  const message = await page.textContent('[id="cbid.tmip.main.addr_pool.error"]');
+  await page.fill('[id="cbid.tmip.main.addr_pool"]', 'mob0 * *');
+  await page.fill('[id="cbid.tmip.main.lease_time"]', '7200');
+  const edited = await page.evaluate(() => LuciStandin.map.save());
+  return { shown, untouched, invalid, message, edited };
+});
