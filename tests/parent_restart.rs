@@ -59,8 +59,13 @@ fn parent_killed_and_restarted_loses_nothing_and_resumes_within_a_second() {
     };
     assert_eq!(bed.parent_of(c), 1, "CN1 is the client's parent");
     let ms_ns = bed.clients[i].ns.name.clone();
-    let mut t = match TcpCheck::start(&bed.srv.name, SRV_IP, 5001, &ms_ns, Duration::from_millis(1))
-    {
+    let mut t = match TcpCheck::start(
+        &bed.srv.name,
+        SRV_IP,
+        5001,
+        &ms_ns,
+        Duration::from_millis(1),
+    ) {
         Ok(t) => t,
         Err(e) => panic!("{e}\n{}", bed.logs()),
     };
@@ -71,10 +76,18 @@ fn parent_killed_and_restarted_loses_nothing_and_resumes_within_a_second() {
             .filter(|d| d.starts_with(&TestBed::tunnel_prefix(1)))
     });
     let Some(dev) = routed else {
-        panic!("CN1 never routed {c} into a tunnel\n{}\n{}", bed.cn_state(), bed.logs());
+        panic!(
+            "CN1 never routed {c} into a tunnel\n{}\n{}",
+            bed.cn_state(),
+            bed.logs()
+        );
     };
     let w = t.window(&t.mark(), Duration::from_millis(1500));
-    assert!(w.lost == 0 && w.same_connection, "after the move: {w:?}\n{}", bed.logs());
+    assert!(
+        w.lost == 0 && w.same_connection,
+        "after the move: {w:?}\n{}",
+        bed.logs()
+    );
 
     // The parent crashes: SIGKILL, no clean-up.
     let m = t.mark();
@@ -96,20 +109,31 @@ fn parent_killed_and_restarted_loses_nothing_and_resumes_within_a_second() {
             "kernel tunnel must forward while tmipd is down: {dead:?}"
         );
     }
+    // Down for a second, as a supervisor's respawn delay would leave it
+    // (TMIP_RESTART_DOWN_MS to try others): long enough for the
+    // correspondents' TCP retransmission timers to back off.
+    let down = std::env::var("TMIP_RESTART_DOWN_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    std::thread::sleep(Duration::from_millis(down).saturating_sub(killed.elapsed()));
     let log_from = bed.cn(1).log_text().len();
     if let Err(e) = bed.start_tmipd(1, UP) {
         panic!("{e}\n{}", bed.logs());
     }
     let back = Instant::now();
     let w = t.window(&m, Duration::from_secs(15));
-    let up = t.up.receipts.lock().unwrap().clone();
-    let down = t.down.receipts.lock().unwrap().clone();
-    let resumed = first_after(&up, back)
-        .zip(first_after(&down, back))
-        .map(|(a, b)| a.max(b));
+    // Both directions flow again: the first receipt after `back` in each.
+    let resumed = common::wait_for(Duration::from_secs(10), || {
+        let up = t.up.receipts.lock().unwrap().clone();
+        let down = t.down.receipts.lock().unwrap().clone();
+        first_after(&up, back)
+            .zip(first_after(&down, back))
+            .map(|(a, b)| a.max(b))
+    });
     let after_back = resumed.map(|r| r.duration_since(back));
     println!(
-        "[parent restart, {}] killed -9, back after {:.0} ms; stream gap {:.1} ms, resumed {} after the process was back; lost {} B, same connection {}",
+        "[parent restart, {}] killed -9, down {down} ms, back after {:.0} ms; stream gap {:.1} ms, resumed {} after the process was back; lost {} B, same connection {}",
         if kernel { "kernel" } else { "userspace" },
         ms(back.duration_since(killed)),
         ms(w.gap()),
@@ -123,7 +147,11 @@ fn parent_killed_and_restarted_loses_nothing_and_resumes_within_a_second() {
         bed.logs()
     );
     let Some(after_back) = after_back else {
-        panic!("the stream never resumed\n{}\n{}", bed.cn_state(), bed.logs());
+        panic!(
+            "the stream never resumed\n{}\n{}",
+            bed.cn_state(),
+            bed.logs()
+        );
     };
     assert!(
         after_back <= Duration::from_secs(1),
