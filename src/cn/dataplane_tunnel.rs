@@ -182,13 +182,9 @@ impl TunnelDataPlane {
         r
     }
 
-    /// Keep what [`split_adoptable`] keeps, purge the rest, and take the
-    /// kept devices, routes and rules into the tables, so the MLR's answers
-    /// re-affirm them in place (no gap). Adopted tunnels linger like idle
-    /// ones until a station needs them; hold routes no station re-affirms go
-    /// after [`TUNNEL_LINGER`].
-    fn adopt_stale(&mut self) -> Result<Vec<String>, DataPlaneError> {
-        let kernel = self.tunnels.tunnel_backend() == BackendKind::KernelIpip;
+    /// Everything tagged as this instance's: its tunnel devices, what is on
+    /// its mobile_if, its reverse tables and rules, its hold routes.
+    fn own_state(&mut self) -> Result<TaggedState, DataPlaneError> {
         let tables = self.tables();
         let ifs = [self.mobile_if.as_str()];
         let scope = Scope {
@@ -196,7 +192,19 @@ impl TunnelDataPlane {
             interfaces: &ifs,
             tables: &tables,
         };
-        let st = self.nl.tagged_state(&scope).map_err(|e| err("purge", e))?;
+        self.nl
+            .tagged_state(&scope)
+            .map_err(|e| err("read state", e))
+    }
+
+    /// Keep what [`split_adoptable`] keeps, purge the rest, and take the
+    /// kept devices, routes and rules into the tables, so the MLR's answers
+    /// re-affirm them in place (no gap). Adopted tunnels linger like idle
+    /// ones until a station needs them; hold routes no station re-affirms go
+    /// after [`TUNNEL_LINGER`].
+    fn adopt_stale(&mut self) -> Result<Vec<String>, DataPlaneError> {
+        let kernel = self.tunnels.tunnel_backend() == BackendKind::KernelIpip;
+        let st = self.own_state()?;
         let (keep, purge) = split_adoptable(st, &self.tunnel_prefix, kernel);
         let r = self.nl.delete_state(&purge).map_err(|e| err("purge", e))?;
         let n = if kernel {
@@ -491,14 +499,8 @@ impl DataPlane for TunnelDataPlane {
         self.idle.clear();
         self.held.clear();
         let r = self.inner.remove_all();
-        let tables = self.tables();
-        let ifs = [self.mobile_if.as_str()];
-        let scope = Scope {
-            tunnel_prefix: &self.tunnel_prefix,
-            interfaces: &ifs,
-            tables: &tables,
-        };
-        self.nl.purge(&scope).map_err(|e| err("purge", e))?;
+        let st = self.own_state()?;
+        self.nl.delete_state(&st).map_err(|e| err("purge", e))?;
         r
     }
 
