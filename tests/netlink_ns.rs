@@ -108,6 +108,32 @@ fn links_addresses_routes_rules_round_trip_and_purge() {
         assert!(e.errno().is_some(), "{e}");
     });
 
+    // proxy ARP entries: ours (tagged) on mob0 and on core0 (not in the
+    // purge's scope), and one made by hand on mob0 (untagged)
+    ns.run_in(|| {
+        let mut nl = Netlink::open().unwrap();
+        let mob = nl.link_index("mob0").unwrap();
+        let core = nl.link_index("core0").unwrap();
+        nl.add_proxy_neighbour(mob, ip("10.1.0.9")).unwrap();
+        nl.add_proxy_neighbour(mob, ip("10.1.0.9")).unwrap(); // replace, no error
+        nl.add_proxy_neighbour(core, ip("10.1.0.13")).unwrap();
+        let p = nl.proxy_neighbours().unwrap();
+        assert!(
+            p.contains(&tmip::netlink::ProxyNeighbour {
+                index: mob,
+                address: ip("10.1.0.9"),
+                protocol: TMIP_RTPROT
+            }),
+            "{p:?}"
+        );
+        nl.delete_proxy_neighbour(core, ip("10.1.0.13")).unwrap();
+        assert!(nl.delete_proxy_neighbour(core, ip("10.1.0.13")).is_err());
+    });
+    sh(&format!("ip -n {n} neigh add proxy 10.1.0.17 dev mob0"));
+    let proxies = sh(&format!("ip -n {n} neigh show proxy"));
+    assert!(proxies.contains("10.1.0.9 dev mob0"), "{proxies}");
+    assert!(!proxies.contains("10.1.0.13"), "{proxies}");
+
     // what `ip` sees
     let routes = sh(&format!("ip -n {n} route show proto {TMIP_RTPROT}"));
     assert!(routes.contains("10.1.0.5 dev mob0"), "{routes}");
@@ -144,10 +170,13 @@ fn links_addresses_routes_rules_round_trip_and_purge() {
         );
         assert_eq!(st.routes.len(), 3);
         assert_eq!(st.rules.len(), 1);
+        // mob0 has two proxy entries; the hand-made one is not ours.
+        assert_eq!(st.proxies.len(), 1, "{:?}", st.proxies);
+        assert_eq!(st.proxies[0].address, ip("10.1.0.9"));
         let rep = nl.purge(&scope).unwrap();
         assert_eq!(
-            (rep.links, rep.addresses, rep.routes, rep.rules),
-            (1, 1, 3, 1)
+            (rep.links, rep.addresses, rep.routes, rep.rules, rep.proxies),
+            (1, 1, 3, 1, 1)
         );
         assert_eq!(nl.tagged_state(&scope).unwrap(), Default::default());
         // untouched: the hand-made address

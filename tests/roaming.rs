@@ -20,21 +20,12 @@ use traffic::{ProbeStream, TcpCheck};
 const UP: Duration = Duration::from_secs(20);
 const SETTLE: Duration = Duration::from_millis(1500);
 
-/// A bed with the daemons running, or a panic that shows their logs.
 fn bed(opts: Options) -> TestBed {
-    let mut bed = TestBed::new(opts);
-    if let Err(e) = bed.start_daemons(UP) {
-        panic!("daemons did not start: {e}\n{}", bed.logs());
-    }
-    bed
+    TestBed::started(opts, UP)
 }
 
-/// Client `i` takes a lease by DHCP (panics with the daemons' logs if not).
 fn dhcp(bed: &mut TestBed, i: usize) -> Cell30 {
-    match bed.client_dhcp(i, UP) {
-        Ok(c) => c,
-        Err(e) => panic!("{e}\n{}", bed.logs()),
-    }
+    bed.client_lease(i, UP)
 }
 
 fn tcp(bed: &TestBed, i: usize, port: u16) -> TcpCheck {
@@ -146,10 +137,7 @@ fn roam(
 }
 
 fn finish(tcp: TcpCheck, label: &str) {
-    let (us, ur, ds, dr, err) = tcp.finish(Duration::from_secs(5));
-    println!("{label} totals: MS->srv {ur}/{us} B, srv->MS {dr}/{ds} B verified");
-    assert!(err.is_none(), "{label}: {err:?}");
-    assert_eq!((ur, dr), (us, ds), "{label}: every byte delivered");
+    tcp.finish_verified(label);
 }
 
 #[test]

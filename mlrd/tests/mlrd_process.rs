@@ -1012,7 +1012,10 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
 
 #[test]
 fn pushes_beyond_the_unanswered_limit_are_queued_not_lost() {
-    let m = Mlr::start("pushq", "");
+    // A reads nothing until the end, so mlrd hears nothing from it: a
+    // cn_timeout longer than the run keeps its pool up (each allocation
+    // is fdatasynced, and 1,200 of them take tens of seconds on a busy disk).
+    let m = Mlr::start("pushq", "cn_timeout 3600\n");
     let (got, n) = m.run(|| {
         // A owns the pool; B serves the stations and moves each to itself,
         // so every move pushes a Redirect to A, which does not read yet.

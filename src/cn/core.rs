@@ -154,6 +154,12 @@ enum Purpose {
     ListCns,
     Reestablish,
     Locate,
+    /// Locate by MAC of a source seen on a shared link with an address
+    /// that cannot be a static client's: unknown at the MLR means it is one
+    /// of the link's ordinary hosts.
+    LocateHost {
+        mac: MacAddr,
+    },
     /// A station's binding ran out here: is it still valid at the MLR?
     Revalidate {
         mac: MacAddr,
@@ -192,7 +198,31 @@ pub struct CoreConfig {
     /// Lease used for stations served from the local table while the MLR is
     /// unreachable.
     pub fallback_lease_secs: u32,
+    /// mobile_if is shared with hosts that are not stations (see
+    /// `cn::link_mode`): this CN answers ARP for its stations that left
+    /// and announces every station's address when it arrives.
+    pub shared_link: bool,
 }
+
+/// A gratuitous ARP repeated once [`ANNOUNCE_AGAIN`] later (RFC 5227 sends
+/// two): a host that updated its entry for N+1 within its `locktime`
+/// (1 s by default) ignores the first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Announcement {
+    cell: Cell30,
+    /// The station's MAC (it is here), or `None` for this CN's (proxy).
+    station_mac: Option<MacAddr>,
+    due: Instant,
+}
+
+/// When the second gratuitous ARP goes out (at the next tick after this).
+const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
+
+/// On a shared link, a source the MLR does not know (a server, a printer,
+/// a router: not a station) is not looked up again for this long, so the
+/// link's ordinary traffic does not become a stream of MLR lookups. DHCP
+/// and hostapd events for the MAC end the hold at once.
+const NOT_A_STATION_HOLD: Duration = Duration::from_secs(10);
 
 /// Counters for `status`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -226,6 +256,11 @@ pub struct CnCore {
     /// Stations that stopped being served here since the daemon last asked
     /// ([`CnCore::take_departed`]); the latest 64.
     departed: heapless::Vec<MacAddr, 64>,
+    /// Second gratuitous ARPs still to send (shared link); the latest 32.
+    announce_again: heapless::Vec<Announcement, 32>,
+    /// Shared link: sources the MLR did not know, and since when (see
+    /// [`NOT_A_STATION_HOLD`]); the latest 64.
+    not_stations: heapless::Vec<(MacAddr, Instant), 64>,
 }
 
 /// After a RELEASE, frames from the station are not taken as an arrival
@@ -248,6 +283,8 @@ impl CnCore {
             now: Instant::now(),
             associated_offline: heapless::Vec::new(),
             departed: heapless::Vec::new(),
+            announce_again: heapless::Vec::new(),
+            not_stations: heapless::Vec::new(),
         }
     }
 
@@ -373,6 +410,7 @@ impl CnCore {
     ) {
         self.now = self.now.max(now);
         self.counters.lookups += 1;
+        self.not_stations.retain(|(m, _)| *m != mac);
         if !self.mlr_up {
             self.answer_from_table(mac, now, "MLR unreachable");
             return;
@@ -427,9 +465,13 @@ impl CnCore {
             if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
                 return;
             }
+            if self.held_as_host(mac, now) {
+                return;
+            }
             // Only a station address (N+1) can be a static client's.
             let purpose = match ip {
                 Some(ip) if u32::from(ip) & 3 == 1 => Purpose::LocateSeen { mac, ip, seen: now },
+                _ if self.cfg.shared_link => Purpose::LocateHost { mac },
                 _ => Purpose::Locate,
             };
             self.call(MlrCall::LocateMac { mac }, purpose);
@@ -454,6 +496,7 @@ impl CnCore {
         if !mac.is_station() || self.recently_released(mac) {
             return;
         }
+        self.not_stations.retain(|(m, _)| *m != mac);
         if !self.mlr_up {
             if !self.associated_offline.contains(&mac) {
                 if self.associated_offline.is_full() {
@@ -475,6 +518,25 @@ impl CnCore {
                 Purpose::Associated { mac, seen: now },
             );
         }
+    }
+
+    /// Shared link: was `mac` found not to be a station lately?
+    fn held_as_host(&mut self, mac: MacAddr, now: Instant) -> bool {
+        self.not_stations
+            .retain(|(_, at)| now.saturating_duration_since(*at) < NOT_A_STATION_HOLD);
+        self.not_stations.iter().any(|(m, _)| *m == mac)
+    }
+
+    /// Shared link: `mac` is unknown at the MLR; leave it alone a while.
+    fn hold_as_host(&mut self, mac: MacAddr, now: Instant) {
+        if !self.cfg.shared_link || self.not_stations.iter().any(|(m, _)| *m == mac) {
+            return;
+        }
+        if self.not_stations.is_full() {
+            self.not_stations.remove(0);
+        }
+        let _ = self.not_stations.push((mac, now));
+        log::debug!(target: "handover", "{mac} is not a station (unknown at the MLR): not looked up again for {} s", NOT_A_STATION_HOLD.as_secs());
     }
 
     /// The station released its address (DHCP RELEASE).
@@ -553,6 +615,13 @@ impl CnCore {
                 }
             }
             (Purpose::Locate, _) => {}
+            (Purpose::LocateHost { .. }, MlrAnswer::Binding(b)) => {
+                if let Err(e) = self.adopt(&b, now) {
+                    log::warn!(target: "handover", "{e}");
+                }
+            }
+            (Purpose::LocateHost { mac }, MlrAnswer::NotFound) => self.hold_as_host(mac, now),
+            (Purpose::LocateHost { .. }, _) => {}
             (Purpose::Revalidate { mac }, a) => self.revalidated(mac, a, now),
             (Purpose::LocateSeen { seen, .. }, MlrAnswer::Binding(b)) => {
                 match self.adopt(&b, now) {
@@ -565,6 +634,8 @@ impl CnCore {
                 // for exactly that /30 (the MLR checks it lies in a pool and
                 // is free).
                 log::debug!(target: "handover", "{mac} unknown at the MLR, uses {ip}: static client?");
+                // Adopted if the allocation succeeds; else an ordinary host.
+                self.hold_as_host(mac, now);
                 self.call(
                     MlrCall::Allocate {
                         mac,
@@ -660,6 +731,7 @@ impl CnCore {
     /// attached here, and tell the MLR it is here if it does not know yet.
     fn adopt(&mut self, b: &Binding, now: Instant) -> Result<(), CoreError> {
         let me = self.cfg.me;
+        self.not_stations.retain(|(m, _)| *m != b.mac);
         let parent = (b.parent != me).then_some(b.parent);
         let expires = now + Duration::from_secs(u64::from(b.lease_secs));
         let old = self.stations.get(&b.mac).cloned();
@@ -725,6 +797,12 @@ impl CnCore {
             mac: b.mac,
             cell: b.cell,
         });
+        if self.cfg.shared_link {
+            // Hosts on the link may hold this CN's MAC for N+1 (it proxied
+            // while the station was away) or an old one: point them at the
+            // station now, not when their entries expire.
+            self.announce(b.cell, Some(b.mac), now);
+        }
         if let Some(p) = parent {
             self.tunnel_acquire(p);
             if self.cfg.reverse_tunnel {
@@ -836,7 +914,12 @@ impl CnCore {
                     let _ = self.departed.push(s.mac);
                 }
             }
-            Whereabouts::AtPeer(_) => self.data(DataAction::RouteLocal { cell: s.cell }),
+            Whereabouts::AtPeer(_) => {
+                self.data(DataAction::RouteLocal { cell: s.cell });
+                if self.cfg.shared_link {
+                    self.data(DataAction::ProxyArpEnd { cell: s.cell });
+                }
+            }
         }
         if let Some(p) = s.tunnel_peer() {
             self.tunnel_release(p);
@@ -885,7 +968,55 @@ impl CnCore {
             })?;
         self.tunnel_acquire(to);
         self.data(DataAction::RouteToPeer { cell, peer: to });
+        if self.cfg.shared_link {
+            // Hosts on the link have N+1 on-link and still hold the MAC of
+            // the station that left: answer for it and tell them now.
+            self.data(DataAction::ProxyArp { cell });
+            self.announce_later(cell, None, now);
+        }
         Ok(())
+    }
+
+    /// Gratuitous ARP for N+1 now and once more a little later.
+    fn announce(&mut self, cell: Cell30, station_mac: Option<MacAddr>, now: Instant) {
+        self.data(DataAction::Announce { cell, station_mac });
+        self.announce_later(cell, station_mac, now);
+    }
+
+    fn announce_later(&mut self, cell: Cell30, station_mac: Option<MacAddr>, now: Instant) {
+        self.announce_again.retain(|a| a.cell != cell);
+        if self.announce_again.is_full() {
+            self.announce_again.remove(0);
+        }
+        let _ = self.announce_again.push(Announcement {
+            cell,
+            station_mac,
+            due: now + ANNOUNCE_AGAIN,
+        });
+    }
+
+    /// The second announcements that are due, if what they announce still
+    /// holds (the station is still here, or still away).
+    fn announce_due(&mut self, now: Instant) {
+        let (due, later): (Vec<Announcement>, Vec<Announcement>) =
+            self.announce_again.iter().partition(|a| a.due <= now);
+        if due.is_empty() {
+            return;
+        }
+        self.announce_again = later.into_iter().collect();
+        for a in due {
+            let holds = match (self.stations.by_cell(a.cell), a.station_mac) {
+                (Some(s), Some(mac)) => s.at == Whereabouts::Here && s.mac == mac,
+                (Some(s), None) => matches!(s.at, Whereabouts::AtPeer(_)),
+                (None, _) => false,
+            };
+            if holds {
+                self.data(DataAction::Announce {
+                    cell: a.cell,
+                    station_mac: a.station_mac,
+                });
+            }
+        }
     }
 
     /// Redirect pushed by the MLR (or a peer): we are `cell`'s parent and the
@@ -965,6 +1096,7 @@ impl CnCore {
     /// the MLR is unreachable it is kept.
     pub fn tick(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.announce_due(now);
         self.released
             .retain(|(_, at)| now.saturating_duration_since(*at) < RELEASE_HOLDOFF);
         for mac in self.stations.expired(now) {
@@ -1025,12 +1157,16 @@ mod tests {
         }
     }
     fn core(max: usize) -> CnCore {
+        core_on(max, false)
+    }
+    fn core_on(max: usize, shared_link: bool) -> CnCore {
         let mut c = CnCore::new(CoreConfig {
             me: cn(1),
             reverse_tunnel: true,
             max_stations: max,
             max_peers: 4,
             fallback_lease_secs: 600,
+            shared_link,
         });
         c.mlr_bound(&[]);
         drain(&mut c);
@@ -1217,6 +1353,185 @@ mod tests {
         assert!(drain(&mut c).is_empty());
     }
 
+    fn shared_core() -> CnCore {
+        core_on(4, true)
+    }
+
+    /// Station `n` of this CN's pool takes a lease here (outputs left queued).
+    fn lease_at_parent(c: &mut CnCore, n: u8, now: Instant) {
+        c.dhcp_lookup(mac(n), LookupKind::Allocate, None, now);
+        let t = tag_of(&drain(c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(n, cn(1), None)), now);
+    }
+
+    fn data(out: Vec<Output>) -> Vec<DataAction> {
+        out.into_iter()
+            .filter_map(|o| match o {
+                Output::Data(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn on_a_shared_link_the_parent_proxies_for_a_station_that_left_and_announces_its_return() {
+        let now = Instant::now();
+        let mut c = shared_core();
+        lease_at_parent(&mut c, 1, now);
+        let announce_station = DataAction::Announce {
+            cell: cell(1),
+            station_mac: Some(mac(1)),
+        };
+        assert_eq!(
+            data(drain(&mut c)),
+            vec![
+                DataAction::AdoptLocal {
+                    mac: mac(1),
+                    cell: cell(1)
+                },
+                announce_station.clone(),
+            ]
+        );
+        // Away to CN 3: the parent answers ARP for N+1 and says so at once.
+        c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
+        assert_eq!(
+            data(drain(&mut c)),
+            vec![
+                DataAction::Withdraw { cell: cell(1) },
+                DataAction::TunnelUp { peer: cn(3) },
+                DataAction::RouteToPeer {
+                    cell: cell(1),
+                    peer: cn(3)
+                },
+                DataAction::ProxyArp { cell: cell(1) },
+            ]
+        );
+        // The second announcement (for hosts within their ARP locktime) is
+        // this CN's, not the station's: that one was superseded.
+        c.tick(now + ANNOUNCE_AGAIN);
+        assert_eq!(
+            data(drain(&mut c)),
+            vec![DataAction::Announce {
+                cell: cell(1),
+                station_mac: None
+            }]
+        );
+        c.tick(now + 3 * ANNOUNCE_AGAIN);
+        assert!(data(drain(&mut c)).is_empty(), "announced twice only");
+        // Back home: proxying ends, the station is announced for itself.
+        let t1 = now + 4 * ANNOUNCE_AGAIN;
+        c.redirect(cell(1), None, cn(1), t1).unwrap();
+        assert_eq!(
+            data(drain(&mut c)),
+            vec![
+                DataAction::RouteLocal { cell: cell(1) },
+                DataAction::ProxyArpEnd { cell: cell(1) },
+                DataAction::TunnelDown { peer: cn(3) },
+                DataAction::AdoptLocal {
+                    mac: mac(1),
+                    cell: cell(1)
+                },
+                announce_station.clone(),
+            ]
+        );
+        c.tick(t1 + ANNOUNCE_AGAIN);
+        assert_eq!(data(drain(&mut c)), vec![announce_station]);
+    }
+
+    #[test]
+    fn a_second_announcement_that_no_longer_holds_is_not_sent() {
+        let now = Instant::now();
+        let mut c = shared_core();
+        lease_at_parent(&mut c, 1, now);
+        drain(&mut c);
+        c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
+        drain(&mut c);
+        // Released while away: nothing to answer for any more.
+        c.station_released(mac(1));
+        assert!(data(drain(&mut c)).contains(&DataAction::ProxyArpEnd { cell: cell(1) }));
+        c.tick(now + ANNOUNCE_AGAIN);
+        assert!(data(drain(&mut c)).is_empty());
+    }
+
+    #[test]
+    fn a_visitor_on_a_shared_link_is_announced_and_a_separate_link_proxies_nothing() {
+        let now = Instant::now();
+        let mut c = shared_core();
+        c.station_seen(Some(mac(2)), Some(cell(2).station()), now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
+        let d = data(drain(&mut c));
+        assert!(
+            d.contains(&DataAction::Announce {
+                cell: cell(2),
+                station_mac: Some(mac(2))
+            }),
+            "{d:?}"
+        );
+        // The same moves on a separate link: no ARP work for the core.
+        let mut c = core(4);
+        lease_at_parent(&mut c, 1, now);
+        c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
+        c.redirect(cell(1), None, cn(1), now).unwrap();
+        c.tick(now + ANNOUNCE_AGAIN);
+        let d = data(drain(&mut c));
+        assert!(
+            !d.iter().any(|a| matches!(
+                a,
+                DataAction::ProxyArp { .. }
+                    | DataAction::ProxyArpEnd { .. }
+                    | DataAction::Announce { .. }
+            )),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn on_a_shared_link_an_ordinary_host_is_looked_up_once_per_hold() {
+        let now = Instant::now();
+        let mut c = shared_core();
+        let host = mac(9);
+        let host_ip = Some(Ipv4Addr::new(10, 13, 100, 200));
+        c.station_seen(Some(host), host_ip, now);
+        let out = drain(&mut c);
+        assert!(matches!(
+            out.as_slice(),
+            [Output::Mlr {
+                call: MlrCall::LocateMac { .. },
+                ..
+            }]
+        ));
+        c.mlr_answer(tag_of(&out), MlrAnswer::NotFound, now);
+        assert!(drain(&mut c).is_empty());
+        // Its next frames within the hold ask nothing.
+        c.station_seen(Some(host), host_ip, now + Duration::from_secs(1));
+        assert!(drain(&mut c).is_empty());
+        // After the hold it is asked about again.
+        c.station_seen(Some(host), host_ip, now + NOT_A_STATION_HOLD);
+        assert_eq!(drain(&mut c).len(), 1);
+        // A MAC held as a host that asks for DHCP is served at once.
+        let t = now + NOT_A_STATION_HOLD;
+        let other = mac(8);
+        c.station_seen(Some(other), host_ip, t);
+        let out = drain(&mut c);
+        c.mlr_answer(tag_of(&out), MlrAnswer::NotFound, t);
+        c.dhcp_lookup(other, LookupKind::Allocate, None, t);
+        assert_eq!(drain(&mut c).len(), 1);
+        c.station_seen(Some(other), host_ip, t);
+        assert_eq!(
+            drain(&mut c).len(),
+            1,
+            "the hold ended with the DHCP request"
+        );
+        // On a separate link nothing is held.
+        let mut c = core(4);
+        c.station_seen(Some(host), host_ip, now);
+        let out = drain(&mut c);
+        c.mlr_answer(tag_of(&out), MlrAnswer::NotFound, now);
+        c.station_seen(Some(host), host_ip, now);
+        assert_eq!(drain(&mut c).len(), 1);
+    }
+
     #[test]
     fn a_station_that_leaves_is_reported_departed_once() {
         let now = Instant::now();
@@ -1235,9 +1550,7 @@ mod tests {
         assert!(c.take_departed().is_empty());
         // Station 1 at home (parent here), redirected to CN 3: departed;
         // the redirect back home adopts it again (not a departure).
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
-        let t = tag_of(&drain(&mut c));
-        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
+        lease_at_parent(&mut c, 1, now);
         drain(&mut c);
         c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
         assert_eq!(c.take_departed().as_slice(), &[mac(1)]);
@@ -1254,6 +1567,7 @@ mod tests {
             max_stations: 8,
             max_peers: 4,
             fallback_lease_secs: 600,
+            shared_link: false,
         });
         let left_behind: Vec<Ipv4Addr> = (1..=4).map(|n| cell(n).station()).collect();
         c.mlr_bound(&left_behind);

@@ -48,6 +48,22 @@ pub enum DataAction {
     /// Send traffic from the station (source N+1) back to its parent through
     /// the tunnel (`reverse_tunnel on`).
     ReverseTunnel { cell: Cell30, parent: CnAddr },
+    /// Shared link, as the parent: the station left and its cell is routed
+    /// to a peer. Answer ARP for N+1 on mobile_if with this CN's MAC (a
+    /// tagged kernel proxy entry) and announce that at once (gratuitous
+    /// ARP), so hosts on the link send to this CN instead of a MAC that
+    /// left.
+    ProxyArp { cell: Cell30 },
+    /// Stop answering ARP for N+1 (the station is back, or gone).
+    ProxyArpEnd { cell: Cell30 },
+    /// Gratuitous ARP for N+1 on mobile_if: "N+1 is at `station_mac`" when
+    /// the station is here (hosts' caches move back to it without waiting
+    /// for expiry), "N+1 is at this CN" when `None` (a repeated proxy
+    /// announcement).
+    Announce {
+        cell: Cell30,
+        station_mac: Option<MacAddr>,
+    },
 }
 
 impl fmt::Display for DataAction {
@@ -62,6 +78,14 @@ impl fmt::Display for DataAction {
             DataAction::ReverseTunnel { cell, parent } => {
                 write!(f, "reverse-tunnel {cell} to parent {parent}")
             }
+            DataAction::ProxyArp { cell } => write!(f, "proxy ARP for {}", cell.station()),
+            DataAction::ProxyArpEnd { cell } => {
+                write!(f, "end proxy ARP for {}", cell.station())
+            }
+            DataAction::Announce { cell, station_mac } => match station_mac {
+                Some(m) => write!(f, "announce {} at {m}", cell.station()),
+                None => write!(f, "announce {} at this CN", cell.station()),
+            },
         }
     }
 }

@@ -68,6 +68,11 @@ pub struct NetlinkDataPlane {
     arp: Option<FrameSender>,
     /// Cells adopted here, for TERM.
     adopted: Vec<(MacAddr, Cell30)>,
+    /// Station addresses this CN answers ARP for (kernel proxy entries).
+    proxied: Vec<Ipv4Addr>,
+    /// mobile_if's `proxy_delay` was set to 0 (done once, at the first
+    /// proxy entry).
+    proxy_delay_set: bool,
 }
 
 fn err(what: &str, e: NetlinkError) -> DataPlaneError {
@@ -97,6 +102,8 @@ impl NetlinkDataPlane {
             tunnel_prefix: tunnel_prefix.to_string(),
             arp,
             adopted: Vec::new(),
+            proxied: Vec::new(),
+            proxy_delay_set: false,
         })
     }
 
@@ -163,6 +170,63 @@ impl NetlinkDataPlane {
             if let Err(e) = s.send(f) {
                 log::warn!(target: "handover", "ARP for {cell} on {}: {e}", self.mobile_if);
             }
+        }
+    }
+
+    /// Gratuitous ARP (RFC 5227 announcement, broadcast) for N+1: "at
+    /// `station_mac`", or at this CN. The Ethernet source is always this
+    /// CN's MAC: a frame from the station's MAC would teach the switches
+    /// that the station sits behind this CN.
+    fn announce(&self, cell: Cell30, station_mac: Option<MacAddr>) {
+        let Some(s) = &self.arp else { return };
+        let who = station_mac.unwrap_or(self.mobile_mac);
+        let f = arp::frame(
+            self.mobile_mac,
+            MacAddr::BROADCAST,
+            &arp::Repr::announcement(who, cell.station()),
+        );
+        if let Err(e) = s.send(&f) {
+            log::warn!(target: "handover", "gratuitous ARP for {} on {}: {e}", cell.station(), self.mobile_if);
+        }
+    }
+
+    /// The kernel answers ARP for N+1 on mobile_if (forwarding is on and
+    /// N/30 is routed into a tunnel, so the proxy entry applies).
+    fn proxy(&mut self, cell: Cell30) -> Result<(), DataPlaneError> {
+        if !self.proxy_delay_set {
+            // Broadcast requests to a proxy entry are answered after a random
+            // delay of up to proxy_delay (0.8 s by default): a host whose
+            // entry failed would wait that long for every station.
+            let path = format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", self.mobile_if);
+            match std::fs::write(&path, "0") {
+                Ok(()) => {
+                    log::info!(target: "handover", "proxy ARP on {}: proxy_delay set to 0", self.mobile_if)
+                }
+                Err(e) => {
+                    log::warn!(target: "handover", "cannot set {path} to 0 ({e}): proxy ARP replies to broadcasts are delayed")
+                }
+            }
+            self.proxy_delay_set = true;
+        }
+        let ip = cell.station();
+        self.nl
+            .add_proxy_neighbour(self.mobile_index, ip)
+            .map_err(|e| err(&format!("proxy ARP for {ip} on {}", self.mobile_if), e))?;
+        if !self.proxied.contains(&ip) {
+            self.proxied.push(ip);
+        }
+        self.announce(cell, None);
+        Ok(())
+    }
+
+    fn proxy_end(&mut self, cell: Cell30) -> Result<(), DataPlaneError> {
+        let ip = cell.station();
+        self.proxied.retain(|p| *p != ip);
+        match self.nl.delete_proxy_neighbour(self.mobile_index, ip) {
+            Err(e) if !matches!(e.errno(), Some(libc::ENOENT | libc::ESRCH | libc::ENODEV)) => {
+                Err(err(&format!("delete proxy ARP for {ip}"), e))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -250,6 +314,14 @@ impl DataPlane for NetlinkDataPlane {
         if r.rules > 0 {
             v.push(format!("{} rule(s)", r.rules));
         }
+        if r.proxies > 0 {
+            v.push(format!(
+                "{} proxy ARP entr{} on {}",
+                r.proxies,
+                if r.proxies == 1 { "y" } else { "ies" },
+                self.mobile_if
+            ));
+        }
         Ok(v)
     }
 
@@ -257,6 +329,12 @@ impl DataPlane for NetlinkDataPlane {
         match *action {
             DataAction::AdoptLocal { mac, cell } => self.adopt(mac, cell),
             DataAction::Withdraw { cell } => self.withdraw(cell),
+            DataAction::ProxyArp { cell } => self.proxy(cell),
+            DataAction::ProxyArpEnd { cell } => self.proxy_end(cell),
+            DataAction::Announce { cell, station_mac } => {
+                self.announce(cell, station_mac);
+                Ok(())
+            }
             DataAction::RouteToPeer { .. }
             | DataAction::RouteLocal { .. }
             | DataAction::TunnelUp { .. }
@@ -272,6 +350,11 @@ impl DataPlane for NetlinkDataPlane {
         let cells: Vec<Cell30> = self.adopted.iter().map(|(_, c)| *c).collect();
         for c in cells {
             if let Err(e) = self.withdraw(c) {
+                log::warn!(target: "cn", "{e}");
+            }
+        }
+        for ip in std::mem::take(&mut self.proxied) {
+            if let Err(e) = self.proxy_end(Cell30::containing(ip)) {
                 log::warn!(target: "cn", "{e}");
             }
         }

@@ -36,6 +36,15 @@ pub const TUNNEL_LINGER: std::time::Duration = std::time::Duration::from_secs(30
 /// (32766).
 pub const REVERSE_RULE_PRIORITY: u32 = 1000;
 
+/// Priority of the shared link's rule (before the reverse-tunnel rules):
+/// traffic that enters mobile_if for the link's own subnet stays on the
+/// link.
+pub const LINK_RULE_PRIORITY: u32 = REVERSE_RULE_PRIORITY - 1;
+
+/// The table (after the reverse tables, see [`reverse_table_base`]) holding
+/// the shared link's subnet route for [`LINK_RULE_PRIORITY`].
+const LINK_TABLE_OFFSET: u32 = 255;
+
 /// First routing table of the reverse tables of the instance with
 /// `tunnel_prefix` (FNV-1a of the prefix, so instances on one node differ);
 /// tunnel `<prefix>n` uses table `base + n`.
@@ -60,6 +69,12 @@ pub struct TunnelDataPlane {
     /// Hold routes an earlier run left, not yet re-affirmed: removed after
     /// [`TUNNEL_LINGER`].
     held: Vec<(Cell30, std::time::Instant)>,
+    /// A shared mobile link's subnet: a visiting station's traffic to it
+    /// is exempt from the reverse tunnel (its hosts are right here; the
+    /// parent may not even route to them).
+    link_subnet: Option<(Ipv4Addr, u8)>,
+    /// The exemption rule and route are installed.
+    link_rule: bool,
 }
 
 /// What a restarted CN keeps of the state an earlier run of its instance
@@ -110,6 +125,7 @@ pub fn split_adoptable(
     keep.rules = rules;
     purge.rules = stale;
     purge.addresses = st.addresses;
+    purge.proxies = st.proxies;
     (keep, purge)
 }
 
@@ -131,6 +147,7 @@ impl TunnelDataPlane {
         mobile_if: &str,
         tunnel_prefix: &str,
         cn_ip: Ipv4Addr,
+        link_subnet: Option<(Ipv4Addr, u8)>,
     ) -> Result<Self, DataPlaneError> {
         let mut nl = Netlink::open().map_err(|e| err("rtnetlink", e))?;
         let mut cfg = TunnelConfig::new(tunnel_prefix, cn_ip);
@@ -153,12 +170,58 @@ impl TunnelDataPlane {
             reverse: Vec::new(),
             idle: Vec::new(),
             held: Vec::new(),
+            link_subnet,
+            link_rule: false,
         })
     }
 
     fn tables(&self) -> Vec<u32> {
         let base = reverse_table_base(&self.tunnel_prefix);
-        (0..self.max_tunnels as u32).map(|n| base + n).collect()
+        let mut v: Vec<u32> = (0..self.max_tunnels as u32).map(|n| base + n).collect();
+        v.push(base + LINK_TABLE_OFFSET);
+        v
+    }
+
+    /// Shared link: `iif mobile_if to SUBNET lookup T` before the
+    /// reverse-tunnel rules, T holding only the subnet's route on
+    /// mobile_if, so a visitor reaches the link's hosts directly (and the
+    /// hosts' replies come back the same way). Installed with the first
+    /// reverse tunnel; removed by the purge (tagged, in this instance's
+    /// tables).
+    fn link_rule(&mut self) -> Result<(), DataPlaneError> {
+        let Some((net, len)) = self.link_subnet else {
+            return Ok(());
+        };
+        if self.link_rule {
+            return Ok(());
+        }
+        let table = reverse_table_base(&self.tunnel_prefix) + LINK_TABLE_OFFSET;
+        let mut r = Route::new(net, len, TMIP_RTPROT);
+        r.table = table;
+        r.scope = RT_SCOPE_LINK;
+        r.oif = Some(self.mobile_index);
+        self.nl.replace_route(&r).map_err(|e| {
+            err(
+                &format!("route {net}/{len} dev {} table {table}", self.mobile_if),
+                e,
+            )
+        })?;
+        let rule = Rule {
+            from: None,
+            to: Some((net, len)),
+            iif: Some(self.mobile_if.clone()),
+            table,
+            priority: LINK_RULE_PRIORITY,
+            protocol: TMIP_RTPROT,
+        };
+        match self.nl.add_rule(&rule) {
+            Ok(()) => {}
+            Err(NetlinkError::Kernel(e)) if e == libc::EEXIST => {}
+            Err(e) => return Err(err(&format!("rule to {net}/{len}"), e)),
+        }
+        log::info!(target: "tunnel", "shared link {}: visitors reach {net}/{len} directly (rule priority {LINK_RULE_PRIORITY}, table {table})", self.mobile_if);
+        self.link_rule = true;
+        Ok(())
     }
 
     /// The reverse table of the tunnel named `name` (`<prefix>n`).
@@ -391,6 +454,9 @@ impl TunnelDataPlane {
     }
 
     fn reverse_tunnel(&mut self, cell: Cell30, parent: CnAddr) -> Result<(), DataPlaneError> {
+        if let Err(e) = self.link_rule() {
+            log::warn!(target: "tunnel", "{e}");
+        }
         let t = self
             .tunnels
             .tunnel(parent.ip)
@@ -476,6 +542,9 @@ impl DataPlane for TunnelDataPlane {
                 self.inner.apply(action)?;
                 r
             }
+            DataAction::ProxyArp { .. }
+            | DataAction::ProxyArpEnd { .. }
+            | DataAction::Announce { .. } => self.inner.apply(action),
             DataAction::TunnelUp { peer } => self.tunnel_up(peer),
             DataAction::TunnelDown { peer } => {
                 self.tunnel_idle(peer);
@@ -498,6 +567,7 @@ impl DataPlane for TunnelDataPlane {
         self.routed.clear();
         self.idle.clear();
         self.held.clear();
+        self.link_rule = false;
         let r = self.inner.remove_all();
         let st = self.own_state()?;
         self.nl.delete_state(&st).map_err(|e| err("purge", e))?;
@@ -597,6 +667,7 @@ mod tests {
                 rule([10, 9, 0, 21], reverse_table_base("tmip")),
                 rule([10, 9, 0, 25], reverse_table_base("tmip") + 1),
             ],
+            proxies: Vec::new(),
         }
     }
 

@@ -414,6 +414,7 @@ fn stations_are_resynchronised_after_the_mlr_returns() {
         max_stations: 16,
         max_peers: 4,
         fallback_lease_secs: 600,
+        shared_link: false,
     });
     let mut l = link(t0);
     let mut m = bring_up(&mut l, t0);

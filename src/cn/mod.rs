@@ -11,6 +11,7 @@ pub mod dataplane_tunnel;
 pub mod dhcp_io;
 pub mod evaluate;
 pub mod iface;
+pub mod link_mode;
 pub mod mlr_io;
 pub mod mlr_link;
 pub mod peer_listener;

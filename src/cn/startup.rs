@@ -191,12 +191,14 @@ impl Daemon {
             .and_then(|l| l.set_nonblocking(true).map(|_| l))
             .map_err(|e| format!("cannot listen on {listen_ip}:{}: {e}", cfg.cn_port))?;
         log::info!(target: "cn", "  [MLRP Session Dispatcher ({listen_ip}:{})]: Done.", cfg.cn_port);
+        let shared = super::link_mode::LinkMode::of(&cfg).is_shared();
         let core = CnCore::new(CoreConfig {
             me,
             reverse_tunnel: cfg.reverse_tunnel,
             max_stations: cfg.max_stations,
             max_peers: cfg.max_peers,
             fallback_lease_secs: cfg.lease_time,
+            shared_link: shared,
         });
         log::info!(target: "cn", "  [Station table ({} entries)]: Done.", core.stations().limit());
         let dp = NetlinkDataPlane::open(
@@ -211,6 +213,7 @@ impl Daemon {
             &cfg.mobile_if,
             &cfg.tunnel_prefix,
             cn_info.ip,
+            shared.then(|| super::link_mode::subnet(mobile_info.ip, mobile_info.prefix())),
         )
         .map_err(|e| format!("data plane: {e}"))?;
         log::info!(target: "cn", "  [Tunnel Controller]: Done.");
@@ -332,6 +335,10 @@ impl Daemon {
         }
         log::info!(target: "cn", "+ Using the following mobile facing interface...");
         for l in self.mobile_info.report() {
+            log::info!(target: "cn", "{l}");
+        }
+        log::info!(target: "cn", "+ Interface modes:");
+        for l in super::link_mode::LinkMode::of(&self.cfg).report(&self.cfg) {
             log::info!(target: "cn", "{l}");
         }
         // Stations reach the network only through this CN's forwarding.

@@ -157,6 +157,7 @@ mod tests {
             max_stations: 4,
             max_peers: 4,
             fallback_lease_secs: 600,
+            shared_link: false,
         });
         c.mlr_bound(&[]);
         while c.poll_output().is_some() {}

@@ -324,6 +324,7 @@ mod tests {
             max_stations: 4,
             max_peers: 4,
             fallback_lease_secs: 600,
+            shared_link: false,
         });
         c.mlr_bound(&[]);
         while c.poll_output().is_some() {}
@@ -422,6 +423,7 @@ mod tests {
             max_stations: 4,
             max_peers: 4,
             fallback_lease_secs: 600,
+            shared_link: false,
         });
         c.mlr_bound(&[]);
         let Some(Output::Mlr { tag, .. }) = c.poll_output() else {

@@ -144,6 +144,16 @@ pub enum SocketSetting {
     Path(String),
 }
 
+/// `shared_link`: is `mobile_if` a link the CN shares with hosts that are
+/// not stations (see `cn::link_mode`)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedLink {
+    /// Shared when `mobile_if` is also `cn_if` or is a bridge.
+    Auto,
+    On,
+    Off,
+}
+
 /// Where OpenWrt's hostapd puts its control sockets (`<dir>/<ifname>`).
 pub const HOSTAPD_CTRL_DIR: &str = "/var/run/hostapd";
 /// ubusd's socket since OpenWrt 21.02.
@@ -186,6 +196,9 @@ pub struct TmipdConfig {
     /// Seconds.
     pub lease_time: u32,
     pub reverse_tunnel: bool,
+    /// Whether `mobile_if` is shared with other hosts (proxy ARP for the
+    /// stations that leave it).
+    pub shared_link: SharedLink,
     /// TCP port of this CN's CN-to-CN MLRP listener.
     pub cn_port: u16,
     /// Address the CN-to-CN listener binds; `None` = the `cn_if` address.
@@ -234,6 +247,7 @@ const KEYS: &[&str] = &[
     "static_route",
     "lease_time",
     "reverse_tunnel",
+    "shared_link",
     "cn_port",
     "listen_addr",
     "max_stations",
@@ -419,6 +433,7 @@ impl TmipdConfig {
             static_routes: Vec::new(),
             lease_time: 3600,
             reverse_tunnel: true,
+            shared_link: SharedLink::Auto,
             cn_port: crate::CN_PORT,
             listen_addr: None,
             max_stations: 256,
@@ -517,6 +532,14 @@ impl TmipdConfig {
                     c.lease_time = n;
                 }
                 "reverse_tunnel" => c.reverse_tunnel = l.boolean(file)?,
+                "shared_link" => {
+                    c.shared_link = match l.single(file)? {
+                        "auto" => SharedLink::Auto,
+                        "on" | "1" | "true" | "yes" => SharedLink::On,
+                        "off" | "0" | "false" | "no" => SharedLink::Off,
+                        v => return Err(l.error(file, format!("want auto, on or off; got '{v}'"))),
+                    }
+                }
                 "cn_port" => {
                     let p: u16 = l.parse(file)?;
                     if p == 0 {
@@ -703,6 +726,7 @@ impl TmipdConfig {
             self.log_file != new.log_file || self.log != new.log,
         );
         check("dhcp", self.dhcp != new.dhcp);
+        check("shared_link", self.shared_link != new.shared_link);
         check("max_stations", self.max_stations != new.max_stations);
         check("max_peers", self.max_peers != new.max_peers);
         check("cn_name", self.cn_name != new.cn_name);

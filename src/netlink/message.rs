@@ -30,6 +30,8 @@ pub const RTM_NEWROUTE: u16 = 24;
 pub const RTM_DELROUTE: u16 = 25;
 pub const RTM_GETROUTE: u16 = 26;
 pub const RTM_NEWNEIGH: u16 = 28;
+pub const RTM_DELNEIGH: u16 = 29;
+pub const RTM_GETNEIGH: u16 = 30;
 pub const RTM_NEWRULE: u16 = 32;
 pub const RTM_DELRULE: u16 = 33;
 pub const RTM_GETRULE: u16 = 34;
@@ -90,6 +92,10 @@ pub const FR_ACT_TO_TBL: u8 = 1;
 pub const NDA_DST: u16 = 1;
 pub const NDA_LLADDR: u16 = 2;
 pub const NUD_PERMANENT: u16 = 0x80;
+/// Since Linux 5.2: who installed the entry (also on proxy entries).
+pub const NDA_PROTOCOL: u16 = 12;
+/// ndm_flags: a proxy entry (the kernel answers ARP for the address).
+pub const NTF_PROXY: u8 = 0x08;
 
 pub const NLMSG_HDRLEN: usize = 16;
 
@@ -219,6 +225,68 @@ pub fn ndmsg(index: i32, state: u16) -> [u8; 12] {
     b[4..8].copy_from_slice(&index.to_ne_bytes());
     b[8..10].copy_from_slice(&state.to_ne_bytes());
     b
+}
+
+/// ndmsg with `ndm_flags` set (e.g. [`NTF_PROXY`]).
+pub fn ndmsg_flags(index: i32, flags: u8) -> [u8; 12] {
+    let mut b = ndmsg(index, 0);
+    b[10] = flags;
+    b
+}
+
+/// A proxy ARP entry (`ip neigh show proxy`): the kernel answers ARP for
+/// `address` on interface `index` with that interface's MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNeighbour {
+    pub index: u32,
+    pub address: Ipv4Addr,
+    pub protocol: u8,
+}
+
+impl ProxyNeighbour {
+    /// `None` for other families and non-proxy entries.
+    pub fn parse(msg: &NlMsg<'_>) -> Result<Option<ProxyNeighbour>, ParseError> {
+        let (hdr, attrs) = msg.split(12)?;
+        if hdr.first() != Some(&AF_INET) || hdr.get(10).is_none_or(|f| f & NTF_PROXY == 0) {
+            return Ok(None);
+        }
+        let index = ne_u32(hdr, 4).ok_or(ParseError::Truncated("ndmsg"))?;
+        let mut address = None;
+        let mut protocol = 0;
+        for a in attrs {
+            let (ty, v) = a?;
+            match ty {
+                NDA_DST => address = attr_ip(v),
+                NDA_PROTOCOL => protocol = v.first().copied().unwrap_or(0),
+                _ => {}
+            }
+        }
+        Ok(address.map(|address| ProxyNeighbour {
+            index,
+            address,
+            protocol,
+        }))
+    }
+
+    /// RTM_NEWNEIGH (created or replaced) or RTM_DELNEIGH of this entry.
+    pub fn build(&self, msg_type: u16, seq: u32) -> Vec<u8> {
+        let flags = if msg_type == RTM_NEWNEIGH {
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+        } else {
+            NLM_F_REQUEST | NLM_F_ACK
+        };
+        let mut m = MessageBuilder::new(
+            msg_type,
+            flags,
+            seq,
+            &ndmsg_flags(self.index as i32, NTF_PROXY),
+        );
+        m.attr_ip(NDA_DST, self.address);
+        if self.protocol != 0 {
+            m.attr_u8(NDA_PROTOCOL, self.protocol);
+        }
+        m.finish()
+    }
 }
 
 /// A checked view of one netlink message inside a receive buffer.

@@ -5,6 +5,7 @@
 //! - addresses carry `IFA_PROTO = TMIP_RTPROT` (Linux >= 6.1; older kernels
 //!   ignore the attribute, so there the daemon must remember its addresses),
 //! - rules carry `FRA_PROTOCOL = TMIP_RTPROT` and live in TMip's tables,
+//! - proxy ARP entries carry `NDA_PROTOCOL = TMIP_RTPROT` (Linux >= 5.2),
 //! - tunnel devices are named `<tunnel_prefix><n>`.
 //!
 //! [`Netlink::tagged_state`] lists what an earlier run left behind (for
@@ -14,7 +15,7 @@ pub mod message;
 pub mod socket;
 
 use message::*;
-pub use message::{Address, IpipParams, Link, Route, Rule};
+pub use message::{Address, IpipParams, Link, ProxyNeighbour, Route, Rule};
 use socket::RtSocket;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -107,6 +108,8 @@ pub struct TaggedState {
     pub addresses: Vec<Address>,
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    /// Proxy ARP entries on the scope's interfaces.
+    pub proxies: Vec<ProxyNeighbour>,
 }
 
 /// Counts of what [`Netlink::purge`] removed.
@@ -116,6 +119,7 @@ pub struct PurgeReport {
     pub addresses: usize,
     pub routes: usize,
     pub rules: usize,
+    pub proxies: usize,
 }
 
 /// An rtnetlink handle in the caller's network namespace.
@@ -361,6 +365,43 @@ impl Netlink {
         self.ack(|seq| build_neigh_state(index, ip, mac, NUD_REACHABLE, seq))
     }
 
+    /// A proxy ARP entry, tagged TMip's: the kernel answers ARP for `ip`
+    /// on `index` with that interface's MAC (needs forwarding on, and a
+    /// route to `ip` out of another interface).
+    pub fn add_proxy_neighbour(&mut self, index: u32, ip: Ipv4Addr) -> Result<(), NetlinkError> {
+        let p = ProxyNeighbour {
+            index,
+            address: ip,
+            protocol: TMIP_RTPROT,
+        };
+        self.ack(|seq| p.build(RTM_NEWNEIGH, seq))
+    }
+
+    pub fn delete_proxy_neighbour(&mut self, index: u32, ip: Ipv4Addr) -> Result<(), NetlinkError> {
+        let p = ProxyNeighbour {
+            index,
+            address: ip,
+            protocol: 0,
+        };
+        self.ack(|seq| p.build(RTM_DELNEIGH, seq))
+    }
+
+    /// Every IPv4 proxy ARP entry (`ip neigh show proxy`).
+    pub fn proxy_neighbours(&mut self) -> Result<Vec<ProxyNeighbour>, NetlinkError> {
+        let seq = self.sock.next_seq();
+        let req = build_dump(RTM_GETNEIGH, &ndmsg_flags(0, NTF_PROXY), seq);
+        let mut out = Vec::new();
+        self.sock.request_dump(&req, seq, |m| {
+            if m.msg_type == RTM_NEWNEIGH {
+                if let Some(p) = ProxyNeighbour::parse(m)? {
+                    out.push(p);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     // ---- stale state ----
 
     /// Everything in `scope` carrying TMip's tag.
@@ -398,11 +439,17 @@ impl Netlink {
             .into_iter()
             .filter(|r| r.protocol == TMIP_RTPROT && scope.tables.contains(&r.table))
             .collect();
+        let proxies = self
+            .proxy_neighbours()?
+            .into_iter()
+            .filter(|p| p.protocol == TMIP_RTPROT && ours.contains(&p.index))
+            .collect();
         Ok(TaggedState {
             links,
             addresses,
             routes,
             rules,
+            proxies,
         })
     }
 
@@ -433,6 +480,13 @@ impl Netlink {
         for r in &st.routes {
             match self.delete_route(r) {
                 Ok(()) => rep.routes += 1,
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for p in &st.proxies {
+            match self.delete_proxy_neighbour(p.index, p.address) {
+                Ok(()) => rep.proxies += 1,
                 Err(e) if gone(&e) => {}
                 Err(e) => return Err(e),
             }

@@ -162,6 +162,32 @@ fn neighbour_request_matches_hand_written_bytes() {
     ]);
 }
 
+#[cfg(target_endian = "little")]
+#[rustfmt::skip]
+#[test]
+fn proxy_neighbour_requests_match_hand_written_bytes_and_parse_back() {
+    let p = ProxyNeighbour { index: 4, address: ip(10, 0, 0, 129), protocol: TMIP_RTPROT };
+    let add = p.build(RTM_NEWNEIGH, 3);
+    assert_eq!(add, vec![
+        0x2c, 0, 0, 0,  28, 0,  0x05, 0x05,  3, 0, 0, 0,  0, 0, 0, 0,
+        2, 0, 0, 0,  4, 0, 0, 0,  0, 0, 0x08, 0,       // ndmsg AF_INET idx 4, NTF_PROXY
+        8, 0, 1, 0,  10, 0, 0, 129,                    // NDA_DST
+        5, 0, 12, 0,  0x54, 0, 0, 0,                   // NDA_PROTOCOL
+    ]);
+    // A kernel dump entry looks the same (type RTM_NEWNEIGH).
+    let m = messages(&add).next().unwrap().unwrap();
+    assert_eq!(ProxyNeighbour::parse(&m).unwrap(), Some(p));
+    // Ordinary (non-proxy) entries and truncated ones are not proxies / errors.
+    let plain = build_neigh_add(4, ip(10, 1, 0, 5), [2, 0, 0, 0, 0, 1], 3);
+    let m = messages(&plain).next().unwrap().unwrap();
+    assert_eq!(ProxyNeighbour::parse(&m).unwrap(), None);
+    let cut = NlMsg { msg_type: RTM_NEWNEIGH, flags: 0, seq: 0, payload: &add[16..24] };
+    assert!(ProxyNeighbour::parse(&cut).is_err());
+    let del = ProxyNeighbour { protocol: 0, ..p }.build(RTM_DELNEIGH, 4);
+    assert_eq!(&del[4..8], &[29, 0, 0x05, 0]);
+    assert_eq!(del.len(), 0x24);
+}
+
 #[test]
 fn reads_the_remote_of_an_ipip_link() {
     let req = build_new_ipip(

@@ -31,6 +31,13 @@
 //! with the CN at 10.k.0.1 and its pool 10.k.0.4-10.k.0.251; the central
 //! CN's pool 10.9.0.0/24.
 //!
+//! CN shapes ([`Options::shapes`], docs/TMIPD.md "Deployment shapes"): the
+//! default is a separate mobile interface; [`CnShape::SharedCore`] is a CN
+//! with one interface whose cell is the core bridge (pool [`SHARED_POOL`]
+//! in the core's /24); [`CnShape::Bridge`] is OpenWrt's `br-lan` with two
+//! ports (`cellK` and `cellKb`). [`TestBed::add_host`] plugs a plain host
+//! (not a station) into any bridge.
+//!
 //! Used by the namespace tests (`mod common; #[path = "common/testbed.rs"]
 //! mod testbed;`, a re-export of this module) and by the lab examples.
 //! Everything it creates is removed on drop; processes are ended by the pid
@@ -58,6 +65,28 @@ pub enum Routing {
     StandIn,
 }
 
+/// How CN `k` is wired (the deployment shapes of docs/TMIPD.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CnShape {
+    /// `core0` on the core, `mob0` into its own cell bridge `cellK`.
+    Separate,
+    /// One interface (the seed's "Mobile_IF & CN_IF"): `mobile_if` is
+    /// `core0`, its cell is the core bridge itself (where `srv` and the
+    /// MLR are), and its pool [`SHARED_POOL`] lies in the core's /24, so
+    /// `srv` has its stations on-link.
+    SharedCore,
+    /// OpenWrt: `mobile_if` is a bridge `br-lan` inside the CN holding two
+    /// ports: `lan1` into cell bridge `cellK` (the radio) and `lan2` into
+    /// `cellKb` (a wired LAN port).
+    Bridge,
+}
+
+/// Pool of a [`CnShape::SharedCore`] CN: part of the core's 10.0.0.0/24.
+pub const SHARED_POOL: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(10, 0, 0, 128), Ipv4Addr::new(10, 0, 0, 191));
+/// The bridge of a [`CnShape::Bridge`] CN.
+pub const BRIDGE_IF: &str = "br-lan";
+
 /// Shape of the bed.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -75,6 +104,8 @@ pub struct Options {
     /// Lines for every tmipd.rc (e.g. `max_peers 64`); a key replaces the
     /// bed's line of that key. [`TestBed::set_rc`] adds lines per CN.
     pub tmipd_extra: Vec<String>,
+    /// Wiring of CN k is `shapes[k - 1]` (missing: [`CnShape::Separate`]).
+    pub shapes: Vec<CnShape>,
     /// A backup register: namespace `mlrb` at [`BACKUP_MLR_IP`], mlrd there
     /// with `primary_mlr`, the primary with `backup_mlr`, every tmipd with
     /// `backup_mlr`.
@@ -91,6 +122,7 @@ impl Default for Options {
             keep_dir: false,
             mlr_state_tmpfs: false,
             tmipd_extra: Vec::new(),
+            shapes: Vec::new(),
             backup_mlr: false,
         }
     }
@@ -139,6 +171,7 @@ pub fn cn_mobile_ip(k: usize) -> Ipv4Addr {
 pub struct Cn {
     /// 1-based; 0 for the central CN.
     pub index: usize,
+    pub shape: CnShape,
     pub ns: Netns,
     pub core_ip: Ipv4Addr,
     pub mobile_if: String,
@@ -325,6 +358,8 @@ pub struct TestBed {
     /// The backup register's namespace ([`Options::backup_mlr`]).
     pub mlrb: Option<Netns>,
     pub air: Netns,
+    /// Plain hosts (not stations) added with [`TestBed::add_host`].
+    pub hosts: Vec<Netns>,
     /// The test's own mlrd.rc lines (see [`TestBed::set_mlrd_rc`]).
     mlrd_extra: Vec<String>,
     /// Removes `dir` (unless `keep_dir`) after everything else.
@@ -401,6 +436,7 @@ impl TestBed {
             mlr,
             mlrb: None,
             air,
+            hosts: Vec::new(),
             mlrd_extra: Vec::new(),
             _run: run,
         };
@@ -419,25 +455,53 @@ impl TestBed {
         sysctl_host(&bed.srv);
 
         for k in 1..=opts.cns {
+            let shape = opts.shapes.get(k - 1).copied().unwrap_or(CnShape::Separate);
             let ns = Netns::new(&format!("cn{k}"));
             bed.core_port(&ns, &format!("k{k}"));
             sysctl_router(&ns);
             ns.sh(&format!("ip addr add {}/24 dev {CORE_IF}", cn_core_ip(k)));
-            bed.air.sh(&format!(
-                "ip link add cell{k} type bridge forward_delay 0 stp_state 0 && \
-                 ip link set cell{k} type bridge mcast_snooping 0 && ip link set cell{k} up"
-            ));
-            veth(&ns, MOBILE_IF, &bed.air, &format!("c{k}"));
-            bed.air.sh(&format!("ip link set c{k} master cell{k}"));
-            ns.sh(&format!(
-                "ip addr add {}/24 dev {MOBILE_IF}",
-                cn_mobile_ip(k)
-            ));
-            // The wider network routes each CN's cell subnet to that CN
-            // (it is the parent of every /30 in its pool).
-            bed.srv
-                .sh(&format!("ip route add 10.{k}.0.0/24 via {}", cn_core_ip(k)));
-            let cn = bed.new_cn(k, ns, cn_core_ip(k), MOBILE_IF, cn_mobile_ip(k));
+            let (mobile_if, mobile_ip) = match shape {
+                // Its cell is the core bridge: nothing more to wire.
+                CnShape::SharedCore => (CORE_IF, cn_core_ip(k)),
+                CnShape::Separate => {
+                    bed.add_bridge(&format!("cell{k}"));
+                    veth(&ns, MOBILE_IF, &bed.air, &format!("c{k}"));
+                    bed.air.sh(&format!("ip link set c{k} master cell{k}"));
+                    ns.sh(&format!(
+                        "ip addr add {}/24 dev {MOBILE_IF}",
+                        cn_mobile_ip(k)
+                    ));
+                    (MOBILE_IF, cn_mobile_ip(k))
+                }
+                CnShape::Bridge => {
+                    ns.sh(&format!(
+                        "ip link add {BRIDGE_IF} type bridge forward_delay 0 stp_state 0 && \
+                         ip link set {BRIDGE_IF} up"
+                    ));
+                    for (port, cell) in
+                        [("lan1", format!("cell{k}")), ("lan2", format!("cell{k}b"))]
+                    {
+                        bed.add_bridge(&cell);
+                        let air_end = format!("c{k}{port}");
+                        veth(&ns, port, &bed.air, &air_end);
+                        ns.sh(&format!("ip link set {port} master {BRIDGE_IF}"));
+                        bed.air.sh(&format!("ip link set {air_end} master {cell}"));
+                    }
+                    ns.sh(&format!(
+                        "ip addr add {}/24 dev {BRIDGE_IF}",
+                        cn_mobile_ip(k)
+                    ));
+                    (BRIDGE_IF, cn_mobile_ip(k))
+                }
+            };
+            if shape != CnShape::SharedCore {
+                // The wider network routes each CN's cell subnet to that CN
+                // (it is the parent of every /30 in its pool).
+                bed.srv
+                    .sh(&format!("ip route add 10.{k}.0.0/24 via {}", cn_core_ip(k)));
+            }
+            let mut cn = bed.new_cn(k, ns, cn_core_ip(k), mobile_if, mobile_ip);
+            cn.shape = shape;
             bed.cns.push(cn);
         }
         if opts.central_pool {
@@ -482,6 +546,7 @@ impl TestBed {
         };
         Cn {
             index,
+            shape: CnShape::Separate,
             ns,
             core_ip,
             mobile_if: mobile_if.into(),
@@ -508,6 +573,49 @@ impl TestBed {
         })
     }
 
+    /// A bed with the daemons running, or a panic that shows their logs.
+    pub fn started(opts: Options, timeout: Duration) -> TestBed {
+        let mut bed = TestBed::new(opts);
+        if let Err(e) = bed.start_daemons(timeout) {
+            panic!("daemons did not start: {e}\n{}", bed.logs());
+        }
+        bed
+    }
+
+    /// A bridge in `air` (a cell, or a LAN segment).
+    fn add_bridge(&self, name: &str) {
+        self.air.sh(&format!(
+            "ip link add {name} type bridge forward_delay 0 stp_state 0 && \
+             ip link set {name} type bridge mcast_snooping 0 && ip link set {name} up"
+        ));
+    }
+
+    /// The air bridge that is CN `k`'s cell: `cellK`, or the core bridge
+    /// for a [`CnShape::SharedCore`] CN.
+    pub fn cell_bridge(&self, k: usize) -> String {
+        match self.cns.get(k.wrapping_sub(1)).map(|c| c.shape) {
+            Some(CnShape::SharedCore) => "core".into(),
+            _ => format!("cell{k}"),
+        }
+    }
+
+    /// A plain host (not a station: no DHCP, no mobility) `ip/24` with
+    /// default route via `gw`, plugged into air bridge `bridge` (a cell,
+    /// `cellKb`, or `core`). Returns its index in [`TestBed::hosts`].
+    pub fn add_host(&mut self, bridge: &str, ip: Ipv4Addr, gw: Ipv4Addr) -> usize {
+        let i = self.hosts.len();
+        let ns = Netns::new(&format!("h{i}"));
+        sysctl_host(&ns);
+        let port = format!("h{i}");
+        veth(&ns, CLIENT_IF, &self.air, &port);
+        self.air.sh(&format!("ip link set {port} master {bridge}"));
+        ns.sh(&format!(
+            "ip addr add {ip}/24 dev {CLIENT_IF} && ip route add default via {gw}"
+        ));
+        self.hosts.push(ns);
+        i
+    }
+
     /// Plug `ns`'s `core0` into the core bridge through air-side port `port`.
     fn core_port(&self, ns: &Netns, port: &str) {
         veth(ns, CORE_IF, &self.air, port);
@@ -523,13 +631,20 @@ impl TestBed {
     /// and lease files after the interface, host-wide: give each dhcpcd
     /// client a [`unique`](crate::unique) name).
     pub fn add_client_if(&mut self, cell: usize, ifname: &str) -> usize {
+        let bridge = self.cell_bridge(cell);
+        self.add_client_on(cell, &bridge, ifname)
+    }
+
+    /// A client plugged into air bridge `bridge`, which belongs to CN
+    /// `cell` (e.g. `cellKb`, the second port of a [`CnShape::Bridge`] CN).
+    pub fn add_client_on(&mut self, cell: usize, bridge: &str, ifname: &str) -> usize {
         let i = self.clients.len();
         let ns = Netns::new(&format!("ms{i}"));
         sysctl_host(&ns);
         let air_port = format!("m{i}");
         veth(&ns, ifname, &self.air, &air_port);
         self.air
-            .sh(&format!("ip link set {air_port} master cell{cell}"));
+            .sh(&format!("ip link set {air_port} master {bridge}"));
         let mac = ns
             .sh(&format!("cat /sys/class/net/{ifname}/address"))
             .trim()
@@ -556,7 +671,7 @@ impl TestBed {
             .sh(&format!("ip -o link show dev {}", self.clients[i].air_port));
         let m = out.split(" master ").nth(1)?;
         let name = m.split_whitespace().next()?;
-        name.strip_prefix("cell")?.parse().ok()
+        (1..=self.cns.len()).find(|&k| self.cell_bridge(k) == name)
     }
 
     /// Configure client `i` by hand: N+1/30, default via N+2 (the seed's
@@ -570,6 +685,15 @@ impl TestBed {
             cell30.gateway()
         ));
         c.addr = Some(cell30);
+    }
+
+    /// [`TestBed::client_dhcp`], panicking with the daemons' logs if no
+    /// lease came.
+    pub fn client_lease(&mut self, i: usize, timeout: Duration) -> Cell30 {
+        match self.client_dhcp(i, timeout) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}\n{}", self.logs()),
+        }
     }
 
     /// Run busybox `udhcpc` in client `i` (kept running so it renews) and
@@ -700,9 +824,10 @@ impl TestBed {
     /// client). Returns the instant just before the change.
     pub fn move_client(&mut self, i: usize, cell: usize) -> Instant {
         let port = self.clients[i].air_port.clone();
+        let bridge = self.cell_bridge(cell);
         let t = Instant::now();
         sh(&format!(
-            "ip -n {} link set {port} master cell{cell}",
+            "ip -n {} link set {port} master {bridge}",
             self.air.name
         ));
         self.clients[i].cell = cell;
@@ -939,7 +1064,12 @@ impl TestBed {
         } else {
             k != 0
         };
-        if offers_pool {
+        if offers_pool && cn.shape == CnShape::SharedCore {
+            rc.set(
+                "addr_pool",
+                format!("{CORE_IF} {} {}", SHARED_POOL.0, SHARED_POOL.1),
+            );
+        } else if offers_pool {
             let o = cn.mobile_ip.octets();
             rc.set(
                 "addr_pool",
@@ -1074,6 +1204,12 @@ impl TestBed {
 
     /// The CN (index; 0 = central) whose pool `c` comes from: the parent.
     pub fn parent_of(&self, c: Cell30) -> usize {
+        if let Some(cn) = self.cns.iter().find(|cn| {
+            cn.shape == CnShape::SharedCore
+                && (SHARED_POOL.0..=SHARED_POOL.1).contains(&c.network())
+        }) {
+            return cn.index;
+        }
         match c.network().octets()[1] {
             9 if self.central.is_some() => 0,
             k => k as usize,

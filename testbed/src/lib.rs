@@ -30,7 +30,7 @@ pub mod rc;
 pub mod traffic;
 pub mod wired8021x;
 
-pub use bed::{Options, Routing, TestBed};
+pub use bed::{CnShape, Options, Routing, TestBed};
 pub use dir::{read, RunDir};
 pub use ns::*;
 pub use process::{spawn_in, Proc, Spawn};

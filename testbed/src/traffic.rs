@@ -322,6 +322,17 @@ impl TcpCheck {
     }
 }
 
+impl TcpCheck {
+    /// [`TcpCheck::finish`] (5 s to drain), print the totals and assert
+    /// that every byte arrived verified and neither side saw an error.
+    pub fn finish_verified(self, label: &str) {
+        let (us, ur, ds, dr, err) = self.finish(Duration::from_secs(5));
+        println!("{label} totals: MS->srv {ur}/{us} B, srv->MS {dr}/{ds} B verified");
+        assert!(err.is_none(), "{label}: {err:?}");
+        assert_eq!((ur, dr), (us, ds), "{label}: every byte delivered");
+    }
+}
+
 impl Drop for TcpCheck {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);

@@ -38,6 +38,11 @@ return view.extend({
 		o.datatype = 'uinteger';
 		o = s.option(form.Flag, 'reverse_tunnel', _('Reverse tunnel'));
 		o.default = '1';
+		o = s.option(form.ListValue, 'shared_link', _('Shared mobile link'), _('Other hosts on the mobile interface: "auto" (when it is the CN interface or a bridge), "on" or "off"'));
+		o.value('auto');
+		o.value('on');
+		o.value('off');
+		o.default = 'auto';
 		o = s.option(form.ListValue, 'debug_level', _('Debug level'));
 		for (var i = 0; i <= 7; i++)
 			o.value(String(i));
