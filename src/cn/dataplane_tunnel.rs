@@ -300,13 +300,7 @@ impl TunnelDataPlane {
                 self.reverse.push((Cell30::containing(from), rule.table));
             }
         }
-        let mut v = Vec::new();
-        if r.links + r.addresses + r.routes + r.rules > 0 {
-            v.push(format!(
-                "{} tunnel device(s), {} address(es), {} route(s), {} rule(s)",
-                r.links, r.addresses, r.routes, r.rules
-            ));
-        }
+        let v = super::dataplane_netlink::purge_lines(&r, &self.mobile_if);
         log::info!(
             target: "cn",
             "+ Adopted {n} kernel tunnel(s), {} route(s), {} reverse rule(s), {} hold route(s) left by an earlier run",
