@@ -162,7 +162,14 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
         )),
         "{log2}"
     );
-    let route = bed.cns[1].ns.sh(&format!("ip -4 route show {ip}"));
+    // The log line is the core's decision; the data plane (source guard,
+    // route, ARP) carries it out right after.
+    let has_route = || {
+        let route = bed.cns[1].ns.sh(&format!("ip -4 route show {ip}"));
+        route.contains(&format!("dev {MOBILE_IF}")).then_some(route)
+    };
+    let route = tmip_testbed::ns::wait_for(Duration::from_secs(2), has_route)
+        .unwrap_or_else(|| bed.cns[1].ns.sh(&format!("ip -4 route show {ip}")));
     assert!(
         route.contains(&format!("dev {MOBILE_IF}")),
         "no route to {ip} at CN 2: {route}"

@@ -392,6 +392,7 @@ impl Daemon {
                     d.tick(now);
                 }
                 self.station_events_tick(now);
+                self.dp.tick(now);
                 self.timers
                     .schedule_in(now, Duration::from_secs(1), Timer::Tick);
             }

@@ -128,6 +128,9 @@ pub trait DataPlane {
     fn on_readable(&mut self, _fd: std::os::fd::RawFd) -> bool {
         false
     }
+    /// Called about once a second by the daemon's timer (housekeeping,
+    /// reports).
+    fn tick(&mut self, _now: std::time::Instant) {}
 }
 
 /// A data plane that only records and logs what it is asked to do. Used by

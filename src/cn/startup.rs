@@ -6,7 +6,8 @@
 
 use super::core::{CnCore, CoreConfig};
 use super::daemon::{Daemon, MlrTag, Timer};
-use super::dataplane::CnAddr;
+use super::dataplane::{CnAddr, DataPlane};
+use super::dataplane_guard::GuardedDataPlane;
 use super::dataplane_netlink::NetlinkDataPlane;
 use super::dhcp_io::DhcpIo;
 use super::iface::{self, IfaceInfo};
@@ -217,6 +218,26 @@ impl Daemon {
         )
         .map_err(|e| format!("data plane: {e}"))?;
         log::info!(target: "cn", "  [Tunnel Controller]: Done.");
+        let dp: Box<dyn DataPlane> = if cfg.source_guard && shared {
+            // Hosts that are not stations (the LAN, the core when mobile_if
+            // is cn_if) send on this link: "stations only" would cut them off.
+            log::warn!(target: "cn", "  [Source guard]: Off on a shared mobile link ({}): hosts that are not stations use it; give the cells a link of their own to guard them", cfg.mobile_if);
+            Box::new(dp)
+        } else if cfg.source_guard {
+            let dp = GuardedDataPlane::open(
+                dp,
+                &cfg.mobile_if,
+                mobile_info.index,
+                &cfg.tunnel_prefix,
+                cfg.max_stations,
+            )
+            .map_err(|e| format!("{e} (set source_guard off to run without it)"))?;
+            log::info!(target: "cn", "  [{}]: Active.", dp.describe());
+            Box::new(dp)
+        } else {
+            log::warn!(target: "cn", "  [Source guard]: Off (source_guard off): stations' source addresses are not checked");
+            Box::new(dp)
+        };
         let signals = Signals::daemon_set().map_err(|e| format!("signals: {e}"))?;
         let bind = mlrp::CnBind {
             network_name: cfg.network_name.clone(),
@@ -248,7 +269,7 @@ impl Daemon {
             mobile_info,
             pools,
             core,
-            dp: Box::new(dp),
+            dp,
             timers: Timers::new(),
             signals,
             listener,

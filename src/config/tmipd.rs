@@ -199,6 +199,9 @@ pub struct TmipdConfig {
     /// Whether `mobile_if` is shared with other hosts (proxy ARP for the
     /// stations that leave it).
     pub shared_link: SharedLink,
+    /// Drop packets from mobile_if whose (source MAC, source IP) is not a
+    /// station adopted here (nf_tables; see docs/SECURITY.md).
+    pub source_guard: bool,
     /// TCP port of this CN's CN-to-CN MLRP listener.
     pub cn_port: u16,
     /// Address the CN-to-CN listener binds; `None` = the `cn_if` address.
@@ -248,6 +251,7 @@ const KEYS: &[&str] = &[
     "lease_time",
     "reverse_tunnel",
     "shared_link",
+    "source_guard",
     "cn_port",
     "listen_addr",
     "max_stations",
@@ -434,6 +438,7 @@ impl TmipdConfig {
             lease_time: 3600,
             reverse_tunnel: true,
             shared_link: SharedLink::Auto,
+            source_guard: true,
             cn_port: crate::CN_PORT,
             listen_addr: None,
             max_stations: 256,
@@ -540,6 +545,7 @@ impl TmipdConfig {
                         v => return Err(l.error(file, format!("want auto, on or off; got '{v}'"))),
                     }
                 }
+                "source_guard" => c.source_guard = l.boolean(file)?,
                 "cn_port" => {
                     let p: u16 = l.parse(file)?;
                     if p == 0 {
@@ -727,6 +733,7 @@ impl TmipdConfig {
         );
         check("dhcp", self.dhcp != new.dhcp);
         check("shared_link", self.shared_link != new.shared_link);
+        check("source_guard", self.source_guard != new.source_guard);
         check("max_stations", self.max_stations != new.max_stations);
         check("max_peers", self.max_peers != new.max_peers);
         check("cn_name", self.cn_name != new.cn_name);
@@ -757,7 +764,7 @@ log_file /var/log/tmipd.log\nlog true\n";
         assert_eq!(c.network_name, "my-tmip-mobility");
         assert_eq!(c.addr_pools.len(), 1);
         assert_eq!(c.addr_pools[0].first, PoolBound::Subnet);
-        assert!(c.log && c.dhcp && c.reverse_tunnel && !c.foreground);
+        assert!(c.log && c.dhcp && c.reverse_tunnel && c.source_guard && !c.foreground);
         assert_eq!(c.cn_port, 5554);
         assert_eq!(c.debug_level, 2);
     }
@@ -808,11 +815,12 @@ log_file /var/log/tmipd.log\nlog true\n";
         let t = format!(
             "{SEED}secret \"s3cret #x\"\ndhcp off\ndns 10.0.0.53\ndns 9.9.9.9 1.1.1.1\n\
 domain example.org\nstatic_route 192.168.0.0/16 10.13.0.1\nlease_time 600\n\
-reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n"
+reverse_tunnel false\ncn_port 5600\nlisten_addr 10.13.0.5\nmax_stations 3\n\
+source_guard off\n"
         );
         let c = TmipdConfig::parse("t.rc", &t).unwrap();
         assert_eq!(c.secret.as_deref(), Some("s3cret #x"));
-        assert!(!c.dhcp && !c.reverse_tunnel);
+        assert!(!c.dhcp && !c.reverse_tunnel && !c.source_guard);
         assert_eq!(c.dns.len(), 3);
         assert_eq!(c.static_routes[0].len, 16);
         assert_eq!(c.lease_time, 600);

@@ -12,6 +12,7 @@
 //! adoption) and [`Netlink::purge`] removes it.
 
 pub mod message;
+pub mod nftables;
 pub mod socket;
 
 use message::*;

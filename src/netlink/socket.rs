@@ -1,6 +1,7 @@
-//! The NETLINK_ROUTE socket: send one request, collect its reply (ACK,
-//! error or dump) with a receive timeout. Blocking is acceptable here: the
-//! kernel answers rtnetlink requests synchronously, in microseconds.
+//! A netlink socket (NETLINK_ROUTE, or NETLINK_NETFILTER for nf_tables):
+//! send one request, collect its reply (ACK, error or dump) with a receive
+//! timeout. Blocking is acceptable here: the kernel answers these requests
+//! synchronously, in microseconds.
 
 use super::message::{messages, NlMsg, NLMSG_DONE, NLMSG_ERROR, NLM_F_MULTI};
 use super::NetlinkError;
@@ -19,19 +20,21 @@ pub struct RtSocket {
 impl RtSocket {
     /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
     pub fn open() -> Result<RtSocket, NetlinkError> {
+        Self::open_protocol(libc::NETLINK_ROUTE, "socket(NETLINK_ROUTE)")
+    }
+
+    /// Opens a netlink socket of another protocol (`NETLINK_NETFILTER`).
+    pub fn open_protocol(protocol: i32, what: &'static str) -> Result<RtSocket, NetlinkError> {
         // SAFETY: plain socket(2) call; the fd is owned immediately.
         let fd = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
+                protocol,
             )
         };
         if fd < 0 {
-            return Err(NetlinkError::Io(
-                "socket(NETLINK_ROUTE)",
-                io::Error::last_os_error(),
-            ));
+            return Err(NetlinkError::Io(what, io::Error::last_os_error()));
         }
         // SAFETY: fd is a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -86,6 +89,11 @@ impl RtSocket {
     pub fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         self.seq
+    }
+
+    /// Skips `n` sequence numbers (a batch numbered its messages itself).
+    pub fn advance_seq(&mut self, n: u32) {
+        self.seq = self.seq.wrapping_add(n);
     }
 
     fn send(&self, req: &[u8]) -> Result<(), NetlinkError> {
@@ -155,6 +163,43 @@ impl RtSocket {
                     };
                 }
             }
+        }
+    }
+
+    /// Sends an nfnetlink batch whose messages (sequence numbers `first..=last`,
+    /// each with NLM_F_ACK) sit between a batch begin numbered `first - 1` and
+    /// a batch end. The kernel applies the batch as one transaction and
+    /// answers every message; the first refusal is returned. A refusal
+    /// aimed at the batch begin (the commit failed) fails the whole batch.
+    pub fn request_batch(&mut self, req: &[u8], first: u32, last: u32) -> Result<(), NetlinkError> {
+        self.send(req)?;
+        let begin = first.wrapping_sub(1);
+        let expected = last.wrapping_sub(first).wrapping_add(1) as usize;
+        let mut answered = 0usize;
+        let mut refused = None;
+        while answered < expected {
+            let n = self.recv()?;
+            for m in messages(&self.buf[..n]) {
+                let m = m?;
+                if m.msg_type != NLMSG_ERROR {
+                    continue;
+                }
+                let code = m.error_code()?;
+                if m.seq == begin {
+                    return Err(NetlinkError::Kernel(-code));
+                }
+                if m.seq.wrapping_sub(first) as usize >= expected {
+                    continue; // a late reply to an earlier request
+                }
+                answered += 1;
+                if code != 0 && refused.is_none() {
+                    refused = Some(NetlinkError::Kernel(-code));
+                }
+            }
+        }
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 

@@ -425,6 +425,7 @@ fn the_shipped_default_config_parses() {
         "domain",
         "lease_time",
         "reverse_tunnel",
+        "source_guard",
     ] {
         assert!(keys.contains(&k), "main lacks {k}");
     }

@@ -43,6 +43,8 @@ return view.extend({
 		o.value('on');
 		o.value('off');
 		o.default = 'auto';
+		o = s.option(form.Flag, 'source_guard', _('Source guard'), _('Forward a packet from the mobile interface only when its source MAC and IP are those of a station served here'));
+		o.default = '1';
 		o = s.option(form.ListValue, 'debug_level', _('Debug level'));
 		for (var i = 0; i <= 7; i++)
 			o.value(String(i));
