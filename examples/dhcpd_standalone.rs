@@ -197,6 +197,7 @@ fn run(args: Args) -> Result<(), String> {
                         kind,
                         requested_ip,
                         hostname,
+                        ..
                     }) => {
                         println!("LOOKUP {mac} {kind:?} {requested_ip:?} {hostname:?}");
                         let result = alloc.lookup(mac, kind, now);

@@ -21,6 +21,7 @@ pub mod wire;
 #[cfg(feature = "capture")]
 pub mod capture;
 
+pub mod classify;
 pub mod cn;
 
 /// Version string shown in banners (`+ Starting MLR Server [v0.1.0]`).

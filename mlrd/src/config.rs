@@ -2,7 +2,7 @@
 //! `port`, `foreground`, `log_file`, `log`) plus this implementation's
 //! (`status_file`, `debug_level`, `secret`, `state_dir`, `lease_time`,
 //! `backup_mlr`, `max_connections`, `cn_timeout`, `max_unauth_per_source`,
-//! `handshake_timeout`). One typed struct,
+//! `handshake_timeout`, `offer_time`, `foreign_share`). One typed struct,
 //! validated once; an unknown key or bad value is an error naming the file
 //! and line. The same lines can come from UCI (`Section::rc_lines()`).
 
@@ -34,6 +34,8 @@ pub const KEYS: &[&str] = &[
     "cn_timeout",
     "max_unauth_per_source",
     "handshake_timeout",
+    "offer_time",
+    "foreign_share",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +67,11 @@ pub struct MlrdConfig {
     pub max_unauth_per_source: usize,
     /// Seconds a connection has to complete the MLRP handshake.
     pub handshake_timeout: u32,
+    /// Seconds a DHCP offer holds its /30 for the station's REQUEST.
+    pub offer_time: u32,
+    /// Percent of a CN's pool other CNs may fill (the rest stays for its
+    /// owner's stations).
+    pub foreign_share: u8,
 }
 
 impl Default for MlrdConfig {
@@ -86,6 +93,8 @@ impl Default for MlrdConfig {
             cn_timeout: 30,
             max_unauth_per_source: 16,
             handshake_timeout: 10,
+            offer_time: crate::register::DEFAULT_OFFER_TIME,
+            foreign_share: crate::register::DEFAULT_FOREIGN_SHARE,
         }
     }
 }
@@ -178,6 +187,18 @@ impl MlrdConfig {
                         return Err(l.error(file, "must be 1..300 seconds"));
                     }
                 }
+                "offer_time" => {
+                    c.offer_time = l.parse(file)?;
+                    if !(5..=3600).contains(&c.offer_time) {
+                        return Err(l.error(file, "must be 5..3600 seconds"));
+                    }
+                }
+                "foreign_share" => {
+                    c.foreign_share = l.parse(file)?;
+                    if c.foreign_share > 100 {
+                        return Err(l.error(file, "a percentage: 0..100"));
+                    }
+                }
                 other => {
                     return Err(ConfigError::new(
                         file,
@@ -237,6 +258,23 @@ mod tests {
         assert_eq!(c.max_unauth_per_source, 4);
         assert_eq!(c.handshake_timeout, 3);
         assert_eq!(c.backup_mlr.as_deref(), Some("10.0.0.2"));
+    }
+
+    #[test]
+    fn reads_the_offer_and_quota_keys() {
+        let c = parse("network_name n\n").unwrap();
+        assert_eq!((c.offer_time, c.foreign_share), (60, 75));
+        let c = parse("network_name n\noffer_time 30\nforeign_share 50\n").unwrap();
+        assert_eq!((c.offer_time, c.foreign_share), (30, 50));
+        for bad in [
+            "offer_time 2",
+            "offer_time x",
+            "foreign_share 101",
+            "foreign_share -1",
+        ] {
+            let e = parse(&format!("network_name n\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("mlrd.rc:2"), "{bad}: {e}");
+        }
     }
 
     #[test]

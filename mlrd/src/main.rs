@@ -150,6 +150,8 @@ fn start(args: Args) -> Result<ExitCode, String> {
     // Everything that can fail is opened before detaching, so a bad state
     // directory or a busy port is reported on the terminal.
     let mut reg = register::Register::new(&cfg.network_name, cfg.lease_time, cfg.cn_timeout);
+    reg.set_offer_time(cfg.offer_time);
+    reg.set_foreign_share(cfg.foreign_share);
     let load_t = Instant::now();
     let load_cpu = cpu_ms();
     let (journal, report) =

@@ -12,6 +12,17 @@
 //! [`BindingRecord`] in one slab (no heap object per station), found through
 //! two hash indexes holding slab slots (MAC -> slot, cell -> slot); each pool
 //! is a bitmap of its /30 cells.
+//!
+//! Pools are not a free-for-all (stations are untrusted, docs/SECURITY.md):
+//! - A DHCP DISCOVER becomes an [`Register::offer`]: a new station's /30 is
+//!   only *held* for `offer_time` seconds (a [`Hold`]: its pool bit is set,
+//!   it is not a binding, not journalled, not found by Locate). The REQUEST's
+//!   [`Register::commit`] (or an `Allocate`) binds it for the lease; holds
+//!   not taken return to their pool ([`Register::expire`]).
+//! - A CN may take cells from another CN's pool only while that pool is
+//!   used to at most `foreign_share` percent ([`DEFAULT_FOREIGN_SHARE`]:
+//!   a quarter of every pool stays for its owner); beyond that
+//!   [`RegisterError::Quota`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,6 +41,10 @@ pub const MAX_CNS: usize = (u16::MAX - 1) as usize;
 pub const MAX_POOL_CELLS: u32 = 1 << 22;
 /// Most pools one CN may register.
 pub const MAX_POOLS_PER_CN: usize = 64;
+/// Default seconds an offered /30 is held for the station's REQUEST.
+pub const DEFAULT_OFFER_TIME: u32 = 60;
+/// Default share (percent) of a CN's pool that other CNs may fill.
+pub const DEFAULT_FOREIGN_SHARE: u8 = 75;
 
 /// A pool as a CN registers it: first and last address, inclusive. The
 /// pool's cells are the /30s lying wholly inside.
@@ -289,6 +304,11 @@ pub enum RegisterError {
     BadMac,
     /// The target CN of a move is unknown.
     UnknownCn,
+    /// Free cells exist only in other CNs' pools, which are filled to
+    /// their `foreign_share` already.
+    Quota,
+    /// A release from a CN the station is not at.
+    NotAtCn,
 }
 
 impl fmt::Display for RegisterError {
@@ -300,6 +320,10 @@ impl fmt::Display for RegisterError {
             RegisterError::CellMismatch => "cell does not belong to that station",
             RegisterError::BadMac => "not a station MAC address",
             RegisterError::UnknownCn => "unknown CN",
+            RegisterError::Quota => {
+                "refused by quota: the pools left are other CNs' and at their foreign_share"
+            }
+            RegisterError::NotAtCn => "the station is not at the releasing CN",
         })
     }
 }
@@ -317,6 +341,26 @@ pub struct Counters {
     pub releases: u64,
     pub expired: u64,
     pub cns_down: u64,
+    /// Offers made to new stations (cells held), and how they ended.
+    pub offers: u64,
+    pub offers_taken: u64,
+    pub offers_expired: u64,
+    /// Allocations and offers refused by `foreign_share`.
+    pub quota_refused: u64,
+    /// Releases refused because the releasing CN was not the station's.
+    pub releases_refused: u64,
+}
+
+/// A /30 held for a station between its DISCOVER and its REQUEST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    pub cell: u32,
+    /// Owner of the pool the cell is from.
+    pub parent: CnIdx,
+    /// The CN that asked for the offer.
+    pub by: CnIdx,
+    /// Unix seconds when the cell returns to its pool.
+    pub expires: u32,
 }
 
 /// A keyed multiply-fold hasher: much cheaper than SipHash for 4- and
@@ -386,6 +430,12 @@ pub struct Register {
     by_cell: HashMap<u32, u32, FoldHash>,
     changes: Vec<Change>,
     sweep_at: usize,
+    /// Offered cells by MAC, and their expiry order (a hold refreshed by a
+    /// repeated DISCOVER leaves a stale queue entry, skipped when popped).
+    holds: HashMap<u64, Hold, FoldHash>,
+    hold_queue: std::collections::VecDeque<(u32, u64)>,
+    offer_time: u32,
+    foreign_share: u8,
     pub counters: Counters,
 }
 
@@ -407,8 +457,31 @@ impl Register {
             by_cell: HashMap::default(),
             changes: Vec::new(),
             sweep_at: 0,
+            holds: HashMap::default(),
+            hold_queue: std::collections::VecDeque::new(),
+            offer_time: DEFAULT_OFFER_TIME,
+            foreign_share: DEFAULT_FOREIGN_SHARE,
             counters: Counters::default(),
         }
+    }
+
+    /// Seconds an offer holds its cell (`offer_time`), at least 1.
+    pub fn set_offer_time(&mut self, secs: u32) {
+        self.offer_time = secs.max(1);
+    }
+    pub fn offer_time(&self) -> u32 {
+        self.offer_time
+    }
+    /// Percent of a pool other CNs may fill (`foreign_share`, 0..=100).
+    pub fn set_foreign_share(&mut self, percent: u8) {
+        self.foreign_share = percent.min(100);
+    }
+    pub fn foreign_share(&self) -> u8 {
+        self.foreign_share
+    }
+    /// Cells held by offers now.
+    pub fn hold_count(&self) -> usize {
+        self.holds.len()
     }
 
     pub fn network(&self) -> &str {
@@ -619,6 +692,9 @@ impl Register {
                 p.set(r.cell, true);
             }
         }
+        for h in self.holds.values() {
+            p.set(h.cell, true);
+        }
     }
 
     /// Restore a CN from the journal (down until it binds again).
@@ -749,7 +825,8 @@ impl Register {
 
     /// As [`Register::allocate`], but a new station gets the /30 holding
     /// `requested` when that cell is free and lies in a pool of a CN that
-    /// is up (a DHCP REQUEST for a remembered address, a static client).
+    /// is up (a DHCP REQUEST for a remembered address, a static client). A
+    /// station with an offer gets the offered cell.
     pub fn allocate_requested(
         &mut self,
         from: CnIdx,
@@ -779,15 +856,172 @@ impl Register {
         if !mac.is_station() {
             return Err(RegisterError::BadMac);
         }
-        let expires = now.saturating_add(self.lease_time);
-        if let Some(s) = self.slot_of_mac(&mac.0) {
-            let r = &mut self.slab[s as usize];
-            r.expires = expires;
-            let rec = *r;
-            self.changes.push(Change::Binding(mac.0));
-            self.counters.renewals += 1;
-            return Ok((rec, false));
+        if let Some(r) = self.renew(mac, now) {
+            return Ok((r, false));
         }
+        if let Some(rec) = self.take_hold(from, mac, None, now) {
+            return Ok((rec, true));
+        }
+        let (parent, cell) = self.find_cell(from, requested, eligible)?;
+        let rec = BindingRecord {
+            mac: mac.0,
+            parent,
+            at: from,
+            previous: NO_CN,
+            cell,
+            expires: now.saturating_add(self.lease_time),
+        };
+        self.insert(rec);
+        self.changes.push(Change::Binding(mac.0));
+        self.counters.allocations += 1;
+        Ok((rec, true))
+    }
+
+    /// DHCP DISCOVER at CN `from`: a bound station's binding as it is (not
+    /// renewed); for a new station a /30 held for `offer_time` seconds
+    /// (chosen as [`Register::allocate_requested`] would), returned as a
+    /// record with `at` = [`NO_CN`] and `expires` = the end of the hold. A
+    /// repeated offer to the same MAC keeps its cell and restarts the hold.
+    pub fn offer(
+        &mut self,
+        from: CnIdx,
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+        now: u32,
+    ) -> Result<BindingRecord, RegisterError> {
+        self.offer_fenced(from, mac, requested, now, &|_| true)
+    }
+
+    /// As [`Register::offer`], with the fence of
+    /// [`Register::allocate_fenced`] for the cell it holds.
+    pub fn offer_fenced(
+        &mut self,
+        from: CnIdx,
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+        now: u32,
+        eligible: &dyn Fn(CnIdx) -> bool,
+    ) -> Result<BindingRecord, RegisterError> {
+        if !self.is_up(from) {
+            return Err(RegisterError::NotBound);
+        }
+        if !mac.is_station() {
+            return Err(RegisterError::BadMac);
+        }
+        if let Some(r) = self.get(mac) {
+            return Ok(r);
+        }
+        let key = mac_key(&mac.0);
+        let expires = now.saturating_add(self.offer_time);
+        let h = match self.holds.get_mut(&key) {
+            Some(h) => {
+                h.expires = expires;
+                *h
+            }
+            None => {
+                let (parent, cell) = self.find_cell(from, requested, eligible)?;
+                let h = Hold {
+                    cell,
+                    parent,
+                    by: from,
+                    expires,
+                };
+                self.holds.insert(key, h);
+                self.counters.offers += 1;
+                h
+            }
+        };
+        self.hold_queue.push_back((expires, key));
+        Ok(BindingRecord {
+            mac: mac.0,
+            parent: h.parent,
+            at: NO_CN,
+            previous: NO_CN,
+            cell: h.cell,
+            expires: h.expires,
+        })
+    }
+
+    /// DHCP REQUEST at CN `from` for `cell`: renew the station's binding
+    /// (whatever its cell: the CN NAKs a REQUEST for another address), or
+    /// bind the cell offered to it, at `from`, for the lease. `NotFound`
+    /// when the MAC has neither, or its offer was another cell.
+    pub fn commit(
+        &mut self,
+        from: CnIdx,
+        mac: MacAddr,
+        cell: Cell30,
+        now: u32,
+    ) -> Result<(BindingRecord, bool), RegisterError> {
+        if !self.is_up(from) {
+            return Err(RegisterError::NotBound);
+        }
+        if let Some(r) = self.renew(mac, now) {
+            return Ok((r, false));
+        }
+        self.take_hold(from, mac, Some(cell), now)
+            .map(|r| (r, true))
+            .ok_or(RegisterError::NotFound)
+    }
+
+    /// Renew a bound station's lease.
+    fn renew(&mut self, mac: MacAddr, now: u32) -> Option<BindingRecord> {
+        let s = self.slot_of_mac(&mac.0)?;
+        let r = &mut self.slab[s as usize];
+        r.expires = now.saturating_add(self.lease_time);
+        let rec = *r;
+        self.changes.push(Change::Binding(mac.0));
+        self.counters.renewals += 1;
+        Some(rec)
+    }
+
+    /// Turn `mac`'s offer into a binding at `from` (only if its cell is
+    /// `cell`, when given).
+    fn take_hold(
+        &mut self,
+        from: CnIdx,
+        mac: MacAddr,
+        cell: Option<Cell30>,
+        now: u32,
+    ) -> Option<BindingRecord> {
+        let key = mac_key(&mac.0);
+        let h = *self.holds.get(&key)?;
+        if cell.is_some_and(|c| c.to_u32() != h.cell) || self.by_cell.contains_key(&h.cell) {
+            return None;
+        }
+        self.holds.remove(&key);
+        let rec = BindingRecord {
+            mac: mac.0,
+            parent: h.parent,
+            at: from,
+            previous: NO_CN,
+            cell: h.cell,
+            expires: now.saturating_add(self.lease_time),
+        };
+        self.insert(rec);
+        self.changes.push(Change::Binding(mac.0));
+        self.counters.allocations += 1;
+        self.counters.offers_taken += 1;
+        Some(rec)
+    }
+
+    /// A free cell for a new station at CN `from`, marked taken: the cell
+    /// of `requested` when free, else from the requester's own pools, then
+    /// from the pools of every other CN that is up and `eligible` (the
+    /// fence of a register pair), in order. Another CN's pool gives a cell
+    /// only while it is used to at most `foreign_share` percent
+    /// ([`RegisterError::Quota`] when that alone stood in the way).
+    fn find_cell(
+        &mut self,
+        from: CnIdx,
+        requested: Option<Ipv4Addr>,
+        eligible: &dyn Fn(CnIdx) -> bool,
+    ) -> Result<(CnIdx, u32), RegisterError> {
+        let share = u64::from(self.foreign_share);
+        let within = |p: &Pool, own: bool| {
+            own || (u64::from(p.used) + 1) * 100 <= u64::from(p.count) * share
+        };
+        let mut quota_hit = false;
         if let Some(want) = requested {
             let cell = u32::from(want) & !3;
             if !self.by_cell.contains_key(&cell) {
@@ -798,60 +1032,66 @@ impl Register {
                 });
                 if let Some((i, p)) = owner {
                     if !p.is_set(cell) {
-                        p.set(cell, true);
-                        let rec = BindingRecord {
-                            mac: mac.0,
-                            parent: i as CnIdx,
-                            at: from,
-                            previous: NO_CN,
-                            cell,
-                            expires,
-                        };
-                        self.insert(rec);
-                        self.changes.push(Change::Binding(mac.0));
-                        self.counters.allocations += 1;
-                        return Ok((rec, true));
+                        if within(p, i == from as usize) {
+                            p.set(cell, true);
+                            return Ok((i as CnIdx, cell));
+                        }
+                        quota_hit = true;
                     }
                 }
             }
         }
         let order = std::iter::once(from as usize)
             .chain((0..self.cns.len()).filter(|&i| i != from as usize));
-        let mut got = None;
         for i in order {
             if !self.cns[i].up || (i != from as usize && !eligible(i as CnIdx)) {
                 continue;
             }
+            let own = i == from as usize;
             for p in &mut self.cns[i].pools {
+                if p.used < p.count && !within(p, own) {
+                    quota_hit = true;
+                    continue;
+                }
                 // A cell may already be bound from a pool that was since
                 // reassigned; such cells are marked, but check anyway.
                 while let Some(cell) = p.take() {
                     if !self.by_cell.contains_key(&cell) {
-                        got = Some((i as CnIdx, cell));
-                        break;
+                        return Ok((i as CnIdx, cell));
                     }
                 }
-                if got.is_some() {
-                    break;
-                }
-            }
-            if got.is_some() {
-                break;
             }
         }
-        let (parent, cell) = got.ok_or(RegisterError::PoolsExhausted)?;
-        let rec = BindingRecord {
-            mac: mac.0,
-            parent,
-            at: from,
-            previous: NO_CN,
-            cell,
-            expires,
-        };
-        self.insert(rec);
-        self.changes.push(Change::Binding(mac.0));
-        self.counters.allocations += 1;
-        Ok((rec, true))
+        if quota_hit {
+            self.counters.quota_refused += 1;
+            return Err(RegisterError::Quota);
+        }
+        Err(RegisterError::PoolsExhausted)
+    }
+
+    /// Return the cells of offers not taken by `now` to their pools.
+    fn expire_holds(&mut self, now: u32) {
+        while let Some(&(t, key)) = self.hold_queue.front() {
+            if t > now {
+                break;
+            }
+            self.hold_queue.pop_front();
+            let Some(h) = self.holds.get(&key).copied() else {
+                continue;
+            };
+            if h.expires > now {
+                continue; // refreshed: a later queue entry stands for it
+            }
+            self.holds.remove(&key);
+            if !self.by_cell.contains_key(&h.cell) {
+                for c in &mut self.cns {
+                    for p in &mut c.pools {
+                        p.set(h.cell, false);
+                    }
+                }
+            }
+            self.counters.offers_expired += 1;
+        }
     }
 
     fn insert(&mut self, rec: BindingRecord) {
@@ -996,14 +1236,20 @@ impl Register {
         Ok((rec, pushes))
     }
 
-    /// Free a station's /30 at the request of CN `by`. Pushes a Withdraw to
-    /// the CN it is at and to its parent, except to `by` itself.
+    /// Free a station's /30 at the request of CN `by`, which must be the CN
+    /// the station is at ([`RegisterError::NotAtCn`] else). Pushes a
+    /// Withdraw to its parent unless that is `by`.
     pub fn release(
         &mut self,
         mac: MacAddr,
         by: CnIdx,
     ) -> Result<(BindingRecord, Vec<Push>), RegisterError> {
         let s = self.slot_of_mac(&mac.0).ok_or(RegisterError::NotFound)?;
+        // Only the CN the station is at can have seen its RELEASE.
+        if self.slab[s as usize].at != by {
+            self.counters.releases_refused += 1;
+            return Err(RegisterError::NotAtCn);
+        }
         let rec = self.remove_slot(s);
         self.changes.push(Change::Binding(mac.0));
         self.counters.releases += 1;
@@ -1011,9 +1257,11 @@ impl Register {
     }
 
     /// Expire leases: look at up to `budget` slab slots from where the last
-    /// call stopped (so a sweep over millions never stalls the loop).
+    /// call stopped (so a sweep over millions never stalls the loop). Offers
+    /// not taken in time return to their pools first.
     /// Returns the expired bindings' withdrawals.
     pub fn expire(&mut self, now: u32, budget: usize) -> (Vec<BindingRecord>, Vec<Push>) {
+        self.expire_holds(now);
         let mut gone = Vec::new();
         let mut pushes = Vec::new();
         let n = self.slab.len();
@@ -1235,6 +1483,8 @@ mod tests {
         let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.15")]); // 4 cells
         let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.7")]); // 2 cells
         let c = bind(&mut r, "10.9.0.3", &[]);
+        // (No quota here: see offers_and_the_foreign_share_keep_a_quarter.)
+        r.set_foreign_share(100);
         let mut seen = std::collections::HashSet::new();
         for i in 0..2 {
             let (rec, new) = r.allocate(b, mac(i), 0).unwrap();
@@ -1258,6 +1508,95 @@ mod tests {
             RegisterError::PoolsExhausted
         );
         assert_eq!(r.binding_count(), 6);
+    }
+
+    /// Issue 8, finding 3: a DISCOVER flood from one cell holds cells only
+    /// for offer_time, binds nothing, and leaves a quarter of every other
+    /// CN's pool to its owner.
+    #[test]
+    fn offers_and_the_foreign_share_keep_a_quarter() {
+        let mut r = reg();
+        r.set_offer_time(60);
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]); // 64 cells
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.255")]); // 64 cells
+        r.take_changes();
+        let mut refused = 0;
+        for i in 0..3000 {
+            match r.offer(a, mac(i), None, 1000) {
+                Ok(rec) => assert_eq!(rec.at, NO_CN),
+                Err(e) => {
+                    assert_eq!(e, RegisterError::Quota);
+                    refused += 1;
+                }
+            }
+        }
+        // a's 64, and b's pool up to 75 % (48 of 64).
+        assert_eq!(r.hold_count(), 64 + 48);
+        assert_eq!(refused, 3000 - 112);
+        assert_eq!(r.counters.quota_refused, refused);
+        assert_eq!(r.binding_count(), 0, "offers bind nothing");
+        assert!(r.take_changes().is_empty(), "offers are not journalled");
+        assert!(r.locate_mac(mac(0)).is_none());
+        // b's own stations still get the quarter left.
+        for i in 0..16 {
+            let (rec, _) = r.allocate(b, mac(5000 + i), 1000).unwrap();
+            assert_eq!(rec.parent, b);
+        }
+        // A repeated DISCOVER keeps its cell; the REQUEST binds it.
+        let held = r.offer(a, mac(7), None, 1010).unwrap();
+        assert_eq!(held.expires, 1070);
+        let (rec, new) = r.commit(a, mac(7), held.cell30(), 1020).unwrap();
+        assert!(new);
+        assert_eq!((rec.cell, rec.at, rec.expires), (held.cell, a, 1020 + 3600));
+        assert_eq!(r.counters.offers_taken, 1);
+        // A REQUEST for another cell, or with no offer: NotFound (NAK).
+        let other = r.offer(a, mac(8), None, 1020).unwrap();
+        assert_eq!(
+            r.commit(a, mac(8), held.cell30(), 1020).unwrap_err(),
+            RegisterError::NotFound
+        );
+        assert_eq!(
+            r.commit(a, mac(4999), other.cell30(), 1020).unwrap_err(),
+            RegisterError::NotFound
+        );
+        // Offers not taken go back to their pools.
+        r.expire(1069, 1000);
+        assert_eq!(r.hold_count(), 1, "mac 8 asked again at 1020");
+        r.expire(1081, 1000);
+        assert_eq!(r.hold_count(), 0);
+        assert_eq!(r.counters.offers_expired, 111);
+        let used: u32 = r
+            .cns()
+            .iter()
+            .flat_map(|c| c.pools.iter())
+            .map(|p| p.used())
+            .sum();
+        assert_eq!(used, 17, "the 16 of b and the one bound");
+        // The quota applies to a requested address too (a CN without
+        // pools of its own has only others').
+        let c = bind(&mut r, "10.9.0.3", &[]);
+        r.set_foreign_share(0);
+        assert_eq!(
+            r.offer(c, mac(9000), Some(ip("10.1.0.9")), 2000)
+                .unwrap_err(),
+            RegisterError::Quota
+        );
+    }
+
+    /// Issue 8, finding 2: only the CN a station is at may release it.
+    #[test]
+    fn a_release_must_come_from_the_cn_the_station_is_at() {
+        let mut r = reg();
+        let a = bind(&mut r, "10.9.0.1", &[pool("10.1.0.0", "10.1.0.255")]);
+        let b = bind(&mut r, "10.9.0.2", &[pool("10.2.0.0", "10.2.0.255")]);
+        let (rec, _) = r.allocate(a, mac(1), 0).unwrap();
+        assert_eq!(r.release(mac(1), b).unwrap_err(), RegisterError::NotAtCn);
+        assert_eq!(r.counters.releases_refused, 1);
+        assert!(r.get(mac(1)).is_some());
+        r.move_to(mac(1), rec.cell30(), b, 1).unwrap();
+        assert_eq!(r.release(mac(1), a).unwrap_err(), RegisterError::NotAtCn);
+        assert!(r.release(mac(1), b).is_ok());
+        assert!(r.get(mac(1)).is_none());
     }
 
     #[test]

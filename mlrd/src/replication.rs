@@ -640,7 +640,7 @@ impl Server {
                 }
                 self.service.handle(slot, conn.peer, msg, now)
             }
-            Message::Allocate(_) if self.pair.peer().is_some() => {
+            Message::Allocate(_) | Message::Offer(_) if self.pair.peer().is_some() => {
                 let fresh = self.fresh_cns();
                 self.service.set_fence(Some(fresh));
                 let reply = self.service.handle(slot, conn.peer, msg, now);

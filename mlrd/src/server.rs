@@ -178,6 +178,10 @@ pub struct Server {
     evicted_log: LogThrottle,
     /// Connections that did not complete the handshake in time.
     handshake_log: LogThrottle,
+    /// Station requests refused for lack of a /30 (foreign_share quota,
+    /// pools exhausted).
+    pool_log: LogThrottle,
+    pool_refused: u64,
     /// Connections closed for a bad Hello or protocol error before it.
     preauth_error_log: LogThrottle,
     stop: bool,
@@ -245,6 +249,8 @@ impl Server {
             refused_log: throttle.clone(),
             evicted_log: throttle.clone(),
             handshake_log: throttle.clone(),
+            pool_log: throttle.clone(),
+            pool_refused: 0,
             preauth_error_log: throttle,
             stop: false,
             pair: s.pair,
@@ -543,6 +549,17 @@ impl Server {
                     self.service.heard(slot, now);
                     self.note_heard_conn(slot);
                     let reply = self.handle_in_pair(slot, conn, msg, now);
+                    if let Message::Error(e) = &reply {
+                        if e.code == ErrorCode::PoolExhausted {
+                            self.pool_refused += 1;
+                            if self.pool_log.hit(Instant::now()) {
+                                warn!(
+                                    "! refused: no /30 for a station of {}: {} ({} in all)",
+                                    conn.peer, e.text, self.pool_refused
+                                );
+                            }
+                        }
+                    }
                     debug!(target: "mlrp", "{}: reply {id}: {reply}", conn.peer);
                     if let Err(e) = conn.session.reply(id, &reply, conn.io.queue()) {
                         warn!("! {}: cannot send reply {id}: {e}", conn.peer);
@@ -906,6 +923,13 @@ impl Server {
 
     /// The counts behind the rate-limited warnings, once per interval.
     fn log_refusal_summaries(&mut self, now: Instant) {
+        if let Some(n) = self.pool_log.summary(now) {
+            warn!(
+                "! refused: {n} more station request(s) for lack of a /30 (foreign_share quota or pools exhausted) in the last {} s, {} in all",
+                REFUSAL_LOG_INTERVAL.as_secs(),
+                self.pool_refused
+            );
+        }
         if let Some(n) = self.refused_log.summary(now) {
             warn!(
                 "! Refused {n} more connection(s) in the last {} s: max_connections {} reached, all authenticated",
@@ -1052,6 +1076,14 @@ impl Server {
         }
         if c.cn_timeout != old.cn_timeout {
             info!("+   cn_timeout now {} s", c.cn_timeout);
+        }
+        if c.offer_time != old.offer_time {
+            self.service.reg_mut().set_offer_time(c.offer_time);
+            info!("+   offer_time now {} s", c.offer_time);
+        }
+        if c.foreign_share != old.foreign_share {
+            self.service.reg_mut().set_foreign_share(c.foreign_share);
+            info!("+   foreign_share now {} %", c.foreign_share);
         }
         if c.max_unauth_per_source != old.max_unauth_per_source {
             self.preauth.set_per_source(c.max_unauth_per_source);

@@ -61,8 +61,8 @@ impl Refusal {
             Refusal::Register(e) => match e {
                 RegisterError::NotBound => ErrorCode::NotBound,
                 RegisterError::NotFound | RegisterError::UnknownCn => ErrorCode::NotFound,
-                RegisterError::PoolsExhausted => ErrorCode::PoolExhausted,
-                RegisterError::CellMismatch => ErrorCode::Conflict,
+                RegisterError::PoolsExhausted | RegisterError::Quota => ErrorCode::PoolExhausted,
+                RegisterError::CellMismatch | RegisterError::NotAtCn => ErrorCode::Conflict,
                 RegisterError::BadMac => ErrorCode::BadRequest,
             },
             Refusal::NoBinding | Refusal::UnknownCn(_) => ErrorCode::NotFound,
@@ -345,6 +345,33 @@ impl Service {
                 .map_err(Refusal::Register)?;
                 if new {
                     debug!(target: "register", "{} allocated {} (parent {}) at {}", a.mac, rec.cell30(), self.cn_label(rec.parent), self.cn_label(cn));
+                }
+                Ok(binding_msg(&self.reg, &rec, now))
+            }
+            Message::Offer(a) => {
+                let cn = self.bound(conn)?;
+                let rec = match &self.fence {
+                    Some(f) => {
+                        let eligible = |i: CnIdx| f.get(i as usize).copied().unwrap_or(false);
+                        self.reg
+                            .offer_fenced(cn, a.mac, a.requested, now, &eligible)
+                    }
+                    None => self.reg.offer(cn, a.mac, a.requested, now),
+                }
+                .map_err(Refusal::Register)?;
+                if rec.at == NO_CN {
+                    debug!(target: "register", "{} offered {} (parent {}) at {}, held {} s", a.mac, rec.cell30(), self.cn_label(rec.parent), self.cn_label(cn), rec.remaining(now));
+                }
+                Ok(binding_msg(&self.reg, &rec, now))
+            }
+            Message::Commit(c) => {
+                let cn = self.bound(conn)?;
+                let (rec, new) = self
+                    .reg
+                    .commit(cn, c.mac, c.cell, now)
+                    .map_err(Refusal::Register)?;
+                if new {
+                    debug!(target: "register", "{} bound {} (parent {}) at {}", c.mac, rec.cell30(), self.cn_label(rec.parent), self.cn_label(cn));
                 }
                 Ok(binding_msg(&self.reg, &rec, now))
             }

@@ -225,3 +225,72 @@ fn a_silent_cn_is_marked_down_and_its_connection_handed_back() {
     assert_eq!(s.cn_of(4), None);
     assert!(!s.reg().cn(0).unwrap().up);
 }
+
+/// Issue 8, findings 2 and 3 through the request path: a DISCOVER's Offer
+/// holds a cell (Binding with `at` 0.0.0.0:0), the REQUEST's Commit binds
+/// it at the requester; a quota refusal is PoolExhausted; a Release from a
+/// CN the station is not at is a Conflict.
+#[test]
+fn offer_commit_quota_and_release_are_answered_by_type() {
+    let mut s = svc();
+    s.handle(
+        1,
+        from("10.0.0.1"),
+        bind_msg("cn1", "10.0.0.1", Some(("10.1.0.0", "10.1.0.15"))),
+        1000,
+    );
+    s.handle(2, from("10.0.0.2"), bind_msg("cn2", "10.0.0.2", None), 1000);
+    let offer = |n| {
+        Message::Offer(Allocate {
+            mac: mac(n),
+            requested: None,
+        })
+    };
+    let Message::Binding(b) = s.handle(2, from("10.0.0.2"), offer(1), 1000) else {
+        panic!("no offer")
+    };
+    assert_eq!(
+        b.at,
+        CnRef::new(Ipv4Addr::UNSPECIFIED, 0),
+        "held, not bound"
+    );
+    assert_eq!(b.lease_remaining_secs, 60);
+    assert!(s.reg().get(mac(1)).is_none());
+    let commit = Message::Commit(tmip::mlrp::Commit {
+        mac: mac(1),
+        cell: b.cell,
+    });
+    let Message::Binding(bound) = s.handle(2, from("10.0.0.2"), commit, 1001) else {
+        panic!("not bound")
+    };
+    assert_eq!(bound.at, CnRef::new(ip("10.0.0.2"), 5554));
+    assert_eq!(bound.lease_remaining_secs, 3600);
+    // cn1's pool holds 4 cells; cn2 may fill 75 % (3): one more, then the quota.
+    assert!(matches!(
+        s.handle(2, from("10.0.0.2"), offer(2), 1002),
+        Message::Binding(_)
+    ));
+    assert!(matches!(
+        s.handle(2, from("10.0.0.2"), offer(3), 1002),
+        Message::Binding(_)
+    ));
+    let r = s.handle(2, from("10.0.0.2"), offer(4), 1002);
+    assert_eq!(refused(&r), Some(ErrorCode::PoolExhausted), "{r}");
+    assert!(r.to_string().contains("quota"), "{r}");
+    // cn1's own station still gets the last cell.
+    assert!(matches!(
+        s.handle(1, from("10.0.0.1"), offer(5), 1002),
+        Message::Binding(_)
+    ));
+    // Only cn2, where mac 1 is, may release it.
+    let rel = Message::Release(Release {
+        mac: mac(1),
+        cell: b.cell,
+    });
+    let r = s.handle(1, from("10.0.0.1"), rel.clone(), 1003);
+    assert_eq!(refused(&r), Some(ErrorCode::Conflict), "{r}");
+    assert!(matches!(
+        s.handle(2, from("10.0.0.2"), rel, 1003),
+        Message::Ack
+    ));
+}

@@ -143,6 +143,18 @@ pub fn render(
     }
     o.push_str(if n == 0 { "],\n" } else { "\n  ],\n" });
     let c = &reg.counters;
+    let _ = writeln!(
+        o,
+        "  \"offers\": {{\"held\": {}, \"offer_time\": {}, \"foreign_share\": {}, \"made\": {}, \"taken\": {}, \"expired\": {}, \"quota_refused\": {}, \"releases_refused\": {}}},",
+        reg.hold_count(),
+        reg.offer_time(),
+        reg.foreign_share(),
+        c.offers,
+        c.offers_taken,
+        c.offers_expired,
+        c.quota_refused,
+        c.releases_refused
+    );
     let _ = write!(
         o,
         "  \"counters\": {{\"binds\": {}, \"binds_refused\": {}, \"allocations\": {}, \"renewals\": {}, \"locates\": {}, \"locate_misses\": {}, \"moves\": {}, \"releases\": {}, \"expired\": {}, \"cns_down\": {}, \
@@ -228,6 +240,10 @@ mod tests {
             "{doc}"
         );
         assert!(doc.contains("\"allocations\": 1"), "{doc}");
+        assert!(
+            doc.contains("\"offers\": {\"held\": 0, \"offer_time\": 60, \"foreign_share\": 75,"),
+            "{doc}"
+        );
         // Balanced and free of raw control characters.
         assert_eq!(doc.matches('{').count(), doc.matches('}').count());
         assert_eq!(doc.matches('[').count(), doc.matches(']').count());

@@ -6,7 +6,24 @@
 //!
 //! The core speaks its own small vocabulary ([`MlrCall`], [`MlrAnswer`]) so
 //! the MLRP codec can evolve behind the daemon's translation layer.
+//!
+//! Stations are untrusted (docs/SECURITY.md). The core therefore:
+//! - never moves a station on a claim by someone else: a frame whose
+//!   source IP is a station's address here but whose source MAC is not
+//!   that station's is a spoof, logged and not believed
+//!   ([`CnCore::station_seen`]); a relayed DHCP lookup never moves a
+//!   station bound at another CN;
+//! - honours a RELEASE only for the station served here that holds that
+//!   cell ([`CnCore::station_released`]);
+//! - asks the MLR for an *offer* on DISCOVER (a /30 held briefly, bound only
+//!   by the REQUEST's Commit), and lets at most `new_station_rate` new MACs
+//!   per second (burst of four seconds' worth) ask for one.
+//!
+//! Each refusal is counted ([`Counters`], shown in status) and logged at
+//! at most once per interval ([`crate::log_throttle::LogThrottle`]), then as
+//! one line with the count.
 
+use super::admission::{NewStations, RefusalLogs};
 use super::dataplane::{CnAddr, DataAction};
 use super::stations::{PeerTable, Station, StationTable, Whereabouts};
 use crate::addr::{Cell30, MacAddr};
@@ -20,6 +37,7 @@ pub struct Binding {
     pub mac: MacAddr,
     pub cell: Cell30,
     pub parent: CnAddr,
+    /// `None` for an offer: a /30 held for the station, not yet bound.
     pub at: Option<CnAddr>,
     pub previous: Option<CnAddr>,
     pub lease_secs: u32,
@@ -40,6 +58,16 @@ pub enum MlrCall {
     Allocate {
         mac: MacAddr,
         requested: Option<Ipv4Addr>,
+    },
+    /// DHCP DISCOVER: hold a /30 for `mac` briefly (its binding, if it has one).
+    Offer {
+        mac: MacAddr,
+        requested: Option<Ipv4Addr>,
+    },
+    /// DHCP REQUEST: bind the /30 held for (or bound to) `mac` for the lease.
+    Commit {
+        mac: MacAddr,
+        cell: Cell30,
     },
     LocateMac {
         mac: MacAddr,
@@ -148,6 +176,10 @@ pub enum LookupFailure {
 enum Purpose {
     Dhcp {
         mac: MacAddr,
+        /// Came through a DHCP relay: must not move a station.
+        relayed: bool,
+        /// An `Offer` (DISCOVER): a binding without `at` is only held.
+        offer: bool,
     },
     Move,
     Release,
@@ -196,8 +228,11 @@ pub struct CoreConfig {
     pub max_stations: usize,
     pub max_peers: usize,
     /// Lease used for stations served from the local table while the MLR is
-    /// unreachable.
+    /// unreachable, and stated in OFFERs.
     pub fallback_lease_secs: u32,
+    /// New MACs per second that may ask for an address (`new_station_rate`;
+    /// 0 = no limit).
+    pub new_station_rate: u32,
     /// mobile_if is shared with hosts that are not stations (see
     /// `cn::link_mode`): this CN answers ARP for its stations that left
     /// and announces every station's address when it arrives.
@@ -233,6 +268,22 @@ pub struct Counters {
     pub redirects: u64,
     pub withdrawals: u64,
     pub mlr_errors: u64,
+    /// DHCP messages whose `chaddr` was not their sender (set from the
+    /// DHCP server's count by the daemon).
+    pub dhcp_forged: u64,
+    /// Frames whose source IP is a station's here but whose MAC is not its.
+    pub spoofs_refused: u64,
+    /// DHCP RELEASEs and DECLINEs for a station or cell not held by that
+    /// MAC here.
+    pub releases_refused: u64,
+    /// DECLINEs from the holder (an address conflict on the link).
+    pub declines: u64,
+    /// New MACs turned away by `new_station_rate`.
+    pub new_stations_limited: u64,
+    /// Relayed DHCP lookups that would have moved a station.
+    pub relayed_refused: u64,
+    /// DHCP lookups the MLR refused (pools exhausted, quota, table full).
+    pub mlr_refused: u64,
 }
 
 pub struct CnCore {
@@ -256,6 +307,8 @@ pub struct CnCore {
     /// Stations that stopped being served here since the daemon last asked
     /// ([`CnCore::take_departed`]); the latest 64.
     departed: heapless::Vec<MacAddr, 64>,
+    new_stations: NewStations,
+    refusals: RefusalLogs,
     /// Second gratuitous ARPs still to send (shared link); the latest 32.
     announce_again: heapless::Vec<Announcement, 32>,
     /// Shared link: sources the MLR did not know, and since when (see
@@ -269,6 +322,7 @@ const RELEASE_HOLDOFF: Duration = Duration::from_secs(5);
 
 impl CnCore {
     pub fn new(cfg: CoreConfig) -> Self {
+        let rate = cfg.new_station_rate;
         CnCore {
             stations: StationTable::new(cfg.max_stations),
             peers: PeerTable::new(cfg.max_peers),
@@ -283,6 +337,8 @@ impl CnCore {
             now: Instant::now(),
             associated_offline: heapless::Vec::new(),
             departed: heapless::Vec::new(),
+            new_stations: NewStations::new(rate),
+            refusals: RefusalLogs::default(),
             announce_again: heapless::Vec::new(),
             not_stations: heapless::Vec::new(),
         }
@@ -378,7 +434,7 @@ impl CnCore {
         self.mlr_up = false;
         let pending: Vec<Purpose> = self.pending.drain().map(|(_, p)| p).collect();
         for p in pending {
-            if let Purpose::Dhcp { mac } = p {
+            if let Purpose::Dhcp { mac, .. } = p {
                 self.answer_from_table(mac, now, "MLR unreachable");
             }
         }
@@ -400,12 +456,16 @@ impl CnCore {
         self.out.push_back(Output::Dhcp { mac, result });
     }
 
-    /// The DHCP server needs a /30 for `mac`.
+    /// The DHCP server needs a /30 for `mac`: an offer (DISCOVER,
+    /// `Allocate`) or the binding of the address the client requests
+    /// (REQUEST, `Locate`). `relayed`: the message came through a relay, so
+    /// `mac` is not checked against its sender and must not move a station.
     pub fn dhcp_lookup(
         &mut self,
         mac: MacAddr,
         kind: LookupKind,
         requested: Option<Ipv4Addr>,
+        relayed: bool,
         now: Instant,
     ) {
         self.now = self.now.max(now);
@@ -420,11 +480,103 @@ impl CnCore {
             self.refuse_full(mac);
             return;
         }
-        let call = match kind {
-            LookupKind::Allocate => MlrCall::Allocate { mac, requested },
-            LookupKind::Locate => MlrCall::LocateMac { mac },
+        if unknown && kind == LookupKind::Allocate && !self.new_stations.allow(mac, now) {
+            self.counters.new_stations_limited += 1;
+            let msg = format!(
+                "refused: new station {mac}: more than {} new MACs per second in this cell (new_station_rate)",
+                self.cfg.new_station_rate
+            );
+            if self.refusals.new_station.hit(now) {
+                log::warn!(target: "dhcp", "{msg}; {} in all", self.counters.new_stations_limited);
+            }
+            self.out.push_back(Output::Dhcp {
+                mac,
+                result: Err(LookupFailure::Unavailable(msg)),
+            });
+            return;
+        }
+        let call = match (kind, requested) {
+            (LookupKind::Allocate, _) => MlrCall::Offer { mac, requested },
+            (LookupKind::Locate, Some(ip)) if u32::from(ip) & 3 == 1 => MlrCall::Commit {
+                mac,
+                cell: Cell30::containing(ip),
+            },
+            (LookupKind::Locate, _) => MlrCall::LocateMac { mac },
         };
-        self.call(call, Purpose::Dhcp { mac });
+        let offer = matches!(call, MlrCall::Offer { .. });
+        self.call(
+            call,
+            Purpose::Dhcp {
+                mac,
+                relayed,
+                offer,
+            },
+        );
+    }
+
+    /// Timer: write the summary lines of refusals counted since the last.
+    fn log_refusal_summaries(&mut self, now: Instant) {
+        let r = &mut self.refusals;
+        let c = &self.counters;
+        for (t, target, what, total) in [
+            (
+                &mut r.spoof,
+                "cn",
+                "refused: spoofed frames (another station's address)",
+                c.spoofs_refused,
+            ),
+            (
+                &mut r.release,
+                "dhcp",
+                "refused: RELEASEs/DECLINEs not from the holder",
+                c.releases_refused,
+            ),
+            (
+                &mut r.decline,
+                "dhcp",
+                "DECLINEs (address conflicts)",
+                c.declines,
+            ),
+            (
+                &mut r.new_station,
+                "dhcp",
+                "refused: new stations over new_station_rate",
+                c.new_stations_limited,
+            ),
+            (
+                &mut r.relayed,
+                "dhcp",
+                "refused: relayed lookups that would move a station",
+                c.relayed_refused,
+            ),
+            (
+                &mut r.mlr,
+                "dhcp",
+                "refused by the MLR: lookups",
+                c.mlr_refused,
+            ),
+        ] {
+            if let Some(n) = t.summary(now) {
+                log::warn!(target: target, "{what}: {n} more since the last line, {total} in all");
+            }
+        }
+    }
+
+    /// A frame from `mac` with source address `ip` (ARP sender or IPv4
+    /// source): a spoof when `ip` is N+1 of a station served or parented
+    /// here under another MAC. Logged (rate-limited), counted, true.
+    fn spoofed(&mut self, mac: MacAddr, ip: Ipv4Addr, now: Instant) -> bool {
+        let Some(owner) = self.stations.by_cell(Cell30::containing(ip)).map(|s| s.mac) else {
+            return false;
+        };
+        if owner == mac || u32::from(ip) & 3 != 1 {
+            return false;
+        }
+        self.counters.spoofs_refused += 1;
+        if self.refusals.spoof.hit(now) {
+            log::warn!(target: "cn", "refused: spoof: {mac} claims {ip}, which is bound to {owner}; not believed ({} in all)", self.counters.spoofs_refused);
+        }
+        true
     }
 
     /// Log a refusal, but not every one of a flood: the first ten, then
@@ -460,6 +612,11 @@ impl CnCore {
         }
         if !self.mlr_up {
             return;
+        }
+        if let (Some(m), Some(ip)) = (mac, ip) {
+            if self.spoofed(m, ip, now) {
+                return;
+            }
         }
         if let Some(mac) = mac {
             if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
@@ -539,17 +696,57 @@ impl CnCore {
         log::debug!(target: "handover", "{mac} is not a station (unknown at the MLR): not looked up again for {} s", NOT_A_STATION_HOLD.as_secs());
     }
 
-    /// The station released its address (DHCP RELEASE).
-    pub fn station_released(&mut self, mac: MacAddr) {
+    /// A DHCP RELEASE of `cell` from `mac` (the DHCP server has checked
+    /// that `mac` sent it). Honoured only when `mac` is served here and
+    /// holds `cell`: a station elsewhere, or a cell that is not the
+    /// sender's, is refused (logged, rate-limited, counted).
+    pub fn station_released(&mut self, mac: MacAddr, cell: Cell30) {
+        let now = self.now;
+        let s = match self.stations.get(&mac) {
+            Some(s) if s.at == Whereabouts::Here && s.cell == cell => s.clone(),
+            other => {
+                let why = match other {
+                    Some(s) if s.at == Whereabouts::Here => format!("it holds {}", s.cell),
+                    Some(_) => "it is at another CN".to_string(),
+                    None => "it is not served here".to_string(),
+                };
+                self.counters.releases_refused += 1;
+                if self.refusals.release.hit(now) {
+                    log::warn!(target: "dhcp", "refused: RELEASE of {cell} from {mac}: {why} ({} in all)", self.counters.releases_refused);
+                }
+                return;
+            }
+        };
         if self.released.is_full() {
             self.released.remove(0);
         }
-        let _ = self.released.push((mac, self.now));
-        if let Some(s) = self.stations.get(&mac).cloned() {
-            self.forget(&s);
-            if self.mlr_up {
-                self.call(MlrCall::Release { mac, cell: s.cell }, Purpose::Release);
+        let _ = self.released.push((mac, now));
+        log::info!(target: "dhcp", "{mac} released {cell}");
+        self.forget(&s);
+        if self.mlr_up {
+            self.call(MlrCall::Release { mac, cell: s.cell }, Purpose::Release);
+        }
+    }
+
+    /// A DHCP DECLINE from `mac` (checked by the DHCP server): its address
+    /// `ip` is in use by someone else on the link. Honoured (logged as an
+    /// address conflict, once per interval) only from the station served
+    /// here that holds that address; else refused like a foreign RELEASE.
+    pub fn station_declined(&mut self, mac: MacAddr, ip: Option<Ipv4Addr>) {
+        let now = self.now;
+        let holder = matches!(self.stations.get(&mac),
+            Some(s) if s.at == Whereabouts::Here && ip.is_none_or(|ip| s.cell.contains(ip)));
+        if holder {
+            self.counters.declines += 1;
+            if self.refusals.decline.hit(now) {
+                log::warn!(target: "dhcp", "DECLINE from {mac}: {} is in use by another host on the link (address conflict); {} in all",
+                    ip.map(|i| i.to_string()).unwrap_or_else(|| "its address".into()), self.counters.declines);
             }
+            return;
+        }
+        self.counters.releases_refused += 1;
+        if self.refusals.release.hit(now) {
+            log::warn!(target: "dhcp", "refused: DECLINE from {mac}: not the holder here ({} in all)", self.counters.releases_refused);
         }
     }
 
@@ -567,7 +764,45 @@ impl CnCore {
             return;
         };
         match (why, answer) {
-            (Purpose::Dhcp { mac }, MlrAnswer::Binding(b)) => {
+            (
+                Purpose::Dhcp {
+                    mac, offer: true, ..
+                },
+                MlrAnswer::Binding(b),
+            ) if b.mac == mac && b.at.is_none() => {
+                // An offer: the /30 is held at the MLR, nothing is bound or
+                // routed until the REQUEST commits it.
+                self.out.push_back(Output::Dhcp {
+                    mac,
+                    result: Ok(Lease {
+                        cell: b.cell,
+                        lease_secs: self.cfg.fallback_lease_secs.max(60),
+                    }),
+                });
+            }
+            (
+                Purpose::Dhcp {
+                    mac, relayed: true, ..
+                },
+                MlrAnswer::Binding(b),
+            ) if b.mac == mac
+                && b.at != Some(self.cfg.me)
+                && !matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) =>
+            {
+                self.counters.relayed_refused += 1;
+                let msg = format!(
+                    "relayed DHCP for {mac}, bound at {}: a relay cannot move a station",
+                    b.at.map(|a| a.to_string()).unwrap_or_default()
+                );
+                if self.refusals.relayed.hit(now) {
+                    log::warn!(target: "dhcp", "refused: {msg} ({} in all)", self.counters.relayed_refused);
+                }
+                self.out.push_back(Output::Dhcp {
+                    mac,
+                    result: Err(LookupFailure::Unavailable(msg)),
+                });
+            }
+            (Purpose::Dhcp { mac, .. }, MlrAnswer::Binding(b)) => {
                 if b.mac != mac {
                     log::warn!(target: "mlrp", "MLR answered for {} when asked for {mac}", b.mac);
                     self.out.push_back(Output::Dhcp {
@@ -595,15 +830,18 @@ impl CnCore {
                     }),
                 }
             }
-            (Purpose::Dhcp { mac }, MlrAnswer::NotFound) => {
+            (Purpose::Dhcp { mac, .. }, MlrAnswer::NotFound) => {
                 self.out.push_back(Output::Dhcp {
                     mac,
                     result: Err(LookupFailure::NotFound),
                 });
             }
-            (Purpose::Dhcp { mac }, other) => {
+            (Purpose::Dhcp { mac, .. }, other) => {
                 self.counters.mlr_errors += 1;
-                log::warn!(target: "dhcp", "no address for {mac}: MLR said {other:?}");
+                self.counters.mlr_refused += 1;
+                if self.refusals.mlr.hit(now) {
+                    log::warn!(target: "dhcp", "refused by the MLR: no address for {mac}: {other:?} ({} in all)", self.counters.mlr_refused);
+                }
                 self.out.push_back(Output::Dhcp {
                     mac,
                     result: Err(LookupFailure::Unavailable(format!("MLR: {other:?}"))),
@@ -632,7 +870,14 @@ impl CnCore {
             (Purpose::LocateSeen { mac, ip, seen }, MlrAnswer::NotFound) => {
                 // Unknown MAC using N+1 of some /30: a static client. Ask
                 // for exactly that /30 (the MLR checks it lies in a pool and
-                // is free).
+                // is free). A new MAC: within new_station_rate only.
+                if !self.new_stations.allow(mac, now) {
+                    self.counters.new_stations_limited += 1;
+                    if self.refusals.new_station.hit(now) {
+                        log::warn!(target: "handover", "refused: static client {mac} ({ip}): over new_station_rate ({} in all)", self.counters.new_stations_limited);
+                    }
+                    return;
+                }
                 log::debug!(target: "handover", "{mac} unknown at the MLR, uses {ip}: static client?");
                 // Adopted if the allocation succeeds; else an ordinary host.
                 self.hold_as_host(mac, now);
@@ -661,7 +906,12 @@ impl CnCore {
                 if !b.cell.contains(ip) {
                     // Not the /30 the client uses (taken, or outside every
                     // pool): give it back and leave the client alone.
-                    log::warn!(target: "handover", "static client {} ({ip}): MLR offered {} instead; released", b.mac, b.cell);
+                    // Taken: by a station that has it (then this is an
+                    // address spoof or conflict), or outside every pool.
+                    self.counters.spoofs_refused += 1;
+                    if self.refusals.spoof.hit(now) {
+                        log::warn!(target: "handover", "refused: static client {} claims {ip}, which the MLR does not give it (spoof or address conflict; offered {} instead, released) ({} in all)", b.mac, b.cell, self.counters.spoofs_refused);
+                    }
                     self.call(
                         MlrCall::Release {
                             mac: b.mac,
@@ -1076,13 +1326,21 @@ impl CnCore {
     }
 
     /// Withdraw pushed by the MLR: the station left this CN for another one
-    /// and this CN is not its parent.
+    /// and this CN is not its parent; or (to the parent) its binding is gone.
     pub fn withdraw(&mut self, cell: Cell30) {
         self.counters.withdrawals += 1;
         if let Some(s) = self.stations.by_cell(cell).cloned() {
-            if s.at == Whereabouts::Here {
-                self.forget(&s);
-                log::debug!(target: "handover", "{} ({cell}) withdrawn from here", s.mac);
+            self.forget(&s);
+            match s.at {
+                Whereabouts::Here => {
+                    log::debug!(target: "handover", "{} ({cell}) withdrawn from here", s.mac)
+                }
+                // The MLR withdraws a cell from its parent only when the
+                // binding is gone (released at the CN the station is at,
+                // or expired): stop routing it to the peer.
+                Whereabouts::AtPeer(p) => {
+                    log::debug!(target: "handover", "{} ({cell}) at {p} released or expired: no longer routed there", s.mac)
+                }
             }
         }
     }
@@ -1096,6 +1354,7 @@ impl CnCore {
     /// the MLR is unreachable it is kept.
     pub fn tick(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.log_refusal_summaries(now);
         self.announce_due(now);
         self.released
             .retain(|(_, at)| now.saturating_duration_since(*at) < RELEASE_HOLDOFF);
@@ -1160,12 +1419,17 @@ mod tests {
         core_on(max, false)
     }
     fn core_on(max: usize, shared_link: bool) -> CnCore {
+        core_with(max, shared_link, 0)
+    }
+    /// A bound core, on a shared link or not, with `new_station_rate` = `rate`.
+    fn core_with(max: usize, shared_link: bool, rate: u32) -> CnCore {
         let mut c = CnCore::new(CoreConfig {
             me: cn(1),
             reverse_tunnel: true,
             max_stations: max,
             max_peers: 4,
             fallback_lease_secs: 600,
+            new_station_rate: rate,
             shared_link,
         });
         c.mlr_bound(&[]);
@@ -1191,6 +1455,16 @@ mod tests {
             lease_secs: 3600,
         }
     }
+    /// A DHCP REQUEST of station `n` for its cell's N+1.
+    fn request(c: &mut CnCore, n: u8, relayed: bool, now: Instant) {
+        c.dhcp_lookup(
+            mac(n),
+            LookupKind::Locate,
+            Some(cell(n).station()),
+            relayed,
+            now,
+        );
+    }
     fn tag_of(out: &[Output]) -> u64 {
         out.iter()
             .find_map(|o| match o {
@@ -1201,13 +1475,13 @@ mod tests {
     }
 
     #[test]
-    fn dhcp_for_a_new_station_allocates_adopts_moves_and_answers() {
+    fn dhcp_request_commits_adopts_moves_and_answers() {
         let now = Instant::now();
         let mut c = core(8);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         let out = drain(&mut c);
         assert!(
-            matches!(&out[0], Output::Mlr { call: MlrCall::Allocate { mac: m, .. }, .. } if *m == mac(1))
+            matches!(&out[0], Output::Mlr { call: MlrCall::Commit { mac: m, cell: k }, .. } if *m == mac(1) && *k == cell(1))
         );
         c.mlr_answer(
             tag_of(&out),
@@ -1243,7 +1517,7 @@ mod tests {
     fn a_visitor_gets_a_tunnel_and_a_reverse_tunnel_to_its_parent() {
         let now = Instant::now();
         let mut c = core(8);
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        request(&mut c, 2, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
         let out = drain(&mut c);
@@ -1253,7 +1527,7 @@ mod tests {
             parent: cn(2)
         })));
         // A renewal changes nothing in the data plane.
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        request(&mut c, 2, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(1)))), now);
         let out = drain(&mut c);
@@ -1270,18 +1544,18 @@ mod tests {
     fn a_full_table_refuses_the_newcomer_and_keeps_serving_others() {
         let now = Instant::now();
         let mut c = core(1);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        request(&mut c, 2, false, now);
         let out = drain(&mut c);
         assert!(
             matches!(&out[0], Output::Dhcp { mac: m, result: Err(LookupFailure::Unavailable(e)) } if *m == mac(2) && e.contains("full"))
         );
         assert_eq!(c.counters.refused_full, 1);
         // The known station still renews.
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         assert!(drain(&mut c)
@@ -1293,17 +1567,17 @@ mod tests {
     fn without_the_mlr_known_stations_are_served_from_the_table() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
         // A lookup in flight when the link drops is answered from the table.
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         drain(&mut c);
         c.mlr_lost(now);
         let out = drain(&mut c);
         assert!(matches!(&out[0], Output::Dhcp { result: Ok(l), .. } if l.cell == cell(1)));
-        c.dhcp_lookup(mac(3), LookupKind::Allocate, None, now);
+        request(&mut c, 3, false, now);
         assert!(matches!(
             &drain(&mut c)[0],
             Output::Dhcp { result: Err(_), .. }
@@ -1318,7 +1592,7 @@ mod tests {
     fn the_parent_routes_a_redirected_cell_into_the_tunnel_and_back() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), None)), now);
         drain(&mut c);
@@ -1359,7 +1633,7 @@ mod tests {
 
     /// Station `n` of this CN's pool takes a lease here (outputs left queued).
     fn lease_at_parent(c: &mut CnCore, n: u8, now: Instant) {
-        c.dhcp_lookup(mac(n), LookupKind::Allocate, None, now);
+        request(c, n, false, now);
         let t = tag_of(&drain(c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(n, cn(1), None)), now);
     }
@@ -1446,8 +1720,9 @@ mod tests {
         drain(&mut c);
         c.redirect(cell(1), Some(mac(1)), cn(3), now).unwrap();
         drain(&mut c);
-        // Released while away: nothing to answer for any more.
-        c.station_released(mac(1));
+        // Released at the CN it is at (a RELEASE here would be refused):
+        // the MLR withdraws it; nothing to answer for any more.
+        c.withdraw(cell(1));
         assert!(data(drain(&mut c)).contains(&DataAction::ProxyArpEnd { cell: cell(1) }));
         c.tick(now + ANNOUNCE_AGAIN);
         assert!(data(drain(&mut c)).is_empty());
@@ -1515,7 +1790,7 @@ mod tests {
         c.station_seen(Some(other), host_ip, t);
         let out = drain(&mut c);
         c.mlr_answer(tag_of(&out), MlrAnswer::NotFound, t);
-        c.dhcp_lookup(other, LookupKind::Allocate, None, t);
+        c.dhcp_lookup(other, LookupKind::Allocate, None, false, t);
         assert_eq!(drain(&mut c).len(), 1);
         c.station_seen(Some(other), host_ip, t);
         assert_eq!(
@@ -1567,6 +1842,7 @@ mod tests {
             max_stations: 8,
             max_peers: 4,
             fallback_lease_secs: 600,
+            new_station_rate: 0,
             shared_link: false,
         });
         let left_behind: Vec<Ipv4Addr> = (1..=4).map(|n| cell(n).station()).collect();
@@ -1620,7 +1896,7 @@ mod tests {
     fn expired_bindings_are_checked_with_the_mlr_before_they_go() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         let mut b = binding(1, cn(1), None);
         b.lease_secs = 10;
@@ -1661,7 +1937,7 @@ mod tests {
     fn without_the_mlr_expired_stations_are_kept() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         let mut b = binding(1, cn(1), None);
         b.lease_secs = 10;
@@ -1681,7 +1957,7 @@ mod tests {
     fn flapping_at_the_parent_ends_with_the_station_served_here() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         drain(&mut c);
@@ -1708,7 +1984,7 @@ mod tests {
     fn flapping_at_a_visitor_ends_with_the_station_served_here() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(2), LookupKind::Allocate, None, now);
+        request(&mut c, 2, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
         let out = drain(&mut c);
@@ -1752,11 +2028,11 @@ mod tests {
     fn frames_sent_before_a_release_are_not_an_arrival() {
         let now = Instant::now();
         let mut c = core(4);
-        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, now);
+        request(&mut c, 1, false, now);
         let t = tag_of(&drain(&mut c));
         c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
         drain(&mut c);
-        c.station_released(mac(1));
+        c.station_released(mac(1), cell(1));
         assert!(c.stations().is_empty());
         drain(&mut c);
         c.station_seen(Some(mac(1)), Some(cell(1).station()), now);
@@ -1895,6 +2171,169 @@ mod tests {
             std::mem::size_of::<Station>()
         );
         assert!(n < 256 * 1024, "{n}");
+    }
+
+    /// Station 1 adopted here through a DHCP REQUEST (Commit).
+    fn with_station_here(c: &mut CnCore, now: Instant) {
+        request(c, 1, false, now);
+        let t = tag_of(&drain(c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(1, cn(1), Some(cn(1)))), now);
+        drain(c);
+    }
+
+    /// Issue 8, ARP/IP spoof: another MAC claiming a station's address here
+    /// is counted, not looked up, and the station stays.
+    #[test]
+    fn a_frame_claiming_another_stations_address_is_a_spoof() {
+        let now = Instant::now();
+        let mut c = core(4);
+        with_station_here(&mut c, now);
+        c.station_seen(Some(mac(9)), Some(cell(1).station()), now);
+        assert!(drain(&mut c).is_empty(), "a spoof was acted on");
+        assert_eq!(c.counters.spoofs_refused, 1);
+        assert_eq!(
+            c.stations().get(&mac(1)).map(|s| s.at),
+            Some(Whereabouts::Here)
+        );
+        // The station's own frames and other addresses are not spoofs.
+        c.station_seen(Some(mac(1)), Some(cell(1).station()), now);
+        c.station_seen(Some(mac(9)), Some(cell(9).station()), now);
+        assert_eq!(c.counters.spoofs_refused, 1);
+    }
+
+    /// Issue 8, finding 2: a RELEASE is honoured only from the MAC served
+    /// here that holds that cell.
+    #[test]
+    fn a_release_is_honoured_only_from_the_holder_here() {
+        let now = Instant::now();
+        let mut c = core(4);
+        with_station_here(&mut c, now);
+        c.station_released(mac(9), cell(1));
+        c.station_released(mac(1), cell(2));
+        assert!(drain(&mut c).is_empty());
+        assert_eq!(c.counters.releases_refused, 2);
+        assert_eq!(c.stations().len(), 1);
+        // A station parented here but at another CN: not released here.
+        c.redirect(cell(1), Some(mac(1)), cn(2), now).unwrap();
+        drain(&mut c);
+        c.station_released(mac(1), cell(1));
+        assert!(!drain(&mut c).iter().any(|o| matches!(
+            o,
+            Output::Mlr {
+                call: MlrCall::Release { .. },
+                ..
+            }
+        )));
+        assert_eq!(c.counters.releases_refused, 3);
+        // Back here: the holder releases its own cell.
+        c.redirect(cell(1), Some(mac(1)), cn(1), now).unwrap();
+        drain(&mut c);
+        c.station_released(mac(1), cell(1));
+        assert!(drain(&mut c).iter().any(|o| matches!(o, Output::Mlr { call: MlrCall::Release { mac: m, .. }, .. } if *m == mac(1))));
+    }
+
+    /// A DECLINE counts only from the holder of that address here.
+    #[test]
+    fn a_decline_is_honoured_only_from_the_holder_here() {
+        let now = Instant::now();
+        let mut c = core(4);
+        with_station_here(&mut c, now);
+        c.station_declined(mac(1), Some(cell(1).station()));
+        c.station_declined(mac(1), None);
+        c.station_declined(mac(9), Some(cell(1).station()));
+        c.station_declined(mac(1), Some(cell(2).station()));
+        assert!(drain(&mut c).is_empty());
+        assert_eq!((c.counters.declines, c.counters.releases_refused), (2, 2));
+    }
+
+    /// Issue 8, finding 3: a DISCOVER asks for an offer; an offer (no `at`)
+    /// is answered without adopting or moving anything.
+    #[test]
+    fn a_discover_gets_an_offer_that_binds_nothing() {
+        let now = Instant::now();
+        let mut c = core(4);
+        c.dhcp_lookup(mac(3), LookupKind::Allocate, None, false, now);
+        let out = drain(&mut c);
+        assert!(
+            matches!(&out[..], [Output::Mlr { call: MlrCall::Offer { mac: m, requested: None }, .. }] if *m == mac(3)),
+            "{out:?}"
+        );
+        c.mlr_answer(
+            tag_of(&out),
+            MlrAnswer::Binding(binding(3, cn(2), None)),
+            now,
+        );
+        let out = drain(&mut c);
+        assert_eq!(
+            out,
+            vec![Output::Dhcp {
+                mac: mac(3),
+                result: Ok(Lease {
+                    cell: cell(3),
+                    lease_secs: 600
+                })
+            }]
+        );
+        assert!(c.stations().is_empty());
+    }
+
+    /// Issue 8, finding 3: new MACs per cell are rate-limited (burst of
+    /// four seconds' worth); retransmissions of a MAC let through are free.
+    #[test]
+    fn new_station_macs_are_rate_limited() {
+        let now = Instant::now();
+        let mut c = core_with(8, false, 2);
+        let offers = |c: &mut CnCore| {
+            drain(c)
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        Output::Mlr {
+                            call: MlrCall::Offer { .. },
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        for n in 1..=20u8 {
+            c.dhcp_lookup(mac(n), LookupKind::Allocate, None, false, now);
+        }
+        assert_eq!(offers(&mut c), 8);
+        assert_eq!(c.counters.new_stations_limited, 12);
+        // A MAC let through asks again (retransmission): not counted.
+        c.dhcp_lookup(mac(1), LookupKind::Allocate, None, false, now);
+        assert_eq!(offers(&mut c), 1);
+        // One second later: two more.
+        let later = now + Duration::from_secs(1);
+        for n in 30..=35u8 {
+            c.dhcp_lookup(mac(n), LookupKind::Allocate, None, false, later);
+        }
+        assert_eq!(offers(&mut c), 2);
+    }
+
+    /// A relayed lookup for a station bound at another CN does not move it.
+    #[test]
+    fn a_relayed_lookup_never_moves_a_station() {
+        let now = Instant::now();
+        let mut c = core(4);
+        request(&mut c, 2, true, now);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), now);
+        let out = drain(&mut c);
+        assert!(
+            matches!(
+                &out[..],
+                [Output::Dhcp {
+                    result: Err(LookupFailure::Unavailable(_)),
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        assert!(c.stations().is_empty());
+        assert_eq!(c.counters.relayed_refused, 1);
     }
 
     #[test]

@@ -279,14 +279,22 @@ impl Daemon {
     fn on_dhcp(&mut self) {
         let now = Instant::now();
         let Some(d) = self.dhcp.as_mut() else { return };
-        for ev in d.on_readable(now) {
+        let events = d.on_readable(now);
+        self.core.counters.dhcp_forged = d.forged();
+        for ev in events {
             match ev {
                 super::dhcp_io::DhcpEvent::Lookup {
                     mac,
                     kind,
                     requested,
-                } => self.core.dhcp_lookup(mac, kind, requested, now),
-                super::dhcp_io::DhcpEvent::Released { mac } => self.core.station_released(mac),
+                    relayed,
+                } => self.core.dhcp_lookup(mac, kind, requested, relayed, now),
+                super::dhcp_io::DhcpEvent::Released { mac, cell } => {
+                    self.core.station_released(mac, cell)
+                }
+                super::dhcp_io::DhcpEvent::Declined { mac, ip } => {
+                    self.core.station_declined(mac, ip)
+                }
             }
         }
     }

@@ -69,6 +69,8 @@ pub struct TunnelDataPlane {
     /// Hold routes an earlier run left, not yet re-affirmed: removed after
     /// [`TUNNEL_LINGER`].
     held: Vec<(Cell30, std::time::Instant)>,
+    /// Stations (N+1) with a permanent neighbour entry on mobile_if.
+    neighbours: Vec<Ipv4Addr>,
     /// A shared mobile link's subnet: a visiting station's traffic to it
     /// is exempt from the reverse tunnel (its hosts are right here; the
     /// parent may not even route to them).
@@ -170,9 +172,19 @@ impl TunnelDataPlane {
             reverse: Vec::new(),
             idle: Vec::new(),
             held: Vec::new(),
+            neighbours: Vec::new(),
             link_subnet,
             link_rule: false,
         })
+    }
+
+    /// The permanent neighbour entry goes with the station.
+    fn forget_neighbour(&mut self, ip: Ipv4Addr) {
+        self.neighbours.retain(|n| *n != ip);
+        match self.nl.delete_neighbour(self.mobile_index, ip) {
+            Err(e) if !gone(&e) => log::warn!(target: "tunnel", "delete neighbour {ip}: {e}"),
+            _ => {}
+        }
     }
 
     fn tables(&self) -> Vec<u32> {
@@ -526,14 +538,22 @@ impl DataPlane for TunnelDataPlane {
                 // We know the station's MAC: a neighbour entry now spares the
                 // first packets an ARP resolution, and replaces an entry that
                 // failed while the station was away (the kernel would hold
-                // or drop traffic to it for hundreds of ms).
+                // or drop traffic to it for hundreds of ms). PERMANENT: ARP
+                // from the cell cannot replace it, so another station
+                // claiming this address (a gratuitous ARP overrides even a
+                // fresh REACHABLE entry) does not get its traffic.
                 self.nl
-                    .set_neighbour_reachable(self.mobile_index, cell.station(), mac.0)
-                    .map_err(|e| err(&format!("neighbour {} {mac}", cell.station()), e))
+                    .add_neighbour(self.mobile_index, cell.station(), mac.0)
+                    .map_err(|e| err(&format!("neighbour {} {mac}", cell.station()), e))?;
+                if !self.neighbours.contains(&cell.station()) {
+                    self.neighbours.push(cell.station());
+                }
+                Ok(())
             }
             DataAction::Withdraw { cell } => {
                 let r = self.remove_reverse(cell);
                 self.inner.apply(action)?;
+                self.forget_neighbour(cell.station());
                 r
             }
             DataAction::ProxyArp { .. }
@@ -556,6 +576,9 @@ impl DataPlane for TunnelDataPlane {
             if let Err(e) = self.remove_reverse(c) {
                 log::warn!(target: "tunnel", "{e}");
             }
+        }
+        for ip in std::mem::take(&mut self.neighbours) {
+            self.forget_neighbour(ip);
         }
         self.tunnels.shutdown(&mut self.nl);
         self.routed.clear();

@@ -21,10 +21,16 @@ pub enum DhcpEvent {
         mac: MacAddr,
         kind: LookupKind,
         requested: Option<Ipv4Addr>,
+        /// Through a relay: `mac` could not be checked against its sender.
+        relayed: bool,
     },
+    /// A RELEASE from `mac` itself (checked by the DHCP server).
     Released {
         mac: MacAddr,
+        cell: crate::addr::Cell30,
     },
+    /// A DECLINE from `mac` itself: `ip` is in use by someone else.
+    Declined { mac: MacAddr, ip: Option<Ipv4Addr> },
 }
 
 pub struct DhcpIo {
@@ -57,6 +63,11 @@ impl DhcpIo {
         })
     }
 
+    /// DHCP messages dropped because `chaddr` was not their sender.
+    pub fn forged(&self) -> u64 {
+        self.server.forged()
+    }
+
     pub fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
     }
@@ -82,6 +93,7 @@ impl DhcpIo {
                 kind,
                 requested_ip,
                 hostname,
+                relayed,
             } => {
                 log::debug!(target: "dhcp", "lookup {mac} ({kind:?}{}{})",
                     requested_ip.map(|i| format!(", wants {i}")).unwrap_or_default(),
@@ -93,16 +105,12 @@ impl DhcpIo {
                         dhcp::LookupKind::Locate => LookupKind::Locate,
                     },
                     requested: requested_ip,
+                    relayed,
                 });
             }
             Action::Send(r) => self.send(&r.frame),
-            Action::Release { mac, cell } => {
-                log::info!(target: "dhcp", "{mac} released {cell}");
-                out.push(DhcpEvent::Released { mac });
-            }
-            Action::Decline { mac, ip } => {
-                log::warn!(target: "dhcp", "{mac} declined {}", ip.map(|i| i.to_string()).unwrap_or_else(|| "its address".into()));
-            }
+            Action::Release { mac, cell } => out.push(DhcpEvent::Released { mac, cell }),
+            Action::Decline { mac, ip } => out.push(DhcpEvent::Declined { mac, ip }),
         }
     }
 
@@ -126,6 +134,10 @@ impl DhcpIo {
                 Err(dhcp::server::Error::Ignored(why)) => {
                     log::debug!(target: "dhcp", "ignored a DHCP frame: {why}")
                 }
+                // Logged by the server once per interval, counted in status.
+                Err(
+                    dhcp::server::Error::ForgedClient { .. } | dhcp::server::Error::TableFull(_),
+                ) => {}
                 Err(e) => {
                     self.bad += 1;
                     // Say it, but do not let a flood fill the log.
@@ -147,7 +159,8 @@ impl DhcpIo {
             }),
             Err(LookupFailure::NotFound) => Err(dhcp::LookupError::NotFound),
             Err(LookupFailure::Unavailable(why)) => {
-                log::info!(target: "dhcp", "no address for {mac}: {why}");
+                // The core logged refusals already (once per interval).
+                log::debug!(target: "dhcp", "no address for {mac}: {why}");
                 Err(dhcp::LookupError::Unavailable(why))
             }
         };

@@ -414,6 +414,7 @@ fn stations_are_resynchronised_after_the_mlr_returns() {
         max_stations: 16,
         max_peers: 4,
         fallback_lease_secs: 600,
+        new_station_rate: 0,
         shared_link: false,
     });
     let mut l = link(t0);
@@ -431,11 +432,17 @@ fn stations_are_resynchronised_after_the_mlr_returns() {
         previous: None,
         lease_remaining_secs: 600,
     });
-    core.dhcp_lookup(mac, crate::cn::core::LookupKind::Allocate, None, t0);
+    core.dhcp_lookup(
+        mac,
+        crate::cn::core::LookupKind::Locate,
+        Some(cell.station()),
+        false,
+        t0,
+    );
     core_to_link(&mut core, &mut l, t0);
     let b = binding.clone();
     m.pump(&mut l, t0, &mut |msg| match msg {
-        Message::Allocate(_) => Some(b.clone()),
+        Message::Commit(_) => Some(b.clone()),
         other => accept(other),
     });
     link_to_core(&mut core, &mut l, t0);

@@ -2,6 +2,7 @@
 //! reaction to DHCP lookups, MLR answers, redirects and withdrawals), the
 //! data-plane interface it drives, and the daemon shell around them.
 
+mod admission;
 pub mod console;
 pub mod core;
 pub mod daemon;

@@ -199,6 +199,7 @@ impl Daemon {
             max_stations: cfg.max_stations,
             max_peers: cfg.max_peers,
             fallback_lease_secs: cfg.lease_time,
+            new_station_rate: cfg.new_station_rate,
             shared_link: shared,
         });
         log::info!(target: "cn", "  [Station table ({} entries)]: Done.", core.stations().limit());

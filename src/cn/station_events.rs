@@ -157,6 +157,7 @@ mod tests {
             max_stations: 4,
             max_peers: 4,
             fallback_lease_secs: 600,
+            new_station_rate: 0,
             shared_link: false,
         });
         c.mlr_bound(&[]);

@@ -32,6 +32,13 @@ struct CountersJson {
     redirects: u64,
     withdrawals: u64,
     mlr_errors: u64,
+    dhcp_forged: u64,
+    spoofs_refused: u64,
+    releases_refused: u64,
+    declines: u64,
+    new_stations_limited: u64,
+    relayed_refused: u64,
+    mlr_refused: u64,
 }
 
 #[derive(Serialize)]
@@ -141,6 +148,13 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
             redirects: c.redirects,
             withdrawals: c.withdrawals,
             mlr_errors: c.mlr_errors,
+            dhcp_forged: c.dhcp_forged,
+            spoofs_refused: c.spoofs_refused,
+            releases_refused: c.releases_refused,
+            declines: c.declines,
+            new_stations_limited: c.new_stations_limited,
+            relayed_refused: c.relayed_refused,
+            mlr_refused: c.mlr_refused,
         },
     };
     // Generous: a station row is well under 256 bytes; names (ours from
@@ -201,7 +215,14 @@ pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
                 .with("adoptions", u64v(c.adoptions))
                 .with("redirects", u64v(c.redirects))
                 .with("withdrawals", u64v(c.withdrawals))
-                .with("mlr_errors", u64v(c.mlr_errors)),
+                .with("mlr_errors", u64v(c.mlr_errors))
+                .with("dhcp_forged", u64v(c.dhcp_forged))
+                .with("spoofs_refused", u64v(c.spoofs_refused))
+                .with("releases_refused", u64v(c.releases_refused))
+                .with("declines", u64v(c.declines))
+                .with("new_stations_limited", u64v(c.new_stations_limited))
+                .with("relayed_refused", u64v(c.relayed_refused))
+                .with("mlr_refused", u64v(c.mlr_refused)),
         )
 }
 
@@ -324,13 +345,15 @@ mod tests {
             max_stations: 4,
             max_peers: 4,
             fallback_lease_secs: 600,
+            new_station_rate: 0,
             shared_link: false,
         });
         c.mlr_bound(&[]);
         while c.poll_output().is_some() {}
         let now = Instant::now();
         let mac = MacAddr([2, 0, 0, 0, 0, 9]);
-        c.dhcp_lookup(mac, LookupKind::Allocate, None, now);
+        let ip = Ipv4Addr::new(10, 13, 100, 9);
+        c.dhcp_lookup(mac, LookupKind::Locate, Some(ip), false, now);
         let Some(Output::Mlr { tag, .. }) = c.poll_output() else {
             panic!()
         };
@@ -423,6 +446,7 @@ mod tests {
             max_stations: 4,
             max_peers: 4,
             fallback_lease_secs: 600,
+            new_station_rate: 0,
             shared_link: false,
         });
         c.mlr_bound(&[]);
@@ -466,7 +490,7 @@ mod tests {
         for (k, _) in top {
             assert!(j.contains(&format!("\"{k}\":")), "{k} not in {j}");
         }
-        assert_eq!(top.len(), j.matches("\":").count() - 6 - 3 - 6, "{j}");
+        assert_eq!(top.len(), j.matches("\":").count() - 6 - 3 - 13, "{j}");
         let st = &v.get("stations").unwrap();
         let Value::Array(st) = st else { panic!() };
         assert_eq!(st[0].get("ip").and_then(Value::as_str), Some("10.13.100.9"));

@@ -21,7 +21,8 @@ pub fn binding(b: &mlrp::Binding) -> Binding {
         mac: b.mac,
         cell: b.cell,
         parent: cn_addr(b.parent),
-        at: Some(cn_addr(b.at)),
+        // 0.0.0.0:0: an offer, held and not bound at any CN yet.
+        at: (b.at != CnRef::new(std::net::Ipv4Addr::UNSPECIFIED, 0)).then(|| cn_addr(b.at)),
         previous: b.previous.map(cn_addr),
         lease_secs: b.lease_remaining_secs,
     }
@@ -33,6 +34,8 @@ pub fn request(call: &MlrCall, me: CnAddr) -> Message {
         MlrCall::Allocate { mac, requested } => {
             Message::Allocate(mlrp::Allocate { mac, requested })
         }
+        MlrCall::Offer { mac, requested } => Message::Offer(mlrp::Allocate { mac, requested }),
+        MlrCall::Commit { mac, cell } => Message::Commit(mlrp::Commit { mac, cell }),
         MlrCall::LocateMac { mac } => Message::Locate(mlrp::Locate::ByMac(mac)),
         MlrCall::LocateIp { ip } => Message::Locate(mlrp::Locate::ByIp(ip)),
         MlrCall::Move { mac, cell } => Message::Move(mlrp::Move {

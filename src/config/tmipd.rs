@@ -19,6 +19,8 @@ pub const UCI_TYPE: &str = "tmipd";
 
 /// Build-time ceiling of the station table; `max_stations` may lower it.
 pub const STATION_CAPACITY: usize = 1024;
+/// Default `new_station_rate`: new MACs per second per cell.
+pub const DEFAULT_NEW_STATION_RATE: u32 = 10;
 /// Build-time ceiling of the peer (other CN) table; `max_peers` may lower it.
 pub const PEER_CAPACITY: usize = 64;
 
@@ -208,6 +210,11 @@ pub struct TmipdConfig {
     pub listen_addr: Option<Ipv4Addr>,
     pub max_stations: usize,
     pub max_peers: usize,
+    /// New station MACs per second this cell may bring in (DHCP DISCOVERs
+    /// and static clients of MACs not served here), with a burst of four
+    /// seconds' worth; 0 = no limit. A cell flooding random MACs then
+    /// cannot drain the network's pools.
+    pub new_station_rate: u32,
     pub pid_file: Option<String>,
     /// hostapd control interface for station events on `mobile_if`.
     pub hostapd_ctrl: SocketSetting,
@@ -256,6 +263,7 @@ const KEYS: &[&str] = &[
     "listen_addr",
     "max_stations",
     "max_peers",
+    "new_station_rate",
     "pid_file",
     "hostapd_ctrl",
     "ubus",
@@ -443,6 +451,7 @@ impl TmipdConfig {
             listen_addr: None,
             max_stations: 256,
             max_peers: 32,
+            new_station_rate: DEFAULT_NEW_STATION_RATE,
             pid_file: None,
             hostapd_ctrl: SocketSetting::Auto,
             ubus: SocketSetting::Auto,
@@ -568,6 +577,7 @@ impl TmipdConfig {
                     }
                     c.max_peers = n;
                 }
+                "new_station_rate" => c.new_station_rate = l.parse(file)?,
                 "pid_file" => c.pid_file = Some(l.single(file)?.to_string()),
                 "hostapd_ctrl" => c.hostapd_ctrl = parse_socket(l, file)?,
                 "ubus" => c.ubus = parse_socket(l, file)?,
@@ -736,6 +746,10 @@ impl TmipdConfig {
         check("source_guard", self.source_guard != new.source_guard);
         check("max_stations", self.max_stations != new.max_stations);
         check("max_peers", self.max_peers != new.max_peers);
+        check(
+            "new_station_rate",
+            self.new_station_rate != new.new_station_rate,
+        );
         check("cn_name", self.cn_name != new.cn_name);
         check("hostapd_ctrl", self.hostapd_ctrl != new.hostapd_ctrl);
         check("ubus", self.ubus != new.ubus);

@@ -24,10 +24,12 @@
 //!     // Err = dropped, already logged on target `dhcp`.
 //!     let Ok(Some(action)) = server.handle_frame(&buf[..n], Instant::now()) else { continue };
 //!     match action {
-//!         Action::Lookup { mac, kind, requested_ip, hostname } => {
-//!             // Send MLRP Allocate{mac} (kind == Allocate) or Locate{mac}
-//!             // (Locate). Later, when the reply comes back and the station
-//!             // is adopted (N+2 on mobile_if, host route to N+1, ARP):
+//!         Action::Lookup { mac, kind, requested_ip, hostname, relayed } => {
+//!             // Send MLRP Offer{mac} (kind == Allocate: DISCOVER) or
+//!             // Commit{mac, cell of requested_ip} (Locate: REQUEST); never
+//!             // move a station bound elsewhere when `relayed`. Later, when
+//!             // the reply comes back (after a Commit, the station adopted:
+//!             // N+2 on mobile_if, host route to N+1, ARP):
 //!             // (the MLR's Binding: its cell and lease_remaining_secs)
 //!             let cell = tmip::addr::Cell30::containing([10, 13, 102, 5].into());
 //!             let answer = Ok(Lease { cell, lease_secs: 3600 });
@@ -49,13 +51,15 @@
 //!   one is forgotten after [`server::PENDING_TTL`]); `binding_ready` for a
 //!   MAC with nothing pending returns `Err(NoPending)` and sends nothing.
 //! - `LookupError::NotFound` makes a REQUEST NAKed (the client restarts with
-//!   DISCOVER -> Allocate); `Unavailable` keeps the server silent.
+//!   DISCOVER -> Offer); `Unavailable` keeps the server silent.
 //! - `Lease::lease_secs` is what the MLR's binding has left; the server caps
 //!   it with `DhcpConfig::lease_time`. 0 counts as NotFound.
 //! - Renewals are unicast to N+2: the CN must own N+2 on the mobile
 //!   interface for the station's cell (it does once it adopted it), or the
 //!   station's ARP for N+2 gets no answer.
-//! - The server uses `MacAddr` of `chaddr` as the station's identity.
+//! - The server uses `MacAddr` of `chaddr` as the station's identity, and
+//!   drops (counts, logs once per interval) a message whose `chaddr` is not
+//!   its Ethernet source unless it came through a relay.
 //! - For gateway takeover on adoption send `wire::arp::frame(cn_mac,
 //!   station_mac, &wire::arp::Repr::gratuitous_reply(cn_mac, cell.gateway()))`
 //!   through `DhcpSocket::send` (tests/arp_gateway_takeover.rs shows it

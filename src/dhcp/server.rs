@@ -37,9 +37,19 @@
 //!
 //! Everything that arrives from the network is validated; bad input is an
 //! `Err` (already logged on target `dhcp`) and never a panic.
+//!
+//! Station identity: stations are untrusted. Without a relay (`giaddr` 0)
+//! a message whose `chaddr` differs from its Ethernet source speaks for
+//! another station: it is dropped ([`Error::ForgedClient`]), counted
+//! ([`DhcpServer::forged`]) and logged at most once per
+//! interval ([`crate::log_throttle::LogThrottle`]), then with the count. A relayed message
+//! (`giaddr` set) cannot be checked that way: its lookup is marked
+//! `relayed` (the CN does not move a station on it), and a relayed RELEASE
+//! or DECLINE is ignored.
 
 use super::wire::{self as dhcp_wire, opt, MessageType, Repr, Route};
 use crate::addr::{Cell30, MacAddr};
+use crate::log_throttle::LogThrottle;
 use crate::wire::{UdpChecksum, UdpFrame};
 use core::fmt;
 use std::net::Ipv4Addr;
@@ -52,6 +62,8 @@ pub const MAX_PENDING: usize = 64;
 pub const PENDING_TTL: Duration = Duration::from_secs(10);
 /// A retransmission of a request whose lookup is older than this asks again.
 pub const LOOKUP_RETRY: Duration = Duration::from_secs(3);
+/// How often each kind of refused input is logged at most (then summed up).
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Lease time when the configuration gives none.
 pub const DEFAULT_LEASE_TIME: u32 = 3600;
 
@@ -143,6 +155,9 @@ pub enum Action {
         requested_ip: Option<Ipv4Addr>,
         /// Option 12, printable ASCII only, for the operator's `clients` list.
         hostname: Option<String>,
+        /// Came through a relay (`giaddr` set): `mac` is only the relay's
+        /// word, so the lookup must not move a station bound elsewhere.
+        relayed: bool,
     },
     /// Transmit this frame.
     Send(Reply),
@@ -165,6 +180,9 @@ pub enum Error {
     TableFull(MacAddr),
     /// `binding_ready` for a MAC with no request waiting (late or repeated answer).
     NoPending(MacAddr),
+    /// Not relayed, yet `chaddr` is not the Ethernet source: a station
+    /// speaking for another one (a forged REQUEST or RELEASE).
+    ForgedClient { chaddr: MacAddr, src: MacAddr },
 }
 
 impl fmt::Display for Error {
@@ -177,6 +195,10 @@ impl fmt::Display for Error {
                 write!(f, "refusing {m}: {MAX_PENDING}-entry pending table is full")
             }
             Error::NoPending(m) => write!(f, "no request from {m} is waiting"),
+            Error::ForgedClient { chaddr, src } => write!(
+                f,
+                "forged client: chaddr {chaddr} sent from {src} without a relay"
+            ),
         }
     }
 }
@@ -220,6 +242,13 @@ pub struct DhcpServer {
     mac: MacAddr,
     capacity: usize,
     pending: heapless::Vec<Pending, MAX_PENDING>,
+    /// Messages dropped because `chaddr` was not their sender: the log
+    /// and the count.
+    forged: LogThrottle,
+    forged_total: u64,
+    /// Requests refused because the pending table was full (a flood).
+    full: LogThrottle,
+    full_total: u64,
 }
 
 fn is_station_address(ip: Ipv4Addr) -> bool {
@@ -248,6 +277,10 @@ impl DhcpServer {
             mac,
             capacity: capacity.clamp(1, MAX_PENDING),
             pending: heapless::Vec::new(),
+            forged: LogThrottle::new(REFUSAL_LOG_INTERVAL),
+            forged_total: 0,
+            full: LogThrottle::new(REFUSAL_LOG_INTERVAL),
+            full_total: 0,
         }
     }
 
@@ -266,10 +299,22 @@ impl DhcpServer {
     }
 
     /// Forget requests older than [`PENDING_TTL`]. Called by the other
-    /// methods too; the daemon may call it from a timer.
+    /// methods too; the daemon calls it from a timer, which also writes the
+    /// summary line of forged messages dropped since the last one.
     pub fn expire(&mut self, now: Instant) {
         self.pending
             .retain(|p| now.saturating_duration_since(p.received) < PENDING_TTL);
+        if let Some(n) = self.forged.summary(now) {
+            log::warn!(target: "dhcp", "refused: {n} more DHCP messages with a forged chaddr, {} in all", self.forged_total);
+        }
+        if let Some(n) = self.full.summary(now) {
+            log::warn!(target: "dhcp", "refused: {n} more requests, pending table full; {} in all", self.full_total);
+        }
+    }
+
+    /// Messages dropped so far because their `chaddr` was not their sender.
+    pub fn forged(&self) -> u64 {
+        self.forged_total
     }
 
     /// Handle a frame received on the mobile interface. `Err` explains why
@@ -277,7 +322,13 @@ impl DhcpServer {
     pub fn handle_frame(&mut self, frame: &[u8], now: Instant) -> Result<Option<Action>, Error> {
         let result = self.handle_frame_inner(frame, now);
         match &result {
-            Err(e @ Error::TableFull(_)) => log::warn!(target: "dhcp", "{e}"),
+            Err(e @ Error::TableFull(_)) => {
+                self.full_total += 1;
+                if self.full.hit(now) {
+                    log::warn!(target: "dhcp", "{e} ({} in all)", self.full_total);
+                }
+            }
+            Err(Error::ForgedClient { .. }) => {}
             Err(e) => log::debug!(target: "dhcp", "frame dropped: {e}"),
             Ok(_) => {}
         }
@@ -311,6 +362,18 @@ impl DhcpServer {
         if !mac.is_station() {
             return Err(Error::Ignored("chaddr is not a unicast MAC"));
         }
+        let relayed = !msg.relay_agent_ip.is_unspecified();
+        if !relayed && mac != src_mac {
+            self.forged_total += 1;
+            if self.forged.hit(now) {
+                log::warn!(target: "dhcp",
+                    "refused: DHCP from {src_mac} names client {mac} without a relay (forged chaddr); {} in all", self.forged_total);
+            }
+            return Err(Error::ForgedClient {
+                chaddr: mac,
+                src: src_mac,
+            });
+        }
         match msg.message_type {
             MessageType::Discover => {
                 log::debug!(target: "dhcp", "DISCOVER from {mac} xid {:#010x}", msg.transaction_id);
@@ -342,6 +405,12 @@ impl DhcpServer {
                 log::debug!(target: "dhcp", "REQUEST ({stage:?}) from {mac} for {requested}");
                 self.queue(msg, src_mac, stage, LookupKind::Locate, now)
             }
+            MessageType::Release if relayed => Err(Error::Ignored(
+                "relayed RELEASE: its sender cannot be checked behind a relay",
+            )),
+            MessageType::Decline if relayed => Err(Error::Ignored(
+                "relayed DECLINE: its sender cannot be checked behind a relay",
+            )),
             MessageType::Release => {
                 self.remove(mac);
                 let ip = msg.client_ip;
@@ -363,7 +432,9 @@ impl DhcpServer {
                         return Err(Error::Ignored("DECLINE for another server"));
                     }
                 }
-                log::warn!(target: "dhcp", "DECLINE from {mac}: address {ip:?} is in use on the link");
+                // The CN logs it (once per interval): a flood must not
+                // fill the log.
+                log::debug!(target: "dhcp", "DECLINE from {mac}: address {ip:?} is in use on the link");
                 Ok(Some(Action::Decline { mac, ip }))
             }
             MessageType::Inform => self
@@ -434,6 +505,7 @@ impl DhcpServer {
             kind,
             requested_ip,
             hostname: msg.hostname.and_then(printable),
+            relayed: !msg.relay_agent_ip.is_unspecified(),
         }))
     }
 
@@ -473,7 +545,9 @@ impl DhcpServer {
         };
         match (p.stage, lease) {
             (_, Err(LookupError::Unavailable(why))) => {
-                log::info!(target: "dhcp", "no answer for {mac}: {why}");
+                // Per request: a flood must not fill the log (the CN logs
+                // refusals once per interval).
+                log::debug!(target: "dhcp", "no answer for {mac}: {why}");
                 Err(Error::Ignored("lookup unavailable; client will retry"))
             }
             (Stage::Discover, Err(LookupError::NotFound)) => {

@@ -907,6 +907,28 @@ impl Release {
     }
 }
 
+/// CN -> MLR on a DHCP REQUEST: bind the /30 held for `mac` by an earlier
+/// `Offer`, or renew its binding, for the lease; the station is at the
+/// requesting CN when the cell was only held. Body as `Release`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    pub mac: MacAddr,
+    pub cell: Cell30,
+}
+
+impl Commit {
+    pub fn parse(body: &[u8]) -> Result<Commit, WireError> {
+        let (mac, cell) = parse_mac_cell(body)?;
+        Ok(Commit { mac, cell })
+    }
+    pub fn buffer_len(&self) -> usize {
+        10
+    }
+    pub fn emit(&self, buf: &mut [u8]) {
+        emit_mac_cell(buf, self.mac, self.cell)
+    }
+}
+
 /// One CN in a `CnList`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CnEntry {
@@ -1322,6 +1344,8 @@ pub enum MessageType {
     Redirect = 0x0024,
     Withdraw = 0x0025,
     Release = 0x0026,
+    Offer = 0x0027,
+    Commit = 0x0028,
     ListCns = 0x0030,
     CnList = 0x0031,
     Status = 0x0032,
@@ -1352,6 +1376,8 @@ impl MessageType {
             0x0024 => Redirect,
             0x0025 => Withdraw,
             0x0026 => Release,
+            0x0027 => Offer,
+            0x0028 => Commit,
             0x0030 => ListCns,
             0x0031 => CnList,
             0x0032 => Status,
@@ -1371,9 +1397,8 @@ impl MessageType {
             Error | Ack | Pong | BindReply | Binding | CnList | StatusReply
             | RegisterStatusReply => Kind::Reply,
             Ping | CnBind | Unbind | Allocate | Locate | Move | Redirect | Withdraw | Release
-            | ListCns | Status | RegisterStatus | ReplSubscribe | ReplSnapshot | ReplRecords => {
-                Kind::Request
-            }
+            | Offer | Commit | ListCns | Status | RegisterStatus | ReplSubscribe | ReplSnapshot
+            | ReplRecords => Kind::Request,
         }
     }
 }
@@ -1402,6 +1427,9 @@ pub enum Message {
     Redirect(Redirect),
     Withdraw(Withdraw),
     Release(Release),
+    /// Like `Allocate`, but a new station's /30 is only held briefly.
+    Offer(Allocate),
+    Commit(Commit),
     ListCns,
     CnList(CnList),
     Status,
@@ -1432,6 +1460,8 @@ impl Message {
             Message::Redirect(_) => MessageType::Redirect,
             Message::Withdraw(_) => MessageType::Withdraw,
             Message::Release(_) => MessageType::Release,
+            Message::Offer(_) => MessageType::Offer,
+            Message::Commit(_) => MessageType::Commit,
             Message::ListCns => MessageType::ListCns,
             Message::CnList(_) => MessageType::CnList,
             Message::Status => MessageType::Status,
@@ -1485,6 +1515,8 @@ impl Message {
             MessageType::Redirect => Message::Redirect(Redirect::parse(body)?),
             MessageType::Withdraw => Message::Withdraw(Withdraw::parse(body)?),
             MessageType::Release => Message::Release(Release::parse(body)?),
+            MessageType::Offer => Message::Offer(Allocate::parse(body)?),
+            MessageType::Commit => Message::Commit(Commit::parse(body)?),
             MessageType::ListCns => return empty(Message::ListCns),
             MessageType::CnList => Message::CnList(CnList::parse(body)?),
             MessageType::Status => return empty(Message::Status),
@@ -1534,6 +1566,8 @@ impl Message {
             Message::Redirect(m) => m.buffer_len(),
             Message::Withdraw(m) => m.buffer_len(),
             Message::Release(m) => m.buffer_len(),
+            Message::Offer(m) => m.buffer_len(),
+            Message::Commit(m) => m.buffer_len(),
             Message::CnList(m) => m.buffer_len(),
             Message::StatusReply(m) => m.buffer_len(),
             Message::RegisterStatusReply(m) => m.buffer_len(),
@@ -1565,6 +1599,8 @@ impl Message {
             Message::Redirect(m) => m.emit(buf),
             Message::Withdraw(m) => m.emit(buf),
             Message::Release(m) => m.emit(buf),
+            Message::Offer(m) => m.emit(buf),
+            Message::Commit(m) => m.emit(buf),
             Message::CnList(m) => m.emit(buf),
             Message::StatusReply(m) => m.emit(buf),
             Message::RegisterStatusReply(m) => m.emit(buf),
@@ -1628,6 +1664,11 @@ impl fmt::Display for Message {
             Message::Redirect(m) => write!(f, "Redirect {} {} to {}", m.mac, m.cell, m.to),
             Message::Withdraw(m) => write!(f, "Withdraw {} {}", m.mac, m.cell),
             Message::Release(m) => write!(f, "Release {} {}", m.mac, m.cell),
+            Message::Offer(a) => match a.requested {
+                Some(ip) => write!(f, "Offer {} requested {ip}", a.mac),
+                None => write!(f, "Offer {}", a.mac),
+            },
+            Message::Commit(m) => write!(f, "Commit {} {}", m.mac, m.cell),
             Message::ListCns => f.write_str("ListCns"),
             Message::CnList(l) => {
                 write!(f, "CnList {} entries", l.entries.len())?;

@@ -54,9 +54,9 @@ pub use client::{Client, ClientError};
 pub use conn::{Conn, Recv};
 pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, VERSION};
 pub use message::{
-    Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, ErrorCode, ErrorReply, Hello,
-    Kind, Locate, Message, MessageType, Move, Pool, Redirect, RegisterRole, RegisterStatusReply,
-    Release, ReplRecords, ReplSnapshot, ReplSubscribe, ReplicationState, Role, StatusReply,
-    WireError, Withdraw,
+    Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, Commit, ErrorCode, ErrorReply,
+    Hello, Kind, Locate, Message, MessageType, Move, Pool, Redirect, RegisterRole,
+    RegisterStatusReply, Release, ReplRecords, ReplSnapshot, ReplSubscribe, ReplicationState, Role,
+    StatusReply, WireError, Withdraw,
 };
 pub use session::{Incoming, MlrpError, RequestId, Session};

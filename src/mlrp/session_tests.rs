@@ -256,6 +256,59 @@ fn authenticated_frame_matches_the_spec_test_vector() {
 /// Filled from docs/MLRP.md (computed with Python's hmac module).
 const SPEC_TAG: &str = "f46f335260b16d9397233d7f281d41cfeecbcdbe5645a4a982554246cba59e97";
 
+/// docs/MLRP.md §9, Offer and Commit: the CN's first two requests on the
+/// test-vector session, Offer for 02:00:00:00:00:55 requesting 10.1.0.5, then
+/// Commit of 10.1.0.4/30; with and without a secret (tags computed with
+/// Python's hmac module).
+#[test]
+fn offer_and_commit_frames_match_the_spec_test_vectors() {
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mac = MacAddr([2, 0, 0, 0, 0, 0x55]);
+    let offer = Message::Offer(crate::mlrp::Allocate {
+        mac,
+        requested: Some(Ipv4Addr::new(10, 1, 0, 5)),
+    });
+    let commit = Message::Commit(crate::mlrp::Commit {
+        mac,
+        cell: crate::addr::Cell30::containing(Ipv4Addr::new(10, 1, 0, 4)),
+    });
+    let (mut a, mut b) = pair(true);
+    let (mut f1, mut f2) = (Vec::new(), Vec::new());
+    a.request(&offer, &mut f1).unwrap();
+    a.request(&commit, &mut f2).unwrap();
+    assert_eq!(
+        hex(&f1),
+        "4d4c0102000000440000000000000001000000010027000002000000005501000a010005\
+         b8a76dee5f76f3f47e7571e113c2ae2f3e9a1de0228c58d69377c82d32aaa3dc"
+    );
+    assert_eq!(
+        hex(&f2),
+        "4d4c010200000042000000000000000200000002002800000200000000550a010004\
+         fcad8431b07207299a2da154b18fb597ff6314b8039eab6ca86d82a003093f5d"
+    );
+    b.feed(&f1);
+    b.feed(&f2);
+    let mut out = Vec::new();
+    for want in [offer.clone(), commit.clone()] {
+        match b.poll(&mut out) {
+            Some(Ok(Incoming::Request { msg, .. })) => assert_eq!(msg, want),
+            other => panic!("{other:?}"),
+        }
+    }
+    let (mut a, _b) = pair(false);
+    let (mut f1, mut f2) = (Vec::new(), Vec::new());
+    a.request(&offer, &mut f1).unwrap();
+    a.request(&commit, &mut f2).unwrap();
+    assert_eq!(
+        hex(&f1),
+        "4d4c0100000000240000000000000001000000010027000002000000005501000a010005"
+    );
+    assert_eq!(
+        hex(&f2),
+        "4d4c010000000022000000000000000200000002002800000200000000550a010004"
+    );
+}
+
 #[test]
 fn tampered_frame_is_refused() {
     let (mut a, mut b) = pair(true);

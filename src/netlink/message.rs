@@ -776,6 +776,18 @@ pub fn build_addr(
 
 pub const NUD_REACHABLE: u16 = 0x02;
 
+/// RTM_DELNEIGH: remove the ARP entry for `ip` on `index`.
+pub fn build_neigh_del(index: u32, ip: Ipv4Addr, seq: u32) -> Vec<u8> {
+    let mut m = MessageBuilder::new(
+        RTM_DELNEIGH,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        &ndmsg(index as i32, 0),
+    );
+    m.attr_ip(NDA_DST, ip);
+    m.finish()
+}
+
 /// RTM_NEWNEIGH: a permanent ARP entry `ip -> mac` on `index`.
 pub fn build_neigh_add(index: u32, ip: Ipv4Addr, mac: [u8; 6], seq: u32) -> Vec<u8> {
     build_neigh_state(index, ip, mac, NUD_PERMANENT, seq)

@@ -353,6 +353,11 @@ impl Netlink {
         self.ack(|seq| build_neigh_add(index, ip, mac, seq))
     }
 
+    /// Remove the ARP entry for `ip` on `index` (`ENOENT` when none).
+    pub fn delete_neighbour(&mut self, index: u32, ip: Ipv4Addr) -> Result<(), NetlinkError> {
+        self.ack(|seq| build_neigh_del(index, ip, seq))
+    }
+
     /// A REACHABLE ARP entry (replaces an existing one, whatever its
     /// state): the kernel then manages it as if it had resolved it. Used
     /// when a station is adopted, whose MAC the CN already knows, so

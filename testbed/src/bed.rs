@@ -1104,6 +1104,64 @@ impl TestBed {
         self.write_tmipd_rc(k);
     }
 
+    /// mlrd's status document, freshly written (SIGUSR1, then the file is
+    /// waited for); empty if it never came.
+    pub fn mlrd_status(&self) -> String {
+        let path = self.dir.join("mlrd.status");
+        let _ = fs::remove_file(&path);
+        if let Some(p) = &self.mlrd {
+            p.signal(nix::sys::signal::Signal::SIGUSR1);
+        }
+        wait_for(Duration::from_secs(5), || {
+            let t = fs::read_to_string(&path).ok()?;
+            t.trim_end().ends_with('}').then_some(t)
+        })
+        .unwrap_or_default()
+    }
+
+    /// CN `k`'s status document (tmipd's `status_file` after SIGUSR1).
+    pub fn tmipd_status(&self, k: usize) -> String {
+        let path = self.cn(k).status.clone();
+        let _ = fs::remove_file(&path);
+        if let Some(p) = &self.cn(k).daemon {
+            p.signal(nix::sys::signal::Signal::SIGUSR1);
+        }
+        wait_for(Duration::from_secs(5), || {
+            let t = fs::read_to_string(&path).ok()?;
+            t.trim_end().ends_with('}').then_some(t)
+        })
+        .unwrap_or_default()
+    }
+
+    /// Where the MLR has the station with MAC `mac` (as [`Client::mac`]):
+    /// the CN index (0 = central) of its binding's `at`, from mlrd's status
+    /// document; `None` when it has no binding.
+    pub fn mlr_binding_at(&self, mac: &str) -> Option<usize> {
+        let doc = self.mlrd_status();
+        let line = doc
+            .lines()
+            .find(|l| l.contains(&format!("\"mac\": \"{mac}\"")))?;
+        let field = |l: &str, key: &str| -> Option<String> {
+            let rest = l.split(&format!("\"{key}\": ")).nth(1)?;
+            Some(
+                rest.split([',', '}'])
+                    .next()?
+                    .trim()
+                    .trim_matches('"')
+                    .to_string(),
+            )
+        };
+        let at = field(line, "at")?;
+        let cn_line = doc
+            .lines()
+            .find(|l| l.contains(&format!("\"index\": {at},")))?;
+        let addr: Ipv4Addr = field(cn_line, "addr")?.parse().ok()?;
+        if addr == CENTRAL_CORE_IP {
+            return Some(0);
+        }
+        Some(addr.octets()[3] as usize)
+    }
+
     pub fn cn(&self, k: usize) -> &Cn {
         if k == 0 {
             self.central.as_ref().expect("no central CN in this bed")

@@ -108,6 +108,7 @@ fn discover_asks_for_allocation_then_offers_the_station_address() {
             kind: LookupKind::Allocate,
             requested_ip: None,
             hostname: Some("phone".into()),
+            relayed: false,
         })
     );
     assert_eq!(s.pending_len(), 1);
@@ -198,6 +199,7 @@ fn selecting_request_is_acked() {
             kind: LookupKind::Locate,
             requested_ip: Some(cell().station()),
             hostname: None,
+            relayed: false,
         })
     );
     let ack = sent(s.binding_ready(MS, lease(3000), t).unwrap());
@@ -504,21 +506,27 @@ fn full_table_refuses_newcomers_until_entries_expire() {
     for i in 1..=2u8 {
         let mut d = discover();
         d.client_hardware_addr = MacAddr([2, 0, 0, 0, 1, i]);
-        assert!(s.handle_message(&d, MS, false, t).unwrap().is_some());
+        let src = d.client_hardware_addr;
+        assert!(s.handle_message(&d, src, false, t).unwrap().is_some());
     }
     let mut d = discover();
     d.client_hardware_addr = MacAddr([2, 0, 0, 0, 1, 3]);
     assert_eq!(
-        s.handle_message(&d, MS, false, t),
+        s.handle_message(&d, d.client_hardware_addr, false, t),
         Err(Error::TableFull(MacAddr([2, 0, 0, 0, 1, 3])))
     );
     // A known MAC still gets through (its entry is replaced).
     let mut again = discover();
     again.client_hardware_addr = MacAddr([2, 0, 0, 0, 1, 1]);
     again.transaction_id = 99;
-    assert!(s.handle_message(&again, MS, false, t).is_ok());
+    assert!(s
+        .handle_message(&again, again.client_hardware_addr, false, t)
+        .is_ok());
     let later = t + PENDING_TTL + Duration::from_secs(1);
-    assert!(s.handle_message(&d, MS, false, later).unwrap().is_some());
+    assert!(s
+        .handle_message(&d, d.client_hardware_addr, false, later)
+        .unwrap()
+        .is_some());
     assert_eq!(s.pending_len(), 1);
 }
 
@@ -743,4 +751,62 @@ fn renewal_with_offloaded_checksum_is_accepted() {
     );
     let mut s = server();
     assert!(s.handle_frame(&renew, Instant::now()).unwrap().is_some());
+}
+
+/// Finding 1/2 of issue 8: a station speaking for another (chaddr not its
+/// Ethernet source, no relay) is dropped and counted; nothing is looked up
+/// or released.
+#[test]
+fn forged_chaddr_is_dropped_and_counted() {
+    let mut s = server();
+    let t = Instant::now();
+    let attacker = MacAddr([0x02, 0x66, 0, 0, 0, 0x66]);
+    let mut req = selecting();
+    req.client_hardware_addr = MS;
+    assert_eq!(
+        s.handle_message(&req, attacker, false, t),
+        Err(Error::ForgedClient {
+            chaddr: MS,
+            src: attacker
+        })
+    );
+    let mut rel = Repr::new(Mt::Release, 7, MS);
+    rel.client_ip = cell().station();
+    assert!(matches!(
+        s.handle_message(&rel, attacker, true, t),
+        Err(Error::ForgedClient { .. })
+    ));
+    assert_eq!(s.forged(), 2);
+    assert_eq!(s.pending_len(), 0);
+    // From the station itself: a release of its own cell.
+    assert_eq!(
+        s.handle_message(&rel, MS, true, t),
+        Ok(Some(Action::Release {
+            mac: MS,
+            cell: cell()
+        }))
+    );
+}
+
+/// Through a relay the sender cannot be checked: a lookup is marked
+/// `relayed` (the CN will not move a station on it), RELEASE and DECLINE
+/// are ignored.
+#[test]
+fn relayed_messages_cannot_release_and_are_marked() {
+    let mut s = server();
+    let t = Instant::now();
+    let mut d = discover();
+    d.relay_agent_ip = Ipv4Addr::new(10, 99, 0, 1);
+    assert!(matches!(
+        s.handle_message(&d, RELAY_MAC, false, t),
+        Ok(Some(Action::Lookup { relayed: true, .. }))
+    ));
+    let mut rel = Repr::new(Mt::Release, 7, MS);
+    rel.client_ip = cell().station();
+    rel.relay_agent_ip = Ipv4Addr::new(10, 99, 0, 1);
+    assert!(matches!(
+        s.handle_message(&rel, RELAY_MAC, true, t),
+        Err(Error::Ignored(_))
+    ));
+    assert_eq!(s.forged(), 0);
 }

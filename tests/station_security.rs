@@ -1,0 +1,454 @@
+//! Hostile stations (issue 8, the station side): each test runs one attack
+//! from a client namespace with frames crafted by scapy (`/usr/bin/python3`)
+//! against the real daemons (mlrd + tmipd in namespaces, busybox udhcpc
+//! victims), and asserts that the victim keeps service (pings from `srv`
+//! all answered, its binding at the MLR where it was) and that the log
+//! names the refusal.
+//!
+//! - finding 1: a forged `chaddr` REQUEST from another cell does not move
+//!   the victim;
+//! - finding 2: a forged RELEASE in the victim's cell does not free its /30;
+//! - ARP spoof: gratuitous ARP claiming the victim's address is not
+//!   believed (no move, the CN's neighbour entry stays the victim's);
+//! - finding 3: 3000 random-MAC DISCOVERs in one cell leave a lease for a
+//!   real client at another CN (in under 5 s), offers not taken return to
+//!   the pools, new MACs per cell are rate-limited.
+mod common;
+#[path = "common/testbed.rs"]
+mod testbed;
+
+use common::wait_for;
+use std::fs;
+use std::time::{Duration, Instant};
+use testbed::TestBed;
+use tmip::addr::Cell30;
+
+const UP: Duration = Duration::from_secs(20);
+
+/// The scene of an attack: two CNs with their daemons, victim A in cell 1
+/// with a DHCP lease (answering srv's pings), attacker B in `attacker_cell`
+/// (a namespace with a MAC and nothing else).
+struct Scene {
+    bed: TestBed,
+    b: usize,
+    /// CN1's mobile interface MAC (the victim's gateway MAC).
+    cn_mac: String,
+    cell: Cell30,
+    a_mac: String,
+    b_mac: String,
+}
+
+fn scene(attacker_cell: usize) -> Scene {
+    scene_with(attacker_cell, &[])
+}
+
+/// [`scene`] with extra tmipd.rc lines for CN1.
+fn scene_with(attacker_cell: usize, cn1_rc: &[&str]) -> Scene {
+    let mut bed = TestBed::with_cns(2);
+    bed.set_rc(1, cn1_rc);
+    bed.start_all();
+    let a = bed.add_client(1);
+    let b = bed.add_client(attacker_cell);
+    let cell = dhcp(&mut bed, a);
+    let a_mac = bed.clients[a].mac.clone();
+    let b_mac = bed.clients[b].mac.clone();
+    assert_eq!(
+        pings(&bed, cell.station(), 3),
+        3,
+        "victim unreachable before the attack"
+    );
+    let cn_mac = mobile_mac(&bed, 1);
+    Scene {
+        bed,
+        b,
+        cn_mac,
+        cell,
+        a_mac,
+        b_mac,
+    }
+}
+
+fn dhcp(bed: &mut TestBed, i: usize) -> Cell30 {
+    match bed.client_dhcp(i, UP) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}\n{}", bed.logs()),
+    }
+}
+
+/// `n` pings from `srv` to `ip`; how many were answered.
+fn pings(bed: &TestBed, ip: std::net::Ipv4Addr, n: u32) -> u32 {
+    let out = bed.srv.sh_out(&format!("ping -n -c {n} -i 0.2 -W 1 {ip}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(", ")
+        .find_map(|p| p.strip_suffix(" received"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Run a scapy script in client `i`'s namespace (`IF` is its interface).
+fn scapy(bed: &TestBed, i: usize, body: &str) {
+    let script = bed
+        .dir
+        .join(format!("attack-{i}-{}.py", common::unique("s")));
+    let text = format!(
+        "import time\nfrom scapy.all import *\nconf.verb = 0\nIF = \"{}\"\n{body}\n",
+        testbed::CLIENT_IF
+    );
+    fs::write(&script, text).expect("write scapy script");
+    let out = bed.clients[i]
+        .ns
+        .sh_out(&format!("/usr/bin/python3 {}", script.display()));
+    assert!(
+        out.status.success(),
+        "scapy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What CN `k`'s tmipd logged.
+fn cn_log(bed: &TestBed, k: usize) -> String {
+    bed.cn(k).log_text()
+}
+
+fn wait_log(bed: &TestBed, k: usize, needle: &str) -> String {
+    match wait_for(Duration::from_secs(5), || {
+        cn_log(bed, k)
+            .lines()
+            .find(|l| l.contains(needle))
+            .map(str::to_string)
+    }) {
+        Some(l) => l,
+        None => panic!("CN{k} never logged {needle:?}\n{}", bed.logs()),
+    }
+}
+
+/// `doc` is one valid JSON document (checked by Python's json module).
+fn assert_json(bed: &TestBed, doc: &str) {
+    let f = bed.dir.join(common::unique("j"));
+    fs::write(&f, doc).expect("write status copy");
+    let out = common::sh_out(&format!(
+        "/usr/bin/python3 -c 'import json,sys; json.load(open(sys.argv[1]))' {}",
+        f.display()
+    ));
+    assert!(
+        out.status.success(),
+        "not JSON: {}\n{doc}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// MAC as scapy wants it for `chaddr` (bytes literal).
+fn mac_bytes(mac: &str) -> String {
+    let b: Vec<String> = mac.split(':').map(|h| format!("\\x{h}")).collect();
+    format!("b\"{}\"", b.concat())
+}
+
+fn mobile_mac(bed: &TestBed, k: usize) -> String {
+    bed.cn(k)
+        .ns
+        .sh(&format!(
+            "cat /sys/class/net/{}/address",
+            testbed::MOBILE_IF
+        ))
+        .trim()
+        .to_string()
+}
+
+/// Finding 1: victim A holds its /30 at CN1; attacker B, in CN2's cell,
+/// sends DHCP REQUESTs for A's address with chaddr = A's MAC from its own
+/// MAC (giaddr 0). CN2 drops them and says so; the MLR keeps A at CN1, only
+/// CN1 claims A, and srv's pings to A are all answered.
+#[test]
+fn forged_chaddr_request_from_another_cell_does_not_move_the_victim() {
+    let Scene {
+        bed,
+        b,
+        cell,
+        a_mac,
+        b_mac,
+        ..
+    } = scene(2);
+    assert_eq!(
+        pings(&bed, cell.station(), 3),
+        3,
+        "victim unreachable before the attack"
+    );
+    let t0 = Instant::now();
+    scapy(
+        &bed,
+        b,
+        &format!(
+            r#"
+base = Ether(src="{b_mac}", dst="ff:ff:ff:ff:ff:ff")/IP(src="0.0.0.0", dst="255.255.255.255")/UDP(sport=68, dport=67)
+for i in range(5):
+    # INIT-REBOOT (no server id) and SELECTING (server id = A's gateway)
+    sendp(base/BOOTP(chaddr={chaddr}, xid=0x1000+i, flags=0x8000)/DHCP(options=[("message-type","request"),("requested_addr","{ip}"),"end"]), iface=IF)
+    sendp(base/BOOTP(chaddr={chaddr}, xid=0x2000+i, flags=0x8000)/DHCP(options=[("message-type","request"),("requested_addr","{ip}"),("server_id","{gw}"),"end"]), iface=IF)
+    time.sleep(0.2)
+"#,
+            chaddr = mac_bytes(&a_mac),
+            ip = cell.station(),
+            gw = cell.gateway()
+        ),
+    );
+    let line = wait_log(&bed, 2, "forged chaddr");
+    println!("CN2 logged: {line}");
+    assert!(line.contains(&a_mac) && line.contains(&b_mac), "{line}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        bed.mlr_binding_at(&a_mac),
+        Some(1),
+        "the MLR moved the victim\n{}",
+        bed.logs()
+    );
+    assert_eq!(bed.claimants(cell), vec![1], "{}", bed.cn_state());
+    let got = pings(&bed, cell.station(), 5);
+    println!(
+        "forged REQUEST x10 from cell 2: victim {a_mac} still at CN1, {got}/5 pings answered ({} ms after the attack began)",
+        t0.elapsed().as_millis()
+    );
+    assert_eq!(got, 5, "{}\n{}", bed.cn_state(), bed.logs());
+    assert!(
+        !cn_log(&bed, 2).contains("adopted here"),
+        "CN2 adopted someone\n{}",
+        bed.logs()
+    );
+    let st = bed.tmipd_status(2);
+    assert!(st.contains("\"dhcp_forged\":10"), "{st}");
+}
+
+/// Finding 2: attacker B, in the victim's cell, sends RELEASE with chaddr =
+/// A's MAC and ciaddr = A's address (from B's MAC), and a RELEASE of A's
+/// address naming itself. CN1 refuses both; A keeps its binding and
+/// service.
+#[test]
+fn forged_release_in_the_victims_cell_does_not_free_its_cell() {
+    let Scene {
+        bed,
+        b,
+        cn_mac,
+        cell,
+        a_mac,
+        b_mac,
+    } = scene(1);
+    scapy(
+        &bed,
+        b,
+        &format!(
+            r#"
+def release(chaddr, xid):
+    return Ether(src="{b_mac}", dst="{cn_mac}")/IP(src="{ip}", dst="{gw}")/UDP(sport=68, dport=67)/BOOTP(ciaddr="{ip}", chaddr=chaddr, xid=xid)/DHCP(options=[("message-type","release"),("server_id","{gw}"),"end"])
+for i in range(3):
+    sendp(release({victim}, 0x3000+i), iface=IF)
+    sendp(release({own}, 0x4000+i), iface=IF)
+    time.sleep(0.2)
+"#,
+            victim = mac_bytes(&a_mac),
+            own = mac_bytes(&b_mac),
+            ip = cell.station(),
+            gw = cell.gateway()
+        ),
+    );
+    let forged = wait_log(&bed, 1, "forged chaddr");
+    let not_holder = wait_log(&bed, 1, "refused: RELEASE");
+    println!("CN1 logged: {forged}\nCN1 logged: {not_holder}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!cn_log(&bed, 1).contains(" released "), "{}", bed.logs());
+    assert_eq!(bed.mlr_binding_at(&a_mac), Some(1), "{}", bed.logs());
+    let got = pings(&bed, cell.station(), 5);
+    println!("forged RELEASE x6 in cell 1: victim {a_mac} keeps {cell}, {got}/5 pings answered");
+    assert_eq!(got, 5, "{}\n{}", bed.cn_state(), bed.logs());
+    assert_eq!(bed.claimants(cell), vec![1]);
+    let st = bed.tmipd_status(1);
+    assert!(st.contains("\"dhcp_forged\":3"), "{st}");
+    assert!(st.contains("\"releases_refused\":3"), "{st}");
+}
+
+/// ARP spoof: attacker B, in the victim's cell, claims A's address with
+/// gratuitous ARP replies (broadcast, and unicast to the CN) for 3 s, past
+/// the kernel's ARP locktime, while srv pings A. The CN logs the spoof,
+/// keeps its neighbour entry for A pointing at A's MAC (PERMANENT), and
+/// every ping is answered; the MLR keeps A at CN1. CN1 runs without the
+/// IP source guard (`source_guard off`, which would drop the ARP at its
+/// input): this proves the CN's own checks, the guard has its own tests.
+#[test]
+fn arp_claiming_a_stations_address_is_not_believed() {
+    let Scene {
+        bed,
+        b,
+        cn_mac,
+        cell,
+        a_mac,
+        b_mac,
+    } = scene_with(1, &["source_guard off"]);
+    let srv = bed.srv.name.clone();
+    let ip = cell.station();
+    let pinger = std::thread::spawn(move || {
+        let out = common::sh_out(&format!(
+            "ip netns exec {srv} ping -n -c 20 -i 0.2 -W 1 {ip}"
+        ));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    });
+    scapy(
+        &bed,
+        b,
+        &format!(
+            r#"
+for i in range(15):
+    sendp(Ether(src="{b_mac}", dst="ff:ff:ff:ff:ff:ff")/ARP(op=2, hwsrc="{b_mac}", psrc="{ip}", hwdst="ff:ff:ff:ff:ff:ff", pdst="{ip}"), iface=IF)
+    sendp(Ether(src="{b_mac}", dst="{cn_mac}")/ARP(op=2, hwsrc="{b_mac}", psrc="{ip}", hwdst="{cn_mac}", pdst="{gw}"), iface=IF)
+    time.sleep(0.2)
+"#,
+            ip = cell.station(),
+            gw = cell.gateway()
+        ),
+    );
+    let out = pinger.join().expect("pinger");
+    let line = wait_log(&bed, 1, "spoof");
+    println!("CN1 logged: {line}");
+    assert!(line.contains(&b_mac), "{line}");
+    let neigh = bed.cn(1).ns.sh(&format!(
+        "ip neigh show {} dev {}",
+        cell.station(),
+        testbed::MOBILE_IF
+    ));
+    println!("CN1 neighbour entry after the attack: {}", neigh.trim());
+    assert!(
+        neigh.contains(&a_mac) && neigh.contains("PERMANENT"),
+        "the spoof was believed: {neigh}"
+    );
+    let received: u32 = out
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" received"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    println!("ARP spoof x30 over 3 s: {received}/20 pings to the victim answered");
+    assert_eq!(received, 20, "{out}\n{}\n{}", bed.cn_state(), bed.logs());
+    assert_eq!(bed.mlr_binding_at(&a_mac), Some(1), "{}", bed.logs());
+    assert_eq!(bed.claimants(cell), vec![1]);
+}
+
+/// Finding 3: 3000 DISCOVERs from random MACs in CN1's cell (CN1 without a
+/// new-station rate limit, so the MLR's defences alone are tested) bind
+/// nothing and leave a quarter of CN2's pool to CN2: a real udhcpc client at
+/// CN2 gets a lease in under 5 s. The offers not taken return to the pools.
+/// Then the same flood in CN2's cell (default new_station_rate) is cut by
+/// the rate limit. Every refusal is logged and counted in status.
+#[test]
+fn a_cell_flooding_discovers_cannot_drain_another_cns_pool() {
+    let mut bed = TestBed::with_cns(2);
+    bed.set_rc(1, &["new_station_rate 0"]);
+    bed.set_mlrd_rc(&["offer_time 20"]);
+    bed.start_all();
+    let attacker = bed.add_client(1);
+    let victim = bed.add_client(2);
+    let flood = |bed: &TestBed, i: usize, n: u32| {
+        let t = Instant::now();
+        scapy(
+            bed,
+            i,
+            &format!(
+                r#"
+import random
+# One frame built by scapy (UDP checksum 0: none, as IPv4 allows), then
+# only the MACs and xid patched per frame: fast enough for a real flood.
+t = bytearray(bytes(Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff")/IP(src="0.0.0.0", dst="255.255.255.255")/UDP(sport=68, dport=67, chksum=0)/BOOTP(chaddr=b"\x02\x00\x00\x00\x00\x01", xid=1, flags=0x8000)/DHCP(options=[("message-type","discover"),"end"])))
+s = conf.L2socket(iface=IF)
+for k in range({n}):
+    m = bytes([0x02] + [random.randrange(256) for _ in range(5)])
+    t[6:12] = m
+    t[46:50] = random.randrange(1 << 32).to_bytes(4, "big")
+    t[70:76] = m
+    s.send(bytes(t))
+    if k % 20 == 19:
+        time.sleep(0.01)  # about 2000 frames/s: what the CN reads, not what its socket drops
+s.close()
+"#
+            ),
+        );
+        t.elapsed()
+    };
+    let took = flood(&bed, attacker, 3000);
+    println!(
+        "3000 random-MAC DISCOVERs sent in cell 1 in {} ms",
+        took.as_millis()
+    );
+    // Let CN1 work through what it read.
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    let got = bed.client_dhcp(victim, Duration::from_secs(5));
+    let lease_ms = t.elapsed().as_millis();
+    let cell = match got {
+        Ok(c) => c,
+        Err(e) => panic!("{e}\n{}\n{}", bed.mlrd_status(), bed.logs()),
+    };
+    println!("udhcpc at CN2 after the flood: {cell} in {lease_ms} ms");
+    assert!(lease_ms < 5000, "{lease_ms} ms");
+    assert_eq!(bed.parent_of(cell), 2);
+    let mlr = bed.mlrd_status();
+    assert_json(&bed, &mlr);
+    let offers = mlr
+        .lines()
+        .find(|l| l.contains("\"offers\""))
+        .unwrap_or_default()
+        .to_string();
+    println!("mlrd status: {}", offers.trim());
+    let num = |doc: &str, key: &str| -> u64 {
+        doc.split(&format!("\"{key}\": "))
+            .nth(1)
+            .and_then(|r| r.split([',', '}']).next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // While the client took its lease, the flood's offers held CN1's pool
+    // and CN2's up to its foreign_share (46 of 62), no more.
+    assert!(num(&offers, "quota_refused") > 0, "{mlr}");
+    assert_eq!(num(&offers, "held"), 62 + 46, "{mlr}");
+    assert_eq!(num(&mlr, "bindings_count"), 1, "offers bound cells:\n{mlr}");
+    let mlr_log: String = ["mlrd.log", "mlrd.out"]
+        .iter()
+        .map(|f| fs::read_to_string(bed.dir.join(f)).unwrap_or_default())
+        .collect();
+    let quota_line = mlr_log
+        .lines()
+        .find(|l| l.contains("refused by quota"))
+        .unwrap_or_else(|| panic!("mlrd never logged the quota\n{}", bed.logs()))
+        .to_string();
+    println!("mlrd logged: {quota_line}");
+    let refusal_lines = mlr_log.lines().filter(|l| l.contains("refused")).count();
+    assert!(
+        refusal_lines < 20,
+        "{refusal_lines} refusal lines: not rate-limited"
+    );
+    let cn1 = wait_log(&bed, 1, "refused by the MLR");
+    println!("CN1 logged: {cn1}");
+    // Offers not taken return to their pools (offer_time 20).
+    let back = wait_for(Duration::from_secs(30), || {
+        let d = bed.mlrd_status();
+        let o = d.lines().find(|l| l.contains("\"offers\""))?.to_string();
+        (num(&o, "held") == 0).then_some(o)
+    });
+    match back {
+        Some(o) => {
+            println!("after offer_time: {}", o.trim());
+            assert!(num(&o, "expired") >= 62 + 46, "{o}");
+        }
+        None => panic!("offers still held\n{}", bed.mlrd_status()),
+    }
+    // The victim still has service.
+    assert_eq!(pings(&bed, cell.station(), 3), 3, "{}", bed.logs());
+    // CN2 has the default new_station_rate (10/s, burst 40).
+    let attacker2 = bed.add_client(2);
+    let took = flood(&bed, attacker2, 500);
+    println!(
+        "500 random-MAC DISCOVERs sent in cell 2 in {} ms",
+        took.as_millis()
+    );
+    let line = wait_log(&bed, 2, "new_station_rate");
+    println!("CN2 logged: {line}");
+    let st = bed.tmipd_status(2);
+    assert_json(&bed, &st);
+    let limited = num(&st.replace("\":", "\": "), "new_stations_limited");
+    println!("CN2 status: new_stations_limited {limited}");
+    assert!(limited > 100, "{st}");
+}
