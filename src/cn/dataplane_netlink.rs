@@ -8,7 +8,7 @@
 use super::dataplane::{DataAction, DataPlane, DataPlaneError};
 use crate::addr::{Cell30, MacAddr};
 use crate::netlink::message::RT_SCOPE_LINK;
-use crate::netlink::{Netlink, NetlinkError, Route, Scope, TMIP_RTPROT};
+use crate::netlink::{Netlink, NetlinkError, PurgeReport, Route, Scope, TMIP_RTPROT};
 use crate::wire::arp;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -73,6 +73,35 @@ pub struct NetlinkDataPlane {
     /// mobile_if's `proxy_delay` was set to 0 (done once, at the first
     /// proxy entry).
     proxy_delay_set: bool,
+}
+
+/// The start-up log's "Removed ..." lines for what a purge removed.
+pub(super) fn purge_lines(r: &PurgeReport, mobile_if: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    if r.links > 0 {
+        v.push(format!("{} tunnel device(s)", r.links));
+    }
+    if r.addresses > 0 {
+        v.push(format!(
+            "{} gateway address(es) on {}",
+            r.addresses, mobile_if
+        ));
+    }
+    if r.routes > 0 {
+        v.push(format!("{} route(s)", r.routes));
+    }
+    if r.rules > 0 {
+        v.push(format!("{} rule(s)", r.rules));
+    }
+    if r.proxies > 0 {
+        v.push(format!(
+            "{} proxy ARP entr{} on {}",
+            r.proxies,
+            if r.proxies == 1 { "y" } else { "ies" },
+            mobile_if
+        ));
+    }
+    v
 }
 
 fn err(what: &str, e: NetlinkError) -> DataPlaneError {
@@ -298,31 +327,7 @@ impl DataPlane for NetlinkDataPlane {
             tables: &[],
         };
         let r = self.nl.purge(&scope).map_err(|e| err("purge", e))?;
-        let mut v = Vec::new();
-        if r.links > 0 {
-            v.push(format!("{} tunnel device(s)", r.links));
-        }
-        if r.addresses > 0 {
-            v.push(format!(
-                "{} gateway address(es) on {}",
-                r.addresses, self.mobile_if
-            ));
-        }
-        if r.routes > 0 {
-            v.push(format!("{} route(s)", r.routes));
-        }
-        if r.rules > 0 {
-            v.push(format!("{} rule(s)", r.rules));
-        }
-        if r.proxies > 0 {
-            v.push(format!(
-                "{} proxy ARP entr{} on {}",
-                r.proxies,
-                if r.proxies == 1 { "y" } else { "ies" },
-                self.mobile_if
-            ));
-        }
-        Ok(v)
+        Ok(purge_lines(&r, &self.mobile_if))
     }
 
     fn apply(&mut self, action: &DataAction) -> Result<(), DataPlaneError> {

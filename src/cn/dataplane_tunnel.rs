@@ -21,8 +21,8 @@
 use super::dataplane::{CnAddr, DataAction, DataPlane, DataPlaneError};
 use super::dataplane_netlink::NetlinkDataPlane;
 use crate::addr::Cell30;
-use crate::netlink::message::{Rule, RT_SCOPE_LINK};
-use crate::netlink::{Netlink, NetlinkError, Route, Scope, TMIP_RTPROT};
+use crate::netlink::message::{Rule, RTN_UNICAST, RTN_UNREACHABLE, RT_SCOPE_LINK, RT_TABLE_MAIN};
+use crate::netlink::{hold_metric, Netlink, NetlinkError, Route, Scope, TaggedState, TMIP_RTPROT};
 use crate::tunnel::{BackendChoice, BackendKind, Delivery, TunnelConfig, TunnelController};
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
@@ -49,12 +49,7 @@ const LINK_TABLE_OFFSET: u32 = 255;
 /// `tunnel_prefix` (FNV-1a of the prefix, so instances on one node differ);
 /// tunnel `<prefix>n` uses table `base + n`.
 pub fn reverse_table_base(tunnel_prefix: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in tunnel_prefix.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    0x5400_0000 + (h & 0xffff) * 256
+    0x5400_0000 + (crate::netlink::prefix_hash(tunnel_prefix) & 0xffff) * 256
 }
 
 pub struct TunnelDataPlane {
@@ -71,6 +66,9 @@ pub struct TunnelDataPlane {
     reverse: Vec<(Cell30, u32)>,
     /// Tunnels the core no longer needs, kept until [`TUNNEL_LINGER`].
     idle: Vec<(CnAddr, std::time::Instant)>,
+    /// Hold routes an earlier run left, not yet re-affirmed: removed after
+    /// [`TUNNEL_LINGER`].
+    held: Vec<(Cell30, std::time::Instant)>,
     /// Stations (N+1) with a permanent neighbour entry on mobile_if.
     neighbours: Vec<Ipv4Addr>,
     /// A shared mobile link's subnet: a visiting station's traffic to it
@@ -79,6 +77,58 @@ pub struct TunnelDataPlane {
     link_subnet: Option<(Ipv4Addr, u8)>,
     /// The exemption rule and route are installed.
     link_rule: bool,
+}
+
+/// What a restarted CN keeps of the state an earlier run of its instance
+/// left (`st`, from [`Netlink::tagged_state`]): always the hold routes
+/// (`unreachable N/30`, see [`hold_metric`]); with the kernel backend
+/// (`kernel`) also its ipip devices, the routes into them (cells of
+/// stations it is the parent of, reverse-table defaults) and the reverse
+/// rules whose table is still routed into a kept device. Those forwarded
+/// while no tmipd ran; the restarted CN adopts them and re-affirms them from
+/// the MLR's answers. Returns (keep, purge): the rest (TUN devices, whose
+/// userspace end died, station addresses and host routes on mobile_if,
+/// dangling routes and rules) is purged as before.
+pub fn split_adoptable(
+    st: TaggedState,
+    tunnel_prefix: &str,
+    kernel: bool,
+) -> (TaggedState, TaggedState) {
+    let mut keep = TaggedState::default();
+    let mut purge = TaggedState::default();
+    for l in st.links {
+        let live_ipip = kernel
+            && l.kind == "ipip"
+            && l.name.starts_with(tunnel_prefix)
+            && l.ipip_remote.is_some_and(|r| !r.is_unspecified());
+        if live_ipip {
+            keep.links.push(l);
+        } else {
+            purge.links.push(l);
+        }
+    }
+    let kept = |oif: Option<u32>| oif.is_some_and(|o| keep.links.iter().any(|l| l.index == o));
+    let (via, other): (Vec<Route>, Vec<Route>) = st.routes.into_iter().partition(|r| kept(r.oif));
+    let hold = hold_metric(tunnel_prefix);
+    let (holds, other): (Vec<Route>, Vec<Route>) = other
+        .into_iter()
+        .partition(|r| r.rtype == RTN_UNREACHABLE && r.metric == Some(hold));
+    let tables: Vec<u32> = via
+        .iter()
+        .filter(|r| r.table != RT_TABLE_MAIN && r.dst_len == 0)
+        .map(|r| r.table)
+        .collect();
+    keep.routes = via.into_iter().chain(holds).collect();
+    purge.routes = other;
+    let (rules, stale): (Vec<Rule>, Vec<Rule>) = st
+        .rules
+        .into_iter()
+        .partition(|r| tables.contains(&r.table));
+    keep.rules = rules;
+    purge.rules = stale;
+    purge.addresses = st.addresses;
+    purge.proxies = st.proxies;
+    (keep, purge)
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> DataPlaneError {
@@ -123,6 +173,7 @@ impl TunnelDataPlane {
             routed: Vec::new(),
             reverse: Vec::new(),
             idle: Vec::new(),
+            held: Vec::new(),
             neighbours: Vec::new(),
             link_subnet,
             link_rule: false,
@@ -200,6 +251,80 @@ impl TunnelDataPlane {
         r
     }
 
+    /// `unreachable N/30` below the cell's tunnel route (see [`hold_metric`]).
+    fn hold_route(&self, cell: Cell30) -> Route {
+        let mut r = Route::new(cell.network(), 30, TMIP_RTPROT);
+        r.rtype = RTN_UNREACHABLE;
+        r.metric = Some(hold_metric(&self.tunnel_prefix));
+        r
+    }
+
+    /// Everything tagged as this instance's: its tunnel devices, what is on
+    /// its mobile_if, its reverse tables and rules, its hold routes.
+    fn own_state(&mut self) -> Result<TaggedState, DataPlaneError> {
+        let tables = self.tables();
+        let ifs = [self.mobile_if.as_str()];
+        let scope = Scope {
+            tunnel_prefix: &self.tunnel_prefix,
+            interfaces: &ifs,
+            tables: &tables,
+        };
+        self.nl
+            .tagged_state(&scope)
+            .map_err(|e| err("read state", e))
+    }
+
+    /// Keep what [`split_adoptable`] keeps, purge the rest, and take the
+    /// kept devices, routes and rules into the tables, so the MLR's answers
+    /// re-affirm them in place (no gap). Adopted tunnels linger like idle
+    /// ones until a station needs them; hold routes no station re-affirms go
+    /// after [`TUNNEL_LINGER`].
+    fn adopt_stale(&mut self) -> Result<Vec<String>, DataPlaneError> {
+        let kernel = self.tunnels.tunnel_backend() == BackendKind::KernelIpip;
+        let st = self.own_state()?;
+        let (keep, purge) = split_adoptable(st, &self.tunnel_prefix, kernel);
+        let r = self.nl.delete_state(&purge).map_err(|e| err("purge", e))?;
+        let n = if kernel {
+            self.tunnels
+                .adopt(&mut self.nl)
+                .map_err(|e| err("adopt", e))?
+        } else {
+            0
+        };
+        let now = std::time::Instant::now();
+        for t in self.tunnels.tunnels() {
+            let peer = CnAddr {
+                ip: t.peer,
+                port: crate::CN_PORT,
+            };
+            self.idle.push((peer, now));
+        }
+        for route in &keep.routes {
+            if route.rtype == RTN_UNREACHABLE {
+                self.held.push((Cell30::containing(route.dst), now));
+            }
+            if let (RTN_UNICAST, RT_TABLE_MAIN, 30, Some(oif)) =
+                (route.rtype, route.table, route.dst_len, route.oif)
+            {
+                self.routed.push((Cell30::containing(route.dst), oif));
+            }
+        }
+        for rule in &keep.rules {
+            if let Some((from, 32)) = rule.from {
+                self.reverse.push((Cell30::containing(from), rule.table));
+            }
+        }
+        let v = super::dataplane_netlink::purge_lines(&r, &self.mobile_if);
+        log::info!(
+            target: "cn",
+            "+ Adopted {n} kernel tunnel(s), {} route(s), {} reverse rule(s), {} hold route(s) left by an earlier run",
+            self.routed.len(),
+            self.reverse.len(),
+            self.held.len()
+        );
+        Ok(v)
+    }
+
     fn reverse_rule(&self, cell: Cell30, table: u32) -> Rule {
         Rule {
             from: Some((cell.station(), 32)),
@@ -212,7 +337,7 @@ impl TunnelDataPlane {
     }
 
     fn tunnel_up(&mut self, peer: CnAddr) -> Result<(), DataPlaneError> {
-        if let Some(i) = self.idle.iter().position(|(p, _)| *p == peer) {
+        if let Some(i) = self.idle.iter().position(|(p, _)| p.ip == peer.ip) {
             // Still there from a recent use: take it back as it is.
             self.idle.swap_remove(i);
             if self.tunnels.tunnel(peer.ip).is_some() {
@@ -265,12 +390,31 @@ impl TunnelDataPlane {
                 log::warn!(target: "tunnel", "{e}");
             }
         }
+        let (old, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(_, since)| now.duration_since(*since) >= TUNNEL_LINGER);
+        self.held = held;
+        for (cell, _) in old {
+            if let Err(e) = self.nl.delete_route(&self.hold_route(cell)) {
+                if !gone(&e) {
+                    log::warn!(target: "tunnel", "delete unreachable {cell}: {e}");
+                }
+            }
+        }
     }
 
     fn tunnel_down(&mut self, peer: CnAddr) -> Result<(), DataPlaneError> {
         if let Some(t) = self.tunnels.tunnel(peer.ip) {
             let idx = t.ifindex;
-            self.routed.retain(|(_, i)| *i != idx);
+            let cells: Vec<Cell30> = self
+                .routed
+                .iter()
+                .filter(|(_, i)| *i == idx)
+                .map(|(c, _)| *c)
+                .collect();
+            for c in cells {
+                self.route_local(c)?;
+            }
         }
         self.tunnels
             .release(&mut self.nl, peer.ip)
@@ -293,6 +437,10 @@ impl TunnelDataPlane {
         self.nl
             .replace_route(&Self::cell_route(cell, t.ifindex))
             .map_err(|e| err(&format!("route {cell} dev {}", t.name), e))?;
+        self.nl
+            .replace_route(&self.hold_route(cell))
+            .map_err(|e| err(&format!("unreachable {cell}"), e))?;
+        self.held.retain(|(c, _)| *c != cell);
         self.routed.retain(|(c, _)| *c != cell);
         self.routed.push((cell, t.ifindex));
         Ok(())
@@ -303,6 +451,10 @@ impl TunnelDataPlane {
             return Ok(());
         };
         let (_, ifindex) = self.routed.swap_remove(i);
+        match self.nl.delete_route(&self.hold_route(cell)) {
+            Err(e) if !gone(&e) => return Err(err(&format!("delete unreachable {cell}"), e)),
+            _ => {}
+        }
         match self.nl.delete_route(&Self::cell_route(cell, ifindex)) {
             Err(e) if !gone(&e) => Err(err(&format!("delete route {cell}"), e)),
             _ => Ok(()),
@@ -378,23 +530,7 @@ impl DataPlane for TunnelDataPlane {
     }
 
     fn purge_stale(&mut self) -> Result<Vec<String>, DataPlaneError> {
-        let mut v = self.inner.purge_stale()?;
-        let tables = self.tables();
-        let ifs = [self.mobile_if.as_str()];
-        let r = self
-            .tunnels
-            .purge_stale(&mut self.nl, &ifs, &tables)
-            .map_err(|e| err("purge", e))?;
-        if r.rules > 0 {
-            v.push(format!("{} reverse-tunnel rule(s)", r.rules));
-        }
-        if r.routes + r.links > 0 {
-            v.push(format!(
-                "{} route(s), {} tunnel device(s)",
-                r.routes, r.links
-            ));
-        }
-        Ok(v)
+        self.adopt_stale()
     }
 
     fn apply(&mut self, action: &DataAction) -> Result<(), DataPlaneError> {
@@ -450,16 +586,11 @@ impl DataPlane for TunnelDataPlane {
         self.tunnels.shutdown(&mut self.nl);
         self.routed.clear();
         self.idle.clear();
+        self.held.clear();
         self.link_rule = false;
         let r = self.inner.remove_all();
-        let tables = self.tables();
-        let ifs = [self.mobile_if.as_str()];
-        let scope = Scope {
-            tunnel_prefix: &self.tunnel_prefix,
-            interfaces: &ifs,
-            tables: &tables,
-        };
-        self.nl.purge(&scope).map_err(|e| err("purge", e))?;
+        let st = self.own_state()?;
+        self.nl.delete_state(&st).map_err(|e| err("purge", e))?;
         r
     }
 
@@ -475,6 +606,149 @@ impl DataPlane for TunnelDataPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::netlink::message::{messages, RTM_NEWROUTE};
+    use crate::netlink::{Address, Link};
+
+    fn link(index: u32, name: &str, kind: &str, remote: Option<[u8; 4]>) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            kind: kind.into(),
+            flags: 0,
+            mtu: 1480,
+            ipip_remote: remote.map(Ipv4Addr::from),
+        }
+    }
+
+    /// A route as the kernel's dump carries it: built, then parsed back.
+    fn dumped(r: &Route) -> Route {
+        let bytes = r.build(RTM_NEWROUTE, 0, 1);
+        let msg = messages(&bytes)
+            .next()
+            .expect("one message")
+            .expect("parses");
+        Route::parse(&msg).expect("route").expect("IPv4")
+    }
+
+    fn cell(a: [u8; 4]) -> Cell30 {
+        Cell30::containing(Ipv4Addr::from(a))
+    }
+
+    /// An earlier run's state: kernel tunnel tmip0 (index 7) to 10.0.0.2
+    /// with a cell routed into it, its reverse table and rule, its hold
+    /// route; a TUN tmip1 (index 8) and a route into it; a station address
+    /// and host route on mobile_if (index 3); a rule whose table has no
+    /// route left; another instance's hold route.
+    fn state() -> TaggedState {
+        let mut via = Route::new(Ipv4Addr::new(10, 9, 0, 4), 30, TMIP_RTPROT);
+        via.scope = RT_SCOPE_LINK;
+        via.oif = Some(7);
+        let mut table_default = Route::new(Ipv4Addr::UNSPECIFIED, 0, TMIP_RTPROT);
+        table_default.table = reverse_table_base("tmip");
+        table_default.oif = Some(7);
+        let mut hold = Route::new(Ipv4Addr::new(10, 9, 0, 4), 30, TMIP_RTPROT);
+        hold.rtype = RTN_UNREACHABLE;
+        hold.metric = Some(hold_metric("tmip"));
+        let mut foreign_hold = hold.clone();
+        foreign_hold.dst = Ipv4Addr::new(10, 9, 0, 8);
+        foreign_hold.metric = Some(hold_metric("other"));
+        let mut via_tun = via.clone();
+        via_tun.dst = Ipv4Addr::new(10, 9, 0, 12);
+        via_tun.oif = Some(8);
+        let mut host = Route::new(Ipv4Addr::new(10, 9, 0, 17), 32, TMIP_RTPROT);
+        host.oif = Some(3);
+        let rule = |from: [u8; 4], table| Rule {
+            from: Some((Ipv4Addr::from(from), 32)),
+            to: None,
+            iif: Some("wlan0".into()),
+            table,
+            priority: REVERSE_RULE_PRIORITY,
+            protocol: TMIP_RTPROT,
+        };
+        TaggedState {
+            links: vec![
+                link(7, "tmip0", "ipip", Some([10, 0, 0, 2])),
+                link(8, "tmip1", "tun", None),
+            ],
+            addresses: vec![Address {
+                index: 3,
+                address: Ipv4Addr::new(10, 9, 0, 18),
+                prefix_len: 32,
+                scope: 0,
+                label: "wlan0".into(),
+                protocol: TMIP_RTPROT,
+            }],
+            routes: [via, table_default, hold, foreign_hold, via_tun, host]
+                .iter()
+                .map(dumped)
+                .collect(),
+            rules: vec![
+                rule([10, 9, 0, 21], reverse_table_base("tmip")),
+                rule([10, 9, 0, 25], reverse_table_base("tmip") + 1),
+            ],
+            proxies: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_kernel_restart_keeps_its_tunnels_routes_rules_and_holds() {
+        let (keep, purge) = split_adoptable(state(), "tmip", true);
+        assert_eq!(keep.links.iter().map(|l| l.index).collect::<Vec<_>>(), [7]);
+        assert_eq!(purge.links.iter().map(|l| l.index).collect::<Vec<_>>(), [8]);
+        let cells = |rs: &[Route]| {
+            rs.iter()
+                .map(|r| (r.dst, r.dst_len, r.rtype, r.oif))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            cells(&keep.routes),
+            [
+                (Ipv4Addr::new(10, 9, 0, 4), 30, RTN_UNICAST, Some(7)),
+                (Ipv4Addr::UNSPECIFIED, 0, RTN_UNICAST, Some(7)),
+                (Ipv4Addr::new(10, 9, 0, 4), 30, RTN_UNREACHABLE, None),
+            ]
+        );
+        assert_eq!(
+            cells(&purge.routes),
+            [
+                (Ipv4Addr::new(10, 9, 0, 8), 30, RTN_UNREACHABLE, None),
+                (Ipv4Addr::new(10, 9, 0, 12), 30, RTN_UNICAST, Some(8)),
+                (Ipv4Addr::new(10, 9, 0, 17), 32, RTN_UNICAST, Some(3)),
+            ]
+        );
+        assert_eq!(keep.rules.len(), 1);
+        assert_eq!(keep.rules[0].from, Some((Ipv4Addr::new(10, 9, 0, 21), 32)));
+        assert_eq!(purge.rules.len(), 1);
+        assert!(keep.addresses.is_empty());
+        assert_eq!(purge.addresses.len(), 1);
+        assert_eq!(cell([10, 9, 0, 4]).network(), keep.routes[0].dst);
+    }
+
+    #[test]
+    fn a_userspace_restart_keeps_only_its_holds() {
+        let (keep, purge) = split_adoptable(state(), "tmip", false);
+        assert!(keep.links.is_empty() && keep.rules.is_empty());
+        assert_eq!(keep.routes.len(), 1);
+        assert_eq!(keep.routes[0].rtype, RTN_UNREACHABLE);
+        assert_eq!(keep.routes[0].metric, Some(hold_metric("tmip")));
+        assert_eq!(purge.links.len(), 2);
+        assert_eq!(purge.routes.len(), 5);
+        assert_eq!(purge.rules.len(), 2);
+    }
+
+    #[test]
+    fn hold_routes_are_unreachable_routes_with_the_instance_metric() {
+        let mut hold = Route::new(Ipv4Addr::new(10, 9, 0, 4), 30, TMIP_RTPROT);
+        hold.rtype = RTN_UNREACHABLE;
+        hold.metric = Some(hold_metric("tmip"));
+        let bytes = hold.build(RTM_NEWROUTE, 0, 1);
+        // rtmsg after the 16-byte header: family, dst_len, src_len, tos,
+        // table, protocol, scope, type.
+        assert_eq!(&bytes[16..24], &[2, 30, 0, 0, 254, 0x54, 0, 7]);
+        assert_eq!(dumped(&hold), hold);
+        assert_ne!(hold_metric("tmip0"), hold_metric("tmip1"));
+    }
 
     #[test]
     fn reverse_tables_differ_per_prefix_and_stay_in_range() {

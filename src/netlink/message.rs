@@ -75,6 +75,8 @@ pub const RT_SCOPE_UNIVERSE: u8 = 0;
 pub const RT_SCOPE_LINK: u8 = 253;
 pub const RT_SCOPE_HOST: u8 = 254;
 pub const RTN_UNICAST: u8 = 1;
+/// A route that answers ICMP host unreachable (`ip route add unreachable`).
+pub const RTN_UNREACHABLE: u8 = 7;
 
 // rule attributes
 pub const FRA_DST: u16 = 1;

@@ -25,6 +25,26 @@ use std::os::fd::{AsRawFd, RawFd};
 /// installed. `ip route show proto 84` lists it; unassigned in rt_protos.
 pub const TMIP_RTPROT: u8 = 0x54;
 
+/// FNV-1a of an instance's `tunnel_prefix`: instances on one node derive
+/// their reverse tables and hold-route metric from it, so they differ.
+pub fn prefix_hash(tunnel_prefix: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in tunnel_prefix.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Metric of the instance's hold routes: `unreachable N/30` under each cell
+/// routed into a tunnel. They outlive the process (a userspace tunnel and
+/// its route do not), so a correspondent keeps getting ICMP host
+/// unreachable, which keeps its TCP retransmission timer from backing off
+/// (RFC 6069) until the restarted CN routes the cell again.
+pub fn hold_metric(tunnel_prefix: &str) -> u32 {
+    0x5400_0000 + (prefix_hash(tunnel_prefix) & 0xffff)
+}
+
 /// Errors from rtnetlink requests.
 #[derive(Debug)]
 pub enum NetlinkError {
@@ -414,7 +434,10 @@ impl Netlink {
             .into_iter()
             .filter(|r| {
                 r.protocol == TMIP_RTPROT
-                    && (r.oif.is_some_and(|o| ours.contains(&o)) || scope.tables.contains(&r.table))
+                    && (r.oif.is_some_and(|o| ours.contains(&o))
+                        || scope.tables.contains(&r.table)
+                        || (r.rtype == message::RTN_UNREACHABLE
+                            && r.metric == Some(hold_metric(scope.tunnel_prefix))))
             })
             .collect();
         let rules = self
@@ -440,6 +463,12 @@ impl Netlink {
     /// meanwhile (ENOENT/ESRCH/ENODEV/EADDRNOTAVAIL) are not errors.
     pub fn purge(&mut self, scope: &Scope<'_>) -> Result<PurgeReport, NetlinkError> {
         let st = self.tagged_state(scope)?;
+        self.delete_state(&st)
+    }
+
+    /// Removes `st` (rules, routes, addresses, then links); what is already
+    /// gone is not an error.
+    pub fn delete_state(&mut self, st: &TaggedState) -> Result<PurgeReport, NetlinkError> {
         let mut rep = PurgeReport::default();
         let gone = |e: &NetlinkError| {
             matches!(
