@@ -43,9 +43,14 @@ fn ms(d: Duration) -> f64 {
 /// Wait until exactly the CN of `cell` claims the client (N+2/32 or a host
 /// route to N+1 on its mobile interface), or fail with every CN's state.
 fn assert_one_claimant(bed: &TestBed, c: Cell30, cell: usize, what: &str) {
-    let ok = common::wait_for(Duration::from_secs(3), || {
-        (bed.claimants(c) == vec![cell]).then_some(())
-    });
+    // In the lab guest (QEMU under TCG emulation) everything runs several
+    // times slower: give the CNs' route changes the same slack there.
+    let settle = if std::env::var_os("TMIP_LAB").is_some() {
+        Duration::from_secs(15)
+    } else {
+        Duration::from_secs(3)
+    };
+    let ok = common::wait_for(settle, || (bed.claimants(c) == vec![cell]).then_some(()));
     if ok.is_none() {
         panic!(
             "{what}: CNs claiming {}/30 are {:?}, expected only CN{cell}\n{}\n{}",
