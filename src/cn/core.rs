@@ -709,9 +709,7 @@ impl CnCore {
             if self.held_as_host(mac, now) {
                 return;
             }
-            let asked = self.pending.values().any(|p| {
-                matches!(p, Purpose::Associated { mac: m, .. } | Purpose::LocateSeen { mac: m, .. } if *m == mac)
-            });
+            let asked = self.being_located(mac);
             if !asked {
                 self.event(CnEvent::Arrived {
                     mac,
@@ -729,6 +727,14 @@ impl CnCore {
         } else if let Some(ip) = ip {
             self.call(MlrCall::LocateIp { ip }, Purpose::Locate { seen: now });
         }
+    }
+
+    /// A lookup of `mac` (after an association or a frame it sent) is
+    /// already on its way to the MLR.
+    fn being_located(&self, mac: MacAddr) -> bool {
+        self.pending.values().any(|p| {
+            matches!(p, Purpose::Associated { mac: m, .. } | Purpose::LocateSeen { mac: m, .. } if *m == mac)
+        })
     }
 
     /// hostapd reported `mac` associated and authorized here (control
@@ -760,9 +766,7 @@ impl CnCore {
         if matches!(self.stations.get(&mac), Some(s) if s.at == Whereabouts::Here) {
             return;
         }
-        let asked = self.pending.values().any(|p| {
-            matches!(p, Purpose::Associated { mac: m, .. } | Purpose::LocateSeen { mac: m, .. } if *m == mac)
-        });
+        let asked = self.being_located(mac);
         if !asked {
             self.event(CnEvent::Arrived {
                 mac,
