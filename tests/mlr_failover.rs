@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use testbed::{Options, Register, TestBed, BACKUP_MLR_IP, MLR_IP, NETWORK_NAME, SECRET, SRV_IP};
 use tmip::addr::{Cell30, MacAddr};
 use tmip::mlrp::{self, BindReply, Client, CnBind, Message, NetworkKey, Role};
+use tmip_testbed::status::{self, Json};
 use traffic::TcpCheck;
 
 const UP: Duration = Duration::from_secs(20);
@@ -37,27 +38,28 @@ fn pair_bed(cns: usize) -> TestBed {
     bed
 }
 
-/// The `"bindings": [...]` part of a register's status JSON (the rest,
-/// uptime and counters, differs between registers).
 /// The bindings listed in a register's status JSON, without their
 /// `lease_remaining` (two registers' documents are written a moment apart,
-/// so the remaining seconds may differ by one while the expiry is the same).
-fn bindings_of(status: &str) -> String {
-    let Some(start) = status.find("\"bindings\": [") else {
-        return String::new();
-    };
-    let rest = &status[start..];
-    let end = rest.find(']').map_or(rest.len(), |e| e + 1);
-    let mut out = String::new();
-    for (i, part) in rest[..end].split("\"lease_remaining\": ").enumerate() {
-        if i == 0 {
-            out.push_str(part);
-        } else {
-            out.push_str("\"lease_remaining\": _");
-            out.push_str(part.trim_start_matches(|c: char| c.is_ascii_digit()));
-        }
-    }
-    out
+/// so the remaining seconds may differ by one while the expiry is the same;
+/// the rest of the document, uptime and counters, differs anyway).
+fn bindings_of(status: &Json) -> Vec<Json> {
+    status::mlr_bindings(status)
+        .iter()
+        .map(|b| {
+            let mut b = b.clone();
+            if let Some(o) = b.as_object_mut() {
+                o.remove("lease_remaining");
+            }
+            b
+        })
+        .collect()
+}
+
+/// Some binding of `status` is for `station` (its N+1 address).
+fn lists_station(status: &Json, station: Ipv4Addr) -> bool {
+    status::mlr_bindings(status)
+        .iter()
+        .any(|b| b["station"].as_str() == Some(&station.to_string()))
 }
 
 fn cn_out(bed: &TestBed, k: usize) -> std::path::PathBuf {
@@ -87,7 +89,7 @@ fn log_len(bed: &TestBed, k: usize) -> usize {
 
 /// Restart register `r`, wait until it is a replica in sync; then the
 /// status JSON of (primary, backup).
-fn restart_in_sync(bed: &mut TestBed, r: Register) -> (String, String) {
+fn restart_in_sync(bed: &mut TestBed, r: Register) -> (Json, Json) {
     if let Err(e) = bed.start_register(r, UP) {
         panic!("{e}\n{}", bed.logs());
     }
@@ -215,15 +217,20 @@ fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
     );
     // The old primary returns: it becomes the backup and catches up.
     let (p, b) = restart_in_sync(&mut bed, Register::Primary);
-    assert!(p.contains("\"role\": \"backup\""), "{p}");
-    assert!(
-        b.contains("\"role\": \"primary\", \"state\": \"serving\", \"epoch\": 2"),
+    assert_eq!(p["register"]["role"], "backup", "{p}");
+    let reg = &b["register"];
+    assert_eq!(
+        (&reg["role"], &reg["state"], &reg["epoch"]),
+        (&"primary".into(), &"serving".into(), &2.into()),
         "{b}"
     );
-    let (pb, bb) = (bindings_of(&p), bindings_of(&b));
-    assert!(bb.contains(&c.station().to_string()), "{bb}");
-    assert!(bb.contains(&cj.station().to_string()), "{bb}");
-    assert_eq!(pb, bb, "both registers hold the same bindings");
+    assert!(lists_station(&b, c.station()), "{b}");
+    assert!(lists_station(&b, cj.station()), "{b}");
+    assert_eq!(
+        bindings_of(&p),
+        bindings_of(&b),
+        "both registers hold the same bindings"
+    );
     let (us, ur, ds, dr, err) = t.finish(Duration::from_secs(5));
     assert!(err.is_none(), "{err:?}");
     assert_eq!((ur, dr), (us, ds), "every byte delivered");
@@ -246,12 +253,12 @@ fn backup_killed_and_restarted_catches_up() {
         panic!("{e}");
     }
     let st = bed.register_status(Register::Primary);
-    assert!(st.contains("\"replication\": \"peer-down\""), "{st}");
+    assert_eq!(st["register"]["replication"], "peer-down", "{st}");
     let (p, bk) = restart_in_sync(&mut bed, Register::Backup);
-    assert!(p.contains("\"replication\": \"in-sync\""), "{p}");
+    assert_eq!(p["register"]["replication"], "in-sync", "{p}");
     for cell in [ca, cb] {
         assert!(
-            bindings_of(&bk).contains(&cell.station().to_string()),
+            lists_station(&bk, cell.station()),
             "backup lacks {cell}: {bk}"
         );
     }
@@ -359,20 +366,14 @@ fn allocations_across_a_failover_are_never_given_twice() {
 }
 
 /// (mac, cell) of every binding in a register's status JSON.
-fn bindings_list(status: &str) -> Vec<(String, String)> {
-    let b = bindings_of(status);
-    let mut out = Vec::new();
-    for entry in b.split("{\"mac\": \"").skip(1) {
-        let mac = entry.split('"').next().unwrap_or_default().to_string();
-        let cell = entry
-            .split("\"cell\": \"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_string();
-        out.push((mac, cell));
-    }
-    out
+fn bindings_list(status: &Json) -> Vec<(String, String)> {
+    status::mlr_bindings(status)
+        .iter()
+        .map(|b| {
+            let f = |k: &str| b[k].as_str().unwrap_or_default().to_string();
+            (f("mac"), f("cell"))
+        })
+        .collect()
 }
 
 /// Both registers alive but cut off from each other, the CNs split between
@@ -409,9 +410,8 @@ fn a_partition_never_binds_a_cell_twice() {
         (first..first + 80).map(|n| allocate(&mut c, n)).collect()
     };
     let pst = bed.register_status(Register::Primary);
-    let cns_part = pst.split("\"cns\": [").nth(1).unwrap_or_default();
-    for l in cns_part.lines().take(4) {
-        println!("partition: primary's CN {}", l.trim());
+    for cn in pst["cns"].as_array().into_iter().flatten() {
+        println!("partition: primary's CN {cn}");
     }
     let at_primary = bed.mlr.run_in(|| pool_less(MLR_IP, 1, 0));
     let at_backup = bed
@@ -546,10 +546,7 @@ fn allocations_wait_for_the_backup_and_moves_do_not() {
     });
     assert!(synced.is_some(), "{}", bed.logs());
     let bk = bed.register_status(Register::Backup);
-    assert!(
-        bindings_of(&bk).contains(&second.station().to_string()),
-        "{bk}"
-    );
+    assert!(lists_station(&bk, second.station()), "{bk}");
 }
 
 /// Only the configured peer register may subscribe to the register's

@@ -22,6 +22,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 use testbed::TestBed;
 use tmip::addr::Cell30;
+use tmip_testbed::status::number;
 
 const UP: Duration = Duration::from_secs(20);
 
@@ -122,21 +123,6 @@ fn wait_log(bed: &TestBed, k: usize, needle: &str) -> String {
     }
 }
 
-/// `doc` is one valid JSON document (checked by Python's json module).
-fn assert_json(bed: &TestBed, doc: &str) {
-    let f = bed.dir.join(common::unique("j"));
-    fs::write(&f, doc).expect("write status copy");
-    let out = common::sh_out(&format!(
-        "/usr/bin/python3 -c 'import json,sys; json.load(open(sys.argv[1]))' {}",
-        f.display()
-    ));
-    assert!(
-        out.status.success(),
-        "not JSON: {}\n{doc}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// MAC as scapy wants it for `chaddr` (bytes literal).
 fn mac_bytes(mac: &str) -> String {
     let b: Vec<String> = mac.split(':').map(|h| format!("\\x{h}")).collect();
@@ -214,7 +200,7 @@ for i in range(5):
         bed.logs()
     );
     let st = bed.tmipd_status(2);
-    assert!(st.contains("\"dhcp_forged\":10"), "{st}");
+    assert_eq!(st["counters"]["dhcp_forged"], 10, "{st}");
 }
 
 /// Finding 2: attacker B, in the victim's cell, sends RELEASE with chaddr =
@@ -260,8 +246,8 @@ for i in range(3):
     assert_eq!(got, 5, "{}\n{}", bed.cn_state(), bed.logs());
     assert_eq!(bed.claimants(cell), vec![1]);
     let st = bed.tmipd_status(1);
-    assert!(st.contains("\"dhcp_forged\":3"), "{st}");
-    assert!(st.contains("\"releases_refused\":3"), "{st}");
+    assert_eq!(st["counters"]["dhcp_forged"], 3, "{st}");
+    assert_eq!(st["counters"]["releases_refused"], 3, "{st}");
 }
 
 /// ARP spoof: attacker B, in the victim's cell, claims A's address with
@@ -386,25 +372,13 @@ s.close()
     assert!(lease_ms < 5000, "{lease_ms} ms");
     assert_eq!(bed.parent_of(cell), 2);
     let mlr = bed.mlrd_status();
-    assert_json(&bed, &mlr);
-    let offers = mlr
-        .lines()
-        .find(|l| l.contains("\"offers\""))
-        .unwrap_or_default()
-        .to_string();
-    println!("mlrd status: {}", offers.trim());
-    let num = |doc: &str, key: &str| -> u64 {
-        doc.split(&format!("\"{key}\": "))
-            .nth(1)
-            .and_then(|r| r.split([',', '}']).next())
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let offers = &mlr["offers"];
+    println!("mlrd status: offers {offers}");
     // While the client took its lease, the flood's offers held CN1's pool
     // and CN2's up to its foreign_share (46 of 62), no more.
-    assert!(num(&offers, "quota_refused") > 0, "{mlr}");
-    assert_eq!(num(&offers, "held"), 62 + 46, "{mlr}");
-    assert_eq!(num(&mlr, "bindings_count"), 1, "offers bound cells:\n{mlr}");
+    assert!(number(offers, "quota_refused") > 0, "{mlr}");
+    assert_eq!(number(offers, "held"), 62 + 46, "{mlr}");
+    assert_eq!(mlr["bindings_count"], 1, "offers bound cells:\n{mlr}");
     let mlr_log: String = ["mlrd.log", "mlrd.out"]
         .iter()
         .map(|f| fs::read_to_string(bed.dir.join(f)).unwrap_or_default())
@@ -424,14 +398,13 @@ s.close()
     println!("CN1 logged: {cn1}");
     // Offers not taken return to their pools (offer_time 20).
     let back = wait_for(Duration::from_secs(30), || {
-        let d = bed.mlrd_status();
-        let o = d.lines().find(|l| l.contains("\"offers\""))?.to_string();
-        (num(&o, "held") == 0).then_some(o)
+        let o = bed.mlrd_status()["offers"].take();
+        (number(&o, "held") == 0).then_some(o)
     });
     match back {
         Some(o) => {
-            println!("after offer_time: {}", o.trim());
-            assert!(num(&o, "expired") >= 62 + 46, "{o}");
+            println!("after offer_time: offers {o}");
+            assert!(number(&o, "expired") >= 62 + 46, "{o}");
         }
         None => panic!("offers still held\n{}", bed.mlrd_status()),
     }
@@ -447,8 +420,7 @@ s.close()
     let line = wait_log(&bed, 2, "new_station_rate");
     println!("CN2 logged: {line}");
     let st = bed.tmipd_status(2);
-    assert_json(&bed, &st);
-    let limited = num(&st.replace("\":", "\": "), "new_stations_limited");
+    let limited = number(&st, "counters/new_stations_limited");
     println!("CN2 status: new_stations_limited {limited}");
     assert!(limited > 100, "{st}");
 }

@@ -991,14 +991,20 @@ impl Server {
     }
 
     fn write_status(&mut self) {
-        let doc = status::render(
+        let doc = match status::render(
             self.service.reg(),
             &self.pair,
             &self.stats(),
             now_secs(),
             self.started.elapsed().as_secs(),
             tmip::logging::level(),
-        );
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                error!("! status_file {}: {e}", self.cfg.status_file);
+                return;
+            }
+        };
         match status::write(&self.cfg.status_file, &doc) {
             Ok(()) => info!(
                 "+ Status written to {} ({} CNs, {} bindings)",

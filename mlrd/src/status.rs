@@ -1,14 +1,19 @@
 //! The status document SIGUSR1 writes to `status_file`: CNs with their
 //! pools, the binding count and a bounded list of bindings, and counters,
-//! as JSON. Written by hand (the shape is flat and escaping is the only
-//! subtle part) to a temporary file then renamed, so a reader never sees
-//! half a document.
+//! as JSON (serde-json-core, as tmipd's status; one line, compact). Written
+//! to a temporary file then renamed, so a reader never sees half a
+//! document.
 
 use crate::register::{Register, NO_CN};
-use std::fmt::Write as _;
+use serde::{Serialize, Serializer};
+use std::fmt;
 
 /// At most this many bindings are listed (the count is always exact).
 pub const MAX_LISTED_BINDINGS: usize = 1000;
+
+/// The document is never larger than this (a register of 8192 CNs with
+/// long names and a pool each stays well under it).
+const MAX_DOCUMENT: usize = 64 << 20;
 
 /// Server-side figures the register does not know.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,26 +39,136 @@ pub struct ServerStats {
     pub journal_syncs: u64,
 }
 
-/// Append `s` as a JSON string literal.
-pub fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// Why no document was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusError {
+    /// The document would exceed [`MAX_DOCUMENT`] bytes.
+    TooLarge { limit: usize },
 }
 
-/// Render the status document.
+impl fmt::Display for StatusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusError::TooLarge { limit } => {
+                write!(f, "status document larger than {limit} bytes: not written")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StatusError {}
+
+/// A value written as a JSON string through its `Display` (addresses,
+/// roles, states); serde-json-core escapes it.
+struct Shown<T>(T);
+
+impl<T: fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+#[derive(Serialize)]
+struct RegisterJson {
+    role: Shown<tmip::mlrp::RegisterRole>,
+    state: Shown<crate::pair::Role>,
+    epoch: u32,
+    replication: Shown<tmip::mlrp::ReplicationState>,
+    /// The peer register; `null` for a register without one.
+    peer: Option<Shown<std::net::SocketAddrV4>>,
+}
+
+#[derive(Serialize)]
+struct PoolJson {
+    first: Shown<std::net::Ipv4Addr>,
+    last: Shown<std::net::Ipv4Addr>,
+    cells: u32,
+    used: u32,
+}
+
+#[derive(Serialize)]
+struct CnJson<'a> {
+    index: usize,
+    name: &'a str,
+    addr: Shown<std::net::Ipv4Addr>,
+    port: u16,
+    up: bool,
+    silent_secs: u32,
+    bindings_parent: u32,
+    bindings_at: u32,
+    pools: Vec<PoolJson>,
+}
+
+#[derive(Serialize)]
+struct BindingJson {
+    mac: Shown<tmip::addr::MacAddr>,
+    cell: Shown<tmip::addr::Cell30>,
+    station: Shown<std::net::Ipv4Addr>,
+    parent: u16,
+    at: u16,
+    /// The CN it was at before its latest move; `null` before any.
+    previous: Option<u16>,
+    lease_remaining: u32,
+}
+
+#[derive(Serialize)]
+struct OffersJson {
+    held: usize,
+    offer_time: u32,
+    foreign_share: u8,
+    made: u64,
+    taken: u64,
+    expired: u64,
+    quota_refused: u64,
+    releases_refused: u64,
+}
+
+#[derive(Serialize)]
+struct CountersJson {
+    binds: u64,
+    binds_refused: u64,
+    allocations: u64,
+    renewals: u64,
+    locates: u64,
+    locate_misses: u64,
+    moves: u64,
+    releases: u64,
+    expired: u64,
+    cns_down: u64,
+    connections: usize,
+    connections_accepted: u64,
+    connections_refused: u64,
+    unauthenticated: usize,
+    preauth_evicted: u64,
+    preauth_refused: u64,
+    handshake_timeouts: u64,
+    frames_in: u64,
+    frames_rejected: u64,
+    auth_failures: u64,
+    pushes_sent: u64,
+    journal_bytes: u64,
+    journal_generation: u64,
+    journal_syncs: u64,
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    software: &'a str,
+    network: &'a str,
+    pid: u32,
+    uptime_secs: u64,
+    debug_level: u8,
+    lease_time: u32,
+    register: RegisterJson,
+    cns: Vec<CnJson<'a>>,
+    bindings_count: usize,
+    bindings_listed: usize,
+    bindings: Vec<BindingJson>,
+    offers: OffersJson,
+    counters: CountersJson,
+}
+
+/// Render the status document (one line of JSON and a newline).
 pub fn render(
     reg: &Register,
     pair: &crate::pair::Pair,
@@ -61,130 +176,131 @@ pub fn render(
     now: u32,
     uptime: u64,
     debug: u8,
-) -> String {
-    let mut o = String::with_capacity(4096);
-    o.push_str("{\n  \"software\": ");
-    json_str(&mut o, &format!("mlrd {}", tmip::VERSION));
-    o.push_str(",\n  \"network\": ");
-    json_str(&mut o, reg.network());
-    let _ = write!(
-        o,
-        ",\n  \"pid\": {},\n  \"uptime_secs\": {uptime},\n  \"debug_level\": {debug},\n  \"lease_time\": {},\n",
-        std::process::id(),
-        reg.lease_time()
-    );
-    let _ = writeln!(
-        o,
-        "  \"register\": {{\"role\": \"{}\", \"state\": \"{}\", \"epoch\": {}, \"replication\": \"{}\", \"peer\": \"{}\"}},",
-        pair.wire_role(),
-        pair.role(),
-        pair.epoch(),
-        pair.replication(),
-        pair.peer().map_or(String::new(), |p| p.to_string())
-    );
+) -> Result<String, StatusError> {
+    let software = format!("mlrd {}", tmip::VERSION);
     let counts = reg.per_cn_counts();
-    o.push_str("  \"cns\": [");
-    for (i, c) in reg.cns().iter().enumerate() {
-        o.push_str(if i == 0 { "\n    {" } else { ",\n    {" });
-        let _ = write!(o, "\"index\": {i}, \"name\": ");
-        json_str(&mut o, &c.name);
-        let (parent_of, at) = counts.get(i).copied().unwrap_or_default();
-        let _ = write!(
-            o,
-            ", \"addr\": \"{}\", \"port\": {}, \"up\": {}, \"silent_secs\": {}, \"bindings_parent\": {parent_of}, \"bindings_at\": {at}, \"pools\": [",
-            c.addr,
-            c.port,
-            c.up,
-            now.saturating_sub(c.last_heard)
-        );
-        for (k, p) in c.pools.iter().enumerate() {
-            if k > 0 {
-                o.push_str(", ");
+    let cns = reg
+        .cns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (bindings_parent, bindings_at) = counts.get(i).copied().unwrap_or_default();
+            CnJson {
+                index: i,
+                name: &c.name,
+                addr: Shown(c.addr),
+                port: c.port,
+                up: c.up,
+                silent_secs: now.saturating_sub(c.last_heard),
+                bindings_parent,
+                bindings_at,
+                pools: c
+                    .pools
+                    .iter()
+                    .map(|p| PoolJson {
+                        first: Shown(p.spec.first),
+                        last: Shown(p.spec.last),
+                        cells: p.size(),
+                        used: p.used(),
+                    })
+                    .collect(),
             }
-            let _ = write!(
-                o,
-                "{{\"first\": \"{}\", \"last\": \"{}\", \"cells\": {}, \"used\": {}}}",
-                p.spec.first,
-                p.spec.last,
-                p.size(),
-                p.used()
-            );
-        }
-        o.push_str("]}");
-    }
-    o.push_str(if reg.cns().is_empty() {
-        "],\n"
-    } else {
-        "\n  ],\n"
-    });
-    let n = reg.binding_count();
-    let _ = write!(
-        o,
-        "  \"bindings_count\": {n},\n  \"bindings_listed\": {},\n  \"bindings\": [",
-        n.min(MAX_LISTED_BINDINGS)
-    );
-    for (i, b) in reg.bindings().take(MAX_LISTED_BINDINGS).enumerate() {
-        o.push_str(if i == 0 { "\n    " } else { ",\n    " });
-        let prev = if b.previous == NO_CN {
-            "null".to_string()
-        } else {
-            b.previous.to_string()
-        };
-        let _ = write!(
-            o,
-            "{{\"mac\": \"{}\", \"cell\": \"{}\", \"station\": \"{}\", \"parent\": {}, \"at\": {}, \"previous\": {prev}, \"lease_remaining\": {}}}",
-            b.mac(),
-            b.cell30(),
-            b.cell30().station(),
-            b.parent,
-            b.at,
-            b.remaining(now)
-        );
-    }
-    o.push_str(if n == 0 { "],\n" } else { "\n  ],\n" });
+        })
+        .collect();
+    let bindings: Vec<BindingJson> = reg
+        .bindings()
+        .take(MAX_LISTED_BINDINGS)
+        .map(|b| BindingJson {
+            mac: Shown(b.mac()),
+            cell: Shown(b.cell30()),
+            station: Shown(b.cell30().station()),
+            parent: b.parent,
+            at: b.at,
+            previous: (b.previous != NO_CN).then_some(b.previous),
+            lease_remaining: b.remaining(now),
+        })
+        .collect();
     let c = &reg.counters;
-    let _ = writeln!(
-        o,
-        "  \"offers\": {{\"held\": {}, \"offer_time\": {}, \"foreign_share\": {}, \"made\": {}, \"taken\": {}, \"expired\": {}, \"quota_refused\": {}, \"releases_refused\": {}}},",
-        reg.hold_count(),
-        reg.offer_time(),
-        reg.foreign_share(),
-        c.offers,
-        c.offers_taken,
-        c.offers_expired,
-        c.quota_refused,
-        c.releases_refused
-    );
-    let _ = write!(
-        o,
-        "  \"counters\": {{\"binds\": {}, \"binds_refused\": {}, \"allocations\": {}, \"renewals\": {}, \"locates\": {}, \"locate_misses\": {}, \"moves\": {}, \"releases\": {}, \"expired\": {}, \"cns_down\": {}, \
-\"connections\": {}, \"connections_accepted\": {}, \"connections_refused\": {}, \"unauthenticated\": {}, \"preauth_evicted\": {}, \"preauth_refused\": {}, \"handshake_timeouts\": {}, \"frames_in\": {}, \"frames_rejected\": {}, \"auth_failures\": {}, \"pushes_sent\": {}, \"journal_bytes\": {}, \"journal_generation\": {}, \"journal_syncs\": {}}}\n}}\n",
-        c.binds,
-        c.binds_refused,
-        c.allocations,
-        c.renewals,
-        c.locates,
-        c.locate_misses,
-        c.moves,
-        c.releases,
-        c.expired,
-        c.cns_down,
-        srv.connections,
-        srv.connections_accepted,
-        srv.connections_refused,
-        srv.unauthenticated,
-        srv.preauth_evicted,
-        srv.preauth_refused,
-        srv.handshake_timeouts,
-        srv.frames_in,
-        srv.frames_rejected,
-        srv.auth_failures,
-        srv.pushes_sent,
-        srv.journal_bytes,
-        srv.journal_generation,
-        srv.journal_syncs
-    );
-    o
+    let doc = StatusJson {
+        software: &software,
+        network: reg.network(),
+        pid: std::process::id(),
+        uptime_secs: uptime,
+        debug_level: debug,
+        lease_time: reg.lease_time(),
+        register: RegisterJson {
+            role: Shown(pair.wire_role()),
+            state: Shown(pair.role()),
+            epoch: pair.epoch(),
+            replication: Shown(pair.replication()),
+            peer: pair.peer().map(Shown),
+        },
+        cns,
+        bindings_count: reg.binding_count(),
+        bindings_listed: bindings.len(),
+        bindings,
+        offers: OffersJson {
+            held: reg.hold_count(),
+            offer_time: reg.offer_time(),
+            foreign_share: reg.foreign_share(),
+            made: c.offers,
+            taken: c.offers_taken,
+            expired: c.offers_expired,
+            quota_refused: c.quota_refused,
+            releases_refused: c.releases_refused,
+        },
+        counters: CountersJson {
+            binds: c.binds,
+            binds_refused: c.binds_refused,
+            allocations: c.allocations,
+            renewals: c.renewals,
+            locates: c.locates,
+            locate_misses: c.locate_misses,
+            moves: c.moves,
+            releases: c.releases,
+            expired: c.expired,
+            cns_down: c.cns_down,
+            connections: srv.connections,
+            connections_accepted: srv.connections_accepted,
+            connections_refused: srv.connections_refused,
+            unauthenticated: srv.unauthenticated,
+            preauth_evicted: srv.preauth_evicted,
+            preauth_refused: srv.preauth_refused,
+            handshake_timeouts: srv.handshake_timeouts,
+            frames_in: srv.frames_in,
+            frames_rejected: srv.frames_rejected,
+            auth_failures: srv.auth_failures,
+            pushes_sent: srv.pushes_sent,
+            journal_bytes: srv.journal_bytes,
+            journal_generation: srv.journal_generation,
+            journal_syncs: srv.journal_syncs,
+        },
+    };
+    // A first guess that fits most documents; names (from the CNs) may
+    // need up to 6 bytes a character once escaped.
+    let names: usize = reg.cns().iter().map(|c| 6 * c.name.len()).sum();
+    let guess =
+        2048 + 6 * reg.network().len() + names + 300 * reg.cns().len() + 200 * doc.bindings.len();
+    to_json(&doc, guess, MAX_DOCUMENT)
+}
+
+/// `value` as JSON text and a newline, in a buffer of `guess` bytes that
+/// doubles while the document does not fit, up to `limit`.
+fn to_json<T: Serialize>(value: &T, guess: usize, limit: usize) -> Result<String, StatusError> {
+    let mut size = guess.clamp(64, limit);
+    loop {
+        let mut buf = vec![0u8; size];
+        match serde_json_core::to_slice(value, &mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                buf.push(b'\n');
+                // Only ASCII and the UTF-8 of what it was given: lossless.
+                return Ok(String::from_utf8_lossy(&buf).into_owned());
+            }
+            Err(_) if size < limit => size = size.saturating_mul(2).min(limit),
+            Err(_) => return Err(StatusError::TooLarge { limit }),
+        }
+    }
 }
 
 /// Write the document to `path` atomically.
@@ -198,13 +314,12 @@ pub fn write(path: &str, doc: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::register::PoolSpec;
+    use serde_json::Value;
     use tmip::addr::MacAddr;
 
-    #[test]
-    fn strings_are_escaped() {
-        let mut s = String::new();
-        json_str(&mut s, "a\"b\\c\nd\u{1}é");
-        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\"");
+    fn parse(doc: &str) -> Value {
+        assert!(doc.ends_with('\n') && doc.lines().count() == 1, "{doc}");
+        serde_json::from_str(doc).unwrap_or_else(|e| panic!("{e}: {doc}"))
     }
 
     #[test]
@@ -213,7 +328,7 @@ mod tests {
         let (a, _) = r
             .bind_cn(
                 "net \"x\"",
-                "roof\tcn",
+                "roof\tcn\u{1}",
                 "10.9.0.1".parse().unwrap(),
                 5554,
                 &[PoolSpec {
@@ -225,37 +340,102 @@ mod tests {
             .unwrap();
         r.allocate(a, MacAddr([2, 0, 0, 0, 0, 1]), 0).unwrap();
         let alone = crate::pair::Pair::new(None, false, 1);
-        let doc = render(&r, &alone, &ServerStats::default(), 10, 5, 2);
-        assert!(
-            doc.contains("\"register\": {\"role\": \"standalone\", \"state\": \"serving\", \"epoch\": 1, \"replication\": \"none\", \"peer\": \"\"}"),
-            "{doc}"
+        let srv = ServerStats {
+            journal_syncs: 7,
+            ..ServerStats::default()
+        };
+        let v = parse(&render(&r, &alone, &srv, 10, 5, 2).unwrap());
+        assert_eq!(
+            v["register"],
+            serde_json::json!({"role": "standalone", "state": "serving", "epoch": 1,
+                "replication": "none", "peer": null})
         );
-        assert!(doc.contains("\"network\": \"net \\\"x\\\"\""), "{doc}");
-        assert!(doc.contains("\"name\": \"roof\\tcn\""), "{doc}");
-        assert!(doc.contains("\"cells\": 64, \"used\": 1"), "{doc}");
-        assert!(doc.contains("\"bindings_count\": 1"), "{doc}");
-        assert!(doc.contains("\"mac\": \"02:00:00:00:00:01\", \"cell\": \"10.1.0.0/30\", \"station\": \"10.1.0.1\""), "{doc}");
-        assert!(
-            doc.contains("\"previous\": null, \"lease_remaining\": 3590"),
-            "{doc}"
+        assert_eq!(v["network"], "net \"x\"");
+        assert_eq!(v["software"], format!("mlrd {}", tmip::VERSION));
+        assert_eq!(v["uptime_secs"], 5);
+        assert_eq!(v["debug_level"], 2);
+        assert_eq!(v["lease_time"], 3600);
+        let cn = &v["cns"][0];
+        assert_eq!(cn["index"], 0);
+        assert_eq!(cn["name"], "roof\tcn\u{1}");
+        assert_eq!(cn["addr"], "10.9.0.1");
+        assert_eq!(cn["port"], 5554);
+        assert_eq!(cn["up"], true);
+        assert_eq!(cn["silent_secs"], 10);
+        assert_eq!(
+            (&cn["bindings_parent"], &cn["bindings_at"]),
+            (&1.into(), &1.into())
         );
-        assert!(doc.contains("\"allocations\": 1"), "{doc}");
-        assert!(
-            doc.contains("\"offers\": {\"held\": 0, \"offer_time\": 60, \"foreign_share\": 75,"),
-            "{doc}"
+        assert_eq!(
+            cn["pools"],
+            serde_json::json!([{"first": "10.1.0.0", "last": "10.1.0.255", "cells": 64, "used": 1}])
         );
-        // Balanced and free of raw control characters.
-        assert_eq!(doc.matches('{').count(), doc.matches('}').count());
-        assert_eq!(doc.matches('[').count(), doc.matches(']').count());
-        let empty = render(
-            &Register::new("n", 60, 30),
-            &alone,
-            &ServerStats::default(),
-            0,
-            0,
-            2,
+        assert_eq!(v["bindings_count"], 1);
+        assert_eq!(v["bindings_listed"], 1);
+        assert_eq!(
+            v["bindings"][0],
+            serde_json::json!({"mac": "02:00:00:00:00:01", "cell": "10.1.0.0/30",
+                "station": "10.1.0.1", "parent": 0, "at": 0, "previous": null,
+                "lease_remaining": 3590})
         );
-        assert!(empty.contains("\"cns\": [],"), "{empty}");
-        assert!(empty.contains("\"bindings\": [],"), "{empty}");
+        assert_eq!(v["counters"]["allocations"], 1);
+        assert_eq!(v["counters"]["journal_syncs"], 7);
+        assert_eq!(v["counters"].as_object().map(|o| o.len()), Some(24));
+        assert_eq!(v["offers"]["offer_time"], 60);
+        assert_eq!(v["offers"]["foreign_share"], 75);
+        assert_eq!(v["offers"]["held"], 0);
+
+        let empty = parse(&render(&Register::new("n", 60, 30), &alone, &srv, 0, 0, 2).unwrap());
+        assert_eq!(empty["cns"], serde_json::json!([]));
+        assert_eq!(empty["bindings"], serde_json::json!([]));
+    }
+
+    /// Many CNs with names that need escaping: the buffer grows, the
+    /// document is whole; a document over the limit is an error.
+    #[test]
+    fn a_large_register_grows_the_buffer_and_a_limit_is_an_error() {
+        let mut r = Register::new("n", 3600, 30);
+        let name = "\u{1}\"".repeat(100);
+        for i in 0..200u32 {
+            let first = std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8));
+            r.bind_cn(
+                "n",
+                &format!("{name}{i}"),
+                std::net::Ipv4Addr::from(0x0a09_0000 + i),
+                5554,
+                &[PoolSpec {
+                    first,
+                    last: std::net::Ipv4Addr::from(u32::from(first) + 255),
+                }],
+                0,
+            )
+            .unwrap();
+        }
+        for m in 0..1500u32 {
+            let b = m.to_be_bytes();
+            r.allocate((m % 200) as u16, MacAddr([2, 1, b[0], b[1], b[2], b[3]]), 0)
+                .unwrap();
+        }
+        let alone = crate::pair::Pair::new(None, false, 1);
+        let doc = render(&r, &alone, &ServerStats::default(), 0, 0, 2).unwrap();
+        let v = parse(&doc);
+        assert_eq!(v["cns"].as_array().map(Vec::len), Some(200));
+        assert_eq!(v["cns"][199]["name"], format!("{name}199"));
+        assert_eq!(v["bindings_count"], 1500);
+        assert_eq!(v["bindings_listed"], MAX_LISTED_BINDINGS);
+        assert_eq!(
+            v["bindings"].as_array().map(Vec::len),
+            Some(MAX_LISTED_BINDINGS)
+        );
+        // From a 64-byte first guess: the buffer doubles until it fits.
+        let long = vec!["\u{1}\""; 1000];
+        assert_eq!(
+            to_json(&long, 64, 1 << 20),
+            Ok(format!("{}\n", serde_json::to_string(&long).unwrap()))
+        );
+        assert_eq!(
+            to_json(&long, 64, 1000),
+            Err(StatusError::TooLarge { limit: 1000 })
+        );
     }
 }

@@ -48,6 +48,7 @@ use crate::ns::{bin, require_root, sh, sh_out, veth, wait_for, Netns};
 use crate::process::Spawn;
 pub use crate::process::{spawn_in, Proc};
 use crate::rc::{mlrd_rc, Rc};
+use crate::status::{self, Json};
 use std::fs;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -1045,23 +1046,19 @@ impl TestBed {
         }
     }
 
-    /// Register `r`'s status JSON (SIGUSR1, then its `status_file`).
-    pub fn register_status(&self, r: Register) -> String {
+    /// Register `r`'s status JSON (SIGUSR1, then its `status_file`),
+    /// parsed; `Json::Null` if it never came.
+    pub fn register_status(&self, r: Register) -> Json {
         let path = self.dir.join(format!("{}.status", r.stem()));
-        let _ = fs::remove_file(&path);
         let p = match r {
             Register::Primary => self.mlrd.as_ref(),
             Register::Backup => self.mlrd_backup.as_ref(),
         };
-        if let Some(p) = p {
-            p.signal(nix::sys::signal::Signal::SIGUSR1);
-        }
-        wait_for(Duration::from_secs(5), || {
-            fs::read_to_string(&path)
-                .ok()
-                .filter(|t| t.trim_end().ends_with('}'))
+        status::fresh(r.stem(), &path, || {
+            if let Some(p) = p {
+                p.signal(nix::sys::signal::Signal::SIGUSR1);
+            }
         })
-        .unwrap_or_default()
     }
 
     /// Add a test's own mlrd.rc lines (a key replaces the bed's lines of
@@ -1156,32 +1153,24 @@ impl TestBed {
     }
 
     /// mlrd's status document, freshly written (SIGUSR1, then the file is
-    /// waited for); empty if it never came.
-    pub fn mlrd_status(&self) -> String {
-        let path = self.dir.join("mlrd.status");
-        let _ = fs::remove_file(&path);
-        if let Some(p) = &self.mlrd {
-            p.signal(nix::sys::signal::Signal::SIGUSR1);
-        }
-        wait_for(Duration::from_secs(5), || {
-            let t = fs::read_to_string(&path).ok()?;
-            t.trim_end().ends_with('}').then_some(t)
+    /// waited for) and parsed; `Json::Null` if it never came.
+    pub fn mlrd_status(&self) -> Json {
+        status::fresh("mlrd", &self.dir.join("mlrd.status"), || {
+            if let Some(p) = &self.mlrd {
+                p.signal(nix::sys::signal::Signal::SIGUSR1);
+            }
         })
-        .unwrap_or_default()
     }
 
-    /// CN `k`'s status document (tmipd's `status_file` after SIGUSR1).
-    pub fn tmipd_status(&self, k: usize) -> String {
-        let path = self.cn(k).status.clone();
-        let _ = fs::remove_file(&path);
-        if let Some(p) = &self.cn(k).daemon {
-            p.signal(nix::sys::signal::Signal::SIGUSR1);
-        }
-        wait_for(Duration::from_secs(5), || {
-            let t = fs::read_to_string(&path).ok()?;
-            t.trim_end().ends_with('}').then_some(t)
+    /// CN `k`'s status document (tmipd's `status_file` after SIGUSR1),
+    /// parsed; `Json::Null` if it never came.
+    pub fn tmipd_status(&self, k: usize) -> Json {
+        let cn = self.cn(k);
+        status::fresh(&cn.label(), &cn.status, || {
+            if let Some(p) = &cn.daemon {
+                p.signal(nix::sys::signal::Signal::SIGUSR1);
+            }
         })
-        .unwrap_or_default()
     }
 
     /// Where the MLR has the station with MAC `mac` (as [`Client::mac`]):
@@ -1189,24 +1178,8 @@ impl TestBed {
     /// document; `None` when it has no binding.
     pub fn mlr_binding_at(&self, mac: &str) -> Option<usize> {
         let doc = self.mlrd_status();
-        let line = doc
-            .lines()
-            .find(|l| l.contains(&format!("\"mac\": \"{mac}\"")))?;
-        let field = |l: &str, key: &str| -> Option<String> {
-            let rest = l.split(&format!("\"{key}\": ")).nth(1)?;
-            Some(
-                rest.split([',', '}'])
-                    .next()?
-                    .trim()
-                    .trim_matches('"')
-                    .to_string(),
-            )
-        };
-        let at = field(line, "at")?;
-        let cn_line = doc
-            .lines()
-            .find(|l| l.contains(&format!("\"index\": {at},")))?;
-        let addr: Ipv4Addr = field(cn_line, "addr")?.parse().ok()?;
+        let at = status::mlr_binding(&doc, mac)?["at"].as_u64()?;
+        let addr: Ipv4Addr = status::mlr_cn(&doc, at)?["addr"].as_str()?.parse().ok()?;
         if addr == CENTRAL_CORE_IP {
             return Some(0);
         }
