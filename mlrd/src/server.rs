@@ -550,7 +550,7 @@ impl Server {
                     self.note_heard_conn(slot);
                     let reply = self.handle_in_pair(slot, conn, msg, now);
                     if let Message::Error(e) = &reply {
-                        if e.code == ErrorCode::PoolExhausted {
+                        if matches!(e.code, ErrorCode::PoolExhausted | ErrorCode::Quota) {
                             self.pool_refused += 1;
                             if self.pool_log.hit(Instant::now()) {
                                 warn!(

@@ -61,7 +61,8 @@ impl Refusal {
             Refusal::Register(e) => match e {
                 RegisterError::NotBound => ErrorCode::NotBound,
                 RegisterError::NotFound | RegisterError::UnknownCn => ErrorCode::NotFound,
-                RegisterError::PoolsExhausted | RegisterError::Quota => ErrorCode::PoolExhausted,
+                RegisterError::PoolsExhausted => ErrorCode::PoolExhausted,
+                RegisterError::Quota => ErrorCode::Quota,
                 RegisterError::CellMismatch | RegisterError::NotAtCn => ErrorCode::Conflict,
                 RegisterError::BadMac => ErrorCode::BadRequest,
             },

@@ -142,6 +142,7 @@ fn refusal_codes_are_chosen_by_type() {
             Refusal::Register(RegisterError::PoolsExhausted),
             ErrorCode::PoolExhausted,
         ),
+        (Refusal::Register(RegisterError::Quota), ErrorCode::Quota),
         (
             Refusal::Register(RegisterError::CellMismatch),
             ErrorCode::Conflict,
@@ -228,7 +229,7 @@ fn a_silent_cn_is_marked_down_and_its_connection_handed_back() {
 
 /// Issue 8, findings 2 and 3 through the request path: a DISCOVER's Offer
 /// holds a cell (Binding with `at` 0.0.0.0:0), the REQUEST's Commit binds
-/// it at the requester; a quota refusal is PoolExhausted; a Release from a
+/// it at the requester; a quota refusal is Quota; a Release from a
 /// CN the station is not at is a Conflict.
 #[test]
 fn offer_commit_quota_and_release_are_answered_by_type() {
@@ -275,7 +276,7 @@ fn offer_commit_quota_and_release_are_answered_by_type() {
         Message::Binding(_)
     ));
     let r = s.handle(2, from("10.0.0.2"), offer(4), 1002);
-    assert_eq!(refused(&r), Some(ErrorCode::PoolExhausted), "{r}");
+    assert_eq!(refused(&r), Some(ErrorCode::Quota), "{r}");
     assert!(r.to_string().contains("quota"), "{r}");
     // cn1's own station still gets the last cell.
     assert!(matches!(

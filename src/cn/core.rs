@@ -94,6 +94,12 @@ pub enum MlrAnswer {
     NotFound,
     CnList(Vec<(CnAddr, String)>),
     Ack,
+    /// The MLR refused the request with `code`.
+    Refused {
+        code: crate::mlrp::ErrorCode,
+        text: String,
+    },
+    /// The request got no answer (link lost, unexpected reply).
     Error(String),
 }
 
@@ -553,6 +559,13 @@ impl CnCore {
             );
             if self.refusals.new_station.hit(now) {
                 log::warn!(target: "dhcp", "{msg}; {} in all", self.counters.new_stations_limited);
+                self.refused(
+                    mac,
+                    None,
+                    RefuseReason::RateLimited {
+                        rate: self.cfg.new_station_rate,
+                    },
+                );
             }
             self.out.push_back(Output::Dhcp {
                 mac,
@@ -652,17 +665,32 @@ impl CnCore {
         self.counters.spoofs_refused += 1;
         if self.refusals.spoof.hit(now) {
             log::warn!(target: "cn", "refused: spoof: {mac} claims {ip}, which is bound to {owner}; not believed ({} in all)", self.counters.spoofs_refused);
+            let reason = RefuseReason::SpoofAddress {
+                ip,
+                owner: Some(owner),
+            };
+            self.refused(mac, Some(Cell30::containing(ip)), reason);
         }
         true
     }
 
+    /// A `refused` event for the operator. The callers send it only when
+    /// they log the refusal in full (once per interval per kind), so an
+    /// attacker cannot flood the bus.
+    fn refused(&mut self, mac: MacAddr, cell: Option<Cell30>, reason: RefuseReason) {
+        self.event(CnEvent::Refused { mac, cell, reason });
+    }
+
     /// Log a refusal, but not every one of a flood: the first ten, then
-    /// the 16th, 32nd, 64th, ...
-    fn log_refusal(&self, msg: &str) {
+    /// the 16th, 32nd, 64th, ... True when it was logged (then the
+    /// `refused` event goes out too).
+    fn log_refusal(&self, msg: &str) -> bool {
         let n = self.counters.refused_full;
-        if n <= 10 || n.is_power_of_two() {
+        let logged = n <= 10 || n.is_power_of_two();
+        if logged {
             log::warn!(target: "cn", "{msg} ({n} refused so far)");
         }
+        logged
     }
 
     fn refuse_full(&mut self, mac: MacAddr) {
@@ -671,14 +699,10 @@ impl CnCore {
             "station table full ({} stations): refusing {mac}",
             self.stations.limit()
         );
-        self.log_refusal(&msg);
-        self.event(CnEvent::Refused {
-            mac,
-            cell: None,
-            reason: RefuseReason::TableFull {
-                capacity: self.stations.limit(),
-            },
-        });
+        if self.log_refusal(&msg) {
+            let capacity = self.stations.limit();
+            self.refused(mac, None, RefuseReason::TableFull { capacity });
+        }
         self.out.push_back(Output::Dhcp {
             mac,
             result: Err(LookupFailure::Unavailable(msg)),
@@ -833,6 +857,7 @@ impl CnCore {
                 self.counters.releases_refused += 1;
                 if self.refusals.release.hit(now) {
                     log::warn!(target: "dhcp", "refused: RELEASE of {cell} from {mac}: {why} ({} in all)", self.counters.releases_refused);
+                    self.refused(mac, Some(cell), RefuseReason::SpoofRelease);
                 }
                 return;
             }
@@ -871,6 +896,7 @@ impl CnCore {
         self.counters.releases_refused += 1;
         if self.refusals.release.hit(now) {
             log::warn!(target: "dhcp", "refused: DECLINE from {mac}: not the holder here ({} in all)", self.counters.releases_refused);
+            self.refused(mac, ip.map(Cell30::containing), RefuseReason::SpoofDecline);
         }
     }
 
@@ -920,6 +946,7 @@ impl CnCore {
                 );
                 if self.refusals.relayed.hit(now) {
                     log::warn!(target: "dhcp", "refused: {msg} ({} in all)", self.counters.relayed_refused);
+                    self.refused(mac, Some(b.cell), RefuseReason::RelayedMove);
                 }
                 self.out.push_back(Output::Dhcp {
                     mac,
@@ -964,12 +991,24 @@ impl CnCore {
             (Purpose::Dhcp { mac, .. }, other) => {
                 self.counters.mlr_errors += 1;
                 self.counters.mlr_refused += 1;
+                let (reason, why) = match &other {
+                    MlrAnswer::Refused { code, text } => (
+                        match code {
+                            crate::mlrp::ErrorCode::Quota => RefuseReason::Quota,
+                            crate::mlrp::ErrorCode::PoolExhausted => RefuseReason::PoolExhausted,
+                            _ => RefuseReason::MlrRefused,
+                        },
+                        format!("{code}: {text}"),
+                    ),
+                    other => (RefuseReason::MlrRefused, format!("{other:?}")),
+                };
                 if self.refusals.mlr.hit(now) {
-                    log::warn!(target: "dhcp", "refused by the MLR: no address for {mac}: {other:?} ({} in all)", self.counters.mlr_refused);
+                    log::warn!(target: "dhcp", "refused by the MLR: no address for {mac}: {why} ({} in all)", self.counters.mlr_refused);
+                    self.refused(mac, None, reason);
                 }
                 self.out.push_back(Output::Dhcp {
                     mac,
-                    result: Err(LookupFailure::Unavailable(format!("MLR: {other:?}"))),
+                    result: Err(LookupFailure::Unavailable(format!("MLR: {why}"))),
                 });
             }
             (Purpose::Locate { seen }, MlrAnswer::Binding(b)) => match self.adopt(&b, now) {
@@ -999,6 +1038,12 @@ impl CnCore {
                     self.counters.new_stations_limited += 1;
                     if self.refusals.new_station.hit(now) {
                         log::warn!(target: "handover", "refused: static client {mac} ({ip}): over new_station_rate ({} in all)", self.counters.new_stations_limited);
+                        let rate = self.cfg.new_station_rate;
+                        self.refused(
+                            mac,
+                            Some(Cell30::containing(ip)),
+                            RefuseReason::RateLimited { rate },
+                        );
                     }
                     return;
                 }
@@ -1035,6 +1080,8 @@ impl CnCore {
                     self.counters.spoofs_refused += 1;
                     if self.refusals.spoof.hit(now) {
                         log::warn!(target: "handover", "refused: static client {} claims {ip}, which the MLR does not give it (spoof or address conflict; offered {} instead, released) ({} in all)", b.mac, b.cell, self.counters.spoofs_refused);
+                        let reason = RefuseReason::SpoofAddress { ip, owner: None };
+                        self.refused(b.mac, Some(Cell30::containing(ip)), reason);
                     }
                     self.call(
                         MlrCall::Release {
@@ -1092,12 +1139,17 @@ impl CnCore {
                     s.expires = now + Duration::from_secs(u64::from(b.lease_secs));
                 }
             }
-            (Purpose::Move | Purpose::Release | Purpose::ListCns, a) => {
-                if let MlrAnswer::Error(e) = a {
+            (Purpose::Move | Purpose::Release | Purpose::ListCns, a) => match a {
+                MlrAnswer::Error(e) => {
                     self.counters.mlr_errors += 1;
                     log::warn!(target: "mlrp", "MLR refused a request: {e}");
                 }
-            }
+                MlrAnswer::Refused { code, text } => {
+                    self.counters.mlr_errors += 1;
+                    log::warn!(target: "mlrp", "MLR refused a request: {code}: {text}");
+                }
+                _ => {}
+            },
         }
     }
 
@@ -1133,14 +1185,10 @@ impl CnCore {
                 self.stations.limit(),
                 b.mac
             );
-            self.log_refusal(&msg);
-            self.event(CnEvent::Refused {
-                mac: b.mac,
-                cell: Some(b.cell),
-                reason: RefuseReason::TableFull {
-                    capacity: self.stations.limit(),
-                },
-            });
+            if self.log_refusal(&msg) {
+                let capacity = self.stations.limit();
+                self.refused(b.mac, Some(b.cell), RefuseReason::TableFull { capacity });
+            }
             return Err(CoreError::StationTableFull {
                 capacity: self.stations.limit(),
                 cell: b.cell,
@@ -1153,11 +1201,11 @@ impl CnCore {
                     peer: p,
                 };
                 log::warn!(target: "cn", "{e}");
-                self.event(CnEvent::Refused {
-                    mac: b.mac,
-                    cell: Some(b.cell),
-                    reason: RefuseReason::PeerTableFull { parent: p },
-                });
+                self.refused(
+                    b.mac,
+                    Some(b.cell),
+                    RefuseReason::PeerTableFull { parent: p },
+                );
                 return Err(e);
             }
         }
@@ -1725,6 +1773,9 @@ mod tests {
             .any(|o| matches!(o, Output::Data(DataAction::TunnelUp { .. }))));
     }
 
+    /// Past the refusal log interval (`admission.rs`).
+    const REFUSAL_EVENT_GAP: Duration = Duration::from_secs(11);
+
     fn events(c: &mut CnCore) -> Vec<CnEvent> {
         std::iter::from_fn(|| c.poll_event()).collect()
     }
@@ -1784,9 +1835,16 @@ mod tests {
                 why: DepartReason::Withdrawn
             }]
         );
-        // A RELEASE from a station not served here is refused: no event.
+        // A RELEASE from a station not served here is refused, and said so.
         c.station_released(mac(1), cell(1));
-        assert_eq!(events(&mut c), vec![]);
+        assert_eq!(
+            events(&mut c),
+            vec![CnEvent::Refused {
+                mac: mac(1),
+                cell: Some(cell(1)),
+                reason: RefuseReason::SpoofRelease
+            }]
+        );
     }
 
     #[test]
@@ -2610,6 +2668,80 @@ mod tests {
         );
         assert!(c.stations().is_empty());
         assert_eq!(c.counters.relayed_refused, 1);
+    }
+
+    /// The reasons of the `refused` events the core sent.
+    fn refusals(c: &mut CnCore) -> Vec<(MacAddr, &'static str)> {
+        events(c)
+            .into_iter()
+            .filter_map(|e| match e {
+                CnEvent::Refused { mac, reason, .. } => Some((mac, reason.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Issue 11: each defence of issue 8 sends a `refused` event with its
+    /// reason word, once per interval as its log line: a flood of the same
+    /// refusal is one event, the next interval another.
+    #[test]
+    fn each_refusal_is_an_event_once_per_interval() {
+        let now = Instant::now();
+        let mut c = core_with(4, false, 1);
+        with_station_here(&mut c, now);
+        events(&mut c);
+        for _ in 0..50 {
+            c.station_seen(Some(mac(9)), Some(cell(1).station()), now);
+        }
+        assert_eq!(refusals(&mut c), vec![(mac(9), "spoof_address")]);
+        for _ in 0..50 {
+            c.station_released(mac(9), cell(1));
+        }
+        assert_eq!(refusals(&mut c), vec![(mac(9), "spoof_release")]);
+        // DECLINEs share the RELEASE interval; in the next one, an event.
+        let later = now + REFUSAL_EVENT_GAP;
+        c.tick(later);
+        c.station_seen(Some(mac(8)), Some(cell(1).station()), later);
+        c.station_declined(mac(9), Some(cell(1).station()));
+        assert_eq!(
+            refusals(&mut c),
+            vec![(mac(8), "spoof_address"), (mac(9), "spoof_decline")]
+        );
+        // new_station_rate 1 (burst 4): the fifth new MAC is refused.
+        for n in 20..40u8 {
+            c.dhcp_lookup(mac(n), LookupKind::Allocate, None, false, later);
+        }
+        assert_eq!(refusals(&mut c), vec![(mac(24), "rate_limited")]);
+        drain(&mut c);
+        request(&mut c, 2, true, later);
+        let t = tag_of(&drain(&mut c));
+        c.mlr_answer(t, MlrAnswer::Binding(binding(2, cn(2), Some(cn(2)))), later);
+        assert_eq!(refusals(&mut c), vec![(mac(2), "relayed_move")]);
+        // The MLR's refusals by code: one interval each.
+        let code_answer = |c: &mut CnCore, n: u8, code, at| {
+            c.dhcp_lookup(mac(n), LookupKind::Allocate, None, false, at);
+            let t = tag_of(&drain(c));
+            let text = String::from("no");
+            c.mlr_answer(t, MlrAnswer::Refused { code, text }, at);
+            refusals(c)
+        };
+        use crate::mlrp::ErrorCode;
+        assert_eq!(
+            code_answer(&mut c, 20, ErrorCode::Quota, later),
+            vec![(mac(20), "quota")]
+        );
+        assert!(code_answer(&mut c, 21, ErrorCode::PoolExhausted, later).is_empty());
+        let third = later + REFUSAL_EVENT_GAP;
+        c.tick(third);
+        assert_eq!(
+            code_answer(&mut c, 21, ErrorCode::PoolExhausted, third),
+            vec![(mac(21), "pool_exhausted")]
+        );
+        c.tick(third + REFUSAL_EVENT_GAP);
+        assert_eq!(
+            code_answer(&mut c, 22, ErrorCode::TableFull, third + REFUSAL_EVENT_GAP),
+            vec![(mac(22), "mlr_refused")]
+        );
     }
 
     #[test]

@@ -27,6 +27,10 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+/// `refused` events per source guard report, at most (the offenders it
+/// names beyond are in the log line).
+const GUARD_EVENTS: usize = 8;
+
 pub use super::startup::{load_config, resolve, run, Options};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +286,26 @@ impl Daemon {
         self.mlr_flush();
     }
 
+    /// The source guard's latest drops as `refused` events: one per
+    /// offender it names (at most [`GUARD_EVENTS`] a report, a report
+    /// every few seconds at most).
+    fn guard_events(&mut self) {
+        let Some(d) = self.dp.take_guard_drops() else {
+            return;
+        };
+        for &(mac, ip) in d.offenders.iter().take(GUARD_EVENTS) {
+            self.emit(&super::events::CnEvent::Refused {
+                mac,
+                cell: Some(crate::addr::Cell30::containing(ip)),
+                reason: super::events::RefuseReason::SourceGuard {
+                    ip,
+                    packets: d.packets,
+                    arp: d.arp,
+                },
+            });
+        }
+    }
+
     /// An event for the operator: the log (debug level 3) and ubus.
     pub(super) fn emit(&mut self, ev: &super::events::CnEvent) {
         log::debug!(target: "event", "{ev}");
@@ -310,6 +334,13 @@ impl Daemon {
                 }
                 super::dhcp_io::DhcpEvent::Declined { mac, ip } => {
                     self.core.station_declined(mac, ip)
+                }
+                super::dhcp_io::DhcpEvent::Forged { src, chaddr } => {
+                    self.emit(&super::events::CnEvent::Refused {
+                        mac: src,
+                        cell: None,
+                        reason: super::events::RefuseReason::SpoofChaddr { chaddr },
+                    })
                 }
             }
         }
@@ -420,6 +451,7 @@ impl Daemon {
                     self.ra_watch = None;
                 }
                 self.dp.tick(now);
+                self.guard_events();
                 self.timers
                     .schedule_in(now, Duration::from_secs(1), Timer::Tick);
             }

@@ -131,6 +131,11 @@ pub trait DataPlane {
     /// Called about once a second by the daemon's timer (housekeeping,
     /// reports).
     fn tick(&mut self, _now: std::time::Instant) {}
+    /// What the source guard dropped since it last reported, once per
+    /// report (`None`: no guard, or nothing new).
+    fn take_guard_drops(&mut self) -> Option<super::source_guard::GuardDrops> {
+        None
+    }
 }
 
 /// A data plane that only records and logs what it is asked to do. Used by

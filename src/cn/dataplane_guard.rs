@@ -12,7 +12,9 @@
 //! nf_tables arp family get a warning).
 
 use super::dataplane::{DataAction, DataPlane, DataPlaneError};
-use super::source_guard::{self, DropReport, SourceGuard, COUNTER, LINGER_MS, SPOOFERS};
+use super::source_guard::{
+    self, DropReport, GuardDrops, SourceGuard, COUNTER, LINGER_MS, SPOOFERS,
+};
 use crate::addr::{Cell30, MacAddr};
 use crate::netlink::nftables::{Family, NfTables};
 use crate::netlink::NetlinkError;
@@ -40,6 +42,8 @@ pub struct GuardedDataPlane<D: DataPlane> {
     max_lingering: usize,
     report: DropReport,
     next_report: Option<Instant>,
+    /// The latest reading that found drops, until the daemon takes it.
+    drops: Option<GuardDrops>,
 }
 
 /// Removes `cell`'s entry from `list`, returning its MAC.
@@ -112,6 +116,7 @@ impl<D: DataPlane> GuardedDataPlane<D> {
             max_lingering: max_stations,
             report: DropReport::default(),
             next_report: None,
+            drops: None,
         })
     }
 
@@ -224,8 +229,15 @@ impl<D: DataPlane> GuardedDataPlane<D> {
         } else {
             Vec::new()
         };
+        let (before_ip, before_arp) = (seen_ip, seen_arp);
         if let Some(line) = self.report.update(&self.mobile_if, ip, arp, &offenders) {
             log::warn!(target: "cn", "{line}");
+            // As DropReport counts: a counter that went down was reset.
+            self.drops = Some(GuardDrops {
+                packets: ip.checked_sub(before_ip).unwrap_or(ip),
+                arp: arp.checked_sub(before_arp).unwrap_or(arp),
+                offenders,
+            });
         }
     }
 }
@@ -287,6 +299,10 @@ impl<D: DataPlane> DataPlane for GuardedDataPlane<D> {
 
     fn on_readable(&mut self, fd: RawFd) -> bool {
         self.inner.on_readable(fd)
+    }
+
+    fn take_guard_drops(&mut self) -> Option<GuardDrops> {
+        self.drops.take()
     }
 
     fn tick(&mut self, now: Instant) {

@@ -31,6 +31,9 @@ pub enum DhcpEvent {
     },
     /// A DECLINE from `mac` itself: `ip` is in use by someone else.
     Declined { mac: MacAddr, ip: Option<Ipv4Addr> },
+    /// A message from `src` naming `chaddr` as its client, dropped (the
+    /// first of its interval: the rest are only counted).
+    Forged { src: MacAddr, chaddr: MacAddr },
 }
 
 pub struct DhcpIo {
@@ -135,9 +138,16 @@ impl DhcpIo {
                     log::debug!(target: "dhcp", "ignored a DHCP frame: {why}")
                 }
                 // Logged by the server once per interval, counted in status.
-                Err(
-                    dhcp::server::Error::ForgedClient { .. } | dhcp::server::Error::TableFull(_),
-                ) => {}
+                Err(dhcp::server::Error::ForgedClient {
+                    chaddr,
+                    src,
+                    logged,
+                }) => {
+                    if logged {
+                        out.push(DhcpEvent::Forged { src, chaddr });
+                    }
+                }
+                Err(dhcp::server::Error::TableFull(_)) => {}
                 Err(e) => {
                     self.bad += 1;
                     // Say it, but do not let a flood fill the log.

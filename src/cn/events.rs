@@ -31,13 +31,49 @@ impl Arrival {
     }
 }
 
-/// Why a station was turned away.
+/// Why a station (or a frame claiming to be one) was turned away. The
+/// refusals of issue 8's defences are reported at most once per
+/// interval per kind, as their log lines are (`admission.rs`), so a flood
+/// does not become a flood on the bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefuseReason {
     /// The station table holds `capacity` stations already (`max_clients`).
     TableFull { capacity: usize },
     /// A tunnel to the station's parent would exceed `max_peers`.
     PeerTableFull { parent: CnAddr },
+    /// A DHCP message from this MAC named another station, `chaddr`, as
+    /// its client, without a relay: dropped.
+    SpoofChaddr { chaddr: MacAddr },
+    /// A DHCP RELEASE from a MAC that does not hold the cell here.
+    SpoofRelease,
+    /// A DHCP DECLINE from a MAC that does not hold the address here.
+    SpoofDecline,
+    /// A frame (ARP or IPv4) from this MAC claimed `ip`, the address of
+    /// station `owner` (`None`: a static client's claim the MLR does not
+    /// grant): not believed.
+    SpoofAddress {
+        ip: Ipv4Addr,
+        owner: Option<MacAddr>,
+    },
+    /// A new MAC over `new_station_rate` (new MACs per second).
+    RateLimited { rate: u32 },
+    /// A relayed DHCP message would have moved the station here.
+    RelayedMove,
+    /// The MLR: free cells are left only in other CNs' pools, which are at
+    /// their `foreign_share`.
+    Quota,
+    /// The MLR: no free /30 in any pool.
+    PoolExhausted,
+    /// The MLR refused otherwise (or could not be asked).
+    MlrRefused,
+    /// The source guard dropped IPv4 packets from this MAC as `ip` (and
+    /// counted `packets` IPv4 packets and `arp` ARP frames from the cell
+    /// since its last report).
+    SourceGuard {
+        ip: Ipv4Addr,
+        packets: u64,
+        arp: u64,
+    },
 }
 
 impl RefuseReason {
@@ -46,6 +82,16 @@ impl RefuseReason {
         match self {
             RefuseReason::TableFull { .. } => "table_full",
             RefuseReason::PeerTableFull { .. } => "peer_table_full",
+            RefuseReason::SpoofChaddr { .. } => "spoof_chaddr",
+            RefuseReason::SpoofRelease => "spoof_release",
+            RefuseReason::SpoofDecline => "spoof_decline",
+            RefuseReason::SpoofAddress { .. } => "spoof_address",
+            RefuseReason::RateLimited { .. } => "rate_limited",
+            RefuseReason::RelayedMove => "relayed_move",
+            RefuseReason::Quota => "quota",
+            RefuseReason::PoolExhausted => "pool_exhausted",
+            RefuseReason::MlrRefused => "mlr_refused",
+            RefuseReason::SourceGuard { .. } => "source_guard",
         }
     }
 }
@@ -105,7 +151,8 @@ pub enum CnEvent {
     },
     /// The station gave its address back (DHCP RELEASE).
     Released { mac: MacAddr, cell: Option<Cell30> },
-    /// The station was turned away.
+    /// The station (`mac`: the sender of what was refused) was turned
+    /// away.
     Refused {
         mac: MacAddr,
         cell: Option<Cell30>,

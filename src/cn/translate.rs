@@ -53,7 +53,10 @@ pub fn answer(msg: Message) -> MlrAnswer {
     match msg {
         Message::Binding(b) => MlrAnswer::Binding(binding(&b)),
         Message::Error(e) if e.code == ErrorCode::NotFound => MlrAnswer::NotFound,
-        Message::Error(e) => MlrAnswer::Error(format!("{}: {}", e.code, e.text)),
+        Message::Error(e) => MlrAnswer::Refused {
+            code: e.code,
+            text: e.text,
+        },
         Message::CnList(l) => MlrAnswer::CnList(
             l.entries
                 .into_iter()

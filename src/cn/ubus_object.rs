@@ -364,6 +364,29 @@ pub fn event_value(ev: &CnEvent, me: CnAddr) -> Value {
                     Value::Int32(i32::try_from(*capacity).unwrap_or(i32::MAX)),
                 ),
                 RefuseReason::PeerTableFull { parent } => put("parent", s(parent)),
+                RefuseReason::SpoofChaddr { chaddr } => put("chaddr", s(chaddr)),
+                RefuseReason::SpoofAddress { ip, owner } => {
+                    put("ip", s(ip));
+                    if let Some(o) = owner {
+                        put("owner", s(o));
+                    }
+                }
+                RefuseReason::RateLimited { rate } => put(
+                    "rate",
+                    Value::Int32(i32::try_from(*rate).unwrap_or(i32::MAX)),
+                ),
+                RefuseReason::SourceGuard { ip, packets, arp } => {
+                    let n = |v: u64| Value::Int64(i64::try_from(v).unwrap_or(i64::MAX));
+                    put("ip", s(ip));
+                    put("packets", n(*packets));
+                    put("arp", n(*arp));
+                }
+                RefuseReason::SpoofRelease
+                | RefuseReason::SpoofDecline
+                | RefuseReason::RelayedMove
+                | RefuseReason::Quota
+                | RefuseReason::PoolExhausted
+                | RefuseReason::MlrRefused => {}
             }
         }
         CnEvent::MlrUp { register, again } => {

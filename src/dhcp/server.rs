@@ -181,8 +181,14 @@ pub enum Error {
     /// `binding_ready` for a MAC with no request waiting (late or repeated answer).
     NoPending(MacAddr),
     /// Not relayed, yet `chaddr` is not the Ethernet source: a station
-    /// speaking for another one (a forged REQUEST or RELEASE).
-    ForgedClient { chaddr: MacAddr, src: MacAddr },
+    /// speaking for another one (a forged REQUEST or RELEASE). `logged`:
+    /// the first of its interval, logged in full (the CN reports those as
+    /// events too); the rest are counted for the summary line.
+    ForgedClient {
+        chaddr: MacAddr,
+        src: MacAddr,
+        logged: bool,
+    },
 }
 
 impl fmt::Display for Error {
@@ -195,7 +201,7 @@ impl fmt::Display for Error {
                 write!(f, "refusing {m}: {MAX_PENDING}-entry pending table is full")
             }
             Error::NoPending(m) => write!(f, "no request from {m} is waiting"),
-            Error::ForgedClient { chaddr, src } => write!(
+            Error::ForgedClient { chaddr, src, .. } => write!(
                 f,
                 "forged client: chaddr {chaddr} sent from {src} without a relay"
             ),
@@ -365,13 +371,15 @@ impl DhcpServer {
         let relayed = !msg.relay_agent_ip.is_unspecified();
         if !relayed && mac != src_mac {
             self.forged_total += 1;
-            if self.forged.hit(now) {
+            let logged = self.forged.hit(now);
+            if logged {
                 log::warn!(target: "dhcp",
                     "refused: DHCP from {src_mac} names client {mac} without a relay (forged chaddr); {} in all", self.forged_total);
             }
             return Err(Error::ForgedClient {
                 chaddr: mac,
                 src: src_mac,
+                logged,
             });
         }
         match msg.message_type {

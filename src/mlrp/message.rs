@@ -380,6 +380,10 @@ pub enum ErrorCode {
     /// This register is the standby backup of another (which serves):
     /// bind there. (Also: a replication peer that is not the primary.)
     NotPrimary,
+    /// Free cells are left only in other CNs' pools, which are at the
+    /// MLR's `foreign_share` already (an MLR before this code answered
+    /// `PoolExhausted`).
+    Quota,
     /// A code this version does not know (kept so it can be logged).
     Other(u16),
 }
@@ -401,6 +405,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => 12,
             ErrorCode::Internal => 13,
             ErrorCode::NotPrimary => 14,
+            ErrorCode::Quota => 15,
             ErrorCode::Other(v) => v,
         }
     }
@@ -420,6 +425,7 @@ impl ErrorCode {
             12 => ErrorCode::Unavailable,
             13 => ErrorCode::Internal,
             14 => ErrorCode::NotPrimary,
+            15 => ErrorCode::Quota,
             v => ErrorCode::Other(v),
         }
     }
@@ -1810,6 +1816,8 @@ mod tests {
         bad[8] = 2;
         assert!(Message::parse(0x0043, &bad).is_err());
         assert_eq!(ErrorCode::NotPrimary.to_u16(), 14);
+        assert_eq!(ErrorCode::from_u16(15), ErrorCode::Quota);
+        assert_eq!(ErrorCode::Quota.to_u16(), 15);
     }
 
     #[test]

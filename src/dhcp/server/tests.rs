@@ -767,14 +767,16 @@ fn forged_chaddr_is_dropped_and_counted() {
         s.handle_message(&req, attacker, false, t),
         Err(Error::ForgedClient {
             chaddr: MS,
-            src: attacker
+            src: attacker,
+            logged: true
         })
     );
     let mut rel = Repr::new(Mt::Release, 7, MS);
     rel.client_ip = cell().station();
+    // Within the same interval: counted, not logged (nor reported).
     assert!(matches!(
         s.handle_message(&rel, attacker, true, t),
-        Err(Error::ForgedClient { .. })
+        Err(Error::ForgedClient { logged: false, .. })
     ));
     assert_eq!(s.forged(), 2);
     assert_eq!(s.pending_len(), 0);
