@@ -13,15 +13,26 @@
 //! - finding 3: 3000 random-MAC DISCOVERs in one cell leave a lease for a
 //!   real client at another CN (in under 5 s), offers not taken return to
 //!   the pools, new MACs per cell are rate-limited.
+//!
+//! Each CN has its own bus (a `FakeUbusd`, the protocol peer written from
+//! the spec, as in tests/ubus_events.rs) with `ubus listen tmip` on it:
+//! every attack must yield its `refused` event with the right reason, once
+//! per interval however many frames the attacker sends.
 mod common;
+#[path = "support/fake_ubusd.rs"]
+mod fake_ubusd;
 #[path = "common/testbed.rs"]
 mod testbed;
 
 use common::wait_for;
+use fake_ubusd::{FakeListener, FakeUbusd};
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testbed::TestBed;
 use tmip::addr::Cell30;
+use tmip::ubus::Value;
 use tmip_testbed::status::number;
 
 const UP: Duration = Duration::from_secs(20);
@@ -31,6 +42,8 @@ const UP: Duration = Duration::from_secs(20);
 /// (a namespace with a MAC and nothing else).
 struct Scene {
     bed: TestBed,
+    /// CN1's and CN2's buses (dropped after the bed, so after tmipd).
+    buses: Vec<Bus>,
     b: usize,
     /// CN1's mobile interface MAC (the victim's gateway MAC).
     cn_mac: String,
@@ -46,8 +59,7 @@ fn scene(attacker_cell: usize) -> Scene {
 /// [`scene`] with extra tmipd.rc lines for CN1.
 fn scene_with(attacker_cell: usize, cn1_rc: &[&str]) -> Scene {
     let mut bed = TestBed::with_cns(2);
-    bed.set_rc(1, cn1_rc);
-    bed.start_all();
+    let buses = start_with_buses(&mut bed, [cn1_rc, &[]]);
     let a = bed.add_client(1);
     let b = bed.add_client(attacker_cell);
     let cell = dhcp(&mut bed, a);
@@ -61,12 +73,140 @@ fn scene_with(attacker_cell: usize, cn1_rc: &[&str]) -> Scene {
     let cn_mac = mobile_mac(&bed, 1);
     Scene {
         bed,
+        buses,
         b,
         cn_mac,
         cell,
         a_mac,
         b_mac,
     }
+}
+
+/// `ubus listen tmip` on one CN's own bus, read all along by a thread (a
+/// flood of `arrived` events must not fill the socket and stall the bus)
+/// that keeps the `refused` events.
+struct Bus {
+    refused: Arc<Mutex<Vec<Value>>>,
+    stop: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    _ubusd: FakeUbusd,
+}
+
+impl Bus {
+    fn listen(ubusd: FakeUbusd, sock: &std::path::Path) -> Bus {
+        let mut l = FakeListener::connect(sock, "tmip");
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (keep, halt) = (refused.clone(), stop.clone());
+        let reader = std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                let _ = l.wait_for(Duration::from_millis(200), |v| {
+                    if field(v, "event") == "refused" {
+                        keep.lock().expect("lock").push(v.clone());
+                    }
+                    false
+                });
+            }
+        });
+        Bus {
+            refused,
+            stop,
+            reader: Some(reader),
+            _ubusd: ubusd,
+        }
+    }
+
+    fn refused(&self) -> Vec<Value> {
+        self.refused.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.reader.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Start the daemons, CN `k` (1, 2) with `rc[k - 1]` as its own rc lines
+/// and a bus of its own; then listen on each bus.
+fn start_with_buses(bed: &mut TestBed, rc: [&[&str]; 2]) -> Vec<Bus> {
+    let sock = |bed: &TestBed, k: usize| bed.dir.join(format!("ubus-cn{k}.sock"));
+    let mut ubusds = Vec::new();
+    for k in 1..=2 {
+        ubusds.push(FakeUbusd::start(&sock(bed, k)));
+        let bus = format!("ubus {}", sock(bed, k).display());
+        let mut lines = rc[k - 1].to_vec();
+        lines.extend(["hostapd_ctrl off", bus.as_str()]);
+        bed.set_rc(k, &lines);
+    }
+    bed.start_all();
+    ubusds
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| {
+            assert!(
+                bed.cns[i].wait_log("published ubus object 'tmip'", 0, 10),
+                "{}",
+                bed.cns[i].log_text()
+            );
+            Bus::listen(u, &sock(bed, i + 1))
+        })
+        .collect()
+}
+
+fn field<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Wait (10 s) until CN `k`'s bus carried a `refused` event of each of
+/// `reasons`, then one second more; every `refused` event it carried.
+fn refused_events(bed: &TestBed, buses: &[Bus], k: usize, reasons: &[&str]) -> Vec<Value> {
+    let bus = &buses[k - 1];
+    let all_came = |ev: &[Value]| {
+        reasons
+            .iter()
+            .all(|r| ev.iter().any(|e| field(e, "reason") == *r))
+    };
+    if wait_for(Duration::from_secs(10), || {
+        all_came(&bus.refused()).then_some(())
+    })
+    .is_none()
+    {
+        panic!(
+            "CN{k}: no refused event for each of {reasons:?}; came {:?}\n{}",
+            bus.refused(),
+            bed.logs()
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let ev = bus.refused();
+    for e in &ev {
+        println!("CN{k} bus: {e:?}");
+    }
+    ev
+}
+
+/// The `refused` events of `reason` among `events`: at least one, at most
+/// `max` (a flood of the same refusal is one event per interval).
+fn of_reason<'a>(events: &'a [Value], reason: &str, max: usize) -> Vec<&'a Value> {
+    let of: Vec<&Value> = events
+        .iter()
+        .filter(|e| field(e, "reason") == reason)
+        .collect();
+    assert!(
+        !of.is_empty() && of.len() <= max,
+        "{reason}: {} events: {events:?}",
+        of.len()
+    );
+    of
+}
+
+/// The one `refused` event of `reason` among `events`.
+fn the_one<'a>(events: &'a [Value], reason: &str) -> &'a Value {
+    of_reason(events, reason, 1)[0]
 }
 
 fn dhcp(bed: &mut TestBed, i: usize) -> Cell30 {
@@ -148,6 +288,7 @@ fn mobile_mac(bed: &TestBed, k: usize) -> String {
 fn forged_chaddr_request_from_another_cell_does_not_move_the_victim() {
     let Scene {
         bed,
+        buses,
         b,
         cell,
         a_mac,
@@ -201,6 +342,12 @@ for i in range(5):
     );
     let st = bed.tmipd_status(2);
     assert_eq!(st["counters"]["dhcp_forged"], 10, "{st}");
+    // On CN2's bus: one refused event for the ten forged REQUESTs, naming
+    // the sender and the station it spoke for.
+    let ev = refused_events(&bed, &buses, 2, &["spoof_chaddr"]);
+    let e = the_one(&ev, "spoof_chaddr");
+    assert_eq!(field(e, "mac"), b_mac.to_lowercase(), "{e:?}");
+    assert_eq!(field(e, "chaddr"), a_mac.to_lowercase(), "{e:?}");
 }
 
 /// Finding 2: attacker B, in the victim's cell, sends RELEASE with chaddr =
@@ -211,6 +358,7 @@ for i in range(5):
 fn forged_release_in_the_victims_cell_does_not_free_its_cell() {
     let Scene {
         bed,
+        buses,
         b,
         cn_mac,
         cell,
@@ -248,6 +396,15 @@ for i in range(3):
     let st = bed.tmipd_status(1);
     assert_eq!(st["counters"]["dhcp_forged"], 3, "{st}");
     assert_eq!(st["counters"]["releases_refused"], 3, "{st}");
+    // On CN1's bus: one event for the three forged chaddrs, one for the
+    // three RELEASEs of A's cell from B's own MAC.
+    let ev = refused_events(&bed, &buses, 1, &["spoof_chaddr", "spoof_release"]);
+    let e = the_one(&ev, "spoof_chaddr");
+    assert_eq!(field(e, "mac"), b_mac.to_lowercase(), "{e:?}");
+    assert_eq!(field(e, "chaddr"), a_mac.to_lowercase(), "{e:?}");
+    let e = the_one(&ev, "spoof_release");
+    assert_eq!(field(e, "mac"), b_mac.to_lowercase(), "{e:?}");
+    assert_eq!(field(e, "cell"), cell.to_string(), "{e:?}");
 }
 
 /// ARP spoof: attacker B, in the victim's cell, claims A's address with
@@ -261,6 +418,7 @@ for i in range(3):
 fn arp_claiming_a_stations_address_is_not_believed() {
     let Scene {
         bed,
+        buses,
         b,
         cn_mac,
         cell,
@@ -312,6 +470,13 @@ for i in range(15):
     assert_eq!(received, 20, "{out}\n{}\n{}", bed.cn_state(), bed.logs());
     assert_eq!(bed.mlr_binding_at(&a_mac), Some(1), "{}", bed.logs());
     assert_eq!(bed.claimants(cell), vec![1]);
+    // On CN1's bus: the spoof, with the address claimed and its owner,
+    // once for the 30 frames.
+    let ev = refused_events(&bed, &buses, 1, &["spoof_address"]);
+    let e = the_one(&ev, "spoof_address");
+    assert_eq!(field(e, "mac"), b_mac.to_lowercase(), "{e:?}");
+    assert_eq!(field(e, "ip"), cell.station().to_string(), "{e:?}");
+    assert_eq!(field(e, "owner"), a_mac.to_lowercase(), "{e:?}");
 }
 
 /// Finding 3: 3000 DISCOVERs from random MACs in CN1's cell (CN1 without a
@@ -323,9 +488,8 @@ for i in range(15):
 #[test]
 fn a_cell_flooding_discovers_cannot_drain_another_cns_pool() {
     let mut bed = TestBed::with_cns(2);
-    bed.set_rc(1, &["new_station_rate 0"]);
     bed.set_mlrd_rc(&["offer_time 20"]);
-    bed.start_all();
+    let buses = start_with_buses(&mut bed, [&["new_station_rate 0"], &[]]);
     let attacker = bed.add_client(1);
     let victim = bed.add_client(2);
     let flood = |bed: &TestBed, i: usize, n: u32| {
@@ -396,6 +560,14 @@ s.close()
     );
     let cn1 = wait_log(&bed, 1, "refused by the MLR");
     println!("CN1 logged: {cn1}");
+    // On CN1's bus: the MLR's quota refusal, once (not once per DISCOVER).
+    let ev = refused_events(&bed, &buses, 1, &["quota"]);
+    let quota = of_reason(&ev, "quota", 3);
+    println!(
+        "CN1 bus: {} quota event(s) for {} MLR refusals",
+        quota.len(),
+        number(&bed.tmipd_status(1), "counters/mlr_refused")
+    );
     // Offers not taken return to their pools (offer_time 20).
     let back = wait_for(Duration::from_secs(30), || {
         let o = bed.mlrd_status()["offers"].take();
@@ -423,4 +595,8 @@ s.close()
     let limited = number(&st, "counters/new_stations_limited");
     println!("CN2 status: new_stations_limited {limited}");
     assert!(limited > 100, "{st}");
+    // On CN2's bus: the rate limit with its rate, not one event per MAC.
+    let ev = refused_events(&bed, &buses, 2, &["rate_limited"]);
+    let e = the_one(&ev, "rate_limited");
+    assert_eq!(e.get("rate").and_then(Value::as_i64), Some(10), "{e:?}");
 }

@@ -96,7 +96,7 @@ struct CnJson<'a> {
     silent_secs: u32,
     bindings_parent: u32,
     bindings_at: u32,
-    pools: Vec<PoolJson>,
+    pools: &'a [PoolJson],
 }
 
 #[derive(Serialize)]
@@ -160,10 +160,10 @@ struct StatusJson<'a> {
     debug_level: u8,
     lease_time: u32,
     register: RegisterJson,
-    cns: Vec<CnJson<'a>>,
+    cns: &'a [CnJson<'a>],
     bindings_count: usize,
     bindings_listed: usize,
-    bindings: Vec<BindingJson>,
+    bindings: &'a [BindingJson],
     offers: OffersJson,
     counters: CountersJson,
 }
@@ -179,7 +179,23 @@ pub fn render(
 ) -> Result<String, StatusError> {
     let software = format!("mlrd {}", tmip::VERSION);
     let counts = reg.per_cn_counts();
-    let cns = reg
+    // Slices, not Vecs: serde is built without `alloc` for the daemons.
+    let pools: Vec<Vec<PoolJson>> = reg
+        .cns()
+        .iter()
+        .map(|c| {
+            c.pools
+                .iter()
+                .map(|p| PoolJson {
+                    first: Shown(p.spec.first),
+                    last: Shown(p.spec.last),
+                    cells: p.size(),
+                    used: p.used(),
+                })
+                .collect()
+        })
+        .collect();
+    let cns: Vec<CnJson> = reg
         .cns()
         .iter()
         .enumerate()
@@ -194,16 +210,7 @@ pub fn render(
                 silent_secs: now.saturating_sub(c.last_heard),
                 bindings_parent,
                 bindings_at,
-                pools: c
-                    .pools
-                    .iter()
-                    .map(|p| PoolJson {
-                        first: Shown(p.spec.first),
-                        last: Shown(p.spec.last),
-                        cells: p.size(),
-                        used: p.used(),
-                    })
-                    .collect(),
+                pools: pools.get(i).map_or(&[], Vec::as_slice),
             }
         })
         .collect();
@@ -235,10 +242,10 @@ pub fn render(
             replication: Shown(pair.replication()),
             peer: pair.peer().map(Shown),
         },
-        cns,
+        cns: &cns,
         bindings_count: reg.binding_count(),
         bindings_listed: bindings.len(),
-        bindings,
+        bindings: &bindings,
         offers: OffersJson {
             held: reg.hold_count(),
             offer_time: reg.offer_time(),

@@ -650,6 +650,27 @@ impl FakeListener {
     }
 }
 
+impl FakeListener {
+    /// The first event (its data) within `timeout` for which `want` holds;
+    /// else every event seen meanwhile, for the test's failure message.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut want: impl FnMut(&Value) -> bool,
+    ) -> Result<Value, Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Some((_, v)) = self.next_event(deadline.saturating_duration_since(Instant::now()))
+        {
+            if want(&v) {
+                return Ok(v);
+            }
+            seen.push(v);
+        }
+        Err(seen)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A test's own ubus client (tmip::ubus::UbusClient), driven until an answer.
 
