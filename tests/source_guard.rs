@@ -10,7 +10,10 @@
 //!   with A's source IP (and their own MAC), and B a flood of 5000 UDP
 //!   packets: srv must never see one, A's byte-checked TCP stream
 //!   and pings keep working, B's own traffic passes, and CN 1's and CN 2's
-//!   counters and logs name the drop (B's and C's MAC as A's address);
+//!   counters and logs name the drop (B's and C's MAC as A's address), and
+//!   CN 2's bus (`ubus listen tmip` on a `FakeUbusd`, the protocol peer
+//!   written from the spec) carries a `refused` event `source_guard` naming
+//!   C's MAC as A's address;
 //! - B claims A's address by ARP to CN 1: CN 1's neighbour entry for A keeps
 //!   A's MAC (at CN 3, without the guard, D's claim is believed);
 //! - A roams to CN 2: CN 2 admits it, CN 1 revokes it, the stream survives;
@@ -21,6 +24,8 @@
 //! (scripts/setup). The guard does not depend on the tunnel backend: these
 //! tests hold with or without the ipip module.
 mod common;
+#[path = "support/fake_ubusd.rs"]
+mod fake_ubusd;
 #[path = "common/testbed.rs"]
 mod testbed;
 #[path = "common/traffic.rs"]
@@ -266,8 +271,21 @@ fn spoofed_sources_are_dropped_and_the_victim_keeps_service() {
         ..Options::default()
     });
     bed.set_rc(3, &["source_guard off"]);
+    // CN 2 on a bus of its own, listened to.
+    let sock2 = bed.dir.join("ubus-cn2.sock");
+    let _ubusd2 = fake_ubusd::FakeUbusd::start(&sock2);
+    bed.set_rc(
+        2,
+        &["hostapd_ctrl off", &format!("ubus {}", sock2.display())],
+    );
     bed.start_daemons(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}\n{}", bed.logs()));
+    assert!(
+        bed.cns[1].wait_log("published ubus object 'tmip'", 0, 10),
+        "{}",
+        tmipd_log(&bed, 2)
+    );
+    let bus2 = fake_ubusd::EventLog::start(&sock2, "tmip");
     for k in [1, 2] {
         assert!(
             tmipd_log(&bed, k).contains(&format!(
@@ -414,6 +432,28 @@ fn spoofed_sources_are_dropped_and_the_victim_keeps_service() {
         );
     }
     assert!(tmipd_log(&bed, 1).contains(&format!("source guard on {MOBILE_IF}: dropped")));
+    // CN 2's bus: the guard's report as a refused event naming C as A.
+    let field = |v: &tmip::ubus::Value, k: &str| {
+        v.get(k)
+            .and_then(tmip::ubus::Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let ev = bus2
+        .wait_refused(&["source_guard"], Duration::from_secs(10), Duration::ZERO)
+        .unwrap_or_else(|came| panic!("no source_guard event on CN2's bus: {came:?}"));
+    let e = ev
+        .iter()
+        .find(|e| field(e, "reason") == "source_guard" && field(e, "mac") == mac_c.to_lowercase())
+        .unwrap_or_else(|| panic!("no source_guard event for C ({mac_c}): {ev:?}"));
+    println!("CN2 bus: {e:?}");
+    assert_eq!(field(e, "ip"), ip_a.to_string(), "{e:?}");
+    assert!(
+        e.get("packets")
+            .and_then(tmip::ubus::Value::as_i64)
+            .is_some_and(|n| n > 0),
+        "{e:?}"
+    );
 
     // ARP: B claims A's address to CN 1; CN 1 keeps believing A.
     let cn1_ip = cn_mobile_ip(1);

@@ -25,10 +25,8 @@ mod fake_ubusd;
 mod testbed;
 
 use common::wait_for;
-use fake_ubusd::{FakeListener, FakeUbusd};
+use fake_ubusd::{EventLog, FakeUbusd};
 use std::fs;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testbed::TestBed;
 use tmip::addr::Cell30;
@@ -82,52 +80,10 @@ fn scene_with(attacker_cell: usize, cn1_rc: &[&str]) -> Scene {
     }
 }
 
-/// `ubus listen tmip` on one CN's own bus, read all along by a thread (a
-/// flood of `arrived` events must not fill the socket and stall the bus)
-/// that keeps the `refused` events.
+/// `ubus listen tmip` on one CN's own bus (dropped before its ubusd).
 struct Bus {
-    refused: Arc<Mutex<Vec<Value>>>,
-    stop: Arc<AtomicBool>,
-    reader: Option<std::thread::JoinHandle<()>>,
+    log: EventLog,
     _ubusd: FakeUbusd,
-}
-
-impl Bus {
-    fn listen(ubusd: FakeUbusd, sock: &std::path::Path) -> Bus {
-        let mut l = FakeListener::connect(sock, "tmip");
-        let refused = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (keep, halt) = (refused.clone(), stop.clone());
-        let reader = std::thread::spawn(move || {
-            while !halt.load(Ordering::Relaxed) {
-                let _ = l.wait_for(Duration::from_millis(200), |v| {
-                    if field(v, "event") == "refused" {
-                        keep.lock().expect("lock").push(v.clone());
-                    }
-                    false
-                });
-            }
-        });
-        Bus {
-            refused,
-            stop,
-            reader: Some(reader),
-            _ubusd: ubusd,
-        }
-    }
-
-    fn refused(&self) -> Vec<Value> {
-        self.refused.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.reader.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Start the daemons, CN `k` (1, 2) with `rc[k - 1]` as its own rc lines
@@ -152,7 +108,10 @@ fn start_with_buses(bed: &mut TestBed, rc: [&[&str]; 2]) -> Vec<Bus> {
                 "{}",
                 bed.cns[i].log_text()
             );
-            Bus::listen(u, &sock(bed, i + 1))
+            Bus {
+                log: EventLog::start(&sock(bed, i + 1), "tmip"),
+                _ubusd: u,
+            }
         })
         .collect()
 }
@@ -164,29 +123,22 @@ fn field<'a>(v: &'a Value, k: &str) -> &'a str {
 /// Wait (10 s) until CN `k`'s bus carried a `refused` event of each of
 /// `reasons`, then one second more; every `refused` event it carried.
 fn refused_events(bed: &TestBed, buses: &[Bus], k: usize, reasons: &[&str]) -> Vec<Value> {
-    let bus = &buses[k - 1];
-    let all_came = |ev: &[Value]| {
-        reasons
-            .iter()
-            .all(|r| ev.iter().any(|e| field(e, "reason") == *r))
-    };
-    if wait_for(Duration::from_secs(10), || {
-        all_came(&bus.refused()).then_some(())
-    })
-    .is_none()
+    let second = Duration::from_secs(1);
+    match buses[k - 1]
+        .log
+        .wait_refused(reasons, Duration::from_secs(10), second)
     {
-        panic!(
-            "CN{k}: no refused event for each of {reasons:?}; came {:?}\n{}",
-            bus.refused(),
+        Ok(ev) => {
+            for e in &ev {
+                println!("CN{k} bus: {e:?}");
+            }
+            ev
+        }
+        Err(came) => panic!(
+            "CN{k}: no refused event for each of {reasons:?}; came {came:?}\n{}",
             bed.logs()
-        );
+        ),
     }
-    std::thread::sleep(Duration::from_secs(1));
-    let ev = bus.refused();
-    for e in &ev {
-        println!("CN{k} bus: {e:?}");
-    }
-    ev
 }
 
 /// The `refused` events of `reason` among `events`: at least one, at most

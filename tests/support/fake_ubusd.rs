@@ -671,6 +671,81 @@ impl FakeListener {
     }
 }
 
+/// `ubus listen PATTERN` read all along by a thread, which keeps every
+/// event's data (a flood of events must not fill the socket and stall the
+/// bus while the test does something else).
+pub struct EventLog {
+    events: Arc<Mutex<Vec<Value>>>,
+    stop: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EventLog {
+    pub fn start(path: &Path, pattern: &str) -> EventLog {
+        let mut l = FakeListener::connect(path, pattern);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (keep, halt) = (events.clone(), stop.clone());
+        let reader = std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                let _ = l.wait_for(Duration::from_millis(200), |v| {
+                    keep.lock().expect("lock").push(v.clone());
+                    false
+                });
+            }
+        });
+        EventLog {
+            events,
+            stop,
+            reader: Some(reader),
+        }
+    }
+
+    /// The `refused` events so far.
+    pub fn refused(&self) -> Vec<Value> {
+        let g = self.events.lock().expect("lock");
+        g.iter()
+            .filter(|v| v.get("event").and_then(Value::as_str) == Some("refused"))
+            .cloned()
+            .collect()
+    }
+
+    /// Wait up to `timeout` until a `refused` event of each of `reasons`
+    /// came, then `settle` more; every `refused` event so far (`Err`: the
+    /// ones that came, when some reason did not).
+    pub fn wait_refused(
+        &self,
+        reasons: &[&str],
+        timeout: Duration,
+        settle: Duration,
+    ) -> Result<Vec<Value>, Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        let all_came = |ev: &[Value]| {
+            reasons.iter().all(|r| {
+                ev.iter()
+                    .any(|e| e.get("reason").and_then(Value::as_str) == Some(r))
+            })
+        };
+        while !all_came(&self.refused()) {
+            if Instant::now() >= deadline {
+                return Err(self.refused());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(settle);
+        Ok(self.refused())
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.reader.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A test's own ubus client (tmip::ubus::UbusClient), driven until an answer.
 
