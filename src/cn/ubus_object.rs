@@ -503,4 +503,98 @@ mod tests {
             Some(12_345)
         );
     }
+
+    /// Each refusal's `reason` word and its own fields (docs/TMIPD.md).
+    #[test]
+    fn refused_events_carry_their_reason_and_its_fields() {
+        use crate::cn::events::RefuseReason;
+        use std::net::Ipv4Addr;
+        let me = CnAddr {
+            ip: Ipv4Addr::new(10, 0, 0, 1),
+            port: crate::CN_PORT,
+        };
+        let mac = |n| MacAddr([2, 0, 0, 0, 0, n]);
+        let ip = Ipv4Addr::new(10, 1, 0, 5);
+        let cases = [
+            (
+                RefuseReason::SpoofChaddr { chaddr: mac(2) },
+                "spoof_chaddr",
+                vec![("chaddr", "02:00:00:00:00:02")],
+            ),
+            (
+                RefuseReason::SpoofAddress {
+                    ip,
+                    owner: Some(mac(2)),
+                },
+                "spoof_address",
+                vec![("ip", "10.1.0.5"), ("owner", "02:00:00:00:00:02")],
+            ),
+            (
+                RefuseReason::SpoofAddress { ip, owner: None },
+                "spoof_address",
+                vec![("ip", "10.1.0.5")],
+            ),
+            (RefuseReason::SpoofRelease, "spoof_release", vec![]),
+            (RefuseReason::SpoofDecline, "spoof_decline", vec![]),
+            (RefuseReason::RelayedMove, "relayed_move", vec![]),
+            (RefuseReason::Quota, "quota", vec![]),
+            (RefuseReason::PoolExhausted, "pool_exhausted", vec![]),
+            (RefuseReason::MlrRefused, "mlr_refused", vec![]),
+        ];
+        for (reason, word, fields) in cases {
+            let v = event_value(
+                &CnEvent::Refused {
+                    mac: mac(9),
+                    cell: None,
+                    reason,
+                },
+                me,
+            );
+            let Value::Table(t) = &v else { panic!() };
+            let names: Vec<&str> = t.iter().map(|(k, _)| k.as_str()).collect();
+            let mut want = vec!["event", "mac", "reason"];
+            want.extend(fields.iter().map(|(k, _)| *k));
+            want.push("cn");
+            assert_eq!(names, want, "{word}");
+            assert_eq!(v.get("reason").and_then(Value::as_str), Some(word));
+            assert_eq!(
+                v.get("mac").and_then(Value::as_str),
+                Some("02:00:00:00:00:09")
+            );
+            for (k, val) in fields {
+                assert_eq!(v.get(k).and_then(Value::as_str), Some(val), "{word}: {k}");
+            }
+        }
+        let v = event_value(
+            &CnEvent::Refused {
+                mac: mac(9),
+                cell: None,
+                reason: RefuseReason::RateLimited { rate: 10 },
+            },
+            me,
+        );
+        assert_eq!(v.get("rate").and_then(Value::as_i64), Some(10));
+        let reason = RefuseReason::SourceGuard {
+            ip,
+            packets: 104,
+            arp: 3,
+        };
+        let cell = Some(crate::addr::Cell30::containing(ip));
+        let v = event_value(
+            &CnEvent::Refused {
+                mac: mac(9),
+                cell,
+                reason,
+            },
+            me,
+        );
+        assert_eq!(
+            v.get("reason").and_then(Value::as_str),
+            Some("source_guard")
+        );
+        assert_eq!(v.get("cell").and_then(Value::as_str), Some("10.1.0.4/30"));
+        assert_eq!(v.get("ip").and_then(Value::as_str), Some("10.1.0.5"));
+        assert_eq!(v.get("packets").and_then(Value::as_i64), Some(104));
+        assert_eq!(v.get("arp").and_then(Value::as_i64), Some(3));
+    }
 }
