@@ -229,13 +229,12 @@ impl<D: DataPlane> GuardedDataPlane<D> {
         } else {
             Vec::new()
         };
-        let (before_ip, before_arp) = (seen_ip, seen_arp);
         if let Some(line) = self.report.update(&self.mobile_if, ip, arp, &offenders) {
             log::warn!(target: "cn", "{line}");
-            // As DropReport counts: a counter that went down was reset.
+            let (packets, arp) = self.report.latest();
             self.drops = Some(GuardDrops {
-                packets: ip.checked_sub(before_ip).unwrap_or(ip),
-                arp: arp.checked_sub(before_arp).unwrap_or(arp),
+                packets,
+                arp,
                 offenders,
             });
         }

@@ -307,12 +307,20 @@ pub struct GuardDrops {
 pub struct DropReport {
     ip: u64,
     arp: u64,
+    /// What the latest reading found new (IPv4, ARP).
+    new: (u64, u64),
 }
 
 impl DropReport {
     /// Total IPv4 packets and ARP frames dropped so far.
     pub fn totals(&self) -> (u64, u64) {
         (self.ip, self.arp)
+    }
+
+    /// IPv4 packets and ARP frames the latest reading found dropped since
+    /// the one before.
+    pub fn latest(&self) -> (u64, u64) {
+        self.new
     }
 
     /// Takes the counters' current values and the recent offenders (from
@@ -330,6 +338,7 @@ impl DropReport {
         let new_arp = arp.checked_sub(self.arp).unwrap_or(arp);
         self.ip = ip;
         self.arp = arp;
+        self.new = (new_ip, new_arp);
         if new_ip == 0 && new_arp == 0 {
             return None;
         }

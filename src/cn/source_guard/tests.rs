@@ -179,9 +179,11 @@ fn report_names_new_drops_and_offenders_and_stays_quiet_otherwise() {
         line.contains("dropped 5 IPv4") && line.contains("(20 and 2 in all)"),
         "{line}"
     );
+    assert_eq!(r.latest(), (5, 0), "what the refused event reports");
     // A re-created table starts from zero again.
     let line = r.update("mob", 3, 0, &[]).expect("a line");
     assert!(line.contains("dropped 3 IPv4"), "{line}");
+    assert_eq!(r.latest(), (3, 0));
     assert_eq!(r.totals(), (3, 0));
 }
 
