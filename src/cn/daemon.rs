@@ -20,7 +20,7 @@ use super::station_events::{self, HostapdLink};
 use super::status;
 use super::translate;
 use super::ubus_object::{self, UbusLink};
-use crate::config::tmipd::{Pool, TmipdConfig};
+use crate::config::tmipd::{CellRange, TmipdConfig};
 use crate::event_loop::{Poller, Readiness, Signals, Timers, Token, TokenSlab};
 use crate::mlrp::{self, CnEntry, NetworkKey};
 use std::net::{Ipv4Addr, TcpListener};
@@ -68,7 +68,7 @@ pub struct Daemon {
     pub(super) me: CnAddr,
     pub(super) cn_info: IfaceInfo,
     pub(super) mobile_info: IfaceInfo,
-    pub(super) pools: Vec<Pool>,
+    pub(super) pools: Vec<CellRange>,
     pub(super) core: CnCore,
     pub(super) dp: Box<dyn DataPlane>,
     pub(super) timers: Timers<Timer>,

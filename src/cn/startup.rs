@@ -13,7 +13,7 @@ use super::dhcp_io::DhcpIo;
 use super::iface::{self, IfaceInfo};
 use super::mlr_link::{BindFailure, LinkConfig, MlrLink};
 use super::translate;
-use crate::config::tmipd::{Pool, Source, TmipdConfig};
+use crate::config::tmipd::{CellRange, Source, TmipdConfig};
 use crate::event_loop::{Poller, Signals, Timers, TokenSlab};
 use crate::logging;
 use crate::mlrp::{self, Message, NetworkKey};
@@ -173,7 +173,7 @@ impl Daemon {
         backup_addr: Option<SocketAddrV4>,
         cn_info: IfaceInfo,
         mobile_info: IfaceInfo,
-        pools: Vec<Pool>,
+        pools: Vec<CellRange>,
     ) -> Result<Daemon, String> {
         log::info!(target: "cn", "+ Bringing up TMipd services...");
         let key = match &cfg.secret {
@@ -465,7 +465,7 @@ impl Daemon {
                         continue;
                     };
                     let tl = crate::addr::Cell30::containing(theirs.last);
-                    let t = Pool {
+                    let t = CellRange {
                         first: tf,
                         last: tl,
                     };
