@@ -145,7 +145,7 @@ pub fn run(opts: Options) -> i32 {
         }
     }
     if !cfg.foreground {
-        if let Err(e) = crate::daemon::daemonize() {
+        if let Err(e) = crate::process_setup::daemonize() {
             return fail(format!("cannot detach: {e}"));
         }
     }
@@ -427,7 +427,7 @@ impl Daemon {
             self.cfg.cn_name
         );
         if let Some(p) = &self.cfg.pid_file {
-            if let Err(e) = crate::daemon::write_pidfile(p) {
+            if let Err(e) = crate::process_setup::write_pidfile(p) {
                 log::warn!(target: "cn", "cannot write pid file {p}: {e}");
             }
         }
