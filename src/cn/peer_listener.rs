@@ -4,7 +4,7 @@
 //! [`mlrp::Conn`] with its own [`Session`]; idle and half-open ones are
 //! closed so they cannot hold every slot.
 
-use super::daemon::Daemon;
+use super::poll_loop::Daemon;
 use crate::event_loop::Readiness;
 use crate::mlrp::{self, ErrorCode, Incoming, Role, Session};
 use std::io;

@@ -5,13 +5,13 @@
 //! stations the MLR still places here. Then [`Daemon::run_loop`].
 
 use super::core::{CnCore, CoreConfig};
-use super::daemon::{Daemon, MlrTag, Timer};
 use super::dataplane::{CnAddr, DataPlane};
 use super::dataplane_guard::GuardedDataPlane;
 use super::dataplane_netlink::NetlinkDataPlane;
 use super::dhcp_io::DhcpIo;
 use super::iface::{self, IfaceInfo};
 use super::mlr_link::{BindFailure, LinkConfig, MlrLink};
+use super::poll_loop::{Daemon, MlrTag, Timer};
 use super::translate;
 use crate::config::tmipd::{CellRange, Source, TmipdConfig};
 use crate::event_loop::{Poller, Signals, Timers, TokenSlab};
