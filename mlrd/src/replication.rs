@@ -99,7 +99,7 @@ pub fn peer_addr(spec: &str) -> Result<SocketAddrV4, String> {
         ),
         None => (spec, tmip::MLR_PORT),
     };
-    tmip::cn::poll_loop::resolve(host, port)
+    tmip::config::resolve(host, port)
 }
 
 impl Server {

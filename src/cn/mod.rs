@@ -17,6 +17,7 @@ pub mod ipv6_check;
 pub mod link_mode;
 pub mod mlr_io;
 pub mod mlr_link;
+pub mod peer_conn;
 pub mod peer_listener;
 pub mod poll_loop;
 pub mod pushed;

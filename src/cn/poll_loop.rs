@@ -15,7 +15,7 @@ use super::dataplane::{CnAddr, DataPlane};
 use super::dhcp_io::DhcpIo;
 use super::iface::IfaceInfo;
 use super::mlr_link::MlrLink;
-use super::peer_listener::PeerConn;
+use super::peer_conn::PeerConn;
 use super::station_events::{self, HostapdLink};
 use super::status;
 use super::translate;
@@ -26,8 +26,6 @@ use crate::mlrp::{self, CnEntry, NetworkKey};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
-
-pub use super::startup::{load_config, resolve, run, Options};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Timer {

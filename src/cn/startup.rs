@@ -13,11 +13,12 @@ use super::iface::{self, IfaceInfo};
 use super::mlr_link::{BindFailure, LinkConfig, MlrLink};
 use super::poll_loop::{Daemon, MlrTag, Timer};
 use super::translate;
+use crate::config::resolve;
 use crate::config::tmipd::{CellRange, Source, TmipdConfig};
 use crate::event_loop::{Poller, Signals, Timers, TokenSlab};
 use crate::logging;
 use crate::mlrp::{self, Message, NetworkKey};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Command-line overrides.
@@ -51,20 +52,6 @@ pub(super) fn fail(msg: impl std::fmt::Display) -> i32 {
     eprintln!("tmipd: {msg}");
     log::error!(target: "cn", "{msg}");
     1
-}
-
-/// Resolve `host:port` to the first IPv4 address.
-pub fn resolve(host: &str, port: u16) -> Result<SocketAddrV4, String> {
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve MLR '{host}': {e}"))?;
-    addrs
-        .filter_map(|a| match a {
-            SocketAddr::V4(v) => Some(v),
-            SocketAddr::V6(_) => None,
-        })
-        .next()
-        .ok_or_else(|| format!("MLR '{host}' has no IPv4 address"))
 }
 
 pub fn load_config(opts: &Options) -> Result<TmipdConfig, String> {

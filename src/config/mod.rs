@@ -3,10 +3,12 @@
 //! feed the same typed config structs, validated once at start.
 
 pub mod rc;
+mod resolve;
 mod source;
 pub mod tmipd;
 pub mod uci;
 
+pub use resolve::resolve;
 pub use source::{from_uci, load_source, read_file, Source, UCI_FILE};
 
 use std::fmt;
