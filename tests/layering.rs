@@ -107,6 +107,11 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// when merging it. Do not add entries here: fix the circle instead.
 const ALLOWED_CYCLES: &[&[&str]] = &[&["src/mlrp/frame.rs", "src/mlrp/message.rs"]];
 
+/// Pairs that must not use each other although the layers would allow the
+/// first to use the second: mlrd is not a CN (it once resolved host names
+/// through tmipd's poll loop).
+const APART: &[(&str, &str)] = &[("mlrd", "tmip::cn")];
+
 /// The crates checked: name, root file, and the extern crates of ours that
 /// its paths may start with.
 const CRATES: &[(&str, &str, &[&str])] = &[
@@ -142,7 +147,8 @@ fn no_upward_imports_and_no_import_circles() {
         missed.is_empty(),
         "not reached from a crate root: {missed:?}"
     );
-    let problems = check(&graph, LAYERS, ALLOWED_CYCLES);
+    let mut problems = check(&graph, LAYERS, ALLOWED_CYCLES);
+    problems.extend(apart(&graph, APART));
     assert!(
         problems.is_empty(),
         "{} layering problem(s) (table and rules: tests/layering.rs, docs/ARCHITECTURE.md):\n{}",
@@ -261,6 +267,24 @@ fn check(g: &Graph, layers: &[(&str, &[&str])], allowed: &[&[&str]]) -> Vec<Stri
             out.push(format!(
                 "ALLOWED_CYCLES lists {a:?}, which is no longer a circle: delete the entry"
             ));
+        }
+    }
+    out
+}
+
+/// Every use of a module under `b` by a module under `a`, for each pair.
+fn apart(g: &Graph, pairs: &[(&str, &str)]) -> Vec<String> {
+    let under = |key: &str, m: &str| key == m || key.starts_with(&format!("{m}::"));
+    let mut out = Vec::new();
+    for e in &g.edges {
+        let from = &g.nodes[e.from];
+        for (a, b) in pairs {
+            if under(&from.key, a) && under(&e.to_key, b) {
+                out.push(format!(
+                    "apart: {}:{} ({}) uses {} ({}); {a} must not use {b}",
+                    from.file, e.line, from.key, e.what, e.to_key
+                ));
+            }
         }
     }
     out
@@ -1155,6 +1179,23 @@ mod self_test {
         let p = check(&g, FAKE_LAYERS, &[&["a.rs", "b.rs"], &["a.rs", "low.rs"]]);
         assert_eq!(p.len(), 1, "{p:#?}");
         assert!(p[0].contains("no longer a circle"), "{p:#?}");
+    }
+
+    #[test]
+    fn a_use_between_modules_kept_apart_is_reported() {
+        let g = fake(&[
+            ("lib.rs", "mod high; mod low;"),
+            ("high.rs", "fn f() { crate::low::g(); }"),
+            ("low.rs", "pub fn g() {}"),
+        ]);
+        assert!(check(&g, FAKE_LAYERS, &[]).is_empty());
+        let p = apart(&g, &[("fake::high", "fake::low")]);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("apart: high.rs:1 (fake::high) uses crate::low::g"),
+            "{p:#?}"
+        );
+        assert!(apart(&g, &[("fake::low", "fake::high")]).is_empty());
     }
 
     #[test]
