@@ -466,14 +466,7 @@ fn lex(src: &str) -> Vec<Token> {
                 });
                 i = k + 1 + hashes;
             } else if j > i && at(j) == '"' {
-                i = j; // b"..." / c"...": lexed as a string below
-                let (s, next, lines) = string_at(&c, i);
-                out.push(Token {
-                    tok: Tok::Str(s),
-                    line,
-                });
-                line += lines;
-                i = next;
+                i = j; // b"..." / c"...": the string is lexed next
             } else if ch == 'b' && at(i + 1) == '\'' {
                 i = char_literal_end(&c, i + 1);
             } else if ch == 'r' && at(i + 1) == '#' && ident_start(at(i + 2)) {
@@ -1217,7 +1210,7 @@ mod self_test {
             (
                 "a.rs",
                 "// crate::b::B\n/* crate::b::B */ const S: &str = \"crate::b::B\";\n\
-                 const R: &str = r#\"crate::b::B\"#; const C: char = '\"';\npub struct A;",
+                 const R: &str = r#\"crate::b::B\"#; const Y: &[u8] = b\"crate::b::B\"; const C: char = '\"';\npub struct A;",
             ),
             ("bee.rs", "fn f() -> crate::A { todo!() }"),
         ]);
