@@ -320,7 +320,7 @@ pub fn write(path: &str, doc: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::register::PoolSpec;
+    use crate::register::AddrRange;
     use serde_json::Value;
     use tmip::addr::MacAddr;
 
@@ -338,7 +338,7 @@ mod tests {
                 "roof\tcn\u{1}",
                 "10.9.0.1".parse().unwrap(),
                 5554,
-                &[PoolSpec {
+                &[AddrRange {
                     first: "10.1.0.0".parse().unwrap(),
                     last: "10.1.0.255".parse().unwrap(),
                 }],
@@ -410,7 +410,7 @@ mod tests {
                 &format!("{name}{i}"),
                 std::net::Ipv4Addr::from(0x0a09_0000 + i),
                 5554,
-                &[PoolSpec {
+                &[AddrRange {
                     first,
                     last: std::net::Ipv4Addr::from(u32::from(first) + 255),
                 }],

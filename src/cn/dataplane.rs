@@ -133,9 +133,20 @@ pub trait DataPlane {
     fn tick(&mut self, _now: std::time::Instant) {}
     /// What the source guard dropped since it last reported, once per
     /// report (`None`: no guard, or nothing new).
-    fn take_guard_drops(&mut self) -> Option<super::source_guard::GuardDrops> {
+    fn take_guard_drops(&mut self) -> Option<GuardDrops> {
         None
     }
+}
+
+/// What one reading of the source guard's drop counters found new:
+/// `packets` IPv4 packets and `arp` ARP frames dropped since the reading
+/// before, and the IPv4 offenders (source MAC and address) the kernel
+/// noted in the last minute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardDrops {
+    pub packets: u64,
+    pub arp: u64,
+    pub offenders: Vec<(crate::addr::MacAddr, std::net::Ipv4Addr)>,
 }
 
 /// A data plane that only records and logs what it is asked to do. Used by

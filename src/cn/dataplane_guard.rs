@@ -11,10 +11,8 @@
 //! error at start-up); the arp table is best effort (kernels without the
 //! nf_tables arp family get a warning).
 
-use super::dataplane::{DataAction, DataPlane, DataPlaneError};
-use super::source_guard::{
-    self, DropReport, GuardDrops, SourceGuard, COUNTER, LINGER_MS, SPOOFERS,
-};
+use super::dataplane::{DataAction, DataPlane, DataPlaneError, GuardDrops};
+use super::source_guard::{self, DropReport, SourceGuard, COUNTER, LINGER_MS, SPOOFERS};
 use crate::addr::{Cell30, MacAddr};
 use crate::netlink::nftables::{Family, NfTables};
 use crate::netlink::NetlinkError;

@@ -291,16 +291,6 @@ impl SourceGuard {
     }
 }
 
-/// What one reading of the drop counters found new: `packets` IPv4 packets
-/// and `arp` ARP frames dropped since the reading before, and the IPv4
-/// offenders (source MAC and address) the kernel noted in the last minute.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GuardDrops {
-    pub packets: u64,
-    pub arp: u64,
-    pub offenders: Vec<(MacAddr, Ipv4Addr)>,
-}
-
 /// Turns the drop counters, read now and then, into log lines: one per
 /// reading in which something was dropped, none while all is quiet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
