@@ -375,7 +375,7 @@ fn signals_and_console_work_in_the_foreground() {
     let ns = &bed.cns[0].ns;
     ns.signal(pid, nix::sys::signal::Signal::SIGHUP);
     assert!(
-        bed.cns[0].wait_log("need a restart to take effect: cn_port", 0, 5),
+        bed.cns[0].wait_log("not applied, needs a restart: cn_port", 0, 5),
         "{}",
         read(&log)
     );

@@ -2,6 +2,7 @@
 //! (`tmipd.rc`, `mlrd.rc`); `uci` reads OpenWrt's `/etc/config/tmip`. Both
 //! feed the same typed config structs, validated once at start.
 
+pub mod keys;
 pub mod rc;
 pub mod tmipd;
 pub mod uci;
