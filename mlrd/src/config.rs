@@ -6,8 +6,10 @@
 //! validated once; an unknown key or bad value is an error naming the file
 //! and line. The same lines can come from UCI (`Section::rc_lines()`).
 
+use tmip::config::keys::{Default, Hup, Key, Table, Type};
 use tmip::config::rc::RcLine;
 use tmip::config::ConfigError;
+use tmip::field;
 
 /// Default UCI file for `-u`.
 pub const UCI_FILE: &str = "/etc/config/tmip";
@@ -15,28 +17,6 @@ pub const UCI_FILE: &str = "/etc/config/tmip";
 pub const UCI_TYPE: &str = "mlrd";
 
 pub use tmip::config::Source;
-
-/// Every key mlrd accepts (each at most once).
-pub const KEYS: &[&str] = &[
-    "network_name",
-    "port",
-    "foreground",
-    "log_file",
-    "log",
-    "status_file",
-    "debug_level",
-    "secret",
-    "state_dir",
-    "lease_time",
-    "backup_mlr",
-    "primary_mlr",
-    "max_connections",
-    "cn_timeout",
-    "max_unauth_per_source",
-    "handshake_timeout",
-    "offer_time",
-    "foreign_share",
-];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MlrdConfig {
@@ -74,32 +54,329 @@ pub struct MlrdConfig {
     pub foreign_share: u8,
 }
 
-impl Default for MlrdConfig {
-    fn default() -> Self {
-        MlrdConfig {
-            network_name: String::new(),
-            port: tmip::MLR_PORT,
-            foreground: false,
-            log_file: "/var/log/mlrd.log".into(),
-            log: true,
-            status_file: "/tmp/mlrd.status".into(),
-            debug_level: tmip::logging::DEFAULT_LEVEL,
-            secret: None,
-            state_dir: "/var/lib/mlrd".into(),
-            lease_time: 86_400,
-            backup_mlr: None,
-            primary_mlr: None,
-            max_connections: 8192,
-            cn_timeout: 30,
-            max_unauth_per_source: 16,
-            handshake_timeout: 10,
-            offer_time: crate::register::DEFAULT_OFFER_TIME,
-            foreign_share: crate::register::DEFAULT_FOREIGN_SHARE,
-        }
-    }
-}
+/// Every key mlrd reads: type, default, HUP behaviour and parser (see
+/// `tmip::config::keys`).
+pub static TABLE: Table<MlrdConfig> = Table {
+    keys: &[
+        Key {
+            name: "network_name",
+            ty: Type::Text,
+            default: Default::Required,
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                if l.rest.is_empty() {
+                    return Err(l.error(f, "missing value"));
+                }
+                if l.rest.len() > 64 {
+                    return Err(l.error(f, "longer than 64 bytes"));
+                }
+                c.network_name = l.rest.to_string();
+                Ok(())
+            },
+            field: field!(network_name),
+        },
+        Key {
+            name: "port",
+            ty: Type::Uint {
+                min: 1,
+                max: 65535,
+                unit: "",
+            },
+            default: Default::Value("6554"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.port = l.parse(f)?;
+                if c.port == 0 {
+                    return Err(l.error(f, "bad value '0'"));
+                }
+                Ok(())
+            },
+            field: field!(port),
+        },
+        Key {
+            name: "foreground",
+            ty: Type::Bool,
+            default: Default::Value("0"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.foreground = l.boolean(f)?;
+                Ok(())
+            },
+            field: field!(foreground),
+        },
+        Key {
+            name: "log_file",
+            ty: Type::Word,
+            default: Default::Value("/var/log/mlrd.log"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.log_file = l.single(f)?.to_string();
+                Ok(())
+            },
+            field: field!(log_file),
+        },
+        Key {
+            name: "log",
+            ty: Type::Bool,
+            default: Default::Value("1"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.log = l.boolean(f)?;
+                Ok(())
+            },
+            field: field!(log),
+        },
+        Key {
+            name: "status_file",
+            ty: Type::Word,
+            default: Default::Value("/tmp/mlrd.status"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                c.status_file = l.single(f)?.to_string();
+                Ok(())
+            },
+            field: field!(status_file),
+        },
+        Key {
+            name: "debug_level",
+            ty: Type::Uint {
+                min: 0,
+                max: 7,
+                unit: "",
+            },
+            default: Default::Value("2"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                let n: u8 = l.parse(f)?;
+                if n > tmip::logging::MAX_LEVEL {
+                    return Err(l.error(f, format!("bad value '{n}': must be 0..7")));
+                }
+                c.debug_level = n;
+                Ok(())
+            },
+            field: field!(debug_level),
+        },
+        Key {
+            name: "secret",
+            ty: Type::Text,
+            default: Default::Unset("none (frames not authenticated; warned)"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                if l.rest.is_empty() {
+                    return Err(l.error(f, "missing value"));
+                }
+                c.secret = Some(l.rest.to_string());
+                Ok(())
+            },
+            field: field!(secret),
+        },
+        Key {
+            name: "state_dir",
+            ty: Type::Word,
+            default: Default::Value("/var/lib/mlrd"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.state_dir = l.single(f)?.to_string();
+                Ok(())
+            },
+            field: field!(state_dir),
+        },
+        Key {
+            name: "lease_time",
+            ty: Type::Uint {
+                min: 60,
+                max: u32::MAX as u64,
+                unit: "s",
+            },
+            default: Default::Value("86400"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                c.lease_time = l.parse(f)?;
+                if c.lease_time < 60 {
+                    return Err(l.error(f, "must be at least 60 seconds"));
+                }
+                Ok(())
+            },
+            field: field!(lease_time),
+        },
+        Key {
+            name: "backup_mlr",
+            ty: Type::Words("HOST[:PORT]"),
+            default: Default::Unset("none"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.backup_mlr = Some(l.single(f)?.to_string());
+                Ok(())
+            },
+            field: field!(backup_mlr),
+        },
+        Key {
+            name: "primary_mlr",
+            ty: Type::Words("HOST[:PORT]"),
+            default: Default::Unset("none"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.primary_mlr = Some(l.single(f)?.to_string());
+                Ok(())
+            },
+            field: field!(primary_mlr),
+        },
+        Key {
+            name: "max_connections",
+            ty: Type::Uint {
+                min: 1,
+                max: usize::MAX as u64,
+                unit: "",
+            },
+            default: Default::Value("8192"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                c.max_connections = l.parse(f)?;
+                if c.max_connections == 0 {
+                    return Err(l.error(f, "bad value '0'"));
+                }
+                Ok(())
+            },
+            field: field!(max_connections),
+        },
+        Key {
+            name: "cn_timeout",
+            ty: Type::Uint {
+                min: 3,
+                max: u32::MAX as u64,
+                unit: "s",
+            },
+            default: Default::Value("30"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                c.cn_timeout = l.parse(f)?;
+                if c.cn_timeout < 3 {
+                    return Err(l.error(f, "must be at least 3 seconds"));
+                }
+                Ok(())
+            },
+            field: field!(cn_timeout),
+        },
+        Key {
+            name: "max_unauth_per_source",
+            ty: Type::Uint {
+                min: 1,
+                max: usize::MAX as u64,
+                unit: "",
+            },
+            default: Default::Value("16"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                c.max_unauth_per_source = l.parse(f)?;
+                if c.max_unauth_per_source == 0 {
+                    return Err(l.error(f, "bad value '0'"));
+                }
+                Ok(())
+            },
+            field: field!(max_unauth_per_source),
+        },
+        Key {
+            name: "handshake_timeout",
+            ty: Type::Uint {
+                min: 1,
+                max: 300,
+                unit: "s",
+            },
+            default: Default::Value("10"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                c.handshake_timeout = l.parse(f)?;
+                if !(1..=300).contains(&c.handshake_timeout) {
+                    return Err(l.error(f, "must be 1..300 seconds"));
+                }
+                Ok(())
+            },
+            field: field!(handshake_timeout),
+        },
+        Key {
+            name: "offer_time",
+            ty: Type::Uint {
+                min: 5,
+                max: 3600,
+                unit: "s",
+            },
+            default: Default::Value("60"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                c.offer_time = l.parse(f)?;
+                if !(5..=3600).contains(&c.offer_time) {
+                    return Err(l.error(f, "must be 5..3600 seconds"));
+                }
+                Ok(())
+            },
+            field: field!(offer_time),
+        },
+        Key {
+            name: "foreign_share",
+            ty: Type::Uint {
+                min: 0,
+                max: 100,
+                unit: "%",
+            },
+            default: Default::Value("75"),
+            hup: Hup::Live,
+            list: false,
+            set: |c, l, f| {
+                c.foreign_share = l.parse(f)?;
+                if c.foreign_share > 100 {
+                    return Err(l.error(f, "a percentage: 0..100"));
+                }
+                Ok(())
+            },
+            field: field!(foreign_share),
+        },
+    ],
+    aliases: &[],
+};
 
 impl MlrdConfig {
+    /// A config with nothing set (what [`TABLE`]'s defaults and the file's
+    /// lines are written into).
+    pub fn blank() -> MlrdConfig {
+        MlrdConfig {
+            network_name: String::new(),
+            port: 0,
+            foreground: false,
+            log_file: String::new(),
+            log: false,
+            status_file: String::new(),
+            debug_level: 0,
+            secret: None,
+            state_dir: String::new(),
+            lease_time: 0,
+            backup_mlr: None,
+            primary_mlr: None,
+            max_connections: 0,
+            cn_timeout: 0,
+            max_unauth_per_source: 0,
+            handshake_timeout: 0,
+            offer_time: 0,
+            foreign_share: 0,
+        }
+    }
+
     /// Read and validate from either source.
     pub fn load_source(src: &Source) -> Result<MlrdConfig, ConfigError> {
         tmip::config::load_source(src, UCI_TYPE, Self::from_lines)
@@ -113,104 +390,9 @@ impl MlrdConfig {
 
     /// Build from already split lines (rc file or UCI section).
     pub fn from_lines(file: &str, lines: &[RcLine<'_>]) -> Result<MlrdConfig, ConfigError> {
-        let mut c = MlrdConfig::default();
-        let mut network_seen = false;
-        let mut once = tmip::config::rc::OnceEach::new(&[]);
-        for l in lines {
-            if KEYS.contains(&l.key) {
-                once.check(file, l)?;
-            }
-            match l.key {
-                "network_name" => {
-                    if l.rest.is_empty() {
-                        return Err(l.error(file, "missing value"));
-                    }
-                    if l.rest.len() > 64 {
-                        return Err(l.error(file, "longer than 64 bytes"));
-                    }
-                    c.network_name = l.rest.to_string();
-                    network_seen = true;
-                }
-                "port" => {
-                    c.port = l.parse(file)?;
-                    if c.port == 0 {
-                        return Err(l.error(file, "bad value '0'"));
-                    }
-                }
-                "foreground" => c.foreground = l.boolean(file)?,
-                "log_file" => c.log_file = l.single(file)?.to_string(),
-                "log" => c.log = l.boolean(file)?,
-                "status_file" => c.status_file = l.single(file)?.to_string(),
-                "debug_level" => {
-                    let n: u8 = l.parse(file)?;
-                    if n > tmip::logging::MAX_LEVEL {
-                        return Err(l.error(file, format!("bad value '{n}': must be 0..7")));
-                    }
-                    c.debug_level = n;
-                }
-                "secret" => {
-                    if l.rest.is_empty() {
-                        return Err(l.error(file, "missing value"));
-                    }
-                    c.secret = Some(l.rest.to_string());
-                }
-                "state_dir" => c.state_dir = l.single(file)?.to_string(),
-                "lease_time" => {
-                    c.lease_time = l.parse(file)?;
-                    if c.lease_time < 60 {
-                        return Err(l.error(file, "must be at least 60 seconds"));
-                    }
-                }
-                "backup_mlr" => c.backup_mlr = Some(l.single(file)?.to_string()),
-                "primary_mlr" => c.primary_mlr = Some(l.single(file)?.to_string()),
-                "max_connections" => {
-                    c.max_connections = l.parse(file)?;
-                    if c.max_connections == 0 {
-                        return Err(l.error(file, "bad value '0'"));
-                    }
-                }
-                "cn_timeout" => {
-                    c.cn_timeout = l.parse(file)?;
-                    if c.cn_timeout < 3 {
-                        return Err(l.error(file, "must be at least 3 seconds"));
-                    }
-                }
-                "max_unauth_per_source" => {
-                    c.max_unauth_per_source = l.parse(file)?;
-                    if c.max_unauth_per_source == 0 {
-                        return Err(l.error(file, "bad value '0'"));
-                    }
-                }
-                "handshake_timeout" => {
-                    c.handshake_timeout = l.parse(file)?;
-                    if !(1..=300).contains(&c.handshake_timeout) {
-                        return Err(l.error(file, "must be 1..300 seconds"));
-                    }
-                }
-                "offer_time" => {
-                    c.offer_time = l.parse(file)?;
-                    if !(5..=3600).contains(&c.offer_time) {
-                        return Err(l.error(file, "must be 5..3600 seconds"));
-                    }
-                }
-                "foreign_share" => {
-                    c.foreign_share = l.parse(file)?;
-                    if c.foreign_share > 100 {
-                        return Err(l.error(file, "a percentage: 0..100"));
-                    }
-                }
-                other => {
-                    return Err(ConfigError::new(
-                        file,
-                        l.line,
-                        format!("unknown key '{other}'"),
-                    ))
-                }
-            }
-        }
-        if !network_seen {
-            return Err(ConfigError::new(file, 0, "network_name is not set"));
-        }
+        let mut c = MlrdConfig::blank();
+        TABLE.set_defaults(&mut c, file)?;
+        TABLE.read(&mut c, file, lines)?;
         if c.backup_mlr.is_some() && c.primary_mlr.is_some() {
             return Err(ConfigError::new(
                 file,
@@ -301,7 +483,7 @@ mod tests {
             .starts_with("mlrd.rc:2: port: bad value '70000'"));
         assert_eq!(
             parse("port 1\n").unwrap_err().to_string(),
-            "mlrd.rc: network_name is not set"
+            "mlrd.rc: missing mandatory key 'network_name'"
         );
     }
 
@@ -365,8 +547,63 @@ mod tests {
         let text = include_str!("../mlrd.rc");
         let c = parse(text).unwrap();
         assert_eq!(c.port, 6554);
-        for k in KEYS {
-            assert!(text.contains(k), "mlrd.rc does not explain {k}");
+        for k in TABLE.keys {
+            assert!(text.contains(k.name), "mlrd.rc does not explain {}", k.name);
         }
+    }
+
+    #[test]
+    fn the_key_table_holds_together() {
+        let samples = [
+            ("network_name", "n"),
+            ("secret", "a b"),
+            ("backup_mlr", "10.0.0.2:7000"),
+            ("primary_mlr", "10.0.0.1"),
+        ];
+        tmip::config::keys::check_table(&TABLE, MlrdConfig::blank, &samples).unwrap();
+        let c = parse("network_name n\n").unwrap();
+        assert_eq!(c.port, tmip::MLR_PORT);
+        assert_eq!(c.debug_level, tmip::logging::DEFAULT_LEVEL);
+        assert_eq!(c.offer_time, crate::register::DEFAULT_OFFER_TIME);
+        assert_eq!(c.foreign_share, crate::register::DEFAULT_FOREIGN_SHARE);
+    }
+
+    #[test]
+    fn hup_keeps_restart_only_keys_and_names_them() {
+        let a = parse("network_name n\nport 6554\n").unwrap();
+        let b = parse("network_name m\nport 7000\nlease_time 600\noffer_time 30\n").unwrap();
+        let r = TABLE.reload(&a, b);
+        assert_eq!(r.restart, ["network_name", "port"]);
+        assert_eq!(r.applied, ["lease_time", "offer_time"]);
+        assert_eq!((r.config.network_name.as_str(), r.config.port), ("n", 6554));
+        assert_eq!((r.config.lease_time, r.config.offer_time), (600, 30));
+    }
+
+    /// `tests/mlrd_process.rs` `hup_brings_every_live_key_to_the_part_that_uses_it`
+    /// proves each of these reaches its user on a HUP; a key made live
+    /// must get its case there, then be added here.
+    #[test]
+    fn live_keys_are_the_ones_this_test_proves() {
+        let live: Vec<&str> = TABLE
+            .keys
+            .iter()
+            .filter(|k| k.hup == Hup::Live)
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(
+            live,
+            [
+                "status_file",
+                "debug_level",
+                "secret",
+                "lease_time",
+                "max_connections",
+                "cn_timeout",
+                "max_unauth_per_source",
+                "handshake_timeout",
+                "offer_time",
+                "foreign_share"
+            ]
+        );
     }
 }
