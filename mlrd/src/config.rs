@@ -606,4 +606,78 @@ mod tests {
             ]
         );
     }
+
+    /// Files that carry the key tables: LuCI's form (its defaults, keys and
+    /// datatypes), the docs' key tables. `TMIP_REGEN=1 cargo test -p mlrd
+    /// generated_parts` rewrites them; otherwise a file that differs from
+    /// what the tables give fails here.
+    #[test]
+    fn generated_parts_of_luci_and_the_docs_match_the_tables() {
+        use tmip::config::keys::replace_between;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let luci = format!(
+            "var TMIP_KEYS = {{\n\t\"tmipd\": {},\n\t\"mlrd\": {}\n}};\n",
+            tmip::config::tmipd::TABLE.luci_json(),
+            TABLE.luci_json()
+        );
+        let parts = [
+            (
+                "openwrt/luci-app-tmip/htdocs/luci-static/resources/view/tmip/settings.js",
+                "/* BEGIN generated from the key tables",
+                "/* END generated */",
+                luci,
+            ),
+            (
+                "docs/TMIPD.md",
+                "<!-- BEGIN generated from config::tmipd::TABLE",
+                "<!-- END generated -->",
+                tmip::config::tmipd::TABLE.markdown(),
+            ),
+            (
+                "README.md",
+                "<!-- BEGIN generated from mlrd::config::TABLE",
+                "<!-- END generated -->",
+                TABLE.markdown(),
+            ),
+        ];
+        let regen = std::env::var_os("TMIP_REGEN").is_some();
+        let mut stale = Vec::new();
+        for (file, begin, end, body) in parts {
+            let path = root.join(file);
+            let now = std::fs::read_to_string(&path).unwrap();
+            let want = replace_between(&now, begin, end, &body)
+                .unwrap_or_else(|| panic!("{file}: markers {begin:?} .. {end:?} missing"));
+            if want != now {
+                if regen {
+                    std::fs::write(&path, want).unwrap();
+                } else {
+                    stale.push(file);
+                }
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "not what the key tables give (TMIP_REGEN=1 cargo test -p mlrd generated_parts): {stale:?}"
+        );
+    }
+
+    /// The init scripts read `enabled` with the default the table of
+    /// init-script keys (and so LuCI) has.
+    #[test]
+    fn the_init_scripts_defaults_are_the_tables() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for script in ["init.d/tmipd", "init.d/mlrd"] {
+            let text = std::fs::read_to_string(root.join(script)).unwrap();
+            let gets: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("config_get"))
+                .collect();
+            let want: Vec<String> = tmip::config::keys::INIT_SCRIPT_KEYS
+                .iter()
+                .map(|(k, v)| format!("config_get_bool {k} \"$section\" {k} {v}"))
+                .collect();
+            assert_eq!(gets, want, "{script}");
+        }
+    }
 }

@@ -66,7 +66,11 @@ impl std::fmt::Display for Type {
         match self {
             Type::Bool => f.write_str("bool"),
             Type::Uint { min, max, unit } => {
-                write!(f, "{min}..{max}")?;
+                if *max >= u64::from(u32::MAX) {
+                    write!(f, "{min} or more")?;
+                } else {
+                    write!(f, "{min}..{max}")?;
+                }
                 if !unit.is_empty() {
                     write!(f, " {unit}")?;
                 }
@@ -258,43 +262,63 @@ impl<C: 'static> Table<C> {
         o
     }
 
-    /// The defaults LuCI's form shows and saves against, as a JavaScript
-    /// object literal: every key with a default, and the init scripts' keys.
-    pub fn js_defaults(&self) -> String {
-        let mut items: Vec<String> = INIT_SCRIPT_KEYS
+    /// What LuCI's settings form takes from the table, as a JSON object:
+    /// `defaults` (every key with one, and the init scripts' keys),
+    /// `keys` (every key the form must offer: the init scripts' and the
+    /// table's, not the aliases) and `datatypes` (LuCI's, for numbers and
+    /// addresses).
+    pub fn luci_json(&self) -> String {
+        let defaults: Vec<String> = INIT_SCRIPT_KEYS
             .iter()
-            .map(|(k, v)| format!("{k}: {}", js_str(v)))
+            .map(|(k, v)| format!("{}: {}", json_str(k), json_str(v)))
+            .chain(self.keys.iter().filter_map(|k| match k.default {
+                Default::Value(v) => Some(format!("{}: {}", json_str(k.name), json_str(v))),
+                _ => None,
+            }))
             .collect();
-        for k in self.keys {
-            if let Default::Value(v) = k.default {
-                items.push(format!("{}: {}", k.name, js_str(v)));
-            }
-        }
-        format!("{{\n\t{}\n}}", items.join(",\n\t"))
-    }
-
-    /// Every key LuCI's form must offer (the init scripts' and the table's,
-    /// not the aliases), as a JavaScript array literal.
-    pub fn js_keys(&self) -> String {
-        let items: Vec<String> = INIT_SCRIPT_KEYS
+        let keys: Vec<String> = INIT_SCRIPT_KEYS
             .iter()
-            .map(|(k, _)| js_str(k))
-            .chain(self.keys.iter().map(|k| js_str(k.name)))
+            .map(|(k, _)| json_str(k))
+            .chain(self.keys.iter().map(|k| json_str(k.name)))
             .collect();
-        format!("[{}]", items.join(", "))
+        let datatypes: Vec<String> = self
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let t = match k.ty {
+                    Type::Uint { min: 0, max, .. } if max >= u64::from(u32::MAX) => {
+                        "uinteger".to_string()
+                    }
+                    Type::Uint { min, max, .. } if max >= u64::from(u32::MAX) => {
+                        format!("min({min})")
+                    }
+                    Type::Uint { min, max, .. } => format!("range({min},{max})"),
+                    Type::Ipv4 => "ip4addr".to_string(),
+                    _ => return None,
+                };
+                Some(format!("{}: {}", json_str(k.name), json_str(&t)))
+            })
+            .collect();
+        format!(
+            "{{\n\t\t\"defaults\": {{{}}},\n\t\t\"keys\": [{}],\n\t\t\"datatypes\": {{{}}}\n\t}}",
+            defaults.join(", "),
+            keys.join(", "),
+            datatypes.join(", ")
+        )
     }
 }
 
-fn js_str(s: &str) -> String {
-    let mut o = String::from("'");
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
     for c in s.chars() {
         match c {
-            '\'' => o.push_str("\\'"),
+            '"' => o.push_str("\\\""),
             '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
             c => o.push(c),
         }
     }
-    o.push('\'');
+    o.push('"');
     o
 }
 
