@@ -1227,6 +1227,28 @@ source_guard off\n"
                     \tlist dns 'not-an-address'\n";
         let e = TmipdConfig::from_uci("/etc/config/tmip", text, "main").unwrap_err();
         assert!(e.to_string().starts_with("/etc/config/tmip:8:"), "{e}");
+        let base = "config tmipd 'main'\n\toption mlr 'm'\n\toption cn_if 'a'\n\
+                    \toption mobile_if 'b'\n\toption network_name 'n'\n";
+        for (list, line) in [
+            ("\tlist addr_pool 'b * *'\n\tlist addr_pool 'b 10.0.0.9'\n", 7),
+            (
+                "\tlist static_route '10.0.0.0/8 10.1.0.1'\n\n\tlist static_route '10.0.0.0/33 10.1.0.1'\n",
+                8,
+            ),
+            ("\tlist dns '10.0.0.1'\n\toption frob 'x'\n", 7),
+        ] {
+            let e = TmipdConfig::from_uci("/etc/config/tmip", &format!("{base}{list}"), "main")
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(&format!("/etc/config/tmip:{line}: ")), "{e}");
+        }
+        let e = TmipdConfig::from_uci(
+            "/etc/config/tmip",
+            &format!("{base}\toption frob 'x'\n"),
+            "main",
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "/etc/config/tmip:6: unknown key 'frob'");
     }
 
     #[test]
