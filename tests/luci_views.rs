@@ -25,6 +25,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tmip::config::keys::json_str;
 use tmip::ubus::client::{UbusClient, UbusEvent};
 use tmip::ubus::msg::status;
 use tmip::ubus::Value;
@@ -112,20 +113,6 @@ fn apply(pkg: &mut tmip::config::uci::Package, changes: &serde_json_lite::J) {
 
 fn app() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("openwrt/luci-app-tmip")
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 /// A blobmsg value as JSON (what rpcd's JSON-RPC gives LuCI).

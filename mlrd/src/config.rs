@@ -9,7 +9,7 @@
 use tmip::config::keys::{Default, Hup, Key, Table, Type};
 use tmip::config::rc::RcLine;
 use tmip::config::ConfigError;
-use tmip::field;
+use tmip::{bool_key, debug_level_key, field, secret_key, word_key};
 
 /// Default UCI file for `-u`.
 pub const UCI_FILE: &str = "/etc/config/tmip";
@@ -95,101 +95,13 @@ pub static TABLE: Table<MlrdConfig> = Table {
             },
             field: field!(port),
         },
-        Key {
-            name: "foreground",
-            ty: Type::Bool,
-            default: Default::Value("0"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.foreground = l.boolean(f)?;
-                Ok(())
-            },
-            field: field!(foreground),
-        },
-        Key {
-            name: "log_file",
-            ty: Type::Word,
-            default: Default::Value("/var/log/mlrd.log"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.log_file = l.single(f)?.to_string();
-                Ok(())
-            },
-            field: field!(log_file),
-        },
-        Key {
-            name: "log",
-            ty: Type::Bool,
-            default: Default::Value("1"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.log = l.boolean(f)?;
-                Ok(())
-            },
-            field: field!(log),
-        },
-        Key {
-            name: "status_file",
-            ty: Type::Word,
-            default: Default::Value("/tmp/mlrd.status"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.status_file = l.single(f)?.to_string();
-                Ok(())
-            },
-            field: field!(status_file),
-        },
-        Key {
-            name: "debug_level",
-            ty: Type::Uint {
-                min: 0,
-                max: 7,
-                unit: "",
-            },
-            default: Default::Value("2"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                let n: u8 = l.parse(f)?;
-                if n > tmip::logging::MAX_LEVEL {
-                    return Err(l.error(f, format!("bad value '{n}': must be 0..7")));
-                }
-                c.debug_level = n;
-                Ok(())
-            },
-            field: field!(debug_level),
-        },
-        Key {
-            name: "secret",
-            ty: Type::Text,
-            default: Default::Unset("none (frames not authenticated; warned)"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                if l.rest.is_empty() {
-                    return Err(l.error(f, "missing value"));
-                }
-                c.secret = Some(l.rest.to_string());
-                Ok(())
-            },
-            field: field!(secret),
-        },
-        Key {
-            name: "state_dir",
-            ty: Type::Word,
-            default: Default::Value("/var/lib/mlrd"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.state_dir = l.single(f)?.to_string();
-                Ok(())
-            },
-            field: field!(state_dir),
-        },
+        bool_key!(foreground, "0", Restart),
+        word_key!(log_file, "/var/log/mlrd.log", Restart),
+        bool_key!(log, "1", Restart),
+        word_key!(status_file, "/tmp/mlrd.status", Live),
+        debug_level_key!(Live),
+        secret_key!(Live),
+        word_key!(state_dir, "/var/lib/mlrd", Restart),
         Key {
             name: "lease_time",
             ty: Type::Uint {
@@ -471,7 +383,7 @@ mod tests {
             parse("network_name n\ndebug_level 9\n")
                 .unwrap_err()
                 .to_string(),
-            "mlrd.rc:2: debug_level: bad value '9': must be 0..7"
+            "mlrd.rc:2: debug_level: 9 is out of range 0..7"
         );
         assert!(parse("network_name n\nforeground maybe\n")
             .unwrap_err()

@@ -103,6 +103,96 @@ macro_rules! field {
     };
 }
 
+/// A boolean key for the struct field of the same name.
+#[macro_export]
+macro_rules! bool_key {
+    ($name:ident, $default:literal, $hup:ident) => {
+        $crate::config::keys::Key {
+            name: stringify!($name),
+            ty: $crate::config::keys::Type::Bool,
+            default: $crate::config::keys::Default::Value($default),
+            hup: $crate::config::keys::Hup::$hup,
+            list: false,
+            set: |c, l, f| {
+                c.$name = l.boolean(f)?;
+                Ok(())
+            },
+            field: $crate::field!($name),
+        }
+    };
+}
+
+/// A one-word key (a path) for the `String` field of the same name.
+#[macro_export]
+macro_rules! word_key {
+    ($name:ident, $default:literal, $hup:ident) => {
+        $crate::config::keys::Key {
+            name: stringify!($name),
+            ty: $crate::config::keys::Type::Word,
+            default: $crate::config::keys::Default::Value($default),
+            hup: $crate::config::keys::Hup::$hup,
+            list: false,
+            set: |c, l, f| {
+                c.$name = l.single(f)?.to_string();
+                Ok(())
+            },
+            field: $crate::field!($name),
+        }
+    };
+}
+
+/// `debug_level` (0..7, default 2) for the `u8` field `debug_level`.
+#[macro_export]
+macro_rules! debug_level_key {
+    ($hup:ident) => {
+        $crate::config::keys::Key {
+            name: "debug_level",
+            ty: $crate::config::keys::Type::Uint {
+                min: 0,
+                max: $crate::logging::MAX_LEVEL as u64,
+                unit: "",
+            },
+            default: $crate::config::keys::Default::Value("2"),
+            hup: $crate::config::keys::Hup::$hup,
+            list: false,
+            set: |c, l, f| {
+                let n: u8 = l.parse(f)?;
+                if n > $crate::logging::MAX_LEVEL {
+                    return Err(l.error(f, format!("{n} is out of range 0..7")));
+                }
+                c.debug_level = n;
+                Ok(())
+            },
+            field: $crate::field!(debug_level),
+        }
+    };
+}
+
+/// `secret` (the rest of the line; none: frames not authenticated) for
+/// the `Option<String>` field `secret`.
+#[macro_export]
+macro_rules! secret_key {
+    ($hup:ident) => {
+        $crate::config::keys::Key {
+            name: "secret",
+            ty: $crate::config::keys::Type::Text,
+            default: $crate::config::keys::Default::Unset(
+                "none (frames not authenticated; warned)",
+            ),
+            hup: $crate::config::keys::Hup::$hup,
+            list: false,
+            set: |c, l, f| {
+                if l.rest.is_empty() {
+                    return Err(l.error(f, "missing value"));
+                }
+                c.secret = Some(l.rest.to_string());
+                Ok(())
+            },
+            field: $crate::field!(secret),
+        }
+    };
+}
+
 /// One configuration key.
 pub struct Key<C: 'static> {
     pub name: &'static str,
@@ -308,7 +398,8 @@ impl<C: 'static> Table<C> {
     }
 }
 
-fn json_str(s: &str) -> String {
+/// `s` as a JSON string literal.
+pub fn json_str(s: &str) -> String {
     let mut o = String::from("\"");
     for c in s.chars() {
         match c {

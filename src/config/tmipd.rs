@@ -11,8 +11,8 @@ use super::keys::{Default, Field, Hup, Key, Table, Type};
 use super::rc::RcLine;
 use super::ConfigError;
 use crate::addr::{prefix_to_mask, Cell30};
-use crate::field;
 use crate::tunnel::BackendChoice;
+use crate::{bool_key, debug_level_key, field, secret_key, word_key};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -420,101 +420,13 @@ pub static TABLE: Table<TmipdConfig> = Table {
                 keep: |n, o| n.addr_pools = o.addr_pools.clone(),
             },
         },
-        Key {
-            name: "log_file",
-            ty: Type::Word,
-            default: Default::Value("/var/log/tmipd.log"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.log_file = l.single(f)?.to_string();
-                Ok(())
-            },
-            field: field!(log_file),
-        },
-        Key {
-            name: "log",
-            ty: Type::Bool,
-            default: Default::Value("1"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.log = l.boolean(f)?;
-                Ok(())
-            },
-            field: field!(log),
-        },
-        Key {
-            name: "foreground",
-            ty: Type::Bool,
-            default: Default::Value("0"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.foreground = l.boolean(f)?;
-                Ok(())
-            },
-            field: field!(foreground),
-        },
-        Key {
-            name: "debug_level",
-            ty: Type::Uint {
-                min: 0,
-                max: 7,
-                unit: "",
-            },
-            default: Default::Value("2"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                let n: u8 = l.parse(f)?;
-                if n > crate::logging::MAX_LEVEL {
-                    return Err(l.error(f, format!("{n} is out of range 0..7")));
-                }
-                c.debug_level = n;
-                Ok(())
-            },
-            field: field!(debug_level),
-        },
-        Key {
-            name: "status_file",
-            ty: Type::Word,
-            default: Default::Value("/var/run/tmipd.status"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.status_file = l.single(f)?.to_string();
-                Ok(())
-            },
-            field: field!(status_file),
-        },
-        Key {
-            name: "secret",
-            ty: Type::Text,
-            default: Default::Unset("none (frames not authenticated; warned)"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                if l.rest.is_empty() {
-                    return Err(l.error(f, "missing value"));
-                }
-                c.secret = Some(l.rest.to_string());
-                Ok(())
-            },
-            field: field!(secret),
-        },
-        Key {
-            name: "dhcp",
-            ty: Type::Bool,
-            default: Default::Value("1"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.dhcp = l.boolean(f)?;
-                Ok(())
-            },
-            field: field!(dhcp),
-        },
+        word_key!(log_file, "/var/log/tmipd.log", Restart),
+        bool_key!(log, "1", Restart),
+        bool_key!(foreground, "0", Restart),
+        debug_level_key!(Live),
+        word_key!(status_file, "/var/run/tmipd.status", Live),
+        secret_key!(Restart),
+        bool_key!(dhcp, "1", Restart),
         Key {
             name: "dns",
             ty: Type::Words("IPv4 addresses"),
@@ -577,18 +489,7 @@ pub static TABLE: Table<TmipdConfig> = Table {
             },
             field: field!(lease_time),
         },
-        Key {
-            name: "reverse_tunnel",
-            ty: Type::Bool,
-            default: Default::Value("1"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.reverse_tunnel = l.boolean(f)?;
-                Ok(())
-            },
-            field: field!(reverse_tunnel),
-        },
+        bool_key!(reverse_tunnel, "1", Live),
         Key {
             name: "shared_link",
             ty: Type::Choice(&["auto", "on", "off"]),
@@ -606,18 +507,7 @@ pub static TABLE: Table<TmipdConfig> = Table {
             },
             field: field!(shared_link),
         },
-        Key {
-            name: "source_guard",
-            ty: Type::Bool,
-            default: Default::Value("1"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.source_guard = l.boolean(f)?;
-                Ok(())
-            },
-            field: field!(source_guard),
-        },
+        bool_key!(source_guard, "1", Restart),
         Key {
             name: "cn_port",
             ty: Type::Uint {
