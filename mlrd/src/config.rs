@@ -9,7 +9,7 @@
 use tmip::config::keys::{Default, Hup, Key, Table, Type};
 use tmip::config::rc::RcLine;
 use tmip::config::ConfigError;
-use tmip::{bool_key, debug_level_key, field, secret_key, word_key};
+use tmip::{bool_key, debug_level_key, field, secret_key, uint_key, word_key};
 
 /// Default UCI file for `-u`.
 pub const UCI_FILE: &str = "/etc/config/tmip";
@@ -76,25 +76,7 @@ pub static TABLE: Table<MlrdConfig> = Table {
             },
             field: field!(network_name),
         },
-        Key {
-            name: "port",
-            ty: Type::Uint {
-                min: 1,
-                max: 65535,
-                unit: "",
-            },
-            default: Default::Value("6554"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.port = l.parse(f)?;
-                if c.port == 0 {
-                    return Err(l.error(f, "bad value '0'"));
-                }
-                Ok(())
-            },
-            field: field!(port),
-        },
+        uint_key!(port: u16, 1, u16::MAX, "", "6554", Restart),
         bool_key!(foreground, "0", Restart),
         word_key!(log_file, "/var/log/mlrd.log", Restart),
         bool_key!(log, "1", Restart),
@@ -102,25 +84,7 @@ pub static TABLE: Table<MlrdConfig> = Table {
         debug_level_key!(Live),
         secret_key!(Live),
         word_key!(state_dir, "/var/lib/mlrd", Restart),
-        Key {
-            name: "lease_time",
-            ty: Type::Uint {
-                min: 60,
-                max: u32::MAX as u64,
-                unit: "s",
-            },
-            default: Default::Value("86400"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.lease_time = l.parse(f)?;
-                if c.lease_time < 60 {
-                    return Err(l.error(f, "must be at least 60 seconds"));
-                }
-                Ok(())
-            },
-            field: field!(lease_time),
-        },
+        uint_key!(lease_time: u32, 60, u32::MAX, "s", "86400", Live),
         Key {
             name: "backup_mlr",
             ty: Type::Words("HOST[:PORT]"),
@@ -145,120 +109,12 @@ pub static TABLE: Table<MlrdConfig> = Table {
             },
             field: field!(primary_mlr),
         },
-        Key {
-            name: "max_connections",
-            ty: Type::Uint {
-                min: 1,
-                max: usize::MAX as u64,
-                unit: "",
-            },
-            default: Default::Value("8192"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.max_connections = l.parse(f)?;
-                if c.max_connections == 0 {
-                    return Err(l.error(f, "bad value '0'"));
-                }
-                Ok(())
-            },
-            field: field!(max_connections),
-        },
-        Key {
-            name: "cn_timeout",
-            ty: Type::Uint {
-                min: 3,
-                max: u32::MAX as u64,
-                unit: "s",
-            },
-            default: Default::Value("30"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.cn_timeout = l.parse(f)?;
-                if c.cn_timeout < 3 {
-                    return Err(l.error(f, "must be at least 3 seconds"));
-                }
-                Ok(())
-            },
-            field: field!(cn_timeout),
-        },
-        Key {
-            name: "max_unauth_per_source",
-            ty: Type::Uint {
-                min: 1,
-                max: usize::MAX as u64,
-                unit: "",
-            },
-            default: Default::Value("16"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.max_unauth_per_source = l.parse(f)?;
-                if c.max_unauth_per_source == 0 {
-                    return Err(l.error(f, "bad value '0'"));
-                }
-                Ok(())
-            },
-            field: field!(max_unauth_per_source),
-        },
-        Key {
-            name: "handshake_timeout",
-            ty: Type::Uint {
-                min: 1,
-                max: 300,
-                unit: "s",
-            },
-            default: Default::Value("10"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.handshake_timeout = l.parse(f)?;
-                if !(1..=300).contains(&c.handshake_timeout) {
-                    return Err(l.error(f, "must be 1..300 seconds"));
-                }
-                Ok(())
-            },
-            field: field!(handshake_timeout),
-        },
-        Key {
-            name: "offer_time",
-            ty: Type::Uint {
-                min: 5,
-                max: 3600,
-                unit: "s",
-            },
-            default: Default::Value("60"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.offer_time = l.parse(f)?;
-                if !(5..=3600).contains(&c.offer_time) {
-                    return Err(l.error(f, "must be 5..3600 seconds"));
-                }
-                Ok(())
-            },
-            field: field!(offer_time),
-        },
-        Key {
-            name: "foreign_share",
-            ty: Type::Uint {
-                min: 0,
-                max: 100,
-                unit: "%",
-            },
-            default: Default::Value("75"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.foreign_share = l.parse(f)?;
-                if c.foreign_share > 100 {
-                    return Err(l.error(f, "a percentage: 0..100"));
-                }
-                Ok(())
-            },
-            field: field!(foreign_share),
-        },
+        uint_key!(max_connections: usize, 1, usize::MAX, "", "8192", Live),
+        uint_key!(cn_timeout: u32, 3, u32::MAX, "s", "30", Live),
+        uint_key!(max_unauth_per_source: usize, 1, usize::MAX, "", "16", Live),
+        uint_key!(handshake_timeout: u32, 1, 300, "s", "10", Live),
+        uint_key!(offer_time: u32, 5, 3600, "s", "60", Live),
+        uint_key!(foreign_share: u8, 0, 100, "%", "75", Live),
     ],
     aliases: &[],
 };

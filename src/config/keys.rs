@@ -141,6 +141,56 @@ macro_rules! word_key {
     };
 }
 
+/// An unsigned key (`$t` field of the same name) in `min..=max`: the
+/// bounds are written once, for the parser and the docs/LuCI alike.
+#[macro_export]
+macro_rules! uint_key {
+    ($name:ident: $t:ty, $min:expr, $max:expr, $unit:literal, $default:literal, $hup:ident) => {
+        $crate::config::keys::Key {
+            name: stringify!($name),
+            ty: $crate::config::keys::Type::Uint {
+                min: $min as u64,
+                max: $max as u64,
+                unit: $unit,
+            },
+            default: $crate::config::keys::Default::Value($default),
+            hup: $crate::config::keys::Hup::$hup,
+            list: false,
+            set: |c, l, f| {
+                let n: $t = l.parse(f)?;
+                $crate::config::keys::check_range(l, f, n as u64, $min as u64, $max as u64, $unit)?;
+                c.$name = n;
+                Ok(())
+            },
+            field: $crate::field!($name),
+        }
+    };
+}
+
+/// `Err` naming the line when `n` is not in `min..=max`.
+pub fn check_range(
+    l: &RcLine<'_>,
+    file: &str,
+    n: u64,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if (min..=max).contains(&n) {
+        return Ok(());
+    }
+    let unit = if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    };
+    Err(if max >= u64::from(u32::MAX) {
+        l.error(file, format!("{n}: want at least {min}{unit}"))
+    } else {
+        l.error(file, format!("{n}: want {min}..{max}{unit}"))
+    })
+}
+
 /// `debug_level` (0..7, default 2) for the `u8` field `debug_level`.
 #[macro_export]
 macro_rules! debug_level_key {

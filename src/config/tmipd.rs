@@ -12,7 +12,7 @@ use super::rc::RcLine;
 use super::ConfigError;
 use crate::addr::{prefix_to_mask, Cell30};
 use crate::tunnel::BackendChoice;
-use crate::{bool_key, debug_level_key, field, secret_key, word_key};
+use crate::{bool_key, debug_level_key, field, secret_key, uint_key, word_key};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -468,27 +468,8 @@ pub static TABLE: Table<TmipdConfig> = Table {
             },
             field: field!(static_routes),
         },
-        Key {
-            name: "lease_time",
-            // Short leases are for test beds; routers use hours.
-            ty: Type::Uint {
-                min: 10,
-                max: u32::MAX as u64,
-                unit: "s",
-            },
-            default: Default::Value("3600"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                let n: u32 = l.parse(f)?;
-                if n < 10 {
-                    return Err(l.error(f, "at least 10 seconds"));
-                }
-                c.lease_time = n;
-                Ok(())
-            },
-            field: field!(lease_time),
-        },
+        // Short leases are for test beds; routers use hours.
+        uint_key!(lease_time: u32, 10, u32::MAX, "s", "3600", Live),
         bool_key!(reverse_tunnel, "1", Live),
         Key {
             name: "shared_link",
@@ -508,26 +489,7 @@ pub static TABLE: Table<TmipdConfig> = Table {
             field: field!(shared_link),
         },
         bool_key!(source_guard, "1", Restart),
-        Key {
-            name: "cn_port",
-            ty: Type::Uint {
-                min: 1,
-                max: 65535,
-                unit: "",
-            },
-            default: Default::Value("5554"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                let p: u16 = l.parse(f)?;
-                if p == 0 {
-                    return Err(l.error(f, "port 0 is not allowed"));
-                }
-                c.cn_port = p;
-                Ok(())
-            },
-            field: field!(cn_port),
-        },
+        uint_key!(cn_port: u16, 1, u16::MAX, "", "5554", Restart),
         Key {
             name: "listen_addr",
             ty: Type::Ipv4,
@@ -540,62 +502,9 @@ pub static TABLE: Table<TmipdConfig> = Table {
             },
             field: field!(listen_addr),
         },
-        Key {
-            name: "max_stations",
-            ty: Type::Uint {
-                min: 1,
-                max: STATION_CAPACITY as u64,
-                unit: "",
-            },
-            default: Default::Value("256"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                let n: usize = l.parse(f)?;
-                if n == 0 || n > STATION_CAPACITY {
-                    return Err(l.error(f, format!("want 1..{STATION_CAPACITY}")));
-                }
-                c.max_stations = n;
-                Ok(())
-            },
-            field: field!(max_stations),
-        },
-        Key {
-            name: "max_peers",
-            ty: Type::Uint {
-                min: 1,
-                max: PEER_CAPACITY as u64,
-                unit: "",
-            },
-            default: Default::Value("32"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                let n: usize = l.parse(f)?;
-                if n == 0 || n > PEER_CAPACITY {
-                    return Err(l.error(f, format!("want 1..{PEER_CAPACITY}")));
-                }
-                c.max_peers = n;
-                Ok(())
-            },
-            field: field!(max_peers),
-        },
-        Key {
-            name: "new_station_rate",
-            ty: Type::Uint {
-                min: 0,
-                max: u32::MAX as u64,
-                unit: "per second (0 = no limit)",
-            },
-            default: Default::Value("10"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.new_station_rate = l.parse(f)?;
-                Ok(())
-            },
-            field: field!(new_station_rate),
-        },
+        uint_key!(max_stations: usize, 1, STATION_CAPACITY, "", "256", Restart),
+        uint_key!(max_peers: usize, 1, PEER_CAPACITY, "", "32", Restart),
+        uint_key!(new_station_rate: u32, 0, u32::MAX, "per second (0 = no limit)", "10", Restart),
         Key {
             name: "pid_file",
             ty: Type::Word,
