@@ -9,7 +9,7 @@
 use tmip::config::keys::{Default, Hup, Key, Table, Type};
 use tmip::config::rc::RcLine;
 use tmip::config::ConfigError;
-use tmip::{bool_key, debug_level_key, field, secret_key, uint_key, word_key};
+use tmip::{bool_key, debug_level_key, field, opt_word_key, secret_key, uint_key, word_key};
 
 /// Default UCI file for `-u`.
 pub const UCI_FILE: &str = "/etc/config/tmip";
@@ -85,30 +85,8 @@ pub static TABLE: Table<MlrdConfig> = Table {
         secret_key!(Live),
         word_key!(state_dir, "/var/lib/mlrd", Restart),
         uint_key!(lease_time: u32, 60, u32::MAX, "s", "86400", Live),
-        Key {
-            name: "backup_mlr",
-            ty: Type::Words("HOST[:PORT]"),
-            default: Default::Unset("none"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.backup_mlr = Some(l.single(f)?.to_string());
-                Ok(())
-            },
-            field: field!(backup_mlr),
-        },
-        Key {
-            name: "primary_mlr",
-            ty: Type::Words("HOST[:PORT]"),
-            default: Default::Unset("none"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.primary_mlr = Some(l.single(f)?.to_string());
-                Ok(())
-            },
-            field: field!(primary_mlr),
-        },
+        opt_word_key!(backup_mlr, Type::Words("HOST[:PORT]"), Restart),
+        opt_word_key!(primary_mlr, Type::Words("HOST[:PORT]"), Restart),
         uint_key!(max_connections: usize, 1, usize::MAX, "", "8192", Live),
         uint_key!(cn_timeout: u32, 3, u32::MAX, "s", "30", Live),
         uint_key!(max_unauth_per_source: usize, 1, usize::MAX, "", "16", Live),

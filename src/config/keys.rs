@@ -191,6 +191,26 @@ pub fn check_range(
     })
 }
 
+/// An optional one-word key (`Option<String>` field of the same name),
+/// unset by default.
+#[macro_export]
+macro_rules! opt_word_key {
+    ($name:ident, $ty:expr, $hup:ident) => {
+        $crate::config::keys::Key {
+            name: stringify!($name),
+            ty: $ty,
+            default: $crate::config::keys::Default::Unset("none"),
+            hup: $crate::config::keys::Hup::$hup,
+            list: false,
+            set: |c, l, f| {
+                c.$name = Some(l.single(f)?.to_string());
+                Ok(())
+            },
+            field: $crate::field!($name),
+        }
+    };
+}
+
 /// `debug_level` (0..7, default 2) for the `u8` field `debug_level`.
 #[macro_export]
 macro_rules! debug_level_key {

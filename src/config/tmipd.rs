@@ -12,7 +12,7 @@ use super::rc::RcLine;
 use super::ConfigError;
 use crate::addr::{prefix_to_mask, Cell30};
 use crate::tunnel::BackendChoice;
-use crate::{bool_key, debug_level_key, field, secret_key, uint_key, word_key};
+use crate::{bool_key, debug_level_key, field, opt_word_key, secret_key, uint_key, word_key};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -444,18 +444,7 @@ pub static TABLE: Table<TmipdConfig> = Table {
             },
             field: field!(dns),
         },
-        Key {
-            name: "domain",
-            ty: Type::Word,
-            default: Default::Unset("none"),
-            hup: Hup::Live,
-            list: false,
-            set: |c, l, f| {
-                c.domain = Some(l.single(f)?.to_string());
-                Ok(())
-            },
-            field: field!(domain),
-        },
+        opt_word_key!(domain, Type::Word, Live),
         Key {
             name: "static_route",
             ty: Type::Words("NET/LEN GATEWAY"),
@@ -505,18 +494,7 @@ pub static TABLE: Table<TmipdConfig> = Table {
         uint_key!(max_stations: usize, 1, STATION_CAPACITY, "", "256", Restart),
         uint_key!(max_peers: usize, 1, PEER_CAPACITY, "", "32", Restart),
         uint_key!(new_station_rate: u32, 0, u32::MAX, "per second (0 = no limit)", "10", Restart),
-        Key {
-            name: "pid_file",
-            ty: Type::Word,
-            default: Default::Unset("none"),
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                c.pid_file = Some(l.single(f)?.to_string());
-                Ok(())
-            },
-            field: field!(pid_file),
-        },
+        opt_word_key!(pid_file, Type::Word, Restart),
         Key {
             name: "hostapd_ctrl",
             ty: Type::Words("socket path, `auto` or `off`"),
