@@ -286,6 +286,16 @@ pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
                 .with("relayed_refused", u64v(c.relayed_refused))
                 .with("mlr_refused", u64v(c.mlr_refused)),
         )
+        .with(
+            "settings",
+            Value::table()
+                .with("debug_level", u64v(u64::from(crate::logging::level())))
+                .with(
+                    "lease_time",
+                    u64v(u64::from(core.config().fallback_lease_secs)),
+                )
+                .with("reverse_tunnel", Value::Bool(core.config().reverse_tunnel)),
+        )
 }
 
 /// The ubus `clients` method: `{"clients":[{mac, ip, cell, parent, at,
@@ -552,13 +562,14 @@ mod tests {
         for (k, _) in top {
             assert!(j.contains(&format!("\"{k}\":")), "{k} not in {j}");
         }
-        // Nested keys: a station 6, a peer 3, the counters 13, a handover 4.
+        // Nested keys: a station 6, a peer 3, the counters 13, the
+        // settings 3, a handover 4.
         let Some(Value::Array(hs)) = v.get("handovers") else {
             panic!("handovers")
         };
         assert_eq!(
             top.len(),
-            j.matches("\":").count() - 6 - 3 - 13 - 4 * hs.len(),
+            j.matches("\":").count() - 6 - 3 - 13 - 3 - 4 * hs.len(),
             "{j}"
         );
         let st = &v.get("stations").unwrap();

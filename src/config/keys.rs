@@ -377,14 +377,17 @@ impl<C: 'static> Table<C> {
         let mut applied = Vec::new();
         let mut restart = Vec::new();
         for k in self.keys {
-            if (k.field.same)(running, &new) {
-                continue;
-            }
+            let same = (k.field.same)(running, &new);
             match k.hup {
-                Hup::Live => applied.push(k.name),
+                Hup::Live if !same => applied.push(k.name),
+                Hup::Live => {}
                 Hup::Restart => {
+                    // Always the running value (`same` may look past a
+                    // difference that is no change, e.g. -F's foreground).
                     (k.field.keep)(&mut new, running);
-                    restart.push(k.name);
+                    if !same {
+                        restart.push(k.name);
+                    }
                 }
             }
         }

@@ -422,7 +422,15 @@ pub static TABLE: Table<TmipdConfig> = Table {
         },
         word_key!(log_file, "/var/log/tmipd.log", Restart),
         bool_key!(log, "1", Restart),
-        bool_key!(foreground, "0", Restart),
+        Key {
+            // -F sets it too (procd runs every instance so): a HUP reading
+            // `foreground 0` from the file has nothing to report or apply.
+            field: Field {
+                same: |_, _| true,
+                keep: |n, o| n.foreground = o.foreground,
+            },
+            ..bool_key!(foreground, "0", Restart)
+        },
         debug_level_key!(Live),
         word_key!(status_file, "/var/run/tmipd.status", Live),
         secret_key!(Restart),
@@ -1153,6 +1161,12 @@ source_guard off\n"
             "a restart-only key keeps its running value"
         );
         assert_eq!((r.config.debug_level, r.config.lease_time), (5, 60));
+        // Run with -F (as procd does), the file's `foreground 0` is no change.
+        let mut running = a.clone();
+        running.foreground = true;
+        let r = TABLE.reload(&running, a);
+        assert!(r.restart.is_empty() && r.applied.is_empty(), "{r:?}");
+        assert!(r.config.foreground);
     }
 
     #[test]
