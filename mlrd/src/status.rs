@@ -37,6 +37,11 @@ pub struct ServerStats {
     pub journal_generation: u64,
     /// fdatasync calls of the journal (moves alone do not make one).
     pub journal_syncs: u64,
+    /// Live settings as the server holds them (a HUP must reach them).
+    pub max_connections: usize,
+    pub max_unauth_per_source: usize,
+    pub handshake_timeout: u32,
+    pub ping_interval_secs: u16,
 }
 
 /// Why no document was written.
@@ -66,6 +71,20 @@ impl<T: fmt::Display> Serialize for Shown<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&self.0)
     }
+}
+
+/// The live settings, read from the parts that use them (register,
+/// service, server), not from the config.
+#[derive(Serialize)]
+struct SettingsJson {
+    lease_time: u32,
+    offer_time: u32,
+    foreign_share: u8,
+    cn_timeout: u32,
+    ping_interval: u16,
+    max_connections: usize,
+    max_unauth_per_source: usize,
+    handshake_timeout: u32,
 }
 
 #[derive(Serialize)]
@@ -159,6 +178,7 @@ struct StatusJson<'a> {
     uptime_secs: u64,
     debug_level: u8,
     lease_time: u32,
+    settings: SettingsJson,
     register: RegisterJson,
     cns: &'a [CnJson<'a>],
     bindings_count: usize,
@@ -235,6 +255,16 @@ pub fn render(
         uptime_secs: uptime,
         debug_level: debug,
         lease_time: reg.lease_time(),
+        settings: SettingsJson {
+            lease_time: reg.lease_time(),
+            offer_time: reg.offer_time(),
+            foreign_share: reg.foreign_share(),
+            cn_timeout: reg.dead_after(),
+            ping_interval: srv.ping_interval_secs,
+            max_connections: srv.max_connections,
+            max_unauth_per_source: srv.max_unauth_per_source,
+            handshake_timeout: srv.handshake_timeout,
+        },
         register: RegisterJson {
             role: Shown(pair.wire_role()),
             state: Shown(pair.role()),
@@ -362,6 +392,12 @@ mod tests {
         assert_eq!(v["uptime_secs"], 5);
         assert_eq!(v["debug_level"], 2);
         assert_eq!(v["lease_time"], 3600);
+        assert_eq!(
+            v["settings"],
+            serde_json::json!({"lease_time": 3600, "offer_time": 60, "foreign_share": 75,
+                "cn_timeout": 30, "ping_interval": 0, "max_connections": 0,
+                "max_unauth_per_source": 0, "handshake_timeout": 0})
+        );
         let cn = &v["cns"][0];
         assert_eq!(cn["index"], 0);
         assert_eq!(cn["name"], "roof\tcn\u{1}");

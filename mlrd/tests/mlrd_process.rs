@@ -689,10 +689,7 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
     m.wait_log("Configuration reloaded");
     let log = m.log();
     assert!(log.contains("lease_time now 7200"), "{log}");
-    assert!(
-        log.contains("port changed: takes effect at the next restart"),
-        "{log}"
-    );
+    assert!(log.contains("not applied, needs a restart: port"), "{log}");
     // HUP with a broken file: logged, the running configuration stays.
     let good = std::fs::read_to_string(&rc).unwrap();
     std::fs::write(&rc, format!("{good}bogus_key 1\n")).unwrap();
@@ -1479,4 +1476,72 @@ fn a_key_set_twice_in_mlrd_rc_stops_mlrd_with_file_and_line() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(":3: secret: set twice (first on line 2)")
     );
+}
+
+/// Every key mlrd's table (`mlrd/src/config.rs`) marks live reaches the
+/// part that uses it on a HUP: the status document's `settings` are read
+/// from the register, the service and the server (not from the config),
+/// `secret` is seen by who may connect and `status_file` by where USR1
+/// writes. A restart-only key changed with them is named "needs a restart"
+/// and keeps its running value. (The config's unit test
+/// `live_keys_are_the_ones_this_test_proves` lists the live keys: a new one
+/// must get its case here.)
+#[test]
+fn hup_brings_every_live_key_to_the_part_that_uses_it() {
+    let mut m = Mlr::start("hup-keys", "");
+    let before = status_of(&m);
+    // (rc line, where the status shows it, the value it must show)
+    let cases: &[(&str, &str, u64)] = &[
+        ("debug_level 5", "/debug_level", 5),
+        ("lease_time 7200", "/settings/lease_time", 7200),
+        ("offer_time 30", "/settings/offer_time", 30),
+        ("foreign_share 40", "/settings/foreign_share", 40),
+        ("cn_timeout 12", "/settings/cn_timeout", 12),
+        ("cn_timeout 12", "/settings/ping_interval", 4),
+        ("max_connections 100", "/settings/max_connections", 100),
+        (
+            "max_unauth_per_source 3",
+            "/settings/max_unauth_per_source",
+            3,
+        ),
+        ("handshake_timeout 7", "/settings/handshake_timeout", 7),
+    ];
+    let shows = |st: &Json, at: &str| st.pointer(at).and_then(Json::as_u64);
+    for (_, at, want) in cases {
+        assert_ne!(
+            shows(&before, at),
+            Some(*want),
+            "{at} before the HUP:\n{before}"
+        );
+    }
+    let new_status = m.dir.path("moved.status");
+    let new_secret = "a new secret";
+    let mut lines: Vec<String> = cases.iter().map(|(l, _, _)| l.to_string()).collect();
+    lines.dedup();
+    lines.push(format!("status_file {}", new_status.display()));
+    lines.push(format!("secret \"{new_secret}\""));
+    lines.push("port 6560".into());
+    m.rc.apply(&lines);
+    m.rc.write(&m.dir.path("mlrd.rc"));
+    m.signal(Signal::SIGHUP);
+    m.wait_log("Configuration reloaded");
+    m.wait_log("not applied, needs a restart: port");
+    // status_file: USR1 writes the new file.
+    m.signal(Signal::SIGUSR1);
+    let st = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&new_status).ok()
+    })
+    .unwrap_or_else(|| panic!("no status at the new status_file\n{}", m.log()));
+    let st = status::parse("mlrd", &st);
+    for (line, at, want) in cases {
+        assert_eq!(shows(&st, at), Some(*want), "{line}: {at} in\n{st}");
+    }
+    // secret: a new connection needs the new one; the port stayed.
+    m.run(move || {
+        let old = Client::connect(MLR, Role::Cn, Some(&key()), Duration::from_secs(3));
+        assert!(old.is_err(), "the old secret still admitted");
+        let k = NetworkKey::derive(new_secret.as_bytes(), NET);
+        Client::connect(MLR, Role::Cn, Some(&k), Duration::from_secs(3))
+            .expect("the new secret admitted on the running port");
+    });
 }
