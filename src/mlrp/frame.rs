@@ -12,7 +12,7 @@
 //! written through named byte ranges, never by casting structs, so the code is
 //! correct on any endianness and word size.
 
-use super::message::WireError;
+use super::codec::WireError;
 
 /// The only frame format version this implementation speaks.
 pub const VERSION: u8 = 1;
@@ -25,12 +25,6 @@ pub const MAC_LEN: usize = 32;
 /// The largest frame (header + body + trailer) a peer may send: 64 KiB.
 /// A longer `length` field is refused before any of the body is buffered.
 pub const MAX_FRAME_LEN: usize = 65536;
-/// The largest valid Hello frame: header, a Hello body with the longest
-/// software name (21 + 64 bytes), and the HMAC trailer: 141 bytes. Until
-/// the peer's Hello is accepted nothing longer is valid, so a longer
-/// `length` is refused from the header and an unauthenticated peer can
-/// make the receiver buffer at most this much (docs/SECURITY.md).
-pub const MAX_HELLO_FRAME_LEN: usize = HEADER_LEN + super::message::Hello::MAX_BODY_LEN + MAC_LEN;
 
 /// Header flag bits. Bits not listed here must be zero.
 pub mod flags {
@@ -91,7 +85,10 @@ impl<T: AsRef<[u8]>> Frame<T> {
         }
         let len = self.length() as usize;
         if len > MAX_FRAME_LEN {
-            return Err(WireError::FrameTooLarge(self.length()));
+            return Err(WireError::FrameTooLarge {
+                len: self.length(),
+                max: MAX_FRAME_LEN,
+            });
         }
         if len < HEADER_LEN + self.mac_len() {
             return Err(WireError::BadLength(self.length()));
@@ -231,7 +228,10 @@ impl Header {
             return Err(WireError::BadMagic);
         }
         if f.version() != VERSION {
-            return Err(WireError::UnsupportedVersion(f.version()));
+            return Err(WireError::UnsupportedVersion {
+                got: f.version(),
+                spoken: VERSION,
+            });
         }
         if f.flags() & !flags::KNOWN != 0 {
             return Err(WireError::UnknownFlags(f.flags()));
@@ -317,7 +317,7 @@ mod tests {
         big[4..8].copy_from_slice(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
         assert!(matches!(
             Frame::new_checked(&big[..]).unwrap_err(),
-            WireError::FrameTooLarge(_)
+            WireError::FrameTooLarge { .. }
         ));
         let mut small = PING;
         small[4..8].copy_from_slice(&10u32.to_be_bytes());
@@ -341,7 +341,7 @@ mod tests {
         let f = Frame::new_checked(&v[..]).unwrap();
         assert_eq!(
             Header::parse(&f).unwrap_err(),
-            WireError::UnsupportedVersion(2)
+            WireError::UnsupportedVersion { got: 2, spoken: 1 }
         );
         let mut fl = PING;
         fl[3] = 0x80;

@@ -38,11 +38,13 @@ use core::fmt;
 use std::collections::VecDeque;
 
 use super::auth::{NetworkKey, Nonce, Tagger};
+use super::codec::WireError;
 use super::frame::{
-    flags, peek_length, Frame, Header, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN,
-    VERSION,
+    flags, peek_length, Frame, Header, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION,
 };
-use super::message::{ErrorCode, ErrorReply, Hello, Kind, Message, MessageType, Role, WireError};
+use super::message::{
+    Body, ErrorCode, ErrorReply, Hello, Kind, Message, MessageType, Role, MAX_HELLO_FRAME_LEN,
+};
 
 /// Request ids: nonzero, chosen by the requester, echoed by the reply.
 pub type RequestId = u32;
@@ -145,7 +147,7 @@ impl MlrpError {
     /// The error code a peer is told for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            MlrpError::Frame(WireError::UnsupportedVersion(_)) => ErrorCode::VersionUnsupported,
+            MlrpError::Frame(WireError::UnsupportedVersion { .. }) => ErrorCode::VersionUnsupported,
             MlrpError::BadMac | MlrpError::AuthMismatch { .. } => ErrorCode::Unauthorized,
             MlrpError::BadRequest { .. } => ErrorCode::BadRequest,
             MlrpError::PeerClosed(e) => e.code,
@@ -443,7 +445,10 @@ impl Session {
         let mac_len = if tagger.is_some() { MAC_LEN } else { 0 };
         let total = HEADER_LEN + body_len + mac_len;
         if total > MAX_FRAME_LEN {
-            return Err(MlrpError::Encode(WireError::FrameTooLarge(total as u32)));
+            return Err(MlrpError::Encode(WireError::FrameTooLarge {
+                len: total as u32,
+                max: MAX_FRAME_LEN,
+            }));
         }
         let start = out.len();
         out.resize(start + total, 0);
@@ -692,7 +697,10 @@ fn precheck(avail: &[u8], pre_hello: bool) -> Result<(), WireError> {
     }
     if let Some(&v) = avail.get(2) {
         if v != VERSION {
-            return Err(WireError::UnsupportedVersion(v));
+            return Err(WireError::UnsupportedVersion {
+                got: v,
+                spoken: VERSION,
+            });
         }
     }
     if let Some(&fl) = avail.get(3) {
@@ -706,10 +714,16 @@ fn precheck(avail: &[u8], pre_hello: bool) -> Result<(), WireError> {
             _ => 0,
         };
         if len as usize > MAX_FRAME_LEN {
-            return Err(WireError::FrameTooLarge(len));
+            return Err(WireError::FrameTooLarge {
+                len,
+                max: MAX_FRAME_LEN,
+            });
         }
         if pre_hello && len as usize > MAX_HELLO_FRAME_LEN {
-            return Err(WireError::HelloTooLarge(len));
+            return Err(WireError::HelloTooLarge {
+                len,
+                max: MAX_HELLO_FRAME_LEN,
+            });
         }
         if (len as usize) < HEADER_LEN + mac {
             return Err(WireError::BadLength(len));

@@ -489,9 +489,10 @@ fn oversized_length_is_refused_from_the_first_eight_bytes() {
     let mut out = Vec::new();
     assert_eq!(
         header_in_two(&mut b, 0, MAX_FRAME_LEN as u32 + 1, &mut out),
-        Some(Err(MlrpError::Frame(WireError::FrameTooLarge(
-            MAX_FRAME_LEN as u32 + 1
-        ))))
+        Some(Err(MlrpError::Frame(WireError::FrameTooLarge {
+            len: MAX_FRAME_LEN as u32 + 1,
+            max: MAX_FRAME_LEN
+        })))
     );
     assert_eq!(notice_code(&out), ErrorCode::Protocol);
     // Further bytes are not buffered.
@@ -619,7 +620,10 @@ fn unknown_version_gets_an_error_notice_and_close() {
     let mut out = Vec::new();
     assert_eq!(
         b.poll(&mut out),
-        Some(Err(MlrpError::Frame(WireError::UnsupportedVersion(2))))
+        Some(Err(MlrpError::Frame(WireError::UnsupportedVersion {
+            got: 2,
+            spoken: 1
+        })))
     );
     assert_eq!(notice_code(&out), ErrorCode::VersionUnsupported);
     assert!(b.is_closed());
@@ -718,7 +722,7 @@ fn local_misuse_is_an_error_not_a_frame() {
     });
     assert!(matches!(
         a.reply(1, &huge, &mut out),
-        Err(MlrpError::Encode(WireError::FrameTooLarge(_)))
+        Err(MlrpError::Encode(WireError::FrameTooLarge { .. }))
     ));
     assert!(out.is_empty());
 }
@@ -804,7 +808,10 @@ fn before_the_hello_a_length_over_the_largest_hello_is_refused_at_the_header() {
     let mut out = Vec::new();
     assert_eq!(
         header_in_two(&mut b, flags::MAC, MAX_HELLO_FRAME_LEN as u32 + 1, &mut out),
-        Some(Err(MlrpError::Frame(WireError::HelloTooLarge(142))))
+        Some(Err(MlrpError::Frame(WireError::HelloTooLarge {
+            len: 142,
+            max: 141
+        })))
     );
     assert_eq!(notice_code(&out), ErrorCode::Protocol);
     b.feed(&[0; 1000]);
@@ -818,7 +825,10 @@ fn before_the_hello_a_length_over_the_largest_hello_is_refused_at_the_header() {
     b.feed(&bogus);
     assert!(matches!(
         b.poll(&mut Vec::new()),
-        Some(Err(MlrpError::Frame(WireError::HelloTooLarge(65536))))
+        Some(Err(MlrpError::Frame(WireError::HelloTooLarge {
+            len: 65536,
+            max: 141
+        })))
     ));
     assert_eq!(b.buffered(), 0);
 }
