@@ -684,90 +684,91 @@ impl Body for Binding {
     }
 }
 
-/// Bodies of one station's cell and a CN (`Move`, `Redirect`): mac,
-/// cell, cnref.
-macro_rules! mac_cell_cn_body {
-    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+/// A fixed-size field of the station bodies below.
+trait Field: Sized {
+    const LEN: usize;
+    fn read(r: &mut Reader<'_>) -> Result<Self, WireError>;
+    fn write(&self, w: &mut Writer<'_>);
+}
+
+impl Field for MacAddr {
+    const LEN: usize = 6;
+    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        r.mac()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.mac(*self)
+    }
+}
+
+impl Field for Cell30 {
+    const LEN: usize = 4;
+    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        r.cell()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.cell(*self)
+    }
+}
+
+impl Field for CnRef {
+    const LEN: usize = 6;
+    fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        r.cnref()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.cnref(*self)
+    }
+}
+
+/// Bodies that are a station's fixed fields in order: the struct and its
+/// `Body`, from the field list (`=> "label "` prefixes a field in the log
+/// line).
+macro_rules! station_bodies {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident { $($field:ident: $ty:ty $(=> $label:literal)?),* };
+    )*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub struct $name {
-            pub mac: MacAddr,
-            pub cell: Cell30,
-            pub to: CnRef,
+            $(pub $field: $ty,)*
         }
 
         impl Body for $name {
             fn read(r: &mut Reader<'_>) -> Result<$name, WireError> {
                 Ok($name {
-                    mac: r.mac()?,
-                    cell: r.cell()?,
-                    to: r.cnref()?,
+                    $($field: <$ty as Field>::read(r)?,)*
                 })
             }
             fn write(&self, w: &mut Writer<'_>) {
-                w.mac(self.mac);
-                w.cell(self.cell);
-                w.cnref(self.to);
+                $(Field::write(&self.$field, w);)*
             }
             fn buffer_len(&self) -> usize {
-                16
+                0 $(+ <$ty as Field>::LEN)*
             }
             fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, " {} {} to {}", self.mac, self.cell, self.to)
+                $(write!(f, concat!(" ", $($label,)? "{}"), self.$field)?;)*
+                Ok(())
             }
         }
     )*};
 }
 
-/// Bodies of one station's cell (`Withdraw`, `Release`, `Commit`): mac,
-/// cell.
-macro_rules! mac_cell_body {
-    ($($(#[$doc:meta])* $name:ident;)*) => {$(
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub struct $name {
-            pub mac: MacAddr,
-            pub cell: Cell30,
-        }
-
-        impl Body for $name {
-            fn read(r: &mut Reader<'_>) -> Result<$name, WireError> {
-                Ok($name {
-                    mac: r.mac()?,
-                    cell: r.cell()?,
-                })
-            }
-            fn write(&self, w: &mut Writer<'_>) {
-                w.mac(self.mac);
-                w.cell(self.cell);
-            }
-            fn buffer_len(&self) -> usize {
-                10
-            }
-            fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, " {} {}", self.mac, self.cell)
-            }
-        }
-    )*};
-}
-
-mac_cell_cn_body! {
+station_bodies! {
     /// CN -> MLR: the station is now at CN `to`.
-    Move;
+    Move { mac: MacAddr, cell: Cell30, to: CnRef => "to " };
     /// MLR (or CN) -> parent CN: route the cell to CN `to` (back to local
     /// delivery when `to` is the parent itself).
-    Redirect;
-}
-
-mac_cell_body! {
+    Redirect { mac: MacAddr, cell: Cell30, to: CnRef => "to " };
     /// MLR -> previous CN: the station left you; drop its routes and addresses.
-    Withdraw;
+    Withdraw { mac: MacAddr, cell: Cell30 };
     /// CN -> MLR: free the station's cell (DHCP RELEASE).
-    Release;
+    Release { mac: MacAddr, cell: Cell30 };
     /// CN -> MLR on a DHCP REQUEST: bind the /30 held for `mac` by an earlier
     /// `Offer`, or renew its binding, for the lease; the station is at the
     /// requesting CN when the cell was only held.
-    Commit;
+    Commit { mac: MacAddr, cell: Cell30 };
 }
 
 /// One CN in a `CnList`.
@@ -1177,6 +1178,9 @@ macro_rules! messages {
         }
 
         impl MessageType {
+            /// Every type, in table order.
+            pub const ALL: &'static [MessageType] = &[$(MessageType::$name,)*];
+
             pub fn from_u16(v: u16) -> Option<MessageType> {
                 match v {
                     $( $code => Some(MessageType::$name), )*

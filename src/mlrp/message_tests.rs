@@ -405,3 +405,50 @@ fn display_is_one_readable_line() {
         "Binding 02:00:00:00:00:01 10.13.102.4/30 parent 10.0.0.1:5554 at 10.0.0.2:5554 lease 5s"
     );
 }
+
+#[test]
+fn the_table_gives_every_type_one_code_one_name_and_its_kind() {
+    let mut codes = std::collections::HashSet::new();
+    let mut names = std::collections::HashSet::new();
+    for &t in MessageType::ALL {
+        assert_eq!(MessageType::from_u16(t as u16), Some(t));
+        assert!(codes.insert(t as u16), "{t:?} code twice");
+        assert!(names.insert(t.name()), "{t:?} name twice");
+        assert_eq!(format!("{t:?}"), t.name());
+    }
+    assert_eq!(MessageType::ALL.len(), 26);
+    assert_eq!(MessageType::Hello.kind(), Kind::Handshake);
+    assert_eq!(MessageType::Offer.kind(), Kind::Request);
+    assert_eq!(MessageType::RegisterStatusReply.kind(), Kind::Reply);
+    // Empty bodies: the name alone; others: the name, then the body.
+    assert_eq!(Message::RegisterStatus.to_string(), "RegisterStatus");
+    assert_eq!(
+        Message::Move(Move {
+            mac: mac(9),
+            cell: cell(10, 13, 102, 8),
+            to: cn(2),
+        })
+        .to_string(),
+        "Move 02:00:00:00:00:09 10.13.102.8/30 to 10.0.0.2:5554"
+    );
+    assert_eq!(
+        Message::Commit(Commit {
+            mac: mac(9),
+            cell: cell(10, 13, 102, 8),
+        })
+        .to_string(),
+        "Commit 02:00:00:00:00:09 10.13.102.8/30"
+    );
+    assert_eq!(
+        Message::Offer(Allocate {
+            mac: mac(9),
+            requested: None,
+        })
+        .to_string(),
+        "Offer 02:00:00:00:00:09"
+    );
+    assert_eq!(
+        Message::Ping { nonce: 255 }.to_string(),
+        "Ping 0x00000000000000ff"
+    );
+}
