@@ -14,6 +14,7 @@ pub mod logging;
 pub mod mlrp;
 pub mod netlink;
 pub mod packet_socket;
+pub mod sys;
 pub mod tunnel;
 pub mod ubus;
 pub mod wire;
