@@ -99,6 +99,17 @@ impl Mlr {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Started, then restarted to compact every few kilobytes of journal
+    /// (the default is 16 MB).
+    fn start_compacting(tag: &str) -> Mlr {
+        let mut m = Mlr::start(tag, "");
+        m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
+        m.signal(Signal::SIGTERM);
+        m.wait(Duration::from_secs(5)).expect("exited");
+        m.spawn();
+        m
+    }
+
     /// Restart with `extra` applied to mlrd.rc (a key replaces its line).
     fn with_extra(mut self, extra: &str) -> Mlr {
         self.signal(Signal::SIGTERM);
@@ -922,14 +933,20 @@ fn a_silent_cn_is_marked_down_and_its_bindings_are_kept() {
     });
 }
 
+/// Allocate a cell for station `mac(i)`.
+fn allocate(c: &mut Client, i: u32) -> Cell30 {
+    let r = c
+        .call(&Message::Allocate(Allocate {
+            mac: mac(i),
+            requested: None,
+        }))
+        .unwrap();
+    cell_of(&r)
+}
+
 #[test]
 fn background_compactions_under_load_then_kill9_lose_nothing() {
-    let mut m = Mlr::start("compact", "");
-    // Compact every few kilobytes of journal (the default is 16 MB).
-    m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
-    m.signal(Signal::SIGTERM);
-    m.wait(Duration::from_secs(5)).expect("exited");
-    m.spawn();
+    let mut m = Mlr::start_compacting("compact");
     let log_path = m.log_path();
     let compactions = move || {
         std::fs::read_to_string(&log_path)
@@ -942,13 +959,7 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
         let mut acked = HashMap::new();
         let mut i = 0;
         while i < 20_000 && (acked.len() < 600 || compactions() < 3) {
-            let r = c
-                .call(&Message::Allocate(Allocate {
-                    mac: mac(i),
-                    requested: None,
-                }))
-                .unwrap();
-            acked.insert(i, cell_of(&r));
+            acked.insert(i, allocate(&mut c, i));
             // Some churn, so snapshots and journals disagree on something.
             if i % 7 == 3 {
                 let cell = acked.remove(&(i - 1)).unwrap();
@@ -1037,11 +1048,7 @@ fn descriptors_of_stopped(pid: i32) -> Vec<String> {
 
 #[test]
 fn compaction_workers_hold_no_socket_and_a_restart_right_after_kill9_gets_the_port() {
-    let mut m = Mlr::start("compact-restart", "");
-    m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
-    m.signal(Signal::SIGTERM);
-    m.wait(Duration::from_secs(5)).expect("exited");
-    m.spawn();
+    let mut m = Mlr::start_compacting("compact-restart");
     // Watch mlrd's compaction workers: each one caught with its snapshot
     // file open (so past its start-up) shows what it holds.
     let pid = m.pid();
@@ -1072,13 +1079,7 @@ fn compaction_workers_hold_no_socket_and_a_restart_right_after_kill9_gets_the_po
         while Instant::now() < deadline
             && (acked.len() < 3000 || seen.lock().unwrap().len() < 3 || children_of(pid).is_empty())
         {
-            let r = c
-                .call(&Message::Allocate(Allocate {
-                    mac: mac(i),
-                    requested: None,
-                }))
-                .unwrap();
-            acked.insert(i, cell_of(&r));
+            acked.insert(i, allocate(&mut c, i));
             i += 1;
         }
         acked

@@ -37,21 +37,22 @@ pub fn open(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> io::
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// setsockopt(2) with the raw bytes of an option value.
-pub fn set_option_bytes(
+/// setsockopt(2) with the bytes of `value` (plain data: ints, structs of
+/// ints, byte strings).
+fn set_option_raw<T: ?Sized>(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,
-    value: &[u8],
+    value: &T,
 ) -> io::Result<()> {
-    // SAFETY: value is valid for reads of its length; the kernel copies it.
+    // SAFETY: value is live and readable for its size; the kernel copies it.
     cvt(unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             level,
             name,
-            value.as_ptr().cast(),
-            value.len() as libc::socklen_t,
+            (value as *const T).cast(),
+            mem::size_of_val(value) as libc::socklen_t,
         )
     })
     .map(drop)
@@ -64,17 +65,7 @@ pub fn set_option<T: Copy>(
     name: libc::c_int,
     value: &T,
 ) -> io::Result<()> {
-    // SAFETY: value is a live T of the size passed; the kernel copies it.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            len_of::<T>(),
-        )
-    })
-    .map(drop)
+    set_option_raw(fd, level, name, value)
 }
 
 /// setsockopt(2) with an int value.
@@ -98,7 +89,7 @@ pub fn set_recv_timeout(fd: BorrowedFd<'_>, t: Duration) -> io::Result<()> {
 
 /// SO_BINDTODEVICE: only traffic of interface `ifname`.
 pub fn bind_to_device(fd: BorrowedFd<'_>, ifname: &str) -> io::Result<()> {
-    set_option_bytes(
+    set_option_raw(
         fd,
         libc::SOL_SOCKET,
         libc::SO_BINDTODEVICE,
@@ -244,23 +235,35 @@ pub fn send_frame(fd: BorrowedFd<'_>, ifindex: i32, frame: &[u8]) -> io::Result<
     send_to_raw(fd, frame, libc::MSG_DONTWAIT, &sll)
 }
 
-/// Receive one frame on an AF_PACKET socket without blocking: its full
-/// length (more than `buf.len()` if it was cut) and its `sll_pkttype`.
-pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, u8)> {
-    // SAFETY: sockaddr_ll is plain old data.
-    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    let mut sl = len_of::<libc::sockaddr_ll>();
-    // SAFETY: buf and sll are valid for writes of the given lengths.
+/// recvfrom(2) with a socket address of type `T` (a libc `sockaddr_*`:
+/// plain old data for which all-zero is valid).
+fn recv_from_raw<T>(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> io::Result<(usize, T)> {
+    // SAFETY: T is a sockaddr type (private helper): all-zero is valid.
+    let mut from: T = unsafe { mem::zeroed() };
+    let mut len = len_of::<T>();
+    // SAFETY: buf and from are valid for writes of the given lengths.
     let n = cvt_size(unsafe {
         libc::recvfrom(
             fd.as_raw_fd(),
             buf.as_mut_ptr().cast(),
             buf.len(),
-            libc::MSG_TRUNC | libc::MSG_DONTWAIT,
-            (&mut sll as *mut libc::sockaddr_ll).cast(),
-            &mut sl,
+            flags,
+            (&mut from as *mut T).cast(),
+            &mut len,
         )
     })?;
+    Ok((n, from))
+}
+
+/// Receive one frame on an AF_PACKET socket without blocking: its full
+/// length (more than `buf.len()` if it was cut) and its `sll_pkttype`.
+pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, u8)> {
+    let (n, sll) =
+        recv_from_raw::<libc::sockaddr_ll>(fd, buf, libc::MSG_TRUNC | libc::MSG_DONTWAIT)?;
     Ok((n, sll.sll_pkttype))
 }
 
@@ -282,21 +285,33 @@ pub fn send_to_v6(
 /// Receive one datagram on an AF_INET6 socket without blocking: its length
 /// and its sender.
 pub fn recv_from_v6(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr)> {
-    // SAFETY: sockaddr_in6 is plain old data.
-    let mut from: libc::sockaddr_in6 = unsafe { mem::zeroed() };
-    let mut len = len_of::<libc::sockaddr_in6>();
-    // SAFETY: buf and from are valid for writes of the given lengths.
-    let n = cvt_size(unsafe {
-        libc::recvfrom(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            (&mut from as *mut libc::sockaddr_in6).cast(),
-            &mut len,
-        )
-    })?;
+    let (n, from) = recv_from_raw::<libc::sockaddr_in6>(fd, buf, libc::MSG_DONTWAIT)?;
     Ok((n, Ipv6Addr::from(from.sin6_addr.s6_addr)))
+}
+
+const EMPTY_IOV: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
+/// Headers for the first `n` entries of `iov`, one iovec each, addressed
+/// to `name` (sending) or to none (receiving).
+fn mmsg_headers(
+    iov: &mut [libc::iovec; MAX_BATCH],
+    n: usize,
+    name: Option<&libc::sockaddr_in>,
+) -> [libc::mmsghdr; MAX_BATCH] {
+    // SAFETY: all-zero mmsghdr is valid (null pointers, zero lengths).
+    let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()).take(n) {
+        if let Some(sa) = name {
+            m.msg_hdr.msg_name = (sa as *const libc::sockaddr_in) as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = len_of::<libc::sockaddr_in>();
+        }
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    msgs
 }
 
 fn no_room() -> io::Error {
@@ -323,20 +338,12 @@ pub fn send_batch(
         return Err(no_room());
     }
     let sa = sockaddr_in(SocketAddrV4::new(dst, 0));
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_BATCH];
-    // SAFETY: all-zero mmsghdr is valid (null pointers, zero lengths).
-    let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
-    for (i, &len) in lens.iter().enumerate() {
-        iov[i].iov_base = slots[i * slot..].as_ptr() as *mut libc::c_void;
-        iov[i].iov_len = len;
-        msgs[i].msg_hdr.msg_name = (&sa as *const libc::sockaddr_in) as *mut libc::c_void;
-        msgs[i].msg_hdr.msg_namelen = len_of::<libc::sockaddr_in>();
-        msgs[i].msg_hdr.msg_iov = &mut iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
+    let mut iov = [EMPTY_IOV; MAX_BATCH];
+    for (v, (i, &len)) in iov.iter_mut().zip(lens.iter().enumerate()) {
+        v.iov_base = slots[i * slot..].as_ptr() as *mut libc::c_void;
+        v.iov_len = len;
     }
+    let mut msgs = mmsg_headers(&mut iov, lens.len(), Some(&sa));
     // SAFETY: the first lens.len() msgs point into `slots` (bounds checked
     // above), `iov` and `sa`, all live for the call; sendmmsg only reads them.
     let r = unsafe {
@@ -373,18 +380,12 @@ pub fn recv_batch(
     if batch > MAX_BATCH || batch * slot > buf.len() {
         return Err(no_room());
     }
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_BATCH];
-    // SAFETY: all-zero mmsghdr is valid.
-    let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
-    for i in 0..batch {
-        iov[i].iov_base = buf[i * slot..].as_mut_ptr().cast();
-        iov[i].iov_len = slot;
-        msgs[i].msg_hdr.msg_iov = &mut iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
+    let mut iov = [EMPTY_IOV; MAX_BATCH];
+    for (i, v) in iov.iter_mut().enumerate().take(batch) {
+        v.iov_base = buf[i * slot..].as_mut_ptr().cast();
+        v.iov_len = slot;
     }
+    let mut msgs = mmsg_headers(&mut iov, batch, None);
     // SAFETY: the first `batch` msgs point into `buf` slots of `slot` bytes
     // (bounds checked above), live and exclusively borrowed for the call.
     let r = unsafe {
