@@ -81,8 +81,9 @@ pub fn set_int(
 /// SO_RCVTIMEO: blocking receives give up (EAGAIN) after `t`.
 pub fn set_recv_timeout(fd: BorrowedFd<'_>, t: Duration) -> io::Result<()> {
     let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
+        // `as _`: time_t and suseconds_t differ between libcs (musl).
+        tv_sec: t.as_secs() as _,
+        tv_usec: t.subsec_micros() as _,
     };
     set_option(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
 }
@@ -407,4 +408,52 @@ pub fn recv_batch(
         };
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn batches_that_overrun_their_buffer_are_refused_before_any_call() {
+        let fd = open(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+        let slots = [0u8; 2 * 64];
+        let dst = Ipv4Addr::LOCALHOST;
+        let e = |r: io::Result<usize>| r.unwrap_err().kind();
+        // A length beyond its slot, a slot beyond the buffer, too many.
+        assert_eq!(
+            e(send_batch(fd.as_fd(), &slots, 64, &[65], dst)),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            e(send_batch(fd.as_fd(), &slots, 64, &[1, 1, 1], dst)),
+            io::ErrorKind::InvalidInput
+        );
+        let many = [1usize; MAX_BATCH + 1];
+        let big = vec![0u8; (MAX_BATCH + 1) * 64];
+        assert_eq!(
+            e(send_batch(fd.as_fd(), &big, 64, &many, dst)),
+            io::ErrorKind::InvalidInput
+        );
+        let mut buf = [0u8; 100];
+        let mut out = [Received::default(); 2];
+        assert_eq!(
+            e(recv_batch(fd.as_fd(), &mut buf, 64, &mut out)),
+            io::ErrorKind::InvalidInput
+        );
+        // Within bounds, on a socket with nothing waiting: EAGAIN.
+        let mut out = [Received::default(); 1];
+        assert_eq!(
+            e(recv_batch(fd.as_fd(), &mut buf, 64, &mut out)),
+            io::ErrorKind::WouldBlock
+        );
+    }
+
+    #[test]
+    fn a_frame_shorter_than_an_ethernet_header_is_refused() {
+        let fd = open(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+        let r = send_frame(fd.as_fd(), 1, &[0u8; 13]);
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    }
 }

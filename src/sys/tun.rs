@@ -44,3 +44,14 @@ pub fn open(name: &str, offload: bool) -> io::Result<OwnedFd> {
     }
     Ok(fd)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bad_device_names_are_refused() {
+        for name in ["", "sixteen-chars-xx", "a\0b"] {
+            let e = super::open(name, false).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{name:?}");
+        }
+    }
+}
