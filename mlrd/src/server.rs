@@ -14,6 +14,8 @@
 //! read is cut off when its output passes [`MAX_OUTPUT`], and one peer gets
 //! at most [`READ_BUDGET`] bytes per iteration.
 
+#[path = "pair_links.rs"]
+mod pair_links;
 #[path = "replication.rs"]
 mod replication;
 
@@ -25,8 +27,8 @@ use crate::service::{Service, Settings};
 use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
+use pair_links::{PeerLink, ReplicaLink, PROBE_EVERY};
 pub use replication::peer_addr;
-use replication::{PeerLink, ReplicaLink, PROBE_EVERY};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

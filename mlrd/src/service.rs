@@ -10,7 +10,7 @@
 //! the refusal's type ([`Refusal::code`]), its text only explains.
 
 use crate::register::{
-    BindError, BindingRecord, CnIdx, PoolSpec, Push, Register, RegisterError, NO_CN,
+    AddrRange, BindError, BindingRecord, CnIdx, Push, Register, RegisterError, NO_CN,
 };
 use log::{debug, info, warn};
 use std::collections::HashMap;
@@ -433,10 +433,10 @@ impl Service {
                 source: peer.ip(),
             });
         }
-        let pools: Vec<PoolSpec> = b
+        let pools: Vec<AddrRange> = b
             .pools
             .iter()
-            .map(|p| PoolSpec {
+            .map(|p| AddrRange {
                 first: p.first,
                 last: p.last,
             })

@@ -197,7 +197,7 @@ pub fn write(path: &str, doc: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::register::PoolSpec;
+    use crate::register::AddrRange;
     use tmip::addr::MacAddr;
 
     #[test]
@@ -216,7 +216,7 @@ mod tests {
                 "roof\tcn",
                 "10.9.0.1".parse().unwrap(),
                 5554,
-                &[PoolSpec {
+                &[AddrRange {
                     first: "10.1.0.0".parse().unwrap(),
                     last: "10.1.0.255".parse().unwrap(),
                 }],

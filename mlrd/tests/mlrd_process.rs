@@ -488,7 +488,7 @@ fn moves_are_journalled_without_waiting_for_the_disk_and_survive_kill9() {
 
 #[test]
 fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd() {
-    tmip::daemon::raise_nofile();
+    tmip::process_setup::raise_nofile();
     let mut m = Mlr::start("hostile", "");
     let (worst, mean, idle) = m.run(|| {
         let mut good = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
@@ -1368,7 +1368,7 @@ fn hello_header(len: u32) -> Vec<u8> {
 
 #[test]
 fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat() {
-    tmip::daemon::raise_nofile();
+    tmip::process_setup::raise_nofile();
     let m = Mlr::start("preauthmem", "");
     let before = rss_kib(m.proc.as_ref().and_then(Proc::pid).expect("mlrd pid"));
     let (bindings_ok, refused, bound_during) = m.run(|| {
@@ -1425,7 +1425,7 @@ fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat
 
 #[test]
 fn connection_slots_cannot_be_held_by_an_outsider() {
-    tmip::daemon::raise_nofile();
+    tmip::process_setup::raise_nofile();
     let m = Mlr::start(
         "slots",
         "max_connections 300\nmax_unauth_per_source 16\nhandshake_timeout 3\n",

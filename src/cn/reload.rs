@@ -2,7 +2,7 @@
 //! while running, naming those that need a restart), USR1 writes the
 //! status file, USR2 steps the debug level, TERM/INT end the loop.
 
-use super::daemon::Daemon;
+use super::poll_loop::Daemon;
 use super::status;
 use crate::config::tmipd::TmipdConfig;
 use crate::logging;
@@ -58,7 +58,7 @@ impl Daemon {
     }
 
     pub(super) fn status_json(&self) -> Result<String, String> {
-        let (mlr, epoch, repl) = super::daemon::mlr_view(&self.mlr);
+        let (mlr, epoch, repl) = super::poll_loop::mlr_view(&self.mlr);
         status::json(
             &self.core,
             &status::Identity {

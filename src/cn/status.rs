@@ -373,7 +373,7 @@ pub fn cns_text(core: &CnCore) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::core::{Binding, CoreConfig, LookupKind, MlrAnswer, Output};
+    use super::super::core::{CoreConfig, LookupKind, MlrAnswer, Output, StationBinding};
     use super::super::dataplane::CnAddr;
     use super::*;
     use crate::addr::{Cell30, MacAddr};
@@ -406,7 +406,7 @@ mod tests {
         let cell = Cell30::containing(Ipv4Addr::new(10, 13, 100, 8));
         c.mlr_answer(
             tag,
-            MlrAnswer::Binding(Binding {
+            MlrAnswer::Binding(StationBinding {
                 mac,
                 cell,
                 parent: me,
@@ -513,7 +513,7 @@ mod tests {
         let cell = Cell30::containing(Ipv4Addr::new(10, 13, 100, 8));
         c.mlr_answer(
             tag,
-            MlrAnswer::Binding(Binding {
+            MlrAnswer::Binding(StationBinding {
                 mac,
                 cell,
                 parent: peer,

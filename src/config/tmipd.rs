@@ -5,7 +5,7 @@
 //!
 //! Things that need the running system (resolving the MLR's name, the
 //! interfaces' subnets for `addr_pool IFACE * *`) stay symbolic here and are
-//! resolved by the daemon at start ([`PoolSpec::resolve`]).
+//! resolved by the daemon at start ([`AddrPoolSpec::resolve`]).
 
 use super::rc::RcLine;
 use super::ConfigError;
@@ -51,7 +51,7 @@ pub enum PoolBound {
 
 /// `addr_pool IFACE FIRST LAST` as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolSpec {
+pub struct AddrPoolSpec {
     pub iface: String,
     pub first: PoolBound,
     pub last: PoolBound,
@@ -60,12 +60,12 @@ pub struct PoolSpec {
 
 /// A resolved pool: the /30 cells `first..=last` (network addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pool {
+pub struct CellRange {
     pub first: Cell30,
     pub last: Cell30,
 }
 
-impl Pool {
+impl CellRange {
     pub fn cells(&self) -> u32 {
         (self.last.to_u32().saturating_sub(self.first.to_u32())) / 4 + 1
     }
@@ -73,17 +73,17 @@ impl Pool {
         let n = Cell30::containing(ip).to_u32();
         n >= self.first.to_u32() && n <= self.last.to_u32()
     }
-    pub fn overlaps(&self, other: &Pool) -> bool {
+    pub fn overlaps(&self, other: &CellRange) -> bool {
         self.first.to_u32() <= other.last.to_u32() && other.first.to_u32() <= self.last.to_u32()
     }
 }
 
-impl PoolSpec {
+impl AddrPoolSpec {
     /// Turn the spec into a cell range given the interface's address and
     /// prefix length. `*` means the subnet minus its first and last /30 (they
     /// hold the subnet's network and broadcast addresses), as TMip 0.14a did
     /// (`10.13.150.0/24` -> `[10.13.150.4 --> 10.13.150.248]`).
-    pub fn resolve(&self, iface_ip: Ipv4Addr, prefix: u8) -> Result<Pool, String> {
+    pub fn resolve(&self, iface_ip: Ipv4Addr, prefix: u8) -> Result<CellRange, String> {
         let mask = u32::from(prefix_to_mask(prefix));
         let net = u32::from(iface_ip) & mask;
         let bcast = net | !mask;
@@ -126,7 +126,7 @@ impl PoolSpec {
         ) else {
             return Err("internal: unaligned pool".into());
         };
-        Ok(Pool { first: f, last: l })
+        Ok(CellRange { first: f, last: l })
     }
 }
 
@@ -187,7 +187,7 @@ pub struct TmipdConfig {
     pub cn_if: String,
     pub mobile_if: String,
     pub network_name: String,
-    pub addr_pools: Vec<PoolSpec>,
+    pub addr_pools: Vec<AddrPoolSpec>,
     pub log_file: String,
     pub log: bool,
     pub foreground: bool,
@@ -312,7 +312,7 @@ fn parse_mlr(l: &RcLine, file: &str) -> Result<MlrLocation, ConfigError> {
     })
 }
 
-fn parse_pool(l: &RcLine, file: &str) -> Result<PoolSpec, ConfigError> {
+fn parse_pool(l: &RcLine, file: &str) -> Result<AddrPoolSpec, ConfigError> {
     let a: Vec<&str> = l.args().collect();
     let [iface, first, last] = a.as_slice() else {
         return Err(l.error(
@@ -330,7 +330,7 @@ fn parse_pool(l: &RcLine, file: &str) -> Result<PoolSpec, ConfigError> {
             ipv4(l, file, s).map(PoolBound::Addr)
         }
     };
-    let spec = PoolSpec {
+    let spec = AddrPoolSpec {
         iface: iface.to_string(),
         first: bound(first)?,
         last: bound(last)?,
@@ -1035,7 +1035,7 @@ source_guard off\n"
 
     #[test]
     fn star_pool_resolves_like_tmip() {
-        let spec = PoolSpec {
+        let spec = AddrPoolSpec {
             iface: "rl0".into(),
             first: PoolBound::Subnet,
             last: PoolBound::Subnet,
@@ -1046,7 +1046,7 @@ source_guard off\n"
         assert_eq!(p.last.network(), Ipv4Addr::new(10, 13, 150, 248));
         assert_eq!(p.cells(), 62);
         assert!(spec.resolve(Ipv4Addr::new(10, 0, 0, 1), 30).is_err());
-        let spec = PoolSpec {
+        let spec = AddrPoolSpec {
             first: PoolBound::Addr(Ipv4Addr::new(10, 13, 150, 64)),
             ..spec
         };
