@@ -30,10 +30,9 @@ pub fn link_facts(ifname: &str) -> io::Result<(i32, MacAddr)> {
     let link = Netlink::open().and_then(|mut nl| nl.link_by_name(ifname));
     match link {
         Ok(l) => Ok((l.index as i32, l.mac.unwrap_or(MacAddr::ZERO))),
-        Err(NetlinkError::NoSuchLink(_)) => Err(ctx(
-            io::ErrorKind::NotFound.into(),
-            "no such interface",
-            ifname,
+        Err(NetlinkError::NoSuchLink(_)) => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{ifname}: no such interface"),
         )),
         Err(e) => Err(io::Error::other(format!("{ifname}: {e}"))),
     }
