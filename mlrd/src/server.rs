@@ -32,7 +32,7 @@ pub use replication::peer_addr;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant, SystemTime};
 use tmip::event_loop::{Poller, Readiness, Signals, Timers, Token};
 use tmip::log_throttle::LogThrottle;
@@ -78,8 +78,7 @@ pub fn listen(port: u16) -> io::Result<TcpListener> {
     l.set_nonblocking(true)?;
     // std listens with a backlog of 128; bursts of CNs reconnecting after
     // a restart deserve more. listen(2) again just raises it.
-    // SAFETY: listen on a socket we own.
-    unsafe { libc::listen(l.as_raw_fd(), 4096) };
+    let _ = tmip::sys::socket::listen(l.as_fd(), 4096);
     Ok(l)
 }
 
