@@ -89,7 +89,10 @@ impl Mlr {
         for (k, v) in &self.env {
             s = s.env(k, v);
         }
-        match s.start_until("MLR up and listening", Duration::from_secs(10)) {
+        match s.start_until(
+            "MLR up and listening",
+            tmip_testbed::time_bound(Duration::from_secs(10)),
+        ) {
             Ok(p) => self.proc = Some(p),
             Err(e) => panic!("mlrd did not come up: {e}"),
         }
@@ -113,7 +116,9 @@ impl Mlr {
         self.wait_log_for(what, Duration::from_secs(5));
     }
 
+    /// Waits `t` (stretched in the lab's emulated guest) for `what`.
     fn wait_log_for(&self, what: &str, t: Duration) {
+        let t = tmip_testbed::time_bound(t);
         let ok = wait_for(t, || self.log().contains(what).then_some(()));
         assert!(ok.is_some(), "log never said {what:?}:\n{}", self.log());
     }
@@ -238,7 +243,7 @@ fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice()
             }
         }
     });
-    wait_for(Duration::from_secs(10), || {
+    wait_for(tmip_testbed::time_bound(Duration::from_secs(10)), || {
         (acked.lock().unwrap().len() >= 300).then_some(())
     })
     .expect("allocations flowing");
