@@ -89,10 +89,7 @@ impl Mlr {
         for (k, v) in &self.env {
             s = s.env(k, v);
         }
-        match s.start_until(
-            "MLR up and listening",
-            tmip_testbed::time_bound(Duration::from_secs(10)),
-        ) {
+        match s.start_until("MLR up and listening", Duration::from_secs(10)) {
             Ok(p) => self.proc = Some(p),
             Err(e) => panic!("mlrd did not come up: {e}"),
         }
