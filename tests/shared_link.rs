@@ -225,6 +225,14 @@ fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
 
     // A crash while the client is away leaves the proxy entry behind.
     move_checked(&mut bed, i, 2, &mut t, "[one interface] before the crash");
+    // Once CN1 proxies for it (its Redirect may still be on the way in the
+    // lab's slow guest).
+    let proxying = common::wait_for(common::time_bound(Duration::from_millis(250)), || {
+        proxies(&bed, 1, CORE_IF)
+            .contains(&c.station().to_string())
+            .then_some(())
+    });
+    assert!(proxying.is_some(), "CN1 does not proxy before the crash");
     bed.kill_tmipd(1);
     assert!(proxies(&bed, 1, CORE_IF).contains(&c.station().to_string()));
     let m = t.mark();
