@@ -1,7 +1,7 @@
 //! The server's side of the primary/backup pair (decisions: `pair.rs`):
 //!
 //! - the *peer link*: our own connection to the other register. Every
-//!   [`PROBE_EVERY`] it asks `RegisterStatus`; the answer (or its absence
+//!   [`PROBE_EVERY`](super::pair_links::PROBE_EVERY) it asks `RegisterStatus`; the answer (or its absence
 //!   for [`PEER_TIMEOUT`]) goes to [`Pair::on_peer`]. A standby subscribes
 //!   over it (`ReplSubscribe`) and then receives `ReplSnapshot` chunks and
 //!   `ReplRecords`, which it stores (journal + fdatasync) before the `Ack`
@@ -14,6 +14,7 @@
 //!   does not acknowledge within [`ACK_TIMEOUT`] is dropped and the
 //!   register serves alone (logged; status says `peer-down`).
 
+use super::pair_links::{PeerLink, ReplicaLink};
 use super::{Conn, Server};
 use crate::journal;
 use crate::pair::{Decision, PeerView, Replica};
@@ -28,8 +29,6 @@ use tmip::mlrp::{
     ReplSubscribe, RequestId, Role, Session,
 };
 
-/// How often the peer is asked for its status.
-pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// A peer that does not connect or answer within this is unreachable.
 pub const PEER_TIMEOUT: Duration = Duration::from_millis(1000);
 /// A backup that leaves a commit unacknowledged this long is dropped.
@@ -40,34 +39,6 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// bound to the other register (a partition) is never allocated from by
 /// both (docs/MLRP.md "Partitions").
 pub const PAIR_FRESH: Duration = Duration::from_millis(500);
-
-/// Our connection to the other register.
-pub struct PeerLink {
-    io: mlrp::Conn,
-    session: Session,
-    /// RegisterStatus asked and not answered yet, and when.
-    status: Option<(RequestId, Instant)>,
-    subscribe: Option<RequestId>,
-    /// Chunks of a snapshot being received.
-    snapshot: Vec<u8>,
-}
-
-impl PeerLink {
-    pub fn wants_flush(&self) -> bool {
-        self.io.pending() > 0
-    }
-}
-
-/// The backup subscribed to us.
-pub struct ReplicaLink {
-    pub slot: usize,
-    /// What each request in flight carries: a snapshot chunk (0) or the
-    /// records of commit `seq`.
-    pend: HashMap<RequestId, u64>,
-    snapshot_chunks: usize,
-    /// Durable commits waiting for the backup, oldest first.
-    waiting: VecDeque<(u64, Instant)>,
-}
 
 /// Split journal records into runs of at most `max` bytes, on record
 /// boundaries (`[len u32][kind][payload][crc32]`).
@@ -99,7 +70,7 @@ pub fn peer_addr(spec: &str) -> Result<SocketAddrV4, String> {
         ),
         None => (spec, tmip::MLR_PORT),
     };
-    tmip::cn::daemon::resolve(host, port)
+    tmip::config::resolve(host, port)
 }
 
 impl Server {
