@@ -433,6 +433,7 @@ impl Server {
         let mut io = mlrp::Conn::accepted(stream, peer)?;
         let mut session = Session::new(Role::Mlr, self.key.as_ref(), mlrp::random_nonce()?);
         session.set_label(peer.to_string());
+        session.set_epoch(self.pair.epoch());
         session.handshake(io.queue());
         let now = Instant::now();
         let conn = Conn {
@@ -566,6 +567,17 @@ impl Server {
             let Some(ev) = conn.session.poll(conn.io.queue()) else {
                 break;
             };
+            // Every authenticated frame says the sender's epoch: a higher
+            // one than ours means a promotion happened elsewhere.
+            if ev.is_ok() && conn.session.peer_epoch() > self.pair.epoch() {
+                self.on_frame_epoch(conn.session.peer_epoch(), &conn.peer);
+                if !self.pair.serves() && self.service.cn_of(slot).is_some() && !conn.closing {
+                    // A CN bound here: its session closes with the others.
+                    conn.closing = true;
+                    self.to_close.push((slot, "register stepped down".into()));
+                    break;
+                }
+            }
             match ev {
                 Ok(Incoming::Established { peer }) => {
                     if let Some(t) = conn.preauth.take() {
@@ -592,6 +604,9 @@ impl Server {
                         }
                     }
                     debug!(target: "mlrp", "{}: reply {id}: {reply}", conn.peer);
+                    // In the epoch the request may have just raised (a
+                    // promotion at a CN's bind).
+                    conn.session.set_epoch(self.pair.epoch());
                     if let Err(e) = conn.session.reply(id, &reply, conn.io.queue()) {
                         warn!("! {}: cannot send reply {id}: {e}", conn.peer);
                     }
