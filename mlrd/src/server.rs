@@ -110,6 +110,11 @@ struct Conn {
     closing: bool,
     /// Output length before this iteration's replies (for a failed commit).
     committed_len: usize,
+    /// This iteration's output holds more than answers to pings: replies
+    /// that read or changed the register, pushes. Only such output waits
+    /// for the backup; a pong held behind another CN's allocation would
+    /// let this CN's heartbeat deadline pass and make it fail over.
+    stateful: bool,
     /// Pushes waiting for the CN to acknowledge earlier ones (the session
     /// allows MAX_OUTSTANDING unanswered requests).
     push_queue: VecDeque<Message>,
@@ -441,6 +446,7 @@ impl Server {
             write_progress: now,
             closing: false,
             committed_len: 0,
+            stateful: false,
             held: VecDeque::new(),
             push_queue: VecDeque::new(),
         };
@@ -581,6 +587,7 @@ impl Server {
                 Ok(Incoming::Request { id, msg }) => {
                     self.stats.frames_in += 1;
                     debug!(target: "mlrp", "{}: request {id}: {msg}", conn.peer);
+                    conn.stateful |= !matches!(msg, Message::Ping { .. });
                     self.service.heard(slot, now);
                     self.note_heard_conn(slot);
                     let reply = self.handle_in_pair(slot, conn, msg, now);
@@ -659,7 +666,10 @@ impl Server {
                 break;
             };
             match conn.session.request(&msg, conn.io.queue()) {
-                Ok(_) => self.stats.pushes_sent += 1,
+                Ok(_) => {
+                    self.stats.pushes_sent += 1;
+                    conn.stateful = true;
+                }
                 Err(e) => {
                     warn!("! push to {}: {e}", conn.peer);
                     break;
@@ -701,6 +711,7 @@ impl Server {
                 Ok(id) => {
                     debug!(target: "handover", "push {id} to {}: {msg}", conn.peer);
                     self.stats.pushes_sent += 1;
+                    conn.stateful = true;
                     if let Some(s) = slot {
                         self.dirty.push(s);
                     }
@@ -839,6 +850,7 @@ impl Server {
             }
         }
         c.committed_len = c.io.queued_len();
+        c.stateful = false;
         // Held bytes do not make the socket worth watching for POLLOUT.
         let unsent_from = c.io.queued_abs() - c.pending() as u64;
         let want_write = limit.min(c.io.queued_abs()) > unsent_from;

@@ -124,7 +124,9 @@ impl Mlr {
         self.wait_log_for(what, Duration::from_secs(5));
     }
 
+    /// Waits `t` (stretched in the lab's emulated guest) for `what`.
     fn wait_log_for(&self, what: &str, t: Duration) {
+        let t = tmip_testbed::time_bound(t);
         let ok = wait_for(t, || self.log().contains(what).then_some(()));
         assert!(ok.is_some(), "log never said {what:?}:\n{}", self.log());
     }
@@ -248,7 +250,7 @@ fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice()
             }
         }
     });
-    wait_for(Duration::from_secs(10), || {
+    wait_for(tmip_testbed::time_bound(Duration::from_secs(10)), || {
         (acked.lock().unwrap().len() >= 300).then_some(())
     })
     .expect("allocations flowing");
@@ -547,9 +549,13 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
     eprintln!(
         "with {idle} idle connections + hostile peers: locate mean {mean:?}, worst {worst:?}"
     );
-    // Generous bound for a debug build on a shared 2-core machine; the
-    // point is "answered, not stalled" (a stall would be seconds).
-    assert!(worst < Duration::from_millis(500), "worst locate {worst:?}");
+    // Generous bound for a debug build on a shared 2-core machine (x4 in
+    // the lab's emulated guest); the point is "answered, not stalled" (a
+    // stall would be seconds).
+    assert!(
+        worst < tmip_testbed::time_bound(Duration::from_millis(500)),
+        "worst locate {worst:?}"
+    );
     assert!(m.alive(), "mlrd died:\n{}", m.log());
     let log = m.log();
     assert!(log.contains("protocol error"), "{log}");
@@ -1256,7 +1262,11 @@ fn a_peer_that_never_reads_is_cut_off_and_others_are_served() {
     m.wait_log_for("peer is not reading; closing", Duration::from_secs(10));
     drop(slow);
     eprintln!("well-behaved CN's worst ping while a peer hogged output: {worst:?}");
-    assert!(worst < Duration::from_millis(500), "{worst:?}");
+    // A stall would last until the hog is cut off (cn_timeout 3 s).
+    assert!(
+        worst < tmip_testbed::time_bound(Duration::from_millis(500)),
+        "{worst:?}"
+    );
 }
 
 #[test]
@@ -1438,12 +1448,21 @@ fn connection_slots_cannot_be_held_by_an_outsider() {
         for _ in 0..1000 {
             idle.push(tcp_from(Ipv4Addr::new(10, 66, 0, 1)).expect("connect"));
         }
-        // mlrd evicted as it accepted: how many of them are still open?
+        // mlrd evicts as it accepts: how many of them are still open once
+        // it has accepted them all (500 ms here; emulated, the kernel's
+        // backlog still holds some then, so watch until none is left).
+        let open = |idle: &[TcpStream]| {
+            idle.iter()
+                .filter(|s| !closed_by_peer(s, Duration::ZERO))
+                .count()
+        };
         std::thread::sleep(Duration::from_millis(500));
-        let from_one_kept = idle
-            .iter()
-            .filter(|s| !closed_by_peer(s, Duration::ZERO))
-            .count();
+        let mut from_one_kept = open(&idle);
+        let until = Instant::now() + tmip_testbed::time_bound(Duration::from_millis(500)) * 10;
+        while from_one_kept > 16 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+            from_one_kept = open(&idle);
+        }
         // Then 400 more hosts one each, more than there are slots.
         for i in 0..400u32 {
             let src = Ipv4Addr::new(10, 67, (i / 250) as u8, (i % 250) as u8 + 1);
@@ -1463,7 +1482,11 @@ fn connection_slots_cannot_be_held_by_an_outsider() {
         "1000 idle from one host + 400 hosts, 300 slots: {from_one_kept} of the one host's left open; CN rebound in {bound_in:?}"
     );
     assert_eq!(from_one_kept, 16, "max_unauth_per_source 16");
-    assert!(bound_in < Duration::from_secs(1), "{bound_in:?}");
+    assert!(
+        bound_in
+            < tmip_testbed::time_bound(Duration::from_secs(1)).min(Duration::from_millis(2900)),
+        "{bound_in:?} (a CN that waited for handshake_timeout 3 s to free a slot would take 3 s)"
+    );
     assert!(located, "the CN's station binding changed");
     m.wait_log("Evicting unauthenticated connection from 10.6");
     // ~1100 evictions, logged once plus a count when the interval ends.
