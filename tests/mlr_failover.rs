@@ -94,6 +94,17 @@ fn restart_in_sync(bed: &mut TestBed, r: Register) -> (String, String) {
     if let Err(e) = bed.wait_register_log(r, "Replica in sync", UP) {
         panic!("{e}\n{}", bed.logs());
     }
+    // The replica logs before its acknowledgement of the last snapshot
+    // chunk reaches the serving register: give that a moment (on a loaded
+    // machine a status read at once could still say catching-up).
+    let serving = match r {
+        Register::Primary => Register::Backup,
+        Register::Backup => Register::Primary,
+    };
+    let _ = common::wait_for(Duration::from_secs(5), || {
+        let st = bed.register_status(serving);
+        st.contains("\"replication\": \"in-sync\"").then_some(())
+    });
     (
         bed.register_status(Register::Primary),
         bed.register_status(Register::Backup),

@@ -252,7 +252,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
         reg,
         journal,
         listener,
-        max_conns,
+        conn_ceiling: nofile.saturating_sub(32) as usize,
         pair,
     })
     .map_err(|e| format!("start: {e}"))?;

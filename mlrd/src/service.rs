@@ -194,6 +194,9 @@ impl Service {
     pub fn set_settings(&mut self, s: Settings) {
         self.settings = s;
     }
+    pub fn ping_interval_secs(&self) -> u16 {
+        self.settings.ping_interval_secs
+    }
     /// The CN connection `conn` is the bound session of.
     pub fn cn_of(&self, conn: ConnId) -> Option<CnIdx> {
         self.conn_cn.get(&conn).copied()

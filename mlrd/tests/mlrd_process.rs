@@ -500,11 +500,11 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
             .unwrap();
         // A half frame, then silence (kept open).
         let mut half = TcpStream::connect(MLR).unwrap();
-        half.write_all(b"ML\x01\x00\x00\x00\x00\x80\x00\x00")
+        half.write_all(b"ML\x02\x00\x00\x00\x00\x80\x00\x00")
             .unwrap();
         // An oversized length.
         let mut big = TcpStream::connect(MLR).unwrap();
-        big.write_all(b"ML\x01\x00\x7f\xff\xff\xff").unwrap();
+        big.write_all(b"ML\x02\x00\x7f\xff\xff\xff").unwrap();
         big.write_all(&[0u8; 4096]).unwrap();
         // A well-behaved client meanwhile: every locate answered, quickly.
         let mut worst = Duration::ZERO;
@@ -708,10 +708,7 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
     m.wait_log("Configuration reloaded");
     let log = m.log();
     assert!(log.contains("lease_time now 7200"), "{log}");
-    assert!(
-        log.contains("port changed: takes effect at the next restart"),
-        "{log}"
-    );
+    assert!(log.contains("not applied, needs a restart: port"), "{log}");
     // HUP with a broken file: logged, the running configuration stays.
     let good = std::fs::read_to_string(&rc).unwrap();
     std::fs::write(&rc, format!("{good}bogus_key 1\n")).unwrap();
@@ -1256,11 +1253,12 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// A frame header announcing `len` bytes, as a Hello with a MAC would start.
 fn hello_header(len: u32) -> Vec<u8> {
-    let mut h = vec![b'M', b'L', 1, 0x02];
+    let mut h = vec![b'M', b'L', tmip::mlrp::VERSION, 0x02];
     h.extend_from_slice(&len.to_be_bytes());
     h.extend_from_slice(&[0; 8]); // sequence 0
     h.extend_from_slice(&[0; 4]); // request id 0
     h.extend_from_slice(&[0, 1, 0, 0]); // Hello, reserved
+    h.extend_from_slice(&[0; 4]); // epoch 0
     h
 }
 
@@ -1313,7 +1311,10 @@ fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat
     );
     let log = m.log();
     assert!(
-        log.contains("frame length 65536 before the handshake: the largest Hello is 141 bytes"),
+        log.contains(&format!(
+            "frame length 65536 before the handshake: the largest Hello is {} bytes",
+            tmip::mlrp::MAX_HELLO_FRAME_LEN
+        )),
         "{log}"
     );
     // 2000 refusals, a handful of lines: one per interval plus a count.
@@ -1498,4 +1499,206 @@ fn a_key_set_twice_in_mlrd_rc_stops_mlrd_with_file_and_line() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(":3: secret: set twice (first on line 2)")
     );
+}
+
+// ------------------------------------------------------------ epochs in frames
+
+fn stored_epoch(m: &Mlr) -> String {
+    std::fs::read_to_string(m.state_path().join("epoch"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn register_epoch(reply: &Message) -> u32 {
+    match reply {
+        Message::RegisterStatusReply(s) => s.epoch,
+        other => panic!("expected a RegisterStatusReply, got {other:?}"),
+    }
+}
+
+/// A primary cut off from its backup serves in epoch 1. A CN that saw the
+/// backup promoted (epoch 2) arrives: from that CN's first frame the old
+/// primary steps down (its bound CNs are let go) and, still cut off,
+/// promotes itself above the epoch it met when that CN binds.
+#[test]
+fn a_serving_register_that_meets_a_higher_epoch_in_a_cn_frame_steps_down() {
+    // Nothing listens at the backup's address: the primary serves alone.
+    let m = Mlr::start("epochstep", "backup_mlr 127.0.0.1:6600\n");
+    m.wait_log("Serving CNs in epoch 1");
+    let (a_epoch, status_seen, a_after, bind, b_epoch, status_after) = m.run(|| {
+        let mut a = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let a_epoch = a.session().peer_epoch();
+        let mut b = connect_from("10.9.0.2");
+        b.set_epoch(2);
+        let status_seen = b.call(&Message::RegisterStatus).expect("status");
+        let a_after = a.call(&Message::Ping { nonce: 1 });
+        let bind = b
+            .call(&Message::CnBind(CnBind {
+                network_name: NET.into(),
+                cn_name: "cn 10.9.0.2".into(),
+                cn_addr: "10.9.0.2".parse().unwrap(),
+                cn_port: 5554,
+                pools: vec![pool("10.2.0.0", "10.2.0.255")],
+            }))
+            .expect("bind");
+        let b_epoch = b.session().peer_epoch();
+        let status_after = b.call(&Message::RegisterStatus).expect("status");
+        (a_epoch, status_seen, a_after, bind, b_epoch, status_after)
+    });
+    assert_eq!(a_epoch, 1, "frames carry the register's epoch");
+    // Stepped down: a standby (role 2) in its old epoch, not serving.
+    assert!(
+        matches!(&status_seen, Message::RegisterStatusReply(s)
+            if s.epoch == 1 && s.role == tmip::mlrp::RegisterRole::Backup),
+        "{status_seen:?}"
+    );
+    assert!(
+        a_after.is_err(),
+        "the CN bound to the stepped-down register was let go: {a_after:?}"
+    );
+    assert!(
+        matches!(bind, Message::BindReply(BindReply::Accepted { .. })),
+        "{bind:?}"
+    );
+    assert_eq!(b_epoch, 3, "promoted above the epoch it met");
+    assert_eq!(register_epoch(&status_after), 3);
+    assert_eq!(stored_epoch(&m), "3", "the new epoch is stored");
+    let log = m.log();
+    assert!(
+        log.contains("speaks in epoch 2, above this register's 1: another register was promoted"),
+        "{log}"
+    );
+    assert!(log.contains("stepping down"), "{log}");
+    assert!(
+        log.contains("Promoted to serving register, epoch 3"),
+        "{log}"
+    );
+}
+
+/// A register alone has nobody to defer to: a CN that saw a higher epoch
+/// (the register's state was lost) makes it take that epoch, and the CN
+/// keeps being served in it.
+#[test]
+fn a_register_alone_takes_a_higher_epoch_it_meets() {
+    let m = Mlr::start("epochalone", "");
+    let (before, after, pong, header) = m.run(|| {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let before = register_epoch(&c.call(&Message::RegisterStatus).unwrap());
+        c.set_epoch(4);
+        let after = register_epoch(&c.call(&Message::RegisterStatus).unwrap());
+        let pong = c.call(&Message::Ping { nonce: 9 }).unwrap();
+        (before, after, pong, c.session().peer_epoch())
+    });
+    assert_eq!((before, after, header), (1, 4, 4));
+    assert_eq!(pong, Message::Pong { nonce: 9 });
+    assert_eq!(stored_epoch(&m), "4");
+    assert!(
+        m.log()
+            .contains("speaks in epoch 4, above this register's 1: taking it"),
+        "{}",
+        m.log()
+    );
+}
+
+/// A peer of the previous protocol version (24-byte header, no epoch) is
+/// refused at its Hello with a clear error on both sides: mlrd logs it,
+/// and the old peer gets a closing notice in its own framing that says
+/// to upgrade. mlrd keeps serving.
+#[test]
+fn a_version_1_peer_is_refused_with_a_clear_error() {
+    let m = Mlr::start("v1peer", "");
+    let (got, served) = m.run(|| {
+        #[rustfmt::skip]
+        let v1_hello: Vec<u8> = [
+            &[b'M', b'L', 0x01, 0x00, 0, 0, 0, 45][..],   // version 1, 24 + 21 bytes
+            &[0; 8], &[0; 4], &[0x00, 0x01, 0x00, 0x00],  // seq 0, id 0, Hello
+            &[1, 2, 0, 0], &[9; 16], &[0],                // v1, CN, nonce, ""
+        ]
+        .concat();
+        let mut s = TcpStream::connect(MLR).unwrap();
+        s.write_all(&v1_hello).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let mut c = connect();
+        let served = c.call(&Message::Ping { nonce: 3 }).unwrap();
+        (got, served)
+    });
+    assert_eq!(served, Message::Pong { nonce: 3 });
+    // mlrd's own Hello first (its length in its header), then the notice.
+    assert!(got.len() > 8, "{got:?}");
+    let hello_len = u32::from_be_bytes([got[4], got[5], got[6], got[7]]) as usize;
+    let notice = &got[hello_len..];
+    assert_eq!(&notice[..4], b"ML\x01\x01", "a version-1 reply frame");
+    assert_eq!(&notice[20..22], &[0x00, 0x02], "an Error");
+    assert_eq!(&notice[24..26], &[0x00, 0x04], "VersionUnsupported");
+    let text = String::from_utf8_lossy(&notice[27..]);
+    assert!(text.contains("upgrade"), "{text}");
+    let log = m.log();
+    assert!(
+        log.contains("MLRP version 1 frame from an older peer: this side speaks version 2 only"),
+        "{log}"
+    );
+}
+
+/// Every key mlrd's table (`mlrd/src/config.rs`) marks live reaches the
+/// part that uses it on a HUP: the status document's `settings` are read
+/// from the register, the service and the server (not from the config),
+/// `secret` is seen by who may connect and `status_file` by where USR1
+/// writes. A restart-only key changed with them is named "needs a restart"
+/// and keeps its running value. (The config's unit test
+/// `live_keys_are_the_ones_this_test_proves` lists the live keys: a new one
+/// must get its case here.)
+#[test]
+fn hup_brings_every_live_key_to_the_part_that_uses_it() {
+    let mut m = Mlr::start("hup-keys", "");
+    let before = {
+        m.signal(Signal::SIGUSR1);
+        m.wait_log("Status written");
+        std::fs::read_to_string(m.status_path()).unwrap()
+    };
+    let cases: &[(&str, &str)] = &[
+        ("debug_level 5", "\"debug_level\": 5,"),
+        ("lease_time 7200", "\"settings\": {\"lease_time\": 7200,"),
+        ("offer_time 30", "\"offer_time\": 30,"),
+        ("foreign_share 40", "\"foreign_share\": 40,"),
+        ("cn_timeout 12", "\"cn_timeout\": 12, \"ping_interval\": 4,"),
+        ("max_connections 100", "\"max_connections\": 100,"),
+        ("max_unauth_per_source 3", "\"max_unauth_per_source\": 3,"),
+        ("handshake_timeout 7", "\"handshake_timeout\": 7}"),
+    ];
+    for (_, want) in cases {
+        assert!(!before.contains(want), "{want} before the HUP:\n{before}");
+    }
+    let new_status = m.dir.path("moved.status");
+    let new_secret = "a new secret";
+    let mut lines: Vec<String> = cases.iter().map(|(l, _)| l.to_string()).collect();
+    lines.push(format!("status_file {}", new_status.display()));
+    lines.push(format!("secret \"{new_secret}\""));
+    lines.push("port 6560".into());
+    m.rc.apply(&lines);
+    m.rc.write(&m.dir.path("mlrd.rc"));
+    m.signal(Signal::SIGHUP);
+    m.wait_log("Configuration reloaded");
+    m.wait_log("not applied, needs a restart: port");
+    // status_file: USR1 writes the new file.
+    m.signal(Signal::SIGUSR1);
+    let st = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&new_status)
+            .ok()
+            .filter(|s| s.trim_end().ends_with('}'))
+    })
+    .unwrap_or_else(|| panic!("no status at the new status_file\n{}", m.log()));
+    for (line, want) in cases {
+        assert!(st.contains(want), "{line}: {want} not in\n{st}");
+    }
+    // secret: a new connection needs the new one; the port stayed.
+    m.run(move || {
+        let old = Client::connect(MLR, Role::Cn, Some(&key()), Duration::from_secs(3));
+        assert!(old.is_err(), "the old secret still admitted");
+        let k = NetworkKey::derive(new_secret.as_bytes(), NET);
+        Client::connect(MLR, Role::Cn, Some(&k), Duration::from_secs(3))
+            .expect("the new secret admitted on the running port");
+    });
 }

@@ -384,8 +384,32 @@ impl CnCore {
     pub fn mlr_up(&self) -> bool {
         self.mlr_up
     }
-    pub fn set_reverse_tunnel(&mut self, on: bool) {
-        self.cfg.reverse_tunnel = on;
+    /// The settings in force.
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// New settings from a HUP. The tables and the admission were sized
+    /// from `max_stations`, `max_peers` and `new_station_rate` at start,
+    /// which are restart-only keys (`config::tmipd::TABLE`), so a reload
+    /// brings them unchanged.
+    pub fn reconfigure(&mut self, cfg: CoreConfig) {
+        debug_assert_eq!(
+            (
+                cfg.me,
+                cfg.max_stations,
+                cfg.max_peers,
+                cfg.new_station_rate
+            ),
+            (
+                self.cfg.me,
+                self.cfg.max_stations,
+                self.cfg.max_peers,
+                self.cfg.new_station_rate
+            ),
+            "restart-only settings changed by a reload"
+        );
+        self.cfg = cfg;
     }
 
     /// Next output to carry out.

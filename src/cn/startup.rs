@@ -153,6 +153,20 @@ pub fn run(opts: Options) -> i32 {
     d.quit.unwrap_or(0)
 }
 
+/// The core's settings from the config: at start and on every HUP (so a
+/// key the core uses reaches it in both; `reload.rs`).
+pub(super) fn core_config(cfg: &TmipdConfig, me: CnAddr, shared_link: bool) -> CoreConfig {
+    CoreConfig {
+        me,
+        reverse_tunnel: cfg.reverse_tunnel,
+        max_stations: cfg.max_stations,
+        max_peers: cfg.max_peers,
+        fallback_lease_secs: cfg.lease_time,
+        new_station_rate: cfg.new_station_rate,
+        shared_link,
+    }
+}
+
 impl Daemon {
     pub(super) fn bring_up(
         cfg: TmipdConfig,
@@ -180,15 +194,7 @@ impl Daemon {
             .map_err(|e| format!("cannot listen on {listen_ip}:{}: {e}", cfg.cn_port))?;
         log::info!(target: "cn", "  [MLRP Session Dispatcher ({listen_ip}:{})]: Done.", cfg.cn_port);
         let shared = super::link_mode::LinkMode::of(&cfg).is_shared();
-        let core = CnCore::new(CoreConfig {
-            me,
-            reverse_tunnel: cfg.reverse_tunnel,
-            max_stations: cfg.max_stations,
-            max_peers: cfg.max_peers,
-            fallback_lease_secs: cfg.lease_time,
-            new_station_rate: cfg.new_station_rate,
-            shared_link: shared,
-        });
+        let core = CnCore::new(core_config(&cfg, me, shared));
         log::info!(target: "cn", "  [Station table ({} entries)]: Done.", core.stations().limit());
         let dp = NetlinkDataPlane::open(
             &cfg.mobile_if,

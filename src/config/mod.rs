@@ -1,7 +1,9 @@
 //! Configuration sources. `rc` reads TMip 0.14a style `key value` files
 //! (`tmipd.rc`, `mlrd.rc`); `uci` reads OpenWrt's `/etc/config/tmip`. Both
-//! feed the same typed config structs, validated once at start.
+//! feed the same typed config structs, validated once at start, through
+//! each daemon's key table (`keys`).
 
+pub mod keys;
 pub mod rc;
 mod resolve;
 mod source;
