@@ -44,7 +44,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tmip::log_throttle",
             "tmip::logging",
             "tmip::process_setup",
-            "tmip::packet_socket",
         ],
     ),
     (
@@ -53,6 +52,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tmip::dhcp",
             "tmip::mlrp",
             "tmip::netlink",
+            // finds its interface's index and MAC with netlink
+            "tmip::packet_socket",
             "tmip::tunnel",
             "tmip::ubus",
             "tmip::classify",

@@ -538,6 +538,14 @@ fn allocations_wait_for_the_backup_and_moves_do_not() {
         held >= Duration::from_millis(1500),
         "the allocation was acknowledged before the backup stored it ({held:?})"
     );
+    // Only replies that say something of the register wait for the
+    // backup: CN1's heartbeat (a ping every 250 ms, dead after 1 s) was
+    // answered all along, so it stayed with the primary.
+    let cn1 = bed.cn(1).log_text();
+    assert!(
+        !cn1.contains("lost the MLR link"),
+        "CN1's pings were held behind the allocation:\n{cn1}"
+    );
     assert!(
         bed.register_log(Register::Primary)
             .contains("serving alone"),

@@ -673,7 +673,9 @@ impl Server {
                 continue;
             }
             if let Some(Some(c)) = self.conns.get_mut(s) {
-                if c.io.queued_len() > c.committed_len {
+                // Answers to pings only need not wait (they say nothing of
+                // the register); they still leave after held bytes before them.
+                if c.io.queued_len() > c.committed_len && c.stateful {
                     let start = c.io.abs(c.committed_len);
                     c.held.push_back((seq, start));
                 }

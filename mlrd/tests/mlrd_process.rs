@@ -99,6 +99,17 @@ impl Mlr {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Started, then restarted to compact every few kilobytes of journal
+    /// (the default is 16 MB).
+    fn start_compacting(tag: &str) -> Mlr {
+        let mut m = Mlr::start(tag, "");
+        m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
+        m.signal(Signal::SIGTERM);
+        m.wait(Duration::from_secs(5)).expect("exited");
+        m.spawn();
+        m
+    }
+
     /// Restart with `extra` applied to mlrd.rc (a key replaces its line).
     fn with_extra(mut self, extra: &str) -> Mlr {
         self.signal(Signal::SIGTERM);
@@ -113,7 +124,9 @@ impl Mlr {
         self.wait_log_for(what, Duration::from_secs(5));
     }
 
+    /// Waits `t` (stretched in the lab's emulated guest) for `what`.
     fn wait_log_for(&self, what: &str, t: Duration) {
+        let t = tmip_testbed::time_bound(t);
         let ok = wait_for(t, || self.log().contains(what).then_some(()));
         assert!(ok.is_some(), "log never said {what:?}:\n{}", self.log());
     }
@@ -129,18 +142,17 @@ impl Mlr {
         self.proc.as_mut()?.wait(t)
     }
 
-    /// kill -9 (and reap), then wait until nothing runs in the namespace:
-    /// a background compaction's forked child dies with mlrd (PDEATHSIG)
-    /// but a moment later, and holds the listening socket until then.
+    /// kill -9 (and reap). A background compaction's forked child may live
+    /// on a moment (it dies with mlrd, PDEATHSIG), but it holds neither the
+    /// listening socket nor the state-dir lock: a restart may follow at once.
     fn kill9(&mut self) {
         if let Some(p) = self.proc.as_mut() {
             p.kill();
         }
-        let pids = format!("ip netns pids {}", self.ns.name);
-        wait_for(Duration::from_secs(5), || {
-            sh(&pids).trim().is_empty().then_some(())
-        })
-        .expect("mlrd's processes gone after kill -9");
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.as_ref().and_then(Proc::pid).expect("mlrd runs")
     }
 
     fn alive(&mut self) -> bool {
@@ -238,7 +250,7 @@ fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice()
             }
         }
     });
-    wait_for(Duration::from_secs(10), || {
+    wait_for(tmip_testbed::time_bound(Duration::from_secs(10)), || {
         (acked.lock().unwrap().len() >= 300).then_some(())
     })
     .expect("allocations flowing");
@@ -537,9 +549,13 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
     eprintln!(
         "with {idle} idle connections + hostile peers: locate mean {mean:?}, worst {worst:?}"
     );
-    // Generous bound for a debug build on a shared 2-core machine; the
-    // point is "answered, not stalled" (a stall would be seconds).
-    assert!(worst < Duration::from_millis(500), "worst locate {worst:?}");
+    // Generous bound for a debug build on a shared 2-core machine (x4 in
+    // the lab's emulated guest); the point is "answered, not stalled" (a
+    // stall would be seconds).
+    assert!(
+        worst < tmip_testbed::time_bound(Duration::from_millis(500)),
+        "worst locate {worst:?}"
+    );
     assert!(m.alive(), "mlrd died:\n{}", m.log());
     let log = m.log();
     assert!(log.contains("protocol error"), "{log}");
@@ -920,14 +936,20 @@ fn a_silent_cn_is_marked_down_and_its_bindings_are_kept() {
     });
 }
 
+/// Allocate a cell for station `mac(i)`.
+fn allocate(c: &mut Client, i: u32) -> Cell30 {
+    let r = c
+        .call(&Message::Allocate(Allocate {
+            mac: mac(i),
+            requested: None,
+        }))
+        .unwrap();
+    cell_of(&r)
+}
+
 #[test]
 fn background_compactions_under_load_then_kill9_lose_nothing() {
-    let mut m = Mlr::start("compact", "");
-    // Compact every few kilobytes of journal (the default is 16 MB).
-    m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
-    m.signal(Signal::SIGTERM);
-    m.wait(Duration::from_secs(5)).expect("exited");
-    m.spawn();
+    let mut m = Mlr::start_compacting("compact");
     let log_path = m.log_path();
     let compactions = move || {
         std::fs::read_to_string(&log_path)
@@ -940,13 +962,7 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
         let mut acked = HashMap::new();
         let mut i = 0;
         while i < 20_000 && (acked.len() < 600 || compactions() < 3) {
-            let r = c
-                .call(&Message::Allocate(Allocate {
-                    mac: mac(i),
-                    requested: None,
-                }))
-                .unwrap();
-            acked.insert(i, cell_of(&r));
+            acked.insert(i, allocate(&mut c, i));
             // Some churn, so snapshots and journals disagree on something.
             if i % 7 == 3 {
                 let cell = acked.remove(&(i - 1)).unwrap();
@@ -1005,6 +1021,98 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
         "lost after compactions + kill -9: {lost:?}"
     );
     assert!(dup.is_empty(), "cells handed out twice: {dup:?}");
+}
+
+/// mlrd's children now (its compaction workers).
+fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Stop `pid` for a moment and list what its descriptors point at.
+fn descriptors_of_stopped(pid: i32) -> Vec<String> {
+    let p = nix::unistd::Pid::from_raw(pid);
+    if nix::sys::signal::kill(p, Signal::SIGSTOP).is_err() {
+        return Vec::new();
+    }
+    let links = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|l| l.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = nix::sys::signal::kill(p, Signal::SIGCONT);
+    links
+}
+
+#[test]
+fn compaction_workers_hold_no_socket_and_a_restart_right_after_kill9_gets_the_port() {
+    let mut m = Mlr::start_compacting("compact-restart");
+    // Watch mlrd's compaction workers: each one caught with its snapshot
+    // file open (so past its start-up) shows what it holds.
+    let pid = m.pid();
+    let done = Arc::new(AtomicBool::new(false));
+    let caught: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let watcher = {
+        let (done, caught) = (done.clone(), caught.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                for c in children_of(pid) {
+                    let fds = descriptors_of_stopped(c);
+                    if fds.iter().any(|f| f.contains("snapshot.tmp")) {
+                        caught.lock().unwrap().push(fds);
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let seen = caught.clone();
+    let acked: HashMap<u32, Cell30> = m.run(move || {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
+        let mut acked = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut i = 0;
+        // Enough bindings that a snapshot takes a while to write, until
+        // three workers were caught at it; then on until a worker runs.
+        while Instant::now() < deadline
+            && (acked.len() < 3000 || seen.lock().unwrap().len() < 3 || children_of(pid).is_empty())
+        {
+            acked.insert(i, allocate(&mut c, i));
+            i += 1;
+        }
+        acked
+    });
+    // kill -9 with the worker (most likely) still writing, and restart at
+    // once: the port and the state directory are free.
+    m.kill9();
+    done.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    m.spawn();
+    let caught = caught.lock().unwrap().clone();
+    assert!(
+        caught.len() >= 3,
+        "caught {} compaction workers writing their snapshot:\n{}",
+        caught.len(),
+        m.log()
+    );
+    for fds in &caught {
+        assert!(
+            !fds.iter()
+                .any(|f| f.starts_with("socket:") || f.ends_with("/lock")),
+            "a compaction worker holds a socket or the state lock: {fds:?}"
+        );
+    }
+    let n = acked.len();
+    assert!(
+        m.log().contains(&format!("{n} bindings restored")),
+        "{}",
+        m.log()
+    );
 }
 
 #[test]
@@ -1154,7 +1262,11 @@ fn a_peer_that_never_reads_is_cut_off_and_others_are_served() {
     m.wait_log_for("peer is not reading; closing", Duration::from_secs(10));
     drop(slow);
     eprintln!("well-behaved CN's worst ping while a peer hogged output: {worst:?}");
-    assert!(worst < Duration::from_millis(500), "{worst:?}");
+    // A stall would last until the hog is cut off (cn_timeout 3 s).
+    assert!(
+        worst < tmip_testbed::time_bound(Duration::from_millis(500)),
+        "{worst:?}"
+    );
 }
 
 #[test]
@@ -1336,12 +1448,21 @@ fn connection_slots_cannot_be_held_by_an_outsider() {
         for _ in 0..1000 {
             idle.push(tcp_from(Ipv4Addr::new(10, 66, 0, 1)).expect("connect"));
         }
-        // mlrd evicted as it accepted: how many of them are still open?
+        // mlrd evicts as it accepts: how many of them are still open once
+        // it has accepted them all (500 ms here; emulated, the kernel's
+        // backlog still holds some then, so watch until none is left).
+        let open = |idle: &[TcpStream]| {
+            idle.iter()
+                .filter(|s| !closed_by_peer(s, Duration::ZERO))
+                .count()
+        };
         std::thread::sleep(Duration::from_millis(500));
-        let from_one_kept = idle
-            .iter()
-            .filter(|s| !closed_by_peer(s, Duration::ZERO))
-            .count();
+        let mut from_one_kept = open(&idle);
+        let until = Instant::now() + tmip_testbed::time_bound(Duration::from_millis(500)) * 10;
+        while from_one_kept > 16 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+            from_one_kept = open(&idle);
+        }
         // Then 400 more hosts one each, more than there are slots.
         for i in 0..400u32 {
             let src = Ipv4Addr::new(10, 67, (i / 250) as u8, (i % 250) as u8 + 1);
@@ -1361,7 +1482,11 @@ fn connection_slots_cannot_be_held_by_an_outsider() {
         "1000 idle from one host + 400 hosts, 300 slots: {from_one_kept} of the one host's left open; CN rebound in {bound_in:?}"
     );
     assert_eq!(from_one_kept, 16, "max_unauth_per_source 16");
-    assert!(bound_in < Duration::from_secs(1), "{bound_in:?}");
+    assert!(
+        bound_in
+            < tmip_testbed::time_bound(Duration::from_secs(1)).min(Duration::from_millis(2900)),
+        "{bound_in:?} (a CN that waited for handshake_timeout 3 s to free a slot would take 3 s)"
+    );
     assert!(located, "the CN's station binding changed");
     m.wait_log("Evicting unauthenticated connection from 10.6");
     // ~1100 evictions, logged once plus a count when the interval ends.
