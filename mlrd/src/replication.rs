@@ -13,10 +13,19 @@
 //!   records: "acknowledged" means stored on both registers. A backup that
 //!   does not acknowledge within [`ACK_TIMEOUT`] is dropped and the
 //!   register serves alone (logged; status says `peer-down`).
+//! - *held binds*: a CN binds to a standby only when it has lost the
+//!   serving register. The standby believes it only if it has lost it
+//!   too: it asks the serving register at once and holds the bind until
+//!   either the serving register is heard (a partition that cuts the CN
+//!   off, not the register: refused, docs/MLRP.md "Partitions") or it has
+//!   been silent for [`BIND_SILENCE`] (its host is gone: promote, bind).
+//!   Without this, a CN that notices a silent primary before the standby
+//!   does (its deadline is 1 s, the standby's own probe timeout 1-1.25 s)
+//!   was refused and tried the dead primary again.
 
-use super::{Conn, Server};
+use super::{now_secs, Conn, Server};
 use crate::journal;
-use crate::pair::{Decision, PeerView, Replica};
+use crate::pair::{Decision, PeerView, Replica, Role as PairRole};
 use log::{error, info, warn};
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -34,6 +43,11 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 pub const PEER_TIMEOUT: Duration = Duration::from_millis(1000);
 /// A backup that leaves a commit unacknowledged this long is dropped.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A standby asked to bind by a CN promotes itself once the serving
+/// register has been silent this long (it is asked every [`PROBE_EVERY`]
+/// and at once when a bind arrives, so a live one is heard well within
+/// this).
+pub const BIND_SILENCE: Duration = Duration::from_millis(750);
 /// In a pair, a cell comes from another CN's pool only if that CN was
 /// heard this recently: less than the CNs' failover deadline
 /// (`mlr_deadline`, 1000 ms by default), so a CN that may already have
@@ -56,6 +70,15 @@ impl PeerLink {
     pub fn wants_flush(&self) -> bool {
         self.io.pending() > 0
     }
+}
+
+/// A CN's bind that a standby holds until it knows whether the serving
+/// register is gone (module docs, "held binds").
+pub struct HeldBind {
+    slot: usize,
+    id: RequestId,
+    msg: Message,
+    since: Instant,
 }
 
 /// The backup subscribed to us.
@@ -204,6 +227,18 @@ impl Server {
             if self.pair.subscribed() {
                 warn!("! Link to the serving register lost ({why}): standing by; the first CN to bind here promotes this register");
             }
+        }
+        // Serving, with a backup in sync that we cannot reach: it is gone
+        // (a cut, not just a crash), even if its replication connection
+        // never said so. Not while it catches up: applying a large
+        // snapshot may keep it from answering for a while.
+        if self.pair.serves() && self.pair.replication() == tmip::mlrp::ReplicationState::InSync {
+            let slot = self.replica.as_ref().map(|r| r.slot);
+            if let Some(slot) = slot {
+                self.to_close
+                    .push((slot, "peer register unreachable".into()));
+            }
+            self.drop_replica("the peer register is unreachable");
         }
         self.pair.set_subscribed(false);
         let d = self.pair.on_peer(PeerView::Unreachable);
@@ -618,25 +653,48 @@ impl Server {
     }
 
     /// A request in a register of a pair: the pair's own requests here,
-    /// binds admitted (or refused by a standby, or promoting it),
-    /// allocations fenced; everything else is the service's.
+    /// binds admitted (or refused by a standby, or promoting it, or held:
+    /// `None`), allocations fenced; everything else is the service's.
     pub(super) fn handle_in_pair(
         &mut self,
         slot: usize,
         conn: &mut Conn,
+        id: RequestId,
         msg: Message,
         now: u32,
-    ) -> Message {
-        match msg {
+    ) -> Option<Message> {
+        Some(match msg {
             Message::RegisterStatus => self.status_reply(),
             Message::ReplSubscribe(s) => self.on_subscribe(slot, conn, s),
             Message::CnBind(ref b) => {
+                if self.following() {
+                    let t = Instant::now();
+                    if self.peer_silence(t) < BIND_SILENCE {
+                        info!(
+                            "+ Bind of CN {}:{} [{}] while following the serving register: asking it first",
+                            b.cn_addr, b.cn_port, b.cn_name
+                        );
+                        self.held_binds.push(HeldBind {
+                            slot,
+                            id,
+                            msg,
+                            since: t,
+                        });
+                        self.probe_peer(t);
+                        return None;
+                    }
+                    let why = format!(
+                        "silent for {} ms while a CN binds here",
+                        self.peer_silence(t).as_millis()
+                    );
+                    self.peer_lost(&why);
+                }
                 if let Err(refusal) = self.admit_bind() {
                     info!(
                         "- Bind of CN {}:{} [{}] from {} refused: this register stands by",
                         b.cn_addr, b.cn_port, b.cn_name, conn.peer
                     );
-                    return refusal;
+                    return Some(refusal);
                 }
                 self.service.handle(slot, conn.peer, msg, now)
             }
@@ -648,7 +706,88 @@ impl Server {
                 reply
             }
             other => self.service.handle(slot, conn.peer, other, now),
+        })
+    }
+
+    /// A standby replicating from the serving register (binds wait).
+    fn following(&self) -> bool {
+        self.pair.role() == PairRole::Standby && self.pair.subscribed()
+    }
+
+    /// How long the serving register (our peer link) has said nothing.
+    fn peer_silence(&self, now: Instant) -> Duration {
+        self.peer_link.as_ref().map_or(Duration::MAX, |l| {
+            now.saturating_duration_since(l.io.last_rx())
+        })
+    }
+
+    /// Ask the peer's status now, unless a question is already out.
+    fn probe_peer(&mut self, now: Instant) {
+        if let Some(l) = self.peer_link.as_mut() {
+            if l.session.is_established() && l.status.is_none() {
+                if let Ok(id) = l.session.request(&Message::RegisterStatus, l.io.queue()) {
+                    l.status = Some((id, now));
+                }
+            }
         }
+        self.peer_flush();
+    }
+
+    /// Decide the held binds: refused if the serving register was heard
+    /// since they arrived, admitted (promoting this register) once it has
+    /// been silent for [`BIND_SILENCE`]; otherwise they wait.
+    pub(super) fn settle_held_binds(&mut self, now: Instant) {
+        let Some(oldest) = self.held_binds.iter().map(|h| h.since).min() else {
+            return;
+        };
+        if self.following() {
+            let heard = self.peer_link.as_ref().map(|l| l.io.last_rx());
+            if heard.is_some_and(|h| h > oldest) {
+                for h in std::mem::take(&mut self.held_binds) {
+                    let refusal = self.refuse_bind();
+                    self.answer_held(h, Some(refusal));
+                }
+                return;
+            }
+            if self.peer_silence(now) < BIND_SILENCE {
+                return;
+            }
+            let why = format!(
+                "silent for {} ms while a CN binds here",
+                self.peer_silence(now).as_millis()
+            );
+            self.peer_lost(&why);
+        }
+        for h in std::mem::take(&mut self.held_binds) {
+            self.answer_held(h, None);
+        }
+    }
+
+    /// Answer held bind `h`: with `reply`, or as a new bind now.
+    fn answer_held(&mut self, h: HeldBind, reply: Option<Message>) {
+        let Some(mut conn) = self.conns.get_mut(h.slot).and_then(Option::take) else {
+            return;
+        };
+        let reply = match reply {
+            Some(r) => Some(r),
+            None => self.handle_in_pair(h.slot, &mut conn, h.id, h.msg, now_secs()),
+        };
+        if let Some(r) = reply {
+            if let Err(e) = conn.session.reply(h.id, &r, conn.io.queue()) {
+                warn!("! {}: cannot answer the held bind {}: {e}", conn.peer, h.id);
+            }
+            self.dirty.push(h.slot);
+        }
+        conn.bind_held = false;
+        // The requests that came after the bind, next iteration.
+        self.resume.push(h.slot);
+        self.conns[h.slot] = Some(conn);
+        self.deliver_pushes();
+    }
+
+    /// A CN's connection closed: forget its held binds.
+    pub(super) fn forget_held_binds(&mut self, slot: usize) {
+        self.held_binds.retain(|h| h.slot != slot);
     }
 
     pub(super) fn note_heard_conn(&mut self, slot: usize) {
@@ -688,14 +827,19 @@ impl Server {
                 );
                 Ok(())
             }
-            Err(_) => Err(Message::BindReply(mlrp::BindReply::Refused {
-                code: ErrorCode::NotPrimary,
-                text: match self.pair.peer() {
-                    Some(p) => format!("standby backup of {p}"),
-                    None => "not serving".into(),
-                },
-            })),
+            Err(_) => Err(self.refuse_bind()),
         }
+    }
+
+    /// A standby's answer to a CN's bind.
+    fn refuse_bind(&self) -> Message {
+        Message::BindReply(mlrp::BindReply::Refused {
+            code: ErrorCode::NotPrimary,
+            text: match self.pair.peer() {
+                Some(p) => format!("standby backup of {p}"),
+                None => "not serving".into(),
+            },
+        })
     }
 }
 

@@ -26,7 +26,7 @@ use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
 pub use replication::peer_addr;
-use replication::{PeerLink, ReplicaLink, PROBE_EVERY};
+use replication::{HeldBind, PeerLink, ReplicaLink, PROBE_EVERY};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -115,6 +115,9 @@ struct Conn {
     /// Output held until the backup register stored commit `seq`: from
     /// absolute position `start` on (replication.rs).
     held: VecDeque<(u64, u64)>,
+    /// A standby holds this connection's bind (replication.rs): its later
+    /// requests wait, so they are answered in order after it.
+    bind_held: bool,
 }
 
 impl Conn {
@@ -199,6 +202,9 @@ pub struct Server {
     /// Standby: this round stores replicated records (commit durably and
     /// only then acknowledge them).
     repl_durable: bool,
+    /// Standby: CN binds waiting to learn whether the serving register is
+    /// gone (replication.rs).
+    held_binds: Vec<HeldBind>,
 }
 
 fn settings(cfg: &MlrdConfig) -> Settings {
@@ -261,6 +267,7 @@ impl Server {
             cn_heard: Vec::new(),
             repl_seq: 0,
             repl_durable: false,
+            held_binds: Vec::new(),
         })
     }
 
@@ -288,7 +295,10 @@ impl Server {
                 match tok {
                     LISTENER => self.accept(),
                     SIGNALS => self.on_signals(),
-                    PEER_LINK => self.on_peer_link(r),
+                    PEER_LINK => {
+                        self.on_peer_link(r);
+                        self.settle_held_binds(Instant::now());
+                    }
                     t => self.on_conn(t - FIRST_CONN, r),
                 }
             }
@@ -306,6 +316,7 @@ impl Server {
                     }
                     Tick::Peer => {
                         self.peer_tick(now);
+                        self.settle_held_binds(now);
                         self.replica_tick(now);
                         self.timers.schedule_in(now, PROBE_EVERY, Tick::Peer);
                     }
@@ -419,6 +430,7 @@ impl Server {
             committed_len: 0,
             held: VecDeque::new(),
             push_queue: VecDeque::new(),
+            bind_held: false,
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -519,6 +531,10 @@ impl Server {
         conn.frames_waiting = false;
         let mut handled = 0;
         loop {
+            if conn.bind_held {
+                // Resumed when the bind is answered (replication.rs).
+                break;
+            }
             if conn.pending() >= OUTPUT_HIGH_WATER {
                 // Resumed from `flush` once the output drains.
                 conn.frames_waiting = true;
@@ -548,7 +564,10 @@ impl Server {
                     debug!(target: "mlrp", "{}: request {id}: {msg}", conn.peer);
                     self.service.heard(slot, now);
                     self.note_heard_conn(slot);
-                    let reply = self.handle_in_pair(slot, conn, msg, now);
+                    let Some(reply) = self.handle_in_pair(slot, conn, id, msg, now) else {
+                        conn.bind_held = true;
+                        continue;
+                    };
                     if let Message::Error(e) = &reply {
                         if e.code == ErrorCode::PoolExhausted {
                             self.pool_refused += 1;
@@ -845,6 +864,7 @@ impl Server {
         if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
             self.drop_replica("its connection closed");
         }
+        self.forget_held_binds(slot);
         if let Some(t) = c.preauth {
             self.preauth.remove(t);
         }
