@@ -10,9 +10,16 @@
 //!   backup that subscribed. It gets a snapshot, then every commit's
 //!   journal records. The replies of a durable commit (allocations,
 //!   releases, binds, expiry) are held until the backup acknowledged the
-//!   records: "acknowledged" means stored on both registers. A backup that
-//!   does not acknowledge within [`ACK_TIMEOUT`] is dropped and the
-//!   register serves alone (logged; status says `peer-down`).
+//!   records: "acknowledged" means stored on both registers. Not while the
+//!   backup catches up: it has no usable copy before the snapshot is
+//!   stored, so holding would only stall the CNs (a 1M-binding snapshot
+//!   takes seconds); those commits are acknowledged as when serving alone
+//!   and their records follow the snapshot. The snapshot goes out
+//!   [`REPL_WINDOW`] chunks at a time, paced by the backup's
+//!   acknowledgements. A backup that acknowledges nothing for
+//!   [`ACK_TIMEOUT`] while requests are in flight (more while it stores a
+//!   snapshot: [`SNAPSHOT_STORE_RATE`]) is dropped and the register serves
+//!   alone (logged; status says `peer-down`).
 //! - *held binds*: a CN binds to a standby only when it has lost the
 //!   serving register. The standby believes it only if it has lost it
 //!   too: it asks the serving register at once and holds the bind until
@@ -41,8 +48,14 @@ use tmip::mlrp::{
 pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// A peer that does not connect or answer within this is unreachable.
 pub const PEER_TIMEOUT: Duration = Duration::from_millis(1000);
-/// A backup that leaves a commit unacknowledged this long is dropped.
+/// A backup that leaves a request in flight this long without any
+/// acknowledgement is dropped.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Snapshot chunks in flight to a backup at once (60 KB each).
+pub const REPL_WINDOW: usize = 4;
+/// Bytes a backup is expected to store per second at the least (decode,
+/// write and fdatasync of a snapshot): its allowance for the last chunk.
+pub const SNAPSHOT_STORE_RATE: f64 = 5e6;
 /// A standby asked to bind by a CN promotes itself once the serving
 /// register has been silent this long (it is asked every [`PROBE_EVERY`]
 /// and at once when a bind arrives, so a live one is heard well within
@@ -84,12 +97,47 @@ pub struct HeldBind {
 /// The backup subscribed to us.
 pub struct ReplicaLink {
     pub slot: usize,
-    /// What each request in flight carries: a snapshot chunk (0) or the
-    /// records of commit `seq`.
-    pend: HashMap<RequestId, u64>,
+    /// Requests in flight: a snapshot chunk (0) or the records of commit
+    /// `seq`, and when each was sent.
+    pend: HashMap<RequestId, (u64, Instant)>,
+    /// Snapshot chunks not acknowledged yet (sent or not).
     snapshot_chunks: usize,
+    /// Snapshot chunks not sent yet: at most [`REPL_WINDOW`] are in
+    /// flight, so a large register never sits whole in the output buffer
+    /// (4 MiB cuts a peer off) and the backup's acknowledgements pace it.
+    chunks: VecDeque<Message>,
+    /// Records of commits made while chunks were unsent: they follow the
+    /// snapshot on the wire.
+    backlog: VecDeque<(Message, u64)>,
+    /// The snapshot's size: its last chunk is acknowledged only once the
+    /// backup stored all of it, which takes longer for a larger register.
+    snapshot_bytes: usize,
+    /// The backup's latest acknowledgement (or the subscription).
+    last_ack: Instant,
     /// Durable commits waiting for the backup, oldest first.
     waiting: VecDeque<(u64, Instant)>,
+}
+
+impl ReplicaLink {
+    /// Something is waiting to be sent (after the subscription's Ack, or
+    /// once acknowledgements make room).
+    pub fn has_unsent(&self) -> bool {
+        !self.chunks.is_empty() || !self.backlog.is_empty()
+    }
+
+    fn chunks_in_flight(&self) -> usize {
+        self.snapshot_chunks - self.chunks.len()
+    }
+
+    /// How long the backup may take to acknowledge: [`ACK_TIMEOUT`], plus
+    /// one second per [`SNAPSHOT_STORE_RATE`] bytes of snapshot while it
+    /// stores one.
+    fn ack_allowance(&self) -> Duration {
+        if self.snapshot_chunks == 0 {
+            return ACK_TIMEOUT;
+        }
+        ACK_TIMEOUT + Duration::from_secs_f64(self.snapshot_bytes as f64 / SNAPSHOT_STORE_RATE)
+    }
 }
 
 /// Split journal records into runs of at most `max` bytes, on record
@@ -171,6 +219,15 @@ impl Server {
         let Some(peer) = self.pair.peer() else {
             return;
         };
+        if self.peer_link_stale(now) {
+            // The answer may be waiting unread: this loop may itself have
+            // been busy (storing a large snapshot) while it came.
+            self.on_peer_link(Readiness {
+                readable: true,
+                writable: false,
+                error: false,
+            });
+        }
         if let Some(l) = self.peer_link.as_mut() {
             let stale = match l.status {
                 Some((_, asked)) => now.duration_since(asked) > PEER_TIMEOUT,
@@ -217,6 +274,14 @@ impl Server {
         }
     }
 
+    fn peer_link_stale(&self, now: Instant) -> bool {
+        self.peer_link.as_ref().is_some_and(|l| {
+            l.session.is_established()
+                && l.status
+                    .is_some_and(|(_, asked)| now.duration_since(asked) > PEER_TIMEOUT)
+        })
+    }
+
     fn peer_lost(&mut self, why: &str) {
         if let Some(mut l) = self.peer_link.take() {
             // Before the descriptor closes: its number may be reused at once.
@@ -228,11 +293,24 @@ impl Server {
                 warn!("! Link to the serving register lost ({why}): standing by; the first CN to bind here promotes this register");
             }
         }
-        // Serving, with a backup in sync that we cannot reach: it is gone
-        // (a cut, not just a crash), even if its replication connection
-        // never said so. Not while it catches up: applying a large
-        // snapshot may keep it from answering for a while.
-        if self.pair.serves() && self.pair.replication() == tmip::mlrp::ReplicationState::InSync {
+        // Serving, with a backup in sync that we cannot reach and that has
+        // said nothing on its replication connection either: it is gone (a
+        // cut, not just a crash), even if that connection never said so.
+        // Not while it catches up, nor right after: storing a large
+        // snapshot keeps it from answering our probes for a while.
+        // With requests in flight, the acknowledgement deadline decides.
+        let replica_silent = self.replica.as_ref().is_some_and(|r| {
+            let rx = self
+                .conns
+                .get(r.slot)
+                .and_then(Option::as_ref)
+                .map_or(r.last_ack, |c| c.io.last_rx());
+            r.pend.is_empty() && rx.max(r.last_ack).elapsed() > PEER_TIMEOUT
+        });
+        if self.pair.serves()
+            && self.pair.replication() == tmip::mlrp::ReplicationState::InSync
+            && replica_silent
+        {
             let slot = self.replica.as_ref().map(|r| r.slot);
             if let Some(slot) = slot {
                 self.to_close
@@ -497,43 +575,72 @@ impl Server {
             self.service.reg().binding_count()
         );
         let snap = journal::encode_snapshot(self.service.reg(), self.journal.generation());
-        let mut link = ReplicaLink {
+        let epoch = self.pair.epoch();
+        let n = snap.len().div_ceil(MAX_REPL_DATA).max(1);
+        // The Ack to the subscription goes first (the caller replies after
+        // this returns and then sends the first chunks).
+        let chunks: VecDeque<Message> = (0..n)
+            .map(|i| {
+                let data = snap[(i * MAX_REPL_DATA).min(snap.len())
+                    ..((i + 1) * MAX_REPL_DATA).min(snap.len())]
+                    .to_vec();
+                Message::ReplSnapshot(ReplSnapshot {
+                    epoch,
+                    chunk: i as u32,
+                    last: i + 1 == n,
+                    data,
+                })
+            })
+            .collect();
+        self.replica = Some(ReplicaLink {
             slot,
             pend: HashMap::new(),
-            snapshot_chunks: 0,
+            snapshot_chunks: n,
+            chunks,
+            backlog: VecDeque::new(),
+            snapshot_bytes: snap.len(),
+            last_ack: Instant::now(),
             waiting: VecDeque::new(),
-        };
-        let chunks: Vec<&[u8]> = snap.chunks(MAX_REPL_DATA).collect();
-        let n = chunks.len();
-        // The Ack to the subscription goes first (the caller replies after
-        // this returns), so queue the chunks behind it on the next turn.
-        let mut msgs = Vec::with_capacity(n);
-        for (i, c) in chunks.into_iter().enumerate() {
-            msgs.push(Message::ReplSnapshot(ReplSnapshot {
-                epoch: self.pair.epoch(),
-                chunk: i as u32,
-                last: i + 1 == n,
-                data: c.to_vec(),
-            }));
-        }
-        link.snapshot_chunks = n;
-        self.replica_outbox = msgs;
-        self.replica = Some(link);
+        });
         self.pair.set_replica(Replica::CatchingUp);
         Message::Ack
     }
 
-    /// Send what `on_subscribe` prepared, after its Ack.
+    /// Send what the window allows: snapshot chunks, then the records that
+    /// queued behind them.
     pub(super) fn replica_send_pending(&mut self, conn: &mut Conn) {
         let Some(link) = self.replica.as_mut() else {
             return;
         };
-        for m in std::mem::take(&mut self.replica_outbox) {
+        let now = Instant::now();
+        while link.chunks_in_flight() < REPL_WINDOW {
+            let Some(m) = link.chunks.pop_front() else {
+                break;
+            };
             match conn.session.request(&m, conn.io.queue()) {
                 Ok(id) => {
-                    link.pend.insert(id, 0);
+                    link.pend.insert(id, (0, now));
                 }
-                Err(e) => warn!("! snapshot to {}: {e}", conn.peer),
+                Err(e) => {
+                    warn!("! snapshot to {}: {e}", conn.peer);
+                    link.chunks.push_front(m);
+                    return;
+                }
+            }
+        }
+        if !link.chunks.is_empty() {
+            return;
+        }
+        while let Some((m, seq)) = link.backlog.pop_front() {
+            match conn.session.request(&m, conn.io.queue()) {
+                Ok(id) => {
+                    link.pend.insert(id, (seq, now));
+                }
+                Err(e) => {
+                    warn!("! replication to {}: {e}", conn.peer);
+                    link.backlog.push_front((m, seq));
+                    return;
+                }
             }
         }
     }
@@ -546,6 +653,9 @@ impl Server {
             return None;
         };
         let epoch = self.pair.epoch();
+        // Held only once the backup holds a copy to add them to.
+        let hold = durable && self.pair.replication() == tmip::mlrp::ReplicationState::InSync;
+        let now = Instant::now();
         let mut last = None;
         for part in split_records(records, MAX_REPL_DATA) {
             self.repl_seq += 1;
@@ -555,11 +665,14 @@ impl Server {
                 seq,
                 data: part.to_vec(),
             });
+            let link = self.replica.as_mut()?;
+            if !link.chunks.is_empty() {
+                link.backlog.push_back((m, seq));
+                continue;
+            }
             match conn.session.request(&m, conn.io.queue()) {
                 Ok(id) => {
-                    if let Some(link) = self.replica.as_mut() {
-                        link.pend.insert(id, seq);
-                    }
+                    link.pend.insert(id, (seq, now));
                     last = Some(seq);
                 }
                 Err(e) => {
@@ -572,9 +685,9 @@ impl Server {
         }
         self.dirty.push(slot);
         let seq = last?;
-        if durable {
+        if hold {
             if let Some(link) = self.replica.as_mut() {
-                link.waiting.push_back((seq, Instant::now()));
+                link.waiting.push_back((seq, now));
             }
             Some(seq)
         } else {
@@ -582,12 +695,12 @@ impl Server {
         }
     }
 
-    /// The backup answered request `id` on its connection.
-    pub(super) fn on_replica_reply(&mut self, id: RequestId, msg: Message) {
+    /// The backup answered request `id` on its connection `conn`.
+    pub(super) fn on_replica_reply(&mut self, conn: &mut Conn, id: RequestId, msg: Message) {
         let Some(link) = self.replica.as_mut() else {
             return;
         };
-        let Some(seq) = link.pend.remove(&id) else {
+        let Some((seq, _)) = link.pend.remove(&id) else {
             return;
         };
         if msg != Message::Ack {
@@ -597,12 +710,14 @@ impl Server {
             self.drop_replica("replication refused");
             return;
         }
+        link.last_ack = Instant::now();
         if seq == 0 {
             link.snapshot_chunks = link.snapshot_chunks.saturating_sub(1);
             if link.snapshot_chunks == 0 {
                 info!("+ Backup register in sync (snapshot stored)");
                 self.pair.set_replica(Replica::InSync);
             }
+            self.replica_send_pending(conn);
             return;
         }
         while link.waiting.front().is_some_and(|(s, _)| *s <= seq) {
@@ -630,25 +745,26 @@ impl Server {
         if self.replica.take().is_some() {
             warn!("! Backup register gone ({why}): serving alone; it catches up when it returns");
         }
-        self.replica_outbox.clear();
         self.pair.set_replica(Replica::None);
         self.release_held(u64::MAX);
     }
 
-    /// A backup that sits on a commit for ACK_TIMEOUT is dropped.
+    /// A backup that acknowledges nothing for its allowance while
+    /// requests are in flight is dropped.
     pub(super) fn replica_tick(&mut self, now: Instant) {
         let Some(link) = self.replica.as_ref() else {
             return;
         };
-        if link
-            .waiting
-            .front()
-            .is_some_and(|(_, t)| now.duration_since(*t) > ACK_TIMEOUT)
-        {
+        let Some(oldest) = link.pend.values().map(|(_, t)| *t).min() else {
+            return;
+        };
+        let allowance = link.ack_allowance();
+        if now.duration_since(oldest.max(link.last_ack)) > allowance {
             let slot = link.slot;
             self.to_close
                 .push((slot, "backup not acknowledging".into()));
-            self.drop_replica("no acknowledgement within 2 s");
+            let why = format!("no acknowledgement within {:.1} s", allowance.as_secs_f64());
+            self.drop_replica(&why);
         }
     }
 

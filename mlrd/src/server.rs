@@ -193,8 +193,6 @@ pub struct Server {
     /// The peer link's descriptor as registered with the poller.
     peer_polled: Option<(i32, bool)>,
     replica: Option<ReplicaLink>,
-    /// Snapshot chunks for a backup that just subscribed.
-    replica_outbox: Vec<Message>,
     /// When each CN was last heard (the pair's allocation fence).
     cn_heard: Vec<Option<Instant>>,
     /// Commits streamed to the backup.
@@ -263,7 +261,6 @@ impl Server {
             peer_link: None,
             peer_polled: None,
             replica: None,
-            replica_outbox: Vec::new(),
             cn_heard: Vec::new(),
             repl_seq: 0,
             repl_durable: false,
@@ -583,8 +580,10 @@ impl Server {
                     if let Err(e) = conn.session.reply(id, &reply, conn.io.queue()) {
                         warn!("! {}: cannot send reply {id}: {e}", conn.peer);
                     }
-                    if !self.replica_outbox.is_empty()
-                        && self.replica.as_ref().is_some_and(|r| r.slot == slot)
+                    if self
+                        .replica
+                        .as_ref()
+                        .is_some_and(|r| r.slot == slot && r.has_unsent())
                     {
                         self.replica_send_pending(conn);
                     }
@@ -594,7 +593,7 @@ impl Server {
                     self.service.heard(slot, now);
                     self.note_heard_conn(slot);
                     if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
-                        self.on_replica_reply(id, msg);
+                        self.on_replica_reply(conn, id, msg);
                         continue;
                     }
                     match msg {
