@@ -22,7 +22,7 @@ use testbed::{Options, Register, TestBed, BACKUP_MLR_IP, MLR_IP, NETWORK_NAME, S
 use tmip::addr::{Cell30, MacAddr};
 use tmip::mlrp::{self, BindReply, Client, CnBind, Message, NetworkKey, Role};
 use tmip_testbed::failover::{bound_at, bound_line};
-use traffic::ms;
+use traffic::{ms, TcpWindow};
 
 const UP: Duration = Duration::from_secs(20);
 
@@ -59,6 +59,33 @@ fn bindings_of(status: &str) -> String {
         }
     }
     out
+}
+
+/// The stream across a failover and a move: printed; nothing lost, the
+/// same connection, a gap of at most 2 s; the backup promoted itself.
+fn stream_survived_the_failover(bed: &TestBed, w: &TcpWindow, label: &str) {
+    println!(
+        "{label} tcp gap {:.1} ms, lost {} B, same connection {}, rx {}/{} B",
+        ms(w.gap()),
+        w.lost,
+        w.same_connection,
+        w.up_bytes,
+        w.down_bytes
+    );
+    assert_eq!(w.lost, 0, "bytes lost\n{}", bed.logs());
+    assert!(w.same_connection, "{w:?}");
+    assert!(
+        w.gap() <= Duration::from_secs(2),
+        "gap {:?} over 2 s (a loaded machine stretches it; rerun before concluding)\n{}",
+        w.gap(),
+        bed.logs()
+    );
+    assert!(
+        bed.register_log(Register::Backup)
+            .contains("Promoted to serving register, epoch 2"),
+        "{}",
+        bed.register_log(Register::Backup)
+    );
 }
 
 /// Restart register `r`, wait until it is a replica in sync; then the
@@ -121,28 +148,7 @@ fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
             None => panic!("CN{} never bound to the backup\n{}", k + 1, bed.logs()),
         }
     }
-    println!(
-        "[failover + move] tcp gap {:.1} ms, lost {} B, same connection {}, rx {}/{} B",
-        ms(w.gap()),
-        w.lost,
-        w.same_connection,
-        w.up_bytes,
-        w.down_bytes
-    );
-    assert_eq!(w.lost, 0, "bytes lost\n{}", bed.logs());
-    assert!(w.same_connection, "{w:?}");
-    assert!(
-        w.gap() <= Duration::from_secs(2),
-        "gap {:?} over 2 s (a loaded machine stretches it; rerun before concluding)\n{}",
-        w.gap(),
-        bed.logs()
-    );
-    assert!(
-        bed.register_log(Register::Backup)
-            .contains("Promoted to serving register, epoch 2"),
-        "{}",
-        bed.register_log(Register::Backup)
-    );
+    stream_survived_the_failover(&bed, &w, "[failover + move]");
     // A new client gets its lease from the backup.
     let j = bed.add_client(2);
     let cj = match bed.client_dhcp(j, UP) {
@@ -258,28 +264,7 @@ fn primary_host_vanishing_silently_fails_over_by_heartbeat() {
             bed.logs()
         );
     }
-    println!(
-        "[silent + move] tcp gap {:.1} ms, lost {} B, same connection {}, rx {}/{} B",
-        ms(w.gap()),
-        w.lost,
-        w.same_connection,
-        w.up_bytes,
-        w.down_bytes
-    );
-    assert_eq!(w.lost, 0, "bytes lost\n{}", bed.logs());
-    assert!(w.same_connection, "{w:?}");
-    assert!(
-        w.gap() <= Duration::from_secs(2),
-        "gap {:?} over 2 s (a loaded machine stretches it; rerun before concluding)\n{}",
-        w.gap(),
-        bed.logs()
-    );
-    assert!(
-        bed.register_log(Register::Backup)
-            .contains("Promoted to serving register, epoch 2"),
-        "{}",
-        bed.register_log(Register::Backup)
-    );
+    stream_survived_the_failover(&bed, &w, "[silent + move]");
     let j = bed.add_client(2);
     let cj = bed
         .client_dhcp(j, UP)

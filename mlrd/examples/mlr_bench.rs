@@ -232,22 +232,6 @@ impl Pipe {
     }
 }
 
-fn bind(client: usize) -> Pipe {
-    let mut p = Pipe::connect_from(cn_addr(client));
-    let r = p.call(Message::CnBind(CnBind {
-        network_name: NET.into(),
-        cn_name: format!("bench cn {client}"),
-        cn_addr: cn_addr(client),
-        cn_port: 5554,
-        pools: vec![cn_pool(client)],
-    }));
-    assert!(
-        matches!(r, Message::BindReply(BindReply::Accepted { .. })),
-        "{r:?}"
-    );
-    p
-}
-
 fn enter_ns(ns: &str) {
     let f = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns");
     use std::os::fd::AsRawFd;
@@ -449,8 +433,9 @@ fn allocate_range(
     (pipes, n as f64 / dt.as_secs_f64())
 }
 
-/// Bind as client `c`, retrying while the register still probes its peer.
-fn bind_when_serving(c: usize) -> Pipe {
+/// Bind as client `c` (retrying while a register of a pair still probes
+/// its peer).
+fn bind(c: usize) -> Pipe {
     for _ in 0..100 {
         let mut p = Pipe::connect_from(cn_addr(c));
         let r = p.call(Message::CnBind(CnBind {
@@ -494,7 +479,7 @@ fn snapshot_catch_up(o: &Opts, ns: &str, m: &Mlrd) {
         let ns = ns.to_string();
         std::thread::spawn(move || {
             enter_ns(&ns);
-            cs.map(bind_when_serving).collect()
+            cs.map(bind).collect()
         })
         .join()
         .unwrap()

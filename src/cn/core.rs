@@ -2418,8 +2418,12 @@ mod tests {
         c.station_associated(mac(5), now);
         assert!(drain(&mut c).is_empty());
         c.mlr_bound(&[]);
-        let asked: Vec<MacAddr> = drain(&mut c)
-            .into_iter()
+        assert_eq!(located_macs(drain(&mut c)), vec![mac(5)]);
+    }
+
+    /// The MACs the core asks the MLR to locate in `out`.
+    fn located_macs(out: Vec<Output>) -> Vec<MacAddr> {
+        out.into_iter()
             .filter_map(|o| match o {
                 Output::Mlr {
                     call: MlrCall::LocateMac { mac },
@@ -2427,8 +2431,7 @@ mod tests {
                 } => Some(mac),
                 _ => None,
             })
-            .collect();
-        assert_eq!(asked, vec![mac(5)]);
+            .collect()
     }
 
     /// A station that moves here while the MLR link is failing over: its
@@ -2438,21 +2441,10 @@ mod tests {
     #[test]
     fn a_station_seen_while_the_mlr_is_unreachable_is_looked_up_when_it_returns() {
         let now = Instant::now();
-        let located = |out: Vec<Output>| -> Vec<MacAddr> {
-            out.into_iter()
-                .filter_map(|o| match o {
-                    Output::Mlr {
-                        call: MlrCall::LocateMac { mac },
-                        ..
-                    } => Some(mac),
-                    _ => None,
-                })
-                .collect()
-        };
         let mut c = core(4);
         // Asked before the link went: that lookup is lost with it.
         c.station_seen(Some(mac(1)), Some(cell(1).station()), now);
-        assert_eq!(located(drain(&mut c)), vec![mac(1)]);
+        assert_eq!(located_macs(drain(&mut c)), vec![mac(1)]);
         c.mlr_lost(now);
         drain(&mut c);
         // Seen while down, twice; and a frame from a non-station address.
@@ -2461,7 +2453,7 @@ mod tests {
         c.station_seen(Some(mac(3)), Some(cell(3).gateway()), now);
         assert!(drain(&mut c).is_empty());
         c.mlr_bound(&[]);
-        assert_eq!(located(drain(&mut c)), vec![mac(1), mac(2)]);
+        assert_eq!(located_macs(drain(&mut c)), vec![mac(1), mac(2)]);
     }
 
     #[test]
