@@ -6,7 +6,6 @@
 
 pub mod addr;
 pub mod config;
-pub mod daemon;
 pub mod dhcp;
 pub mod event_loop;
 pub mod log_throttle;
@@ -14,6 +13,7 @@ pub mod logging;
 pub mod mlrp;
 pub mod netlink;
 pub mod packet_socket;
+pub mod process_setup;
 pub mod tunnel;
 pub mod ubus;
 pub mod wire;

@@ -2,7 +2,7 @@
 //! (`-f FILE`, `-F`, `-D N`, `-E`, `-h`, `-V`, bundled like `-Ef tmipd.rc`),
 //! plus `-u SECTION [-c UCI_FILE]` for OpenWrt's UCI.
 
-use tmip::cn::daemon::{self, Options};
+use tmip::cn::startup::{self, Options};
 
 const USAGE: &str = "usage: tmipd [-f FILE | -u SECTION [-c UCI_FILE]] [-F] [-D N] [-E] [-h] [-V]
   -f FILE  configuration file (default ./tmipd.rc)
@@ -90,7 +90,7 @@ fn main() {
     };
     let code = match mode {
         Mode::Evaluate => tmip::cn::evaluate::run(&opts),
-        Mode::Run => daemon::run(opts),
+        Mode::Run => startup::run(opts),
     };
     std::process::exit(code);
 }

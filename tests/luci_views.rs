@@ -25,6 +25,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tmip::config::keys::json_str;
 use tmip::ubus::client::{UbusClient, UbusEvent};
 use tmip::ubus::msg::status;
 use tmip::ubus::Value;
@@ -112,20 +113,6 @@ fn apply(pkg: &mut tmip::config::uci::Package, changes: &serde_json_lite::J) {
 
 fn app() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("openwrt/luci-app-tmip")
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 /// A blobmsg value as JSON (what rpcd's JSON-RPC gives LuCI).
@@ -609,24 +596,123 @@ fn status_view_draws_every_instance_with_its_stations_and_arrows_in_chromium() {
     }
 }
 
+/// The daemons' key tables as the settings view has them (its generated
+/// `TMIP_KEYS`, which `cargo test -p mlrd generated_parts` holds equal to
+/// the tables): for `tmipd` and `mlrd`, the defaults and every key.
+fn luci_keys() -> serde_json_lite::J {
+    let js =
+        std::fs::read_to_string(app().join("htdocs/luci-static/resources/view/tmip/settings.js"))
+            .expect("settings.js");
+    let start = js.find("var TMIP_KEYS = ").expect("TMIP_KEYS") + "var TMIP_KEYS = ".len();
+    let end = start + js[start..].find("\n};").expect("end of TMIP_KEYS") + 2;
+    parse_json(&js[start..end])
+}
+
+/// A UCI section of type `ty` called `name` with every key of that type:
+/// the default where there is one, spelled as the daemons also accept it
+/// (`yes`/`on`/`off`/`no` for the flags), else the sample value; lists as
+/// two items where a sample gives two; no sample value: left out.
+fn every_key_section(
+    ty: &str,
+    name: &str,
+    keys: &serde_json_lite::J,
+    samples: &[(&str, &[&str])],
+) -> String {
+    let t = keys.get(ty);
+    let mut o = format!("config {ty} '{name}'\n");
+    for (i, k) in t.get("keys").arr().iter().enumerate() {
+        let k = k.s();
+        if let Some((_, v)) = samples.iter().find(|(n, _)| *n == k) {
+            let kind = if v.len() > 1 { "list" } else { "option" };
+            for v in v.iter() {
+                o.push_str(&format!("\t{kind} {k} '{v}'\n"));
+            }
+            continue;
+        }
+        let d = t.get("defaults").get(k).s();
+        assert!(!d.is_empty(), "{ty}.{k}: no default and no sample");
+        let d = match (d, i % 2) {
+            ("1", 0) => "yes",
+            ("1", _) => "on",
+            ("0", 0) => "off",
+            ("0", _) => "no",
+            (d, _) => d,
+        };
+        o.push_str(&format!("\toption {k} '{d}'\n"));
+    }
+    o.push('\n');
+    o
+}
+
 /// The settings view saves nothing it was not told to: an untouched Save
-/// leaves /etc/config/tmip byte for byte as it was (sections without
-/// `enabled` stay enabled: the data-loss bug wrote enabled='0' into them),
-/// an invalid pool entry is refused with a message, and an edit changes
-/// exactly that option. Screenshot: docs/luci-settings.png with
-/// TMIP_SCREENSHOTS=docs.
+/// leaves /etc/config/tmip byte for byte as it was, with every option of
+/// both daemons present: the shipped file's sections (explicit '1' flags,
+/// `enabled '0'`), sections that set every key to its default (flags
+/// spelled `yes`/`on`/`off`/`no`), hand-written ones without `enabled`
+/// (they stay enabled: the data-loss bug wrote enabled='0' into them).
+/// The form offers exactly the keys of the daemons' tables; an invalid
+/// pool entry is refused with a message, and an edit changes exactly that
+/// option. Screenshot: docs/luci-settings.png with TMIP_SCREENSHOTS=docs.
 #[test]
 fn settings_view_untouched_save_changes_nothing_and_an_edit_changes_one_option_in_chromium() {
     let dir = tmip_testbed::RunDir::new("luci-settings");
     let uci_path = dir.join("tmip");
+    let keys = luci_keys();
     let hand = "config tmipd 'main'\n\toption mlr '10.0.0.250'\n\toption cn_if 'core0'\n\
                 \toption mobile_if 'mob0'\n\toption network_name 'tmip-testbed'\n\
                 \tlist addr_pool 'mob0 * *'\n\tlist dns '192.168.1.1'\n\n\
                 config tmipd 'cn2'\n\toption enabled '0'\n\toption mlr '10.0.0.250'\n\
                 \toption cn_if 'core0'\n\toption mobile_if 'mob1'\n\toption network_name 'tmip-testbed'\n\
                 \toption ubus_object 'tmip.cn2'\n\toption dhcp '0'\n\n\
-                config mlrd 'mlr'\n\toption network_name 'tmip-testbed'\n\toption state_dir '/tmp/mlrd'\n";
-    let original = tmip::config::uci::parse("tmip", hand)
+                config mlrd 'mlr'\n\toption network_name 'tmip-testbed'\n\toption state_dir '/tmp/mlrd'\n\
+                \toption primary_mlr '10.0.0.1:6554'\n\n";
+    let every_cn = every_key_section(
+        "tmipd",
+        "every",
+        &keys,
+        &[
+            ("mlr", &["10.0.0.250:6554"]),
+            ("backup_mlr", &["10.0.0.251"]),
+            ("mlr_heartbeat", &["100"]),
+            ("mlr_deadline", &["700"]),
+            ("cn_name", &["Every Key CN"]),
+            ("cn_if", &["core0"]),
+            ("mobile_if", &["mob9"]),
+            ("network_name", &["tmip-testbed"]),
+            ("addr_pool", &["mob9 * *", "mob8 10.9.0.4 10.9.0.60"]),
+            ("secret", &["s3cret"]),
+            ("dns", &["192.168.1.1", "192.168.1.2"]),
+            ("domain", &["lan"]),
+            (
+                "static_route",
+                &["10.20.0.0/16 192.168.1.254", "10.30.0.0/16 192.168.1.254"],
+            ),
+            ("listen_addr", &["0.0.0.0"]),
+            ("pid_file", &["/var/run/tmipd.every.pid"]),
+            ("ubus_object", &["tmip.every"]),
+        ],
+    );
+    let every_mlr = every_key_section(
+        "mlrd",
+        "mlr_every",
+        &keys,
+        &[
+            ("network_name", &["tmip-testbed"]),
+            ("secret", &["s3cret"]),
+            ("backup_mlr", &["10.0.0.2"]),
+            // excludes backup_mlr: set in section mlr
+            ("primary_mlr", &[]),
+        ],
+    );
+    // The daemon reads the section it would be given.
+    let c = tmip::config::tmipd::TmipdConfig::from_uci("tmip", &every_cn, "every")
+        .unwrap_or_else(|e| panic!("{e}\n{every_cn}"));
+    assert!(c.dhcp && c.log && !c.foreground, "{every_cn}");
+    let shipped = include_str!("../openwrt/tmipd/files/tmip.config")
+        .replace("config tmipd 'main'", "config tmipd 'shipped'")
+        .replace("config mlrd 'mlr'", "config mlrd 'shipped_mlr'");
+    let text = format!("{hand}{every_cn}{every_mlr}{shipped}");
+    let original = tmip::config::uci::parse("tmip", &text)
         .expect("uci")
         .export();
     std::fs::write(&uci_path, &original).expect("write");
@@ -639,8 +725,8 @@ fn settings_view_untouched_save_changes_nothing_and_an_edit_changes_one_option_i
         Some(&uci_path),
         &dir,
     );
-    // The page shows the sections as init.d runs them: main and mlr
-    // enabled (no `enabled` option), cn2 disabled.
+    // The page shows the sections as init.d runs them: without `enabled`
+    // or with it set to a true spelling, enabled.
     let enabled: Vec<(String, bool)> = r
         .get("shown")
         .get("enabled")
@@ -653,15 +739,40 @@ fn settings_view_untouched_save_changes_nothing_and_an_edit_changes_one_option_i
             )
         })
         .collect();
-    assert_eq!(
-        enabled,
-        vec![
-            ("cbid.tmip.main.enabled".to_string(), true),
-            ("cbid.tmip.cn2.enabled".to_string(), false),
-            ("cbid.tmip.mlr.enabled".to_string(), true)
-        ],
-        "{stdout}"
-    );
+    let want: Vec<(String, bool)> = [
+        ("main", true),
+        ("cn2", false),
+        ("every", true),
+        ("shipped", false),
+        ("mlr", true),
+        ("mlr_every", true),
+        ("shipped_mlr", false),
+    ]
+    .iter()
+    .map(|(s, on)| (format!("cbid.tmip.{s}.enabled"), *on))
+    .collect();
+    assert_eq!(enabled, want, "{stdout}");
+    // Every section offers exactly its daemon's keys.
+    for sec in r.get("shown").get("sections").arr() {
+        let name = sec.arr()[0].s();
+        let ty = if ["mlr", "mlr_every", "shipped_mlr"].contains(&name) {
+            "mlrd"
+        } else {
+            "tmipd"
+        };
+        let mut shown: Vec<&str> = sec.arr()[1].arr().iter().map(|o| o.s()).collect();
+        let mut want: Vec<&str> = keys
+            .get(ty)
+            .get("keys")
+            .arr()
+            .iter()
+            .map(|k| k.s())
+            .collect();
+        shown.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(shown, want, "section {name}'s options");
+    }
+    assert_eq!(r.get("shown").get("sections").arr().len(), 7, "{stdout}");
     // 1. Untouched: no change, the file as it was.
     let untouched = r.get("untouched");
     assert_eq!(

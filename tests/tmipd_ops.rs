@@ -375,7 +375,7 @@ fn signals_and_console_work_in_the_foreground() {
     let ns = &bed.cns[0].ns;
     ns.signal(pid, nix::sys::signal::Signal::SIGHUP);
     assert!(
-        bed.cns[0].wait_log("need a restart to take effect: cn_port", 0, 5),
+        bed.cns[0].wait_log("not applied, needs a restart: cn_port", 0, 5),
         "{}",
         read(&log)
     );
@@ -629,5 +629,100 @@ fn a_cn_started_before_its_mlr_comes_up_and_binds_later() {
     let c = bed.add_client(1);
     let ip = lease(&mut bed, c, 0);
     assert!(ip.starts_with(&bed.cns[0].mobile_prefix()), "{ip}");
+    bed.cns[0].stop();
+}
+
+/// Every key tmipd's table marks live (`config::tmipd::TABLE`) reaches the
+/// part that uses it on a HUP, not just the log line: the status document's
+/// `settings` are read from the core and the logger (the core's lease time
+/// kept the old value before the table), a new DHCP lease carries the new
+/// `lease_time`, `dns`, `domain` and `static_route`, and USR1 writes the new
+/// `status_file`. A restart-only key changed with them is named "needs a
+/// restart" and keeps its running value (`cn_port`: the CN still listens on
+/// 5554).
+#[test]
+fn hup_brings_every_live_key_to_the_part_that_uses_it() {
+    use tmip::config::keys::Hup;
+    let mut bed = TestBed::with_cns(1);
+    bed.start_all();
+    let a = bed.add_client(1);
+    lease(&mut bed, a, 0);
+    let first = bed.clients[a].event_lines().join("\n");
+    assert!(first.contains(" lease=3600 "), "{first}");
+    let moved = bed.dir.join("moved.status");
+    // key -> its new line
+    let cases = [
+        ("debug_level", "debug_level 5".to_string()),
+        ("lease_time", "lease_time 120".to_string()),
+        ("reverse_tunnel", "reverse_tunnel off".to_string()),
+        ("dns", "dns 10.99.0.53 10.99.0.54".to_string()),
+        ("domain", "domain hup.example".to_string()),
+        (
+            "static_route",
+            "static_route 10.77.0.0/16 10.13.1.1".to_string(),
+        ),
+        ("status_file", format!("status_file {}", moved.display())),
+    ];
+    let live: Vec<&str> = tmip::config::tmipd::TABLE
+        .keys
+        .iter()
+        .filter(|k| k.hup == Hup::Live)
+        .map(|k| k.name)
+        .collect();
+    let mut tested: Vec<&str> = cases.iter().map(|(k, _)| *k).collect();
+    tested.sort_unstable();
+    let mut want = live.clone();
+    want.sort_unstable();
+    assert_eq!(tested, want, "every live key needs its case here");
+    let mut lines: Vec<&str> = cases.iter().map(|(_, l)| l.as_str()).collect();
+    lines.push("cn_port 6000");
+    bed.set_rc(1, &lines);
+    let from = bed.cns[0].log_text().len();
+    if let Some(p) = &bed.cns[0].daemon {
+        p.signal(nix::sys::signal::Signal::SIGHUP);
+    }
+    assert!(
+        bed.cns[0].wait_log("not applied, needs a restart: cn_port", from, 5),
+        "{}",
+        bed.cns[0].log_text()
+    );
+    let log = bed.cns[0].log_text();
+    let applied = format!("{} applied", live.join(", "));
+    assert!(log[from..].contains(&applied), "{applied}:\n{log}");
+    // The core and the logger, in the status JSON, at the new status_file.
+    if let Some(p) = &bed.cns[0].daemon {
+        p.signal(nix::sys::signal::Signal::SIGUSR1);
+    }
+    let st = wait_for(Duration::from_secs(5), || {
+        read(&moved).trim_end().ends_with('}').then(|| read(&moved))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no status at the new status_file\n{}",
+            bed.cns[0].log_text()
+        )
+    });
+    assert!(
+        st.contains("\"settings\":{\"debug_level\":5,\"lease_time\":120,\"reverse_tunnel\":false}"),
+        "{st}"
+    );
+    // The DHCP server: a new station's lease (udhcpc asks for option 121).
+    let b = bed.add_client(1);
+    bed.udhcpc(b, &["-n", "-q", "-t", "5", "-T", "1", "-O", "staticroutes"]);
+    bed.clients[b].wait_event(&["bound"], 0, 20);
+    bed.clients[b].wait_dhcp(Duration::from_secs(10));
+    let ev = bed.clients[b].event_lines().join("\n");
+    for want in [
+        " lease=120 ",
+        " dns=10.99.0.53,10.99.0.54 ",
+        " domain=hup.example ",
+        " routes=10.77.0.0/16,10.13.1.1",
+    ] {
+        assert!(ev.contains(want), "{want} not in {ev}");
+    }
+    // cn_port kept: the CN-to-CN listener is still on 5554.
+    let listening = bed.cns[0].ns.sh("ss -ltnH");
+    assert!(listening.contains(":5554 "), "{listening}");
+    assert!(!listening.contains(":6000 "), "{listening}");
     bed.cns[0].stop();
 }

@@ -15,7 +15,7 @@ mod fake_ubusd;
 use fake_ubusd::*;
 use std::time::Duration;
 use tmip::ubus::client::{UbusClient, UbusEvent};
-use tmip::ubus::msg::{status, Message, MsgType};
+use tmip::ubus::msg::{status, MsgType, UbusMsg};
 use tmip::ubus::Value;
 use tmip_testbed::bed::*;
 
@@ -86,7 +86,7 @@ fn tmipd_publishes_its_status_and_adopts_on_hostapd_ubus_notifications() {
     // hostapd.mob0 appears on the bus: tmipd subscribes, asks get_clients.
     let from = bed.cns[1].log_text().len();
     let mut hapd = FakeHostapd::connect_as(&sock, &hostapd_obj);
-    let n = Message::parse(&hapd.recv()).map(|m| (m.hdr.msg_type(), m.attrs.active));
+    let n = UbusMsg::parse(&hapd.recv()).map(|m| (m.hdr.msg_type(), m.attrs.active));
     assert_eq!(
         n.ok(),
         Some((Some(MsgType::Notify), Some(1))),

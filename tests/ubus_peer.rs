@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tmip::cn::ubus_object::{object_spec, HostapdWatch};
 use tmip::ubus::blob::{Attrs, Value};
 use tmip::ubus::client::{UbusClient, UbusEvent};
-use tmip::ubus::msg::{status, Message, MsgBuilder, MsgType};
+use tmip::ubus::msg::{status, MsgBuilder, MsgType, UbusMsg};
 use tmip_testbed::RunDir;
 
 // ---------------------------------------------------------------------------
@@ -112,7 +112,7 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
     assert_eq!(target, hapd.obj);
     // ubusd told the publisher it has a subscriber (hostapd's has_subscribers).
     let n = hapd.recv();
-    let m = Message::parse(&n).expect("notify");
+    let m = UbusMsg::parse(&n).expect("notify");
     assert_eq!(m.hdr.msg_type(), Some(MsgType::Notify));
     assert_eq!(m.attrs.active, Some(1));
 
@@ -169,14 +169,14 @@ fn tmip_object_calls_and_hostapd_subscription_over_a_spec_written_ubusd() {
     );
     // hostapd gets ubusd's STATUS (with SUBSCRIBERS) then our status relayed.
     let st1 = hapd.recv();
-    let m1 = Message::parse(&st1).expect("status 1");
+    let m1 = UbusMsg::parse(&st1).expect("status 1");
     assert_eq!((m1.hdr.seq, m1.attrs.status), (seq, Some(0)));
     let subs: Vec<u32> = Attrs::new(m1.attrs.subscribers.expect("subscribers"))
         .filter_map(|a| a.ok().and_then(|a| a.u32()))
         .collect();
     assert_eq!(subs.len(), 1);
     let st2 = hapd.recv();
-    let m2 = Message::parse(&st2).expect("status 2");
+    let m2 = UbusMsg::parse(&st2).expect("status 2");
     assert_eq!(m2.hdr.msg_type(), Some(MsgType::Status));
     assert_eq!((m2.hdr.seq, m2.hdr.peer), (seq, subs[0]));
     assert_eq!(m2.attrs.status, Some(0));

@@ -629,7 +629,7 @@ fn rss_hwm_kib(pid: u32) -> (u64, u64) {
 /// `n` hostile pre-authentication connections holding 140 of a 141-byte
 /// bogus Hello each; then a CN binds. See the module docs.
 fn preauth_attack(ns: &str, n: usize, m: &Mlrd, rss0: u64) {
-    let limit = tmip::daemon::raise_nofile();
+    let limit = tmip::process_setup::raise_nofile();
     assert!(
         limit as usize > n + 64,
         "open-file hard limit {limit} is too low for {n} connections"

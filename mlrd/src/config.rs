@@ -6,8 +6,10 @@
 //! validated once; an unknown key or bad value is an error naming the file
 //! and line. The same lines can come from UCI (`Section::rc_lines()`).
 
+use tmip::config::keys::{Default, Hup, Key, Table, Type};
 use tmip::config::rc::RcLine;
 use tmip::config::ConfigError;
+use tmip::{bool_key, debug_level_key, field, opt_word_key, secret_key, uint_key, word_key};
 
 /// Default UCI file for `-u`.
 pub const UCI_FILE: &str = "/etc/config/tmip";
@@ -15,28 +17,6 @@ pub const UCI_FILE: &str = "/etc/config/tmip";
 pub const UCI_TYPE: &str = "mlrd";
 
 pub use tmip::config::Source;
-
-/// Every key mlrd accepts (each at most once).
-pub const KEYS: &[&str] = &[
-    "network_name",
-    "port",
-    "foreground",
-    "log_file",
-    "log",
-    "status_file",
-    "debug_level",
-    "secret",
-    "state_dir",
-    "lease_time",
-    "backup_mlr",
-    "primary_mlr",
-    "max_connections",
-    "cn_timeout",
-    "max_unauth_per_source",
-    "handshake_timeout",
-    "offer_time",
-    "foreign_share",
-];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MlrdConfig {
@@ -74,32 +54,75 @@ pub struct MlrdConfig {
     pub foreign_share: u8,
 }
 
-impl Default for MlrdConfig {
-    fn default() -> Self {
-        MlrdConfig {
-            network_name: String::new(),
-            port: tmip::MLR_PORT,
-            foreground: false,
-            log_file: "/var/log/mlrd.log".into(),
-            log: true,
-            status_file: "/tmp/mlrd.status".into(),
-            debug_level: tmip::logging::DEFAULT_LEVEL,
-            secret: None,
-            state_dir: "/var/lib/mlrd".into(),
-            lease_time: 86_400,
-            backup_mlr: None,
-            primary_mlr: None,
-            max_connections: 8192,
-            cn_timeout: 30,
-            max_unauth_per_source: 16,
-            handshake_timeout: 10,
-            offer_time: crate::register::DEFAULT_OFFER_TIME,
-            foreign_share: crate::register::DEFAULT_FOREIGN_SHARE,
-        }
-    }
-}
+/// Every key mlrd reads: type, default, HUP behaviour and parser (see
+/// `tmip::config::keys`).
+pub static TABLE: Table<MlrdConfig> = Table {
+    keys: &[
+        Key {
+            name: "network_name",
+            ty: Type::Text,
+            default: Default::Required,
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                if l.rest.is_empty() {
+                    return Err(l.error(f, "missing value"));
+                }
+                if l.rest.len() > 64 {
+                    return Err(l.error(f, "longer than 64 bytes"));
+                }
+                c.network_name = l.rest.to_string();
+                Ok(())
+            },
+            field: field!(network_name),
+        },
+        uint_key!(port: u16, 1, u16::MAX, "", "6554", Restart),
+        bool_key!(foreground, "0", Restart),
+        word_key!(log_file, "/var/log/mlrd.log", Restart),
+        bool_key!(log, "1", Restart),
+        word_key!(status_file, "/tmp/mlrd.status", Live),
+        debug_level_key!(Live),
+        secret_key!(Live),
+        word_key!(state_dir, "/var/lib/mlrd", Restart),
+        uint_key!(lease_time: u32, 60, u32::MAX, "s", "86400", Live),
+        opt_word_key!(backup_mlr, Type::Words("HOST[:PORT]"), Restart),
+        opt_word_key!(primary_mlr, Type::Words("HOST[:PORT]"), Restart),
+        uint_key!(max_connections: usize, 1, usize::MAX, "", "8192", Live),
+        uint_key!(cn_timeout: u32, 3, u32::MAX, "s", "30", Live),
+        uint_key!(max_unauth_per_source: usize, 1, usize::MAX, "", "16", Live),
+        uint_key!(handshake_timeout: u32, 1, 300, "s", "10", Live),
+        uint_key!(offer_time: u32, 5, 3600, "s", "60", Live),
+        uint_key!(foreign_share: u8, 0, 100, "%", "75", Live),
+    ],
+    aliases: &[],
+};
 
 impl MlrdConfig {
+    /// A config with nothing set (what [`TABLE`]'s defaults and the file's
+    /// lines are written into).
+    pub fn blank() -> MlrdConfig {
+        MlrdConfig {
+            network_name: String::new(),
+            port: 0,
+            foreground: false,
+            log_file: String::new(),
+            log: false,
+            status_file: String::new(),
+            debug_level: 0,
+            secret: None,
+            state_dir: String::new(),
+            lease_time: 0,
+            backup_mlr: None,
+            primary_mlr: None,
+            max_connections: 0,
+            cn_timeout: 0,
+            max_unauth_per_source: 0,
+            handshake_timeout: 0,
+            offer_time: 0,
+            foreign_share: 0,
+        }
+    }
+
     /// Read and validate from either source.
     pub fn load_source(src: &Source) -> Result<MlrdConfig, ConfigError> {
         tmip::config::load_source(src, UCI_TYPE, Self::from_lines)
@@ -113,104 +136,9 @@ impl MlrdConfig {
 
     /// Build from already split lines (rc file or UCI section).
     pub fn from_lines(file: &str, lines: &[RcLine<'_>]) -> Result<MlrdConfig, ConfigError> {
-        let mut c = MlrdConfig::default();
-        let mut network_seen = false;
-        let mut once = tmip::config::rc::OnceEach::new(&[]);
-        for l in lines {
-            if KEYS.contains(&l.key) {
-                once.check(file, l)?;
-            }
-            match l.key {
-                "network_name" => {
-                    if l.rest.is_empty() {
-                        return Err(l.error(file, "missing value"));
-                    }
-                    if l.rest.len() > 64 {
-                        return Err(l.error(file, "longer than 64 bytes"));
-                    }
-                    c.network_name = l.rest.to_string();
-                    network_seen = true;
-                }
-                "port" => {
-                    c.port = l.parse(file)?;
-                    if c.port == 0 {
-                        return Err(l.error(file, "bad value '0'"));
-                    }
-                }
-                "foreground" => c.foreground = l.boolean(file)?,
-                "log_file" => c.log_file = l.single(file)?.to_string(),
-                "log" => c.log = l.boolean(file)?,
-                "status_file" => c.status_file = l.single(file)?.to_string(),
-                "debug_level" => {
-                    let n: u8 = l.parse(file)?;
-                    if n > tmip::logging::MAX_LEVEL {
-                        return Err(l.error(file, format!("bad value '{n}': must be 0..7")));
-                    }
-                    c.debug_level = n;
-                }
-                "secret" => {
-                    if l.rest.is_empty() {
-                        return Err(l.error(file, "missing value"));
-                    }
-                    c.secret = Some(l.rest.to_string());
-                }
-                "state_dir" => c.state_dir = l.single(file)?.to_string(),
-                "lease_time" => {
-                    c.lease_time = l.parse(file)?;
-                    if c.lease_time < 60 {
-                        return Err(l.error(file, "must be at least 60 seconds"));
-                    }
-                }
-                "backup_mlr" => c.backup_mlr = Some(l.single(file)?.to_string()),
-                "primary_mlr" => c.primary_mlr = Some(l.single(file)?.to_string()),
-                "max_connections" => {
-                    c.max_connections = l.parse(file)?;
-                    if c.max_connections == 0 {
-                        return Err(l.error(file, "bad value '0'"));
-                    }
-                }
-                "cn_timeout" => {
-                    c.cn_timeout = l.parse(file)?;
-                    if c.cn_timeout < 3 {
-                        return Err(l.error(file, "must be at least 3 seconds"));
-                    }
-                }
-                "max_unauth_per_source" => {
-                    c.max_unauth_per_source = l.parse(file)?;
-                    if c.max_unauth_per_source == 0 {
-                        return Err(l.error(file, "bad value '0'"));
-                    }
-                }
-                "handshake_timeout" => {
-                    c.handshake_timeout = l.parse(file)?;
-                    if !(1..=300).contains(&c.handshake_timeout) {
-                        return Err(l.error(file, "must be 1..300 seconds"));
-                    }
-                }
-                "offer_time" => {
-                    c.offer_time = l.parse(file)?;
-                    if !(5..=3600).contains(&c.offer_time) {
-                        return Err(l.error(file, "must be 5..3600 seconds"));
-                    }
-                }
-                "foreign_share" => {
-                    c.foreign_share = l.parse(file)?;
-                    if c.foreign_share > 100 {
-                        return Err(l.error(file, "a percentage: 0..100"));
-                    }
-                }
-                other => {
-                    return Err(ConfigError::new(
-                        file,
-                        l.line,
-                        format!("unknown key '{other}'"),
-                    ))
-                }
-            }
-        }
-        if !network_seen {
-            return Err(ConfigError::new(file, 0, "network_name is not set"));
-        }
+        let mut c = MlrdConfig::blank();
+        TABLE.set_defaults(&mut c, file)?;
+        TABLE.read(&mut c, file, lines)?;
         if c.backup_mlr.is_some() && c.primary_mlr.is_some() {
             return Err(ConfigError::new(
                 file,
@@ -289,7 +217,7 @@ mod tests {
             parse("network_name n\ndebug_level 9\n")
                 .unwrap_err()
                 .to_string(),
-            "mlrd.rc:2: debug_level: bad value '9': must be 0..7"
+            "mlrd.rc:2: debug_level: 9 is out of range 0..7"
         );
         assert!(parse("network_name n\nforeground maybe\n")
             .unwrap_err()
@@ -301,7 +229,7 @@ mod tests {
             .starts_with("mlrd.rc:2: port: bad value '70000'"));
         assert_eq!(
             parse("port 1\n").unwrap_err().to_string(),
-            "mlrd.rc: network_name is not set"
+            "mlrd.rc: missing mandatory key 'network_name'"
         );
     }
 
@@ -365,8 +293,137 @@ mod tests {
         let text = include_str!("../mlrd.rc");
         let c = parse(text).unwrap();
         assert_eq!(c.port, 6554);
-        for k in KEYS {
-            assert!(text.contains(k), "mlrd.rc does not explain {k}");
+        for k in TABLE.keys {
+            assert!(text.contains(k.name), "mlrd.rc does not explain {}", k.name);
+        }
+    }
+
+    #[test]
+    fn the_key_table_holds_together() {
+        let samples = [
+            ("network_name", "n"),
+            ("secret", "a b"),
+            ("backup_mlr", "10.0.0.2:7000"),
+            ("primary_mlr", "10.0.0.1"),
+        ];
+        tmip::config::keys::check_table(&TABLE, MlrdConfig::blank, &samples).unwrap();
+        let c = parse("network_name n\n").unwrap();
+        assert_eq!(c.port, tmip::MLR_PORT);
+        assert_eq!(c.debug_level, tmip::logging::DEFAULT_LEVEL);
+        assert_eq!(c.offer_time, crate::register::DEFAULT_OFFER_TIME);
+        assert_eq!(c.foreign_share, crate::register::DEFAULT_FOREIGN_SHARE);
+    }
+
+    #[test]
+    fn hup_keeps_restart_only_keys_and_names_them() {
+        let a = parse("network_name n\nport 6554\n").unwrap();
+        let b = parse("network_name m\nport 7000\nlease_time 600\noffer_time 30\n").unwrap();
+        let r = TABLE.reload(&a, b);
+        assert_eq!(r.restart, ["network_name", "port"]);
+        assert_eq!(r.applied, ["lease_time", "offer_time"]);
+        assert_eq!((r.config.network_name.as_str(), r.config.port), ("n", 6554));
+        assert_eq!((r.config.lease_time, r.config.offer_time), (600, 30));
+    }
+
+    /// `tests/mlrd_process.rs` `hup_brings_every_live_key_to_the_part_that_uses_it`
+    /// proves each of these reaches its user on a HUP; a key made live
+    /// must get its case there, then be added here.
+    #[test]
+    fn live_keys_are_the_ones_this_test_proves() {
+        let live: Vec<&str> = TABLE
+            .keys
+            .iter()
+            .filter(|k| k.hup == Hup::Live)
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(
+            live,
+            [
+                "status_file",
+                "debug_level",
+                "secret",
+                "lease_time",
+                "max_connections",
+                "cn_timeout",
+                "max_unauth_per_source",
+                "handshake_timeout",
+                "offer_time",
+                "foreign_share"
+            ]
+        );
+    }
+
+    /// Files that carry the key tables: LuCI's form (its defaults, keys and
+    /// datatypes), the docs' key tables. `TMIP_REGEN=1 cargo test -p mlrd
+    /// generated_parts` rewrites them; otherwise a file that differs from
+    /// what the tables give fails here.
+    #[test]
+    fn generated_parts_of_luci_and_the_docs_match_the_tables() {
+        use tmip::config::keys::replace_between;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let luci = format!(
+            "var TMIP_KEYS = {{\n\t\"tmipd\": {},\n\t\"mlrd\": {}\n}};\n",
+            tmip::config::tmipd::TABLE.luci_json(),
+            TABLE.luci_json()
+        );
+        let parts = [
+            (
+                "openwrt/luci-app-tmip/htdocs/luci-static/resources/view/tmip/settings.js",
+                "/* BEGIN generated from the key tables",
+                "/* END generated */",
+                luci,
+            ),
+            (
+                "docs/TMIPD.md",
+                "<!-- BEGIN generated from config::tmipd::TABLE",
+                "<!-- END generated -->",
+                tmip::config::tmipd::TABLE.markdown(),
+            ),
+            (
+                "README.md",
+                "<!-- BEGIN generated from mlrd::config::TABLE",
+                "<!-- END generated -->",
+                TABLE.markdown(),
+            ),
+        ];
+        let regen = std::env::var_os("TMIP_REGEN").is_some();
+        let mut stale = Vec::new();
+        for (file, begin, end, body) in parts {
+            let path = root.join(file);
+            let now = std::fs::read_to_string(&path).unwrap();
+            let want = replace_between(&now, begin, end, &body)
+                .unwrap_or_else(|| panic!("{file}: markers {begin:?} .. {end:?} missing"));
+            if want != now {
+                if regen {
+                    std::fs::write(&path, want).unwrap();
+                } else {
+                    stale.push(file);
+                }
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "not what the key tables give (TMIP_REGEN=1 cargo test -p mlrd generated_parts): {stale:?}"
+        );
+    }
+
+    /// The init scripts read `enabled` with the default the table of
+    /// init-script keys (and so LuCI) has.
+    #[test]
+    fn the_init_scripts_defaults_are_the_tables() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for script in ["init.d/tmipd", "init.d/mlrd"] {
+            let text = std::fs::read_to_string(root.join(script)).unwrap();
+            let gets: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("config_get"))
+                .collect();
+            let want: Vec<String> = tmip::config::keys::INIT_SCRIPT_KEYS
+                .iter()
+                .map(|(k, v)| format!("config_get_bool {k} \"$section\" {k} {v}"))
+                .collect();
+            assert_eq!(gets, want, "{script}");
         }
     }
 }

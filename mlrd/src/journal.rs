@@ -19,7 +19,7 @@
 //! A crash at any point leaves a snapshot plus the journals that follow it;
 //! the loader replays them all in order.
 
-use crate::register::{BindingRecord, Change, CnIdx, PoolSpec, Register};
+use crate::register::{AddrRange, BindingRecord, Change, CnIdx, Register};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -188,7 +188,7 @@ struct CnRecord {
     port: u16,
     addr: Ipv4Addr,
     name: String,
-    pools: Vec<PoolSpec>,
+    pools: Vec<AddrRange>,
 }
 
 fn parse_cn(p: &[u8]) -> Option<CnRecord> {
@@ -204,7 +204,7 @@ fn parse_cn(p: &[u8]) -> Option<CnRecord> {
     for _ in 0..npools {
         let f = u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?);
         let l = u32::from_le_bytes(p.get(at + 4..at + 8)?.try_into().ok()?);
-        pools.push(PoolSpec {
+        pools.push(AddrRange {
             first: f.into(),
             last: l.into(),
         });
@@ -863,7 +863,7 @@ mod tests {
             "cn one",
             "10.9.0.1".parse().unwrap(),
             5554,
-            &[PoolSpec {
+            &[AddrRange {
                 first: "10.1.0.0".parse().unwrap(),
                 last: "10.1.255.255".parse().unwrap(),
             }],
@@ -1023,7 +1023,7 @@ mod tests {
             "cn one",
             "10.9.0.1".parse().unwrap(),
             5554,
-            &[PoolSpec {
+            &[AddrRange {
                 first: "10.1.0.0".parse().unwrap(),
                 last: "10.1.255.255".parse().unwrap(),
             }],

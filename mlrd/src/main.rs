@@ -145,7 +145,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
     let cfg = MlrdConfig::load_source(&source).map_err(|e| e.to_string())?;
     let foreground = args.foreground || cfg.foreground;
     let level = args.debug.unwrap_or(cfg.debug_level);
-    let nofile = tmip::daemon::raise_nofile();
+    let nofile = tmip::process_setup::raise_nofile();
 
     // Everything that can fail is opened before detaching, so a bad state
     // directory or a busy port is reported on the terminal.
@@ -183,7 +183,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
                 .open(&cfg.log_file)
                 .map_err(|e| format!("log_file {}: {e}", cfg.log_file))?;
         }
-        tmip::daemon::daemonize().map_err(|e| format!("daemon mode: {e}"))?;
+        tmip::process_setup::daemonize().map_err(|e| format!("daemon mode: {e}"))?;
     }
     let sink = match (cfg.log, foreground) {
         (false, _) => tmip::logging::Sink::Off,
@@ -252,7 +252,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
         reg,
         journal,
         listener,
-        max_conns,
+        conn_ceiling: nofile.saturating_sub(32) as usize,
         pair,
     })
     .map_err(|e| format!("start: {e}"))?;

@@ -49,12 +49,12 @@ pub const DEFAULT_FOREIGN_SHARE: u8 = 75;
 /// A pool as a CN registers it: first and last address, inclusive. The
 /// pool's cells are the /30s lying wholly inside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolSpec {
+pub struct AddrRange {
     pub first: Ipv4Addr,
     pub last: Ipv4Addr,
 }
 
-impl PoolSpec {
+impl AddrRange {
     /// First and last cell (network address >> 2) wholly inside the range.
     fn cells(&self) -> Option<(u32, u32)> {
         let f = u32::from(self.first);
@@ -68,7 +68,7 @@ impl PoolSpec {
     }
 }
 
-impl fmt::Display for PoolSpec {
+impl fmt::Display for AddrRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} --> {}", self.first, self.last)
     }
@@ -76,8 +76,8 @@ impl fmt::Display for PoolSpec {
 
 /// One pool: its cells and which are taken.
 #[derive(Debug, Clone)]
-pub struct Pool {
-    pub spec: PoolSpec,
+pub struct PoolBitmap {
+    pub spec: AddrRange,
     /// First cell index (network address >> 2) and number of cells.
     base: u32,
     count: u32,
@@ -87,8 +87,8 @@ pub struct Pool {
     hint: usize,
 }
 
-impl Pool {
-    fn new(spec: PoolSpec) -> Result<Pool, String> {
+impl PoolBitmap {
+    fn new(spec: AddrRange) -> Result<PoolBitmap, String> {
         let (a, b) = spec
             .cells()
             .ok_or_else(|| format!("pool {spec} holds no whole /30"))?;
@@ -98,7 +98,7 @@ impl Pool {
                 "pool {spec} too large ({count} cells, at most {MAX_POOL_CELLS})"
             ));
         }
-        Ok(Pool {
+        Ok(PoolBitmap {
             spec,
             base: a,
             count,
@@ -113,7 +113,7 @@ impl Pool {
         c >= self.base && c - self.base < self.count
     }
 
-    fn overlaps(&self, other: &Pool) -> bool {
+    fn overlaps(&self, other: &PoolBitmap) -> bool {
         self.base < other.base + other.count && other.base < self.base + self.count
     }
 
@@ -183,7 +183,7 @@ pub struct Cn {
     pub name: String,
     pub addr: Ipv4Addr,
     pub port: u16,
-    pub pools: Vec<Pool>,
+    pub pools: Vec<PoolBitmap>,
     pub up: bool,
     /// When we last heard from it (Unix seconds).
     pub last_heard: u32,
@@ -262,7 +262,7 @@ pub enum BindError {
     },
     BadPool(String),
     PoolOverlap {
-        pool: PoolSpec,
+        pool: AddrRange,
         other: String,
     },
     /// Another CN that is up holds this name (MLRP.md §4, `Conflict`).
@@ -562,7 +562,7 @@ impl Register {
         name: &str,
         addr: Ipv4Addr,
         port: u16,
-        pools: &[PoolSpec],
+        pools: &[AddrRange],
         now: u32,
     ) -> Result<(CnIdx, Vec<String>), BindError> {
         if network != self.network {
@@ -584,7 +584,7 @@ impl Register {
         name: &str,
         addr: Ipv4Addr,
         port: u16,
-        pools: &[PoolSpec],
+        pools: &[AddrRange],
         now: u32,
     ) -> Result<(CnIdx, Vec<String>), BindError> {
         if pools.len() > MAX_POOLS_PER_CN {
@@ -595,8 +595,8 @@ impl Register {
         }
         let mut new_pools = Vec::with_capacity(pools.len());
         for spec in pools {
-            let p = Pool::new(*spec).map_err(BindError::BadPool)?;
-            if let Some(q) = new_pools.iter().find(|q: &&Pool| q.overlaps(&p)) {
+            let p = PoolBitmap::new(*spec).map_err(BindError::BadPool)?;
+            if let Some(q) = new_pools.iter().find(|q: &&PoolBitmap| q.overlaps(&p)) {
                 return Err(BindError::BadPool(format!(
                     "pools {} and {} overlap",
                     q.spec, p.spec
@@ -686,7 +686,7 @@ impl Register {
     }
 
     /// Set the bits of every bound cell lying in `p`.
-    fn mark_pool(&self, p: &mut Pool) {
+    fn mark_pool(&self, p: &mut PoolBitmap) {
         for r in &self.slab {
             if !r.is_free() {
                 p.set(r.cell, true);
@@ -704,7 +704,7 @@ impl Register {
         name: &str,
         addr: Ipv4Addr,
         port: u16,
-        pools: &[PoolSpec],
+        pools: &[AddrRange],
     ) {
         let i = idx as usize;
         if i >= MAX_CNS {
@@ -724,7 +724,10 @@ impl Register {
         cn.name = name.to_string();
         cn.addr = addr;
         cn.port = port;
-        cn.pools = pools.iter().filter_map(|s| Pool::new(*s).ok()).collect();
+        cn.pools = pools
+            .iter()
+            .filter_map(|s| PoolBitmap::new(*s).ok())
+            .collect();
         cn.up = false;
     }
 
@@ -1018,7 +1021,7 @@ impl Register {
         eligible: &dyn Fn(CnIdx) -> bool,
     ) -> Result<(CnIdx, u32), RegisterError> {
         let share = u64::from(self.foreign_share);
-        let within = |p: &Pool, own: bool| {
+        let within = |p: &PoolBitmap, own: bool| {
             own || (u64::from(p.used) + 1) * 100 <= u64::from(p.count) * share
         };
         let mut quota_hit = false;
@@ -1331,8 +1334,8 @@ mod tests {
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
     }
-    fn pool(a: &str, b: &str) -> PoolSpec {
-        PoolSpec {
+    fn pool(a: &str, b: &str) -> AddrRange {
+        AddrRange {
             first: ip(a),
             last: ip(b),
         }
@@ -1344,7 +1347,7 @@ mod tests {
     fn reg() -> Register {
         Register::new(NET, 3600, 30)
     }
-    fn bind(r: &mut Register, a: &str, pools: &[PoolSpec]) -> CnIdx {
+    fn bind(r: &mut Register, a: &str, pools: &[AddrRange]) -> CnIdx {
         r.bind_cn(NET, a, ip(a), 5554, pools, 100).unwrap().0
     }
     fn cell_of(s: &str) -> Cell30 {
@@ -1353,15 +1356,17 @@ mod tests {
 
     #[test]
     fn pool_cells_are_whole_30s_inside_the_range() {
-        let p = Pool::new(pool("10.0.0.1", "10.0.0.14")).unwrap();
+        let p = PoolBitmap::new(pool("10.0.0.1", "10.0.0.14")).unwrap();
         // 10.0.0.4/30 and 10.0.0.8/30 only: .0 and .12 are cut.
         assert_eq!(p.size(), 2);
-        assert!(Pool::new(pool("10.0.0.1", "10.0.0.2")).is_err());
+        assert!(PoolBitmap::new(pool("10.0.0.1", "10.0.0.2")).is_err());
         assert_eq!(
-            Pool::new(pool("10.0.0.0", "10.0.0.255")).unwrap().size(),
+            PoolBitmap::new(pool("10.0.0.0", "10.0.0.255"))
+                .unwrap()
+                .size(),
             64
         );
-        assert!(Pool::new(pool("0.0.0.0", "255.255.255.255")).is_err());
+        assert!(PoolBitmap::new(pool("0.0.0.0", "255.255.255.255")).is_err());
     }
 
     #[test]

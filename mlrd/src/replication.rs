@@ -1,7 +1,7 @@
 //! The server's side of the primary/backup pair (decisions: `pair.rs`):
 //!
 //! - the *peer link*: our own connection to the other register. Every
-//!   [`PROBE_EVERY`] it asks `RegisterStatus`; the answer (or its absence
+//!   [`PROBE_EVERY`](super::pair_links::PROBE_EVERY) it asks `RegisterStatus`; the answer (or its absence
 //!   for [`PEER_TIMEOUT`]) goes to [`Pair::on_peer`]. A standby subscribes
 //!   over it (`ReplSubscribe`) and then receives `ReplSnapshot` chunks and
 //!   `ReplRecords`, which it stores (journal + fdatasync) before the `Ack`
@@ -15,10 +15,10 @@
 //!   stored, so holding would only stall the CNs (a 1M-binding snapshot
 //!   takes seconds); those commits are acknowledged as when serving alone
 //!   and their records follow the snapshot. The snapshot goes out
-//!   [`REPL_WINDOW`] chunks at a time, paced by the backup's
+//!   [`REPL_WINDOW`](super::pair_links::REPL_WINDOW) chunks at a time, paced by the backup's
 //!   acknowledgements. A backup that acknowledges nothing for
-//!   [`ACK_TIMEOUT`] while requests are in flight (more while it stores a
-//!   snapshot: [`SNAPSHOT_STORE_RATE`]) is dropped and the register serves
+//!   [`ACK_TIMEOUT`](super::pair_links::ACK_TIMEOUT) while requests are in flight (more while it stores a
+//!   snapshot: [`SNAPSHOT_STORE_RATE`](super::pair_links::SNAPSHOT_STORE_RATE)) is dropped and the register serves
 //!   alone (logged; status says `peer-down`).
 //! - *held binds*: a CN binds to a standby only when it has lost the
 //!   serving register. The standby believes it only if it has lost it
@@ -30,6 +30,7 @@
 //!   does (its deadline is 1 s, the standby's own probe timeout 1-1.25 s)
 //!   was refused and tried the dead primary again.
 
+use super::pair_links::{HeldBind, PeerLink, ReplicaLink, REPL_WINDOW};
 use super::{now_secs, Conn, Server};
 use crate::journal;
 use crate::pair::{Decision, PeerView, Replica, Role as PairRole};
@@ -44,18 +45,8 @@ use tmip::mlrp::{
     ReplSubscribe, RequestId, Role, Session,
 };
 
-/// How often the peer is asked for its status.
-pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// A peer that does not connect or answer within this is unreachable.
 pub const PEER_TIMEOUT: Duration = Duration::from_millis(1000);
-/// A backup that leaves a request in flight this long without any
-/// acknowledgement is dropped.
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
-/// Snapshot chunks in flight to a backup at once (60 KB each).
-pub const REPL_WINDOW: usize = 4;
-/// Bytes a backup is expected to store per second at the least (decode,
-/// write and fdatasync of a snapshot): its allowance for the last chunk.
-pub const SNAPSHOT_STORE_RATE: f64 = 5e6;
 /// A standby asked to bind by a CN promotes itself once the serving
 /// register has been silent this long (it is asked every [`PROBE_EVERY`]
 /// and at once when a bind arrives, so a live one is heard well within
@@ -67,78 +58,6 @@ pub const BIND_SILENCE: Duration = Duration::from_millis(750);
 /// bound to the other register (a partition) is never allocated from by
 /// both (docs/MLRP.md "Partitions").
 pub const PAIR_FRESH: Duration = Duration::from_millis(500);
-
-/// Our connection to the other register.
-pub struct PeerLink {
-    io: mlrp::Conn,
-    session: Session,
-    /// RegisterStatus asked and not answered yet, and when.
-    status: Option<(RequestId, Instant)>,
-    subscribe: Option<RequestId>,
-    /// Chunks of a snapshot being received.
-    snapshot: Vec<u8>,
-}
-
-impl PeerLink {
-    pub fn wants_flush(&self) -> bool {
-        self.io.pending() > 0
-    }
-}
-
-/// A CN's bind that a standby holds until it knows whether the serving
-/// register is gone (module docs, "held binds").
-pub struct HeldBind {
-    slot: usize,
-    id: RequestId,
-    msg: Message,
-    since: Instant,
-}
-
-/// The backup subscribed to us.
-pub struct ReplicaLink {
-    pub slot: usize,
-    /// Requests in flight: a snapshot chunk (0) or the records of commit
-    /// `seq`, and when each was sent.
-    pend: HashMap<RequestId, (u64, Instant)>,
-    /// Snapshot chunks not acknowledged yet (sent or not).
-    snapshot_chunks: usize,
-    /// Snapshot chunks not sent yet: at most [`REPL_WINDOW`] are in
-    /// flight, so a large register never sits whole in the output buffer
-    /// (4 MiB cuts a peer off) and the backup's acknowledgements pace it.
-    chunks: VecDeque<Message>,
-    /// Records of commits made while chunks were unsent: they follow the
-    /// snapshot on the wire.
-    backlog: VecDeque<(Message, u64)>,
-    /// The snapshot's size: its last chunk is acknowledged only once the
-    /// backup stored all of it, which takes longer for a larger register.
-    snapshot_bytes: usize,
-    /// The backup's latest acknowledgement (or the subscription).
-    last_ack: Instant,
-    /// Durable commits waiting for the backup, oldest first.
-    waiting: VecDeque<(u64, Instant)>,
-}
-
-impl ReplicaLink {
-    /// Something is waiting to be sent (after the subscription's Ack, or
-    /// once acknowledgements make room).
-    pub fn has_unsent(&self) -> bool {
-        !self.chunks.is_empty() || !self.backlog.is_empty()
-    }
-
-    fn chunks_in_flight(&self) -> usize {
-        self.snapshot_chunks - self.chunks.len()
-    }
-
-    /// How long the backup may take to acknowledge: [`ACK_TIMEOUT`], plus
-    /// one second per [`SNAPSHOT_STORE_RATE`] bytes of snapshot while it
-    /// stores one.
-    fn ack_allowance(&self) -> Duration {
-        if self.snapshot_chunks == 0 {
-            return ACK_TIMEOUT;
-        }
-        ACK_TIMEOUT + Duration::from_secs_f64(self.snapshot_bytes as f64 / SNAPSHOT_STORE_RATE)
-    }
-}
 
 /// Split journal records into runs of at most `max` bytes, on record
 /// boundaries (`[len u32][kind][payload][crc32]`).
@@ -170,7 +89,7 @@ pub fn peer_addr(spec: &str) -> Result<SocketAddrV4, String> {
         ),
         None => (spec, tmip::MLR_PORT),
     };
-    tmip::cn::daemon::resolve(host, port)
+    tmip::config::resolve(host, port)
 }
 
 impl Server {

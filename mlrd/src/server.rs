@@ -14,10 +14,12 @@
 //! read is cut off when its output passes [`MAX_OUTPUT`], and one peer gets
 //! at most [`READ_BUDGET`] bytes per iteration.
 
+#[path = "pair_links.rs"]
+mod pair_links;
 #[path = "replication.rs"]
 mod replication;
 
-use crate::config::{MlrdConfig, Source};
+use crate::config::{MlrdConfig, Source, TABLE};
 use crate::journal::Journal;
 use crate::pair::Pair;
 use crate::register::Register;
@@ -25,8 +27,8 @@ use crate::service::{Service, Settings};
 use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
+use pair_links::{HeldBind, PeerLink, ReplicaLink, PROBE_EVERY};
 pub use replication::peer_addr;
-use replication::{HeldBind, PeerLink, ReplicaLink, PROBE_EVERY};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -134,7 +136,9 @@ pub struct Setup {
     pub reg: Register,
     pub journal: Journal,
     pub listener: TcpListener,
-    pub max_conns: usize,
+    /// Most connections the open-file limit allows (`max_connections` is
+    /// lowered to it).
+    pub conn_ceiling: usize,
     /// The primary/backup pair (alone when no peer is configured).
     pub pair: Pair,
 }
@@ -165,6 +169,7 @@ pub struct Server {
     released: Vec<usize>,
     nconns: usize,
     max_conns: usize,
+    conn_ceiling: usize,
     /// Connections that have not completed their handshake, by age/source.
     preauth: PreAuth<usize>,
     key: Option<NetworkKey>,
@@ -211,6 +216,21 @@ fn settings(cfg: &MlrdConfig) -> Settings {
     }
 }
 
+/// A live key's value for the HUP log.
+fn shown(c: &MlrdConfig, key: &str) -> String {
+    match key {
+        "debug_level" => c.debug_level.to_string(),
+        "status_file" => c.status_file.clone(),
+        "max_connections" => c.max_connections.to_string(),
+        "cn_timeout" => format!("{} s", c.cn_timeout),
+        "max_unauth_per_source" => c.max_unauth_per_source.to_string(),
+        "handshake_timeout" => format!("{} s", c.handshake_timeout),
+        "offer_time" => format!("{} s", c.offer_time),
+        "foreign_share" => format!("{} %", c.foreign_share),
+        _ => "applied".into(),
+    }
+}
+
 fn key_for(cfg: &MlrdConfig) -> Option<NetworkKey> {
     NetworkKey::from_secret(cfg.secret.as_deref(), &cfg.network_name)
 }
@@ -228,7 +248,8 @@ impl Server {
         }
         let key = key_for(&s.cfg);
         let throttle = LogThrottle::new(REFUSAL_LOG_INTERVAL);
-        Ok(Server {
+        let cfg = s.cfg.clone();
+        let mut srv = Server {
             key,
             service: Service::new(s.reg, settings(&s.cfg), now_secs()),
             preauth: PreAuth::new(s.cfg.max_unauth_per_source),
@@ -244,7 +265,8 @@ impl Server {
             free_slots: Vec::new(),
             released: Vec::new(),
             nconns: 0,
-            max_conns: s.max_conns,
+            max_conns: s.conn_ceiling,
+            conn_ceiling: s.conn_ceiling,
             stats: ServerStats::default(),
             started: Instant::now(),
             dirty: Vec::new(),
@@ -265,7 +287,9 @@ impl Server {
             repl_seq: 0,
             repl_durable: false,
             held_binds: Vec::new(),
-        })
+        };
+        srv.apply_config(cfg);
+        Ok(srv)
     }
 
     /// Run until TERM/INT; then save a snapshot.
@@ -1005,6 +1029,10 @@ impl Server {
             journal_generation: self.journal.generation(),
             journal_syncs: self.journal.syncs(),
             unauthenticated: self.preauth.len(),
+            max_connections: self.max_conns,
+            max_unauth_per_source: self.preauth.per_source(),
+            handshake_timeout: self.cfg.handshake_timeout,
+            ping_interval_secs: self.service.ping_interval_secs(),
             ..self.stats
         }
     }
@@ -1038,97 +1066,58 @@ impl Server {
                 return;
             }
         };
-        let old = std::mem::replace(&mut self.cfg, new);
+        let r = TABLE.reload(&self.cfg, new);
+        self.apply_config(r.config);
         let c = &self.cfg;
-        let mut restart = Vec::new();
-        if c.network_name != old.network_name {
-            restart.push("network_name");
+        for k in &r.applied {
+            match *k {
+                "debug_level" if self.debug_override.is_some() => {
+                    info!(
+                        "+   debug_level {}: -D on the command line wins",
+                        c.debug_level
+                    )
+                }
+                "lease_time" => info!(
+                    "+   lease_time now {} s (for renewals from now on)",
+                    c.lease_time
+                ),
+                "secret" => {
+                    info!("+   secret changed: new connections use it, open sessions keep theirs")
+                }
+                "max_connections" if self.max_conns < c.max_connections => info!(
+                    "+   max_connections now {} (lowered by the open-file limit)",
+                    self.max_conns
+                ),
+                k => info!("+   {k} now {}", shown(c, k)),
+            }
         }
-        if c.port != old.port {
-            restart.push("port");
-        }
-        if c.log_file != old.log_file {
-            restart.push("log_file");
-        }
-        if c.log != old.log {
-            restart.push("log");
-        }
-        if c.state_dir != old.state_dir {
-            restart.push("state_dir");
-        }
-        if c.foreground != old.foreground {
-            restart.push("foreground");
-        }
-        if c.backup_mlr != old.backup_mlr {
-            restart.push("backup_mlr");
-        }
-        if c.primary_mlr != old.primary_mlr {
-            restart.push("primary_mlr");
-        }
-        // Keep what needs a restart as it runs, so the state stays coherent.
-        let (nn, port, lf, lg, sd, fg) = (
-            old.network_name.clone(),
-            old.port,
-            old.log_file.clone(),
-            old.log,
-            old.state_dir.clone(),
-            old.foreground,
-        );
-        if c.debug_level != old.debug_level && self.debug_override.is_none() {
-            tmip::logging::set_level(c.debug_level);
-            info!("+   debug_level now {}", c.debug_level);
-        }
-        if c.lease_time != old.lease_time {
-            self.service.reg_mut().set_lease_time(c.lease_time);
-            info!(
-                "+   lease_time now {} s (for renewals from now on)",
-                c.lease_time
-            );
-        }
-        if c.secret != old.secret {
-            self.key = key_for(c);
-            info!("+   secret changed: new connections use it, open sessions keep theirs");
-        }
-        if c.max_connections != old.max_connections {
-            self.max_conns = c.max_connections;
-            info!("+   max_connections now {}", c.max_connections);
-        }
-        if c.cn_timeout != old.cn_timeout {
-            info!("+   cn_timeout now {} s", c.cn_timeout);
-        }
-        if c.offer_time != old.offer_time {
-            self.service.reg_mut().set_offer_time(c.offer_time);
-            info!("+   offer_time now {} s", c.offer_time);
-        }
-        if c.foreign_share != old.foreign_share {
-            self.service.reg_mut().set_foreign_share(c.foreign_share);
-            info!("+   foreign_share now {} %", c.foreign_share);
-        }
-        if c.max_unauth_per_source != old.max_unauth_per_source {
-            self.preauth.set_per_source(c.max_unauth_per_source);
-            info!("+   max_unauth_per_source now {}", c.max_unauth_per_source);
-        }
-        if c.handshake_timeout != old.handshake_timeout {
-            info!("+   handshake_timeout now {} s", c.handshake_timeout);
-        }
-        if c.status_file != old.status_file {
-            info!("+   status_file now {}", c.status_file);
-        }
-        if !restart.is_empty() {
+        if !r.restart.is_empty() {
             warn!(
-                "! {} changed: takes effect at the next restart",
-                restart.join(", ")
+                "! Changed, not applied, needs a restart: {}",
+                r.restart.join(", ")
             );
         }
-        let c = &mut self.cfg;
-        c.network_name = nn;
-        c.port = port;
-        c.log_file = lf;
-        c.log = lg;
-        c.state_dir = sd;
-        c.foreground = fg;
-        self.service.reg_mut().set_dead_after(self.cfg.cn_timeout);
-        self.service.set_settings(settings(&self.cfg));
         info!("+ Configuration reloaded");
+    }
+
+    /// Run with `cfg` (on a HUP, restart-only keys as they run): every part
+    /// that uses a setting gets it from `cfg` here, at start and on every
+    /// HUP, so no live key stops at `self.cfg`. `handshake_timeout`,
+    /// `cn_timeout` (the stall limit) and `status_file` are read from
+    /// `self.cfg` where they are used.
+    fn apply_config(&mut self, cfg: MlrdConfig) {
+        if self.debug_override.is_none() {
+            tmip::logging::set_level(cfg.debug_level);
+        }
+        let reg = self.service.reg_mut();
+        reg.set_lease_time(cfg.lease_time);
+        reg.set_offer_time(cfg.offer_time);
+        reg.set_foreign_share(cfg.foreign_share);
+        reg.set_dead_after(cfg.cn_timeout);
+        self.service.set_settings(settings(&cfg));
+        self.preauth.set_per_source(cfg.max_unauth_per_source);
+        self.max_conns = cfg.max_connections.min(self.conn_ceiling);
+        self.key = key_for(&cfg);
+        self.cfg = cfg;
     }
 }

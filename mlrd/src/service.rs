@@ -10,7 +10,7 @@
 //! the refusal's type ([`Refusal::code`]), its text only explains.
 
 use crate::register::{
-    BindError, BindingRecord, CnIdx, PoolSpec, Push, Register, RegisterError, NO_CN,
+    AddrRange, BindError, BindingRecord, CnIdx, Push, Register, RegisterError, NO_CN,
 };
 use log::{debug, info, warn};
 use std::collections::HashMap;
@@ -193,6 +193,9 @@ impl Service {
 
     pub fn set_settings(&mut self, s: Settings) {
         self.settings = s;
+    }
+    pub fn ping_interval_secs(&self) -> u16 {
+        self.settings.ping_interval_secs
     }
     /// The CN connection `conn` is the bound session of.
     pub fn cn_of(&self, conn: ConnId) -> Option<CnIdx> {
@@ -433,10 +436,10 @@ impl Service {
                 source: peer.ip(),
             });
         }
-        let pools: Vec<PoolSpec> = b
+        let pools: Vec<AddrRange> = b
             .pools
             .iter()
-            .map(|p| PoolSpec {
+            .map(|p| AddrRange {
                 first: p.first,
                 last: p.last,
             })

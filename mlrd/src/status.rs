@@ -32,6 +32,11 @@ pub struct ServerStats {
     pub journal_generation: u64,
     /// fdatasync calls of the journal (moves alone do not make one).
     pub journal_syncs: u64,
+    /// Live settings as the server holds them (a HUP must reach them).
+    pub max_connections: usize,
+    pub max_unauth_per_source: usize,
+    pub handshake_timeout: u32,
+    pub ping_interval_secs: u16,
 }
 
 /// Append `s` as a JSON string literal.
@@ -72,6 +77,18 @@ pub fn render(
         ",\n  \"pid\": {},\n  \"uptime_secs\": {uptime},\n  \"debug_level\": {debug},\n  \"lease_time\": {},\n",
         std::process::id(),
         reg.lease_time()
+    );
+    let _ = writeln!(
+        o,
+        "  \"settings\": {{\"lease_time\": {}, \"offer_time\": {}, \"foreign_share\": {}, \"cn_timeout\": {}, \"ping_interval\": {}, \"max_connections\": {}, \"max_unauth_per_source\": {}, \"handshake_timeout\": {}}},",
+        reg.lease_time(),
+        reg.offer_time(),
+        reg.foreign_share(),
+        reg.dead_after(),
+        srv.ping_interval_secs,
+        srv.max_connections,
+        srv.max_unauth_per_source,
+        srv.handshake_timeout
     );
     let _ = writeln!(
         o,
@@ -197,7 +214,7 @@ pub fn write(path: &str, doc: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::register::PoolSpec;
+    use crate::register::AddrRange;
     use tmip::addr::MacAddr;
 
     #[test]
@@ -216,7 +233,7 @@ mod tests {
                 "roof\tcn",
                 "10.9.0.1".parse().unwrap(),
                 5554,
-                &[PoolSpec {
+                &[AddrRange {
                     first: "10.1.0.0".parse().unwrap(),
                     last: "10.1.0.255".parse().unwrap(),
                 }],

@@ -478,7 +478,7 @@ fn moves_are_journalled_without_waiting_for_the_disk_and_survive_kill9() {
 
 #[test]
 fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd() {
-    tmip::daemon::raise_nofile();
+    tmip::process_setup::raise_nofile();
     let mut m = Mlr::start("hostile", "");
     let (worst, mean, idle) = m.run(|| {
         let mut good = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
@@ -708,10 +708,7 @@ fn signals_hup_usr1_usr2_and_term_do_what_mlrd_rc_says() {
     m.wait_log("Configuration reloaded");
     let log = m.log();
     assert!(log.contains("lease_time now 7200"), "{log}");
-    assert!(
-        log.contains("port changed: takes effect at the next restart"),
-        "{log}"
-    );
+    assert!(log.contains("not applied, needs a restart: port"), "{log}");
     // HUP with a broken file: logged, the running configuration stays.
     let good = std::fs::read_to_string(&rc).unwrap();
     std::fs::write(&rc, format!("{good}bogus_key 1\n")).unwrap();
@@ -1266,7 +1263,7 @@ fn hello_header(len: u32) -> Vec<u8> {
 
 #[test]
 fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat() {
-    tmip::daemon::raise_nofile();
+    tmip::process_setup::raise_nofile();
     let m = Mlr::start("preauthmem", "");
     let before = rss_kib(m.proc.as_ref().and_then(Proc::pid).expect("mlrd pid"));
     let (bindings_ok, refused, bound_during) = m.run(|| {
@@ -1323,7 +1320,7 @@ fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat
 
 #[test]
 fn connection_slots_cannot_be_held_by_an_outsider() {
-    tmip::daemon::raise_nofile();
+    tmip::process_setup::raise_nofile();
     let m = Mlr::start(
         "slots",
         "max_connections 300\nmax_unauth_per_source 16\nhandshake_timeout 3\n",
@@ -1498,4 +1495,65 @@ fn a_key_set_twice_in_mlrd_rc_stops_mlrd_with_file_and_line() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(":3: secret: set twice (first on line 2)")
     );
+}
+
+/// Every key mlrd's table (`mlrd/src/config.rs`) marks live reaches the
+/// part that uses it on a HUP: the status document's `settings` are read
+/// from the register, the service and the server (not from the config),
+/// `secret` is seen by who may connect and `status_file` by where USR1
+/// writes. A restart-only key changed with them is named "needs a restart"
+/// and keeps its running value. (The config's unit test
+/// `live_keys_are_the_ones_this_test_proves` lists the live keys: a new one
+/// must get its case here.)
+#[test]
+fn hup_brings_every_live_key_to_the_part_that_uses_it() {
+    let mut m = Mlr::start("hup-keys", "");
+    let before = {
+        m.signal(Signal::SIGUSR1);
+        m.wait_log("Status written");
+        std::fs::read_to_string(m.status_path()).unwrap()
+    };
+    let cases: &[(&str, &str)] = &[
+        ("debug_level 5", "\"debug_level\": 5,"),
+        ("lease_time 7200", "\"settings\": {\"lease_time\": 7200,"),
+        ("offer_time 30", "\"offer_time\": 30,"),
+        ("foreign_share 40", "\"foreign_share\": 40,"),
+        ("cn_timeout 12", "\"cn_timeout\": 12, \"ping_interval\": 4,"),
+        ("max_connections 100", "\"max_connections\": 100,"),
+        ("max_unauth_per_source 3", "\"max_unauth_per_source\": 3,"),
+        ("handshake_timeout 7", "\"handshake_timeout\": 7}"),
+    ];
+    for (_, want) in cases {
+        assert!(!before.contains(want), "{want} before the HUP:\n{before}");
+    }
+    let new_status = m.dir.path("moved.status");
+    let new_secret = "a new secret";
+    let mut lines: Vec<String> = cases.iter().map(|(l, _)| l.to_string()).collect();
+    lines.push(format!("status_file {}", new_status.display()));
+    lines.push(format!("secret \"{new_secret}\""));
+    lines.push("port 6560".into());
+    m.rc.apply(&lines);
+    m.rc.write(&m.dir.path("mlrd.rc"));
+    m.signal(Signal::SIGHUP);
+    m.wait_log("Configuration reloaded");
+    m.wait_log("not applied, needs a restart: port");
+    // status_file: USR1 writes the new file.
+    m.signal(Signal::SIGUSR1);
+    let st = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&new_status)
+            .ok()
+            .filter(|s| s.trim_end().ends_with('}'))
+    })
+    .unwrap_or_else(|| panic!("no status at the new status_file\n{}", m.log()));
+    for (line, want) in cases {
+        assert!(st.contains(want), "{line}: {want} not in\n{st}");
+    }
+    // secret: a new connection needs the new one; the port stayed.
+    m.run(move || {
+        let old = Client::connect(MLR, Role::Cn, Some(&key()), Duration::from_secs(3));
+        assert!(old.is_err(), "the old secret still admitted");
+        let k = NetworkKey::derive(new_secret.as_bytes(), NET);
+        Client::connect(MLR, Role::Cn, Some(&k), Duration::from_secs(3))
+            .expect("the new secret admitted on the running port");
+    });
 }

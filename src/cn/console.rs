@@ -2,7 +2,7 @@
 //! `clients`, `cns`, `help`; Ctrl+D quits. Read straight from fd 0 in the
 //! poll loop.
 
-use super::daemon::Daemon;
+use super::poll_loop::Daemon;
 use super::status;
 use crate::logging;
 use std::io;

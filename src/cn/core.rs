@@ -32,9 +32,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-/// A station binding as the MLR reports it.
+/// A station binding as the MLR reports it, in the core's terms (CN addresses,
+/// `None` for an offer); `translate` makes it from the wire's `mlrp::Binding`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Binding {
+pub struct StationBinding {
     pub mac: MacAddr,
     pub cell: Cell30,
     pub parent: CnAddr,
@@ -90,7 +91,7 @@ pub enum MlrCall {
 /// The MLR's answer to an [`MlrCall`], as the core needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MlrAnswer {
-    Binding(Binding),
+    Binding(StationBinding),
     NotFound,
     CnList(Vec<(CnAddr, String)>),
     Ack,
@@ -390,8 +391,32 @@ impl CnCore {
     pub fn mlr_up(&self) -> bool {
         self.mlr_up
     }
-    pub fn set_reverse_tunnel(&mut self, on: bool) {
-        self.cfg.reverse_tunnel = on;
+    /// The settings in force.
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// New settings from a HUP. The tables and the admission were sized
+    /// from `max_stations`, `max_peers` and `new_station_rate` at start,
+    /// which are restart-only keys (`config::tmipd::TABLE`), so a reload
+    /// brings them unchanged.
+    pub fn reconfigure(&mut self, cfg: CoreConfig) {
+        debug_assert_eq!(
+            (
+                cfg.me,
+                cfg.max_stations,
+                cfg.max_peers,
+                cfg.new_station_rate
+            ),
+            (
+                self.cfg.me,
+                self.cfg.max_stations,
+                self.cfg.max_peers,
+                self.cfg.new_station_rate
+            ),
+            "restart-only settings changed by a reload"
+        );
+        self.cfg = cfg;
     }
 
     /// Next output to carry out.
@@ -1133,7 +1158,7 @@ impl CnCore {
 
     /// Make the table and the data plane match binding `b` with the station
     /// attached here, and tell the MLR it is here if it does not know yet.
-    fn adopt(&mut self, b: &Binding, now: Instant) -> Result<(), CoreError> {
+    fn adopt(&mut self, b: &StationBinding, now: Instant) -> Result<(), CoreError> {
         let me = self.cfg.me;
         self.not_stations.retain(|(m, _)| *m != b.mac);
         let parent = (b.parent != me).then_some(b.parent);
@@ -1251,7 +1276,7 @@ impl CnCore {
     /// time from its first frame seen here (or its association, or its DHCP
     /// request) to its adoption (the data-plane changes are carried out
     /// right after); and the handover event when it came from another CN.
-    fn log_handover(&mut self, b: &Binding, seen: Instant, now: Instant, how: Arrival) {
+    fn log_handover(&mut self, b: &StationBinding, seen: Instant, now: Instant, how: Arrival) {
         let from = match b.at {
             Some(a) if a != self.cfg.me => format!("CN {a}"),
             Some(_) => "here".to_string(),
@@ -1279,7 +1304,7 @@ impl CnCore {
 
     /// The handover event, when binding `b` (as the MLR had it before this
     /// CN's Move) places the station at another CN.
-    fn handover_event(&mut self, b: &Binding, seen: Instant, now: Instant, how: Arrival) {
+    fn handover_event(&mut self, b: &StationBinding, seen: Instant, now: Instant, how: Arrival) {
         if let Some(from) = b.at.filter(|a| *a != self.cfg.me) {
             self.event(CnEvent::Handover {
                 mac: b.mac,
@@ -1296,7 +1321,7 @@ impl CnCore {
     /// A new binding from another CN's pool (central pool, static client):
     /// the MLR has us as `at` already, but only a Move makes it push the
     /// Redirect the parent needs.
-    fn move_if_parent_elsewhere(&mut self, b: &Binding) {
+    fn move_if_parent_elsewhere(&mut self, b: &StationBinding) {
         if b.parent != self.cfg.me && b.at == Some(self.cfg.me) {
             self.call(
                 MlrCall::Move {
@@ -1314,7 +1339,7 @@ impl CnCore {
 
     /// After a restart: take back a station the MLR lists here (attached
     /// here) or parented here and at a peer.
-    fn reestablish(&mut self, b: &Binding, now: Instant) -> Result<(), CoreError> {
+    fn reestablish(&mut self, b: &StationBinding, now: Instant) -> Result<(), CoreError> {
         let me = self.cfg.me;
         if b.at == Some(me) || b.at.is_none() {
             return self.adopt(b, now);
@@ -1489,7 +1514,7 @@ impl CnCore {
                     .max(60);
                 let me = self.cfg.me;
                 self.adopt(
-                    &Binding {
+                    &StationBinding {
                         mac,
                         cell,
                         parent: me,
@@ -1657,8 +1682,8 @@ mod tests {
     fn cell(n: u8) -> Cell30 {
         Cell30::containing(Ipv4Addr::new(10, 13, 100, n * 4))
     }
-    fn binding(n: u8, parent: CnAddr, at: Option<CnAddr>) -> Binding {
-        Binding {
+    fn binding(n: u8, parent: CnAddr, at: Option<CnAddr>) -> StationBinding {
+        StationBinding {
             mac: mac(n),
             cell: cell(n),
             parent,

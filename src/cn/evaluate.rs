@@ -10,7 +10,8 @@
 //!
 //! Exit status 0 only when every line passed.
 
-use super::startup::{load_config, resolve, Options};
+use super::startup::{load_config, Options};
+use crate::config::resolve;
 use crate::mlrp::{Client, CnEntry, Message, NetworkKey, Role};
 use std::io::Write;
 use std::net::{SocketAddr, SocketAddrV4};

@@ -3,9 +3,9 @@
 //! what arrives and what time it is, and hands its events to the core.
 //! No decision about the link is taken here.
 
-use super::daemon::{Daemon, MlrTag};
 use super::events::CnEvent;
 use super::mlr_link::{Action, Event};
+use super::poll_loop::{Daemon, MlrTag};
 use super::translate;
 use crate::event_loop::Readiness;
 use crate::mlrp::{self, Message};

@@ -5,7 +5,6 @@
 mod admission;
 pub mod console;
 pub mod core;
-pub mod daemon;
 pub mod dataplane;
 pub mod dataplane_guard;
 pub mod dataplane_netlink;
@@ -18,7 +17,9 @@ pub mod ipv6_check;
 pub mod link_mode;
 pub mod mlr_io;
 pub mod mlr_link;
+pub mod peer_conn;
 pub mod peer_listener;
+pub mod poll_loop;
 pub mod pushed;
 pub mod reload;
 pub mod source_guard;

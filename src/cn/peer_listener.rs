@@ -4,7 +4,8 @@
 //! [`mlrp::Conn`] with its own [`Session`]; idle and half-open ones are
 //! closed so they cannot hold every slot.
 
-use super::daemon::Daemon;
+use super::peer_conn::PeerConn;
+use super::poll_loop::Daemon;
 use crate::event_loop::Readiness;
 use crate::mlrp::{self, ErrorCode, Incoming, Role, Session};
 use std::io;
@@ -23,19 +24,6 @@ const PEER_UNAUTH_PER_SOURCE: usize = 4;
 const READ_BUDGET: usize = 128 << 10;
 /// A peer that leaves this much of our output unread is cut off.
 const MAX_QUEUED: usize = 1 << 20;
-
-/// One CN-to-CN connection.
-pub struct PeerConn {
-    pub io: mlrp::Conn,
-    pub session: Session,
-}
-
-impl PeerConn {
-    fn close(mut self, code: ErrorCode, why: &str) {
-        self.session.close(code, why, self.io.queue());
-        self.io.close();
-    }
-}
 
 impl Daemon {
     pub(super) fn on_accept(&mut self) {

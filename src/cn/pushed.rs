@@ -4,7 +4,7 @@
 //! it). Each becomes a core call; the reply says how it went.
 
 use super::core::CoreError;
-use super::daemon::Daemon;
+use super::poll_loop::Daemon;
 use super::translate;
 use crate::mlrp::{ErrorCode, Message};
 use std::time::Instant;

@@ -2,9 +2,10 @@
 //! while running, naming those that need a restart), USR1 writes the
 //! status file, USR2 steps the debug level, TERM/INT end the loop.
 
-use super::daemon::Daemon;
+use super::poll_loop::Daemon;
+use super::startup::core_config;
 use super::status;
-use crate::config::tmipd::TmipdConfig;
+use crate::config::tmipd::{TmipdConfig, TABLE};
 use crate::logging;
 use nix::sys::signal::Signal;
 use std::time::Instant;
@@ -38,27 +39,34 @@ impl Daemon {
                 return;
             }
         };
-        let restart = self.cfg.restart_needed(&new);
-        logging::set_level(new.debug_level);
-        self.core.set_reverse_tunnel(new.reverse_tunnel);
-        self.cfg.debug_level = new.debug_level;
-        self.cfg.reverse_tunnel = new.reverse_tunnel;
-        self.cfg.status_file = new.status_file.clone();
-        self.cfg.lease_time = new.lease_time;
-        self.cfg.dns = new.dns.clone();
-        self.cfg.domain = new.domain.clone();
-        self.cfg.static_routes = new.static_routes.clone();
-        if let Some(d) = self.dhcp.as_mut() {
-            d.reconfigure(&new);
+        let r = TABLE.reload(&self.cfg, new);
+        self.apply_config(r.config);
+        if r.applied.is_empty() {
+            log::info!(target: "cn", "+ Re-read {path}: no live setting changed");
+        } else {
+            log::info!(target: "cn", "+ Re-read {path}: {} applied", r.applied.join(", "));
         }
-        log::info!(target: "cn", "+ Re-read {path}: debug_level, reverse_tunnel, status_file, lease_time, dns, domain, static_route applied");
-        if !restart.is_empty() {
-            log::warn!(target: "cn", "+ Changed settings that need a restart to take effect: {}", restart.join(", "));
+        if !r.restart.is_empty() {
+            log::warn!(target: "cn", "+ Changed, not applied, needs a restart: {}", r.restart.join(", "));
         }
     }
 
+    /// Run with `cfg` (restart-only keys as they run): every part that
+    /// uses a setting gets it from `cfg` here, as at start, so no live key
+    /// stops at `self.cfg`.
+    fn apply_config(&mut self, cfg: TmipdConfig) {
+        logging::set_level(cfg.debug_level);
+        let core = core_config(&cfg, self.core.me(), self.core.config().shared_link);
+        self.core.reconfigure(core);
+        if let Some(d) = self.dhcp.as_mut() {
+            d.reconfigure(&cfg);
+        }
+        // status_file is read from here when USR1 comes.
+        self.cfg = cfg;
+    }
+
     pub(super) fn status_json(&self) -> Result<String, String> {
-        let (mlr, epoch, repl) = super::daemon::mlr_view(&self.mlr);
+        let (mlr, epoch, repl) = super::poll_loop::mlr_view(&self.mlr);
         status::json(
             &self.core,
             &status::Identity {

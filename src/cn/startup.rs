@@ -5,19 +5,20 @@
 //! stations the MLR still places here. Then [`Daemon::run_loop`].
 
 use super::core::{CnCore, CoreConfig};
-use super::daemon::{Daemon, MlrTag, Timer};
 use super::dataplane::{CnAddr, DataPlane};
 use super::dataplane_guard::GuardedDataPlane;
 use super::dataplane_netlink::NetlinkDataPlane;
 use super::dhcp_io::DhcpIo;
 use super::iface::{self, IfaceInfo};
 use super::mlr_link::{BindFailure, LinkConfig, MlrLink};
+use super::poll_loop::{Daemon, MlrTag, Timer};
 use super::translate;
-use crate::config::tmipd::{Pool, Source, TmipdConfig};
+use crate::config::resolve;
+use crate::config::tmipd::{CellRange, Source, TmipdConfig};
 use crate::event_loop::{Poller, Signals, Timers, TokenSlab};
 use crate::logging;
 use crate::mlrp::{self, Message, NetworkKey};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Command-line overrides.
@@ -51,20 +52,6 @@ pub(super) fn fail(msg: impl std::fmt::Display) -> i32 {
     eprintln!("tmipd: {msg}");
     log::error!(target: "cn", "{msg}");
     1
-}
-
-/// Resolve `host:port` to the first IPv4 address.
-pub fn resolve(host: &str, port: u16) -> Result<SocketAddrV4, String> {
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve MLR '{host}': {e}"))?;
-    addrs
-        .filter_map(|a| match a {
-            SocketAddr::V4(v) => Some(v),
-            SocketAddr::V6(_) => None,
-        })
-        .next()
-        .ok_or_else(|| format!("MLR '{host}' has no IPv4 address"))
 }
 
 pub fn load_config(opts: &Options) -> Result<TmipdConfig, String> {
@@ -145,7 +132,7 @@ pub fn run(opts: Options) -> i32 {
         }
     }
     if !cfg.foreground {
-        if let Err(e) = crate::daemon::daemonize() {
+        if let Err(e) = crate::process_setup::daemonize() {
             return fail(format!("cannot detach: {e}"));
         }
     }
@@ -166,6 +153,20 @@ pub fn run(opts: Options) -> i32 {
     d.quit.unwrap_or(0)
 }
 
+/// The core's settings from the config: at start and on every HUP (so a
+/// key the core uses reaches it in both; `reload.rs`).
+pub(super) fn core_config(cfg: &TmipdConfig, me: CnAddr, shared_link: bool) -> CoreConfig {
+    CoreConfig {
+        me,
+        reverse_tunnel: cfg.reverse_tunnel,
+        max_stations: cfg.max_stations,
+        max_peers: cfg.max_peers,
+        fallback_lease_secs: cfg.lease_time,
+        new_station_rate: cfg.new_station_rate,
+        shared_link,
+    }
+}
+
 impl Daemon {
     pub(super) fn bring_up(
         cfg: TmipdConfig,
@@ -173,7 +174,7 @@ impl Daemon {
         backup_addr: Option<SocketAddrV4>,
         cn_info: IfaceInfo,
         mobile_info: IfaceInfo,
-        pools: Vec<Pool>,
+        pools: Vec<CellRange>,
     ) -> Result<Daemon, String> {
         log::info!(target: "cn", "+ Bringing up TMipd services...");
         let key = match &cfg.secret {
@@ -193,15 +194,7 @@ impl Daemon {
             .map_err(|e| format!("cannot listen on {listen_ip}:{}: {e}", cfg.cn_port))?;
         log::info!(target: "cn", "  [MLRP Session Dispatcher ({listen_ip}:{})]: Done.", cfg.cn_port);
         let shared = super::link_mode::LinkMode::of(&cfg).is_shared();
-        let core = CnCore::new(CoreConfig {
-            me,
-            reverse_tunnel: cfg.reverse_tunnel,
-            max_stations: cfg.max_stations,
-            max_peers: cfg.max_peers,
-            fallback_lease_secs: cfg.lease_time,
-            new_station_rate: cfg.new_station_rate,
-            shared_link: shared,
-        });
+        let core = CnCore::new(core_config(&cfg, me, shared));
         log::info!(target: "cn", "  [Station table ({} entries)]: Done.", core.stations().limit());
         let dp = NetlinkDataPlane::open(
             &cfg.mobile_if,
@@ -427,7 +420,7 @@ impl Daemon {
             self.cfg.cn_name
         );
         if let Some(p) = &self.cfg.pid_file {
-            if let Err(e) = crate::daemon::write_pidfile(p) {
+            if let Err(e) = crate::process_setup::write_pidfile(p) {
                 log::warn!(target: "cn", "cannot write pid file {p}: {e}");
             }
         }
@@ -465,7 +458,7 @@ impl Daemon {
                         continue;
                     };
                     let tl = crate::addr::Cell30::containing(theirs.last);
-                    let t = Pool {
+                    let t = CellRange {
                         first: tf,
                         last: tl,
                     };

@@ -50,6 +50,16 @@ struct CountersJson {
     mlr_refused: u64,
 }
 
+/// Live settings as the parts that use them hold them (so a test can see
+/// a HUP reach them: tests/tmipd_reload.rs).
+#[derive(Serialize)]
+struct SettingsJson {
+    debug_level: u8,
+    /// The core's `fallback_lease_secs` (from `lease_time`).
+    lease_time: u32,
+    reverse_tunnel: bool,
+}
+
 #[derive(Serialize)]
 struct StatusJson<'a> {
     version: &'a str,
@@ -65,6 +75,7 @@ struct StatusJson<'a> {
     peers: &'a [PeerJson<'a>],
     handovers: &'a [HandoverJson<'a>],
     counters: CountersJson,
+    settings: SettingsJson,
 }
 
 /// Identity lines that do not live in the core.
@@ -187,13 +198,18 @@ pub fn json(core: &CnCore, id: &Identity, now: Instant) -> Result<String, String
             relayed_refused: c.relayed_refused,
             mlr_refused: c.mlr_refused,
         },
+        settings: SettingsJson {
+            debug_level: crate::logging::level(),
+            lease_time: core.config().fallback_lease_secs,
+            reverse_tunnel: core.config().reverse_tunnel,
+        },
     };
     // Generous: a station row is well under 256 bytes; names (ours from
     // the config, peers' from the MLR) may need up to 6 bytes a character
     // once escaped (\u00XX).
     let names: usize = 6 * (id.name.len() + id.network.len() + id.mlr.len())
         + peers.iter().map(|p| 6 * p.name.len() + 128).sum::<usize>();
-    let mut buf = vec![0u8; 1024 + names + 256 * stations.len() + 160 * handovers.len()];
+    let mut buf = vec![0u8; 1152 + names + 256 * stations.len() + 160 * handovers.len()];
     let n = serde_json_core::to_slice(&doc, &mut buf).map_err(|e| format!("status JSON: {e}"))?;
     buf.truncate(n);
     String::from_utf8(buf).map_err(|e| format!("status JSON: {e}"))
@@ -269,6 +285,16 @@ pub fn value(core: &CnCore, id: &Identity, now: Instant) -> Value {
                 .with("new_stations_limited", u64v(c.new_stations_limited))
                 .with("relayed_refused", u64v(c.relayed_refused))
                 .with("mlr_refused", u64v(c.mlr_refused)),
+        )
+        .with(
+            "settings",
+            Value::table()
+                .with("debug_level", u64v(u64::from(crate::logging::level())))
+                .with(
+                    "lease_time",
+                    u64v(u64::from(core.config().fallback_lease_secs)),
+                )
+                .with("reverse_tunnel", Value::Bool(core.config().reverse_tunnel)),
         )
 }
 
@@ -373,7 +399,7 @@ pub fn cns_text(core: &CnCore) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::core::{Binding, CoreConfig, LookupKind, MlrAnswer, Output};
+    use super::super::core::{CoreConfig, LookupKind, MlrAnswer, Output, StationBinding};
     use super::super::dataplane::CnAddr;
     use super::*;
     use crate::addr::{Cell30, MacAddr};
@@ -406,7 +432,7 @@ mod tests {
         let cell = Cell30::containing(Ipv4Addr::new(10, 13, 100, 8));
         c.mlr_answer(
             tag,
-            MlrAnswer::Binding(Binding {
+            MlrAnswer::Binding(StationBinding {
                 mac,
                 cell,
                 parent: me,
@@ -513,7 +539,7 @@ mod tests {
         let cell = Cell30::containing(Ipv4Addr::new(10, 13, 100, 8));
         c.mlr_answer(
             tag,
-            MlrAnswer::Binding(Binding {
+            MlrAnswer::Binding(StationBinding {
                 mac,
                 cell,
                 parent: peer,
@@ -536,13 +562,14 @@ mod tests {
         for (k, _) in top {
             assert!(j.contains(&format!("\"{k}\":")), "{k} not in {j}");
         }
-        // Nested keys: a station 6, a peer 3, the counters 13, a handover 4.
+        // Nested keys: a station 6, a peer 3, the counters 13, the
+        // settings 3, a handover 4.
         let Some(Value::Array(hs)) = v.get("handovers") else {
             panic!("handovers")
         };
         assert_eq!(
             top.len(),
-            j.matches("\":").count() - 6 - 3 - 13 - 4 * hs.len(),
+            j.matches("\":").count() - 6 - 3 - 13 - 3 - 4 * hs.len(),
             "{j}"
         );
         let st = &v.get("stations").unwrap();

@@ -1,7 +1,7 @@
 //! Between the core's vocabulary ([`MlrCall`], [`MlrAnswer`]) and MLRP
 //! messages. The only place that knows both.
 
-use super::core::{Binding, MlrAnswer, MlrCall};
+use super::core::{MlrAnswer, MlrCall, StationBinding};
 use super::dataplane::CnAddr;
 use crate::mlrp::{self, CnRef, ErrorCode, Message};
 
@@ -16,8 +16,8 @@ pub fn cn_ref(a: CnAddr) -> CnRef {
     CnRef::new(a.ip, a.port)
 }
 
-pub fn binding(b: &mlrp::Binding) -> Binding {
-    Binding {
+pub fn binding(b: &mlrp::Binding) -> StationBinding {
+    StationBinding {
         mac: b.mac,
         cell: b.cell,
         parent: cn_addr(b.parent),

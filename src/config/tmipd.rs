@@ -5,12 +5,14 @@
 //!
 //! Things that need the running system (resolving the MLR's name, the
 //! interfaces' subnets for `addr_pool IFACE * *`) stay symbolic here and are
-//! resolved by the daemon at start ([`PoolSpec::resolve`]).
+//! resolved by the daemon at start ([`AddrPoolSpec::resolve`]).
 
+use super::keys::{Default, Field, Hup, Key, Table, Type};
 use super::rc::RcLine;
 use super::ConfigError;
 use crate::addr::{prefix_to_mask, Cell30};
 use crate::tunnel::BackendChoice;
+use crate::{bool_key, debug_level_key, field, opt_word_key, secret_key, uint_key, word_key};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -51,7 +53,7 @@ pub enum PoolBound {
 
 /// `addr_pool IFACE FIRST LAST` as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolSpec {
+pub struct AddrPoolSpec {
     pub iface: String,
     pub first: PoolBound,
     pub last: PoolBound,
@@ -60,12 +62,12 @@ pub struct PoolSpec {
 
 /// A resolved pool: the /30 cells `first..=last` (network addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pool {
+pub struct CellRange {
     pub first: Cell30,
     pub last: Cell30,
 }
 
-impl Pool {
+impl CellRange {
     pub fn cells(&self) -> u32 {
         (self.last.to_u32().saturating_sub(self.first.to_u32())) / 4 + 1
     }
@@ -73,17 +75,17 @@ impl Pool {
         let n = Cell30::containing(ip).to_u32();
         n >= self.first.to_u32() && n <= self.last.to_u32()
     }
-    pub fn overlaps(&self, other: &Pool) -> bool {
+    pub fn overlaps(&self, other: &CellRange) -> bool {
         self.first.to_u32() <= other.last.to_u32() && other.first.to_u32() <= self.last.to_u32()
     }
 }
 
-impl PoolSpec {
+impl AddrPoolSpec {
     /// Turn the spec into a cell range given the interface's address and
     /// prefix length. `*` means the subnet minus its first and last /30 (they
     /// hold the subnet's network and broadcast addresses), as TMip 0.14a did
     /// (`10.13.150.0/24` -> `[10.13.150.4 --> 10.13.150.248]`).
-    pub fn resolve(&self, iface_ip: Ipv4Addr, prefix: u8) -> Result<Pool, String> {
+    pub fn resolve(&self, iface_ip: Ipv4Addr, prefix: u8) -> Result<CellRange, String> {
         let mask = u32::from(prefix_to_mask(prefix));
         let net = u32::from(iface_ip) & mask;
         let bcast = net | !mask;
@@ -126,7 +128,7 @@ impl PoolSpec {
         ) else {
             return Err("internal: unaligned pool".into());
         };
-        Ok(Pool { first: f, last: l })
+        Ok(CellRange { first: f, last: l })
     }
 }
 
@@ -187,7 +189,7 @@ pub struct TmipdConfig {
     pub cn_if: String,
     pub mobile_if: String,
     pub network_name: String,
-    pub addr_pools: Vec<PoolSpec>,
+    pub addr_pools: Vec<AddrPoolSpec>,
     pub log_file: String,
     pub log: bool,
     pub foreground: bool,
@@ -234,48 +236,325 @@ pub struct TmipdConfig {
 pub const DEFAULT_FAILOVER_HEARTBEAT_MS: u32 = 250;
 pub const DEFAULT_FAILOVER_DEADLINE_MS: u32 = 1000;
 
-/// Keys accepted (for the unknown-key message).
-const KEYS: &[&str] = &[
-    "mlr",
-    "backup_mlr",
-    "mlr_heartbeat",
-    "mlr_deadline",
-    "cn_name",
-    "tunnel_prefix",
-    "tunnel_backend",
-    "cn_if",
-    "mobile_if",
-    "network_name",
-    "addr_pool",
+/// Every key tmipd reads: type, default, HUP behaviour and parser. See
+/// [`keys`](super::keys) for what is derived from it.
+pub static TABLE: Table<TmipdConfig> = Table {
+    keys: &[
+        Key {
+            name: "mlr",
+            ty: Type::Words("HOST[:PORT]"),
+            default: Default::Required,
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.mlr = parse_mlr(l, f)?;
+                Ok(())
+            },
+            field: field!(mlr),
+        },
+        Key {
+            name: "backup_mlr",
+            ty: Type::Words("HOST[:PORT]"),
+            default: Default::Unset("none"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.backup_mlr = Some(parse_mlr(l, f)?);
+                Ok(())
+            },
+            field: field!(backup_mlr),
+        },
+        Key {
+            name: "mlr_heartbeat",
+            ty: Type::Uint {
+                min: 20,
+                max: 60_000,
+                unit: "ms",
+            },
+            default: Default::Unset("the MLR's bind reply; 250 with `backup_mlr`"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                let n: u32 = l.parse(f)?;
+                if !(20..=60_000).contains(&n) {
+                    return Err(l.error(f, "want 20..60000 milliseconds"));
+                }
+                c.mlr_heartbeat_ms = Some(n);
+                Ok(())
+            },
+            field: field!(mlr_heartbeat_ms),
+        },
+        Key {
+            name: "mlr_deadline",
+            ty: Type::Uint {
+                min: 50,
+                max: 600_000,
+                unit: "ms",
+            },
+            default: Default::Unset("three heartbeats; 1000 with `backup_mlr`"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                let n: u32 = l.parse(f)?;
+                if !(50..=600_000).contains(&n) {
+                    return Err(l.error(f, "want 50..600000 milliseconds"));
+                }
+                c.mlr_deadline_ms = Some(n);
+                Ok(())
+            },
+            field: field!(mlr_deadline_ms),
+        },
+        Key {
+            name: "cn_name",
+            ty: Type::Text,
+            default: Default::Unset("empty"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                if l.rest.len() > 64 {
+                    return Err(l.error(f, "longer than 64 bytes"));
+                }
+                c.cn_name = l.rest.to_string();
+                Ok(())
+            },
+            field: field!(cn_name),
+        },
+        Key {
+            name: "tunnel_prefix",
+            ty: Type::Word,
+            default: Default::Value("tmip"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                let v = l.single(f)?;
+                // Device names are PREFIX plus a number; keep room for it.
+                if v.len() > 10 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return Err(l.error(
+                        f,
+                        format!("bad prefix '{v}' (letters, digits, _; at most 10)"),
+                    ));
+                }
+                c.tunnel_prefix = v.to_string();
+                Ok(())
+            },
+            field: field!(tunnel_prefix),
+        },
+        Key {
+            name: "tunnel_backend",
+            ty: Type::Choice(&BackendChoice::NAMES),
+            default: Default::Value("auto"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                let v = l.single(f)?;
+                c.tunnel_backend = BackendChoice::parse(v).ok_or_else(|| {
+                    l.error(
+                        f,
+                        format!(
+                            "bad tunnel_backend '{v}' (want {})",
+                            BackendChoice::NAMES.join(", ")
+                        ),
+                    )
+                })?;
+                Ok(())
+            },
+            field: field!(tunnel_backend),
+        },
+        Key {
+            name: "cn_if",
+            ty: Type::Word,
+            default: Default::Required,
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.cn_if = iface_name(l, f)?;
+                Ok(())
+            },
+            field: field!(cn_if),
+        },
+        Key {
+            name: "mobile_if",
+            ty: Type::Word,
+            default: Default::Required,
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.mobile_if = iface_name(l, f)?;
+                Ok(())
+            },
+            field: field!(mobile_if),
+        },
+        Key {
+            name: "network_name",
+            ty: Type::Text,
+            default: Default::Required,
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                if l.rest.is_empty() || l.rest.len() > 64 {
+                    return Err(l.error(f, "want 1..64 bytes"));
+                }
+                c.network_name = l.rest.to_string();
+                Ok(())
+            },
+            field: field!(network_name),
+        },
+        Key {
+            name: "addr_pool",
+            ty: Type::Words("IFACE FIRST LAST (`*` = the subnet's edge)"),
+            default: Default::Unset("none (stations get cells from other CNs' pools)"),
+            hup: Hup::Restart,
+            list: true,
+            set: |c, l, f| {
+                c.addr_pools.push(parse_pool(l, f)?);
+                Ok(())
+            },
+            // What the pools are, not which line they were on.
+            field: Field {
+                same: |a, b| {
+                    a.addr_pools.len() == b.addr_pools.len()
+                        && a.addr_pools.iter().zip(&b.addr_pools).all(|(x, y)| {
+                            (&x.iface, x.first, x.last) == (&y.iface, y.first, y.last)
+                        })
+                },
+                keep: |n, o| n.addr_pools = o.addr_pools.clone(),
+            },
+        },
+        word_key!(log_file, "/var/log/tmipd.log", Restart),
+        bool_key!(log, "1", Restart),
+        Key {
+            // -F sets it too (procd runs every instance so): a HUP reading
+            // `foreground 0` from the file has nothing to report or apply.
+            field: Field {
+                same: |_, _| true,
+                keep: |n, o| n.foreground = o.foreground,
+            },
+            ..bool_key!(foreground, "0", Restart)
+        },
+        debug_level_key!(Live),
+        word_key!(status_file, "/var/run/tmipd.status", Live),
+        secret_key!(Restart),
+        bool_key!(dhcp, "1", Restart),
+        Key {
+            name: "dns",
+            ty: Type::Words("IPv4 addresses"),
+            default: Default::Unset("none"),
+            hup: Hup::Live,
+            list: true,
+            set: |c, l, f| {
+                if l.rest.is_empty() {
+                    return Err(l.error(f, "missing value"));
+                }
+                for v in l.args() {
+                    c.dns.push(ipv4(l, f, v)?);
+                }
+                Ok(())
+            },
+            field: field!(dns),
+        },
+        opt_word_key!(domain, Type::Word, Live),
+        Key {
+            name: "static_route",
+            ty: Type::Words("NET/LEN GATEWAY"),
+            default: Default::Unset("none"),
+            hup: Hup::Live,
+            list: true,
+            set: |c, l, f| {
+                c.static_routes.push(parse_route(l, f)?);
+                Ok(())
+            },
+            field: field!(static_routes),
+        },
+        // Short leases are for test beds; routers use hours.
+        uint_key!(lease_time: u32, 10, u32::MAX, "s", "3600", Live),
+        bool_key!(reverse_tunnel, "1", Live),
+        Key {
+            name: "shared_link",
+            ty: Type::Choice(&["auto", "on", "off"]),
+            default: Default::Value("auto"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.shared_link = match l.single(f)? {
+                    "auto" => SharedLink::Auto,
+                    "on" | "1" | "true" | "yes" => SharedLink::On,
+                    "off" | "0" | "false" | "no" => SharedLink::Off,
+                    v => return Err(l.error(f, format!("want auto, on or off; got '{v}'"))),
+                };
+                Ok(())
+            },
+            field: field!(shared_link),
+        },
+        bool_key!(source_guard, "1", Restart),
+        uint_key!(cn_port: u16, 1, u16::MAX, "", "5554", Restart),
+        Key {
+            name: "listen_addr",
+            ty: Type::Ipv4,
+            default: Default::Unset("the `cn_if` address"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.listen_addr = Some(ipv4(l, f, l.single(f)?)?);
+                Ok(())
+            },
+            field: field!(listen_addr),
+        },
+        uint_key!(max_stations: usize, 1, STATION_CAPACITY, "", "256", Restart),
+        uint_key!(max_peers: usize, 1, PEER_CAPACITY, "", "32", Restart),
+        uint_key!(new_station_rate: u32, 0, u32::MAX, "per second (0 = no limit)", "10", Restart),
+        opt_word_key!(pid_file, Type::Word, Restart),
+        Key {
+            name: "hostapd_ctrl",
+            ty: Type::Words("socket path, `auto` or `off`"),
+            default: Default::Value("auto"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.hostapd_ctrl = parse_socket(l, f)?;
+                Ok(())
+            },
+            field: field!(hostapd_ctrl),
+        },
+        Key {
+            name: "ubus",
+            ty: Type::Words("socket path, `auto` or `off`"),
+            default: Default::Value("auto"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                c.ubus = parse_socket(l, f)?;
+                Ok(())
+            },
+            field: field!(ubus),
+        },
+        Key {
+            name: "ubus_object",
+            ty: Type::Word,
+            default: Default::Unset("`tmip`; `tmip.SECTION` for UCI sections other than `main`"),
+            hup: Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                let v = l.single(f)?;
+                if v.is_empty()
+                    || v.len() > 64
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                {
+                    return Err(l.error(
+                        f,
+                        format!("bad object name '{v}' (letters, digits, . _ -; at most 64)"),
+                    ));
+                }
+                c.ubus_object = Some(v.to_string());
+                Ok(())
+            },
+            field: field!(ubus_object),
+        },
+    ],
     // The seed README's name for addr_pool in its quick-start text.
-    "addr_alloc",
-    "log_file",
-    "log",
-    "foreground",
-    "debug_level",
-    "status_file",
-    "secret",
-    "dhcp",
-    "dns",
-    "domain",
-    "static_route",
-    "lease_time",
-    "reverse_tunnel",
-    "shared_link",
-    "source_guard",
-    "cn_port",
-    "listen_addr",
-    "max_stations",
-    "max_peers",
-    "new_station_rate",
-    "pid_file",
-    "hostapd_ctrl",
-    "ubus",
-    "ubus_object",
-];
-
-/// Keys that may appear more than once (each line adds one entry).
-const REPEATABLE: &[&str] = &["addr_pool", "addr_alloc", "dns", "static_route"];
+    aliases: &[("addr_alloc", "addr_pool")],
+};
 
 fn iface_name(l: &RcLine, file: &str) -> Result<String, ConfigError> {
     let v = l.single(file)?;
@@ -312,7 +591,7 @@ fn parse_mlr(l: &RcLine, file: &str) -> Result<MlrLocation, ConfigError> {
     })
 }
 
-fn parse_pool(l: &RcLine, file: &str) -> Result<PoolSpec, ConfigError> {
+fn parse_pool(l: &RcLine, file: &str) -> Result<AddrPoolSpec, ConfigError> {
     let a: Vec<&str> = l.args().collect();
     let [iface, first, last] = a.as_slice() else {
         return Err(l.error(
@@ -330,7 +609,7 @@ fn parse_pool(l: &RcLine, file: &str) -> Result<PoolSpec, ConfigError> {
             ipv4(l, file, s).map(PoolBound::Addr)
         }
     };
-    let spec = PoolSpec {
+    let spec = AddrPoolSpec {
         iface: iface.to_string(),
         first: bound(first)?,
         last: bound(last)?,
@@ -412,16 +691,10 @@ impl TmipdConfig {
         Self::from_lines(file, &lines)
     }
 
-    /// Build from key/value lines (from an rc file or a UCI section).
-    pub fn from_lines(file: &str, lines: &[RcLine]) -> Result<TmipdConfig, ConfigError> {
-        let mut once = super::rc::OnceEach::new(REPEATABLE);
-        let mut mlr = None;
-        let mut cn_name = String::new();
-        let mut tunnel_prefix = None;
-        let mut cn_if = None;
-        let mut mobile_if = None;
-        let mut network_name = None;
-        let mut c = TmipdConfig {
+    /// A config with nothing set (what [`TABLE`]'s defaults and the
+    /// file's lines are written into).
+    pub fn blank(file: &str) -> TmipdConfig {
+        TmipdConfig {
             source: file.to_string(),
             origin: Source::Rc(file.to_string()),
             mlr: MlrLocation {
@@ -438,186 +711,37 @@ impl TmipdConfig {
             mobile_if: String::new(),
             network_name: String::new(),
             addr_pools: Vec::new(),
-            log_file: "/var/log/tmipd.log".into(),
-            log: true,
+            log_file: String::new(),
+            log: false,
             foreground: false,
-            debug_level: crate::logging::DEFAULT_LEVEL,
-            status_file: "/var/run/tmipd.status".into(),
+            debug_level: 0,
+            status_file: String::new(),
             secret: None,
-            dhcp: true,
+            dhcp: false,
             dns: Vec::new(),
             domain: None,
             static_routes: Vec::new(),
-            lease_time: 3600,
-            reverse_tunnel: true,
+            lease_time: 0,
+            reverse_tunnel: false,
             shared_link: SharedLink::Auto,
-            source_guard: true,
-            cn_port: crate::CN_PORT,
+            source_guard: false,
+            cn_port: 0,
             listen_addr: None,
-            max_stations: 256,
-            max_peers: 32,
-            new_station_rate: DEFAULT_NEW_STATION_RATE,
+            max_stations: 0,
+            max_peers: 0,
+            new_station_rate: 0,
             pid_file: None,
-            hostapd_ctrl: SocketSetting::Auto,
-            ubus: SocketSetting::Auto,
+            hostapd_ctrl: SocketSetting::Off,
+            ubus: SocketSetting::Off,
             ubus_object: None,
-        };
-        for l in lines {
-            if !KEYS.contains(&l.key) {
-                return Err(ConfigError::new(
-                    file,
-                    l.line,
-                    format!("unknown key '{}'", l.key),
-                ));
-            }
-            once.check(file, l)?;
-            match l.key {
-                "mlr" => mlr = Some(parse_mlr(l, file)?),
-                "backup_mlr" => c.backup_mlr = Some(parse_mlr(l, file)?),
-                "mlr_heartbeat" => {
-                    let n: u32 = l.parse(file)?;
-                    if !(20..=60_000).contains(&n) {
-                        return Err(l.error(file, "want 20..60000 milliseconds"));
-                    }
-                    c.mlr_heartbeat_ms = Some(n);
-                }
-                "mlr_deadline" => {
-                    let n: u32 = l.parse(file)?;
-                    if !(50..=600_000).contains(&n) {
-                        return Err(l.error(file, "want 50..600000 milliseconds"));
-                    }
-                    c.mlr_deadline_ms = Some(n);
-                }
-                "cn_name" => {
-                    if l.rest.len() > 64 {
-                        return Err(l.error(file, "longer than 64 bytes"));
-                    }
-                    cn_name = l.rest.to_string();
-                }
-                "tunnel_prefix" => {
-                    let v = l.single(file)?;
-                    // Device names are PREFIX plus a number; keep room for it.
-                    if v.len() > 10 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                        return Err(l.error(
-                            file,
-                            format!("bad prefix '{v}' (letters, digits, _; at most 10)"),
-                        ));
-                    }
-                    tunnel_prefix = Some(v.to_string());
-                }
-                "tunnel_backend" => {
-                    let v = l.single(file)?;
-                    c.tunnel_backend = BackendChoice::parse(v).ok_or_else(|| {
-                        l.error(
-                            file,
-                            format!(
-                                "bad tunnel_backend '{v}' (want {})",
-                                BackendChoice::NAMES.join(", ")
-                            ),
-                        )
-                    })?;
-                }
-                "cn_if" => cn_if = Some(iface_name(l, file)?),
-                "mobile_if" => mobile_if = Some(iface_name(l, file)?),
-                "network_name" => {
-                    if l.rest.is_empty() || l.rest.len() > 64 {
-                        return Err(l.error(file, "want 1..64 bytes"));
-                    }
-                    network_name = Some(l.rest.to_string());
-                }
-                "addr_pool" | "addr_alloc" => c.addr_pools.push(parse_pool(l, file)?),
-                "log_file" => c.log_file = l.single(file)?.to_string(),
-                "log" => c.log = l.boolean(file)?,
-                "foreground" => c.foreground = l.boolean(file)?,
-                "debug_level" => {
-                    let n: u8 = l.parse(file)?;
-                    if n > crate::logging::MAX_LEVEL {
-                        return Err(l.error(file, format!("{n} is out of range 0..7")));
-                    }
-                    c.debug_level = n;
-                }
-                "status_file" => c.status_file = l.single(file)?.to_string(),
-                "secret" => {
-                    if l.rest.is_empty() {
-                        return Err(l.error(file, "missing value"));
-                    }
-                    c.secret = Some(l.rest.to_string());
-                }
-                "dhcp" => c.dhcp = l.boolean(file)?,
-                "dns" => {
-                    for v in l.args() {
-                        c.dns.push(ipv4(l, file, v)?);
-                    }
-                    if l.rest.is_empty() {
-                        return Err(l.error(file, "missing value"));
-                    }
-                }
-                "domain" => c.domain = Some(l.single(file)?.to_string()),
-                "static_route" => c.static_routes.push(parse_route(l, file)?),
-                "lease_time" => {
-                    let n: u32 = l.parse(file)?;
-                    // Short leases are for test beds; routers use hours.
-                    if n < 10 {
-                        return Err(l.error(file, "at least 10 seconds"));
-                    }
-                    c.lease_time = n;
-                }
-                "reverse_tunnel" => c.reverse_tunnel = l.boolean(file)?,
-                "shared_link" => {
-                    c.shared_link = match l.single(file)? {
-                        "auto" => SharedLink::Auto,
-                        "on" | "1" | "true" | "yes" => SharedLink::On,
-                        "off" | "0" | "false" | "no" => SharedLink::Off,
-                        v => return Err(l.error(file, format!("want auto, on or off; got '{v}'"))),
-                    }
-                }
-                "source_guard" => c.source_guard = l.boolean(file)?,
-                "cn_port" => {
-                    let p: u16 = l.parse(file)?;
-                    if p == 0 {
-                        return Err(l.error(file, "port 0 is not allowed"));
-                    }
-                    c.cn_port = p;
-                }
-                "listen_addr" => c.listen_addr = Some(ipv4(l, file, l.single(file)?)?),
-                "max_stations" => {
-                    let n: usize = l.parse(file)?;
-                    if n == 0 || n > STATION_CAPACITY {
-                        return Err(l.error(file, format!("want 1..{STATION_CAPACITY}")));
-                    }
-                    c.max_stations = n;
-                }
-                "max_peers" => {
-                    let n: usize = l.parse(file)?;
-                    if n == 0 || n > PEER_CAPACITY {
-                        return Err(l.error(file, format!("want 1..{PEER_CAPACITY}")));
-                    }
-                    c.max_peers = n;
-                }
-                "new_station_rate" => c.new_station_rate = l.parse(file)?,
-                "pid_file" => c.pid_file = Some(l.single(file)?.to_string()),
-                "hostapd_ctrl" => c.hostapd_ctrl = parse_socket(l, file)?,
-                "ubus" => c.ubus = parse_socket(l, file)?,
-                "ubus_object" => {
-                    let v = l.single(file)?;
-                    if v.is_empty()
-                        || v.len() > 64
-                        || !v
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-                    {
-                        return Err(l.error(
-                            file,
-                            format!("bad object name '{v}' (letters, digits, . _ -; at most 64)"),
-                        ));
-                    }
-                    c.ubus_object = Some(v.to_string());
-                }
-                _ => unreachable!("key list and match agree"),
-            }
         }
-        let missing = |k: &str| ConfigError::new(file, 0, format!("missing mandatory key '{k}'"));
-        c.mlr = mlr.ok_or_else(|| missing("mlr"))?;
+    }
+
+    /// Build from key/value lines (from an rc file or a UCI section).
+    pub fn from_lines(file: &str, lines: &[RcLine]) -> Result<TmipdConfig, ConfigError> {
+        let mut c = TmipdConfig::blank(file);
+        TABLE.set_defaults(&mut c, file)?;
+        TABLE.read(&mut c, file, lines)?;
         if c.backup_mlr.is_some() && c.mlr_deadline_ms.is_some_and(|d| d < 600) {
             return Err(ConfigError::new(
                 file,
@@ -638,11 +762,6 @@ impl TmipdConfig {
                 ));
             }
         }
-        c.cn_if = cn_if.ok_or_else(|| missing("cn_if"))?;
-        c.mobile_if = mobile_if.ok_or_else(|| missing("mobile_if"))?;
-        c.network_name = network_name.ok_or_else(|| missing("network_name"))?;
-        c.tunnel_prefix = tunnel_prefix.unwrap_or_else(|| "tmip".into());
-        c.cn_name = cn_name;
         Ok(c)
     }
 
@@ -722,58 +841,6 @@ impl TmipdConfig {
             pick(self.mlr_deadline_ms, DEFAULT_FAILOVER_DEADLINE_MS),
         )
     }
-
-    /// The settings a HUP cannot change in a running daemon, by name, when
-    /// `new` differs from `self` in them.
-    pub fn restart_needed(&self, new: &TmipdConfig) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        let mut check = |name: &'static str, differs: bool| {
-            if differs {
-                v.push(name);
-            }
-        };
-        check("mlr", self.mlr != new.mlr);
-        check("backup_mlr", self.backup_mlr != new.backup_mlr);
-        check(
-            "mlr_heartbeat",
-            self.mlr_heartbeat_ms != new.mlr_heartbeat_ms,
-        );
-        check("mlr_deadline", self.mlr_deadline_ms != new.mlr_deadline_ms);
-        check("cn_if", self.cn_if != new.cn_if);
-        check("mobile_if", self.mobile_if != new.mobile_if);
-        check("tunnel_prefix", self.tunnel_prefix != new.tunnel_prefix);
-        check("tunnel_backend", self.tunnel_backend != new.tunnel_backend);
-        check("network_name", self.network_name != new.network_name);
-        // Compare what the pools are, not which line they were on.
-        let pools = |c: &TmipdConfig| -> Vec<(String, PoolBound, PoolBound)> {
-            c.addr_pools
-                .iter()
-                .map(|p| (p.iface.clone(), p.first, p.last))
-                .collect()
-        };
-        check("addr_pool", pools(self) != pools(new));
-        check("secret", self.secret != new.secret);
-        check("cn_port", self.cn_port != new.cn_port);
-        check("listen_addr", self.listen_addr != new.listen_addr);
-        check(
-            "log_file",
-            self.log_file != new.log_file || self.log != new.log,
-        );
-        check("dhcp", self.dhcp != new.dhcp);
-        check("shared_link", self.shared_link != new.shared_link);
-        check("source_guard", self.source_guard != new.source_guard);
-        check("max_stations", self.max_stations != new.max_stations);
-        check("max_peers", self.max_peers != new.max_peers);
-        check(
-            "new_station_rate",
-            self.new_station_rate != new.new_station_rate,
-        );
-        check("cn_name", self.cn_name != new.cn_name);
-        check("hostapd_ctrl", self.hostapd_ctrl != new.hostapd_ctrl);
-        check("ubus", self.ubus != new.ubus);
-        check("ubus_object", self.ubus_object != new.ubus_object);
-        v
-    }
 }
 
 #[cfg(test)]
@@ -832,7 +899,7 @@ log_file /var/log/tmipd.log\nlog true\n";
         assert!(e.to_string().contains("t.rc:10: mlr_heartbeat"), "{e}");
         let a = TmipdConfig::parse("t.rc", SEED).unwrap();
         let b = TmipdConfig::parse("t.rc", &format!("{SEED}backup_mlr b\n")).unwrap();
-        assert_eq!(a.restart_needed(&b), vec!["backup_mlr"]);
+        assert_eq!(TABLE.reload(&a, b).restart, vec!["backup_mlr"]);
     }
 
     #[test]
@@ -877,7 +944,7 @@ source_guard off\n"
         }
         let a = TmipdConfig::parse("t.rc", SEED).unwrap();
         let k = TmipdConfig::parse("t.rc", &format!("{SEED}tunnel_backend kernel\n")).unwrap();
-        assert_eq!(a.restart_needed(&k), ["tunnel_backend"]);
+        assert_eq!(TABLE.reload(&a, k).restart, ["tunnel_backend"]);
         assert_eq!(
             TmipdConfig::parse("t.rc", &format!("{SEED}tunnel_backend ipip\n"))
                 .unwrap_err()
@@ -945,6 +1012,28 @@ source_guard off\n"
                     \tlist dns 'not-an-address'\n";
         let e = TmipdConfig::from_uci("/etc/config/tmip", text, "main").unwrap_err();
         assert!(e.to_string().starts_with("/etc/config/tmip:8:"), "{e}");
+        let base = "config tmipd 'main'\n\toption mlr 'm'\n\toption cn_if 'a'\n\
+                    \toption mobile_if 'b'\n\toption network_name 'n'\n";
+        for (list, line) in [
+            ("\tlist addr_pool 'b * *'\n\tlist addr_pool 'b 10.0.0.9'\n", 7),
+            (
+                "\tlist static_route '10.0.0.0/8 10.1.0.1'\n\n\tlist static_route '10.0.0.0/33 10.1.0.1'\n",
+                8,
+            ),
+            ("\tlist dns '10.0.0.1'\n\toption frob 'x'\n", 7),
+        ] {
+            let e = TmipdConfig::from_uci("/etc/config/tmip", &format!("{base}{list}"), "main")
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(&format!("/etc/config/tmip:{line}: ")), "{e}");
+        }
+        let e = TmipdConfig::from_uci(
+            "/etc/config/tmip",
+            &format!("{base}\toption frob 'x'\n"),
+            "main",
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "/etc/config/tmip:6: unknown key 'frob'");
     }
 
     #[test]
@@ -1035,7 +1124,7 @@ source_guard off\n"
 
     #[test]
     fn star_pool_resolves_like_tmip() {
-        let spec = PoolSpec {
+        let spec = AddrPoolSpec {
             iface: "rl0".into(),
             first: PoolBound::Subnet,
             last: PoolBound::Subnet,
@@ -1046,7 +1135,7 @@ source_guard off\n"
         assert_eq!(p.last.network(), Ipv4Addr::new(10, 13, 150, 248));
         assert_eq!(p.cells(), 62);
         assert!(spec.resolve(Ipv4Addr::new(10, 0, 0, 1), 30).is_err());
-        let spec = PoolSpec {
+        let spec = AddrPoolSpec {
             first: PoolBound::Addr(Ipv4Addr::new(10, 13, 150, 64)),
             ..spec
         };
@@ -1061,9 +1150,55 @@ source_guard off\n"
         let a = TmipdConfig::parse("t.rc", SEED).unwrap();
         let b = TmipdConfig::parse(
             "t.rc",
-            &format!("# moved down a line\n{SEED}debug_level 5\ncn_port 6000\n"),
+            &format!("# moved down a line\n{SEED}debug_level 5\ncn_port 6000\nlease_time 60\n"),
         )
         .unwrap();
-        assert_eq!(a.restart_needed(&b), vec!["cn_port"]);
+        let r = TABLE.reload(&a, b);
+        assert_eq!(r.restart, vec!["cn_port"]);
+        assert_eq!(r.applied, vec!["debug_level", "lease_time"]);
+        assert_eq!(
+            r.config.cn_port, a.cn_port,
+            "a restart-only key keeps its running value"
+        );
+        assert_eq!((r.config.debug_level, r.config.lease_time), (5, 60));
+        // Run with -F (as procd does), the file's `foreground 0` is no change.
+        let mut running = a.clone();
+        running.foreground = true;
+        let r = TABLE.reload(&running, a);
+        assert!(r.restart.is_empty() && r.applied.is_empty(), "{r:?}");
+        assert!(r.config.foreground);
+    }
+
+    #[test]
+    fn the_key_table_holds_together() {
+        let samples = [
+            ("mlr", "m:7000"),
+            ("backup_mlr", "b"),
+            ("cn_name", "A CN"),
+            ("cn_if", "eth0"),
+            ("mobile_if", "wlan0"),
+            ("network_name", "n"),
+            ("addr_pool", "wlan0 * *"),
+            ("secret", "s e"),
+            ("dns", "10.0.0.1 10.0.0.2"),
+            ("domain", "lan"),
+            ("static_route", "10.0.0.0/8 10.1.0.1"),
+            ("listen_addr", "10.0.0.1"),
+            ("pid_file", "/run/t.pid"),
+            ("hostapd_ctrl", "/run/h"),
+            ("ubus", "off"),
+            ("ubus_object", "tmip.x"),
+        ];
+        super::super::keys::check_table(&TABLE, || TmipdConfig::blank("t"), &samples).unwrap();
+        // Defaults named elsewhere agree with the table.
+        let d = TmipdConfig::parse("t.rc", SEED).unwrap();
+        assert_eq!(d.debug_level, crate::logging::DEFAULT_LEVEL);
+        assert_eq!(d.cn_port, crate::CN_PORT);
+        assert_eq!(d.new_station_rate, DEFAULT_NEW_STATION_RATE);
+        // Every key is in the shipped, commented tmipd.rc.
+        let rc = include_str!("../../tmipd.rc");
+        for k in TABLE.keys {
+            assert!(rc.contains(k.name), "tmipd.rc does not explain {}", k.name);
+        }
     }
 }

@@ -103,9 +103,6 @@ pub struct Section {
     pub line: usize,
 }
 
-/// Option names the init scripts own; the daemons never see them.
-const INIT_SCRIPT_OPTIONS: &[&str] = &["enabled"];
-
 impl Section {
     pub fn option(&self, name: &str) -> Option<&Opt> {
         self.options.iter().find(|o| o.name == name)
@@ -135,7 +132,10 @@ impl Section {
     pub fn rc_lines(&self) -> Vec<RcLine<'_>> {
         let mut out = Vec::new();
         for o in &self.options {
-            if INIT_SCRIPT_OPTIONS.contains(&o.name.as_str()) {
+            if super::keys::INIT_SCRIPT_KEYS
+                .iter()
+                .any(|(k, _)| *k == o.name)
+            {
                 continue;
             }
             for (k, v) in o.values().enumerate() {

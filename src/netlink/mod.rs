@@ -11,10 +11,12 @@
 //! [`Netlink::tagged_state`] lists what an earlier run left behind (for
 //! adoption) and [`Netlink::purge`] removes it.
 
+mod error;
 pub mod message;
 pub mod nftables;
 pub mod socket;
 
+pub use error::NetlinkError;
 use message::*;
 pub use message::{Address, IpipParams, Link, ProxyNeighbour, Route, Rule};
 use socket::RtSocket;
@@ -43,51 +45,6 @@ pub fn prefix_hash(tunnel_prefix: &str) -> u32 {
 /// (RFC 6069) until the restarted CN routes the cell again.
 pub fn hold_metric(tunnel_prefix: &str) -> u32 {
     0x5400_0000 + (prefix_hash(tunnel_prefix) & 0xffff)
-}
-
-/// Errors from rtnetlink requests.
-#[derive(Debug)]
-pub enum NetlinkError {
-    Io(&'static str, std::io::Error),
-    /// The kernel refused the request: positive errno.
-    Kernel(i32),
-    Timeout,
-    Parse(ParseError),
-    NoSuchLink(String),
-}
-
-impl NetlinkError {
-    /// The errno the kernel answered, if this is a kernel refusal.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            NetlinkError::Kernel(e) => Some(*e),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for NetlinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NetlinkError::Io(what, e) => write!(f, "netlink {what}: {e}"),
-            NetlinkError::Kernel(errno) => write!(
-                f,
-                "kernel refused: {}",
-                std::io::Error::from_raw_os_error(*errno)
-            ),
-            NetlinkError::Timeout => write!(f, "netlink: no answer from the kernel"),
-            NetlinkError::Parse(e) => write!(f, "{e}"),
-            NetlinkError::NoSuchLink(n) => write!(f, "interface {n} does not exist"),
-        }
-    }
-}
-
-impl std::error::Error for NetlinkError {}
-
-impl From<ParseError> for NetlinkError {
-    fn from(e: ParseError) -> Self {
-        NetlinkError::Parse(e)
-    }
 }
 
 /// What identifies one TMip instance's state on a node.

@@ -25,7 +25,7 @@
 //! `on_readable`, re-register if `fd()` differs from what you registered.
 
 use super::blob::{BlobError, Value};
-use super::msg::{attr, frame_len, status, Message, MsgBuilder, MsgError, MsgType};
+use super::msg::{attr, frame_len, status, MsgBuilder, MsgError, MsgType, UbusMsg};
 use core::fmt;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -625,7 +625,7 @@ impl UbusClient {
                 Ok(Some(n)) => {
                     let frame = rest.get(..n).unwrap_or(&[]).to_vec();
                     off += n;
-                    match Message::parse(&frame) {
+                    match UbusMsg::parse(&frame) {
                         Ok(m) => self.handle(&m),
                         // The frame is delimited, so skip just this one.
                         Err(e) => log::warn!(target: "ubus", "dropped a frame: {e}"),
@@ -645,7 +645,7 @@ impl UbusClient {
         self.rx.drain(..off.min(self.rx.len()));
     }
 
-    fn handle(&mut self, m: &Message<'_>) {
+    fn handle(&mut self, m: &UbusMsg<'_>) {
         let Some(t) = m.hdr.msg_type() else {
             log::debug!(target: "ubus", "ignored message type {}", m.hdr.typ);
             return;
@@ -683,7 +683,7 @@ impl UbusClient {
         }
     }
 
-    fn handle_reply(&mut self, t: MsgType, m: &Message<'_>) {
+    fn handle_reply(&mut self, t: MsgType, m: &UbusMsg<'_>) {
         let Some(i) = self
             .outstanding
             .iter()
@@ -789,7 +789,7 @@ impl UbusClient {
         }
     }
 
-    fn handle_invoke(&mut self, m: &Message<'_>) {
+    fn handle_invoke(&mut self, m: &UbusMsg<'_>) {
         let a = &m.attrs;
         let no_reply = a.no_reply.unwrap_or(0) != 0;
         let Some(objid) = a.objid else {

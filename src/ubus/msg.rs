@@ -192,14 +192,14 @@ pub struct MsgAttrs<'a> {
 
 /// A parsed frame: header plus checked attributes borrowing the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message<'a> {
+pub struct UbusMsg<'a> {
     pub hdr: Header,
     pub attrs: MsgAttrs<'a>,
 }
 
-impl<'a> Message<'a> {
+impl<'a> UbusMsg<'a> {
     /// Parse one complete frame (as delimited by [`frame_len`]).
-    pub fn parse(frame: &'a [u8]) -> Result<Message<'a>, MsgError> {
+    pub fn parse(frame: &'a [u8]) -> Result<UbusMsg<'a>, MsgError> {
         let h = frame
             .get(..MSGHDR_LEN)
             .ok_or(MsgError::Blob(BlobError::Truncated {
@@ -240,7 +240,7 @@ impl<'a> Message<'a> {
                 _ => {} // newer attributes: ignore, as libubus does
             }
         }
-        Ok(Message { hdr, attrs: m })
+        Ok(UbusMsg { hdr, attrs: m })
     }
 }
 
@@ -345,7 +345,7 @@ mod tests {
     #[test]
     fn hello_parses() {
         assert_eq!(frame_len(&HELLO), Ok(Some(12)));
-        let m = Message::parse(&HELLO).expect("hello");
+        let m = UbusMsg::parse(&HELLO).expect("hello");
         assert_eq!(m.hdr, Header::new(MsgType::Hello, 0, 0x1234_abcd));
         assert_eq!(m.attrs, MsgAttrs::default());
     }
@@ -357,7 +357,7 @@ mod tests {
             .finish()
             .expect("build");
         assert_eq!(b, LOOKUP);
-        let m = Message::parse(&b).expect("parse");
+        let m = UbusMsg::parse(&b).expect("parse");
         assert_eq!(m.attrs.objpath, Some("hostapd.wlan0"));
     }
 
@@ -376,7 +376,7 @@ mod tests {
             .finish()
             .expect("build");
         assert_eq!(b, want);
-        let m = Message::parse(&b).expect("parse");
+        let m = UbusMsg::parse(&b).expect("parse");
         assert_eq!((m.attrs.status, m.attrs.objid), (Some(0), Some(0x2a)));
     }
 
@@ -394,7 +394,7 @@ mod tests {
         ];
         assert_eq!(&b[8..12], &[0, 0, 0, 32]);
         assert_eq!(&b[20..], &want_tail);
-        let m = Message::parse(&b).expect("parse");
+        let m = UbusMsg::parse(&b).expect("parse");
         let v = Value::decode_fields(m.attrs.data.expect("data")).expect("fields");
         assert_eq!(v.get("id"), Some(&Value::Int32(5)));
     }
@@ -422,21 +422,21 @@ mod tests {
             .raw(attr::OBJID, &[0, 1])
             .finish()
             .expect("build");
-        assert_eq!(Message::parse(&b), Err(MsgError::BadAttr(attr::OBJID)));
+        assert_eq!(UbusMsg::parse(&b), Err(MsgError::BadAttr(attr::OBJID)));
         // METHOD without NUL.
         let b = MsgBuilder::new(MsgType::Invoke, 0, 0)
             .raw(attr::METHOD, b"abc")
             .finish()
             .expect("build");
-        assert_eq!(Message::parse(&b), Err(MsgError::BadAttr(attr::METHOD)));
+        assert_eq!(UbusMsg::parse(&b), Err(MsgError::BadAttr(attr::METHOD)));
         // Every truncation/flip of a real frame is survived.
         for n in 0..LOOKUP.len() {
-            let _ = Message::parse(&LOOKUP[..n]);
+            let _ = UbusMsg::parse(&LOOKUP[..n]);
         }
         for i in 0..LOOKUP.len() {
             let mut c = LOOKUP;
             c[i] ^= 0xff;
-            let _ = Message::parse(&c);
+            let _ = UbusMsg::parse(&c);
         }
     }
 }

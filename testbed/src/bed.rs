@@ -336,6 +336,12 @@ impl Client {
             .collect()
     }
 
+    /// The DHCP client's event lines as written (udhcpc's carry the lease's
+    /// options: `lease=`, `dns=`, `domain=`, `routes=`).
+    pub fn event_lines(&self) -> Vec<String> {
+        read(&self.events).lines().map(String::from).collect()
+    }
+
     /// Wait up to `secs` for an event (after the first `skip`) named one of
     /// `names`; its address.
     pub fn wait_event(&self, names: &[&str], skip: usize, secs: u64) -> Option<String> {
@@ -1509,7 +1515,8 @@ fn write_script(path: &Path, text: &str) {
 /// udhcpc event script: configures only the client's interface and default
 /// route; on renew with the same address it changes nothing (a TCP session
 /// must not notice a renewal). With `TMIP_EVENTS` set it appends
-/// `bound|renew ADDRESS SERVER` to that file.
+/// `bound|renew ADDRESS SERVER lease=S dns=A,B domain=D routes=NET/LEN,GW,...`
+/// to that file (see [`Client::event_lines`]).
 pub const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
 # udhcpc script for the TMip test bed: never touches /etc (shared with the host).
 case "$1" in
@@ -1533,7 +1540,7 @@ case "$1" in
       break
     done
     echo "udhcpc-script: $1 $ip/$plen router $router server $serverid lease $lease"
-    [ -n "$TMIP_EVENTS" ] && echo "$1 $ip $serverid" >> "$TMIP_EVENTS"
+    [ -n "$TMIP_EVENTS" ] && echo "$1 $ip $serverid lease=$lease dns=$(echo $dns | tr ' ' ,) domain=$domain routes=$(echo $staticroutes | tr ' ' ,)" >> "$TMIP_EVENTS"
     ;;
   leasefail|nak)
     echo "udhcpc-script: $1 $message"

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tmip::ubus::blob::{BlobWriter, Value};
 use tmip::ubus::client::{UbusClient, UbusEvent};
-use tmip::ubus::msg::{attr, frame_len, status, Message, MsgBuilder, MsgType};
+use tmip::ubus::msg::{attr, frame_len, status, MsgBuilder, MsgType, UbusMsg};
 
 // ---------------------------------------------------------------------------
 // The protocol peer (written from the spec; not the real ubusd).
@@ -267,7 +267,7 @@ pub fn status_msg(seq: u16, peer: u32, code: i32) -> Vec<u8> {
 /// ubusd_proto_receive_message: dispatch, then STATUS unless the handler
 /// took care of replies (-1 in ubusd).
 pub fn handle(g: &mut State, cl: u32, frame: &[u8]) {
-    let Ok(m) = Message::parse(frame) else {
+    let Ok(m) = UbusMsg::parse(frame) else {
         return;
     };
     let (seq, peer) = (m.hdr.seq, m.hdr.peer);
@@ -496,11 +496,11 @@ impl FakeHostapd {
             .expect("add");
         h.s.write_all(&f).expect("send");
         let d = h.recv();
-        let m = Message::parse(&d).expect("data");
+        let m = UbusMsg::parse(&d).expect("data");
         assert_eq!(m.hdr.msg_type(), Some(MsgType::Data));
         h.obj = m.attrs.objid.expect("objid");
         let st = h.recv();
-        assert_eq!(Message::parse(&st).expect("st").attrs.status, Some(0));
+        assert_eq!(UbusMsg::parse(&st).expect("st").attrs.status, Some(0));
         h
     }
 
@@ -520,7 +520,7 @@ impl FakeHostapd {
     /// echoing seq and peer as libubus does.
     pub fn serve_get_clients(&mut self, reply: &Value) {
         let f = self.recv();
-        let m = Message::parse(&f).expect("invoke");
+        let m = UbusMsg::parse(&f).expect("invoke");
         assert_eq!(m.hdr.msg_type(), Some(MsgType::Invoke));
         assert_eq!(m.attrs.method, Some("get_clients"));
         assert_eq!(m.attrs.objid, Some(self.obj));
@@ -580,13 +580,13 @@ impl FakeListener {
             .expect("add");
         l.s.write_all(&f).expect("send");
         let d = l.recv().expect("add data");
-        l.obj = Message::parse(&d)
+        l.obj = UbusMsg::parse(&d)
             .expect("data")
             .attrs
             .objid
             .expect("objid");
         let st = l.recv().expect("add status");
-        assert_eq!(Message::parse(&st).expect("st").attrs.status, Some(0));
+        assert_eq!(UbusMsg::parse(&st).expect("st").attrs.status, Some(0));
         let args = Value::table()
             .with("object", Value::Int32(l.obj as i32))
             .with("pattern", Value::String(pattern.into()));
@@ -598,7 +598,7 @@ impl FakeListener {
             .expect("register");
         l.s.write_all(&f).expect("send");
         let st = l.recv().expect("register status");
-        assert_eq!(Message::parse(&st).expect("st").attrs.status, Some(0));
+        assert_eq!(UbusMsg::parse(&st).expect("st").attrs.status, Some(0));
         l
     }
 
@@ -629,7 +629,7 @@ impl FakeListener {
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
                 .expect("timeout");
             let f = self.recv()?;
-            let Ok(m) = Message::parse(&f) else { continue };
+            let Ok(m) = UbusMsg::parse(&f) else { continue };
             if m.hdr.msg_type() != Some(MsgType::Invoke) {
                 continue;
             }

@@ -7,39 +7,60 @@
  * procd's reload trigger then HUPs the daemons whose section changed.
  *
  * Defaults: an option the section does not set means the daemon's (or
- * init script's) default. So the form never writes a default: Values show
- * it as a placeholder (an empty field is removed, i.e. stays unset), and
- * Flags carry the same default with rmempty (a Flag equal to its default
- * is removed). Saving an untouched form leaves UCI as it was
- * (tests/luci: "an untouched Save changes nothing"). */
+ * init script's) default, taken from the daemons' key tables below. So
+ * the form never writes a default: Values show it as a placeholder (an
+ * empty field is removed, i.e. stays unset), and Flags carry the same
+ * default. A Save writes only what was changed on the page: saving an
+ * untouched form leaves UCI as it was (tests/luci_views.rs). */
 
-var TMIPD_DEFAULTS = {
-	enabled: '1', dhcp: '1', reverse_tunnel: '1', log: '1', foreground: '0',
-	debug_level: '2', lease_time: '3600', cn_port: '5554', max_stations: '256',
-	max_peers: '32', hostapd_ctrl: 'auto', ubus: 'auto', tunnel_backend: 'auto', shared_link: 'auto', source_guard: '1',
-	log_file: '/var/log/tmipd.log', status_file: '/var/run/tmipd.status'
+/* BEGIN generated from the key tables (src/config/tmipd.rs, mlrd/src/config.rs, init.d): TMIP_REGEN=1 cargo test -p mlrd generated_parts */
+var TMIP_KEYS = {
+	"tmipd": {
+		"defaults": {"enabled": "1", "tunnel_prefix": "tmip", "tunnel_backend": "auto", "log_file": "/var/log/tmipd.log", "log": "1", "foreground": "0", "debug_level": "2", "status_file": "/var/run/tmipd.status", "dhcp": "1", "lease_time": "3600", "reverse_tunnel": "1", "shared_link": "auto", "source_guard": "1", "cn_port": "5554", "max_stations": "256", "max_peers": "32", "new_station_rate": "10", "hostapd_ctrl": "auto", "ubus": "auto"},
+		"keys": ["enabled", "mlr", "backup_mlr", "mlr_heartbeat", "mlr_deadline", "cn_name", "tunnel_prefix", "tunnel_backend", "cn_if", "mobile_if", "network_name", "addr_pool", "log_file", "log", "foreground", "debug_level", "status_file", "secret", "dhcp", "dns", "domain", "static_route", "lease_time", "reverse_tunnel", "shared_link", "source_guard", "cn_port", "listen_addr", "max_stations", "max_peers", "new_station_rate", "pid_file", "hostapd_ctrl", "ubus", "ubus_object"],
+		"datatypes": {"mlr_heartbeat": "range(20,60000)", "mlr_deadline": "range(50,600000)", "debug_level": "range(0,7)", "lease_time": "min(10)", "cn_port": "range(1,65535)", "listen_addr": "ip4addr", "max_stations": "range(1,1024)", "max_peers": "range(1,64)", "new_station_rate": "uinteger"}
+	},
+	"mlrd": {
+		"defaults": {"enabled": "1", "port": "6554", "foreground": "0", "log_file": "/var/log/mlrd.log", "log": "1", "status_file": "/tmp/mlrd.status", "debug_level": "2", "state_dir": "/var/lib/mlrd", "lease_time": "86400", "max_connections": "8192", "cn_timeout": "30", "max_unauth_per_source": "16", "handshake_timeout": "10", "offer_time": "60", "foreign_share": "75"},
+		"keys": ["enabled", "network_name", "port", "foreground", "log_file", "log", "status_file", "debug_level", "secret", "state_dir", "lease_time", "backup_mlr", "primary_mlr", "max_connections", "cn_timeout", "max_unauth_per_source", "handshake_timeout", "offer_time", "foreign_share"],
+		"datatypes": {"port": "range(1,65535)", "debug_level": "range(0,7)", "lease_time": "min(60)", "max_connections": "min(1)", "cn_timeout": "min(3)", "max_unauth_per_source": "min(1)", "handshake_timeout": "range(1,300)", "offer_time": "range(5,3600)", "foreign_share": "range(0,100)"}
+	}
 };
+/* END generated */
 
-var MLRD_DEFAULTS = {
-	enabled: '1', log: '1', foreground: '0', port: '6554', debug_level: '2',
-	lease_time: '86400', state_dir: '/var/lib/mlrd', max_connections: '8192',
-	cn_timeout: '30', log_file: '/var/log/mlrd.log', status_file: '/tmp/mlrd.status',
-	max_unauth_per_source: '16', handshake_timeout: '10'
-};
+var BOOL_TRUE = /^(1|on|true|yes|enabled)$/i, BOOL_FALSE = /^(0|off|false|no|disabled)$/i;
 
+/* A flag as the daemons and init scripts read it: unset is its default,
+ * and 'on', 'yes', 'true'... count as '1'. A Save writes nothing for a
+ * flag left as shown (LuCI alone would remove an explicit '1' equal to
+ * the default, and uncheck a 'yes'). */
 function flag(s, name, title, defs, descr) {
 	var o = s.option(form.Flag, name, title, descr);
-	o.default = defs[name];
+	var cfgvalue = o.cfgvalue, write = o.write, remove = o.remove;
+	o.default = defs.defaults[name];
 	o.rmempty = true;
+	o.cfgvalue = function(section_id) {
+		var v = cfgvalue.apply(this, arguments);
+		return (v == null) ? v : BOOL_TRUE.test(v) ? '1' : BOOL_FALSE.test(v) ? '0' : v;
+	};
+	o.write = function(section_id, v) {
+		if (v !== this.cfgvalue(section_id))
+			return write.apply(this, arguments);
+	};
+	o.remove = function(section_id) {
+		var cv = this.cfgvalue(section_id);
+		if (cv != null && cv !== this.default)
+			return remove.apply(this, arguments);
+	};
 	return o;
 }
 
 function value(s, name, title, defs, datatype, descr) {
 	var o = s.option(form.Value, name, title, descr);
-	if (defs[name] != null)
-		o.placeholder = defs[name];
-	if (datatype)
-		o.datatype = datatype;
+	if (defs.defaults[name] != null)
+		o.placeholder = defs.defaults[name];
+	if (defs.datatypes[name] || datatype)
+		o.datatype = defs.datatypes[name] || datatype;
 	o.rmempty = true;
 	return o;
 }
@@ -79,7 +100,7 @@ function validateSocket(section_id, v) {
 
 return view.extend({
 	render: function() {
-		var m, s, o, D = TMIPD_DEFAULTS, M = MLRD_DEFAULTS;
+		var m, s, o, D = TMIP_KEYS.tmipd, M = TMIP_KEYS.mlrd;
 
 		m = new form.Map('tmip', _('TMip mobility'),
 			_('Correspondent nodes (tmipd) hand out /30 cells to Wi-Fi stations and keep them reachable across access points; the mobile location register (mlrd) tracks where each station is. Empty fields mean the daemon\'s default (shown greyed).'));
@@ -95,8 +116,7 @@ return view.extend({
 		value(s, 'mlr_deadline', _('MLR deadline (ms)'), D, 'uinteger', _('Silence after which the MLR link is dropped'));
 		value(s, 'cn_name', _('CN name'), D);
 		value(s, 'network_name', _('Network name'), D);
-		o = value(s, 'tunnel_prefix', _('Tunnel prefix'), D, 'maxlength(11)', _('Unique per instance on this node'));
-		o.placeholder = 'tmip0';
+		value(s, 'tunnel_prefix', _('Tunnel prefix'), D, 'maxlength(10)', _('Unique per instance on this node'));
 		value(s, 'cn_if', _('CN interface'), D, 'network');
 		value(s, 'mobile_if', _('Mobile interface'), D, 'network');
 		o = s.option(form.DynamicList, 'addr_pool', _('Address pools'), _('IFACE FIRST LAST, "*" for the subnet edge'));
@@ -129,6 +149,7 @@ return view.extend({
 		value(s, 'listen_addr', _('CN-to-CN listen address'), D, 'ip4addr', _('Default: the CN interface\'s address'));
 		value(s, 'max_stations', _('Max. stations'), D, 'range(1,4096)');
 		value(s, 'max_peers', _('Max. peer CNs'), D, 'range(1,64)');
+		value(s, 'new_station_rate', _('New stations per second'), D, 'uinteger', _('New station MACs this cell may bring in per second (burst: four seconds\' worth); 0 = no limit'));
 		o = value(s, 'hostapd_ctrl', _('hostapd control socket'), D, null, _('Station events from hostapd: a socket path, "auto" (/var/run/hostapd/&lt;mobile interface&gt;) or "off"'));
 		o.value('auto');
 		o.value('off');
@@ -162,6 +183,8 @@ return view.extend({
 		value(s, 'cn_timeout', _('CN timeout (s)'), M, 'uinteger');
 		value(s, 'max_unauth_per_source', _('Max. unauthenticated per source'), M, 'uinteger');
 		value(s, 'handshake_timeout', _('Handshake timeout (s)'), M, 'uinteger');
+		value(s, 'offer_time', _('Offer hold (s)'), M, 'uinteger', _('How long a DHCP offer holds its /30 for the station\'s request'));
+		value(s, 'foreign_share', _('Foreign share (%)'), M, 'range(0,100)', _('Percent of a CN\'s pool other CNs may fill'));
 		value(s, 'debug_level', _('Debug level'), M, 'range(0,7)');
 		flag(s, 'log', _('Log'), M);
 		value(s, 'log_file', _('Log file'), M, 'string');

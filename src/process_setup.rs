@@ -1,5 +1,5 @@
-//! Process plumbing shared by tmipd and mlrd: detaching into the background
-//! and pid files.
+//! Process set-up shared by tmipd and mlrd: detaching into the background,
+//! pid files, the open-files limit.
 
 use std::io;
 

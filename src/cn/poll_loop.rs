@@ -15,19 +15,17 @@ use super::dataplane::{CnAddr, DataPlane};
 use super::dhcp_io::DhcpIo;
 use super::iface::IfaceInfo;
 use super::mlr_link::MlrLink;
-use super::peer_listener::PeerConn;
+use super::peer_conn::PeerConn;
 use super::station_events::{self, HostapdLink};
 use super::status;
 use super::translate;
 use super::ubus_object::{self, UbusLink};
-use crate::config::tmipd::{Pool, TmipdConfig};
+use crate::config::tmipd::{CellRange, TmipdConfig};
 use crate::event_loop::{Poller, Readiness, Signals, Timers, Token, TokenSlab};
 use crate::mlrp::{self, CnEntry, NetworkKey};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
-
-pub use super::startup::{load_config, resolve, run, Options};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Timer {
@@ -68,7 +66,7 @@ pub struct Daemon {
     pub(super) me: CnAddr,
     pub(super) cn_info: IfaceInfo,
     pub(super) mobile_info: IfaceInfo,
-    pub(super) pools: Vec<Pool>,
+    pub(super) pools: Vec<CellRange>,
     pub(super) core: CnCore,
     pub(super) dp: Box<dyn DataPlane>,
     pub(super) timers: Timers<Timer>,
