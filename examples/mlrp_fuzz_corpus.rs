@@ -18,6 +18,8 @@ fn cn_side(auth: bool) -> (Session, Vec<u8>) {
     let k = auth.then_some(&key);
     let mut a = Session::new(Role::Cn, k, [1; 16]);
     let mut b = Session::new(Role::Mlr, k, [2; 16]);
+    // Frames in a nonzero epoch, as a CN that follows a register sends.
+    a.set_epoch(3);
     let (mut ha, mut hb) = (Vec::new(), Vec::new());
     a.handshake(&mut ha);
     b.handshake(&mut hb);

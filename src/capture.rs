@@ -39,7 +39,7 @@
 
 use crate::addr::MacAddr;
 pub use crate::classify::{parse_frame, Arrival, ArrivalKind};
-use crate::packet_socket::{attach_filter, bpf, BpfInsn};
+use crate::sys::socket::{attach_filter, bpf, BpfInsn};
 use core::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};

@@ -109,15 +109,10 @@ impl Poller {
             // Round up so a timer due in 0.3 ms does not spin at 0 ms.
             Some(d) => d.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int,
         };
-        // SAFETY: fds is a valid, exclusively borrowed array of pollfd.
-        let n = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.raw_os_error() == Some(libc::EINTR) {
-                Ok(())
-            } else {
-                Err(e)
-            };
+        match crate::sys::fd::poll(&mut self.fds, ms) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Ok(()),
+            Err(e) => return Err(e),
         }
         for (p, &t) in self.fds.iter().zip(&self.tokens) {
             if p.revents != 0 {

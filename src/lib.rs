@@ -14,6 +14,7 @@ pub mod mlrp;
 pub mod netlink;
 pub mod packet_socket;
 pub mod process_setup;
+pub mod sys;
 pub mod tunnel;
 pub mod ubus;
 pub mod wire;

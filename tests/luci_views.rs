@@ -445,6 +445,12 @@ fn browser(
     }
     .join(format!("luci-{name}.png"));
     let out = Command::new("node")
+        .env(
+            "TMIP_TIME_SCALE",
+            tmip_testbed::time_bound(Duration::from_secs(1))
+                .as_secs()
+                .to_string(),
+        )
         .arg(app().join(format!("tests/{name}.test.js")))
         .arg(&url)
         .arg(&shot)

@@ -97,6 +97,17 @@ fn restart_in_sync(bed: &mut TestBed, r: Register) -> (String, String) {
     if let Err(e) = bed.wait_register_log(r, "Replica in sync", UP) {
         panic!("{e}\n{}", bed.logs());
     }
+    // The replica logs before its acknowledgement of the last snapshot
+    // chunk reaches the serving register: give that a moment (on a loaded
+    // machine a status read at once could still say catching-up).
+    let serving = match r {
+        Register::Primary => Register::Backup,
+        Register::Backup => Register::Primary,
+    };
+    let _ = common::wait_for(Duration::from_secs(5), || {
+        let st = bed.register_status(serving);
+        st.contains("\"replication\": \"in-sync\"").then_some(())
+    });
     (
         bed.register_status(Register::Primary),
         bed.register_status(Register::Backup),
@@ -680,6 +691,14 @@ fn allocations_wait_for_the_backup_and_moves_do_not() {
     assert!(
         held >= Duration::from_millis(1500),
         "the allocation was acknowledged before the backup stored it ({held:?})"
+    );
+    // Only replies that say something of the register wait for the
+    // backup: CN1's heartbeat (a ping every 250 ms, dead after 1 s) was
+    // answered all along, so it stayed with the primary.
+    let cn1 = bed.cn(1).log_text();
+    assert!(
+        !cn1.contains("lost the MLR link"),
+        "CN1's pings were held behind the allocation:\n{cn1}"
     );
     assert!(
         bed.register_log(Register::Primary)

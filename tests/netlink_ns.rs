@@ -198,3 +198,68 @@ fn links_addresses_routes_rules_round_trip_and_purge() {
     assert!(!sh(&format!("ip -n {n} link")).contains("tmt0"));
     assert!(sh(&format!("ip -n {n} -4 addr show dev core0")).contains("192.168.7.1/24"));
 }
+
+/// The facts tmipd reports and resolves `addr_pool IFACE * *` with (index,
+/// MAC, address, mask, broadcast) come from rtnetlink dumps and agree with
+/// what `ip` set; the packet socket finds the same index and MAC.
+#[test]
+fn interface_facts_from_netlink_match_what_ip_set() {
+    let ns = Netns::new("if");
+    let n = &ns.name;
+    sh(&format!(
+        "ip -n {n} link add mob0 address 02:00:5e:10:00:01 type veth peer name mob1"
+    ));
+    // Without `brd`: the subnet's broadcast is reported. An alias with its
+    // own label and a later /32 (a CN's gateway address) are not "the"
+    // address, as with SIOCGIFADDR.
+    sh(&format!("ip -n {n} addr add 10.20.0.1/22 dev mob0"));
+    sh(&format!(
+        "ip -n {n} addr add 10.20.8.1/24 dev mob0 label mob0:1"
+    ));
+    sh(&format!("ip -n {n} addr add 10.30.0.6/32 dev mob0"));
+    sh(&format!(
+        "ip -n {n} link add core0 type veth peer name core1"
+    ));
+    sh(&format!(
+        "ip -n {n} addr add 192.168.9.2/24 brd 192.168.9.7 dev core0"
+    ));
+    let idx = |dev: &str| -> u32 {
+        sh(&format!("ip -n {n} -o link show {dev}"))
+            .split(':')
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .expect("ip -o link show prints the index first")
+    };
+    let (mob_idx, core_idx) = (idx("mob0"), idx("core0"));
+    let (mob, core, lo, missing, bare, sock) = ns.run_in(|| {
+        (
+            tmip::cn::iface::query("mob0").unwrap(),
+            tmip::cn::iface::query("core0").unwrap(),
+            tmip::cn::iface::query("lo").unwrap(),
+            tmip::cn::iface::query("nosuch0").unwrap_err().to_string(),
+            tmip::cn::iface::query("mob1").unwrap_err().to_string(),
+            tmip::packet_socket::PacketSocket::open("mob0", 0, None)
+                .map(|s| (s.ifindex(), s.mac()))
+                .unwrap(),
+        )
+    });
+    assert_eq!(mob.index, mob_idx);
+    assert_eq!(mob.mac.to_string(), "02:00:5e:10:00:01");
+    assert_eq!((mob.ip, mob.prefix()), (ip("10.20.0.1"), 22));
+    assert_eq!(
+        (mob.mask, mob.broadcast),
+        (ip("255.255.252.0"), ip("10.20.3.255"))
+    );
+    assert_eq!(core.index, core_idx);
+    assert_eq!(
+        (core.ip, core.broadcast),
+        (ip("192.168.9.2"), ip("192.168.9.7"))
+    );
+    assert_eq!(
+        (lo.ip, lo.prefix(), lo.mac.to_string()),
+        (Ipv4Addr::LOCALHOST, 8, "00:00:00:00:00:00".to_string())
+    );
+    assert!(missing.contains("nosuch0: no such interface"), "{missing}");
+    assert!(bare.contains("mob1: no IPv4 address"), "{bare}");
+    assert_eq!(sock, (mob_idx as i32, mob.mac));
+}

@@ -47,7 +47,7 @@ fn outsiders_cannot_hold_the_cn_listener_and_a_real_peer_is_still_served() {
                 .collect();
             // A Hello header announcing 64 KiB, then 60 KB of it.
             let mut big = tcp_connect_from(Ipv4Addr::new(10, 0, 0, 189), cn, t).unwrap();
-            let mut h = vec![b'M', b'L', 1, 0x02, 0, 1, 0, 0];
+            let mut h = vec![b'M', b'L', tmip::mlrp::VERSION, 0x02, 0, 1, 0, 0];
             h.resize(60_000, 0x55);
             big.set_write_timeout(Some(t)).unwrap();
             let _ = big.write_all(&h);

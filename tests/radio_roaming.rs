@@ -423,35 +423,69 @@ fn radio_a_four_address_wds_station_gets_its_own_netdev_and_is_served_and_roamed
             to + 1,
             to + 1
         );
-        // The AP left behind drops the silent station after its inactivity
-        // limit, and its netdev with it.
+        // The AP left behind drops the silent station (it is on another
+        // channel now) by its inactivity timer, and its netdev with it;
+        // tmipd there hears of the removal. hostapd's timer is fuzzed by up
+        // to 19 s (radio::AP_DROP_WORST): wait that long from now (after
+        // the reassociation, so after the station's last frame to the old
+        // AP), plus 10 s for emulation.
         let old = &rb.aps[at];
-        let gone = common::wait_for(
-            Duration::from_secs(radio::AP_MAX_INACTIVITY as u64 + 20),
-            || {
-                old.log_text()
-                    .matches(&format!(
-                        "WDS-STA-INTERFACE-REMOVED ifname={}.sta1 sta_addr={mac}",
-                        old.ifname
-                    ))
-                    .count()
-                    .ge(&1)
-                    .then_some(())
-            },
+        let old_vlan = format!("{}.sta1", old.ifname);
+        let cn_from = cn_log(&rb.bed, at + 1).len();
+        let left = std::time::Instant::now();
+        let gone = common::wait_for(radio::AP_DROP_WORST + Duration::from_secs(10), || {
+            old.log_text()
+                .contains(&format!(
+                    "WDS-STA-INTERFACE-REMOVED ifname={old_vlan} sta_addr={mac}"
+                ))
+                .then(std::time::Instant::now)
+        });
+        let evidence = || {
+            format!(
+                "{}{}== the station\n{}",
+                old.evidence(&rb.bed.cns[at].ns, &mac),
+                rb.aps[to].evidence(&rb.bed.cns[to].ns, &mac),
+                String::from_utf8_lossy(
+                    &rb.bed.clients[rb.ms]
+                        .ns
+                        .sh_out(&format!("iw dev {CLIENT_IF} link; iw dev {CLIENT_IF} info"))
+                        .stdout
+                )
+            )
+        };
+        let Some(gone) = gone else {
+            panic!(
+                "AP{} kept the station {} s after it left (worst case by hostapd's timer: {} s):\n{}",
+                at + 1,
+                left.elapsed().as_secs(),
+                radio::AP_DROP_WORST.as_secs(),
+                evidence()
+            );
+        };
+        let members = rb.bed.cns[at].ns.sh("ip -o link show");
+        assert!(
+            !members.contains(&format!("{old_vlan}@"))
+                && !members.contains(&format!(" {old_vlan}:")),
+            "AP{} logged the removal but {old_vlan} is still there:\n{members}",
+            at + 1
         );
         assert!(
-            gone.is_some(),
-            "AP{} kept the station:\n{}",
+            testbed_wait(
+                &rb.bed,
+                at + 1,
+                &format!("WDS link {old_vlan} for {mac} removed"),
+                cn_from
+            ),
+            "CN{} did not handle WDS-STA-INTERFACE-REMOVED:\n{}",
             at + 1,
-            old.log_text()
+            cn_log(&rb.bed, at + 1)
         );
-        let lines: Vec<String> = old
-            .log_text()
-            .lines()
-            .filter(|l| l.contains(&mac))
-            .map(String::from)
-            .collect();
-        println!("AP{} about the station:\n  {}", at + 1, lines.join("\n  "));
+        println!(
+            "AP{} dropped the station {:.1} s after the move was done; its timer:\n  {}",
+            at + 1,
+            (gone - left).as_secs_f64(),
+            old.timer_lines(&mac).join("\n  ")
+        );
         at = to;
     }
     let (_, _, _, _, err) = tcp.finish(Duration::from_secs(3));

@@ -29,6 +29,18 @@ const UP: Duration = Duration::from_secs(20);
 const SETTLE: Duration = Duration::from_millis(1500);
 const MAX_GAP: Duration = Duration::from_millis(50);
 
+/// The longest gap a move may cause: [`MAX_GAP`] here (every CI run checks
+/// it on the host); in the lab's emulated guest a handover takes 10-30
+/// times longer (docs/BENCHMARKS.md), so there the stream must only resume
+/// within the window, lossless and on the same connection.
+fn max_gap() -> Duration {
+    if common::in_lab() {
+        SETTLE
+    } else {
+        MAX_GAP
+    }
+}
+
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Hold while a test runs (a failed test's poisoned lock is still a lock).
@@ -131,10 +143,11 @@ fn assert_window(bed: &TestBed, w: &traffic::TcpWindow, what: &str) {
         || !w.same_connection
         || w.up_bytes == 0
         || w.down_bytes == 0
-        || w.gap() > MAX_GAP
+        || w.gap() > max_gap()
     {
         panic!(
-            "{what}: {w:?} (gap limit {MAX_GAP:?})\n{}\n{}",
+            "{what}: {w:?} (gap limit {:?})\n{}\n{}",
+            max_gap(),
             bed.cn_state(),
             bed.logs()
         );
@@ -186,7 +199,15 @@ fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
     for (n, cell) in [2, 3, 1, 3, 2, 1].into_iter().enumerate() {
         let label = format!("[one interface] move {}", n + 1);
         move_checked(&mut bed, i, cell, &mut t, &label);
-        let p = proxies(&bed, 1, CORE_IF);
+        // CN1 proxies for its station exactly while it is away (its
+        // Redirect may still be on the way in the lab's slow guest).
+        let away = cell != 1;
+        let station = c.station().to_string();
+        let p = common::wait_for(common::time_bound(Duration::from_millis(250)), || {
+            let p = proxies(&bed, 1, CORE_IF);
+            (p.contains(&station) == away).then_some(p)
+        })
+        .unwrap_or_else(|| proxies(&bed, 1, CORE_IF));
         if cell == 1 {
             assert_cached(&bed, &bed.srv, c.station(), &client_mac, &label);
             assert!(
@@ -204,6 +225,14 @@ fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
 
     // A crash while the client is away leaves the proxy entry behind.
     move_checked(&mut bed, i, 2, &mut t, "[one interface] before the crash");
+    // Once CN1 proxies for it (its Redirect may still be on the way in the
+    // lab's slow guest).
+    let proxying = common::wait_for(common::time_bound(Duration::from_millis(250)), || {
+        proxies(&bed, 1, CORE_IF)
+            .contains(&c.station().to_string())
+            .then_some(())
+    });
+    assert!(proxying.is_some(), "CN1 does not proxy before the crash");
     bed.kill_tmipd(1);
     assert!(proxies(&bed, 1, CORE_IF).contains(&c.station().to_string()));
     let m = t.mark();

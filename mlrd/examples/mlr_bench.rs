@@ -20,7 +20,7 @@
 //! `--preauth N` measures only the pre-authentication attack instead
 //! (docs/SECURITY.md): N connections from N/16 addresses (the default
 //! `max_unauth_per_source`), each sending all but the last byte of a
-//! maximal bogus Hello (141 bytes announced, 140 sent) and holding it; then
+//! maximal bogus Hello (145 bytes announced, 144 sent) and holding it; then
 //! mlrd's RSS, and how long a CN takes to connect, handshake and bind while
 //! every slot is held. The bench raises its own RLIMIT_NOFILE for the N
 //! sockets; mlrd raises its own at start.
@@ -634,7 +634,7 @@ fn preauth_attack(ns: &str, n: usize, m: &Mlrd, rss0: u64) {
         limit as usize > n + 64,
         "open-file hard limit {limit} is too low for {n} connections"
     );
-    let mut hello = vec![b'M', b'L', 1, 0x02];
+    let mut hello = vec![b'M', b'L', mlrp::VERSION, 0x02];
     hello.extend_from_slice(&(mlrp::MAX_HELLO_FRAME_LEN as u32).to_be_bytes());
     hello.extend_from_slice(&[0; 12]); // sequence 0, request id 0
     hello.extend_from_slice(&[0, 1, 0, 0]); // Hello, reserved

@@ -24,8 +24,9 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use tmip::sys::process::{self, ChildExit, Pid};
 
 const SNAP_MAGIC: &[u8; 8] = b"MLRDSNP1";
 const JNL_MAGIC: &[u8; 8] = b"MLRDJNL1";
@@ -256,11 +257,12 @@ pub struct Journal {
     bytes: u64,
     snapshot_bytes: u64,
     buf: Vec<u8>,
-    lock: File,
+    /// Held for its flock (released when mlrd exits).
+    _lock: File,
     /// Journal size that triggers a compaction (at least; see `should_compact`).
     compact_min: u64,
     /// A forked child writing snapshot `generation`, and when it started.
-    child: Option<(libc::pid_t, std::time::Instant)>,
+    child: Option<(Pid, std::time::Instant)>,
     /// fdatasync calls made (status, tests).
     syncs: u64,
     /// Records written but not yet fdatasynced (see [`Journal::write_soft`]).
@@ -331,8 +333,7 @@ impl Journal {
             .write(true)
             .open(dirp.join("lock"))
             .map_err(io_err(format!("{dir}/lock")))?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if !tmip::sys::fd::try_lock_exclusive(lock.as_fd()).unwrap_or(false) {
             return Err(JournalError::Locked(dir.to_string()));
         }
         let mut report = LoadReport::default();
@@ -428,7 +429,7 @@ impl Journal {
                 bytes,
                 snapshot_bytes,
                 buf: Vec::with_capacity(64 << 10),
-                lock,
+                _lock: lock,
                 compact_min: MIN_COMPACT_BYTES,
                 child: None,
                 syncs: 0,
@@ -573,34 +574,21 @@ impl Journal {
         }
         self.rotate()?;
         let gen = self.generation;
-        // SAFETY: getpid has no preconditions.
-        let parent = unsafe { libc::getpid() };
-        // SAFETY: mlrd is single-threaded; the child only encodes, writes
-        // files and _exits, never returning into the loop.
-        match unsafe { libc::fork() } {
-            -1 => {
+        // The worker dies with mlrd (a stale child must never rename an old
+        // snapshot over the one a restarted mlrd writes) and closes what it
+        // inherited: the state-dir lock and the listening sockets are not
+        // held past mlrd's death, so a restart can take both at once.
+        let dir = self.dir.clone();
+        let worker = process::spawn_worker(|| match write_snapshot(&dir, reg, gen) {
+            Ok(_) => 0,
+            Err(_) => 1,
+        });
+        match worker {
+            Err(_) => {
                 self.snapshot_bytes = write_snapshot(&self.dir, reg, gen)?;
                 Ok(())
             }
-            0 => {
-                // SAFETY: plain syscalls in the child. Die with the parent so
-                // a stale child never renames an old snapshot over the one a
-                // restarted mlrd writes; do not hold the state-dir lock.
-                unsafe {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if libc::getppid() != parent {
-                        libc::_exit(2);
-                    }
-                    libc::close(self.lock.as_raw_fd());
-                }
-                let code = match write_snapshot(&self.dir, reg, gen) {
-                    Ok(_) => 0,
-                    Err(_) => 1,
-                };
-                // SAFETY: leave without running the parent's destructors.
-                unsafe { libc::_exit(code) }
-            }
-            pid => {
+            Ok(pid) => {
                 self.child = Some((pid, std::time::Instant::now()));
                 // What the snapshot will weigh, for the next threshold.
                 self.snapshot_bytes = 24 + reg.binding_count() as u64 * 29;
@@ -612,32 +600,31 @@ impl Journal {
     /// Reap a finished background compaction: `Some(Ok(took))`, or
     /// `Some(Err(why))` (the journals stay; the next compaction retries).
     pub fn poll_background(&mut self) -> Option<Result<std::time::Duration, String>> {
-        self.reap(libc::WNOHANG)
+        self.reap(false)
     }
 
     /// Block until a background compaction ends (exit path).
     pub fn wait_background(&mut self) -> Option<Result<std::time::Duration, String>> {
-        self.reap(0)
+        self.reap(true)
     }
 
-    fn reap(&mut self, flags: libc::c_int) -> Option<Result<std::time::Duration, String>> {
+    fn reap(&mut self, block: bool) -> Option<Result<std::time::Duration, String>> {
         let (pid, t) = self.child?;
-        let mut status = 0;
-        // SAFETY: waitpid on our own child with a local status word.
-        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
-        if r == 0 {
+        let r = process::reap(pid, block);
+        if let Ok(None) = r {
             return None;
         }
         self.child = None;
-        if r < 0 {
-            return Some(Err(format!("waitpid: {}", io::Error::last_os_error())));
-        }
-        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-            Some(Ok(t.elapsed()))
-        } else {
-            Some(Err(format!(
-                "snapshot writer exited with status {status:#x}"
-            )))
+        match r {
+            Ok(Some(ChildExit::Exited(0))) => Some(Ok(t.elapsed())),
+            Ok(Some(ChildExit::Exited(code))) => {
+                Some(Err(format!("snapshot writer exited with code {code}")))
+            }
+            Ok(Some(ChildExit::Signalled(sig))) => {
+                Some(Err(format!("snapshot writer killed by signal {sig}")))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(format!("waitpid: {e}"))),
         }
     }
 }

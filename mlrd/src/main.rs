@@ -92,13 +92,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
 /// CPU time (user + system) this process has used, in milliseconds: the
 /// start-up figure that does not depend on what else runs on the machine.
 fn cpu_ms() -> u64 {
-    // SAFETY: getrusage fills a local struct.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0;
-    }
-    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
-    ms(ru.ru_utime) + ms(ru.ru_stime)
+    tmip::sys::process::cpu_time().map_or(0, |t| t.as_millis() as u64)
 }
 
 fn main() -> ExitCode {

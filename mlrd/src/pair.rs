@@ -15,6 +15,13 @@
 //!   the bind is answered.
 //! - A serving register that hears of a serving peer in a higher epoch
 //!   steps down: it closes its CN sessions (they fail over) and subscribes.
+//! - Every MLRP frame carries its sender's epoch (a CN's: the highest it
+//!   has seen). A register of a pair that receives a frame in a higher
+//!   epoch than its own steps down the same way if it serves, and
+//!   remembers the epoch so that a later promotion goes above it. A
+//!   register alone has nobody to defer to: it takes the higher epoch as
+//!   its own (its CNs saw it before its state was lost), so they keep
+//!   binding to it.
 
 use std::fmt;
 use std::net::SocketAddrV4;
@@ -78,7 +85,7 @@ pub struct Pair {
     configured_primary: bool,
     role: Role,
     epoch: u32,
-    /// The highest epoch the peer reported.
+    /// The highest epoch the peer reported or any frame carried.
     peer_epoch: u32,
     /// Standby: subscribed to the peer (the subscription was accepted).
     subscribed: bool,
@@ -203,6 +210,27 @@ impl Pair {
         }
     }
 
+    /// A frame (from a CN, the peer, anyone authenticated) carried `epoch`.
+    /// Higher than ours: a pair register that serves steps down, one that
+    /// does not remembers it for its next promotion; a register alone
+    /// takes it as its own (store it).
+    pub fn on_frame_epoch(&mut self, epoch: u32) -> Decision {
+        if epoch <= self.epoch {
+            return Decision::Nothing;
+        }
+        if self.peer.is_none() {
+            self.epoch = epoch;
+            return Decision::Nothing;
+        }
+        self.peer_epoch = self.peer_epoch.max(epoch);
+        if self.role == Role::Serving {
+            self.role = Role::Standby;
+            self.replica = Replica::None;
+            return Decision::StepDown;
+        }
+        Decision::Nothing
+    }
+
     /// The subscription to the peer was accepted, or lost.
     pub fn set_subscribed(&mut self, on: bool) {
         self.subscribed = on && self.role == Role::Standby;
@@ -224,7 +252,7 @@ impl Pair {
         match self.role {
             Role::Serving => Ok(None),
             Role::Standby if !self.subscribed => {
-                self.epoch = self.epoch.max(self.peer_epoch) + 1;
+                self.epoch = self.epoch.max(self.peer_epoch).saturating_add(1);
                 self.role = Role::Serving;
                 self.synced = false;
                 Ok(Some(self.epoch))
@@ -331,6 +359,52 @@ mod tests {
             Decision::Nothing
         );
         assert!(b.serves());
+    }
+
+    #[test]
+    fn a_serving_register_that_meets_a_higher_epoch_in_any_frame_steps_down() {
+        let mut p = Pair::new(Some(B), true, 1);
+        p.on_peer(PeerView::Unreachable);
+        assert!(p.serves());
+        p.set_replica(Replica::InSync);
+        // Frames in its own epoch or below change nothing.
+        assert_eq!(p.on_frame_epoch(0), Decision::Nothing);
+        assert_eq!(p.on_frame_epoch(1), Decision::Nothing);
+        assert!(p.serves());
+        // A CN that saw the promoted backup (epoch 2) arrives.
+        assert_eq!(p.on_frame_epoch(2), Decision::StepDown);
+        assert!(!p.serves());
+        assert_eq!(p.wire_role(), RegisterRole::Backup);
+        assert_eq!(p.epoch(), 1, "not its epoch until it syncs");
+        // Cut off from the peer, its next promotion goes above what it met.
+        assert_eq!(p.on_cn_bind(), Ok(Some(3)));
+        assert!(p.serves());
+        // A standby only remembers.
+        let mut b = Pair::new(Some(P), false, 1);
+        b.on_peer(status(1, RegisterRole::Primary));
+        b.set_subscribed(true);
+        assert_eq!(b.on_frame_epoch(5), Decision::Nothing);
+        assert_eq!(b.role(), Role::Standby);
+        b.set_subscribed(false);
+        assert_eq!(b.on_cn_bind(), Ok(Some(6)));
+    }
+
+    #[test]
+    fn a_register_alone_takes_a_higher_epoch_as_its_own() {
+        let mut a = Pair::new(None, false, 1);
+        assert_eq!(a.on_frame_epoch(4), Decision::Nothing);
+        assert!(a.serves());
+        assert_eq!(a.epoch(), 4);
+        assert_eq!(a.on_frame_epoch(2), Decision::Nothing);
+        assert_eq!(a.epoch(), 4);
+    }
+
+    #[test]
+    fn a_promotion_at_the_highest_epoch_does_not_overflow() {
+        let mut b = Pair::new(Some(P), false, 1);
+        b.on_peer(PeerView::Unreachable);
+        assert_eq!(b.on_frame_epoch(u32::MAX), Decision::Nothing);
+        assert_eq!(b.on_cn_bind(), Ok(Some(u32::MAX)));
     }
 
     #[test]

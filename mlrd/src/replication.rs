@@ -177,6 +177,7 @@ impl Server {
                 };
                 let mut session = Session::new(Role::Mlr, self.key.as_ref(), nonce);
                 session.set_label(format!("peer {peer}"));
+                session.set_epoch(self.pair.epoch());
                 session.handshake(io.queue());
                 self.peer_link = Some(PeerLink {
                     io,
@@ -280,6 +281,10 @@ impl Server {
                 break;
             }
         }
+        let (epoch, peer) = (l.session.peer_epoch(), l.io.peer());
+        if epoch > self.pair.epoch() {
+            self.on_frame_epoch(epoch, &peer);
+        }
         for ev in events {
             match ev {
                 Ok(Incoming::Established { .. }) => {
@@ -375,6 +380,7 @@ impl Server {
                             }
                         }
                         self.pair.synced_at(s.epoch);
+                        self.spread_epoch();
                         info!(
                             "+ Replica in sync with the serving register: {} bindings, {} CNs, epoch {}",
                             self.service.reg().binding_count(),
@@ -409,6 +415,35 @@ impl Server {
         }
     }
 
+    /// A frame from `from` carried `epoch`, above ours (pair.rs
+    /// `on_frame_epoch`): step down, remember it, or (alone) take it.
+    pub(super) fn on_frame_epoch(&mut self, epoch: u32, from: &dyn std::fmt::Display) {
+        let before = self.pair.epoch();
+        let d = self.pair.on_frame_epoch(epoch);
+        if self.pair.epoch() != before {
+            if let Err(e) = journal::write_epoch(&self.cfg.state_dir, self.pair.epoch()) {
+                error!("! cannot store epoch {epoch}: {e}");
+            }
+            warn!("! {from} speaks in epoch {epoch}, above this register's {before}: taking it (this register runs alone)");
+            self.spread_epoch();
+        } else if d == Decision::StepDown {
+            warn!("! {from} speaks in epoch {epoch}, above this register's {before}: another register was promoted");
+        }
+        self.apply_decision(d);
+    }
+
+    /// Stamp the pair's epoch on every session from now on (after a
+    /// promotion, a sync, or taking a higher epoch).
+    pub(super) fn spread_epoch(&mut self) {
+        let epoch = self.pair.epoch();
+        for c in self.conns.iter_mut().flatten() {
+            c.session.set_epoch(epoch);
+        }
+        if let Some(l) = self.peer_link.as_mut() {
+            l.session.set_epoch(epoch);
+        }
+    }
+
     fn apply_decision(&mut self, d: Decision) {
         match d {
             Decision::Nothing => {}
@@ -426,7 +461,8 @@ impl Server {
             Decision::Subscribe => self.subscribe(),
             Decision::StepDown => {
                 warn!(
-                    "! The peer register serves in a higher epoch: stepping down, closing CN sessions, resynchronising as its backup"
+                    "! A register serves in a higher epoch than this one ({}): stepping down, closing CN sessions, resynchronising as its backup",
+                    self.pair.epoch()
                 );
                 for (i, c) in self.conns.iter_mut().enumerate() {
                     if let Some(c) = c {
@@ -840,7 +876,9 @@ impl Server {
                 continue;
             }
             if let Some(Some(c)) = self.conns.get_mut(s) {
-                if c.io.queued_len() > c.committed_len {
+                // Answers to pings only need not wait (they say nothing of
+                // the register); they still leave after held bytes before them.
+                if c.io.queued_len() > c.committed_len && c.stateful {
                     let start = c.io.abs(c.committed_len);
                     c.held.push_back((seq, start));
                 }
@@ -860,6 +898,7 @@ impl Server {
                     "! Promoted to serving register, epoch {epoch}: the serving register is gone and a CN binds ({} bindings replicated)",
                     self.service.reg().binding_count()
                 );
+                self.spread_epoch();
                 Ok(())
             }
             Err(_) => Err(self.refuse_bind()),

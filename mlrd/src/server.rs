@@ -32,7 +32,7 @@ pub use replication::peer_addr;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant, SystemTime};
 use tmip::event_loop::{Poller, Readiness, Signals, Timers, Token};
 use tmip::log_throttle::LogThrottle;
@@ -78,8 +78,7 @@ pub fn listen(port: u16) -> io::Result<TcpListener> {
     l.set_nonblocking(true)?;
     // std listens with a backlog of 128; bursts of CNs reconnecting after
     // a restart deserve more. listen(2) again just raises it.
-    // SAFETY: listen on a socket we own.
-    unsafe { libc::listen(l.as_raw_fd(), 4096) };
+    let _ = tmip::sys::socket::listen(l.as_fd(), 4096);
     Ok(l)
 }
 
@@ -111,6 +110,11 @@ struct Conn {
     closing: bool,
     /// Output length before this iteration's replies (for a failed commit).
     committed_len: usize,
+    /// This iteration's output holds more than answers to pings: replies
+    /// that read or changed the register, pushes. Only such output waits
+    /// for the backup; a pong held behind another CN's allocation would
+    /// let this CN's heartbeat deadline pass and make it fail over.
+    stateful: bool,
     /// Pushes waiting for the CN to acknowledge earlier ones (the session
     /// allows MAX_OUTSTANDING unanswered requests).
     push_queue: VecDeque<Message>,
@@ -436,6 +440,7 @@ impl Server {
         let mut io = mlrp::Conn::accepted(stream, peer)?;
         let mut session = Session::new(Role::Mlr, self.key.as_ref(), mlrp::random_nonce()?);
         session.set_label(peer.to_string());
+        session.set_epoch(self.pair.epoch());
         session.handshake(io.queue());
         let now = Instant::now();
         let conn = Conn {
@@ -449,6 +454,7 @@ impl Server {
             write_progress: now,
             closing: false,
             committed_len: 0,
+            stateful: false,
             held: VecDeque::new(),
             push_queue: VecDeque::new(),
             bind_held: false,
@@ -573,6 +579,17 @@ impl Server {
             let Some(ev) = conn.session.poll(conn.io.queue()) else {
                 break;
             };
+            // Every authenticated frame says the sender's epoch: a higher
+            // one than ours means a promotion happened elsewhere.
+            if ev.is_ok() && conn.session.peer_epoch() > self.pair.epoch() {
+                self.on_frame_epoch(conn.session.peer_epoch(), &conn.peer);
+                if !self.pair.serves() && self.service.cn_of(slot).is_some() && !conn.closing {
+                    // A CN bound here: its session closes with the others.
+                    conn.closing = true;
+                    self.to_close.push((slot, "register stepped down".into()));
+                    break;
+                }
+            }
             match ev {
                 Ok(Incoming::Established { peer }) => {
                     if let Some(t) = conn.preauth.take() {
@@ -583,6 +600,7 @@ impl Server {
                 Ok(Incoming::Request { id, msg }) => {
                     self.stats.frames_in += 1;
                     debug!(target: "mlrp", "{}: request {id}: {msg}", conn.peer);
+                    conn.stateful |= !matches!(msg, Message::Ping { .. });
                     self.service.heard(slot, now);
                     self.note_heard_conn(slot);
                     let Some(reply) = self.handle_in_pair(slot, conn, id, msg, now) else {
@@ -601,6 +619,9 @@ impl Server {
                         }
                     }
                     debug!(target: "mlrp", "{}: reply {id}: {reply}", conn.peer);
+                    // In the epoch the request may have just raised (a
+                    // promotion at a CN's bind).
+                    conn.session.set_epoch(self.pair.epoch());
                     if let Err(e) = conn.session.reply(id, &reply, conn.io.queue()) {
                         warn!("! {}: cannot send reply {id}: {e}", conn.peer);
                     }
@@ -663,7 +684,10 @@ impl Server {
                 break;
             };
             match conn.session.request(&msg, conn.io.queue()) {
-                Ok(_) => self.stats.pushes_sent += 1,
+                Ok(_) => {
+                    self.stats.pushes_sent += 1;
+                    conn.stateful = true;
+                }
                 Err(e) => {
                     warn!("! push to {}: {e}", conn.peer);
                     break;
@@ -705,6 +729,7 @@ impl Server {
                 Ok(id) => {
                     debug!(target: "handover", "push {id} to {}: {msg}", conn.peer);
                     self.stats.pushes_sent += 1;
+                    conn.stateful = true;
                     if let Some(s) = slot {
                         self.dirty.push(s);
                     }
@@ -843,6 +868,7 @@ impl Server {
             }
         }
         c.committed_len = c.io.queued_len();
+        c.stateful = false;
         // Held bytes do not make the socket worth watching for POLLOUT.
         let unsent_from = c.io.queued_abs() - c.pending() as u64;
         let want_write = limit.min(c.io.queued_abs()) > unsent_from;

@@ -99,6 +99,17 @@ impl Mlr {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Started, then restarted to compact every few kilobytes of journal
+    /// (the default is 16 MB).
+    fn start_compacting(tag: &str) -> Mlr {
+        let mut m = Mlr::start(tag, "");
+        m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
+        m.signal(Signal::SIGTERM);
+        m.wait(Duration::from_secs(5)).expect("exited");
+        m.spawn();
+        m
+    }
+
     /// Restart with `extra` applied to mlrd.rc (a key replaces its line).
     fn with_extra(mut self, extra: &str) -> Mlr {
         self.signal(Signal::SIGTERM);
@@ -113,7 +124,9 @@ impl Mlr {
         self.wait_log_for(what, Duration::from_secs(5));
     }
 
+    /// Waits `t` (stretched in the lab's emulated guest) for `what`.
     fn wait_log_for(&self, what: &str, t: Duration) {
+        let t = tmip_testbed::time_bound(t);
         let ok = wait_for(t, || self.log().contains(what).then_some(()));
         assert!(ok.is_some(), "log never said {what:?}:\n{}", self.log());
     }
@@ -129,18 +142,17 @@ impl Mlr {
         self.proc.as_mut()?.wait(t)
     }
 
-    /// kill -9 (and reap), then wait until nothing runs in the namespace:
-    /// a background compaction's forked child dies with mlrd (PDEATHSIG)
-    /// but a moment later, and holds the listening socket until then.
+    /// kill -9 (and reap). A background compaction's forked child may live
+    /// on a moment (it dies with mlrd, PDEATHSIG), but it holds neither the
+    /// listening socket nor the state-dir lock: a restart may follow at once.
     fn kill9(&mut self) {
         if let Some(p) = self.proc.as_mut() {
             p.kill();
         }
-        let pids = format!("ip netns pids {}", self.ns.name);
-        wait_for(Duration::from_secs(5), || {
-            sh(&pids).trim().is_empty().then_some(())
-        })
-        .expect("mlrd's processes gone after kill -9");
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.as_ref().and_then(Proc::pid).expect("mlrd runs")
     }
 
     fn alive(&mut self) -> bool {
@@ -238,7 +250,7 @@ fn kill9_and_restart_loses_no_acknowledged_binding_and_hands_no_cell_out_twice()
             }
         }
     });
-    wait_for(Duration::from_secs(10), || {
+    wait_for(tmip_testbed::time_bound(Duration::from_secs(10)), || {
         (acked.lock().unwrap().len() >= 300).then_some(())
     })
     .expect("allocations flowing");
@@ -500,11 +512,11 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
             .unwrap();
         // A half frame, then silence (kept open).
         let mut half = TcpStream::connect(MLR).unwrap();
-        half.write_all(b"ML\x01\x00\x00\x00\x00\x80\x00\x00")
+        half.write_all(b"ML\x02\x00\x00\x00\x00\x80\x00\x00")
             .unwrap();
         // An oversized length.
         let mut big = TcpStream::connect(MLR).unwrap();
-        big.write_all(b"ML\x01\x00\x7f\xff\xff\xff").unwrap();
+        big.write_all(b"ML\x02\x00\x7f\xff\xff\xff").unwrap();
         big.write_all(&[0u8; 4096]).unwrap();
         // A well-behaved client meanwhile: every locate answered, quickly.
         let mut worst = Duration::ZERO;
@@ -537,9 +549,13 @@ fn hostile_peers_and_thousands_of_idle_connections_neither_crash_nor_stall_mlrd(
     eprintln!(
         "with {idle} idle connections + hostile peers: locate mean {mean:?}, worst {worst:?}"
     );
-    // Generous bound for a debug build on a shared 2-core machine; the
-    // point is "answered, not stalled" (a stall would be seconds).
-    assert!(worst < Duration::from_millis(500), "worst locate {worst:?}");
+    // Generous bound for a debug build on a shared 2-core machine (x4 in
+    // the lab's emulated guest); the point is "answered, not stalled" (a
+    // stall would be seconds).
+    assert!(
+        worst < tmip_testbed::time_bound(Duration::from_millis(500)),
+        "worst locate {worst:?}"
+    );
     assert!(m.alive(), "mlrd died:\n{}", m.log());
     let log = m.log();
     assert!(log.contains("protocol error"), "{log}");
@@ -920,14 +936,20 @@ fn a_silent_cn_is_marked_down_and_its_bindings_are_kept() {
     });
 }
 
+/// Allocate a cell for station `mac(i)`.
+fn allocate(c: &mut Client, i: u32) -> Cell30 {
+    let r = c
+        .call(&Message::Allocate(Allocate {
+            mac: mac(i),
+            requested: None,
+        }))
+        .unwrap();
+    cell_of(&r)
+}
+
 #[test]
 fn background_compactions_under_load_then_kill9_lose_nothing() {
-    let mut m = Mlr::start("compact", "");
-    // Compact every few kilobytes of journal (the default is 16 MB).
-    m.env = vec![("MLRD_COMPACT_MIN_BYTES".into(), "4096".into())];
-    m.signal(Signal::SIGTERM);
-    m.wait(Duration::from_secs(5)).expect("exited");
-    m.spawn();
+    let mut m = Mlr::start_compacting("compact");
     let log_path = m.log_path();
     let compactions = move || {
         std::fs::read_to_string(&log_path)
@@ -940,13 +962,7 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
         let mut acked = HashMap::new();
         let mut i = 0;
         while i < 20_000 && (acked.len() < 600 || compactions() < 3) {
-            let r = c
-                .call(&Message::Allocate(Allocate {
-                    mac: mac(i),
-                    requested: None,
-                }))
-                .unwrap();
-            acked.insert(i, cell_of(&r));
+            acked.insert(i, allocate(&mut c, i));
             // Some churn, so snapshots and journals disagree on something.
             if i % 7 == 3 {
                 let cell = acked.remove(&(i - 1)).unwrap();
@@ -1005,6 +1021,98 @@ fn background_compactions_under_load_then_kill9_lose_nothing() {
         "lost after compactions + kill -9: {lost:?}"
     );
     assert!(dup.is_empty(), "cells handed out twice: {dup:?}");
+}
+
+/// mlrd's children now (its compaction workers).
+fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Stop `pid` for a moment and list what its descriptors point at.
+fn descriptors_of_stopped(pid: i32) -> Vec<String> {
+    let p = nix::unistd::Pid::from_raw(pid);
+    if nix::sys::signal::kill(p, Signal::SIGSTOP).is_err() {
+        return Vec::new();
+    }
+    let links = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|l| l.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = nix::sys::signal::kill(p, Signal::SIGCONT);
+    links
+}
+
+#[test]
+fn compaction_workers_hold_no_socket_and_a_restart_right_after_kill9_gets_the_port() {
+    let mut m = Mlr::start_compacting("compact-restart");
+    // Watch mlrd's compaction workers: each one caught with its snapshot
+    // file open (so past its start-up) shows what it holds.
+    let pid = m.pid();
+    let done = Arc::new(AtomicBool::new(false));
+    let caught: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let watcher = {
+        let (done, caught) = (done.clone(), caught.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                for c in children_of(pid) {
+                    let fds = descriptors_of_stopped(c);
+                    if fds.iter().any(|f| f.contains("snapshot.tmp")) {
+                        caught.lock().unwrap().push(fds);
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let seen = caught.clone();
+    let acked: HashMap<u32, Cell30> = m.run(move || {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.255.255")]);
+        let mut acked = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut i = 0;
+        // Enough bindings that a snapshot takes a while to write, until
+        // three workers were caught at it; then on until a worker runs.
+        while Instant::now() < deadline
+            && (acked.len() < 3000 || seen.lock().unwrap().len() < 3 || children_of(pid).is_empty())
+        {
+            acked.insert(i, allocate(&mut c, i));
+            i += 1;
+        }
+        acked
+    });
+    // kill -9 with the worker (most likely) still writing, and restart at
+    // once: the port and the state directory are free.
+    m.kill9();
+    done.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    m.spawn();
+    let caught = caught.lock().unwrap().clone();
+    assert!(
+        caught.len() >= 3,
+        "caught {} compaction workers writing their snapshot:\n{}",
+        caught.len(),
+        m.log()
+    );
+    for fds in &caught {
+        assert!(
+            !fds.iter()
+                .any(|f| f.starts_with("socket:") || f.ends_with("/lock")),
+            "a compaction worker holds a socket or the state lock: {fds:?}"
+        );
+    }
+    let n = acked.len();
+    assert!(
+        m.log().contains(&format!("{n} bindings restored")),
+        "{}",
+        m.log()
+    );
 }
 
 #[test]
@@ -1154,7 +1262,11 @@ fn a_peer_that_never_reads_is_cut_off_and_others_are_served() {
     m.wait_log_for("peer is not reading; closing", Duration::from_secs(10));
     drop(slow);
     eprintln!("well-behaved CN's worst ping while a peer hogged output: {worst:?}");
-    assert!(worst < Duration::from_millis(500), "{worst:?}");
+    // A stall would last until the hog is cut off (cn_timeout 3 s).
+    assert!(
+        worst < tmip_testbed::time_bound(Duration::from_millis(500)),
+        "{worst:?}"
+    );
 }
 
 #[test]
@@ -1253,11 +1365,12 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// A frame header announcing `len` bytes, as a Hello with a MAC would start.
 fn hello_header(len: u32) -> Vec<u8> {
-    let mut h = vec![b'M', b'L', 1, 0x02];
+    let mut h = vec![b'M', b'L', tmip::mlrp::VERSION, 0x02];
     h.extend_from_slice(&len.to_be_bytes());
     h.extend_from_slice(&[0; 8]); // sequence 0
     h.extend_from_slice(&[0; 4]); // request id 0
     h.extend_from_slice(&[0, 1, 0, 0]); // Hello, reserved
+    h.extend_from_slice(&[0; 4]); // epoch 0
     h
 }
 
@@ -1310,7 +1423,10 @@ fn preauth_memory_an_oversized_hello_is_refused_at_its_header_and_rss_stays_flat
     );
     let log = m.log();
     assert!(
-        log.contains("frame length 65536 before the handshake: the largest Hello is 141 bytes"),
+        log.contains(&format!(
+            "frame length 65536 before the handshake: the largest Hello is {} bytes",
+            tmip::mlrp::MAX_HELLO_FRAME_LEN
+        )),
         "{log}"
     );
     // 2000 refusals, a handful of lines: one per interval plus a count.
@@ -1332,12 +1448,21 @@ fn connection_slots_cannot_be_held_by_an_outsider() {
         for _ in 0..1000 {
             idle.push(tcp_from(Ipv4Addr::new(10, 66, 0, 1)).expect("connect"));
         }
-        // mlrd evicted as it accepted: how many of them are still open?
+        // mlrd evicts as it accepts: how many of them are still open once
+        // it has accepted them all (500 ms here; emulated, the kernel's
+        // backlog still holds some then, so watch until none is left).
+        let open = |idle: &[TcpStream]| {
+            idle.iter()
+                .filter(|s| !closed_by_peer(s, Duration::ZERO))
+                .count()
+        };
         std::thread::sleep(Duration::from_millis(500));
-        let from_one_kept = idle
-            .iter()
-            .filter(|s| !closed_by_peer(s, Duration::ZERO))
-            .count();
+        let mut from_one_kept = open(&idle);
+        let until = Instant::now() + tmip_testbed::time_bound(Duration::from_millis(500)) * 10;
+        while from_one_kept > 16 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+            from_one_kept = open(&idle);
+        }
         // Then 400 more hosts one each, more than there are slots.
         for i in 0..400u32 {
             let src = Ipv4Addr::new(10, 67, (i / 250) as u8, (i % 250) as u8 + 1);
@@ -1357,7 +1482,11 @@ fn connection_slots_cannot_be_held_by_an_outsider() {
         "1000 idle from one host + 400 hosts, 300 slots: {from_one_kept} of the one host's left open; CN rebound in {bound_in:?}"
     );
     assert_eq!(from_one_kept, 16, "max_unauth_per_source 16");
-    assert!(bound_in < Duration::from_secs(1), "{bound_in:?}");
+    assert!(
+        bound_in
+            < tmip_testbed::time_bound(Duration::from_secs(1)).min(Duration::from_millis(2900)),
+        "{bound_in:?} (a CN that waited for handshake_timeout 3 s to free a slot would take 3 s)"
+    );
     assert!(located, "the CN's station binding changed");
     m.wait_log("Evicting unauthenticated connection from 10.6");
     // ~1100 evictions, logged once plus a count when the interval ends.
@@ -1494,6 +1623,147 @@ fn a_key_set_twice_in_mlrd_rc_stops_mlrd_with_file_and_line() {
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(":3: secret: set twice (first on line 2)")
+    );
+}
+
+// ------------------------------------------------------------ epochs in frames
+
+fn stored_epoch(m: &Mlr) -> String {
+    std::fs::read_to_string(m.state_path().join("epoch"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn register_epoch(reply: &Message) -> u32 {
+    match reply {
+        Message::RegisterStatusReply(s) => s.epoch,
+        other => panic!("expected a RegisterStatusReply, got {other:?}"),
+    }
+}
+
+/// A primary cut off from its backup serves in epoch 1. A CN that saw the
+/// backup promoted (epoch 2) arrives: from that CN's first frame the old
+/// primary steps down (its bound CNs are let go) and, still cut off,
+/// promotes itself above the epoch it met when that CN binds.
+#[test]
+fn a_serving_register_that_meets_a_higher_epoch_in_a_cn_frame_steps_down() {
+    // Nothing listens at the backup's address: the primary serves alone.
+    let m = Mlr::start("epochstep", "backup_mlr 127.0.0.1:6600\n");
+    m.wait_log("Serving CNs in epoch 1");
+    let (a_epoch, status_seen, a_after, bind, b_epoch, status_after) = m.run(|| {
+        let mut a = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let a_epoch = a.session().peer_epoch();
+        let mut b = connect_from("10.9.0.2");
+        b.set_epoch(2);
+        let status_seen = b.call(&Message::RegisterStatus).expect("status");
+        let a_after = a.call(&Message::Ping { nonce: 1 });
+        let bind = b
+            .call(&Message::CnBind(CnBind {
+                network_name: NET.into(),
+                cn_name: "cn 10.9.0.2".into(),
+                cn_addr: "10.9.0.2".parse().unwrap(),
+                cn_port: 5554,
+                pools: vec![pool("10.2.0.0", "10.2.0.255")],
+            }))
+            .expect("bind");
+        let b_epoch = b.session().peer_epoch();
+        let status_after = b.call(&Message::RegisterStatus).expect("status");
+        (a_epoch, status_seen, a_after, bind, b_epoch, status_after)
+    });
+    assert_eq!(a_epoch, 1, "frames carry the register's epoch");
+    // Stepped down: a standby (role 2) in its old epoch, not serving.
+    assert!(
+        matches!(&status_seen, Message::RegisterStatusReply(s)
+            if s.epoch == 1 && s.role == tmip::mlrp::RegisterRole::Backup),
+        "{status_seen:?}"
+    );
+    assert!(
+        a_after.is_err(),
+        "the CN bound to the stepped-down register was let go: {a_after:?}"
+    );
+    assert!(
+        matches!(bind, Message::BindReply(BindReply::Accepted { .. })),
+        "{bind:?}"
+    );
+    assert_eq!(b_epoch, 3, "promoted above the epoch it met");
+    assert_eq!(register_epoch(&status_after), 3);
+    assert_eq!(stored_epoch(&m), "3", "the new epoch is stored");
+    let log = m.log();
+    assert!(
+        log.contains("speaks in epoch 2, above this register's 1: another register was promoted"),
+        "{log}"
+    );
+    assert!(log.contains("stepping down"), "{log}");
+    assert!(
+        log.contains("Promoted to serving register, epoch 3"),
+        "{log}"
+    );
+}
+
+/// A register alone has nobody to defer to: a CN that saw a higher epoch
+/// (the register's state was lost) makes it take that epoch, and the CN
+/// keeps being served in it.
+#[test]
+fn a_register_alone_takes_a_higher_epoch_it_meets() {
+    let m = Mlr::start("epochalone", "");
+    let (before, after, pong, header) = m.run(|| {
+        let mut c = bind_cn("10.9.0.1", vec![pool("10.1.0.0", "10.1.0.255")]);
+        let before = register_epoch(&c.call(&Message::RegisterStatus).unwrap());
+        c.set_epoch(4);
+        let after = register_epoch(&c.call(&Message::RegisterStatus).unwrap());
+        let pong = c.call(&Message::Ping { nonce: 9 }).unwrap();
+        (before, after, pong, c.session().peer_epoch())
+    });
+    assert_eq!((before, after, header), (1, 4, 4));
+    assert_eq!(pong, Message::Pong { nonce: 9 });
+    assert_eq!(stored_epoch(&m), "4");
+    assert!(
+        m.log()
+            .contains("speaks in epoch 4, above this register's 1: taking it"),
+        "{}",
+        m.log()
+    );
+}
+
+/// A peer of the previous protocol version (24-byte header, no epoch) is
+/// refused at its Hello with a clear error on both sides: mlrd logs it,
+/// and the old peer gets a closing notice in its own framing that says
+/// to upgrade. mlrd keeps serving.
+#[test]
+fn a_version_1_peer_is_refused_with_a_clear_error() {
+    let m = Mlr::start("v1peer", "");
+    let (got, served) = m.run(|| {
+        #[rustfmt::skip]
+        let v1_hello: Vec<u8> = [
+            &[b'M', b'L', 0x01, 0x00, 0, 0, 0, 45][..],   // version 1, 24 + 21 bytes
+            &[0; 8], &[0; 4], &[0x00, 0x01, 0x00, 0x00],  // seq 0, id 0, Hello
+            &[1, 2, 0, 0], &[9; 16], &[0],                // v1, CN, nonce, ""
+        ]
+        .concat();
+        let mut s = TcpStream::connect(MLR).unwrap();
+        s.write_all(&v1_hello).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let mut c = connect();
+        let served = c.call(&Message::Ping { nonce: 3 }).unwrap();
+        (got, served)
+    });
+    assert_eq!(served, Message::Pong { nonce: 3 });
+    // mlrd's own Hello first (its length in its header), then the notice.
+    assert!(got.len() > 8, "{got:?}");
+    let hello_len = u32::from_be_bytes([got[4], got[5], got[6], got[7]]) as usize;
+    let notice = &got[hello_len..];
+    assert_eq!(&notice[..4], b"ML\x01\x01", "a version-1 reply frame");
+    assert_eq!(&notice[20..22], &[0x00, 0x02], "an Error");
+    assert_eq!(&notice[24..26], &[0x00, 0x04], "VersionUnsupported");
+    let text = String::from_utf8_lossy(&notice[27..]);
+    assert!(text.contains("upgrade"), "{text}");
+    let log = m.log();
+    assert!(
+        log.contains("MLRP version 1 frame from an older peer: this side speaks version 2 only"),
+        "{log}"
     );
 }
 

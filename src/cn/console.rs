@@ -13,14 +13,7 @@ impl Daemon {
         let mut buf = [0u8; 1024];
         // Straight from fd 0: std's buffered stdin could keep lines that
         // poll(2) then never reports.
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-        let r = if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        };
-        match r {
+        match crate::sys::fd::read(0, &mut buf) {
             Ok(0) => {
                 println!("+ End of input: shutting down");
                 self.quit = Some(0);

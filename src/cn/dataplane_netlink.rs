@@ -9,55 +9,9 @@ use super::dataplane::{DataAction, DataPlane, DataPlaneError};
 use crate::addr::{Cell30, MacAddr};
 use crate::netlink::message::RT_SCOPE_LINK;
 use crate::netlink::{Netlink, NetlinkError, PurgeReport, Route, Scope, TMIP_RTPROT};
+use crate::packet_socket::PacketSocket;
 use crate::wire::arp;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
-/// Sends whole Ethernet frames out of one interface.
-pub struct FrameSender {
-    fd: OwnedFd,
-    ifindex: u32,
-}
-
-impl FrameSender {
-    pub fn open(ifindex: u32) -> std::io::Result<FrameSender> {
-        // SAFETY: plain socket(2); protocol 0 = send only, receive nothing.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd was just opened and is owned from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(FrameSender { fd, ifindex })
-    }
-
-    pub fn send(&self, frame: &[u8]) -> std::io::Result<()> {
-        // SAFETY: sockaddr_ll is plain data; zero is valid.
-        let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sa.sll_family = libc::AF_PACKET as u16;
-        sa.sll_ifindex = self.ifindex as i32;
-        sa.sll_halen = 6;
-        if let Some(dst) = frame.get(..6) {
-            sa.sll_addr[..6].copy_from_slice(dst);
-        }
-        // SAFETY: frame and sa are valid for the duration of the call.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                libc::MSG_DONTWAIT,
-                (&sa as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if n < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-}
 
 pub struct NetlinkDataPlane {
     nl: Netlink,
@@ -65,7 +19,8 @@ pub struct NetlinkDataPlane {
     mobile_index: u32,
     mobile_mac: MacAddr,
     tunnel_prefix: String,
-    arp: Option<FrameSender>,
+    /// Send-only (protocol 0): ARP replies and announcements.
+    arp: Option<PacketSocket>,
     /// Cells adopted here, for TERM.
     adopted: Vec<(MacAddr, Cell30)>,
     /// Station addresses this CN answers ARP for (kernel proxy entries).
@@ -116,7 +71,7 @@ impl NetlinkDataPlane {
         tunnel_prefix: &str,
     ) -> Result<Self, DataPlaneError> {
         let nl = Netlink::open().map_err(|e| err("rtnetlink", e))?;
-        let arp = match FrameSender::open(mobile_index) {
+        let arp = match PacketSocket::open(mobile_if, 0, None) {
             Ok(s) => Some(s),
             Err(e) => {
                 log::warn!(target: "handover", "no packet socket on {mobile_if} ({e}): no gratuitous ARP");

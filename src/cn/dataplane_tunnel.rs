@@ -618,6 +618,7 @@ mod tests {
             flags: 0,
             mtu: 1480,
             ipip_remote: remote.map(Ipv4Addr::from),
+            mac: None,
         }
     }
 
@@ -678,6 +679,7 @@ mod tests {
                 scope: 0,
                 label: "wlan0".into(),
                 protocol: TMIP_RTPROT,
+                broadcast: None,
             }],
             routes: [via, table_default, hold, foreign_hold, via_tun, host]
                 .iter()

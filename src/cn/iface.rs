@@ -1,8 +1,9 @@
 //! What the kernel says about an interface (address, MAC, mask, broadcast,
-//! index), read with the classic SIOCGIF* ioctls on a throw-away socket, for
-//! the start-up report and for resolving `addr_pool IFACE * *`.
+//! index), read from rtnetlink link and address dumps, for the start-up
+//! report and for resolving `addr_pool IFACE * *`.
 
-use crate::addr::{mask_to_prefix, MacAddr};
+use crate::addr::{mask_to_prefix, prefix_to_mask, MacAddr};
+use crate::netlink::{Netlink, NetlinkError};
 use std::io;
 use std::net::Ipv4Addr;
 
@@ -33,81 +34,47 @@ impl IfaceInfo {
     }
 }
 
-fn ifreq(name: &str) -> io::Result<libc::ifreq> {
-    let b = name.as_bytes();
-    if b.is_empty() || b.len() >= libc::IFNAMSIZ || b.contains(&0) {
+fn bad_name(name: &str) -> bool {
+    name.is_empty() || name.len() >= 16 || name.contains('\0')
+}
+
+/// Read `name`'s IPv4 settings. An interface with no IPv4 address is an error.
+pub fn query(name: &str) -> io::Result<IfaceInfo> {
+    if bad_name(name) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("bad interface name '{name}'"),
         ));
     }
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in r.ifr_name.iter_mut().zip(b) {
-        *d = *s as libc::c_char;
-    }
-    Ok(r)
-}
-
-fn ioctl(fd: libc::c_int, req: libc::c_ulong, r: &mut libc::ifreq) -> io::Result<()> {
-    // SAFETY: r is a valid, initialised ifreq that outlives the call; the
-    // requests used here only read/write within it.
-    let rc = unsafe { libc::ioctl(fd, req as _, r as *mut libc::ifreq) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn sockaddr_ip(r: &libc::ifreq) -> Ipv4Addr {
-    // SAFETY: for the SIOCGIF*ADDR requests the kernel fills ifru_addr with a
-    // sockaddr_in; reading it as one is how the API is defined.
-    let sin =
-        unsafe { &*(&r.ifr_ifru.ifru_addr as *const libc::sockaddr as *const libc::sockaddr_in) };
-    Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))
-}
-
-/// Read `name`'s IPv4 settings. An interface with no IPv4 address is an error.
-pub fn query(name: &str) -> io::Result<IfaceInfo> {
-    // SAFETY: plain socket(2) call.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just opened and is owned here.
-    let _guard = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{name}: {what}: {e}"));
-    let mut r = ifreq(name)?;
-    ioctl(fd, libc::SIOCGIFINDEX, &mut r).map_err(|e| ctx("no such interface", e))?;
-    // SAFETY: SIOCGIFINDEX filled ifru_ifindex.
-    let index = unsafe { r.ifr_ifru.ifru_ifindex } as u32;
-    let mut r = ifreq(name)?;
-    ioctl(fd, libc::SIOCGIFADDR, &mut r).map_err(|e| ctx("no IPv4 address", e))?;
-    let ip = sockaddr_ip(&r);
-    let mut r = ifreq(name)?;
-    ioctl(fd, libc::SIOCGIFNETMASK, &mut r).map_err(|e| ctx("netmask", e))?;
-    let mask = sockaddr_ip(&r);
-    let mut r = ifreq(name)?;
-    let computed = Ipv4Addr::from(u32::from(ip) | !u32::from(mask));
-    // An address added without `brd` reports 0.0.0.0; show the subnet's.
-    let broadcast = match ioctl(fd, libc::SIOCGIFBRDADDR, &mut r) {
-        Ok(()) if !sockaddr_ip(&r).is_unspecified() => sockaddr_ip(&r),
-        _ => computed,
+    let ctx = |what: &str, kind: io::ErrorKind| io::Error::new(kind, format!("{name}: {what}"));
+    let netlink = |e: NetlinkError| io::Error::other(format!("{name}: {e}"));
+    let mut nl = Netlink::open().map_err(netlink)?;
+    let link = match nl.link_by_name(name) {
+        Ok(l) => l,
+        Err(NetlinkError::NoSuchLink(_)) => {
+            return Err(ctx("no such interface", io::ErrorKind::NotFound))
+        }
+        Err(e) => return Err(netlink(e)),
     };
-    let mut r = ifreq(name)?;
-    ioctl(fd, libc::SIOCGIFHWADDR, &mut r).map_err(|e| ctx("hardware address", e))?;
-    // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
-    let hw = unsafe { r.ifr_ifru.ifru_hwaddr };
-    let mut m = [0u8; 6];
-    for (d, s) in m.iter_mut().zip(hw.sa_data.iter()) {
-        *d = *s as u8;
-    }
+    let addrs = nl.addresses(Some(link.index)).map_err(netlink)?;
+    // The address SIOCGIFADDR reported: the first labelled with the
+    // interface's own name (an alias `eth0:1` has its own label).
+    let a = addrs
+        .iter()
+        .find(|a| a.label == name)
+        .or(addrs.first())
+        .ok_or_else(|| ctx("no IPv4 address", io::ErrorKind::AddrNotAvailable))?;
+    let (ip, mask) = (a.address, prefix_to_mask(a.prefix_len));
+    // An address added without `brd` has none; show the subnet's.
+    let broadcast = a
+        .broadcast
+        .filter(|b| !b.is_unspecified())
+        .unwrap_or(Ipv4Addr::from(u32::from(ip) | !u32::from(mask)));
     Ok(IfaceInfo {
         name: name.to_string(),
-        index,
+        index: link.index,
         ip,
-        mac: MacAddr(m),
+        mac: link.mac.unwrap_or(MacAddr::ZERO),
         mask,
         broadcast,
     })

@@ -9,9 +9,10 @@
 //! solicitation to provoke one). docs/OPENWRT.md shows the uci settings
 //! that turn RA/DHCPv6 off for the mobility network.
 
+use crate::sys::socket as sock;
 use std::io;
 use std::net::Ipv6Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// How long after start router advertisements are listened for.
@@ -87,28 +88,12 @@ impl RaWatch {
     /// watch is over (drop it).
     pub fn poll(&mut self, now: Instant) -> bool {
         let mut buf = [0u8; 1500];
-        loop {
-            // SAFETY: an owned socket and a sockaddr_in6 of the right size
-            // for the sender's address.
-            let mut from: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    (&mut from as *mut libc::sockaddr_in6).cast(),
-                    &mut len,
-                )
-            };
-            if n <= 0 {
+        while let Ok((n, src)) = sock::recv_from_v6(self.fd.as_fd(), &mut buf) {
+            if n == 0 {
                 break;
             }
-            let n = n as usize;
             if n >= 16 && buf[0] == ND_ROUTER_ADVERT && !self.warned {
                 self.warned = true;
-                let src = Ipv6Addr::from(from.sin6_addr.s6_addr);
                 let prefixes = ra_prefixes(&buf[..n]);
                 let what = if prefixes.is_empty() {
                     String::new()
@@ -141,81 +126,43 @@ fn ra_prefixes(ra: &[u8]) -> Vec<String> {
     out
 }
 
-fn check(r: libc::c_int) -> io::Result<()> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, v: &T) -> io::Result<()> {
-    // SAFETY: `v` is a live value of the size passed.
-    check(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (v as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    })
-}
-
 fn open(ifname: &str, ifindex: u32) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the descriptor is owned at once.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_INET6,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMPV6,
-        )
-    };
-    check(raw)?;
-    // SAFETY: `raw` is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let name = std::ffi::CString::new(ifname)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name"))?;
-    // SAFETY: a NUL-terminated name and its length.
-    check(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            name.as_ptr().cast(),
-            name.as_bytes().len() as libc::socklen_t,
-        )
-    })?;
+    let fd = sock::open(
+        libc::AF_INET6,
+        libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+        libc::IPPROTO_ICMPV6,
+    )?;
+    if ifname.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name",
+        ));
+    }
+    sock::bind_to_device(fd.as_fd(), ifname)?;
     // ICMP6_FILTER (RFC 3542): a bit set blocks that type; pass only RAs.
     let mut filter = [u32::MAX; 8];
     filter[usize::from(ND_ROUTER_ADVERT >> 5)] &= !(1u32 << (ND_ROUTER_ADVERT & 31));
     const ICMP6_FILTER: libc::c_int = 1;
-    setsockopt(&fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)?;
+    sock::set_option(fd.as_fd(), libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)?;
     // A router solicitation to ff02::2 (hop limit 255, as routers require).
-    let hops: libc::c_int = 255;
-    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &hops)?;
-    let idx = ifindex as libc::c_int;
-    setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
-    // SAFETY: zeroed sockaddr_in6 then filled.
-    let mut to: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    to.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-    to.sin6_addr.s6_addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2).octets();
-    to.sin6_scope_id = ifindex;
+    sock::set_int(
+        fd.as_fd(),
+        libc::IPPROTO_IPV6,
+        libc::IPV6_MULTICAST_HOPS,
+        255,
+    )?;
+    sock::set_int(
+        fd.as_fd(),
+        libc::IPPROTO_IPV6,
+        libc::IPV6_MULTICAST_IF,
+        ifindex as libc::c_int,
+    )?;
+    let all_routers = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
     let rs = [ND_ROUTER_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
-    // SAFETY: a valid buffer and destination; the kernel fills the checksum.
-    let sent = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            rs.as_ptr().cast(),
-            rs.len(),
-            0,
-            (&to as *const libc::sockaddr_in6).cast(),
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-        )
-    };
-    if sent < 0 {
+    // The kernel fills the checksum.
+    if let Err(e) = sock::send_to_v6(fd.as_fd(), &rs, all_routers, ifindex) {
         // No IPv6 address on the interface yet, or IPv6 off: listen anyway.
-        log::debug!(target: "cn", "router solicitation on {ifname}: {}", io::Error::last_os_error());
+        log::debug!(target: "cn", "router solicitation on {ifname}: {e}");
     }
     Ok(fd)
 }

@@ -16,12 +16,17 @@
 //! With a backup register configured the link is bound to one register at
 //! a time and fails over: when the bound register is lost it tries the
 //! other one at once, and alternates (with the backoff after each round of
-//! both) until one binds. Each register says in `RegisterStatusReply` which
-//! epoch it is in (a promotion raises it) and whether it serves; the link
-//! follows the highest epoch it has seen: a register in an older epoch (an
-//! old primary that has not stepped down) or a standby backup is left for
-//! the other. The heartbeat is that same `RegisterStatus` request, so a
-//! register that steps down is noticed within a heartbeat.
+//! both) until one binds. Every frame a register sends carries the epoch
+//! it is in (a promotion raises it), and `RegisterStatusReply` says
+//! whether it serves. The link follows the highest epoch it has seen in
+//! any frame and stamps it on every frame it sends (so an old primary
+//! learns of a promotion from the first CN that arrives, and steps down):
+//! a register that answers in an older epoch (an old primary that has not
+//! stepped down) or as a standby backup is left for the other. A
+//! register's Hello may be older (it was sent before ours arrived), so
+//! only its answers are judged. The heartbeat is that same
+//! `RegisterStatus` request, so a register that steps down is noticed
+//! within a heartbeat.
 //!
 //! Unit tests drive it with a fake clock against a real MLR-side
 //! [`Session`] and no sockets.
@@ -225,7 +230,7 @@ pub struct MlrLink<T> {
     accepted: Option<Duration>,
     /// The latest status of the current register.
     status: Option<RegisterStatusReply>,
-    /// The highest epoch any register reported.
+    /// The highest epoch seen in any register's frame (stamped on ours).
     max_epoch: u32,
 }
 
@@ -279,7 +284,7 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
     pub fn register_status(&self) -> Option<&RegisterStatusReply> {
         self.status.as_ref()
     }
-    /// The highest epoch seen from any register.
+    /// The highest epoch seen in any frame from any register.
     pub fn max_epoch(&self) -> u32 {
         self.max_epoch
     }
@@ -363,6 +368,7 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
         };
         let mut s = Session::new(Role::Cn, self.cfg.key.as_ref(), nonce);
         s.set_label(self.register().to_string());
+        s.set_epoch(self.max_epoch);
         s.handshake(&mut self.out);
         self.session = Some(s);
         self.phase = Phase::Handshake;
@@ -391,9 +397,22 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
             let Some(ev) = s.poll(&mut self.out) else {
                 return;
             };
+            let epoch = s.peer_epoch();
+            if matches!(ev, Ok(Incoming::Reply { .. } | Incoming::Request { .. })) {
+                if epoch < self.max_epoch {
+                    let why = format!(
+                        "register answers in epoch {epoch}, behind epoch {} seen before: stale",
+                        self.max_epoch
+                    );
+                    self.down(&why, now);
+                    return;
+                }
+                self.follow_epoch(epoch);
+            }
             match ev {
                 Ok(Incoming::Established { peer }) => {
-                    log::debug!(target: "mlrp", "MLR session established ({})", peer.software);
+                    log::debug!(target: "mlrp", "MLR session established ({}, epoch {epoch})", peer.software);
+                    self.follow_epoch(epoch);
                     self.send_bind(now);
                 }
                 Ok(Incoming::Reply { id, msg }) => {
@@ -502,6 +521,17 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
         }
     }
 
+    /// A higher epoch than any seen: follow it, and say so in every frame
+    /// from now on.
+    fn follow_epoch(&mut self, epoch: u32) {
+        if epoch > self.max_epoch {
+            self.max_epoch = epoch;
+            if let Some(s) = self.session.as_mut() {
+                s.set_epoch(epoch);
+            }
+        }
+    }
+
     /// A `RegisterStatus` answer, to the bind or a heartbeat. A register
     /// that does not know the request (no failover) counts as epoch 0.
     fn on_status(&mut self, msg: Message, now: Instant) {
@@ -522,7 +552,7 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
                 self.down("register is a standby backup", now);
                 return;
             }
-            self.max_epoch = st.epoch;
+            self.follow_epoch(st.epoch);
         }
         self.status = st;
         if self.phase == Phase::Binding {

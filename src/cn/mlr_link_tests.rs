@@ -39,8 +39,15 @@ struct FakeMlr {
 }
 
 impl FakeMlr {
+    /// A register in epoch 1.
     fn new(k: Option<&NetworkKey>) -> FakeMlr {
+        FakeMlr::in_epoch(k, 1)
+    }
+
+    /// A register whose frames carry `epoch`.
+    fn in_epoch(k: Option<&NetworkKey>, epoch: u32) -> FakeMlr {
         let mut session = Session::new(Role::Mlr, k, [7; 16]);
+        session.set_epoch(epoch);
         let mut out = Vec::new();
         session.handshake(&mut out);
         FakeMlr {
@@ -517,7 +524,12 @@ fn bind_to(
         })
         .expect("a connect");
     l.handle_connected(now);
-    let mut m = FakeMlr::new(Some(&key()));
+    // The register stamps the epoch it reports in its frames.
+    let epoch = match serve(&Message::RegisterStatus) {
+        Some(Message::RegisterStatusReply(st)) => st.epoch,
+        _ => 1,
+    };
+    let mut m = FakeMlr::in_epoch(Some(&key()), epoch);
     m.pump(l, now, &mut |msg| serve(msg));
     (to, m)
 }
@@ -706,4 +718,127 @@ fn a_register_without_failover_support_binds_in_epoch_0() {
             epoch: 0
         }]
     );
+}
+
+// ------------------------------------------------------------ epochs in frames
+
+#[test]
+fn the_link_follows_the_highest_epoch_of_any_frame_and_stamps_it_on_its_own() {
+    let t0 = Instant::now();
+    let mut l = pair_link(t0);
+    // A register that does not answer RegisterStatus: only the frame
+    // headers tell its epoch.
+    let (to, m) = bind_to(&mut l, t0, &|msg: &Message| match msg {
+        Message::RegisterStatus => Some(Message::error(ErrorCode::BadRequest, "unknown")),
+        other => serve_plain(other),
+    });
+    assert_eq!(to, MLR);
+    assert!(l.is_bound());
+    assert_eq!(l.max_epoch(), 1, "from the frame headers");
+    assert_eq!(m.session.peer_epoch(), 1, "the link's frames carry it");
+    l.handle_closed("connection reset", t0);
+    // The backup answers in epoch 4: followed, and said from then on.
+    let (to, mut b) = bind_to(&mut l, t0, &serve_in(4, RegisterRole::Primary));
+    assert_eq!(to, BACKUP);
+    assert!(l.is_bound());
+    assert_eq!(l.max_epoch(), 4);
+    assert_eq!(b.session.peer_epoch(), 4, "the bind already carried 4");
+    let id = l.request(9, &locate_msg()).unwrap();
+    b.pump(&mut l, t0, &mut |msg| {
+        serve_in(4, RegisterRole::Primary)(msg)
+    });
+    assert!(b.got.iter().any(|(i, _)| *i == id));
+    assert_eq!(b.session.peer_epoch(), 4);
+    // A new connection's Hello carries it too.
+    l.handle_closed("connection reset", t0);
+    l.handle_timeout(t0);
+    actions(&mut l);
+    l.handle_connected(t0);
+    let mut hello = Vec::new();
+    l.poll_transmit(&mut hello);
+    let f = mlrp::Frame::new_checked(&hello[..]).unwrap();
+    assert_eq!(f.msg_type(), mlrp::MessageType::Hello as u16);
+    assert_eq!(f.epoch(), 4);
+}
+
+fn locate_msg() -> Message {
+    Message::Locate(mlrp::Locate::ByMac(MacAddr([2, 0, 0, 0, 0, 9])))
+}
+
+/// A register whose answers carry an older epoch than the link has seen
+/// is abandoned at its first answer, whatever its bodies claim (here it
+/// even claims the newer epoch in RegisterStatusReply).
+#[test]
+fn a_register_answering_in_a_lower_epoch_is_abandoned_at_its_first_answer() {
+    let t0 = Instant::now();
+    let mut l = pair_link(t0);
+    bind_to(&mut l, t0, &serve_in(1, RegisterRole::Primary));
+    l.handle_closed("connection reset", t0);
+    bind_to(&mut l, t0, &serve_in(3, RegisterRole::Primary));
+    assert!(l.is_bound() && l.max_epoch() == 3);
+    l.handle_closed("connection reset", t0);
+    events(&mut l);
+    l.handle_timeout(t0);
+    assert_eq!(actions(&mut l).last(), Some(&Action::Connect(MLR)));
+    l.handle_connected(t0);
+    let mut m = FakeMlr::in_epoch(Some(&key()), 2);
+    m.pump(&mut l, t0, &mut |msg| {
+        serve_in(3, RegisterRole::Primary)(msg)
+    });
+    assert!(!l.is_bound());
+    let ev = events(&mut l);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Down { why, next, .. }
+            if why.contains("epoch 2, behind epoch 3") && *next == BACKUP)),
+        "{ev:?}"
+    );
+    assert!(!ev.iter().any(|e| matches!(e, Event::Bound { .. })));
+    assert_eq!(m.session.peer_epoch(), 3, "it was told epoch 3");
+    assert_eq!(l.max_epoch(), 3);
+}
+
+/// An old primary's Hello is older than the link's epoch (it left before
+/// ours arrived); told by our Hello, it steps down and, cut off from its
+/// peer, promotes above it at our bind: the link binds there.
+#[test]
+fn an_older_hello_is_not_judged_only_the_answers_are() {
+    let t0 = Instant::now();
+    let mut l = pair_link(t0);
+    bind_to(&mut l, t0, &serve_in(1, RegisterRole::Primary));
+    l.handle_closed("connection reset", t0);
+    bind_to(&mut l, t0, &serve_in(2, RegisterRole::Primary));
+    l.handle_closed("connection reset", t0);
+    events(&mut l);
+    l.handle_timeout(t0);
+    assert_eq!(actions(&mut l).last(), Some(&Action::Connect(MLR)));
+    l.handle_connected(t0);
+    let mut m = FakeMlr::in_epoch(Some(&key()), 1);
+    // The fake register promotes itself to epoch 3 once it has the CN's
+    // Hello (epoch 2) and its bind.
+    let mut promoted = false;
+    for _ in 0..16 {
+        let mut bytes = Vec::new();
+        l.poll_transmit(&mut bytes);
+        let from_mlr = std::mem::take(&mut m.out);
+        if bytes.is_empty() && from_mlr.is_empty() {
+            break;
+        }
+        l.handle_input(&from_mlr, t0);
+        m.session.feed(&bytes);
+        while let Some(ev) = m.session.poll(&mut m.out) {
+            if let Ok(Incoming::Request { id, msg }) = ev {
+                if matches!(msg, Message::CnBind(_)) {
+                    assert_eq!(m.session.peer_epoch(), 2);
+                    m.session.set_epoch(3);
+                    promoted = true;
+                }
+                let reply = serve_in(3, RegisterRole::Primary)(&msg).unwrap();
+                m.session.reply(id, &reply, &mut m.out).unwrap();
+            }
+        }
+    }
+    assert!(promoted);
+    assert!(l.is_bound(), "{:?}", events(&mut l));
+    assert_eq!(l.register(), MLR);
+    assert_eq!(l.max_epoch(), 3);
 }

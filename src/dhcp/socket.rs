@@ -14,8 +14,10 @@
 
 use crate::addr::MacAddr;
 use crate::packet_socket::{bpf, BpfInsn, PacketSocket, ETH_P_IP};
+use crate::sys::socket as sock;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// `tcpdump -dd 'ip and udp dst port 67'`: IPv4, UDP, not a non-first
 /// fragment, destination port 67.
@@ -44,60 +46,14 @@ pub struct DhcpSocket {
 }
 
 fn sink_socket(ifname: &str) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket call.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just created and is owned by nobody else.
-    let s = unsafe { OwnedFd::from_raw_fd(fd) };
-    let setopt = |level, name, val: &[u8]| -> io::Result<()> {
-        // SAFETY: valid fd, option buffer valid for its length.
-        let r = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                level,
-                name,
-                val.as_ptr() as *const libc::c_void,
-                val.len() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
-    let one = 1i32.to_ne_bytes();
-    setopt(libc::SOL_SOCKET, libc::SO_REUSEADDR, &one)?;
-    setopt(libc::SOL_SOCKET, libc::SO_BINDTODEVICE, ifname.as_bytes())
+    let s = sock::open(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0)?;
+    let fd = s.as_fd();
+    sock::set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    sock::bind_to_device(fd, ifname)
         .map_err(|e| io::Error::new(e.kind(), format!("{ifname}: SO_BINDTODEVICE: {e}")))?;
-    setopt(libc::SOL_SOCKET, libc::SO_RCVBUF, &1i32.to_ne_bytes())?;
-    // SAFETY: sockaddr_in is plain old data.
-    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sin.sin_family = libc::AF_INET as libc::sa_family_t;
-    sin.sin_port = 67u16.to_be();
-    // SAFETY: `sin` is a valid sockaddr_in.
-    let r = unsafe {
-        libc::bind(
-            s.as_raw_fd(),
-            &sin as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(
-            e.kind(),
-            format!("{ifname}: bind UDP port 67: {e}"),
-        ));
-    }
+    sock::set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 1)?;
+    sock::bind_v4(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67))
+        .map_err(|e| io::Error::new(e.kind(), format!("{ifname}: bind UDP port 67: {e}")))?;
     Ok(s)
 }
 

@@ -127,31 +127,7 @@ impl NetworkKey {
 /// A fresh nonce from the kernel's CSPRNG (`getrandom(2)`).
 pub fn random_nonce() -> io::Result<Nonce> {
     let mut n = [0u8; NONCE_LEN];
-    let mut filled = 0;
-    while filled < n.len() {
-        let rest = &mut n[filled..];
-        // The system call, not libc's getrandom(): std declares that symbol
-        // weak, and in an LTO static musl build the merged declaration stays
-        // weak, so the linker leaves it at address 0 (the release daemons
-        // crashed here on their first MLRP connection).
-        // SAFETY: the pointer and length describe `rest`, a live, writable buffer.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_getrandom,
-                rest.as_mut_ptr(),
-                rest.len(),
-                0 as libc::c_uint,
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        filled += r as usize;
-    }
+    crate::sys::random_bytes(&mut n)?;
     Ok(n)
 }
 

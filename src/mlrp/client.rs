@@ -185,6 +185,11 @@ impl Client {
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
     }
+    /// Stamp `epoch` on every frame from now on (a tool sends 0, the
+    /// default; tests speak as CNs that saw a register's epoch).
+    pub fn set_epoch(&mut self, epoch: u32) {
+        self.session.set_epoch(epoch);
+    }
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.stream.peer_addr()
     }

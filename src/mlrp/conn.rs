@@ -9,9 +9,10 @@
 //!
 //! [`Session`]: super::Session
 
+use crate::sys;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Instant;
 
 /// Written bytes are dropped from the front of the queue once this many
@@ -51,50 +52,11 @@ impl Conn {
     /// when given (a CN connects to the MLR from the address it binds as:
     /// the MLR checks that they match).
     pub fn connect(to: SocketAddrV4, from: Option<std::net::Ipv4Addr>) -> io::Result<Conn> {
-        // SAFETY: plain socket(2).
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just opened and is owned from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = sys::socket::open(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0)?;
         if let Some(ip) = from {
-            nix::sys::socket::bind(
-                fd.as_raw_fd(),
-                &nix::sys::socket::SockaddrIn::from(SocketAddrV4::new(ip, 0)),
-            )?;
+            sys::socket::bind_v4(fd.as_fd(), SocketAddrV4::new(ip, 0))?;
         }
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: to.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*to.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        // SAFETY: sa is a valid sockaddr_in for the duration of the call.
-        let rc = unsafe {
-            libc::connect(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        let connecting = if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINPROGRESS) {
-                return Err(e);
-            }
-            true
-        } else {
-            false
-        };
+        let connecting = sys::socket::connect_v4(fd.as_fd(), to)?;
         let stream = TcpStream::from(fd);
         // Requests and replies are small and latency-bound.
         let _ = stream.set_nodelay(true);

@@ -1,36 +1,39 @@
 //! The MLRP frame header as a checked view (smoltcp `wire` style).
 //!
 //! ```text
-//!  0      2   3   4           8                      16          20      22      24
-//! +------+---+---+-----------+-----------------------+-----------+-------+-------+------ ... -+------------+
-//! | "ML" |ver|flg| length    | sequence              | request id| type  | rsvd  | body       | [HMAC 32]  |
-//! +------+---+---+-----------+-----------------------+-----------+-------+-------+------ ... -+------------+
+//!  0      2   3   4           8                      16          20      22      24         28
+//! +------+---+---+-----------+-----------------------+-----------+-------+-------+----------+---- ... -+------------+
+//! | "ML" |ver|flg| length    | sequence              | request id| type  | rsvd  | epoch    | body     | [HMAC 32]  |
+//! +------+---+---+-----------+-----------------------+-----------+-------+-------+----------+---- ... -+------------+
 //! ```
 //!
 //! All integers are big-endian. `length` counts the whole frame: header,
-//! body and the HMAC trailer when the `MAC` flag is set. Fields are read and
-//! written through named byte ranges, never by casting structs, so the code is
-//! correct on any endianness and word size.
+//! body and the HMAC trailer when the `MAC` flag is set. `epoch` is the
+//! sender's register epoch (docs/MLRP.md section 2); it is in the tagged
+//! header. Fields are read and written through named byte ranges, never by
+//! casting structs, so the code is correct on any endianness and word size.
+//!
+//! Version 1's header was the first 24 bytes of this one (no epoch): the
+//! version byte sits where it did, so either version refuses the other at
+//! its third byte, and [`emit_v1_notice`] tells a version-1 peer why in a
+//! frame it can read.
 
-use super::message::WireError;
+use super::codec::WireError;
 
-/// The only frame format version this implementation speaks.
-pub const VERSION: u8 = 1;
+/// The only frame format version this implementation speaks (2: the
+/// header carries the sender's epoch).
+pub const VERSION: u8 = 2;
 /// Frame magic, ASCII "ML".
 pub const MAGIC: [u8; 2] = *b"ML";
 /// Size of the fixed header.
-pub const HEADER_LEN: usize = field::RESERVED.end;
+pub const HEADER_LEN: usize = field::EPOCH.end;
+/// Size of version 1's header (no epoch), for [`emit_v1_notice`].
+pub const V1_HEADER_LEN: usize = field::RESERVED.end;
 /// Size of the HMAC-SHA256 trailer.
 pub const MAC_LEN: usize = 32;
 /// The largest frame (header + body + trailer) a peer may send: 64 KiB.
 /// A longer `length` field is refused before any of the body is buffered.
 pub const MAX_FRAME_LEN: usize = 65536;
-/// The largest valid Hello frame: header, a Hello body with the longest
-/// software name (21 + 64 bytes), and the HMAC trailer: 141 bytes. Until
-/// the peer's Hello is accepted nothing longer is valid, so a longer
-/// `length` is refused from the header and an unauthenticated peer can
-/// make the receiver buffer at most this much (docs/SECURITY.md).
-pub const MAX_HELLO_FRAME_LEN: usize = HEADER_LEN + super::message::Hello::MAX_BODY_LEN + MAC_LEN;
 
 /// Header flag bits. Bits not listed here must be zero.
 pub mod flags {
@@ -52,6 +55,7 @@ mod field {
     pub const REQUEST_ID: Range<usize> = 16..20;
     pub const TYPE: Range<usize> = 20..22;
     pub const RESERVED: Range<usize> = 22..24;
+    pub const EPOCH: Range<usize> = 24..28;
 }
 
 /// Read the declared total length from the first bytes of a frame, if at
@@ -91,7 +95,10 @@ impl<T: AsRef<[u8]>> Frame<T> {
         }
         let len = self.length() as usize;
         if len > MAX_FRAME_LEN {
-            return Err(WireError::FrameTooLarge(self.length()));
+            return Err(WireError::FrameTooLarge {
+                len: self.length(),
+                max: MAX_FRAME_LEN,
+            });
         }
         if len < HEADER_LEN + self.mac_len() {
             return Err(WireError::BadLength(self.length()));
@@ -152,6 +159,10 @@ impl<T: AsRef<[u8]>> Frame<T> {
         let b = &self.b()[field::RESERVED];
         u16::from_be_bytes([b[0], b[1]])
     }
+    /// The sender's register epoch.
+    pub fn epoch(&self) -> u32 {
+        u32::from_be_bytes(be4(&self.b()[field::EPOCH]))
+    }
     /// The message body: between the header and the trailer.
     pub fn body(&self) -> &[u8] {
         let end = self.length() as usize - self.mac_len();
@@ -197,6 +208,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     pub fn set_reserved(&mut self, r: u16) {
         self.bm()[field::RESERVED].copy_from_slice(&r.to_be_bytes());
     }
+    pub fn set_epoch(&mut self, epoch: u32) {
+        self.bm()[field::EPOCH].copy_from_slice(&epoch.to_be_bytes());
+    }
     pub fn body_mut(&mut self) -> &mut [u8] {
         let end = self.length() as usize - self.mac_len();
         &mut self.bm()[HEADER_LEN..end]
@@ -221,17 +235,22 @@ pub struct Header {
     pub sequence: u64,
     pub request_id: u32,
     pub msg_type: u16,
+    /// The sender's register epoch (0: it follows none).
+    pub epoch: u32,
 }
 
 impl Header {
-    /// Check the fields every version-1 frame must satisfy. The version is
+    /// Check the fields every frame must satisfy. The version is
     /// checked first so that a newer peer is told precisely what is wrong.
     pub fn parse<T: AsRef<[u8]>>(f: &Frame<T>) -> Result<Header, WireError> {
         if f.magic() != MAGIC {
             return Err(WireError::BadMagic);
         }
         if f.version() != VERSION {
-            return Err(WireError::UnsupportedVersion(f.version()));
+            return Err(WireError::UnsupportedVersion {
+                got: f.version(),
+                spoken: VERSION,
+            });
         }
         if f.flags() & !flags::KNOWN != 0 {
             return Err(WireError::UnknownFlags(f.flags()));
@@ -246,6 +265,7 @@ impl Header {
             sequence: f.sequence(),
             request_id: f.request_id(),
             msg_type: f.msg_type(),
+            epoch: f.epoch(),
         })
     }
 
@@ -259,21 +279,41 @@ impl Header {
         f.set_request_id(self.request_id);
         f.set_msg_type(self.msg_type);
         f.set_reserved(0);
+        f.set_epoch(self.epoch);
     }
+}
+
+/// Append a closing notice (`msg_type` Error, request id 0, REPLY flag, no
+/// MAC) in version-1 framing: a version-1 peer refused for its version
+/// accepts it in any state and logs why it was refused.
+pub fn emit_v1_notice(sequence: u64, msg_type: u16, body: &[u8], out: &mut Vec<u8>) {
+    let len = V1_HEADER_LEN + body.len();
+    let start = out.len();
+    out.resize(start + len, 0);
+    let b = &mut out[start..];
+    b[field::MAGIC].copy_from_slice(&MAGIC);
+    b[field::VERSION] = 1;
+    b[field::FLAGS] = flags::REPLY;
+    b[field::LENGTH].copy_from_slice(&(len as u32).to_be_bytes());
+    b[field::SEQUENCE].copy_from_slice(&sequence.to_be_bytes());
+    b[field::TYPE].copy_from_slice(&msg_type.to_be_bytes());
+    b[V1_HEADER_LEN..].copy_from_slice(body);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // Ping request id 7, sequence 1, no MAC, body = nonce 0x0102030405060708.
-    const PING: [u8; 32] = [
-        b'M', b'L', 0x01, 0x00, // magic, version 1, flags
-        0x00, 0x00, 0x00, 0x20, // length 32
+    // Ping request id 7, sequence 1, epoch 3, no MAC, body = nonce
+    // 0x0102030405060708.
+    const PING: [u8; 36] = [
+        b'M', b'L', 0x02, 0x00, // magic, version 2, flags
+        0x00, 0x00, 0x00, 0x24, // length 36
         0, 0, 0, 0, 0, 0, 0, 1, // sequence 1
         0, 0, 0, 7, // request id 7
         0x00, 0x04, // type Ping
         0x00, 0x00, // reserved
+        0, 0, 0, 3, // epoch 3
         1, 2, 3, 4, 5, 6, 7, 8, // body
     ];
 
@@ -281,10 +321,11 @@ mod tests {
     fn header_fields_read_from_named_ranges() {
         let f = Frame::new_checked(&PING[..]).unwrap();
         let h = Header::parse(&f).unwrap();
-        assert_eq!(h.length, 32);
+        assert_eq!(h.length, 36);
         assert_eq!(h.sequence, 1);
         assert_eq!(h.request_id, 7);
         assert_eq!(h.msg_type, 4);
+        assert_eq!(h.epoch, 3);
         assert!(!f.is_reply());
         assert_eq!(f.body(), &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert!(f.mac().is_empty());
@@ -292,15 +333,16 @@ mod tests {
 
     #[test]
     fn header_emit_writes_the_same_bytes() {
-        let mut buf = [0u8; 32];
+        let mut buf = [0u8; 36];
         let mut f = Frame::new_unchecked(&mut buf[..]);
         Header {
-            version: 1,
+            version: 2,
             flags: 0,
-            length: 32,
+            length: 36,
             sequence: 1,
             request_id: 7,
             msg_type: 4,
+            epoch: 3,
         }
         .emit(&mut f);
         f.body_mut().copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
@@ -317,7 +359,7 @@ mod tests {
         big[4..8].copy_from_slice(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
         assert!(matches!(
             Frame::new_checked(&big[..]).unwrap_err(),
-            WireError::FrameTooLarge(_)
+            WireError::FrameTooLarge { .. }
         ));
         let mut small = PING;
         small[4..8].copy_from_slice(&10u32.to_be_bytes());
@@ -330,19 +372,24 @@ mod tests {
         mac[3] = flags::MAC;
         assert_eq!(
             Frame::new_checked(&mac[..]).unwrap_err(),
-            WireError::BadLength(32)
+            WireError::BadLength(36)
         );
     }
 
     #[test]
     fn header_parse_refuses_unknown_version_flags_and_magic() {
         let mut v = PING;
-        v[2] = 2;
+        v[2] = 3;
         let f = Frame::new_checked(&v[..]).unwrap();
         assert_eq!(
             Header::parse(&f).unwrap_err(),
-            WireError::UnsupportedVersion(2)
+            WireError::UnsupportedVersion { got: 3, spoken: 2 }
         );
+        v[2] = 1;
+        let f = Frame::new_checked(&v[..]).unwrap();
+        let e = Header::parse(&f).unwrap_err();
+        assert_eq!(e, WireError::UnsupportedVersion { got: 1, spoken: 2 });
+        assert!(e.to_string().contains("older peer"), "{e}");
         let mut fl = PING;
         fl[3] = 0x80;
         let f = Frame::new_checked(&fl[..]).unwrap();
@@ -354,5 +401,28 @@ mod tests {
         m[0] = b'X';
         let f = Frame::new_checked(&m[..]).unwrap();
         assert_eq!(Header::parse(&f).unwrap_err(), WireError::BadMagic);
+        let mut r = PING;
+        r[23] = 1;
+        let f = Frame::new_checked(&r[..]).unwrap();
+        assert!(matches!(Header::parse(&f), Err(WireError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_v1_notice_has_the_v1_header() {
+        let mut out = vec![0xee];
+        emit_v1_notice(5, 0x0002, &[0, 4, 1, b'x'], &mut out);
+        #[rustfmt::skip]
+        assert_eq!(
+            out,
+            [
+                0xee,
+                b'M', b'L', 0x01, 0x01, // magic, version 1, REPLY
+                0, 0, 0, 28,            // length 24 + 4
+                0, 0, 0, 0, 0, 0, 0, 5, // sequence 5
+                0, 0, 0, 0,             // request id 0
+                0x00, 0x02, 0x00, 0x00, // type Error, reserved
+                0, 4, 1, b'x',          // VersionUnsupported "x"
+            ]
+        );
     }
 }

@@ -7,8 +7,9 @@
 //! | file | owns |
 //! |---|---|
 //! | `admission.rs` | which connections get a slot before they authenticate ([`PreAuth`]): per-source cap, eviction of the oldest unauthenticated |
-//! | `frame.rs` | the 24-byte frame header as a checked view ([`Frame`]), flags, limits |
-//! | `message.rs` | every message body: one typed repr per message with `parse` / `emit` / `buffer_len`, the [`Message`] enum, `Display` for logs |
+//! | `codec.rs` | the field encodings bodies are built from (bounds-checked `Reader`/`Writer`, [`CnRef`], [`Pool`]) and the wire's error type ([`WireError`]) |
+//! | `frame.rs` | the frame header as a checked view ([`Frame`]), flags, limits; knows no message |
+//! | `message.rs` | every message, declared once in one table (type code, kind, name, body type); each body's layout as a [`Body`] (`read` / `write` / `buffer_len` / `validate` / log line); the [`Message`] enum and its dispatch generated from the table |
 //! | `auth.rs` | key derivation ([`NetworkKey`], per-direction session keys), HMAC-SHA256 tags, nonces from `getrandom(2)` |
 //! | `session.rs` | the sans-IO per-connection codec ([`Session`]): handshake, sequence and replay checks, request/reply matching |
 //! | `conn.rs` | the non-blocking connection both daemons poll ([`Conn`]): stream, write queue, reads handed to a session |
@@ -43,6 +44,7 @@
 pub mod admission;
 pub mod auth;
 pub mod client;
+pub mod codec;
 pub mod conn;
 pub mod frame;
 pub mod message;
@@ -52,11 +54,11 @@ pub use admission::{admit_among, Admit, PreAuth, Ticket};
 pub use auth::{random_nonce, NetworkKey, Nonce, NONCE_LEN};
 pub use client::{Client, ClientError};
 pub use conn::{Conn, Recv};
-pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, VERSION};
+pub use frame::{Frame, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION};
 pub use message::{
-    Allocate, BindReply, Binding, CnBind, CnEntry, CnList, CnRef, Commit, ErrorCode, ErrorReply,
-    Hello, Kind, Locate, Message, MessageType, Move, Pool, Redirect, RegisterRole,
+    Allocate, BindReply, Binding, Body, CnBind, CnEntry, CnList, CnRef, Commit, ErrorCode,
+    ErrorReply, Hello, Kind, Locate, Message, MessageType, Move, Pool, Redirect, RegisterRole,
     RegisterStatusReply, Release, ReplRecords, ReplSnapshot, ReplSubscribe, ReplicationState, Role,
-    StatusReply, WireError, Withdraw,
+    StatusReply, WireError, Withdraw, MAX_HELLO_FRAME_LEN,
 };
 pub use session::{Incoming, MlrpError, RequestId, Session};

@@ -23,6 +23,12 @@
 //! connection usable; for a bad request `poll` has already appended the
 //! `Error` reply.
 //!
+//! Epochs: every frame carries its sender's register epoch (docs/MLRP.md
+//! section 2). The session stamps [`Session::set_epoch`]'s value on what it
+//! sends and records the epoch of the peer's latest authenticated frame
+//! ([`Session::peer_epoch`]); what an epoch means (follow it, step down) is
+//! the owner's business.
+//!
 //! Time: the session has no clock. The daemon closes connections whose
 //! handshake does not complete, or that stay silent, within its own timeouts
 //! (and pings bound peers); the session only sees bytes.
@@ -38,11 +44,13 @@ use core::fmt;
 use std::collections::VecDeque;
 
 use super::auth::{NetworkKey, Nonce, Tagger};
+use super::codec::WireError;
 use super::frame::{
-    flags, peek_length, Frame, Header, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN,
-    VERSION,
+    emit_v1_notice, flags, peek_length, Frame, Header, HEADER_LEN, MAC_LEN, MAX_FRAME_LEN, VERSION,
 };
-use super::message::{ErrorCode, ErrorReply, Hello, Kind, Message, MessageType, Role, WireError};
+use super::message::{
+    Body, ErrorCode, ErrorReply, Hello, Kind, Message, MessageType, Role, MAX_HELLO_FRAME_LEN,
+};
 
 /// Request ids: nonzero, chosen by the requester, echoed by the reply.
 pub type RequestId = u32;
@@ -145,7 +153,7 @@ impl MlrpError {
     /// The error code a peer is told for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            MlrpError::Frame(WireError::UnsupportedVersion(_)) => ErrorCode::VersionUnsupported,
+            MlrpError::Frame(WireError::UnsupportedVersion { .. }) => ErrorCode::VersionUnsupported,
             MlrpError::BadMac | MlrpError::AuthMismatch { .. } => ErrorCode::Unauthorized,
             MlrpError::BadRequest { .. } => ErrorCode::BadRequest,
             MlrpError::PeerClosed(e) => e.code,
@@ -229,6 +237,12 @@ pub struct Session {
     rx: Vec<u8>,
     rx_pos: usize,
     label: String,
+    /// Stamped on every frame we send.
+    epoch: u32,
+    /// In the peer's latest authenticated frame.
+    peer_epoch: u32,
+    /// The peer speaks frame version 1: our closing notice uses its framing.
+    peer_v1: bool,
 }
 
 impl fmt::Debug for Session {
@@ -265,6 +279,9 @@ impl Session {
             rx: Vec::new(),
             rx_pos: 0,
             label: String::new(),
+            epoch: 0,
+            peer_epoch: 0,
+            peer_v1: false,
         }
     }
 
@@ -275,6 +292,22 @@ impl Session {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+    /// The epoch stamped on every frame sent from now on: a register's own
+    /// epoch, the highest a CN has seen; 0 (the default) for senders that
+    /// follow none (tools, CN to CN). Set it before [`Session::handshake`]
+    /// for the Hello to carry it.
+    pub fn set_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
+    }
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+    /// The epoch in the peer's latest authenticated frame (its Hello
+    /// first; 0 before it). Closing notices, which are not authenticated,
+    /// do not count.
+    pub fn peer_epoch(&self) -> u32 {
+        self.peer_epoch
     }
     /// Whether frames are authenticated (the network has a secret).
     pub fn auth_enabled(&self) -> bool {
@@ -356,6 +389,7 @@ impl Session {
             // allow, before buffering any body. Until the peer's Hello is
             // accepted, nothing longer than a Hello is valid.
             if let Err(e) = precheck(avail, self.state == State::AwaitHello) {
+                self.peer_v1 = matches!(e, WireError::UnsupportedVersion { got: 1, .. });
                 return Some(Err(self.fail(MlrpError::Frame(e), out)));
             }
             let len = peek_length(avail)? as usize;
@@ -443,7 +477,10 @@ impl Session {
         let mac_len = if tagger.is_some() { MAC_LEN } else { 0 };
         let total = HEADER_LEN + body_len + mac_len;
         if total > MAX_FRAME_LEN {
-            return Err(MlrpError::Encode(WireError::FrameTooLarge(total as u32)));
+            return Err(MlrpError::Encode(WireError::FrameTooLarge {
+                len: total as u32,
+                max: MAX_FRAME_LEN,
+            }));
         }
         let start = out.len();
         out.resize(start + total, 0);
@@ -456,6 +493,7 @@ impl Session {
             sequence: self.tx_seq,
             request_id: id,
             msg_type: msg.msg_type() as u16,
+            epoch: self.epoch,
         }
         .emit(&mut f);
         msg.emit(f.body_mut());
@@ -463,8 +501,8 @@ impl Session {
             let (covered, mac) = frame_buf.split_at_mut(HEADER_LEN + body_len);
             mac.copy_from_slice(&t.tag(covered));
         }
-        log::debug!(target: "mlrp", "{} tx #{} {} {}: {}",
-            self.label, self.tx_seq,
+        log::debug!(target: "mlrp", "{} tx #{} epoch {} {} {}: {}",
+            self.label, self.tx_seq, self.epoch,
             if flag_bits & flags::REPLY != 0 { "reply" } else { "request" }, id, msg);
         self.tx_seq += 1;
         Ok(())
@@ -474,6 +512,15 @@ impl Session {
     /// (the peer may not share our keys), advisory only.
     fn notice(&mut self, code: ErrorCode, text: &str, out: &mut Vec<u8>) {
         let msg = Message::Error(ErrorReply::new(code, text));
+        if self.peer_v1 {
+            // Only a peer of an older version: it reads this one and logs
+            // why it was refused instead of refusing our framing in turn.
+            let mut body = vec![0u8; msg.buffer_len()];
+            msg.emit(&mut body);
+            emit_v1_notice(self.tx_seq, msg.msg_type() as u16, &body, out);
+            self.tx_seq += 1;
+            return;
+        }
         let _ = self.encode(flags::REPLY, 0, &msg, Tag::None, out);
     }
 
@@ -571,7 +618,8 @@ impl Session {
             self.tx_key = Some(k.session(&self.nonce, &hello.nonce));
             self.rx_key = Some(k.session(&hello.nonce, &self.nonce));
         }
-        log::debug!(target: "mlrp", "{} rx #0: {}", self.label, Message::Hello(hello.clone()));
+        self.peer_epoch = h.epoch;
+        log::debug!(target: "mlrp", "{} rx #0 epoch {}: {}", self.label, h.epoch, Message::Hello(hello.clone()));
         self.handshake(out);
         self.rx_seq = 1;
         self.state = State::Established;
@@ -607,6 +655,7 @@ impl Session {
             return Some(Err(self.fail(e, out)));
         }
         self.rx_seq += 1;
+        self.peer_epoch = h.epoch;
         let id = h.request_id;
         let is_reply = f.is_reply();
         let Some(ty) = MessageType::from_u16(h.msg_type) else {
@@ -632,7 +681,7 @@ impl Session {
             }
             return Some(match Message::parse(h.msg_type, f.body()) {
                 Ok(msg) => {
-                    log::debug!(target: "mlrp", "{} rx #{} reply {}: {}", self.label, h.sequence, id, msg);
+                    log::debug!(target: "mlrp", "{} rx #{} epoch {} reply {}: {}", self.label, h.sequence, h.epoch, id, msg);
                     Ok(Incoming::Reply { id, msg })
                 }
                 Err(error) => Err(MlrpError::BadReply { id, error }),
@@ -643,7 +692,7 @@ impl Session {
         }
         Some(match Message::parse(h.msg_type, f.body()) {
             Ok(msg) => {
-                log::debug!(target: "mlrp", "{} rx #{} request {}: {}", self.label, h.sequence, id, msg);
+                log::debug!(target: "mlrp", "{} rx #{} epoch {} request {}: {}", self.label, h.sequence, h.epoch, id, msg);
                 Ok(Incoming::Request { id, msg })
             }
             Err(error) => Err(self.bad_request(id, error, out)),
@@ -692,7 +741,10 @@ fn precheck(avail: &[u8], pre_hello: bool) -> Result<(), WireError> {
     }
     if let Some(&v) = avail.get(2) {
         if v != VERSION {
-            return Err(WireError::UnsupportedVersion(v));
+            return Err(WireError::UnsupportedVersion {
+                got: v,
+                spoken: VERSION,
+            });
         }
     }
     if let Some(&fl) = avail.get(3) {
@@ -706,10 +758,16 @@ fn precheck(avail: &[u8], pre_hello: bool) -> Result<(), WireError> {
             _ => 0,
         };
         if len as usize > MAX_FRAME_LEN {
-            return Err(WireError::FrameTooLarge(len));
+            return Err(WireError::FrameTooLarge {
+                len,
+                max: MAX_FRAME_LEN,
+            });
         }
         if pre_hello && len as usize > MAX_HELLO_FRAME_LEN {
-            return Err(WireError::HelloTooLarge(len));
+            return Err(WireError::HelloTooLarge {
+                len,
+                max: MAX_HELLO_FRAME_LEN,
+            });
         }
         if (len as usize) < HEADER_LEN + mac {
             return Err(WireError::BadLength(len));

@@ -71,6 +71,7 @@ fn raw(flags_: u8, seq: u64, id: u32, ty: u16, body: &[u8], tagger: Option<&Tagg
         sequence: seq,
         request_id: id,
         msg_type: ty,
+        epoch: 0,
     }
     .emit(&mut f);
     f.body_mut().copy_from_slice(body);
@@ -224,15 +225,17 @@ fn one_byte_at_a_time_gives_the_same_messages() {
 #[test]
 fn plain_request_frame_layout_is_pinned() {
     let (mut a, _b) = pair(false);
+    a.set_epoch(3);
     let mut wire = Vec::new();
     a.request(&locate(0x55), &mut wire).unwrap();
     #[rustfmt::skip]
     let expected = [
-        b'M', b'L', 0x01, 0x00,             // magic, version 1, no flags
-        0x00, 0x00, 0x00, 0x20,             // length 32
+        b'M', b'L', 0x02, 0x00,             // magic, version 2, no flags
+        0x00, 0x00, 0x00, 0x24,             // length 36
         0, 0, 0, 0, 0, 0, 0, 1,             // sequence 1 (the Hello was 0)
         0x00, 0x00, 0x00, 0x01,             // request id 1
         0x00, 0x21, 0x00, 0x00,             // type Locate, reserved
+        0x00, 0x00, 0x00, 0x03,             // epoch 3
         0x01, 0x00, 2, 0, 0, 0, 0, 0x55,    // by MAC 02:00:00:00:00:55
     ];
     assert_eq!(wire, expected);
@@ -242,19 +245,28 @@ fn plain_request_frame_layout_is_pinned() {
 fn authenticated_frame_matches_the_spec_test_vector() {
     // docs/MLRP.md "Test vector": secret "correct horse", network
     // "test-net", nonces 01.. (CN) and 02.. (MLR); the CN's first request
-    // Locate 02:00:00:00:00:55 carries this tag (computed independently).
-    let (mut a, _b) = pair(true);
+    // Locate 02:00:00:00:00:55 in epoch 3 carries this tag (computed
+    // independently).
+    let (mut a, mut b) = pair(true);
+    a.set_epoch(3);
     let mut wire = Vec::new();
     a.request(&locate(0x55), &mut wire).unwrap();
-    assert_eq!(wire.len(), 64);
-    assert_eq!(&wire[..4], &[b'M', b'L', 1, flags::MAC]);
-    assert_eq!(&wire[4..8], &[0, 0, 0, 64]);
-    let hex: String = wire[32..].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(wire.len(), 68);
+    assert_eq!(&wire[..4], &[b'M', b'L', 2, flags::MAC]);
+    assert_eq!(&wire[4..8], &[0, 0, 0, 68]);
+    assert_eq!(&wire[24..28], &[0, 0, 0, 3], "epoch");
+    let hex: String = wire[36..].iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex, SPEC_TAG);
+    // The epoch is covered by the tag: changed, the frame is refused.
+    let mut forged = wire.clone();
+    forged[27] = 4;
+    let mut out = Vec::new();
+    b.feed(&forged);
+    assert_eq!(b.poll(&mut out), Some(Err(MlrpError::BadMac)));
 }
 
 /// Filled from docs/MLRP.md (computed with Python's hmac module).
-const SPEC_TAG: &str = "f46f335260b16d9397233d7f281d41cfeecbcdbe5645a4a982554246cba59e97";
+const SPEC_TAG: &str = "7aedb3bee97ac819a6c7b5853ccd8722ff6a4dca937aa9f9fb29f6a708a41ec3";
 
 /// docs/MLRP.md §9, Offer and Commit: the CN's first two requests on the
 /// test-vector session, Offer for 02:00:00:00:00:55 requesting 10.1.0.5, then
@@ -273,18 +285,19 @@ fn offer_and_commit_frames_match_the_spec_test_vectors() {
         cell: crate::addr::Cell30::containing(Ipv4Addr::new(10, 1, 0, 4)),
     });
     let (mut a, mut b) = pair(true);
+    a.set_epoch(3);
     let (mut f1, mut f2) = (Vec::new(), Vec::new());
     a.request(&offer, &mut f1).unwrap();
     a.request(&commit, &mut f2).unwrap();
     assert_eq!(
         hex(&f1),
-        "4d4c0102000000440000000000000001000000010027000002000000005501000a010005\
-         b8a76dee5f76f3f47e7571e113c2ae2f3e9a1de0228c58d69377c82d32aaa3dc"
+        "4d4c020200000048000000000000000100000001002700000000000302000000005501000a010005\
+         b682052b3c92f56806e65151dba425c76b31b5e2bf6663002502d6b5679140f9"
     );
     assert_eq!(
         hex(&f2),
-        "4d4c010200000042000000000000000200000002002800000200000000550a010004\
-         fcad8431b07207299a2da154b18fb597ff6314b8039eab6ca86d82a003093f5d"
+        "4d4c02020000004600000000000000020000000200280000000000030200000000550a010004\
+         2a844b4db3e506f4839fe966bae6a51fc0a72f66cda02894f53bdd557ed23e74"
     );
     b.feed(&f1);
     b.feed(&f2);
@@ -296,16 +309,17 @@ fn offer_and_commit_frames_match_the_spec_test_vectors() {
         }
     }
     let (mut a, _b) = pair(false);
+    a.set_epoch(3);
     let (mut f1, mut f2) = (Vec::new(), Vec::new());
     a.request(&offer, &mut f1).unwrap();
     a.request(&commit, &mut f2).unwrap();
     assert_eq!(
         hex(&f1),
-        "4d4c0100000000240000000000000001000000010027000002000000005501000a010005"
+        "4d4c020000000028000000000000000100000001002700000000000302000000005501000a010005"
     );
     assert_eq!(
         hex(&f2),
-        "4d4c010000000022000000000000000200000002002800000200000000550a010004"
+        "4d4c02000000002600000000000000020000000200280000000000030200000000550a010004"
     );
 }
 
@@ -489,9 +503,10 @@ fn oversized_length_is_refused_from_the_first_eight_bytes() {
     let mut out = Vec::new();
     assert_eq!(
         header_in_two(&mut b, 0, MAX_FRAME_LEN as u32 + 1, &mut out),
-        Some(Err(MlrpError::Frame(WireError::FrameTooLarge(
-            MAX_FRAME_LEN as u32 + 1
-        ))))
+        Some(Err(MlrpError::Frame(WireError::FrameTooLarge {
+            len: MAX_FRAME_LEN as u32 + 1,
+            max: MAX_FRAME_LEN
+        })))
     );
     assert_eq!(notice_code(&out), ErrorCode::Protocol);
     // Further bytes are not buffered.
@@ -614,15 +629,116 @@ fn unknown_request_type_gets_an_error_reply_and_the_session_lives() {
 fn unknown_version_gets_an_error_notice_and_close() {
     let mut b = Session::new(Role::Mlr, None, [2; 16]);
     let mut f = raw(0, 0, 0, MessageType::Hello as u16, &[2, 2, 0, 0], None);
-    f[2] = 2;
+    f[2] = 3;
     b.feed(&f[..3]);
     let mut out = Vec::new();
     assert_eq!(
         b.poll(&mut out),
-        Some(Err(MlrpError::Frame(WireError::UnsupportedVersion(2))))
+        Some(Err(MlrpError::Frame(WireError::UnsupportedVersion {
+            got: 3,
+            spoken: 2
+        })))
     );
     assert_eq!(notice_code(&out), ErrorCode::VersionUnsupported);
     assert!(b.is_closed());
+}
+
+/// A version-1 peer (24-byte header, no epoch) is refused at the version
+/// byte of its Hello, with an error that says to upgrade, and is told so
+/// in a version-1 closing notice it can read; nothing panics.
+#[test]
+fn a_version_1_peer_is_refused_with_a_clear_error_in_its_own_framing() {
+    #[rustfmt::skip]
+    let v1_hello: Vec<u8> = [
+        &[b'M', b'L', 0x01, 0x00, 0, 0, 0, 45][..],  // version 1, length 24 + 21
+        &[0; 8], &[0; 4], &[0x00, 0x01, 0x00, 0x00],  // seq 0, id 0, Hello
+        &[1, 2, 0, 0], &[9; 16], &[0],                // v1, CN, nonce, ""
+    ]
+    .concat();
+    for split in [1, 3, v1_hello.len()] {
+        let mut b = Session::new(Role::Mlr, None, [2; 16]);
+        let mut out = Vec::new();
+        b.handshake(&mut out);
+        let hello_len = out.len();
+        let mut got = None;
+        for piece in v1_hello.chunks(split) {
+            b.feed(piece);
+            if let Some(r) = b.poll(&mut out) {
+                got = Some(r);
+                break;
+            }
+        }
+        let e = match got {
+            Some(Err(e)) => e,
+            other => panic!("split {split}: {other:?}"),
+        };
+        assert_eq!(
+            e,
+            MlrpError::Frame(WireError::UnsupportedVersion { got: 1, spoken: 2 })
+        );
+        assert!(e.is_fatal() && b.is_closed());
+        assert_eq!(e.code(), ErrorCode::VersionUnsupported);
+        assert!(e.to_string().contains("upgrade"), "{e}");
+        // The notice after our Hello is a version-1 frame: 24-byte header.
+        let notice = &out[hello_len..];
+        assert_eq!(&notice[..4], &[b'M', b'L', 1, flags::REPLY]);
+        let len = u32::from_be_bytes([notice[4], notice[5], notice[6], notice[7]]) as usize;
+        assert_eq!(len, notice.len());
+        assert_eq!(&notice[16..22], &[0, 0, 0, 0, 0x00, 0x02], "id 0, Error");
+        let body = ErrorReply::parse(&notice[24..]).unwrap();
+        assert_eq!(body.code, ErrorCode::VersionUnsupported);
+        assert!(body.text.contains("version 2"), "{}", body.text);
+    }
+}
+
+#[test]
+fn every_frame_carries_the_senders_epoch_and_the_peer_records_it() {
+    let k = key();
+    let mut a = Session::new(Role::Cn, Some(&k), [1; 16]);
+    let mut b = Session::new(Role::Mlr, Some(&k), [2; 16]);
+    a.set_epoch(5);
+    b.set_epoch(2);
+    let (mut oa, mut ob) = (Vec::new(), Vec::new());
+    a.handshake(&mut oa);
+    b.handshake(&mut ob);
+    assert_eq!(b.peer_epoch(), 0, "nothing heard yet");
+    b.feed(&oa);
+    a.feed(&ob);
+    assert!(matches!(
+        drain(&mut b, &mut ob)[..],
+        [Ok(Incoming::Established { .. })]
+    ));
+    assert!(matches!(
+        drain(&mut a, &mut oa)[..],
+        [Ok(Incoming::Established { .. })]
+    ));
+    assert_eq!(b.peer_epoch(), 5, "from the Hello");
+    assert_eq!(a.peer_epoch(), 2);
+    let mut wire = Vec::new();
+    let id = a.request(&Message::Status, &mut wire).unwrap();
+    b.feed(&wire);
+    drain(&mut b, &mut ob);
+    b.set_epoch(7);
+    let mut back = Vec::new();
+    b.reply(id, &Message::Ack, &mut back).unwrap();
+    a.feed(&back);
+    assert_eq!(
+        drain(&mut a, &mut oa),
+        vec![Ok(Incoming::Reply {
+            id,
+            msg: Message::Ack
+        })]
+    );
+    assert_eq!(a.peer_epoch(), 7, "the latest frame's");
+    // A closing notice is not authenticated: its epoch does not count.
+    let mut notice = Vec::new();
+    b.close(ErrorCode::Unavailable, "bye", &mut notice);
+    a.feed(&notice);
+    assert!(matches!(
+        a.poll(&mut oa),
+        Some(Err(MlrpError::PeerClosed(_)))
+    ));
+    assert_eq!(a.peer_epoch(), 7);
 }
 
 #[test]
@@ -718,7 +834,7 @@ fn local_misuse_is_an_error_not_a_frame() {
     });
     assert!(matches!(
         a.reply(1, &huge, &mut out),
-        Err(MlrpError::Encode(WireError::FrameTooLarge(_)))
+        Err(MlrpError::Encode(WireError::FrameTooLarge { .. }))
     ));
     assert!(out.is_empty());
 }
@@ -785,11 +901,11 @@ fn before_the_hello_a_length_over_the_largest_hello_is_refused_at_the_header() {
     });
     a.encode(0, 0, &longest, Tag::Hello, &mut hello).unwrap();
     assert_eq!(hello.len(), MAX_HELLO_FRAME_LEN);
-    assert_eq!(MAX_HELLO_FRAME_LEN, 141, "docs/MLRP.md names 141");
+    assert_eq!(MAX_HELLO_FRAME_LEN, 145, "docs/MLRP.md names 145");
     let mut b = Session::new(Role::Mlr, Some(&k), [2; 16]);
-    assert_eq!(b.read_limit(), 141);
+    assert_eq!(b.read_limit(), 145);
     b.feed(&hello[..100]);
-    assert_eq!(b.read_limit(), 41);
+    assert_eq!(b.read_limit(), 45);
     assert_eq!(b.poll(&mut Vec::new()), None);
     b.feed(&hello[100..]);
     assert!(matches!(
@@ -804,7 +920,10 @@ fn before_the_hello_a_length_over_the_largest_hello_is_refused_at_the_header() {
     let mut out = Vec::new();
     assert_eq!(
         header_in_two(&mut b, flags::MAC, MAX_HELLO_FRAME_LEN as u32 + 1, &mut out),
-        Some(Err(MlrpError::Frame(WireError::HelloTooLarge(142))))
+        Some(Err(MlrpError::Frame(WireError::HelloTooLarge {
+            len: 146,
+            max: 145
+        })))
     );
     assert_eq!(notice_code(&out), ErrorCode::Protocol);
     b.feed(&[0; 1000]);
@@ -818,7 +937,10 @@ fn before_the_hello_a_length_over_the_largest_hello_is_refused_at_the_header() {
     b.feed(&bogus);
     assert!(matches!(
         b.poll(&mut Vec::new()),
-        Some(Err(MlrpError::Frame(WireError::HelloTooLarge(65536))))
+        Some(Err(MlrpError::Frame(WireError::HelloTooLarge {
+            len: 65536,
+            max: 145
+        })))
     ));
     assert_eq!(b.buffered(), 0);
 }

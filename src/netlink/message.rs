@@ -6,6 +6,7 @@
 //! fib_rule_hdr 12, ndmsg 12) | rtattrs, each 4-byte aligned.
 //! Parsers check every length before reading; a malformed reply is an `Err`.
 
+use crate::addr::MacAddr;
 use std::net::Ipv4Addr;
 
 // nlmsghdr types and flags (linux/netlink.h)
@@ -60,6 +61,7 @@ const NLA_TYPE_MASK: u16 = 0x3fff;
 pub const IFA_ADDRESS: u16 = 1;
 pub const IFA_LOCAL: u16 = 2;
 pub const IFA_LABEL: u16 = 3;
+pub const IFA_BROADCAST: u16 = 4;
 /// Since Linux 6.1: who installed the address (a free u8, like rtm_protocol).
 pub const IFA_PROTO: u16 = 11;
 
@@ -418,6 +420,9 @@ pub struct Link {
     pub mtu: u32,
     /// For kind "ipip": the tunnel's remote end (IFLA_IPTUN_REMOTE).
     pub ipip_remote: Option<Ipv4Addr>,
+    /// The hardware address (IFLA_ADDRESS) when it is a 6-byte MAC
+    /// (Ethernet, Wi-Fi, loopback's zeros); `None` for TUN and IPIP devices.
+    pub mac: Option<MacAddr>,
 }
 
 impl Link {
@@ -434,12 +439,14 @@ impl Link {
             kind: String::new(),
             mtu: 0,
             ipip_remote: None,
+            mac: None,
         };
         for a in attrs {
             let (ty, v) = a?;
             match ty {
                 IFLA_IFNAME => l.name = attr_str(v),
                 IFLA_MTU => l.mtu = attr_u32(v).unwrap_or(0),
+                IFLA_ADDRESS => l.mac = <[u8; 6]>::try_from(v).ok().map(MacAddr),
                 IFLA_LINKINFO => {
                     for n in self::attrs(v) {
                         let (nt, nv) = n?;
@@ -472,6 +479,8 @@ pub struct Address {
     pub label: String,
     /// IFA_PROTO, 0 when absent.
     pub protocol: u8,
+    /// IFA_BROADCAST: absent for an address added without `brd`.
+    pub broadcast: Option<Ipv4Addr>,
 }
 
 impl Address {
@@ -487,6 +496,7 @@ impl Address {
             scope: hdr[3],
             label: String::new(),
             protocol: 0,
+            broadcast: None,
         };
         let mut address = None;
         for at in attrs {
@@ -497,6 +507,7 @@ impl Address {
                 IFA_LOCAL => a.address = attr_ip(v).unwrap_or(a.address),
                 IFA_ADDRESS => address = attr_ip(v),
                 IFA_LABEL => a.label = attr_str(v),
+                IFA_BROADCAST => a.broadcast = attr_ip(v),
                 IFA_PROTO => a.protocol = v.first().copied().unwrap_or(0),
                 _ => {}
             }

@@ -5,8 +5,8 @@
 
 use super::message::{messages, NlMsg, NLMSG_DONE, NLMSG_ERROR, NLM_F_MULTI};
 use super::NetlinkError;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use crate::sys;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 const RECV_BUF: usize = 64 * 1024;
@@ -25,36 +25,9 @@ impl RtSocket {
 
     /// Opens a netlink socket of another protocol (`NETLINK_NETFILTER`).
     pub fn open_protocol(protocol: i32, what: &'static str) -> Result<RtSocket, NetlinkError> {
-        // SAFETY: plain socket(2) call; the fd is owned immediately.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                protocol,
-            )
-        };
-        if fd < 0 {
-            return Err(NetlinkError::Io(what, io::Error::last_os_error()));
-        }
-        // SAFETY: fd is a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: zeroed sockaddr_nl is valid; family set below.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: sa is a valid sockaddr_nl of the given size.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(NetlinkError::Io(
-                "bind(netlink)",
-                io::Error::last_os_error(),
-            ));
-        }
+        let fd = sys::socket::open(libc::AF_NETLINK, libc::SOCK_RAW, protocol)
+            .map_err(|e| NetlinkError::Io(what, e))?;
+        sys::socket::bind_netlink(fd.as_fd()).map_err(|e| NetlinkError::Io("bind(netlink)", e))?;
         let s = RtSocket {
             fd,
             seq: std::process::id().wrapping_mul(7919),
@@ -65,24 +38,8 @@ impl RtSocket {
     }
 
     pub fn set_timeout(&self, t: Duration) -> Result<(), NetlinkError> {
-        let tv = libc::timeval {
-            tv_sec: t.as_secs() as libc::time_t,
-            tv_usec: t.subsec_micros() as libc::suseconds_t,
-        };
-        // SAFETY: tv is a valid timeval for SO_RCVTIMEO.
-        let r = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(NetlinkError::Io("SO_RCVTIMEO", io::Error::last_os_error()));
-        }
-        Ok(())
+        sys::socket::set_recv_timeout(self.fd.as_fd(), t)
+            .map_err(|e| NetlinkError::Io("SO_RCVTIMEO", e))
     }
 
     /// The next sequence number for a request.
@@ -97,48 +54,20 @@ impl RtSocket {
     }
 
     fn send(&self, req: &[u8]) -> Result<(), NetlinkError> {
-        // SAFETY: zeroed sockaddr_nl addresses the kernel (pid 0).
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: req is a valid buffer; sa a valid address.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                req.as_ptr() as *const libc::c_void,
-                req.len(),
-                0,
-                &sa as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if n < 0 {
-            return Err(NetlinkError::Io(
-                "send(netlink)",
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
+        sys::socket::send_to_kernel(self.fd.as_fd(), req)
+            .map(drop)
+            .map_err(|e| NetlinkError::Io("send(netlink)", e))
     }
 
     fn recv(&mut self) -> Result<usize, NetlinkError> {
         loop {
-            // SAFETY: buf is a valid writable buffer of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr() as *mut libc::c_void,
-                    self.buf.len(),
-                    0,
-                )
-            };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => return Err(NetlinkError::Timeout),
-                _ => return Err(NetlinkError::Io("recv(netlink)", e)),
+            match sys::socket::recv(self.fd.as_fd(), &mut self.buf, 0) {
+                Ok(n) => return Ok(n),
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => return Err(NetlinkError::Timeout),
+                    _ => return Err(NetlinkError::Io("recv(netlink)", e)),
+                },
             }
         }
     }

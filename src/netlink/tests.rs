@@ -210,10 +210,11 @@ fn reads_the_remote_of_an_ipip_link() {
 #[rustfmt::skip]
 fn kernel_link_reply() -> Vec<u8> {
     vec![
-        0x44, 0, 0, 0,  16, 0,  2, 0,  11, 0, 0, 0,  0x39, 0x30, 0, 0, // RTM_NEWLINK, NLM_F_MULTI, seq 11
+        0x50, 0, 0, 0,  16, 0,  2, 0,  11, 0, 0, 0,  0x39, 0x30, 0, 0, // RTM_NEWLINK, NLM_F_MULTI, seq 11
         0, 0, 0x01, 0x03,  6, 0, 0, 0,  0x43, 0x10, 1, 0,  0, 0, 0, 0, // index 6, flags UP|RUNNING|LOWER_UP|...
         10, 0, 3, 0,  b't', b'm', b'i', b'p', b'3', 0, 0, 0,
         8, 0, 4, 0,  0xdc, 0x05, 0, 0,                                  // MTU 1500
+        10, 0, 1, 0,  2, 0, 0, 0,  0, 6, 0, 0,                          // IFLA_ADDRESS 02:00:00:00:00:06
         16, 0, 0x12, 0x80,                                              // IFLA_LINKINFO | NLA_F_NESTED
           9, 0, 1, 0,  b'v', b'e', b't', b'h', 0, 0, 0, 0,
     ]
@@ -236,6 +237,7 @@ fn parses_a_kernel_link_reply() {
             flags: 0x11043,
             mtu: 1500,
             ipip_remote: None,
+            mac: Some(crate::addr::MacAddr([2, 0, 0, 0, 0, 6])),
         }
     );
     assert!(l.is_up());
@@ -259,15 +261,17 @@ fn parses_routes_rules_addresses_and_errors() {
     assert_eq!((r.oif, r.gateway), (Some(7), Some(ip(10, 0, 0, 2))));
 
     let addr = [
-        0x30, 0, 0, 0,  20, 0,  2, 0,  1, 0, 0, 0,  0, 0, 0, 0,
+        0x38, 0, 0, 0,  20, 0,  2, 0,  1, 0, 0, 0,  0, 0, 0, 0,
         2, 32, 0x80, 0,  3, 0, 0, 0,
         8, 0, 1, 0,  10, 1, 0, 6,
         8, 0, 2, 0,  10, 1, 0, 6,
+        8, 0, 4, 0,  10, 1, 0, 7,
         5, 0, 11, 0,  0x54, 0, 0, 0,
     ];
     let m = messages(&addr).next().unwrap().unwrap();
     let a = Address::parse(&m).unwrap().unwrap();
     assert_eq!((a.index, a.address, a.prefix_len, a.protocol), (3, ip(10, 1, 0, 6), 32, 0x54));
+    assert_eq!(a.broadcast, Some(ip(10, 1, 0, 7)));
 
     let rule = [
         0x3c, 0, 0, 0,  32, 0,  2, 0,  1, 0, 0, 0,  0, 0, 0, 0,

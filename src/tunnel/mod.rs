@@ -19,7 +19,6 @@ pub mod ipip;
 pub mod kernel;
 pub mod local;
 pub mod offload;
-pub mod tun;
 pub mod userspace;
 
 use crate::netlink::{Netlink, NetlinkError, PurgeReport, Scope};

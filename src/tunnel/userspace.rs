@@ -17,11 +17,11 @@ use super::offload::{
     VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_NONE,
     VIRTIO_NET_HDR_GSO_TCPV4, VNET_HDR_LEN,
 };
-use super::tun;
+use crate::sys::{fd as sysfd, socket as sock, tun};
 use log::{debug, warn};
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// Packets moved per system call.
 const BATCH: usize = 64;
@@ -37,6 +37,7 @@ const BIG_SLOT: usize = 65536;
 const BIG_BATCH: usize = 8;
 /// Socket buffer size asked for (SO_*BUFFORCE as root, else capped by sysctl).
 const SOCK_BUF: libc::c_int = 8 << 20;
+const _: () = assert!(BATCH <= sock::MAX_BATCH);
 
 /// Counters for `status` and the benchmark. `*_dropped` are packets lost here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,77 +93,28 @@ pub struct UserspaceIpip {
     coalescer: Coalescer,
 }
 
-fn setsockopt_int(
-    fd: RawFd,
-    level: libc::c_int,
-    opt: libc::c_int,
-    v: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: v is a valid c_int for the duration of the call.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            &v as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn sockaddr(ip: Ipv4Addr) -> libc::sockaddr_in {
-    // SAFETY: all-zero sockaddr_in is valid.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sa.sin_family = libc::AF_INET as libc::sa_family_t;
-    sa.sin_addr.s_addr = u32::from_ne_bytes(ip.octets());
-    sa
-}
-
 impl UserspaceIpip {
     /// Opens the raw IPIP socket bound to our CN address `local`. With
     /// `offload`, TUNs use virtio headers: TSO super-packets are read and
     /// segmented here, received segments are coalesced before writing.
     pub fn open(local: Ipv4Addr, ttl: u8, offload: bool) -> io::Result<UserspaceIpip> {
-        // SAFETY: plain socket(2).
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_IPIP,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fresh descriptor, ours.
-        let raw = unsafe { OwnedFd::from_raw_fd(fd) };
-        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_HDRINCL, 1)?;
+        let raw = sock::open(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+            libc::IPPROTO_IPIP,
+        )?;
+        let fd = raw.as_fd();
+        sock::set_int(fd, libc::IPPROTO_IP, libc::IP_HDRINCL, 1)?;
         for (force, plain) in [
             (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
             (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
         ] {
-            if setsockopt_int(fd, libc::SOL_SOCKET, force, SOCK_BUF).is_err() {
-                setsockopt_int(fd, libc::SOL_SOCKET, plain, SOCK_BUF)?;
+            if sock::set_int(fd, libc::SOL_SOCKET, force, SOCK_BUF).is_err() {
+                sock::set_int(fd, libc::SOL_SOCKET, plain, SOCK_BUF)?;
             }
         }
         // Bound to our address: only packets for this CN reach us.
-        let sa = sockaddr(local);
-        // SAFETY: sa is a valid sockaddr_in.
-        let r = unsafe {
-            libc::bind(
-                fd,
-                &sa as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sock::bind_v4(fd, std::net::SocketAddrV4::new(local, 0))?;
         Ok(UserspaceIpip {
             raw,
             local,
@@ -220,7 +172,7 @@ impl UserspaceIpip {
                 format!("a userspace tunnel to {remote} exists"),
             ));
         }
-        let tun = tun::open_tun(name, self.offload)?;
+        let tun = tun::open(name, self.offload)?;
         let fd = tun.as_raw_fd();
         self.peers.push(Peer {
             remote,
@@ -268,13 +220,13 @@ impl UserspaceIpip {
             return;
         };
         let (tunfd, encap) = (p.tun.as_raw_fd(), p.encap);
-        let dst = sockaddr(encap.remote);
+        let dst = encap.remote;
         for _ in 0..BUDGET {
             let mut lens = [0usize; BATCH];
             let mut n = 0;
             while n < BATCH {
                 let slot = &mut self.txbuf[n * SLOT..(n + 1) * SLOT];
-                match tun::read_packet(tunfd, &mut slot[OUTER_HEADER_LEN..]) {
+                match sysfd::read_nonblocking(tunfd, &mut slot[OUTER_HEADER_LEN..]) {
                     Ok(Some(len)) if len > 0 => {
                         self.stats.tun_reads += 1;
                         if slot[OUTER_HEADER_LEN] >> 4 != 4 {
@@ -312,12 +264,12 @@ impl UserspaceIpip {
             return;
         };
         let (tunfd, encap) = (p.tun.as_raw_fd(), p.encap);
-        let dst = sockaddr(encap.remote);
+        let dst = encap.remote;
         let mut rd = std::mem::take(&mut self.rdbuf);
         let mut lens = [0usize; BATCH];
         let mut n = 0;
         for _ in 0..BUDGET * 8 {
-            let len = match tun::read_packet(tunfd, &mut rd) {
+            let len = match sysfd::read_nonblocking(tunfd, &mut rd) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {
@@ -397,50 +349,32 @@ impl UserspaceIpip {
         self.rdbuf = rd;
     }
 
-    fn send_batch(&mut self, lens: &[usize], dst: &libc::sockaddr_in) {
-        let mut iov: [libc::iovec; BATCH] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; BATCH];
-        // SAFETY: all-zero mmsghdr is valid (null pointers, zero lengths).
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for (i, &len) in lens.iter().enumerate() {
-            iov[i].iov_base = self.txbuf[i * SLOT..].as_mut_ptr() as *mut libc::c_void;
-            iov[i].iov_len = len;
-            msgs[i].msg_hdr.msg_name = dst as *const _ as *mut libc::c_void;
-            msgs[i].msg_hdr.msg_namelen =
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            msgs[i].msg_hdr.msg_iov = &mut iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
+    fn send_batch(&mut self, lens: &[usize], dst: &Ipv4Addr) {
         let mut sent = 0;
         while sent < lens.len() {
-            // SAFETY: msgs[sent..] point into live buffers (txbuf, iov, dst).
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.raw.as_raw_fd(),
-                    msgs[sent..].as_mut_ptr(),
-                    (lens.len() - sent) as libc::c_uint,
-                    // c_int on glibc, c_uint on musl (the router builds)
-                    libc::MSG_DONTWAIT as _,
-                )
-            };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
+            let r = sock::send_batch(
+                self.raw.as_fd(),
+                &self.txbuf[sent * SLOT..],
+                SLOT,
+                &lens[sent..],
+                *dst,
+            );
+            let r = match r {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // The packet at `sent` failed; drop it and carry on.
+                    self.stats.tx_dropped += 1;
+                    debug!(target: "packet", "ipip send: {e}");
+                    sent += 1;
                     continue;
                 }
-                // The packet at `sent` failed; drop it and carry on.
-                self.stats.tx_dropped += 1;
-                debug!(target: "packet", "ipip send: {e}");
-                sent += 1;
-                continue;
-            }
-            for &l in &lens[sent..sent + r as usize] {
+            };
+            for &l in &lens[sent..sent + r] {
                 self.stats.tx_packets += 1;
                 self.stats.tx_bytes += l as u64;
             }
-            sent += r as usize;
+            sent += r;
         }
     }
 
@@ -449,36 +383,20 @@ impl UserspaceIpip {
         let (slot, batch) = (self.rx_slot, self.rx_batch);
         // The same packet budget per wakeup whatever the batch size.
         for _ in 0..BUDGET * BATCH / batch {
-            let mut iov: [libc::iovec; BATCH] = [libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            }; BATCH];
-            // SAFETY: all-zero mmsghdr is valid.
-            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-            for i in 0..batch {
-                iov[i].iov_base = self.rxbuf[i * slot..].as_mut_ptr() as *mut libc::c_void;
-                iov[i].iov_len = slot;
-                msgs[i].msg_hdr.msg_iov = &mut iov[i];
-                msgs[i].msg_hdr.msg_iovlen = 1;
-            }
-            // SAFETY: the first `batch` msgs point into rxbuf slots of `slot` bytes.
-            let r = unsafe {
-                libc::recvmmsg(
-                    self.raw.as_raw_fd(),
-                    msgs.as_mut_ptr(),
-                    batch as libc::c_uint,
-                    // c_int on glibc, c_uint on musl (the router builds)
-                    libc::MSG_DONTWAIT as _,
-                    std::ptr::null_mut(),
-                )
+            let mut got = [sock::Received::default(); BATCH];
+            let n = match sock::recv_batch(
+                self.raw.as_fd(),
+                &mut self.rxbuf,
+                slot,
+                &mut got[..batch],
+            ) {
+                Ok(n) if n > 0 => n,
+                // EAGAIN (or an error the next wakeup will show again)
+                _ => break,
             };
-            if r <= 0 {
-                break; // EAGAIN (or an error the next wakeup will show again)
-            }
-            let n = r as usize;
-            for (i, m) in msgs.iter().enumerate().take(n) {
-                let len = m.msg_len as usize;
-                if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > slot {
+            for (i, m) in got.iter().enumerate().take(n) {
+                let len = m.len;
+                if m.truncated || len > slot {
                     self.stats.rx_oversize += 1;
                     continue;
                 }
@@ -503,7 +421,7 @@ impl UserspaceIpip {
                     self.stats.tun_writes += 1;
                     if inner.len() > SLOT - OUTER_HEADER_LEN {
                         self.stats.rx_oversize += 1;
-                    } else if tun::write_packet(p.tun.as_raw_fd(), inner).is_err() {
+                    } else if sysfd::write(p.tun.as_raw_fd(), inner).is_err() {
                         self.stats.rx_dropped += 1;
                     }
                     continue;
@@ -526,7 +444,7 @@ impl UserspaceIpip {
                     if !self.coalescer.start(owner, inner) {
                         self.stats.tun_writes += 1;
                         let plain = VnetHdr::default().emit();
-                        if tun::write_parts(owner as RawFd, &plain, inner).is_err() {
+                        if sysfd::write2(owner as RawFd, &plain, inner).is_err() {
                             self.stats.rx_dropped += 1;
                         }
                     }
@@ -551,7 +469,7 @@ fn flush(c: &mut Coalescer, stats: &mut UserspaceStats) {
     let segs = c.segments() as u64;
     if let Some(buf) = c.take() {
         stats.tun_writes += 1;
-        if tun::write_packet(fd, buf).is_err() {
+        if sysfd::write(fd, buf).is_err() {
             stats.rx_dropped += segs;
         }
     }

@@ -235,6 +235,26 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
+/// How much slower than this machine the radio lab's guest runs (QEMU
+/// under TCG emulation, one CPU: 3-10 times, more under load).
+pub const LAB_SLOWDOWN: u32 = 4;
+
+/// Inside the radio lab's guest (scripts/lab sets `TMIP_LAB=1`)?
+pub fn in_lab() -> bool {
+    std::env::var("TMIP_LAB").as_deref() == Ok("1")
+}
+
+/// A latency bound a test asserts, stretched by [`LAB_SLOWDOWN`] inside the
+/// lab's guest: emulation inflates every time, and a bound meant to tell
+/// "answered" from "stalled" must still separate the two there.
+pub fn time_bound(here: Duration) -> Duration {
+    if in_lab() {
+        here * LAB_SLOWDOWN
+    } else {
+        here
+    }
+}
+
 /// Whether the peer has closed `s`: reads (and discards) what is waiting,
 /// waiting at most `wait` for more (zero: only what is there now). For
 /// tests that count which of many connections a daemon kept.

@@ -208,7 +208,8 @@ impl Spawn {
     /// On an error the process is gone and the error holds its output.
     pub fn start_until(self, ready: &str, timeout: Duration) -> Result<Proc, String> {
         let mut p = self.start();
-        p.wait_output(ready, timeout)?;
+        // A daemon starts several times slower in the lab's emulated guest.
+        p.wait_output(ready, crate::time_bound(timeout))?;
         Ok(p)
     }
 }

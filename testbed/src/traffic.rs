@@ -333,10 +333,11 @@ impl TcpCheck {
 }
 
 impl TcpCheck {
-    /// [`TcpCheck::finish`] (5 s to drain), print the totals and assert
-    /// that every byte arrived verified and neither side saw an error.
+    /// [`TcpCheck::finish`] (5 s to drain, x4 in the lab's emulated
+    /// guest), print the totals and assert that every byte arrived
+    /// verified and neither side saw an error.
     pub fn finish_verified(self, label: &str) {
-        let (us, ur, ds, dr, err) = self.finish(Duration::from_secs(5));
+        let (us, ur, ds, dr, err) = self.finish(crate::time_bound(Duration::from_secs(5)));
         println!("{label} totals: MS->srv {ur}/{us} B, srv->MS {dr}/{ds} B verified");
         assert!(err.is_none(), "{label}: {err:?}");
         assert_eq!((ur, dr), (us, ds), "{label}: every byte delivered");

@@ -27,6 +27,5 @@ pub fn has_hwsim() -> bool {
 }
 
 /// Running inside the radio lab's guest (scripts/lab sets TMIP_LAB=1)?
-pub fn in_lab() -> bool {
-    std::env::var("TMIP_LAB").as_deref() == Ok("1")
-}
+#[allow(unused_imports)]
+pub use crate::common::in_lab;

@@ -22,6 +22,17 @@ pub const PASSPHRASE: &str = "tmip-lab-passphrase";
 /// Seconds an AP keeps a silent station (hostapd's default is 300).
 pub const AP_MAX_INACTIVITY: u32 = 5;
 
+/// The longest a hostapd 2.10 AP keeps a station that went silent, by its
+/// `ap_handle_timer` (src/ap/sta_info.c): the inactivity check runs
+/// `ap_max_inactivity + fuzz - inactive` seconds after the previous one,
+/// `fuzz = os_random() % 20` (0-19 s), so a check made just before the
+/// station left may schedule the next one `ap_max_inactivity + 19` s later;
+/// that one polls the station (a null-data frame), `AP_DISASSOC_DELAY`
+/// (3 s) later it disassociates an unanswered station and
+/// `AP_DEAUTH_DELAY` (1 s) after that removes it (and its WDS netdev).
+/// Counted from the station's last frame to the AP.
+pub const AP_DROP_WORST: Duration = Duration::from_secs(AP_MAX_INACTIVITY as u64 + 19 + 3 + 1);
+
 /// The module's radios are global: one user at a time in this process.
 static HWSIM: Mutex<()> = Mutex::new(());
 
@@ -163,8 +174,11 @@ impl Ap {
             text.push_str("wds_sta=1\n");
         }
         std::fs::write(&conf, text).expect("hostapd.conf");
+        // -d: the inactivity timer's decisions (active / polled / ACKed /
+        // disassociated) are debug messages; a test that waits for an AP to
+        // drop a station shows them when it does not.
         let mut c = ns.command("hostapd");
-        c.arg("-t").arg(&conf);
+        c.arg("-t").arg("-d").arg(&conf);
         c.stdout(Stdio::from(
             std::fs::File::create(&log).expect("hostapd log"),
         ))
@@ -190,6 +204,56 @@ impl Ap {
 
     pub fn log_text(&self) -> String {
         read(&self.log)
+    }
+
+    /// What this AP's log says about `mac`'s inactivity timer and removal
+    /// (ap_handle_timer, active/inactive, poll ACKed, disassociation,
+    /// deauthentication, WDS netdev), one line each.
+    pub fn timer_lines(&self, mac: &str) -> Vec<String> {
+        const KEYS: [&str; 8] = [
+            "ap_handle_timer",
+            "active",
+            "ACKed",
+            "Polling",
+            "disassoc",
+            "deauth",
+            "WDS-STA",
+            "AP-STA-",
+        ];
+        // "Polling STA" names no station (these APs serve one at a time).
+        let mac = mac.to_lowercase();
+        self.log_text()
+            .lines()
+            .filter(|l| {
+                l.contains("Polling STA")
+                    || (l.to_lowercase().contains(&mac) && KEYS.iter().any(|k| l.contains(k)))
+            })
+            .map(String::from)
+            .collect()
+    }
+
+    /// The evidence when this AP (in `ns`) keeps a station it should have
+    /// dropped: the kernel's view of its stations (`iw station dump`:
+    /// inactive time, rx/tx packets, tx failures), its radio's channel, its
+    /// timer lines for `mac` and the last 60 lines of its log.
+    pub fn evidence(&self, ns: &Netns, mac: &str) -> String {
+        let out = ns.sh_out(&format!(
+            "iw dev {0} station dump; iw dev {0} info; ip -br link",
+            self.ifname
+        ));
+        let log = self.log_text();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+        format!(
+            "== AP {} ({}, channel {}): station dump and interfaces\n{}{}\n\
+             == its timer lines for {mac}\n{}\n== the last 60 lines of its log\n{tail}\n",
+            self.ifname,
+            self.bssid,
+            self.channel,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.timer_lines(mac).join("\n"),
+        )
     }
 }
 

@@ -20,10 +20,14 @@ exports.withView = function (url, fn) {
     });
     try {
       const page = await ctx.newPage();
+      // Playwright waits 30 s for a step; the Rust test stretches that
+      // where everything runs slower (the lab's emulated guest).
+      const scale = Number(process.env.TMIP_TIME_SCALE) || 1;
+      page.setDefaultTimeout(30000 * scale);
       const errors = [];
       page.on('pageerror', (e) => errors.push(String(e)));
       await page.goto(url);
-      await page.waitForSelector('body[data-rendered], body[data-error]', { timeout: 20000 });
+      await page.waitForSelector('body[data-rendered], body[data-error]', { timeout: 20000 * scale });
       const err = await page.getAttribute('body', 'data-error');
       if (err) throw new Error('view failed: ' + err);
       const result = await fn(page);
