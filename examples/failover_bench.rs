@@ -17,36 +17,11 @@
 //! The bed is the workspace's one namespace test bed (`tmip_testbed`).
 //! Figures are distorted by a loaded machine; say so when recording them.
 use std::io::Write;
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tmip_testbed::bed::{Options, Register, TestBed, BACKUP_MLR_IP, MLR_IP, SRV_IP};
-use tmip_testbed::traffic::ProbeStream;
+use tmip_testbed::bed::{Options, Register, TestBed};
+use tmip_testbed::traffic::ms;
 
 const UP: Duration = Duration::from_secs(30);
-
-fn cn_out(bed: &TestBed, k: usize) -> PathBuf {
-    bed.cn(k).log.clone()
-}
-
-fn bound_at(out: &Path, since: usize, reg: Ipv4Addr, wait: Duration) -> Option<Instant> {
-    let needle = format!("by MLR @ {reg}:6554");
-    let end = Instant::now() + wait;
-    while Instant::now() < end {
-        let t = std::fs::read(out).unwrap_or_default();
-        if t.get(since..)
-            .is_some_and(|t| String::from_utf8_lossy(t).contains(&needle))
-        {
-            return Some(Instant::now());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn pct(v: &[f64], p: f64) -> f64 {
     let mut s = v.to_vec();
@@ -103,14 +78,7 @@ fn run() -> Result<(), String> {
     let c = bed
         .client_dhcp(ms_i, UP)
         .map_err(|e| format!("{e}\n{}", bed.logs()))?;
-    let probes = ProbeStream::start(
-        &bed.srv.name,
-        SRV_IP,
-        &bed.clients[ms_i].ns.name,
-        c.station(),
-        6001,
-        Duration::from_millis(1),
-    )?;
+    let probes = bed.client_probes(ms_i, c.station(), 6001)?;
     std::thread::sleep(Duration::from_millis(500));
     println!(
         "client {}/30; {kills} kills of the serving register",
@@ -121,29 +89,15 @@ fn run() -> Result<(), String> {
     let mut gaps = Vec::new();
     let mut lost = 0u64;
     for k in 1..=kills {
-        let (other, other_ip) = match serving {
-            Register::Primary => (Register::Backup, BACKUP_MLR_IP),
-            Register::Backup => (Register::Primary, MLR_IP),
-        };
-        let outs: Vec<(PathBuf, usize)> = (1..=2)
-            .map(|n| {
-                let p = cn_out(&bed, n);
-                let len = std::fs::metadata(&p).map(|m| m.len() as usize).unwrap_or(0);
-                (p, len)
-            })
-            .collect();
-        let watch = std::thread::spawn(move || {
-            outs.iter()
-                .map(|(f, since)| bound_at(f, *since, other_ip, Duration::from_secs(10)))
-                .collect::<Vec<_>>()
-        });
+        let other = serving.other();
+        let watch = bed.watch_binds(other.ip(), Duration::from_secs(10));
         let killed = Instant::now();
         bed.kill_register(serving);
         std::thread::sleep(Duration::from_millis(50));
         let to = if bed.clients[ms_i].cell == 1 { 2 } else { 1 };
         let moved = bed.move_client(ms_i, to);
         let w = probes.window(moved, Duration::from_millis(2000));
-        let bound = watch.join().map_err(|_| "watcher panicked")?;
+        let bound = watch.join();
         let times: Vec<f64> = bound
             .iter()
             .map(|b| b.map_or(f64::INFINITY, |t| ms(t.duration_since(killed))))

@@ -18,11 +18,12 @@ mod traffic;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
-use testbed::{Options, Register, TestBed, BACKUP_MLR_IP, MLR_IP, NETWORK_NAME, SECRET, SRV_IP};
+use testbed::{Options, Register, TestBed, BACKUP_MLR_IP, MLR_IP, NETWORK_NAME, SECRET};
 use tmip::addr::{Cell30, MacAddr};
 use tmip::mlrp::{self, BindReply, Client, CnBind, Message, NetworkKey, Role};
+use tmip_testbed::failover::{bound_at, bound_line};
 use tmip_testbed::status::{self, Json};
-use traffic::TcpCheck;
+use traffic::{ms, TcpWindow};
 
 const UP: Duration = Duration::from_secs(20);
 
@@ -62,29 +63,31 @@ fn lists_station(status: &Json, station: Ipv4Addr) -> bool {
         .any(|b| b["station"].as_str() == Some(&station.to_string()))
 }
 
-fn cn_out(bed: &TestBed, k: usize) -> std::path::PathBuf {
-    bed.cn(k).log.clone()
-}
-
-/// When the CN whose terminal output is `out` says it bound to `reg`
-/// (past byte `since`); polled every 5 ms.
-fn bound_at(out: &std::path::Path, since: usize, reg: Ipv4Addr, wait: Duration) -> Option<Instant> {
-    let needle = format!("by MLR @ {reg}:6554");
-    let end = Instant::now() + wait;
-    while Instant::now() < end {
-        let t = std::fs::read_to_string(out).unwrap_or_default();
-        if t.get(since..).is_some_and(|t| t.contains(&needle)) {
-            return Some(Instant::now());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
-}
-
-fn log_len(bed: &TestBed, k: usize) -> usize {
-    std::fs::metadata(cn_out(bed, k))
-        .map(|m| m.len() as usize)
-        .unwrap_or(0)
+/// The stream across a failover and a move: printed; nothing lost, the
+/// same connection, a gap of at most 2 s; the backup promoted itself.
+fn stream_survived_the_failover(bed: &TestBed, w: &TcpWindow, label: &str) {
+    println!(
+        "{label} tcp gap {:.1} ms, lost {} B, same connection {}, rx {}/{} B",
+        ms(w.gap()),
+        w.lost,
+        w.same_connection,
+        w.up_bytes,
+        w.down_bytes
+    );
+    assert_eq!(w.lost, 0, "bytes lost\n{}", bed.logs());
+    assert!(w.same_connection, "{w:?}");
+    assert!(
+        w.gap() <= Duration::from_secs(2),
+        "gap {:?} over 2 s (a loaded machine stretches it; rerun before concluding)\n{}",
+        w.gap(),
+        bed.logs()
+    );
+    assert!(
+        bed.register_log(Register::Backup)
+            .contains("Promoted to serving register, epoch 2"),
+        "{}",
+        bed.register_log(Register::Backup)
+    );
 }
 
 /// Restart register `r`, wait until it is a replica in sync; then the
@@ -137,60 +140,28 @@ fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
         )),
         "{out}"
     );
-    let ms = bed.clients[i].ns.name.clone();
-    let mut t = match TcpCheck::start(&bed.srv.name, SRV_IP, 5001, &ms, Duration::from_millis(1)) {
-        Ok(t) => t,
-        Err(e) => panic!("{e}\n{}", bed.logs()),
-    };
+    let mut t = bed.client_tcp(i, 5001);
     std::thread::sleep(Duration::from_millis(500));
-    let outs: Vec<_> = (1..=2)
-        .map(|k| (cn_out(&bed, k), log_len(&bed, k)))
-        .collect();
     // The primary crashes; the client moves right after.
     let m = t.mark();
     let killed = Instant::now();
-    let watch = std::thread::spawn(move || {
-        outs.iter()
-            .map(|(f, since)| bound_at(f, *since, BACKUP_MLR_IP, Duration::from_secs(10)))
-            .collect::<Vec<_>>()
-    });
+    let watch = bed.watch_binds(BACKUP_MLR_IP, Duration::from_secs(10));
     bed.kill_register(Register::Primary);
     std::thread::sleep(Duration::from_millis(100));
     bed.move_client(i, 2);
-    let w = t.window(&m, Duration::from_millis(2500));
-    let bound = watch.join().expect("watcher");
+    let w = t.window_over(&m, Duration::from_millis(3500));
+    let bound = watch.join();
     for (k, b) in bound.iter().enumerate() {
         match b {
             Some(at) => println!(
                 "CN{} bound to the backup {:.0} ms after the kill",
                 k + 1,
-                at.duration_since(killed).as_secs_f64() * 1e3
+                ms(at.duration_since(killed))
             ),
             None => panic!("CN{} never bound to the backup\n{}", k + 1, bed.logs()),
         }
     }
-    println!(
-        "[failover + move] tcp gap {:.1} ms, lost {} B, same connection {}, rx {}/{} B",
-        w.gap().as_secs_f64() * 1e3,
-        w.lost,
-        w.same_connection,
-        w.up_bytes,
-        w.down_bytes
-    );
-    assert_eq!(w.lost, 0, "bytes lost\n{}", bed.logs());
-    assert!(w.same_connection, "{w:?}");
-    assert!(
-        w.gap() <= Duration::from_secs(2),
-        "gap {:?} over 2 s (a loaded machine stretches it; rerun before concluding)\n{}",
-        w.gap(),
-        bed.logs()
-    );
-    assert!(
-        bed.register_log(Register::Backup)
-            .contains("Promoted to serving register, epoch 2"),
-        "{}",
-        bed.register_log(Register::Backup)
-    );
+    stream_survived_the_failover(&bed, &w, "[failover + move]");
     // A new client gets its lease from the backup.
     let j = bed.add_client(2);
     let cj = match bed.client_dhcp(j, UP) {
@@ -245,6 +216,196 @@ fn primary_killed_during_a_stream_and_a_move_loses_nothing() {
     let (us, ur, ds, dr, err) = t.finish(Duration::from_secs(5));
     assert!(err.is_none(), "{err:?}");
     assert_eq!((ur, dr), (us, ds), "every byte delivered");
+}
+
+/// The primary's host vanishes without a word (its switch port goes
+/// dark: no RST, no FIN, its mlrd keeps running) while a client streams
+/// TCP and then moves. The CNs notice by their heartbeat within the
+/// deadline (1 s by default with a backup), bind to the backup, which
+/// promotes itself; the stream loses nothing and a new client gets a
+/// lease. The old primary, cut off, still serves in epoch 1 with nobody
+/// to serve; when its link returns it meets epoch 2, steps down and
+/// resynchronises: both registers then hold the same bindings, no /30
+/// twice.
+#[test]
+fn primary_host_vanishing_silently_fails_over_by_heartbeat() {
+    let mut bed = pair_bed(2);
+    let i = bed.add_client(1);
+    let c = bed
+        .client_dhcp(i, UP)
+        .unwrap_or_else(|e| panic!("{e}\n{}", bed.logs()));
+    let mut t = bed.client_tcp(i, 5001);
+    std::thread::sleep(Duration::from_millis(500));
+    let m = t.mark();
+    let lost = bed.watch_cn_logs("lost the MLR link", Duration::from_secs(10));
+    let bound = bed.watch_binds(BACKUP_MLR_IP, Duration::from_secs(10));
+    let cut = Instant::now();
+    bed.cut_register(Register::Primary);
+    std::thread::sleep(Duration::from_millis(100));
+    bed.move_client(i, 2);
+    // Over 3.5 s from the mark: a stream still stalled then shows as a
+    // gap over 2 s.
+    let w = t.window_over(&m, Duration::from_millis(3500));
+    let (lost, bound) = (lost.join(), bound.join());
+    for k in 1..=2 {
+        let log = bed.cn(k).log_text();
+        let (Some(l), Some(b)) = (lost[k - 1], bound[k - 1]) else {
+            panic!(
+                "CN{k} did not fail over: lost {:?} bound {:?}\n{}",
+                lost[k - 1],
+                bound[k - 1],
+                bed.logs()
+            );
+        };
+        println!(
+            "[silent] CN{k}: link to the primary declared lost {:.0} ms after the cut, bound to the backup after {:.0} ms",
+            ms(l.duration_since(cut)),
+            ms(b.duration_since(cut))
+        );
+        // By the heartbeat, not by a socket error: nothing came back.
+        assert!(
+            log.contains("lost the MLR link: no answer to pings for 1000 ms"),
+            "CN{k}\n{log}"
+        );
+        // The deadline is 1 s of silence since the last answer (heard at
+        // most one 250 ms heartbeat before the cut); 250 ms of slack for
+        // a loaded machine.
+        assert!(
+            l.duration_since(cut) <= Duration::from_millis(1250),
+            "CN{k} took {:?} to notice",
+            l.duration_since(cut)
+        );
+        assert!(
+            b.duration_since(cut) <= Duration::from_millis(2000),
+            "CN{k} bound to the backup {:?} after the cut\n{}",
+            b.duration_since(cut),
+            bed.logs()
+        );
+    }
+    stream_survived_the_failover(&bed, &w, "[silent + move]");
+    let j = bed.add_client(2);
+    let cj = bed
+        .client_dhcp(j, UP)
+        .unwrap_or_else(|e| panic!("new client after the failover: {e}\n{}", bed.logs()));
+    println!(
+        "[silent] new client got {}/30 from the backup",
+        cj.station()
+    );
+    let flowing = |t: &mut tmip_testbed::traffic::TcpCheck, bed: &TestBed, what: &str| {
+        let w = t.window(&t.mark(), Duration::from_millis(1500));
+        println!("[silent] {what}: {w:?}");
+        if w.up_bytes == 0 {
+            for k in 1..=2 {
+                let cn = bed.cn(k);
+                let pid = cn.pid().unwrap_or(0);
+                println!(
+                    "DIAG CN{k} pid {pid} stat {}",
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()
+                );
+                println!(
+                    "DIAG CN{k} wchan {}",
+                    std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default()
+                );
+                println!(
+                    "DIAG {}",
+                    cn.ns.sh(&format!(
+                        "ip -s link show tmip{k}x0; ip -s link show core0; ss -tanp"
+                    ))
+                );
+            }
+            println!("DIAG srv {}", bed.srv.sh("ss -tin"));
+            let c2 = bed.cn(2).ns.name.clone();
+            let c1 = bed.cn(1).ns.name.clone();
+            println!("DIAG tcpdump cn2 mob0 {}", common::sh_out(&format!("ip netns exec {c2} timeout 4 tcpdump -vni mob0 -c 12 'tcp port 5001 and src 10.1.0.5 and greater 1000' 2>&1")).stdout.iter().map(|&b| b as char).collect::<String>());
+            println!(
+                "DIAG tcpdump cn2 core0 {}",
+                common::sh_out(&format!(
+                    "ip netns exec {c2} timeout 4 tcpdump -vni core0 -c 12 'proto 4 or icmp' 2>&1"
+                ))
+                .stdout
+                .iter()
+                .map(|&b| b as char)
+                .collect::<String>()
+            );
+            println!("DIAG tcpdump cn1 core0 {}", common::sh_out(&format!("ip netns exec {c1} timeout 4 tcpdump -vni core0 -c 12 'icmp or (tcp port 5001 and greater 1000)' 2>&1")).stdout.iter().map(|&b| b as char).collect::<String>());
+            println!(
+                "DIAG cn2 nft {}",
+                bed.cn(2).ns.sh("nft list ruleset 2>&1 | head -60")
+            );
+            println!(
+                "DIAG ms {}",
+                bed.clients[i].ns.sh("ss -tin; ip -s link show eth0")
+            );
+        }
+        assert!(
+            w.lost == 0 && w.same_connection && w.up_bytes > 0 && w.down_bytes > 0,
+            "{what}: {w:?}\n{}\n{}",
+            bed.cn_state(),
+            bed.logs()
+        );
+    };
+    flowing(&mut t, &bed, "stream after the new client's lease");
+    // The cut-off primary, on its own: what it believes.
+    std::thread::sleep(Duration::from_millis(1500));
+    let p = bed.register_status(Register::Primary);
+    println!(
+        "[silent] the cut-off primary's status: register {}",
+        p["register"]
+    );
+    assert_eq!(
+        p["register"]["replication"], "peer-down",
+        "the cut-off primary must know its backup is gone: {p}"
+    );
+    // Its link returns: it meets epoch 2, steps down, resynchronises.
+    let mended = Instant::now();
+    bed.mend_register(Register::Primary);
+    if let Err(e) = bed.wait_register_log(Register::Primary, "stepping down", UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    if let Err(e) = bed.wait_register_log(Register::Primary, "Replica in sync", UP) {
+        panic!("{e}\n{}", bed.logs());
+    }
+    println!(
+        "[silent] link back: the old primary stood down and is in sync after {:.0} ms",
+        ms(mended.elapsed())
+    );
+    let (p, b) = (
+        bed.register_status(Register::Primary),
+        bed.register_status(Register::Backup),
+    );
+    assert_eq!(p["register"]["role"], "backup", "{p}");
+    let reg = &b["register"];
+    assert_eq!(
+        (&reg["role"], &reg["state"], &reg["epoch"]),
+        (&"primary".into(), &"serving".into(), &2.into()),
+        "{b}"
+    );
+    for cell in [c, cj] {
+        assert!(lists_station(&b, cell.station()), "{b}");
+    }
+    assert_eq!(
+        bindings_of(&p),
+        bindings_of(&b),
+        "both registers hold the same bindings"
+    );
+    let cells = bindings_list(&b);
+    let mut seen = std::collections::HashSet::new();
+    for (_, cell) in &cells {
+        assert!(seen.insert(cell.clone()), "{cell} bound twice: {b}");
+    }
+    // Every CN's latest bind is to the backup: none went back to the old
+    // primary.
+    for k in 1..=2 {
+        let log = bed.cn(k).log_text();
+        let last = log.rfind("by MLR @ ").map(|p| &log[p..]).unwrap_or("");
+        assert!(
+            last.starts_with(&bound_line(BACKUP_MLR_IP)),
+            "CN{k} last bound to: {}\n{log}",
+            last.lines().next().unwrap_or("")
+        );
+    }
+    flowing(&mut t, &bed, "stream after the old primary's return");
+    t.finish_verified("[silent]");
 }
 
 #[test]
@@ -399,14 +560,14 @@ fn a_partition_never_binds_a_cell_twice() {
     let mut bed = pair_bed(2);
     let cn2 = bed.cns[1].ns.name.clone();
     let mlrb = bed.mlrb.as_ref().map(|n| n.name.clone()).expect("mlrb");
-    let since = log_len(&bed, 2);
+    let since = bed.cn_log_len(2);
     // The cut: the registers cannot reach each other, CN2 cannot reach
     // the primary.
     bed.mlr
         .sh(&format!("ip route add prohibit {BACKUP_MLR_IP}/32"));
     common::sh(&format!("ip -n {mlrb} route add prohibit {MLR_IP}/32"));
     common::sh(&format!("ip -n {cn2} route add prohibit {MLR_IP}/32"));
-    let out2 = cn_out(&bed, 2);
+    let out2 = bed.cn(2).log.clone();
     if bound_at(&out2, since, BACKUP_MLR_IP, Duration::from_secs(10)).is_none() {
         panic!("CN2 did not fail over to the backup\n{}", bed.logs());
     }
@@ -474,7 +635,7 @@ fn a_partition_never_binds_a_cell_twice() {
     }
     let since1 = 0;
     if bound_at(
-        &cn_out(&bed, 1),
+        &bed.cn(1).log,
         since1,
         BACKUP_MLR_IP,
         Duration::from_secs(10),
@@ -506,7 +667,7 @@ fn allocations_wait_for_the_backup_and_moves_do_not() {
     let first = allocate(&mut c, 1).expect("allocate");
     println!(
         "allocation with the backup in sync: {:.1} ms",
-        t.elapsed().as_secs_f64() * 1e3
+        ms(t.elapsed())
     );
     let backup = bed.mlrd_backup.as_ref().expect("backup running");
     backup.signal(nix::sys::signal::Signal::SIGSTOP);
@@ -519,7 +680,7 @@ fn allocations_wait_for_the_backup_and_moves_do_not() {
             to: mlrp::CnRef::new(Ipv4Addr::new(10, 0, 0, 61), 5554),
         }))
         .expect("move");
-    let move_ms = t.elapsed().as_secs_f64() * 1e3;
+    let move_ms = ms(t.elapsed());
     assert!(matches!(mv, Message::Binding(_)), "{mv}");
     // An allocation waits for the frozen backup until it is dropped.
     c.set_timeout(Duration::from_secs(10));
@@ -528,7 +689,7 @@ fn allocations_wait_for_the_backup_and_moves_do_not() {
     let held = t.elapsed();
     println!(
         "backup frozen: move answered in {move_ms:.1} ms, allocation held {:.0} ms",
-        held.as_secs_f64() * 1e3
+        ms(held)
     );
     assert!(
         move_ms < 1000.0,
@@ -591,4 +752,26 @@ fn only_the_peer_register_may_subscribe() {
         matches!(&r, Message::Error(e) if e.code == mlrp::ErrorCode::Unauthorized),
         "{r}"
     );
+}
+
+/// A CN that binds to the standby while the primary still answers it (a
+/// CN cut off from the primary, not the registers from each other) is
+/// refused: the standby asks the primary first and does not promote.
+#[test]
+fn a_standby_refuses_a_bind_while_the_primary_answers() {
+    let bed = pair_bed(1);
+    stand_in_address(&bed.mlr, 61);
+    let t = Instant::now();
+    let r = bed.mlr.run_in(|| bound_cn(BACKUP_MLR_IP, 1).map(|_| ()));
+    println!(
+        "bind at the standby answered in {:.0} ms: {r:?}",
+        ms(t.elapsed())
+    );
+    assert!(
+        r.as_ref().is_err_and(|e| e.contains("standby backup")),
+        "{r:?}"
+    );
+    let log = bed.register_log(Register::Backup);
+    assert!(log.contains("asking it first"), "{log}");
+    assert!(!log.contains("Promoted"), "{log}");
 }

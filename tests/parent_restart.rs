@@ -13,14 +13,10 @@ mod testbed;
 mod traffic;
 
 use std::time::{Duration, Instant};
-use testbed::{Options, TestBed, SRV_IP};
-use traffic::TcpCheck;
+use testbed::{Options, TestBed};
+use traffic::ms;
 
 const UP: Duration = Duration::from_secs(20);
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 /// Did CN1's tmipd choose the kernel backend (its probe found the ipip
 /// module)? Read from its start-up log: `new tunnels use: ...`.
@@ -55,17 +51,7 @@ fn parent_killed_and_restarted_loses_nothing_and_resumes_within_a_second() {
     let i = bed.add_client(1);
     let c = bed.client_lease(i, UP);
     assert_eq!(bed.parent_of(c), 1, "CN1 is the client's parent");
-    let ms_ns = bed.clients[i].ns.name.clone();
-    let mut t = match TcpCheck::start(
-        &bed.srv.name,
-        SRV_IP,
-        5001,
-        &ms_ns,
-        Duration::from_millis(1),
-    ) {
-        Ok(t) => t,
-        Err(e) => panic!("{e}\n{}", bed.logs()),
-    };
+    let mut t = bed.client_tcp(i, 5001);
     std::thread::sleep(Duration::from_millis(300));
     bed.move_client(i, 2);
     let routed = common::wait_for(Duration::from_secs(5), || {

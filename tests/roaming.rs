@@ -15,7 +15,7 @@ mod traffic;
 use std::time::{Duration, Instant};
 use testbed::{Options, TestBed, SRV_IP};
 use tmip::addr::Cell30;
-use traffic::{ProbeStream, TcpCheck};
+use traffic::{ms, ProbeStream, TcpCheck};
 
 const UP: Duration = Duration::from_secs(20);
 const SETTLE: Duration = Duration::from_millis(1500);
@@ -29,15 +29,7 @@ fn dhcp(bed: &mut TestBed, i: usize) -> Cell30 {
 }
 
 fn tcp(bed: &TestBed, i: usize, port: u16) -> TcpCheck {
-    let ms = bed.clients[i].ns.name.clone();
-    match TcpCheck::start(&bed.srv.name, SRV_IP, port, &ms, Duration::from_millis(1)) {
-        Ok(t) => t,
-        Err(e) => panic!("{e}\n{}\n{}", bed.cn_state(), bed.logs()),
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+    bed.client_tcp(i, port)
 }
 
 /// Wait until exactly the CN of `cell` claims the client (N+2/32 or a host
@@ -160,15 +152,7 @@ fn tcp_session_survives_20_moves_across_three_cns() {
         "CN1's pool serves its own cell first"
     );
     assert_one_claimant(&bed, c, 1, "after DHCP");
-    let probes = ProbeStream::start(
-        &bed.srv.name,
-        SRV_IP,
-        &bed.clients[i].ns.name,
-        c.station(),
-        6001,
-        Duration::from_millis(1),
-    )
-    .expect("probes");
+    let probes = bed.client_probes(i, c.station(), 6001).expect("probes");
     let mut t = tcp(&bed, i, 5001);
     std::thread::sleep(Duration::from_millis(300));
     let cells = [2, 3, 1, 3, 2, 1, 2, 1, 3, 1, 2, 3, 2, 1, 3, 2, 3, 1, 2, 1];

@@ -7,6 +7,16 @@
 //! sudo target/release/examples/mlr_bench --preauth 8192
 //! ```
 //!
+//! `--snapshot N[,N...]` measures only a backup register joining late
+//! instead (docs/BENCHMARKS.md "Backup catch-up"): the primary (with
+//! `backup_mlr 127.0.0.1:6555`) is filled to each N bindings in turn; then
+//! a backup mlrd with an empty state directory starts and subscribes, and
+//! the bench prints how long the snapshot catch-up took (until the backup
+//! logs it is in sync), the snapshot's size, whether the primary dropped
+//! the backup meanwhile (ack deadline, output limit) and, from a CN
+//! allocating one new station every 5 ms during the catch-up, the
+//! allocations' latency (p50/max) and refusals.
+//!
 //! `--preauth N` measures only the pre-authentication attack instead
 //! (docs/SECURITY.md): N connections from N/16 addresses (the default
 //! `max_unauth_per_source`), each sending all but the last byte of a
@@ -63,6 +73,8 @@ struct Opts {
     no_compact: bool,
     /// Run the pre-authentication attack with this many connections only.
     preauth: usize,
+    /// Measure a backup's catch-up at these register sizes only.
+    snapshot: Vec<usize>,
 }
 
 fn opts() -> Opts {
@@ -74,6 +86,7 @@ fn opts() -> Opts {
         keep: false,
         no_compact: false,
         preauth: 0,
+        snapshot: Vec::new(),
     };
     let a: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -94,6 +107,13 @@ fn opts() -> Opts {
             "--max" => o.max = v.parse().expect("--max N"),
             "--secs" => o.secs = v.parse().expect("--secs S"),
             "--preauth" => o.preauth = v.parse().expect("--preauth N"),
+            "--snapshot" => {
+                o.snapshot = v
+                    .split(',')
+                    .map(|n| n.parse().expect("--snapshot N[,N...]"))
+                    .collect();
+                o.snapshot.sort_unstable();
+            }
             x => panic!("unknown option {x}"),
         }
         i += 2;
@@ -210,22 +230,6 @@ impl Pipe {
         self.batch(&[m], &mut |x| r = Some(x));
         r.unwrap()
     }
-}
-
-fn bind(client: usize) -> Pipe {
-    let mut p = Pipe::connect_from(cn_addr(client));
-    let r = p.call(Message::CnBind(CnBind {
-        network_name: NET.into(),
-        cn_name: format!("bench cn {client}"),
-        cn_addr: cn_addr(client),
-        cn_port: 5554,
-        pools: vec![cn_pool(client)],
-    }));
-    assert!(
-        matches!(r, Message::BindReply(BindReply::Accepted { .. })),
-        "{r:?}"
-    );
-    p
 }
 
 fn enter_ns(ns: &str) {
@@ -429,6 +433,186 @@ fn allocate_range(
     (pipes, n as f64 / dt.as_secs_f64())
 }
 
+/// Bind as client `c` (retrying while a register of a pair still probes
+/// its peer).
+fn bind(c: usize) -> Pipe {
+    for _ in 0..100 {
+        let mut p = Pipe::connect_from(cn_addr(c));
+        let r = p.call(Message::CnBind(CnBind {
+            network_name: NET.into(),
+            cn_name: format!("bench cn {c}"),
+            cn_addr: cn_addr(c),
+            cn_port: 5554,
+            pools: vec![cn_pool(c)],
+        }));
+        if matches!(r, Message::BindReply(BindReply::Accepted { .. })) {
+            return p;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the primary never served");
+}
+
+/// When `needle` shows up in `log` past byte `from` (polled every 5 ms).
+fn wait_log(log: &std::path::Path, from: usize, needle: &str, wait: Duration) -> Option<Instant> {
+    let end = Instant::now() + wait;
+    while Instant::now() < end {
+        let t = std::fs::read(log).unwrap_or_default();
+        if t.get(from..)
+            .is_some_and(|t| String::from_utf8_lossy(t).contains(needle))
+        {
+            return Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+/// `--snapshot`: see the module docs.
+fn snapshot_catch_up(o: &Opts, ns: &str, m: &Mlrd) {
+    let nclients = o.clients;
+    // The allocating CN of the catch-up: one more client with its own pool.
+    let probe_c = nclients;
+    // Sessions are bound afresh for each size: one idle through a long
+    // fill or catch-up would be taken for a silent CN (cn_timeout).
+    let bind_all = |ns: &str, cs: std::ops::Range<usize>| -> Vec<Pipe> {
+        let ns = ns.to_string();
+        std::thread::spawn(move || {
+            enter_ns(&ns);
+            cs.map(bind).collect()
+        })
+        .join()
+        .unwrap()
+    };
+    let primary_log = m.dir.join("mlrd.log");
+    let mut filled = 0;
+    let mut probe_n = 0usize;
+    for &n in &o.snapshot {
+        let per = n / nclients;
+        let t = Instant::now();
+        let pipes = bind_all(ns, 0..nclients);
+        drop(allocate_range(o, ns, pipes, filled, per));
+        println!(
+            "register filled to {} bindings (+{} in {:.1} s)",
+            per * nclients + probe_n,
+            (per - filled.min(per)) * nclients,
+            t.elapsed().as_secs_f64()
+        );
+        filled = filled.max(per);
+        let bdir = m.dir.join(format!("backup-{n}"));
+        std::fs::create_dir_all(&bdir).unwrap();
+        let rc = bdir.join("mlrd.rc");
+        std::fs::write(
+            &rc,
+            format!(
+                "network_name {NET}\nport 6555\nforeground true\nlog true\ndebug_level 2\nsecret \"{SECRET}\"\nstate_dir {}\nstatus_file {}\nlease_time 86400\nprimary_mlr 127.0.0.1:6554\n",
+                bdir.join("state").display(),
+                bdir.join("status.json").display(),
+            ),
+        )
+        .unwrap();
+        let blog = bdir.join("mlrd.log");
+        let from = std::fs::metadata(&primary_log).map_or(0, |x| x.len() as usize);
+        let logf = std::fs::File::create(&blog).unwrap();
+        let started = Instant::now();
+        let mut backup = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(&m.bin)
+            .arg("-f")
+            .arg(&rc)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(logf.try_clone().unwrap()))
+            .stderr(Stdio::from(logf))
+            .spawn()
+            .unwrap();
+        // A CN allocating one new station every 5 ms meanwhile.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ns2, stop2, first) = (ns.to_string(), stop.clone(), probe_n);
+        let mut p = bind_all(ns, probe_c..probe_c + 1).remove(0);
+        let h = std::thread::spawn(move || {
+            enter_ns(&ns2);
+            let mut lat = Vec::new();
+            let mut refused = Vec::new();
+            let mut k = first;
+            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                let t = Instant::now();
+                let r = p.call(Message::Allocate(Allocate {
+                    mac: mac(probe_c, k),
+                    requested: None,
+                }));
+                k += 1;
+                lat.push(t.elapsed());
+                if !matches!(r, Message::Binding(_)) {
+                    refused.push(format!("{r}"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (lat, refused, k)
+        });
+        let sync = wait_log(&blog, 0, "Replica in sync", Duration::from_secs(300));
+        let psync = wait_log(
+            &primary_log,
+            from,
+            "Backup register in sync",
+            Duration::from_secs(5),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (mut lat, refused, k) = h.join().unwrap();
+        probe_n = k;
+        // What the primary said before the backup is stopped.
+        let plog = std::fs::read(&primary_log).unwrap_or_default();
+        let _ = backup.kill();
+        let _ = backup.wait();
+        let plog = String::from_utf8_lossy(plog.get(from..).unwrap_or_default()).into_owned();
+        let subs = plog.matches("subscribed: sending a snapshot").count();
+        let drops: Vec<&str> = plog
+            .lines()
+            .filter(|l| l.contains("Backup register gone") || l.contains("not reading"))
+            .collect();
+        let snap_bytes: u64 = std::fs::read_dir(bdir.join("state"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot"))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|x| x.len())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let ms = |t: Option<Instant>| {
+            t.map_or("never".to_string(), |t| {
+                format!("{:.0} ms", (t - started).as_secs_f64() * 1e3)
+            })
+        };
+        println!(
+            "  backup joins late: in sync after {} (the primary saw it after {}); snapshot {:.1} MB; {subs} subscription(s); dropped by the primary: {}",
+            ms(sync),
+            ms(psync),
+            snap_bytes as f64 / 1e6,
+            if drops.is_empty() {
+                "never".to_string()
+            } else {
+                drops.join(" | ")
+            }
+        );
+        let n_alloc = lat.len();
+        if n_alloc == 0 {
+            println!("  a CN allocating meanwhile: no allocation made");
+            continue;
+        }
+        println!(
+            "  a CN allocating meanwhile: {n_alloc} allocations, latency p50 {:?} max {:?}, {} refused{}",
+            percentile(&mut lat, 0.5),
+            percentile(&mut lat, 1.0),
+            refused.len(),
+            refused
+                .first()
+                .map_or(String::new(), |r| format!(" (first: {r})"))
+        );
+    }
+}
+
 /// VmRSS and VmHWM (peak) of `pid` in KiB.
 fn rss_hwm_kib(pid: u32) -> (u64, u64) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -622,7 +806,13 @@ fn main() {
             dir.join("status.json").display(),
             // The attack holds its connections for the whole measurement
             // (the worst case; the default 10 s would close them sooner).
-            if o.preauth > 0 { "handshake_timeout 60\n" } else { "" }
+            if o.preauth > 0 {
+                "handshake_timeout 60\n"
+            } else if !o.snapshot.is_empty() {
+                "backup_mlr 127.0.0.1:6555\n"
+            } else {
+                ""
+            }
         ),
     )
     .unwrap();
@@ -647,6 +837,10 @@ fn main() {
     println!("empty start: {:?}, RSS {} KiB", t_start, rss0);
     if o.preauth > 0 {
         preauth_attack(&ns, o.preauth, &m, rss0);
+        return;
+    }
+    if !o.snapshot.is_empty() {
+        snapshot_catch_up(&o, &ns, &m);
         return;
     }
 

@@ -10,14 +10,30 @@
 //!   backup that subscribed. It gets a snapshot, then every commit's
 //!   journal records. The replies of a durable commit (allocations,
 //!   releases, binds, expiry) are held until the backup acknowledged the
-//!   records: "acknowledged" means stored on both registers. A backup that
-//!   does not acknowledge within [`ACK_TIMEOUT`] is dropped and the
-//!   register serves alone (logged; status says `peer-down`).
+//!   records: "acknowledged" means stored on both registers. Not while the
+//!   backup catches up: it has no usable copy before the snapshot is
+//!   stored, so holding would only stall the CNs (a 1M-binding snapshot
+//!   takes seconds); those commits are acknowledged as when serving alone
+//!   and their records follow the snapshot. The snapshot goes out
+//!   [`REPL_WINDOW`](super::pair_links::REPL_WINDOW) chunks at a time, paced by the backup's
+//!   acknowledgements. A backup that acknowledges nothing for
+//!   [`ACK_TIMEOUT`](super::pair_links::ACK_TIMEOUT) while requests are in flight (more while it stores a
+//!   snapshot: [`SNAPSHOT_STORE_RATE`](super::pair_links::SNAPSHOT_STORE_RATE)) is dropped and the register serves
+//!   alone (logged; status says `peer-down`).
+//! - *held binds*: a CN binds to a standby only when it has lost the
+//!   serving register. The standby believes it only if it has lost it
+//!   too: it asks the serving register at once and holds the bind until
+//!   either the serving register is heard (a partition that cuts the CN
+//!   off, not the register: refused, docs/MLRP.md "Partitions") or it has
+//!   been silent for [`BIND_SILENCE`] (its host is gone: promote, bind).
+//!   Without this, a CN that notices a silent primary before the standby
+//!   does (its deadline is 1 s, the standby's own probe timeout 1-1.25 s)
+//!   was refused and tried the dead primary again.
 
-use super::pair_links::{PeerLink, ReplicaLink};
-use super::{Conn, Server};
+use super::pair_links::{HeldBind, PeerLink, ReplicaLink, REPL_WINDOW};
+use super::{now_secs, Conn, Server};
 use crate::journal;
-use crate::pair::{Decision, PeerView, Replica};
+use crate::pair::{Decision, PeerView, Replica, Role as PairRole};
 use log::{error, info, warn};
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -31,8 +47,11 @@ use tmip::mlrp::{
 
 /// A peer that does not connect or answer within this is unreachable.
 pub const PEER_TIMEOUT: Duration = Duration::from_millis(1000);
-/// A backup that leaves a commit unacknowledged this long is dropped.
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A standby asked to bind by a CN promotes itself once the serving
+/// register has been silent this long (it is asked every [`PROBE_EVERY`]
+/// and at once when a bind arrives, so a live one is heard well within
+/// this).
+pub const BIND_SILENCE: Duration = Duration::from_millis(750);
 /// In a pair, a cell comes from another CN's pool only if that CN was
 /// heard this recently: less than the CNs' failover deadline
 /// (`mlr_deadline`, 1000 ms by default), so a CN that may already have
@@ -119,6 +138,15 @@ impl Server {
         let Some(peer) = self.pair.peer() else {
             return;
         };
+        if self.peer_link_stale(now) {
+            // The answer may be waiting unread: this loop may itself have
+            // been busy (storing a large snapshot) while it came.
+            self.on_peer_link(Readiness {
+                readable: true,
+                writable: false,
+                error: false,
+            });
+        }
         if let Some(l) = self.peer_link.as_mut() {
             let stale = match l.status {
                 Some((_, asked)) => now.duration_since(asked) > PEER_TIMEOUT,
@@ -166,6 +194,14 @@ impl Server {
         }
     }
 
+    fn peer_link_stale(&self, now: Instant) -> bool {
+        self.peer_link.as_ref().is_some_and(|l| {
+            l.session.is_established()
+                && l.status
+                    .is_some_and(|(_, asked)| now.duration_since(asked) > PEER_TIMEOUT)
+        })
+    }
+
     fn peer_lost(&mut self, why: &str) {
         if let Some(mut l) = self.peer_link.take() {
             // Before the descriptor closes: its number may be reused at once.
@@ -176,6 +212,31 @@ impl Server {
             if self.pair.subscribed() {
                 warn!("! Link to the serving register lost ({why}): standing by; the first CN to bind here promotes this register");
             }
+        }
+        // Serving, with a backup in sync that we cannot reach and that has
+        // said nothing on its replication connection either: it is gone (a
+        // cut, not just a crash), even if that connection never said so.
+        // Not while it catches up, nor right after: storing a large
+        // snapshot keeps it from answering our probes for a while.
+        // With requests in flight, the acknowledgement deadline decides.
+        let replica_silent = self.replica.as_ref().is_some_and(|r| {
+            let rx = self
+                .conns
+                .get(r.slot)
+                .and_then(Option::as_ref)
+                .map_or(r.last_ack, |c| c.io.last_rx());
+            r.pend.is_empty() && rx.max(r.last_ack).elapsed() > PEER_TIMEOUT
+        });
+        if self.pair.serves()
+            && self.pair.replication() == tmip::mlrp::ReplicationState::InSync
+            && replica_silent
+        {
+            let slot = self.replica.as_ref().map(|r| r.slot);
+            if let Some(slot) = slot {
+                self.to_close
+                    .push((slot, "peer register unreachable".into()));
+            }
+            self.drop_replica("the peer register is unreachable");
         }
         self.pair.set_subscribed(false);
         let d = self.pair.on_peer(PeerView::Unreachable);
@@ -469,43 +530,72 @@ impl Server {
             self.service.reg().binding_count()
         );
         let snap = journal::encode_snapshot(self.service.reg(), self.journal.generation());
-        let mut link = ReplicaLink {
+        let epoch = self.pair.epoch();
+        let n = snap.len().div_ceil(MAX_REPL_DATA).max(1);
+        // The Ack to the subscription goes first (the caller replies after
+        // this returns and then sends the first chunks).
+        let chunks: VecDeque<Message> = (0..n)
+            .map(|i| {
+                let data = snap[(i * MAX_REPL_DATA).min(snap.len())
+                    ..((i + 1) * MAX_REPL_DATA).min(snap.len())]
+                    .to_vec();
+                Message::ReplSnapshot(ReplSnapshot {
+                    epoch,
+                    chunk: i as u32,
+                    last: i + 1 == n,
+                    data,
+                })
+            })
+            .collect();
+        self.replica = Some(ReplicaLink {
             slot,
             pend: HashMap::new(),
-            snapshot_chunks: 0,
+            snapshot_chunks: n,
+            chunks,
+            backlog: VecDeque::new(),
+            snapshot_bytes: snap.len(),
+            last_ack: Instant::now(),
             waiting: VecDeque::new(),
-        };
-        let chunks: Vec<&[u8]> = snap.chunks(MAX_REPL_DATA).collect();
-        let n = chunks.len();
-        // The Ack to the subscription goes first (the caller replies after
-        // this returns), so queue the chunks behind it on the next turn.
-        let mut msgs = Vec::with_capacity(n);
-        for (i, c) in chunks.into_iter().enumerate() {
-            msgs.push(Message::ReplSnapshot(ReplSnapshot {
-                epoch: self.pair.epoch(),
-                chunk: i as u32,
-                last: i + 1 == n,
-                data: c.to_vec(),
-            }));
-        }
-        link.snapshot_chunks = n;
-        self.replica_outbox = msgs;
-        self.replica = Some(link);
+        });
         self.pair.set_replica(Replica::CatchingUp);
         Message::Ack
     }
 
-    /// Send what `on_subscribe` prepared, after its Ack.
+    /// Send what the window allows: snapshot chunks, then the records that
+    /// queued behind them.
     pub(super) fn replica_send_pending(&mut self, conn: &mut Conn) {
         let Some(link) = self.replica.as_mut() else {
             return;
         };
-        for m in std::mem::take(&mut self.replica_outbox) {
+        let now = Instant::now();
+        while link.chunks_in_flight() < REPL_WINDOW {
+            let Some(m) = link.chunks.pop_front() else {
+                break;
+            };
             match conn.session.request(&m, conn.io.queue()) {
                 Ok(id) => {
-                    link.pend.insert(id, 0);
+                    link.pend.insert(id, (0, now));
                 }
-                Err(e) => warn!("! snapshot to {}: {e}", conn.peer),
+                Err(e) => {
+                    warn!("! snapshot to {}: {e}", conn.peer);
+                    link.chunks.push_front(m);
+                    return;
+                }
+            }
+        }
+        if !link.chunks.is_empty() {
+            return;
+        }
+        while let Some((m, seq)) = link.backlog.pop_front() {
+            match conn.session.request(&m, conn.io.queue()) {
+                Ok(id) => {
+                    link.pend.insert(id, (seq, now));
+                }
+                Err(e) => {
+                    warn!("! replication to {}: {e}", conn.peer);
+                    link.backlog.push_front((m, seq));
+                    return;
+                }
             }
         }
     }
@@ -518,6 +608,9 @@ impl Server {
             return None;
         };
         let epoch = self.pair.epoch();
+        // Held only once the backup holds a copy to add them to.
+        let hold = durable && self.pair.replication() == tmip::mlrp::ReplicationState::InSync;
+        let now = Instant::now();
         let mut last = None;
         for part in split_records(records, MAX_REPL_DATA) {
             self.repl_seq += 1;
@@ -527,11 +620,14 @@ impl Server {
                 seq,
                 data: part.to_vec(),
             });
+            let link = self.replica.as_mut()?;
+            if !link.chunks.is_empty() {
+                link.backlog.push_back((m, seq));
+                continue;
+            }
             match conn.session.request(&m, conn.io.queue()) {
                 Ok(id) => {
-                    if let Some(link) = self.replica.as_mut() {
-                        link.pend.insert(id, seq);
-                    }
+                    link.pend.insert(id, (seq, now));
                     last = Some(seq);
                 }
                 Err(e) => {
@@ -544,9 +640,9 @@ impl Server {
         }
         self.dirty.push(slot);
         let seq = last?;
-        if durable {
+        if hold {
             if let Some(link) = self.replica.as_mut() {
-                link.waiting.push_back((seq, Instant::now()));
+                link.waiting.push_back((seq, now));
             }
             Some(seq)
         } else {
@@ -554,12 +650,12 @@ impl Server {
         }
     }
 
-    /// The backup answered request `id` on its connection.
-    pub(super) fn on_replica_reply(&mut self, id: RequestId, msg: Message) {
+    /// The backup answered request `id` on its connection `conn`.
+    pub(super) fn on_replica_reply(&mut self, conn: &mut Conn, id: RequestId, msg: Message) {
         let Some(link) = self.replica.as_mut() else {
             return;
         };
-        let Some(seq) = link.pend.remove(&id) else {
+        let Some((seq, _)) = link.pend.remove(&id) else {
             return;
         };
         if msg != Message::Ack {
@@ -569,12 +665,14 @@ impl Server {
             self.drop_replica("replication refused");
             return;
         }
+        link.last_ack = Instant::now();
         if seq == 0 {
             link.snapshot_chunks = link.snapshot_chunks.saturating_sub(1);
             if link.snapshot_chunks == 0 {
                 info!("+ Backup register in sync (snapshot stored)");
                 self.pair.set_replica(Replica::InSync);
             }
+            self.replica_send_pending(conn);
             return;
         }
         while link.waiting.front().is_some_and(|(s, _)| *s <= seq) {
@@ -602,48 +700,72 @@ impl Server {
         if self.replica.take().is_some() {
             warn!("! Backup register gone ({why}): serving alone; it catches up when it returns");
         }
-        self.replica_outbox.clear();
         self.pair.set_replica(Replica::None);
         self.release_held(u64::MAX);
     }
 
-    /// A backup that sits on a commit for ACK_TIMEOUT is dropped.
+    /// A backup that acknowledges nothing for its allowance while
+    /// requests are in flight is dropped.
     pub(super) fn replica_tick(&mut self, now: Instant) {
         let Some(link) = self.replica.as_ref() else {
             return;
         };
-        if link
-            .waiting
-            .front()
-            .is_some_and(|(_, t)| now.duration_since(*t) > ACK_TIMEOUT)
-        {
+        let Some(oldest) = link.pend.values().map(|(_, t)| *t).min() else {
+            return;
+        };
+        let allowance = link.ack_allowance();
+        if now.duration_since(oldest.max(link.last_ack)) > allowance {
             let slot = link.slot;
             self.to_close
                 .push((slot, "backup not acknowledging".into()));
-            self.drop_replica("no acknowledgement within 2 s");
+            let why = format!("no acknowledgement within {:.1} s", allowance.as_secs_f64());
+            self.drop_replica(&why);
         }
     }
 
     /// A request in a register of a pair: the pair's own requests here,
-    /// binds admitted (or refused by a standby, or promoting it),
-    /// allocations fenced; everything else is the service's.
+    /// binds admitted (or refused by a standby, or promoting it, or held:
+    /// `None`), allocations fenced; everything else is the service's.
     pub(super) fn handle_in_pair(
         &mut self,
         slot: usize,
         conn: &mut Conn,
+        id: RequestId,
         msg: Message,
         now: u32,
-    ) -> Message {
-        match msg {
+    ) -> Option<Message> {
+        Some(match msg {
             Message::RegisterStatus => self.status_reply(),
             Message::ReplSubscribe(s) => self.on_subscribe(slot, conn, s),
             Message::CnBind(ref b) => {
+                if self.following() {
+                    let t = Instant::now();
+                    if self.peer_silence(t) < BIND_SILENCE {
+                        info!(
+                            "+ Bind of CN {}:{} [{}] while following the serving register: asking it first",
+                            b.cn_addr, b.cn_port, b.cn_name
+                        );
+                        self.held_binds.push(HeldBind {
+                            slot,
+                            id,
+                            msg,
+                            since: t,
+                        });
+                        self.probe_peer(t);
+                        return None;
+                    }
+                    let why = format!(
+                        "silent for {} ms while a CN binds here",
+                        self.peer_silence(t).as_millis()
+                    );
+                    self.peer_lost(&why);
+                }
                 if let Err(refusal) = self.admit_bind() {
                     info!(
                         "- Bind of CN {}:{} [{}] from {} refused: this register stands by",
                         b.cn_addr, b.cn_port, b.cn_name, conn.peer
                     );
-                    return refusal;
+                    return Some(refusal);
                 }
                 self.service.handle(slot, conn.peer, msg, now)
             }
@@ -655,7 +777,88 @@ impl Server {
                 reply
             }
             other => self.service.handle(slot, conn.peer, other, now),
+        })
+    }
+
+    /// A standby replicating from the serving register (binds wait).
+    fn following(&self) -> bool {
+        self.pair.role() == PairRole::Standby && self.pair.subscribed()
+    }
+
+    /// How long the serving register (our peer link) has said nothing.
+    fn peer_silence(&self, now: Instant) -> Duration {
+        self.peer_link.as_ref().map_or(Duration::MAX, |l| {
+            now.saturating_duration_since(l.io.last_rx())
+        })
+    }
+
+    /// Ask the peer's status now, unless a question is already out.
+    fn probe_peer(&mut self, now: Instant) {
+        if let Some(l) = self.peer_link.as_mut() {
+            if l.session.is_established() && l.status.is_none() {
+                if let Ok(id) = l.session.request(&Message::RegisterStatus, l.io.queue()) {
+                    l.status = Some((id, now));
+                }
+            }
         }
+        self.peer_flush();
+    }
+
+    /// Decide the held binds: refused if the serving register was heard
+    /// since they arrived, admitted (promoting this register) once it has
+    /// been silent for [`BIND_SILENCE`]; otherwise they wait.
+    pub(super) fn settle_held_binds(&mut self, now: Instant) {
+        let Some(oldest) = self.held_binds.iter().map(|h| h.since).min() else {
+            return;
+        };
+        if self.following() {
+            let heard = self.peer_link.as_ref().map(|l| l.io.last_rx());
+            if heard.is_some_and(|h| h > oldest) {
+                for h in std::mem::take(&mut self.held_binds) {
+                    let refusal = self.refuse_bind();
+                    self.answer_held(h, Some(refusal));
+                }
+                return;
+            }
+            if self.peer_silence(now) < BIND_SILENCE {
+                return;
+            }
+            let why = format!(
+                "silent for {} ms while a CN binds here",
+                self.peer_silence(now).as_millis()
+            );
+            self.peer_lost(&why);
+        }
+        for h in std::mem::take(&mut self.held_binds) {
+            self.answer_held(h, None);
+        }
+    }
+
+    /// Answer held bind `h`: with `reply`, or as a new bind now.
+    fn answer_held(&mut self, h: HeldBind, reply: Option<Message>) {
+        let Some(mut conn) = self.conns.get_mut(h.slot).and_then(Option::take) else {
+            return;
+        };
+        let reply = match reply {
+            Some(r) => Some(r),
+            None => self.handle_in_pair(h.slot, &mut conn, h.id, h.msg, now_secs()),
+        };
+        if let Some(r) = reply {
+            if let Err(e) = conn.session.reply(h.id, &r, conn.io.queue()) {
+                warn!("! {}: cannot answer the held bind {}: {e}", conn.peer, h.id);
+            }
+            self.dirty.push(h.slot);
+        }
+        conn.bind_held = false;
+        // The requests that came after the bind, next iteration.
+        self.resume.push(h.slot);
+        self.conns[h.slot] = Some(conn);
+        self.deliver_pushes();
+    }
+
+    /// A CN's connection closed: forget its held binds.
+    pub(super) fn forget_held_binds(&mut self, slot: usize) {
+        self.held_binds.retain(|h| h.slot != slot);
     }
 
     pub(super) fn note_heard_conn(&mut self, slot: usize) {
@@ -698,14 +901,19 @@ impl Server {
                 self.spread_epoch();
                 Ok(())
             }
-            Err(_) => Err(Message::BindReply(mlrp::BindReply::Refused {
-                code: ErrorCode::NotPrimary,
-                text: match self.pair.peer() {
-                    Some(p) => format!("standby backup of {p}"),
-                    None => "not serving".into(),
-                },
-            })),
+            Err(_) => Err(self.refuse_bind()),
         }
+    }
+
+    /// A standby's answer to a CN's bind.
+    fn refuse_bind(&self) -> Message {
+        Message::BindReply(mlrp::BindReply::Refused {
+            code: ErrorCode::NotPrimary,
+            text: match self.pair.peer() {
+                Some(p) => format!("standby backup of {p}"),
+                None => "not serving".into(),
+            },
+        })
     }
 }
 

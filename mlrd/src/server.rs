@@ -27,7 +27,7 @@ use crate::service::{Service, Settings};
 use crate::status::{self, ServerStats};
 use log::{debug, error, info, warn};
 use nix::sys::signal::Signal;
-use pair_links::{PeerLink, ReplicaLink, PROBE_EVERY};
+use pair_links::{HeldBind, PeerLink, ReplicaLink, PROBE_EVERY};
 pub use replication::peer_addr;
 use std::collections::VecDeque;
 use std::io;
@@ -121,6 +121,9 @@ struct Conn {
     /// Output held until the backup register stored commit `seq`: from
     /// absolute position `start` on (replication.rs).
     held: VecDeque<(u64, u64)>,
+    /// A standby holds this connection's bind (replication.rs): its later
+    /// requests wait, so they are answered in order after it.
+    bind_held: bool,
 }
 
 impl Conn {
@@ -199,8 +202,6 @@ pub struct Server {
     /// The peer link's descriptor as registered with the poller.
     peer_polled: Option<(i32, bool)>,
     replica: Option<ReplicaLink>,
-    /// Snapshot chunks for a backup that just subscribed.
-    replica_outbox: Vec<Message>,
     /// When each CN was last heard (the pair's allocation fence).
     cn_heard: Vec<Option<Instant>>,
     /// Commits streamed to the backup.
@@ -208,6 +209,9 @@ pub struct Server {
     /// Standby: this round stores replicated records (commit durably and
     /// only then acknowledge them).
     repl_durable: bool,
+    /// Standby: CN binds waiting to learn whether the serving register is
+    /// gone (replication.rs).
+    held_binds: Vec<HeldBind>,
 }
 
 fn settings(cfg: &MlrdConfig) -> Settings {
@@ -283,10 +287,10 @@ impl Server {
             peer_link: None,
             peer_polled: None,
             replica: None,
-            replica_outbox: Vec::new(),
             cn_heard: Vec::new(),
             repl_seq: 0,
             repl_durable: false,
+            held_binds: Vec::new(),
         };
         srv.apply_config(cfg);
         Ok(srv)
@@ -316,7 +320,10 @@ impl Server {
                 match tok {
                     LISTENER => self.accept(),
                     SIGNALS => self.on_signals(),
-                    PEER_LINK => self.on_peer_link(r),
+                    PEER_LINK => {
+                        self.on_peer_link(r);
+                        self.settle_held_binds(Instant::now());
+                    }
                     t => self.on_conn(t - FIRST_CONN, r),
                 }
             }
@@ -334,6 +341,7 @@ impl Server {
                     }
                     Tick::Peer => {
                         self.peer_tick(now);
+                        self.settle_held_binds(now);
                         self.replica_tick(now);
                         self.timers.schedule_in(now, PROBE_EVERY, Tick::Peer);
                     }
@@ -449,6 +457,7 @@ impl Server {
             stateful: false,
             held: VecDeque::new(),
             push_queue: VecDeque::new(),
+            bind_held: false,
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -549,6 +558,10 @@ impl Server {
         conn.frames_waiting = false;
         let mut handled = 0;
         loop {
+            if conn.bind_held {
+                // Resumed when the bind is answered (replication.rs).
+                break;
+            }
             if conn.pending() >= OUTPUT_HIGH_WATER {
                 // Resumed from `flush` once the output drains.
                 conn.frames_waiting = true;
@@ -590,7 +603,10 @@ impl Server {
                     conn.stateful |= !matches!(msg, Message::Ping { .. });
                     self.service.heard(slot, now);
                     self.note_heard_conn(slot);
-                    let reply = self.handle_in_pair(slot, conn, msg, now);
+                    let Some(reply) = self.handle_in_pair(slot, conn, id, msg, now) else {
+                        conn.bind_held = true;
+                        continue;
+                    };
                     if let Message::Error(e) = &reply {
                         if matches!(e.code, ErrorCode::PoolExhausted | ErrorCode::Quota) {
                             self.pool_refused += 1;
@@ -609,8 +625,10 @@ impl Server {
                     if let Err(e) = conn.session.reply(id, &reply, conn.io.queue()) {
                         warn!("! {}: cannot send reply {id}: {e}", conn.peer);
                     }
-                    if !self.replica_outbox.is_empty()
-                        && self.replica.as_ref().is_some_and(|r| r.slot == slot)
+                    if self
+                        .replica
+                        .as_ref()
+                        .is_some_and(|r| r.slot == slot && r.has_unsent())
                     {
                         self.replica_send_pending(conn);
                     }
@@ -620,7 +638,7 @@ impl Server {
                     self.service.heard(slot, now);
                     self.note_heard_conn(slot);
                     if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
-                        self.on_replica_reply(id, msg);
+                        self.on_replica_reply(conn, id, msg);
                         continue;
                     }
                     match msg {
@@ -895,6 +913,7 @@ impl Server {
         if self.replica.as_ref().is_some_and(|r| r.slot == slot) {
             self.drop_replica("its connection closed");
         }
+        self.forget_held_binds(slot);
         if let Some(t) = c.preauth {
             self.preauth.remove(t);
         }

@@ -316,6 +316,12 @@ pub struct CnCore {
     /// Stations hostapd reported while the MLR was unreachable: looked up
     /// once it is back (hostapd will not report them again).
     associated_offline: heapless::Vec<MacAddr, 16>,
+    /// Stations seen by their frames while the MLR was unreachable, or
+    /// whose lookup the lost link never answered (the latest 16): looked
+    /// up once the MLR is bound again. A client moved during a failover
+    /// may otherwise say nothing more until its TCP's next backed-off
+    /// retransmission, seconds later.
+    seen_offline: heapless::Vec<(MacAddr, Ipv4Addr, Instant), 16>,
     /// Stations that stopped being served here since the daemon last asked
     /// ([`CnCore::take_departed`]); the latest 64.
     departed: heapless::Vec<MacAddr, 64>,
@@ -368,6 +374,7 @@ impl CnCore {
             released: heapless::Vec::new(),
             now: Instant::now(),
             associated_offline: heapless::Vec::new(),
+            seen_offline: heapless::Vec::new(),
             departed: heapless::Vec::new(),
             events: VecDeque::new(),
             handovers: VecDeque::new(),
@@ -493,6 +500,9 @@ impl CnCore {
         for mac in std::mem::take(&mut self.associated_offline) {
             self.station_associated(mac, now);
         }
+        for (mac, ip, seen) in std::mem::take(&mut self.seen_offline) {
+            self.station_seen(Some(mac), Some(ip), seen);
+        }
         let mut ips: Vec<Ipv4Addr> = candidates.to_vec();
         ips.extend(self.stations.iter().map(|s| s.cell.station()));
         ips.sort();
@@ -530,10 +540,24 @@ impl CnCore {
         self.mlr_up = false;
         let pending: Vec<Purpose> = self.pending.drain().map(|(_, p)| p).collect();
         for p in pending {
-            if let Purpose::Dhcp { mac, .. } = p {
-                self.answer_from_table(mac, now, "MLR unreachable");
+            match p {
+                Purpose::Dhcp { mac, .. } => self.answer_from_table(mac, now, "MLR unreachable"),
+                Purpose::LocateSeen { mac, ip, seen } => self.remember_seen(mac, ip, seen),
+                Purpose::Associated { mac, seen } => self.station_associated(mac, seen),
+                _ => {}
             }
         }
+    }
+
+    /// A station seen here that the MLR must be asked about once bound.
+    fn remember_seen(&mut self, mac: MacAddr, ip: Ipv4Addr, seen: Instant) {
+        if self.seen_offline.iter().any(|(m, ..)| *m == mac) {
+            return;
+        }
+        if self.seen_offline.is_full() {
+            self.seen_offline.remove(0);
+        }
+        let _ = self.seen_offline.push((mac, ip, seen));
     }
 
     fn answer_from_table(&mut self, mac: MacAddr, now: Instant, why: &str) {
@@ -744,6 +768,12 @@ impl CnCore {
             return;
         }
         if !self.mlr_up {
+            // Only a station address (N+1), as below.
+            if let (Some(m), Some(ip)) = (mac, ip) {
+                if u32::from(ip) & 3 == 1 && m.is_station() {
+                    self.remember_seen(m, ip, now);
+                }
+            }
             return;
         }
         if let (Some(m), Some(ip)) = (mac, ip) {
@@ -2471,8 +2501,12 @@ mod tests {
         c.station_associated(mac(5), now);
         assert!(drain(&mut c).is_empty());
         c.mlr_bound(&[]);
-        let asked: Vec<MacAddr> = drain(&mut c)
-            .into_iter()
+        assert_eq!(located_macs(drain(&mut c)), vec![mac(5)]);
+    }
+
+    /// The MACs the core asks the MLR to locate in `out`.
+    fn located_macs(out: Vec<Output>) -> Vec<MacAddr> {
+        out.into_iter()
             .filter_map(|o| match o {
                 Output::Mlr {
                     call: MlrCall::LocateMac { mac },
@@ -2480,8 +2514,29 @@ mod tests {
                 } => Some(mac),
                 _ => None,
             })
-            .collect();
-        assert_eq!(asked, vec![mac(5)]);
+            .collect()
+    }
+
+    /// A station that moves here while the MLR link is failing over: its
+    /// frames seen meanwhile (and the lookup the lost link never
+    /// answered) are looked up once a register is bound, without waiting
+    /// for the station to send again.
+    #[test]
+    fn a_station_seen_while_the_mlr_is_unreachable_is_looked_up_when_it_returns() {
+        let now = Instant::now();
+        let mut c = core(4);
+        // Asked before the link went: that lookup is lost with it.
+        c.station_seen(Some(mac(1)), Some(cell(1).station()), now);
+        assert_eq!(located_macs(drain(&mut c)), vec![mac(1)]);
+        c.mlr_lost(now);
+        drain(&mut c);
+        // Seen while down, twice; and a frame from a non-station address.
+        c.station_seen(Some(mac(2)), Some(cell(2).station()), now);
+        c.station_seen(Some(mac(2)), Some(cell(2).station()), now);
+        c.station_seen(Some(mac(3)), Some(cell(3).gateway()), now);
+        assert!(drain(&mut c).is_empty());
+        c.mlr_bound(&[]);
+        assert_eq!(located_macs(drain(&mut c)), vec![mac(1), mac(2)]);
     }
 
     #[test]

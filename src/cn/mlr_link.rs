@@ -207,8 +207,10 @@ pub struct MlrLink<T> {
     pend: HashMap<RequestId, Pend<T>>,
     backoff: Duration,
     retry_at: Option<Instant>,
-    /// The current attempt must be bound by then.
+    /// The current attempt must be connected (then bound) by then.
     deadline_at: Option<Instant>,
+    /// When the current attempt started.
+    attempt_at: Instant,
     ping_at: Option<Instant>,
     last_heard: Instant,
     heartbeat: Duration,
@@ -247,6 +249,7 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
             pend: HashMap::new(),
             retry_at: Some(now),
             deadline_at: None,
+            attempt_at: now,
             ping_at: None,
             last_heard: now,
             actions: VecDeque::new(),
@@ -312,13 +315,29 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
             self.retry_at = None;
             self.attempts += 1;
             self.phase = Phase::Connecting;
-            self.deadline_at = Some(now + self.cfg.connect_timeout);
+            self.attempt_at = now;
+            // With another register to try, one whose host does not even
+            // answer the SYN within the heartbeat deadline is as gone as a
+            // silent bound one (a vanished host would hold the SYN for
+            // the whole connect timeout). Handshake and bind, which wait
+            // for the register's process and disk, keep the long timeout.
+            let connect = if self.cfg.registers.len() > 1 {
+                self.cfg.connect_timeout.min(self.silence)
+            } else {
+                self.cfg.connect_timeout
+            };
+            self.deadline_at = Some(now + connect);
             self.actions.push_back(Action::Connect(self.register()));
             return;
         }
         if self.deadline_at.is_some_and(|t| t <= now) && self.phase != Phase::Bound {
-            let secs = self.cfg.connect_timeout.as_secs_f32();
-            self.down(&format!("no answer within {secs} s"), now);
+            let secs = now.saturating_duration_since(self.attempt_at).as_secs_f32();
+            let what = if self.phase == Phase::Connecting {
+                "no connection"
+            } else {
+                "no answer"
+            };
+            self.down(&format!("{what} within {secs:.1} s"), now);
             return;
         }
         if self.phase != Phase::Bound {
@@ -354,6 +373,7 @@ impl<T: Copy + fmt::Debug> MlrLink<T> {
         self.session = Some(s);
         self.phase = Phase::Handshake;
         self.last_heard = now;
+        self.deadline_at = Some(self.attempt_at + self.cfg.connect_timeout);
     }
 
     /// The connection failed, broke or was closed by the peer.

@@ -586,6 +586,40 @@ fn fails_over_to_the_backup_at_once_and_back() {
     assert_eq!(l.register_status().map(|s| s.epoch), Some(3));
 }
 
+/// With a backup, a register whose host does not answer the SYN is left
+/// after the heartbeat deadline (1 s), not the 10 s connect timeout; a
+/// connected one still gets the connect timeout for handshake and bind.
+#[test]
+fn a_vanished_host_is_left_for_the_other_register_within_the_deadline() {
+    let t0 = Instant::now();
+    let mut l = pair_link(t0);
+    l.handle_timeout(t0);
+    assert_eq!(actions(&mut l), vec![Action::Connect(MLR)]);
+    // No SYN-ACK ever comes.
+    assert_eq!(l.poll_timeout(), Some(t0 + Duration::from_millis(1000)));
+    l.handle_timeout(t0 + Duration::from_millis(999));
+    assert_eq!(l.phase(), Phase::Connecting);
+    let t1 = t0 + Duration::from_millis(1000);
+    l.handle_timeout(t1);
+    let ev = events(&mut l);
+    assert!(
+        matches!(&ev[..], [Event::Down { next, retry_in, why, .. }]
+            if *next == BACKUP && retry_in.is_zero() && why.contains("no connection")),
+        "{ev:?}"
+    );
+    // The backup's host answers the SYN; its process is slow to bind.
+    l.handle_timeout(t1);
+    assert!(actions(&mut l).contains(&Action::Connect(BACKUP)));
+    l.handle_connected(t1 + Duration::from_millis(10));
+    assert_eq!(l.poll_timeout(), Some(t1 + CONNECT_TIMEOUT));
+    l.handle_timeout(t1 + Duration::from_secs(5));
+    assert_eq!(l.phase(), Phase::Handshake);
+    // Alone, the connect timeout holds for the SYN too.
+    let mut alone = link(t0);
+    alone.handle_timeout(t0);
+    assert_eq!(alone.poll_timeout(), Some(t0 + CONNECT_TIMEOUT));
+}
+
 #[test]
 fn a_register_of_an_older_epoch_is_left_for_the_other() {
     let t0 = Instant::now();

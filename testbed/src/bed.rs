@@ -162,6 +162,20 @@ impl Register {
             Register::Backup => "mlrd-backup",
         }
     }
+    /// Its address on the core.
+    pub fn ip(self) -> Ipv4Addr {
+        match self {
+            Register::Primary => MLR_IP,
+            Register::Backup => BACKUP_MLR_IP,
+        }
+    }
+    /// The other register of the pair.
+    pub fn other(self) -> Register {
+        match self {
+            Register::Primary => Register::Backup,
+            Register::Backup => Register::Primary,
+        }
+    }
 }
 pub const SRV_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 pub const CENTRAL_CORE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);

@@ -14,6 +14,7 @@
 //! - [`Rc`], [`mlrd_rc`]: the one writer of rc files;
 //! - [`bed`]: the mobility bed ([`TestBed`]): MLR, CNs, cells, `srv` and
 //!   clients (MS), one address plan;
+//! - [`failover`]: the register pair: silent cuts, bind watches;
 //! - [`status`]: the daemons' status JSON, parsed ([`status::Json`]);
 //! - [`traffic`]: TCP stream and probe checks that measure interruptions;
 //! - [`wired8021x`]: hostapd and wpa_supplicant over a wired link (802.1X).
@@ -25,6 +26,7 @@
 
 pub mod bed;
 pub mod dir;
+pub mod failover;
 pub mod ns;
 pub mod process;
 pub mod rc;

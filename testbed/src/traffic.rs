@@ -261,6 +261,16 @@ impl TcpCheck {
         }
     }
 
+    /// The window from `m` to `span` after it, however fast the bytes
+    /// sent before the mark arrived: a stream that stalls after the mark
+    /// and is still stalled at the end shows as a gap reaching the end
+    /// ([`TcpCheck::window`] closes as soon as those bytes are in, so an
+    /// interruption that starts after the mark may fall outside it).
+    pub fn window_over(&mut self, m: &Mark, span: Duration) -> TcpWindow {
+        std::thread::sleep((m.at + span).saturating_duration_since(Instant::now()));
+        self.window(m, Duration::ZERO)
+    }
+
     /// Test-only sabotage: reset the connection from the server side
     /// (SO_LINGER 0 + shutdown), so the checker must report it broken.
     pub fn sabotage_reset(&mut self) {
@@ -732,4 +742,43 @@ pub fn send_garp(ns: &str, ifname: &str, ip: Ipv4Addr) -> Result<(), String> {
         }
         Ok(())
     })
+}
+
+/// A duration in milliseconds, for the figures tests print.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl crate::bed::TestBed {
+    /// A [`TcpCheck`] between client `i` and `srv` on `port` (a chunk
+    /// every 1 ms each way), or a panic with the CNs' state and the logs.
+    pub fn client_tcp(&self, i: usize, port: u16) -> TcpCheck {
+        let ms_ns = &self.clients[i].ns.name;
+        TcpCheck::start(
+            &self.srv.name,
+            crate::bed::SRV_IP,
+            port,
+            ms_ns,
+            Duration::from_millis(1),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", self.cn_state(), self.logs()))
+    }
+
+    /// A [`ProbeStream`] (1 ms UDP probes each way) between client `i`,
+    /// which holds `station`, and `srv` on `port`.
+    pub fn client_probes(
+        &self,
+        i: usize,
+        station: Ipv4Addr,
+        port: u16,
+    ) -> Result<ProbeStream, String> {
+        ProbeStream::start(
+            &self.srv.name,
+            crate::bed::SRV_IP,
+            &self.clients[i].ns.name,
+            station,
+            port,
+            Duration::from_millis(1),
+        )
+    }
 }
