@@ -1,9 +1,8 @@
 //! The first real [`DataPlane`]: station adoption over rtnetlink (N+2/32 on
 //! mobile_if, host route to N+1, both tagged TMip's) and ARP through a
-//! packet socket on mobile_if. Tunnel actions are accepted and logged only:
-//! the tunnel backends (kernel IPIP, userspace IPIP) are wired in by the
-//! mobility work; until then a station away from its parent is not
-//! reachable through the parent.
+//! send-only packet socket on mobile_if. Tunnels are not its concern: in
+//! tmipd `dataplane_tunnel` wraps it and carries out the tunnel actions;
+//! used alone (tests), it accepts them and only logs them.
 
 use super::dataplane::{DataAction, DataPlane, DataPlaneError};
 use crate::addr::{Cell30, MacAddr};
