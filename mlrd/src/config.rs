@@ -6,10 +6,12 @@
 //! validated once; an unknown key or bad value is an error naming the file
 //! and line. The same lines can come from UCI (`Section::rc_lines()`).
 
-use tmip::config::keys::{Default, Hup, Key, Table, Type};
+use tmip::config::keys::{Table, Type};
 use tmip::config::rc::RcLine;
 use tmip::config::ConfigError;
-use tmip::{bool_key, debug_level_key, field, opt_word_key, secret_key, uint_key, word_key};
+use tmip::{
+    bool_key, debug_level_key, network_name_key, opt_word_key, secret_key, uint_key, word_key,
+};
 
 /// Default UCI file for `-u`.
 pub const UCI_FILE: &str = "/etc/config/tmip";
@@ -58,24 +60,7 @@ pub struct MlrdConfig {
 /// `tmip::config::keys`).
 pub static TABLE: Table<MlrdConfig> = Table {
     keys: &[
-        Key {
-            name: "network_name",
-            ty: Type::Text,
-            default: Default::Required,
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                if l.rest.is_empty() {
-                    return Err(l.error(f, "missing value"));
-                }
-                if l.rest.len() > 64 {
-                    return Err(l.error(f, "longer than 64 bytes"));
-                }
-                c.network_name = l.rest.to_string();
-                Ok(())
-            },
-            field: field!(network_name),
-        },
+        network_name_key!(),
         uint_key!(port: u16, 1, u16::MAX, "", "6554", Restart),
         bool_key!(foreground, "0", Restart),
         word_key!(log_file, "/var/log/mlrd.log", Restart),
@@ -333,7 +318,7 @@ mod tests {
         let live: Vec<&str> = TABLE
             .keys
             .iter()
-            .filter(|k| k.hup == Hup::Live)
+            .filter(|k| k.hup == tmip::config::keys::Hup::Live)
             .map(|k| k.name)
             .collect();
         assert_eq!(

@@ -263,6 +263,33 @@ macro_rules! secret_key {
     };
 }
 
+/// `network_name` (required; the rest of the line, 1..64 bytes as MLRP's
+/// Hello carries it) for the `String` field `network_name`. Both daemons
+/// must agree on it, so both read it through this one key.
+#[macro_export]
+macro_rules! network_name_key {
+    () => {
+        $crate::config::keys::Key {
+            name: "network_name",
+            ty: $crate::config::keys::Type::Text,
+            default: $crate::config::keys::Default::Required,
+            hup: $crate::config::keys::Hup::Restart,
+            list: false,
+            set: |c, l, f| {
+                if l.rest.is_empty() {
+                    return Err(l.error(f, "missing value"));
+                }
+                if l.rest.len() > 64 {
+                    return Err(l.error(f, "longer than 64 bytes"));
+                }
+                c.network_name = l.rest.to_string();
+                Ok(())
+            },
+            field: $crate::field!(network_name),
+        }
+    };
+}
+
 /// One configuration key.
 pub struct Key<C: 'static> {
     pub name: &'static str,

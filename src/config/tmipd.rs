@@ -12,7 +12,10 @@ use super::rc::RcLine;
 use super::ConfigError;
 use crate::addr::{prefix_to_mask, Cell30};
 use crate::tunnel::BackendChoice;
-use crate::{bool_key, debug_level_key, field, opt_word_key, secret_key, uint_key, word_key};
+use crate::{
+    bool_key, debug_level_key, field, network_name_key, opt_word_key, secret_key, uint_key,
+    word_key,
+};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -384,21 +387,7 @@ pub static TABLE: Table<TmipdConfig> = Table {
             },
             field: field!(mobile_if),
         },
-        Key {
-            name: "network_name",
-            ty: Type::Text,
-            default: Default::Required,
-            hup: Hup::Restart,
-            list: false,
-            set: |c, l, f| {
-                if l.rest.is_empty() || l.rest.len() > 64 {
-                    return Err(l.error(f, "want 1..64 bytes"));
-                }
-                c.network_name = l.rest.to_string();
-                Ok(())
-            },
-            field: field!(network_name),
-        },
+        network_name_key!(),
         Key {
             name: "addr_pool",
             ty: Type::Words("IFACE FIRST LAST (`*` = the subnet's edge)"),
