@@ -92,6 +92,11 @@ impl TcpWindow {
     pub fn gap(&self) -> Duration {
         self.up_gap.max(self.down_gap)
     }
+
+    /// Nothing lost, the same connection, no verification error.
+    pub fn intact(&self) -> bool {
+        self.lost == 0 && self.same_connection && self.error.is_none()
+    }
 }
 
 /// A bidirectional, byte-checked TCP session between two namespaces.
