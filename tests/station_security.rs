@@ -161,6 +161,13 @@ fn the_one<'a>(events: &'a [Value], reason: &str) -> &'a Value {
     of_reason(events, reason, 1)[0]
 }
 
+/// The one `spoof_chaddr` event: sent by `sender`, speaking for `victim`.
+fn assert_spoof_chaddr(events: &[Value], sender: &str, victim: &str) {
+    let e = the_one(events, "spoof_chaddr");
+    assert_eq!(field(e, "mac"), sender.to_lowercase(), "{e:?}");
+    assert_eq!(field(e, "chaddr"), victim.to_lowercase(), "{e:?}");
+}
+
 fn dhcp(bed: &mut TestBed, i: usize) -> Cell30 {
     match bed.client_dhcp(i, UP) {
         Ok(c) => c,
@@ -297,9 +304,7 @@ for i in range(5):
     // On CN2's bus: one refused event for the ten forged REQUESTs, naming
     // the sender and the station it spoke for.
     let ev = refused_events(&bed, &buses, 2, &["spoof_chaddr"]);
-    let e = the_one(&ev, "spoof_chaddr");
-    assert_eq!(field(e, "mac"), b_mac.to_lowercase(), "{e:?}");
-    assert_eq!(field(e, "chaddr"), a_mac.to_lowercase(), "{e:?}");
+    assert_spoof_chaddr(&ev, &b_mac, &a_mac);
 }
 
 /// Finding 2: attacker B, in the victim's cell, sends RELEASE with chaddr =
@@ -351,9 +356,7 @@ for i in range(3):
     // On CN1's bus: one event for the three forged chaddrs, one for the
     // three RELEASEs of A's cell from B's own MAC.
     let ev = refused_events(&bed, &buses, 1, &["spoof_chaddr", "spoof_release"]);
-    let e = the_one(&ev, "spoof_chaddr");
-    assert_eq!(field(e, "mac"), b_mac.to_lowercase(), "{e:?}");
-    assert_eq!(field(e, "chaddr"), a_mac.to_lowercase(), "{e:?}");
+    assert_spoof_chaddr(&ev, &b_mac, &a_mac);
     let e = the_one(&ev, "spoof_release");
     assert_eq!(field(e, "mac"), b_mac.to_lowercase(), "{e:?}");
     assert_eq!(field(e, "cell"), cell.to_string(), "{e:?}");
