@@ -39,3 +39,19 @@ exports.withView = function (url, fn) {
     }
   })().catch((e) => { console.error(e); process.exit(1); });
 };
+
+// page.screenshot, tried three times: under the lab's emulation Chromium's
+// compositor sometimes answers Page.captureScreenshot with "Unable to
+// capture screenshot" while the page itself is fine.
+exports.screenshot = async function (page, options) {
+  const scale = Number(process.env.TMIP_TIME_SCALE) || 1;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await page.screenshot(options);
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.error(`screenshot attempt ${attempt} failed (${e.message.split('\n')[0]}), retrying`);
+      await page.waitForTimeout(1000 * scale);
+    }
+  }
+};

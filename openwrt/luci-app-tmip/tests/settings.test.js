@@ -3,7 +3,7 @@
 // message; 3. change main's lease_time and Save. Prints each result as JSON
 // for tests/luci_views.rs, which checks the UCI file.
 'use strict';
-const { withView } = require('./browser');
+const { withView, screenshot } = require('./browser');
 
 const [url, shot] = process.argv.slice(2);
 withView(url, async (page) => {
@@ -19,7 +19,7 @@ withView(url, async (page) => {
     const s = document.querySelector('[data-section="cn2"]');
     return s ? Math.ceil(s.getBoundingClientRect().bottom + window.scrollY + 10) : 0;
   });
-  await page.screenshot(bottom > 0
+  await screenshot(page, bottom > 0
     ? { path: shot, fullPage: true, clip: { x: 0, y: 0, width: 1000, height: bottom } }
     : { path: shot, fullPage: true });
   const untouched = await page.evaluate(() => LuciStandin.map.save());

@@ -2,7 +2,7 @@
 // Prints what the picture shows as JSON (nodes, arrows, handover bars per
 // instance) for tests/luci_views.rs to compare with the stations.
 'use strict';
-const { withView } = require('./browser');
+const { withView, screenshot } = require('./browser');
 
 const [url, shot] = process.argv.slice(2);
 withView(url, async (page) => {
@@ -18,6 +18,6 @@ withView(url, async (page) => {
     handovers: Array.from(d.querySelectorAll('[data-handover]')).map((n) => ({
       mac: n.getAttribute('data-handover'), from: n.getAttribute('data-from'), ms: Number(n.getAttribute('data-ms')) })),
   })));
-  await page.screenshot({ path: shot, fullPage: true });
+  await screenshot(page, { path: shot, fullPage: true });
   return { instances };
 });
