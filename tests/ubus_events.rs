@@ -151,9 +151,17 @@ fn ubus_listen_shows_a_three_move_roam_with_interruption_figures() {
         figures.push(ms);
         from = to;
     }
-    let (us, ur, ds, dr, err) = tcp.finish(Duration::from_secs(5));
-    assert!(err.is_none(), "{err:?}");
-    assert_eq!((ur, dr), (us, ds), "every byte delivered");
+    // The claim is delivery, not speed: TCP may sit in RTO back-off after
+    // the third move on a loaded machine, so the drain bound is generous;
+    // a stall past it prints every CN's routes and the logs.
+    let (us, ur, ds, dr, err) = tcp.finish(tmip_testbed::time_bound(Duration::from_secs(15)));
+    if err.is_some() || (ur, dr) != (us, ds) {
+        panic!(
+            "after three moves: MS->srv {ur}/{us} B, srv->MS {dr}/{ds} B delivered, error {err:?}\n{}\n{}",
+            bed.cn_state(),
+            bed.logs()
+        );
+    }
     println!("interruptions (first frame to adoption) over three moves: {figures:?} ms");
     drop(listeners);
     drop(bed);
