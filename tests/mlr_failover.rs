@@ -23,6 +23,7 @@ use tmip::addr::{Cell30, MacAddr};
 use tmip::mlrp::{self, BindReply, Client, CnBind, Message, NetworkKey, Role};
 use tmip_testbed::failover::{bound_at, bound_line};
 use tmip_testbed::status::{self, Json};
+use tmip_testbed::time_bound;
 use traffic::{ms, TcpWindow};
 
 const UP: Duration = Duration::from_secs(20);
@@ -76,9 +77,10 @@ fn stream_survived_the_failover(bed: &TestBed, w: &TcpWindow, label: &str) {
     );
     assert_eq!(w.lost, 0, "bytes lost\n{}", bed.logs());
     assert!(w.same_connection, "{w:?}");
+    let bound = time_bound(Duration::from_secs(2));
     assert!(
-        w.gap() <= Duration::from_secs(2),
-        "gap {:?} over 2 s (a loaded machine stretches it; rerun before concluding)\n{}",
+        w.gap() <= bound,
+        "gap {:?} over {bound:?} (a loaded machine stretches it; rerun before concluding)\n{}",
         w.gap(),
         bed.logs()
     );
@@ -237,15 +239,16 @@ fn primary_host_vanishing_silently_fails_over_by_heartbeat() {
     let mut t = bed.client_tcp(i, 5001);
     std::thread::sleep(Duration::from_millis(500));
     let m = t.mark();
-    let lost = bed.watch_cn_logs("lost the MLR link", Duration::from_secs(10));
-    let bound = bed.watch_binds(BACKUP_MLR_IP, Duration::from_secs(10));
+    let lost = bed.watch_cn_logs("lost the MLR link", time_bound(Duration::from_secs(10)));
+    let bound = bed.watch_binds(BACKUP_MLR_IP, time_bound(Duration::from_secs(10)));
     let cut = Instant::now();
     bed.cut_register(Register::Primary);
     std::thread::sleep(Duration::from_millis(100));
     bed.move_client(i, 2);
     // Over 3.5 s from the mark: a stream still stalled then shows as a
-    // gap over 2 s.
-    let w = t.window_over(&m, Duration::from_millis(3500));
+    // gap over 2 s (both x4 in the lab's emulated guest, where the CNs'
+    // own timers fire late).
+    let w = t.window_over(&m, time_bound(Duration::from_millis(3500)));
     let (lost, bound) = (lost.join(), bound.join());
     for k in 1..=2 {
         let log = bed.cn(k).log_text();
@@ -271,12 +274,12 @@ fn primary_host_vanishing_silently_fails_over_by_heartbeat() {
         // most one 250 ms heartbeat before the cut); 250 ms of slack for
         // a loaded machine.
         assert!(
-            l.duration_since(cut) <= Duration::from_millis(1250),
+            l.duration_since(cut) <= time_bound(Duration::from_millis(1250)),
             "CN{k} took {:?} to notice",
             l.duration_since(cut)
         );
         assert!(
-            b.duration_since(cut) <= Duration::from_millis(2000),
+            b.duration_since(cut) <= time_bound(Duration::from_millis(2000)),
             "CN{k} bound to the backup {:?} after the cut\n{}",
             b.duration_since(cut),
             bed.logs()
