@@ -508,8 +508,14 @@ fn status_view_draws_every_instance_with_its_stations_and_arrows_in_chromium() {
         }
     }
     let ms = bed.clients[roamer].ns.name.clone();
-    let tcp = TcpCheck::start(&bed.srv.name, SRV_IP, 5401, &ms, Duration::from_millis(1))
-        .unwrap_or_else(|e| panic!("{e}\n{}", bed.logs()));
+    let tcp = TcpCheck::start(
+        &bed.srv.name,
+        SRV_IP,
+        5401,
+        &ms,
+        tmip_testbed::traffic::stream_1ms(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", bed.logs()));
     std::thread::sleep(Duration::from_millis(300));
     for cell in [3, 2] {
         bed.move_client(roamer, cell);

@@ -189,7 +189,7 @@ fn tcp_to_a_host_on_a_single_interface_cns_link_survives_moves_away_and_back() {
         SRV_IP,
         7101,
         &ms_ns,
-        Duration::from_millis(1),
+        tmip_testbed::traffic::stream_1ms(),
     ) {
         Ok(t) => t,
         Err(e) => panic!("{e}\n{}\n{}", bed.cn_state(), bed.logs()),
@@ -304,7 +304,7 @@ fn openwrt_bridge_keeps_streams_to_a_client_and_a_host_on_the_other_port() {
     let b_ns = bed.clients[b].ns.name.clone();
     let h_ns = bed.hosts[h].name.clone();
     let start = |srv_ns: &str, ip: Ipv4Addr, port: u16| {
-        TcpCheck::start(srv_ns, ip, port, &a_ns, Duration::from_millis(1))
+        TcpCheck::start(srv_ns, ip, port, &a_ns, tmip_testbed::traffic::stream_1ms())
     };
     let (mut tb, mut th) = match (
         start(&b_ns, cb.station(), 7102),
@@ -364,7 +364,13 @@ fn a_wired_lan_keeps_its_hosts_in_touch_with_leaving_and_visiting_stations() {
     let ca = dhcp(&mut bed, a);
     println!("wired station {}/30 at CN2 (its parent)", ca.station());
     let a_ns = bed.clients[a].ns.name.clone();
-    let mut t = match TcpCheck::start(&h_ns, host_ip, 7104, &a_ns, Duration::from_millis(1)) {
+    let mut t = match TcpCheck::start(
+        &h_ns,
+        host_ip,
+        7104,
+        &a_ns,
+        tmip_testbed::traffic::stream_1ms(),
+    ) {
         Ok(t) => t,
         Err(e) => panic!("{e}\n{}\n{}", bed.cn_state(), bed.logs()),
     };
@@ -397,7 +403,13 @@ fn a_wired_lan_keeps_its_hosts_in_touch_with_leaving_and_visiting_stations() {
         bed.logs()
     );
     let v_ns = bed.clients[v].ns.name.clone();
-    let t = match TcpCheck::start(&h_ns, host_ip, 7105, &v_ns, Duration::from_millis(1)) {
+    let t = match TcpCheck::start(
+        &h_ns,
+        host_ip,
+        7105,
+        &v_ns,
+        tmip_testbed::traffic::stream_1ms(),
+    ) {
         Ok(t) => t,
         Err(e) => panic!(
             "visitor {} cannot reach the LAN host: {e}\n{}\n{}",

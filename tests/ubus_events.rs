@@ -105,7 +105,13 @@ fn ubus_listen_shows_a_three_move_roam_with_interruption_figures() {
 
     // Traffic both ways, so each new cell sees the client at once.
     let ms = bed.clients[i].ns.name.clone();
-    let tcp = match TcpCheck::start(&bed.srv.name, SRV_IP, 5301, &ms, Duration::from_millis(1)) {
+    let tcp = match TcpCheck::start(
+        &bed.srv.name,
+        SRV_IP,
+        5301,
+        &ms,
+        tmip_testbed::traffic::stream_1ms(),
+    ) {
         Ok(t) => t,
         Err(e) => panic!("{e}\n{}", bed.logs()),
     };

@@ -255,6 +255,16 @@ pub fn time_bound(here: Duration) -> Duration {
     }
 }
 
+/// The period of a steady test stream (TCP chunks, UDP probes), stretched by
+/// [`LAB_SLOWDOWN`] inside the lab's guest: one emulated CPU carries every
+/// namespace's forwarding there, and a load sized for this machine saturates
+/// it (the backlog drops packets, TCP backs off for tens of seconds while
+/// the unresponsive 1 ms probes keep the queues full). The load keeps its
+/// ratio to the machine's speed; what the tests assert is unchanged.
+pub fn stream_period(here: Duration) -> Duration {
+    time_bound(here)
+}
+
 /// Whether the peer has closed `s`: reads (and discards) what is waiting,
 /// waiting at most `wait` for more (zero: only what is there now). For
 /// tests that count which of many connections a daemon kept.

@@ -749,14 +749,21 @@ pub fn send_garp(ns: &str, ifname: &str, ip: Ipv4Addr) -> Result<(), String> {
     })
 }
 
+/// The period of the tests' steady streams: a TCP chunk or a UDP probe
+/// every 1 ms each way, stretched in the lab's guest
+/// ([`crate::stream_period`]).
+pub fn stream_1ms() -> Duration {
+    crate::stream_period(Duration::from_millis(1))
+}
+
 /// A duration in milliseconds, for the figures tests print.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 impl crate::bed::TestBed {
-    /// A [`TcpCheck`] between client `i` and `srv` on `port` (a chunk
-    /// every 1 ms each way), or a panic with the CNs' state and the logs.
+    /// A [`TcpCheck`] between client `i` and `srv` on `port` ([`stream_1ms`]),
+    /// or a panic with the CNs' state and the logs.
     pub fn client_tcp(&self, i: usize, port: u16) -> TcpCheck {
         let ms_ns = &self.clients[i].ns.name;
         TcpCheck::start(
@@ -764,13 +771,13 @@ impl crate::bed::TestBed {
             crate::bed::SRV_IP,
             port,
             ms_ns,
-            Duration::from_millis(1),
+            stream_1ms(),
         )
         .unwrap_or_else(|e| panic!("{e}\n{}\n{}", self.cn_state(), self.logs()))
     }
 
-    /// A [`ProbeStream`] (1 ms UDP probes each way) between client `i`,
-    /// which holds `station`, and `srv` on `port`.
+    /// A [`ProbeStream`] ([`stream_1ms`]) between client `i`, which holds
+    /// `station`, and `srv` on `port`.
     pub fn client_probes(
         &self,
         i: usize,
@@ -783,7 +790,7 @@ impl crate::bed::TestBed {
             &self.clients[i].ns.name,
             station,
             port,
-            Duration::from_millis(1),
+            stream_1ms(),
         )
     }
 }
