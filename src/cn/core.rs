@@ -1255,12 +1255,16 @@ impl CnCore {
                     mac: b.mac,
                     peer: p,
                 };
-                log::warn!(target: "cn", "{e}");
-                self.refused(
-                    b.mac,
-                    Some(b.cell),
-                    RefuseReason::PeerTableFull { parent: p },
-                );
+                // Rate-limited like a full station table: a cell full of
+                // visitors from many parents must not flood log and bus.
+                self.counters.refused_full += 1;
+                if self.log_refusal(&e.to_string()) {
+                    self.refused(
+                        b.mac,
+                        Some(b.cell),
+                        RefuseReason::PeerTableFull { parent: p },
+                    );
+                }
                 return Err(e);
             }
         }
@@ -1950,6 +1954,45 @@ mod tests {
         assert!(drain(&mut c)
             .iter()
             .any(|o| matches!(o, Output::Dhcp { result: Ok(_), .. })));
+    }
+
+    #[test]
+    fn a_full_peer_table_refuses_visitors_and_its_events_are_rate_limited() {
+        let now = Instant::now();
+        let mut c = core(200);
+        // max_peers 4: visitors whose parents are four other CNs fill it.
+        for n in 1..=4u8 {
+            request(&mut c, n, false, now);
+            let t = tag_of(&drain(&mut c));
+            c.mlr_answer(t, MlrAnswer::Binding(binding(n, cn(10 + n), None)), now);
+            drain(&mut c);
+        }
+        assert_eq!(c.peers().len(), 4);
+        events(&mut c);
+        // 59 more, each from yet another parent: all refused, and only
+        // the first ten and the 16th and 32nd are announced.
+        for n in 5..=63u8 {
+            request(&mut c, n, false, now);
+            let t = tag_of(&drain(&mut c));
+            c.mlr_answer(t, MlrAnswer::Binding(binding(n, cn(10 + n), None)), now);
+            drain(&mut c);
+        }
+        assert_eq!(c.peers().len(), 4);
+        assert_eq!(c.stations().len(), 4);
+        assert_eq!(c.counters.refused_full, 59);
+        let refused = events(&mut c)
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    CnEvent::Refused {
+                        reason: RefuseReason::PeerTableFull { .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(refused, 12);
     }
 
     #[test]
