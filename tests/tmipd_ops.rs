@@ -707,8 +707,12 @@ fn hup_brings_every_live_key_to_the_part_that_uses_it() {
             bed.cns[0].log_text()
         )
     });
+    let doc = tmip_testbed::status::parse("CN1", &st);
+    let settings = &doc["settings"];
     assert!(
-        st.contains("\"settings\":{\"debug_level\":5,\"lease_time\":120,\"reverse_tunnel\":false}"),
+        settings["debug_level"] == 5
+            && settings["lease_time"] == 120
+            && settings["reverse_tunnel"] == false,
         "{st}"
     );
     // The DHCP server: a new station's lease (udhcpc asks for option 121).
