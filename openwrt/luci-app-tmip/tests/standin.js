@@ -57,8 +57,19 @@
 		},
 		list: function() { return fetchJson('/ubus/list'); }
 	};
+	/* LuCI's poll runs a function again only once its previous run has
+	 * settled, `secs` later: slow RPCs never stack up re-renders. */
 	var poll = {
-		add: function(fn, secs) { setInterval(fn, (secs || 5) * 1000); }
+		add: function(fn, secs) {
+			var ms = (secs || 5) * 1000;
+			(function next() {
+				setTimeout(function() {
+					Promise.resolve().then(fn)
+						.catch(function(e) { setTimeout(function() { throw e; }); })
+						.then(next);
+				}, ms);
+			})();
+		}
 	};
 	/* form.js, the parts the settings view uses, with LuCI's save rules:
 	 * AbstractValue.parse writes a non-empty form value that differs from
