@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tmip::addr::Cell30;
 use tmip_testbed::bed::{Options, Routing, TestBed, SRV_IP};
-use tmip_testbed::traffic::{self, ProbeStream, TcpCheck};
+use tmip_testbed::traffic::{self, stream_1ms, ProbeStream, TcpCheck};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -279,7 +279,7 @@ fn run(args: &Args) -> Result<bool, String> {
         &ms_ns,
         cell30.station(),
         6001,
-        Duration::from_millis(1),
+        stream_1ms(),
     )?;
     let result = if let Some(n) = args.bench {
         bench(&mut bed, ms_i, &probes, n, args)
@@ -297,6 +297,12 @@ fn run(args: &Args) -> Result<bool, String> {
     println!("+ cleaning up: removing namespaces and stopping the processes we started");
     drop(bed);
     result
+}
+
+/// The streams' period as the demo prints it: "1 ms" here, "4 ms" in the
+/// lab's emulated guest (`tmip_testbed::stream_period`).
+fn period_text() -> String {
+    format!("{} ms", stream_1ms().as_millis())
 }
 
 fn record(file: &str, names: &[String]) -> Result<(), String> {
@@ -319,16 +325,12 @@ fn demo(
     args: &Args,
 ) -> Result<bool, String> {
     let ms_ns = bed.clients[ms_i].ns.name.clone();
-    let mut tcp = TcpCheck::start(
-        &bed.srv.name,
-        SRV_IP,
-        5001,
-        &ms_ns,
-        Duration::from_millis(1),
-    )?;
+    let mut tcp = TcpCheck::start(&bed.srv.name, SRV_IP, 5001, &ms_ns, stream_1ms())?;
     println!(
-        "+ TCP stream {} <-> {} open, 1 KiB/ms each way, every byte checked",
-        tcp.tuple.0, tcp.tuple.1
+        "+ TCP stream {} <-> {} open, 1 KiB every {} each way, every byte checked",
+        tcp.tuple.0,
+        tcp.tuple.1,
+        period_text()
     );
     nap(Duration::from_millis(700))?;
     let window = Duration::from_millis(args.window.unwrap_or(1500));
@@ -345,10 +347,11 @@ fn demo(
         let claim = bed.claimants(cell30);
         let same = w.same_connection;
         println!(
-            "{tag}move {}: CN{from} -> CN{cell}: interruption {:.1} ms (UDP 1 ms probes; TCP receive gap {:.1} ms), \
+            "{tag}move {}: CN{from} -> CN{cell}: interruption {:.1} ms (UDP {} probes; TCP receive gap {:.1} ms), \
              bytes lost {}, same TCP connection: {}{}",
             n + 1,
             ms(p.gap()),
+            period_text(),
             ms(w.gap()),
             w.lost,
             if same { "yes" } else { "NO" },
@@ -434,9 +437,10 @@ fn bench(
     let (p50, p95, p99, max) = traffic::percentiles(&gaps);
     let ((us, ur), (ds, dr)) = probes.totals();
     println!(
-        "{tag}handover interruption over {n} moves (1 ms UDP probes both ways, gap = largest \
+        "{tag}handover interruption over {n} moves ({} UDP probes both ways, gap = largest \
          receive gap after a move): p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; \
-         probes lost around moves {lost}; totals MS->srv {ur}/{us}, srv->MS {dr}/{ds}"
+         probes lost around moves {lost}; totals MS->srv {ur}/{us}, srv->MS {dr}/{ds}",
+        period_text()
     );
     let ok = p99 < 20.0 && max < 50.0;
     println!(
