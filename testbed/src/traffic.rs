@@ -426,15 +426,17 @@ fn reader(dir: u8, mut s: TcpStream, stop: Arc<AtomicBool>, d: Arc<Direction>) {
                 d.received.fetch_add(n as u64, Ordering::SeqCst);
                 d.receipts.lock().unwrap().push(now);
             }
+            // A quiet moment is no reason to stop, even once the writers
+            // stopped: what they sent may still be on its way (a move's
+            // gap). The reader ends when `finish` or drop shuts the socket
+            // down (read returns 0). It used to return here once `stop`
+            // was set, and bytes that arrived after a 100 ms gap were
+            // never read: ubus_events' "undelivered" bytes, which a
+            // capture showed acknowledged by the receiving kernel.
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut
-                    || e.kind() == std::io::ErrorKind::Interrupted =>
-            {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-            }
+                    || e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 if !stop.load(Ordering::SeqCst) {
                     d.fail(format!("reader: {e}"));
