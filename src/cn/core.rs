@@ -742,16 +742,28 @@ impl CnCore {
         logged
     }
 
-    fn refuse_full(&mut self, mac: MacAddr) {
+    /// Count a refusal for a full station or peer table; its log line and
+    /// `refused` event go out rate-limited ([`Self::log_refusal`]).
+    fn refuse_for_a_full_table(
+        &mut self,
+        mac: MacAddr,
+        cell: Option<Cell30>,
+        msg: &str,
+        reason: RefuseReason,
+    ) {
         self.counters.refused_full += 1;
+        if self.log_refusal(msg) {
+            self.refused(mac, cell, reason);
+        }
+    }
+
+    fn refuse_full(&mut self, mac: MacAddr) {
         let msg = format!(
             "station table full ({} stations): refusing {mac}",
             self.stations.limit()
         );
-        if self.log_refusal(&msg) {
-            let capacity = self.stations.limit();
-            self.refused(mac, None, RefuseReason::TableFull { capacity });
-        }
+        let capacity = self.stations.limit();
+        self.refuse_for_a_full_table(mac, None, &msg, RefuseReason::TableFull { capacity });
         self.out.push_back(Output::Dhcp {
             mac,
             result: Err(LookupFailure::Unavailable(msg)),
@@ -1234,16 +1246,18 @@ impl CnCore {
             }
         }
         if old.is_none() && self.stations.len() >= self.stations.limit() {
-            self.counters.refused_full += 1;
             let msg = format!(
                 "station table full ({} stations): refusing {}",
                 self.stations.limit(),
                 b.mac
             );
-            if self.log_refusal(&msg) {
-                let capacity = self.stations.limit();
-                self.refused(b.mac, Some(b.cell), RefuseReason::TableFull { capacity });
-            }
+            let capacity = self.stations.limit();
+            self.refuse_for_a_full_table(
+                b.mac,
+                Some(b.cell),
+                &msg,
+                RefuseReason::TableFull { capacity },
+            );
             return Err(CoreError::StationTableFull {
                 capacity: self.stations.limit(),
                 cell: b.cell,
@@ -1257,14 +1271,12 @@ impl CnCore {
                 };
                 // Rate-limited like a full station table: a cell full of
                 // visitors from many parents must not flood log and bus.
-                self.counters.refused_full += 1;
-                if self.log_refusal(&e.to_string()) {
-                    self.refused(
-                        b.mac,
-                        Some(b.cell),
-                        RefuseReason::PeerTableFull { parent: p },
-                    );
-                }
+                self.refuse_for_a_full_table(
+                    b.mac,
+                    Some(b.cell),
+                    &e.to_string(),
+                    RefuseReason::PeerTableFull { parent: p },
+                );
                 return Err(e);
             }
         }
@@ -1960,22 +1972,23 @@ mod tests {
     fn a_full_peer_table_refuses_visitors_and_its_events_are_rate_limited() {
         let now = Instant::now();
         let mut c = core(200);
+        // Station n asks here; the MLR says its parent is CN 10+n.
+        let visit = |c: &mut CnCore, n: u8| {
+            request(c, n, false, now);
+            let t = tag_of(&drain(c));
+            c.mlr_answer(t, MlrAnswer::Binding(binding(n, cn(10 + n), None)), now);
+            drain(c);
+        };
         // max_peers 4: visitors whose parents are four other CNs fill it.
         for n in 1..=4u8 {
-            request(&mut c, n, false, now);
-            let t = tag_of(&drain(&mut c));
-            c.mlr_answer(t, MlrAnswer::Binding(binding(n, cn(10 + n), None)), now);
-            drain(&mut c);
+            visit(&mut c, n);
         }
         assert_eq!(c.peers().len(), 4);
         events(&mut c);
         // 59 more, each from yet another parent: all refused, and only
         // the first ten and the 16th and 32nd are announced.
         for n in 5..=63u8 {
-            request(&mut c, n, false, now);
-            let t = tag_of(&drain(&mut c));
-            c.mlr_answer(t, MlrAnswer::Binding(binding(n, cn(10 + n), None)), now);
-            drain(&mut c);
+            visit(&mut c, n);
         }
         assert_eq!(c.peers().len(), 4);
         assert_eq!(c.stations().len(), 4);
