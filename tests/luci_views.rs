@@ -432,6 +432,12 @@ fn browser(
     uci: Option<&Path>,
     dir: &Path,
 ) -> (serde_json_lite::J, String) {
+    let pw = app().join("tests/node_modules/playwright-core/package.json");
+    assert!(
+        pw.exists(),
+        "{} missing: scripts/setup installs playwright-core (npm ci) in this checkout",
+        pw.display()
+    );
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/{query}", listener.local_addr().expect("addr"));
     let stop = Arc::new(AtomicBool::new(false));
