@@ -195,18 +195,27 @@ fn tools_detect_a_blackholed_move_a_reset_and_corruption() {
 
     // Corrupted bytes are counted as lost and reported.
     let m = tcp.mark();
-    tcp.sabotage_inject();
-    // Until the reader reaches the garbage: in the lab's guest the backlog
-    // before it took longer than one window (twice in whole-suite runs).
+    let t0 = std::time::Instant::now();
+    let at = tcp
+        .sabotage_inject(tmip_testbed::time_bound(Duration::from_secs(2)))
+        .expect("garbage written");
+    let written = t0.elapsed();
+    // Wait (without holding the tool's locks) until the reader reports
+    // the mismatch: the garbage may sit behind what was still in flight.
     let until = std::time::Instant::now() + tmip_testbed::time_bound(Duration::from_secs(2));
-    let w = loop {
-        let w = tcp.window(&m, Duration::from_millis(500));
-        let reported = w.error.as_deref().unwrap_or("").contains("mismatch");
-        if reported || std::time::Instant::now() >= until {
-            break w;
-        }
-    };
-    assert!(w.lost > 0, "injected garbage must be reported: {w:?}");
+    while tcp.up.error.lock().unwrap().is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let w = tcp.window(&m, Duration::from_millis(500));
+    let received = tcp.up.received.load(std::sync::atomic::Ordering::SeqCst);
+    println!(
+        "[stand-in] garbage written in {:.1} ms after byte {at}; reader at byte {received}",
+        written.as_secs_f64() * 1e3
+    );
+    assert!(
+        w.lost > 0,
+        "injected garbage (after byte {at}) must be reported; the reader read to byte {received}: {w:?}"
+    );
     assert!(
         w.error.as_deref().unwrap_or("").contains("mismatch"),
         "{w:?}"

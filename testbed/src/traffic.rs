@@ -299,9 +299,28 @@ impl TcpCheck {
     }
 
     /// Test-only sabotage: write bytes that break the pattern into the
-    /// MS -> srv stream, so the verifier must report a mismatch.
-    pub fn sabotage_inject(&mut self) {
-        let _ = self.ms_sock.write_all(&[0xff, 0x00, 0xff, 0x00, 0x13]);
+    /// MS -> srv stream, so the verifier must report a mismatch. The socket
+    /// carries the writer's 200 ms send timeout: a full send buffer is
+    /// waited out (up to `wait`), and a garbage that was not written is an
+    /// error, not a silent no-op. Returns how many bytes the writer had
+    /// sent when the garbage went in (it lies at most a chunk past that).
+    pub fn sabotage_inject(&mut self, wait: Duration) -> Result<u64, String> {
+        let garbage = [0xff, 0x00, 0xff, 0x00, 0x13];
+        let deadline = Instant::now() + wait;
+        let mut done = 0;
+        while done < garbage.len() {
+            match self.ms_sock.write(&garbage[done..]) {
+                Ok(0) => return Err("inject: connection closed".into()),
+                Ok(n) => done += n,
+                Err(e)
+                    if (e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut
+                        || e.kind() == std::io::ErrorKind::Interrupted)
+                        && Instant::now() < deadline => {}
+                Err(e) => return Err(format!("inject: {e} after {done} of 5 bytes")),
+            }
+        }
+        Ok(self.up.sent.load(Ordering::SeqCst))
     }
 
     /// Stop the writers, let the readers drain (up to `drain`), stop them
