@@ -757,13 +757,17 @@ impl CnCore {
         }
     }
 
-    fn refuse_full(&mut self, mac: MacAddr) {
-        let msg = format!(
-            "station table full ({} stations): refusing {mac}",
-            self.stations.limit()
-        );
+    /// Refuse `mac` for a full station table (at DHCP time `cell` is not
+    /// known yet); returns the refusal's message.
+    fn refuse_for_a_full_station_table(&mut self, mac: MacAddr, cell: Option<Cell30>) -> String {
         let capacity = self.stations.limit();
-        self.refuse_for_a_full_table(mac, None, &msg, RefuseReason::TableFull { capacity });
+        let msg = format!("station table full ({capacity} stations): refusing {mac}");
+        self.refuse_for_a_full_table(mac, cell, &msg, RefuseReason::TableFull { capacity });
+        msg
+    }
+
+    fn refuse_full(&mut self, mac: MacAddr) {
+        let msg = self.refuse_for_a_full_station_table(mac, None);
         self.out.push_back(Output::Dhcp {
             mac,
             result: Err(LookupFailure::Unavailable(msg)),
@@ -1246,18 +1250,7 @@ impl CnCore {
             }
         }
         if old.is_none() && self.stations.len() >= self.stations.limit() {
-            let msg = format!(
-                "station table full ({} stations): refusing {}",
-                self.stations.limit(),
-                b.mac
-            );
-            let capacity = self.stations.limit();
-            self.refuse_for_a_full_table(
-                b.mac,
-                Some(b.cell),
-                &msg,
-                RefuseReason::TableFull { capacity },
-            );
+            self.refuse_for_a_full_station_table(b.mac, Some(b.cell));
             return Err(CoreError::StationTableFull {
                 capacity: self.stations.limit(),
                 cell: b.cell,
