@@ -312,11 +312,7 @@ impl TcpCheck {
             match self.ms_sock.write(&garbage[done..]) {
                 Ok(0) => return Err("inject: connection closed".into()),
                 Ok(n) => done += n,
-                Err(e)
-                    if (e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut
-                        || e.kind() == std::io::ErrorKind::Interrupted)
-                        && Instant::now() < deadline => {}
+                Err(e) if transient(&e) && Instant::now() < deadline => {}
                 Err(e) => return Err(format!("inject: {e} after {done} of 5 bytes")),
             }
         }
@@ -379,6 +375,17 @@ impl Drop for TcpCheck {
     }
 }
 
+/// A socket timeout (the writers' and readers' 100-200 ms timeouts) or an
+/// interrupted call: try again.
+fn transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
 fn writer(dir: u8, mut s: TcpStream, period: Duration, stop: Arc<AtomicBool>, d: Arc<Direction>) {
     let mut buf = [0u8; CHUNK];
     let mut off = 0u64;
@@ -398,10 +405,7 @@ fn writer(dir: u8, mut s: TcpStream, period: Duration, stop: Arc<AtomicBool>, d:
                     done += n;
                     d.sent.fetch_add(n as u64, Ordering::SeqCst);
                 }
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut
-                        || e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if transient(&e) => {}
                 Err(e) => {
                     if !stop.load(Ordering::SeqCst) {
                         d.fail(format!("writer: {e}"));
@@ -452,10 +456,7 @@ fn reader(dir: u8, mut s: TcpStream, stop: Arc<AtomicBool>, d: Arc<Direction>) {
             // was set, and bytes that arrived after a 100 ms gap were
             // never read: ubus_events' "undelivered" bytes, which a
             // capture showed acknowledged by the receiving kernel.
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut
-                    || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if transient(&e) => {}
             Err(e) => {
                 if !stop.load(Ordering::SeqCst) {
                     d.fail(format!("reader: {e}"));
